@@ -1,0 +1,136 @@
+/* cmd_server.c — `nebula server`: the all-in-one process. */
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli/cli.h"
+#include "common/common.h"
+#include "server/server.h"
+
+static const nb_opt server_opts[] = {
+    {"data", NB_OPT_STR, "./nebula-data", "DIR", "Data directory (created if missing).", 0, 0},
+    {"port", NB_OPT_INT, "8080", "N", "TCP port for S3 and the admin endpoints (0: any free port).",
+     0, 65535},
+    {"listen", NB_OPT_STR, NULL, "ADDR:PORT",
+     "Address and port to listen on, e.g. 127.0.0.1:8080 or [::1]:8080 (overrides --port).", 0, 0},
+    {"threads", NB_OPT_INT, "0", "N", "HTTP worker threads (0: one per CPU).", 0, 1024},
+    {"max-connections", NB_OPT_INT, "1024", "N", "Connections accepted at once.", 1, 1000000},
+    {"idle-timeout", NB_OPT_INT, "60", "SECONDS", "Close connections idle this long.", 1, 86400},
+    {"shutdown-grace", NB_OPT_INT, "30", "SECONDS",
+     "On SIGINT/SIGTERM, wait this long for requests in flight.", 0, 3600},
+    {"access-key", NB_OPT_STR, NULL, "KEY",
+     "Root access key (default: generated on first start and kept in DIR).", 0, 0},
+    {"secret-key", NB_OPT_STR, NULL, "KEY", "Root secret key.", 0, 0},
+};
+
+static const nb_cmd_spec server_spec = {
+    .name = "server",
+    .usage = "nebula server [OPTIONS]",
+    .summary = "Runs NebulaStore in one process: the S3 endpoint and the admin endpoints\n"
+               "(GET /health, GET /metrics) over the data directory. Stops cleanly on\n"
+               "SIGINT or SIGTERM, finishing requests in flight.",
+    .opts = server_opts,
+    .nopts = NB_ARRAY_LEN(server_opts),
+};
+
+/* Splits "host:port", "[v6]:port" or ":port" into host and port. */
+static int parse_listen(const char *s, char *host, size_t hostlen, int *port)
+{
+    const char *colon;
+    if (s[0] == '[') {
+        const char *close = strchr(s, ']');
+        if (!close || close[1] != ':')
+            return NB_EUSAGE;
+        snprintf(host, hostlen, "%.*s", (int)(close - s - 1), s + 1);
+        colon = close + 1;
+    } else {
+        colon = strrchr(s, ':');
+        if (!colon)
+            return NB_EUSAGE;
+        snprintf(host, hostlen, "%.*s", (int)(colon - s), s);
+        if (!*host)
+            snprintf(host, hostlen, "0.0.0.0");
+    }
+    char *end;
+    errno = 0;
+    long p = strtol(colon + 1, &end, 10);
+    if (end == colon + 1 || *end || errno || p < 0 || p > 65535)
+        return NB_EUSAGE;
+    *port = (int)p;
+    return 0;
+}
+
+int cli_server(int argc, char **argv)
+{
+    nb_config *cfg;
+    int code;
+    if (!cli_parse(&server_spec, argc, argv, &cfg, &code))
+        return code;
+
+    char host[256] = "0.0.0.0";
+    int port = (int)nb_config_int(cfg, "port");
+    const char *listen = nb_config_str(cfg, "listen");
+    if (listen && parse_listen(listen, host, sizeof host, &port) != 0) {
+        fprintf(stderr, "nebula server: --listen: '%s' is not ADDR:PORT\n", listen);
+        nb_config_free(cfg);
+        return CLI_EXIT_USAGE;
+    }
+    server_options o = {
+        .data_dir = nb_config_str(cfg, "data"),
+        .listen_host = host,
+        .port = port,
+        .threads = (unsigned)nb_config_int(cfg, "threads"),
+        .max_connections = (unsigned)nb_config_int(cfg, "max-connections"),
+        .idle_timeout_s = (unsigned)nb_config_int(cfg, "idle-timeout"),
+        .shutdown_grace_s = (unsigned)nb_config_int(cfg, "shutdown-grace"),
+        .access_key = nb_config_str(cfg, "access-key"),
+        .secret_key = nb_config_str(cfg, "secret-key"),
+    };
+    if (o.threads == 0) {
+        long n = sysconf(_SC_NPROCESSORS_ONLN);
+        o.threads = n > 0 ? (unsigned)n : 1;
+    }
+
+    /* Block the stop signals before any thread starts, so every thread
+     * inherits the mask and only sigwait below sees them. */
+    sigset_t stop;
+    sigemptyset(&stop);
+    sigaddset(&stop, SIGINT);
+    sigaddset(&stop, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &stop, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    char err[512] = "";
+    server *srv;
+    int rc = server_open(&o, &srv, err, sizeof err);
+    if (rc) {
+        fprintf(stderr, "nebula server: %s\n", err[0] ? err : nb_strerror(rc));
+        nb_config_free(cfg);
+        return CLI_EXIT_FAIL;
+    }
+    const char *shown =
+        strcmp(host, "0.0.0.0") == 0 || strcmp(host, "::") == 0 ? "localhost" : host;
+    printf("NebulaStore %s\n"
+           "  endpoint:   http://%s%s%s:%d\n"
+           "  data:       %s\n"
+           "  access key: %s\n"
+           "  secret key: %s%s\n"
+           "Press Ctrl-C to stop.\n",
+           NB_VERSION, strchr(shown, ':') ? "[" : "", shown, strchr(shown, ':') ? "]" : "",
+           server_port(srv), o.data_dir, server_access_key(srv), server_secret_key(srv),
+           server_credentials_generated(srv) ? "   (generated now; kept in the data directory)"
+                                             : "");
+    fflush(stdout);
+    NB_INFO("serving on %s:%d, data in %s", host, server_port(srv), o.data_dir);
+
+    int sig = 0;
+    sigwait(&stop, &sig);
+    NB_INFO("%s received, shutting down", sig == SIGINT ? "SIGINT" : "SIGTERM");
+    server_free(srv);
+    NB_INFO("stopped");
+    nb_config_free(cfg);
+    return CLI_EXIT_OK;
+}

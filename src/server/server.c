@@ -1,0 +1,287 @@
+/*
+ * server.c — data directory lock, HTTP listener and graceful shutdown.
+ *
+ * HTTP runs on libmicrohttpd with epoll and a pool of threads, each with
+ * its own event loop (docs/http.md says why this library). We bind the
+ * listening socket ourselves so that a busy port is reported with its
+ * errno, and count requests "in flight" from the moment their request line
+ * arrives (URI log callback) until MHD reports them complete: graceful
+ * shutdown waits for exactly these, not for idle keep-alive connections.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "common/common.h"
+#include "server/server_int.h"
+
+static void set_err(char *err, size_t errlen, const char *fmt, ...) NB_PRINTF(3, 4);
+static void set_err(char *err, size_t errlen, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err, errlen, fmt, ap);
+    va_end(ap);
+}
+
+static void count_status(server *s, unsigned status)
+{
+    if (status >= SERVER_STATUS_MIN && status <= SERVER_STATUS_MAX)
+        atomic_fetch_add_explicit(&s->requests_by_status[status - SERVER_STATUS_MIN], 1,
+                                  memory_order_relaxed);
+}
+
+static enum MHD_Result respond(server *s, struct MHD_Connection *c, unsigned status,
+                               const char *content_type, char *body, size_t len)
+{
+    struct MHD_Response *r = MHD_create_response_from_buffer(
+        len, body, body ? MHD_RESPMEM_MUST_FREE : MHD_RESPMEM_PERSISTENT);
+    if (!r)
+        return MHD_NO;
+    MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, content_type);
+    MHD_add_response_header(r, MHD_HTTP_HEADER_SERVER, "NebulaStore/" NB_VERSION);
+    enum MHD_Result ret = MHD_queue_response(c, status, r);
+    MHD_destroy_response(r);
+    count_status(s, status);
+    return ret;
+}
+
+static enum MHD_Result respond_text(server *s, struct MHD_Connection *c, unsigned status,
+                                    const char *msg)
+{
+    return respond(s, c, status, "text/plain; charset=utf-8", nb_xstrdup(msg), strlen(msg));
+}
+
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url,
+                                  const char *method, const char *version, const char *upload,
+                                  size_t *upload_size, void **req_cls)
+{
+    server *s = cls;
+    NB_UNUSED(version);
+    NB_UNUSED(upload);
+    NB_UNUSED(req_cls);
+    /* Admin endpoints take no body; anything sent is refused rather than
+     * buffered. */
+    if (*upload_size != 0)
+        return respond_text(s, c, MHD_HTTP_CONTENT_TOO_LARGE, "request body not accepted\n");
+    bool get = strcmp(method, "GET") == 0 || strcmp(method, "HEAD") == 0;
+    if (strcmp(url, "/health") == 0 || strcmp(url, "/metrics") == 0) {
+        if (!get)
+            return respond_text(s, c, MHD_HTTP_METHOD_NOT_ALLOWED, "method not allowed\n");
+        size_t len;
+        if (url[1] == 'h') {
+            char *body = server__health_json(s, &len);
+            return respond(s, c, MHD_HTTP_OK, "application/json", body, len);
+        }
+        char *body = server__metrics_text(s, &len);
+        return respond(s, c, MHD_HTTP_OK, "text/plain; version=0.0.4; charset=utf-8", body, len);
+    }
+    return respond_text(s, c, MHD_HTTP_NOT_FOUND, "not found\n");
+}
+
+/* Called when the request line has been parsed: the request is in flight. */
+static void *on_uri(void *cls, const char *uri, struct MHD_Connection *c)
+{
+    server *s = cls;
+    NB_UNUSED(uri);
+    NB_UNUSED(c);
+    atomic_fetch_add(&s->inflight_requests, 1);
+    return NULL;
+}
+
+static void on_completed(void *cls, struct MHD_Connection *c, void **req_cls,
+                         enum MHD_RequestTerminationCode toe)
+{
+    server *s = cls;
+    NB_UNUSED(c);
+    NB_UNUSED(req_cls);
+    NB_UNUSED(toe);
+    atomic_fetch_sub(&s->inflight_requests, 1);
+}
+
+static void on_connection(void *cls, struct MHD_Connection *c, void **socket_ctx,
+                          enum MHD_ConnectionNotificationCode toe)
+{
+    server *s = cls;
+    NB_UNUSED(c);
+    NB_UNUSED(socket_ctx);
+    if (toe == MHD_CONNECTION_NOTIFY_STARTED)
+        atomic_fetch_add(&s->open_connections, 1);
+    else
+        atomic_fetch_sub(&s->open_connections, 1);
+}
+
+static void on_mhd_log(void *cls, const char *fmt, va_list ap)
+{
+    NB_UNUSED(cls);
+    char msg[512];
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    size_t n = strlen(msg);
+    while (n && msg[n - 1] == '\n')
+        msg[--n] = 0;
+    NB_DEBUG("httpd: %s", msg);
+}
+
+static int listen_on(server *s, char *err, size_t errlen)
+{
+    char port[16];
+    snprintf(port, sizeof port, "%d", s->opts.port);
+    struct addrinfo hints = {0}, *res = NULL;
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
+    int gai = getaddrinfo(s->opts.listen_host, port, &hints, &res);
+    if (gai != 0) {
+        set_err(err, errlen, "cannot resolve listen address '%s': %s", s->opts.listen_host,
+                gai_strerror(gai));
+        return NB_EUSAGE;
+    }
+    int rc = 0;
+    int fd = socket(res->ai_family, res->ai_socktype | SOCK_CLOEXEC, res->ai_protocol);
+    if (fd < 0) {
+        rc = -errno;
+    } else {
+        int one = 1;
+        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+        if (bind(fd, res->ai_addr, res->ai_addrlen) != 0 || listen(fd, 1024) != 0)
+            rc = -errno;
+    }
+    freeaddrinfo(res);
+    if (rc) {
+        if (fd >= 0)
+            close(fd);
+        set_err(err, errlen, "cannot listen on %s:%d: %s", s->opts.listen_host, s->opts.port,
+                nb_strerror(rc));
+        return rc;
+    }
+    struct sockaddr_storage ss;
+    socklen_t sl = sizeof ss;
+    getsockname(fd, (struct sockaddr *)&ss, &sl);
+    s->port = ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
+                                             : ((struct sockaddr_in *)&ss)->sin_port);
+    s->listen_fd = fd;
+    return 0;
+}
+
+static int lock_data_dir(server *s, char *err, size_t errlen)
+{
+    int rc = nb_mkdir_p(s->data_dir, 0755);
+    if (rc) {
+        set_err(err, errlen, "cannot create data directory %s: %s", s->data_dir, nb_strerror(rc));
+        return rc;
+    }
+    if (access(s->data_dir, W_OK | X_OK) != 0) {
+        rc = -errno;
+        set_err(err, errlen, "data directory %s is not writable: %s", s->data_dir, nb_strerror(rc));
+        return rc;
+    }
+    char *lock = nb_xasprintf("%s/LOCK", s->data_dir);
+    pid_t holder = 0;
+    rc = nb_lock_file(lock, &s->lock_fd, &holder);
+    if (rc == NB_ELOCKED)
+        set_err(err, errlen, "data directory %s is in use by another nebula server (pid %d)",
+                s->data_dir, (int)holder);
+    else if (rc)
+        set_err(err, errlen, "cannot lock %s: %s", lock, nb_strerror(rc));
+    free(lock);
+    return rc;
+}
+
+int server_open(const server_options *o, server **out, char *err, size_t errlen)
+{
+    *out = NULL;
+    server *s = nb_xcalloc(1, sizeof *s);
+    s->opts = *o;
+    s->data_dir = nb_xstrdup(o->data_dir);
+    s->lock_fd = -1;
+    s->listen_fd = -1;
+    s->started_mono_ns = nb_mono_ns();
+
+    int rc = lock_data_dir(s, err, errlen);
+    if (!rc)
+        rc = server__credentials_init(s, err, errlen);
+    if (!rc)
+        rc = listen_on(s, err, errlen);
+    if (rc) {
+        server_free(s);
+        return rc;
+    }
+    unsigned flags = MHD_USE_EPOLL_INTERNAL_THREAD | MHD_USE_ITC | MHD_USE_ERROR_LOG;
+    s->httpd = MHD_start_daemon(
+        flags, 0, NULL, NULL, on_request, s, MHD_OPTION_LISTEN_SOCKET, s->listen_fd,
+        MHD_OPTION_THREAD_POOL_SIZE, (unsigned)(o->threads ? o->threads : 1),
+        MHD_OPTION_CONNECTION_LIMIT, o->max_connections, MHD_OPTION_CONNECTION_TIMEOUT,
+        o->idle_timeout_s, MHD_OPTION_URI_LOG_CALLBACK, on_uri, s, MHD_OPTION_NOTIFY_COMPLETED,
+        on_completed, s, MHD_OPTION_NOTIFY_CONNECTION, on_connection, s, MHD_OPTION_EXTERNAL_LOGGER,
+        on_mhd_log, s, MHD_OPTION_END);
+    if (!s->httpd) {
+        set_err(err, errlen, "cannot start the HTTP server on port %d", s->port);
+        server_free(s);
+        return NB_EINTERNAL;
+    }
+    *out = s;
+    return 0;
+}
+
+int server_port(const server *s)
+{
+    return s->port;
+}
+
+const char *server_access_key(const server *s)
+{
+    return s->access_key;
+}
+
+const char *server_secret_key(const server *s)
+{
+    return s->secret_key;
+}
+
+int server_credentials_generated(const server *s)
+{
+    return s->credentials_generated;
+}
+
+void server_shutdown(server *s)
+{
+    if (!s || s->stopped)
+        return;
+    s->stopped = true;
+    if (!s->httpd)
+        return;
+    /* Stop accepting; connections already open go on. */
+    MHD_socket lfd = MHD_quiesce_daemon(s->httpd);
+    if (lfd != MHD_INVALID_SOCKET) {
+        close(lfd);
+        s->listen_fd = -1;
+    }
+    uint64_t deadline = nb_mono_ns() + (uint64_t)s->opts.shutdown_grace_s * NB_NS_PER_SEC;
+    int64_t n;
+    while ((n = atomic_load(&s->inflight_requests)) > 0 && nb_mono_ns() < deadline)
+        nb_sleep_ns(10 * NB_NS_PER_MS);
+    if (n > 0)
+        NB_WARN("shutdown: %lld requests still in flight after %us; closing them", (long long)n,
+                s->opts.shutdown_grace_s);
+    MHD_stop_daemon(s->httpd);
+    s->httpd = NULL;
+}
+
+void server_free(server *s)
+{
+    if (!s)
+        return;
+    server_shutdown(s);
+    if (s->listen_fd >= 0)
+        close(s->listen_fd);
+    nb_unlock_file(s->lock_fd);
+    free(s->data_dir);
+    free(s);
+}

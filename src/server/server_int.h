@@ -1,0 +1,42 @@
+/* server_int.h — private state of the server module. */
+#ifndef NB_SERVER_SERVER_INT_H
+#define NB_SERVER_SERVER_INT_H
+
+#include <microhttpd.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "server/server.h"
+
+#define SERVER_KEY_MAX    128
+#define SERVER_STATUS_MIN 100
+#define SERVER_STATUS_MAX 599
+
+struct server {
+    server_options opts;
+    char *data_dir;
+    int lock_fd;
+    int listen_fd;
+    int port;
+    struct MHD_Daemon *httpd;
+    bool stopped;
+    uint64_t started_mono_ns;
+    char access_key[SERVER_KEY_MAX];
+    char secret_key[SERVER_KEY_MAX];
+    bool credentials_generated;
+
+    /* Metrics, updated by HTTP threads. */
+    _Atomic uint64_t requests_by_status[SERVER_STATUS_MAX - SERVER_STATUS_MIN + 1];
+    _Atomic int64_t open_connections;
+    _Atomic int64_t inflight_requests; /* request line seen, not completed */
+};
+
+/* Builds the Prometheus text for GET /metrics into *out (owned; free()). */
+char *server__metrics_text(server *s, size_t *len);
+/* Builds the JSON for GET /health. */
+char *server__health_json(server *s, size_t *len);
+/* Loads, takes from options or generates the root credentials. */
+int server__credentials_init(server *s, char *err, size_t errlen);
+
+#endif
