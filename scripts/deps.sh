@@ -23,7 +23,7 @@ build_pkgs=(
 test_pkgs=(
     clang-format curl python3 python3-pytest procps psmisc
 )
-bench_pkgs=(rocksdb-tools nginx)
+bench_pkgs=(rocksdb-tools nginx-light wrk)
 
 case "$what" in
 build) want=("${build_pkgs[@]}") ;;
