@@ -49,6 +49,14 @@ if [ "$(id -u)" -ne 0 ]; then
     sudo="sudo"
 fi
 export DEBIAN_FRONTEND=noninteractive
-# A stale package list makes installs fail with 404s; refresh once.
-$sudo apt-get update -qq -o DPkg::Lock::Timeout=600 >/dev/null
-$sudo apt-get install -y -qq --no-install-recommends -o DPkg::Lock::Timeout=600 "${missing[@]}" >/dev/null
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
+# apt's chatter goes to a log that is shown only when something fails.
+# A stale package list makes installs fail with 404s; refresh first.
+if ! { $sudo apt-get update -qq -o DPkg::Lock::Timeout=600 &&
+    $sudo apt-get install -y -qq --no-install-recommends -o DPkg::Lock::Timeout=600 \
+        "${missing[@]}"; } >"$log" 2>&1; then
+    cat "$log" >&2
+    echo "deps.sh: installing ${missing[*]} failed" >&2
+    exit 1
+fi
