@@ -97,6 +97,10 @@ int cli_server(int argc, char **argv)
     /* Block the stop signals before any thread starts, so every thread
      * inherits the mask and only sigwait below sees them. */
     sigset_t stop;
+    /* A shell starts background jobs with SIGINT ignored; an ignored
+     * signal never reaches sigwait, so take the default back first. */
+    signal(SIGINT, SIG_DFL);
+    signal(SIGTERM, SIG_DFL);
     sigemptyset(&stop);
     sigaddset(&stop, SIGINT);
     sigaddset(&stop, SIGTERM);
