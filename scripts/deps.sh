@@ -13,6 +13,7 @@ build_pkgs=(
     libxxhash-dev       # fast 64-bit hash
     libmicrohttpd-dev   # HTTP server under the S3 gateway (docs/http.md)
     libssl-dev          # MD5/SHA/HMAC for S3 signatures and ETags
+    libexpat1-dev       # XML request bodies of the S3 API
     librocksdb-dev      # reference kv backend and benchmark reference
     libleveldb-dev      # benchmark reference for nkv
     libsnappy-dev libzstd-dev  # SST block compression
