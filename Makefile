@@ -6,16 +6,18 @@
 #   make bench       run every benchmark against its reference (bench/)
 #   make soak        long randomized runs (ctest label `soak`)
 #   make crash-test  long crash/kill cycles (ctest label `crash`, more cycles)
+#   make test-tsan   ThreadSanitizer build, unit tests (threaded modules)
 #   make format      rewrite sources with clang-format
 
 SHELL   := /bin/bash
 JOBS    ?= $(shell nproc)
 RELEASE := build/release
 SAN     := build/asan
+TSAN    := build/tsan
 ARGS    ?=
 SOURCES  = $(shell git ls-files -co --exclude-standard -- 'src/*.[ch]' 'tests/*.[ch]' 'bench/*.[ch]' 2>/dev/null)
 
-.PHONY: all deps build build-san run test test-release test-san bench soak crash-test \
+.PHONY: all deps build build-san run test test-release test-san test-tsan bench soak crash-test \
         format format-check clean
 
 all: build
@@ -46,6 +48,13 @@ test-san:
 	cd $(SAN) && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
 	    UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 	    ctest --output-on-failure --timeout 900 -j$(JOBS) -LE soak
+
+# Not part of `make test` (time): run it when touching threaded code.
+test-tsan: deps
+	@cmake -S . -B $(TSAN) -DCMAKE_BUILD_TYPE=Debug -DNB_TSAN=ON >/dev/null
+	@cmake --build $(TSAN) -j$(JOBS)
+	cd $(TSAN) && TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 \
+	    ctest --output-on-failure --timeout 900 -j$(JOBS) -L unit
 
 bench:
 	@scripts/deps.sh bench
