@@ -53,7 +53,7 @@ test-san:
 test-tsan: deps
 	@cmake -S . -B $(TSAN) -DCMAKE_BUILD_TYPE=Debug -DNB_TSAN=ON >/dev/null
 	@cmake --build $(TSAN) -j$(JOBS)
-	cd $(TSAN) && TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 \
+	cd $(TSAN) && TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1:suppressions=$(CURDIR)/tests/tsan.supp \
 	    ctest --output-on-failure --timeout 900 -j$(JOBS) -L unit
 
 bench:
