@@ -1,0 +1,497 @@
+/*
+ * disk.c — the engine's operations: put, read, delete, refs, group commit
+ * and checkpoints. Opening, creating and recovering are in open.c.
+ *
+ * Group commit (leader/follower). A writer queues its record under wal_mu
+ * and gets the next LSN. If no leader is active it becomes the leader: it
+ * takes the whole queue, drops wal_mu, and makes the batch durable:
+ *
+ *   1. fdatasync(data.0)   the data of every put in the batch was written
+ *                          before its record was queued, so after this all
+ *                          of it is on disk;
+ *   2. write the records to the WAL in one pwrite, then fdatasync(WAL).
+ *
+ * Then, under wal_mu, it applies the batch to the index (a blob becomes
+ * visible only once durable), frees the extents that deletes and
+ * overwrites released, advances durable_lsn and wakes everyone. Writers
+ * that queued meanwhile form the next batch, so one pair of fsyncs serves
+ * every writer that arrived during the previous pair.
+ *
+ * Because step 1 precedes step 2, a WAL record on disk always points at
+ * data on disk: recovery needs neither to read nor to verify the data
+ * region. The CRC in the record still catches later damage on every read.
+ */
+#include <errno.h>
+#include <string.h>
+
+#include "common/clock.h"
+#include "common/crc32c.h"
+#include "common/log.h"
+#include "common/mem.h"
+
+#include "disk_int.h"
+
+static uint64_t n_aus(const disk_env *e, uint64_t len)
+{
+    uint64_t n = (len + e->au - 1) / e->au;
+    return n ? n : 1;
+}
+
+static uint64_t au_index(const disk_env *e, uint64_t off)
+{
+    return off / e->au - 1;
+}
+
+static void count(uint64_t *c, uint64_t n)
+{
+    __atomic_fetch_add(c, n, __ATOMIC_RELAXED);
+}
+
+int disk__sync(disk_env *e, int fd)
+{
+    count(&e->n_fsyncs, 1);
+    return e->io->sync(e->ioctx, fd);
+}
+
+/* Frees an extent, or marks it for freeing at its last unpin. Under mu. */
+static void release_extent(disk_env *e, uint64_t off, uint32_t len)
+{
+    uint64_t n = n_aus(e, len);
+    disk__ent *p = disk__map_get(&e->pins, off, 0);
+    if (p) {
+        p->crc = 1;
+        p->len = (uint32_t)n;
+        return;
+    }
+    disk__alloc_put(&e->alloc, au_index(e, off), n);
+}
+
+static void pin(disk_env *e, uint64_t off)
+{
+    disk__ent *p = disk__map_get(&e->pins, off, 0);
+    if (p) {
+        p->off++;
+        return;
+    }
+    disk__ent n = {.hi = off, .lo = 0, .off = 1, .len = 0, .crc = 0};
+    disk__map_put(&e->pins, &n, NULL);
+}
+
+static void unpin(disk_env *e, uint64_t off)
+{
+    pthread_mutex_lock(&e->mu);
+    disk__ent *p = disk__map_get(&e->pins, off, 0);
+    NB_ASSERT(p && p->off > 0);
+    if (--p->off == 0) {
+        if (p->crc)
+            disk__alloc_put(&e->alloc, au_index(e, off), p->len);
+        disk__map_del(&e->pins, off, 0, NULL);
+    }
+    pthread_mutex_unlock(&e->mu);
+}
+
+/* Applies durable records to the index. Under wal_mu; takes mu. */
+static void apply(disk_env *e, const disk__rec *r, size_t n)
+{
+    pthread_mutex_lock(&e->mu);
+    for (size_t i = 0; i < n; i++) {
+        disk__ent old;
+        if (r[i].type == DISK_REC_PUT) {
+            disk__ent ent = {r[i].id.hi, r[i].id.lo, r[i].off, r[i].len, r[i].crc};
+            if (disk__map_put(&e->index, &ent, &old)) {
+                release_extent(e, old.off, old.len);
+                e->bytes_live -= old.len;
+            }
+            e->bytes_live += r[i].len;
+        } else if (disk__map_del(&e->index, r[i].id.hi, r[i].id.lo, &old)) {
+            release_extent(e, old.off, old.len);
+            e->bytes_live -= old.len;
+        }
+    }
+    pthread_mutex_unlock(&e->mu);
+}
+
+/* The leader's work: make a batch durable. No lock held. */
+static int flush(disk_env *e, const disk__rec *r, size_t n)
+{
+    int has_put = 0;
+    for (size_t i = 0; i < n; i++)
+        has_put |= r[i].type == DISK_REC_PUT;
+    if (has_put && !e->opt.no_sync) {
+        int rc = disk__sync(e, e->data_fd);
+        if (rc)
+            return rc;
+    }
+    size_t need = n * DISK_WAL_REC_SIZE;
+    if (need > e->wal_buf_cap) {
+        free(e->wal_buf);
+        e->wal_buf_cap = need * 2;
+        e->wal_buf = nb_xmalloc(e->wal_buf_cap);
+    }
+    for (size_t i = 0; i < n; i++)
+        disk__rec_encode(e->wal_buf + i * DISK_WAL_REC_SIZE, &r[i]);
+    int rc = e->io->pwrite(e->ioctx, e->wal_fd, e->wal_buf, need, e->wal_off);
+    if (rc)
+        return rc;
+    if (!e->opt.no_sync) {
+        rc = disk__sync(e, e->wal_fd);
+        if (rc)
+            return rc;
+    }
+    e->wal_off += need;
+    count(&e->n_groups, 1);
+    return 0;
+}
+
+/* Queues *r, waits until it is durable and applied. Returns 0 or the
+ * engine's sticky error. */
+static int commit(disk_env *e, disk__rec *r)
+{
+    pthread_mutex_lock(&e->wal_mu);
+    if (e->failed) {
+        int rc = e->failed;
+        pthread_mutex_unlock(&e->wal_mu);
+        return rc;
+    }
+    r->lsn = e->next_lsn++;
+    if (e->n_pending == e->cap_pending) {
+        e->cap_pending = e->cap_pending ? e->cap_pending * 2 : 64;
+        e->pending = nb_xrealloc(e->pending, e->cap_pending * sizeof *e->pending);
+    }
+    e->pending[e->n_pending++] = *r;
+    disk__rec *batch = NULL;
+    size_t batch_cap = 0;
+    while (e->durable_lsn < r->lsn && !e->failed) {
+        if (e->leader) {
+            pthread_cond_wait(&e->wal_cv, &e->wal_mu);
+            continue;
+        }
+        e->leader = 1;
+        size_t n = e->n_pending;
+        if (n > batch_cap) {
+            free(batch);
+            batch_cap = n;
+            batch = nb_xmalloc(n * sizeof *batch);
+        }
+        memcpy(batch, e->pending, n * sizeof *batch);
+        e->n_pending = 0;
+        pthread_mutex_unlock(&e->wal_mu);
+        int rc = flush(e, batch, n);
+        pthread_mutex_lock(&e->wal_mu);
+        if (rc) {
+            NB_ERROR("disk %s: WAL commit failed (%s); refusing further writes", e->dir,
+                     nb_strerror(rc));
+            e->failed = rc;
+        } else {
+            apply(e, batch, n);
+            e->durable_lsn = batch[n - 1].lsn;
+        }
+        e->leader = 0;
+        pthread_cond_broadcast(&e->wal_cv);
+    }
+    free(batch);
+    int rc = e->durable_lsn >= r->lsn ? 0 : e->failed;
+    int want_ckpt = !rc && e->wal_off > e->opt.wal_max_bytes;
+    pthread_mutex_unlock(&e->wal_mu);
+    if (want_ckpt && pthread_mutex_trylock(&e->ckpt_mu) == 0) {
+        pthread_mutex_unlock(&e->ckpt_mu);
+        /* A failed checkpoint leaves the WAL growing but loses nothing;
+         * the put itself is durable. */
+        int crc = disk__checkpoint(e);
+        if (crc)
+            NB_WARN("disk %s: checkpoint failed: %s", e->dir, nb_strerror(crc));
+    }
+    return rc;
+}
+
+int disk__checkpoint(disk_env *e)
+{
+    pthread_mutex_lock(&e->ckpt_mu);
+    pthread_mutex_lock(&e->wal_mu);
+    while (e->leader && !e->failed)
+        pthread_cond_wait(&e->wal_cv, &e->wal_mu);
+    if (e->failed) {
+        int rc = e->failed;
+        pthread_mutex_unlock(&e->wal_mu);
+        pthread_mutex_unlock(&e->ckpt_mu);
+        return rc;
+    }
+    e->leader = 1; /* hold off commits while the WAL file is switched */
+    uint64_t old_seq = e->wal_seq, new_seq = old_seq + 1, start = e->durable_lsn + 1;
+    pthread_mutex_unlock(&e->wal_mu);
+
+    /* Records up to durable_lsn point at data that must be durable before
+     * the checkpoint names them (it already is unless no_sync). */
+    int fd = -1;
+    int rc = disk__sync(e, e->data_fd);
+    if (!rc)
+        rc = disk__wal_create(e, new_seq, start, &fd);
+
+    pthread_mutex_lock(&e->wal_mu);
+    if (rc) {
+        e->leader = 0;
+        pthread_cond_broadcast(&e->wal_cv);
+        pthread_mutex_unlock(&e->wal_mu);
+        pthread_mutex_unlock(&e->ckpt_mu);
+        return rc;
+    }
+    int old_fd = e->wal_fd;
+    e->wal_fd = fd;
+    e->wal_seq = new_seq;
+    e->wal_off = DISK_WAL_HEADER_SIZE;
+    pthread_mutex_lock(&e->mu);
+    uint64_t n = e->index.n, k = 0;
+    disk__ent *snap = nb_xmalloc((n ? n : 1) * sizeof *snap);
+    for (uint64_t i = 0; i < e->index.cap; i++)
+        if (e->index.slots[i].off != DISK__EMPTY)
+            snap[k++] = e->index.slots[i];
+    pthread_mutex_unlock(&e->mu);
+    e->leader = 0;
+    pthread_cond_broadcast(&e->wal_cv);
+    pthread_mutex_unlock(&e->wal_mu);
+
+    if (!e->opt.no_sync)
+        rc = disk__sync(e, old_fd); /* nothing pending; cheap belt and braces */
+    e->io->close(e->ioctx, old_fd);
+    if (!rc)
+        rc = disk__ckpt_write(e, snap, k, new_seq, start);
+    free(snap);
+    if (!rc) {
+        for (uint64_t s = e->wal_first; s < new_seq; s++) {
+            char *p = disk__wal_path(e->dir, s);
+            int urc = e->io->unlink(e->ioctx, p);
+            if (urc && urc != -ENOENT)
+                NB_WARN("disk: cannot remove %s: %s", p, nb_strerror(urc));
+            free(p);
+        }
+        e->wal_first = new_seq;
+        count(&e->n_ckpts, 1);
+    }
+    pthread_mutex_unlock(&e->ckpt_mu);
+    return rc;
+}
+
+int disk_put(disk_env *e, disk_id id, const void *data, size_t len)
+{
+    if (e->opt.read_only)
+        return NB_EUSAGE;
+    if (len > e->opt.max_blob)
+        return NB_ETOOBIG;
+    uint64_t n = n_aus(e, len), au;
+    pthread_mutex_lock(&e->mu);
+    int rc = disk__alloc_get(&e->alloc, n, &au);
+    pthread_mutex_unlock(&e->mu);
+    if (rc)
+        return rc;
+    uint64_t off = (au + 1) * e->au;
+    uint32_t crc = nb_crc32c(0, data, len);
+
+    /* O_DIRECT wants aligned memory and whole blocks: bounce through an
+     * aligned, zero-padded copy unless the caller's buffer already is. */
+    size_t wlen = len;
+    const void *src = data;
+    void *bounce = NULL;
+    if (e->direct && (((uintptr_t)data & 4095) || len % e->au || len == 0)) {
+        wlen = n * e->au;
+        bounce = nb_xaligned_alloc(4096, wlen);
+        memcpy(bounce, data, len);
+        memset((uint8_t *)bounce + len, 0, wlen - len);
+        src = bounce;
+    }
+    if (wlen)
+        rc = e->io->pwrite(e->ioctx, e->data_fd, src, wlen, off);
+    free(bounce);
+    if (!rc) {
+        disk__rec r = {
+            .type = DISK_REC_PUT, .id = id, .off = off, .len = (uint32_t)len, .crc = crc};
+        rc = commit(e, &r);
+    }
+    if (rc) {
+        /* Never acknowledged: after a restart the extent is free anyway. */
+        pthread_mutex_lock(&e->mu);
+        disk__alloc_put(&e->alloc, au, n);
+        pthread_mutex_unlock(&e->mu);
+        return rc;
+    }
+    count(&e->n_puts, 1);
+    return 0;
+}
+
+int disk_delete(disk_env *e, disk_id id)
+{
+    if (e->opt.read_only)
+        return NB_EUSAGE;
+    pthread_mutex_lock(&e->mu);
+    int there = disk__map_get(&e->index, id.hi, id.lo) != NULL;
+    pthread_mutex_unlock(&e->mu);
+    if (!there)
+        return NB_ENOTFOUND;
+    disk__rec r = {.type = DISK_REC_DEL, .id = id};
+    int rc = commit(e, &r);
+    if (!rc)
+        count(&e->n_deletes, 1);
+    return rc;
+}
+
+int disk_exists(disk_env *e, disk_id id, uint64_t *len)
+{
+    pthread_mutex_lock(&e->mu);
+    disk__ent *p = disk__map_get(&e->index, id.hi, id.lo);
+    if (p && len)
+        *len = p->len;
+    pthread_mutex_unlock(&e->mu);
+    return p ? 0 : NB_ENOTFOUND;
+}
+
+/* Looks id up and pins its extent. */
+static int lookup_pin(disk_env *e, disk_id id, disk__ent *out)
+{
+    pthread_mutex_lock(&e->mu);
+    disk__ent *p = disk__map_get(&e->index, id.hi, id.lo);
+    if (p) {
+        *out = *p;
+        pin(e, p->off);
+    }
+    pthread_mutex_unlock(&e->mu);
+    return p ? 0 : NB_ENOTFOUND;
+}
+
+/* Reads a whole pinned blob into *buf (owned, aligned; free with free())
+ * and verifies it. */
+static int read_blob(disk_env *e, const disk__ent *ent, uint8_t **buf)
+{
+    *buf = NULL;
+    size_t rlen = e->direct ? n_aus(e, ent->len) * e->au : ent->len;
+    uint8_t *b = nb_xaligned_alloc(4096, rlen ? rlen : 1);
+    size_t got = 0;
+    int rc = rlen ? e->io->pread(e->ioctx, e->data_fd, b, rlen, ent->off, &got) : 0;
+    if (rc) {
+        NB_ERROR("disk %s: reading blob %016llx:%016llx at offset %llu: %s", e->dir,
+                 (unsigned long long)ent->hi, (unsigned long long)ent->lo,
+                 (unsigned long long)ent->off, nb_strerror(rc));
+        free(b);
+        return rc;
+    }
+    if (got < ent->len) {
+        free(b);
+        return NB_CORRUPT("disk %s: blob %016llx:%016llx at offset %llu: data file ends after "
+                          "%zu of %u bytes",
+                          e->dir, (unsigned long long)ent->hi, (unsigned long long)ent->lo,
+                          (unsigned long long)ent->off, got, ent->len);
+    }
+    uint32_t crc = nb_crc32c(0, b, ent->len);
+    if (crc != ent->crc) {
+        NB_ERROR("disk %s: blob %016llx:%016llx at offset %llu (%u bytes): checksum mismatch "
+                 "(stored %08x, computed %08x)",
+                 e->dir, (unsigned long long)ent->hi, (unsigned long long)ent->lo,
+                 (unsigned long long)ent->off, ent->len, ent->crc, crc);
+        free(b);
+        return NB_ECHECKSUM;
+    }
+    *buf = b;
+    return 0;
+}
+
+int disk_read(disk_env *e, disk_id id, uint64_t off, size_t len, void *buf, size_t *got)
+{
+    *got = 0;
+    disk__ent ent;
+    int rc = lookup_pin(e, id, &ent);
+    if (rc)
+        return rc;
+    if (off > ent.len) {
+        unpin(e, ent.off);
+        return NB_EUSAGE;
+    }
+    uint8_t *b;
+    rc = read_blob(e, &ent, &b);
+    unpin(e, ent.off);
+    if (rc)
+        return rc;
+    size_t n = ent.len - off < len ? (size_t)(ent.len - off) : len;
+    memcpy(buf, b + off, n);
+    free(b);
+    *got = n;
+    count(&e->n_reads, 1);
+    return 0;
+}
+
+int disk_read_ref(disk_env *e, disk_id id, unsigned flags, disk_ref *ref)
+{
+    memset(ref, 0, sizeof *ref);
+    ref->fd = -1;
+    disk__ent ent;
+    int rc = lookup_pin(e, id, &ent);
+    if (rc)
+        return rc;
+    if (flags & DISK_REF_VERIFY) {
+        uint8_t *b;
+        rc = read_blob(e, &ent, &b);
+        if (rc) {
+            unpin(e, ent.off);
+            return rc;
+        }
+        free(b);
+    }
+    ref->fd = e->ref_fd;
+    ref->off = ent.off;
+    ref->len = ent.len;
+    ref->crc32c = ent.crc;
+    ref->pin = ent.off;
+    count(&e->n_reads, 1);
+    return 0;
+}
+
+void disk_unpin(disk_env *e, disk_ref *ref)
+{
+    if (!ref || ref->fd < 0)
+        return;
+    unpin(e, ref->pin);
+    ref->fd = -1;
+}
+
+int disk_iterate(disk_env *e, disk_iter_fn fn, void *arg)
+{
+    pthread_mutex_lock(&e->mu);
+    uint64_t n = e->index.n, k = 0;
+    disk__ent *snap = nb_xmalloc((n ? n : 1) * sizeof *snap);
+    for (uint64_t i = 0; i < e->index.cap; i++)
+        if (e->index.slots[i].off != DISK__EMPTY)
+            snap[k++] = e->index.slots[i];
+    pthread_mutex_unlock(&e->mu);
+    int rc = 0;
+    for (uint64_t i = 0; i < k && !rc; i++)
+        rc = fn(arg, (disk_id){snap[i].hi, snap[i].lo}, snap[i].len);
+    free(snap);
+    return rc;
+}
+
+void disk_stats_get(disk_env *e, disk_stats *st)
+{
+    memset(st, 0, sizeof *st);
+    pthread_mutex_lock(&e->wal_mu);
+    st->wal_seq = e->wal_seq;
+    st->wal_bytes = e->wal_off;
+    st->next_lsn = e->next_lsn;
+    pthread_mutex_unlock(&e->wal_mu);
+    pthread_mutex_lock(&e->mu);
+    st->blobs = e->index.n;
+    st->bytes_live = e->bytes_live;
+    st->bytes_allocated = e->alloc.used * e->au;
+    st->capacity = e->alloc.n_au * e->au;
+    st->bytes_free = st->capacity - st->bytes_allocated;
+    st->largest_free = disk__alloc_largest_free(&e->alloc) * e->au;
+    st->pinned = e->pins.n;
+    pthread_mutex_unlock(&e->mu);
+    st->au_size = e->au;
+    st->puts = __atomic_load_n(&e->n_puts, __ATOMIC_RELAXED);
+    st->reads = __atomic_load_n(&e->n_reads, __ATOMIC_RELAXED);
+    st->deletes = __atomic_load_n(&e->n_deletes, __ATOMIC_RELAXED);
+    st->group_commits = __atomic_load_n(&e->n_groups, __ATOMIC_RELAXED);
+    st->fsyncs = __atomic_load_n(&e->n_fsyncs, __ATOMIC_RELAXED);
+    st->checkpoints = __atomic_load_n(&e->n_ckpts, __ATOMIC_RELAXED);
+    st->recovery_ns = e->recovery_ns;
+    st->replayed = e->replayed;
+    st->io_uring = e->uring != NULL;
+    st->direct = e->direct;
+}

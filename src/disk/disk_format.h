@@ -1,0 +1,106 @@
+/*
+ * disk_format.h — the on-disk formats of the disk engine, shared by the
+ * engine, its recovery and the tools. All integers are little-endian. A
+ * "masked CRC" is nb_crc32c_mask(nb_crc32c(0, bytes)). docs/disk.md has
+ * the full description and the rules below in prose.
+ *
+ * Files in an engine directory:
+ *
+ *   LOCK            exclusive lock (flock) held while open; holds the pid
+ *   data.0          superblock (first allocation unit) + data region
+ *   CHECKPOINT      the index at some WAL position (replaced atomically)
+ *   wal-%016x.log   WAL files, numbered; replay starts at CHECKPOINT.wal_seq
+ *
+ * SUPERBLOCK (offset 0 of data.0, 64 bytes used, rest of the AU zero)
+ *
+ *   OFFSET SIZE  FIELD
+ *        0    8  magic "NBDDATA\n"
+ *        8    4  format version (1)
+ *       12    4  au_size: allocation unit in bytes (power of two >= 4096)
+ *       16   16  uuid of the engine (random at creation)
+ *       32    8  data_size: size of data.0 in bytes (superblock included)
+ *       40    8  creation time, ns since the epoch
+ *       48   12  zero
+ *       60    4  masked CRC of bytes 0..59
+ *
+ *   The data region is [au_size, data_size); an extent is a byte offset in
+ *   data.0 (a multiple of au_size) and a length.
+ *
+ * WAL FILE HEADER (64 bytes at offset 0 of every WAL file)
+ *
+ *   OFFSET SIZE  FIELD
+ *        0    8  magic "NBDWAL\r\n"
+ *        8    4  format version (1)
+ *       12    4  record size (48)
+ *       16    8  seq: the file's number (as in its name)
+ *       24    8  start_lsn: LSN of the file's first record
+ *       32   16  uuid of the engine
+ *       48   12  zero
+ *       60    4  masked CRC of bytes 0..59
+ *
+ * WAL RECORD (48 bytes, back to back after the header)
+ *
+ *   OFFSET SIZE  FIELD
+ *        0    4  masked CRC of bytes 4..47
+ *        4    1  type: 1 PUT, 2 DELETE
+ *        5    3  zero
+ *        8    8  lsn: start_lsn for the first record, then +1 each
+ *       16    8  id.hi
+ *       24    8  id.lo
+ *       32    8  PUT: extent offset in data.0; DELETE: 0
+ *       40    4  PUT: blob length in bytes; DELETE: 0
+ *       44    4  PUT: CRC32C of the blob bytes (unmasked); DELETE: 0
+ *
+ *   A file's records end at the first record that is short, fails its CRC,
+ *   or whose lsn is not the expected one; what follows is a torn or never
+ *   written tail and is ignored. The next file's start_lsn must continue
+ *   the previous file's last lsn, else durable records are missing
+ *   (NB_ECORRUPT).
+ *
+ * CHECKPOINT (80-byte header, then n_entries 32-byte entries)
+ *
+ *   OFFSET SIZE  FIELD
+ *        0    8  magic "NBDCKPT\n"
+ *        8    4  format version (1)
+ *       12    4  entry size (32)
+ *       16   16  uuid of the engine
+ *       32    8  wal_seq: the first WAL file to replay
+ *       40    8  next_lsn: the lsn the first replayed record must carry
+ *       48    8  n_entries
+ *       56    8  data_size (as in the superblock)
+ *       64    4  au_size
+ *       68    4  masked CRC of the entries
+ *       72    4  zero
+ *       76    4  masked CRC of bytes 0..75
+ *
+ *   ENTRY:  0 8 id.hi | 8 8 id.lo | 16 8 extent offset | 24 4 length |
+ *           28 4 CRC32C of the blob bytes
+ *
+ *   The allocator state is the complement of the entries' extents; it is
+ *   rebuilt from them at load rather than stored twice.
+ */
+#ifndef NB_DISK_DISK_FORMAT_H
+#define NB_DISK_DISK_FORMAT_H
+
+#include <stdint.h>
+
+#define DISK_FORMAT_VERSION 1u
+
+#define DISK_SUPER_MAGIC "NBDDATA\n"
+#define DISK_WAL_MAGIC   "NBDWAL\r\n"
+#define DISK_CKPT_MAGIC  "NBDCKPT\n"
+
+#define DISK_SUPER_SIZE      64u
+#define DISK_WAL_HEADER_SIZE 64u
+#define DISK_WAL_REC_SIZE    48u
+#define DISK_CKPT_HEADER     80u
+#define DISK_CKPT_ENTRY      32u
+
+#define DISK_REC_PUT 1u
+#define DISK_REC_DEL 2u
+
+#define DISK_DATA_FILE "data.0"
+#define DISK_CKPT_FILE "CHECKPOINT"
+#define DISK_LOCK_FILE "LOCK"
+
+#endif

@@ -1,0 +1,161 @@
+/*
+ * disk_int.h — the disk engine's private structures and the helpers shared
+ * between its files (prefix disk__). Only src/disk and its tests include it.
+ *
+ * Locks, always taken in this order:
+ *
+ *   ckpt_mu   one checkpoint at a time
+ *   wal_mu    the commit queue, LSNs, the leader flag, the WAL file
+ *   mu        the index, the allocator, the pins, bytes_live
+ *
+ * Life of a put:
+ *
+ *   allocate extent (mu) -> write data (no lock) -> queue record (wal_mu)
+ *     -> leader: sync data file, write batch to WAL, sync WAL (no lock)
+ *     -> apply batch to the index, free replaced extents (wal_mu + mu)
+ *     -> wake the batch's writers
+ */
+#ifndef NB_DISK_DISK_INT_H
+#define NB_DISK_DISK_INT_H
+
+#include <pthread.h>
+#include <stdint.h>
+
+#include "disk/disk.h"
+#include "disk/disk_format.h"
+#include "disk/disk_io.h"
+
+/* ---- index.c: an open-addressing hash map of 128-bit keys ---- */
+
+/* One slot. off == DISK__EMPTY marks a free slot. In the index the value is
+ * (extent offset, length, crc); in the pin map the key is (extent offset,
+ * 0), off the pin count, len the extent's AUs and crc 1 when the extent is
+ * to be freed at the last unpin. */
+typedef struct disk__ent {
+    uint64_t hi, lo;
+    uint64_t off;
+    uint32_t len;
+    uint32_t crc;
+} disk__ent;
+
+#define DISK__EMPTY UINT64_MAX
+
+typedef struct disk__map {
+    disk__ent *slots;
+    uint64_t cap; /* a power of two */
+    uint64_t n;
+} disk__map;
+
+void disk__map_init(disk__map *m, uint64_t expect);
+void disk__map_free(disk__map *m);
+/* Returns the slot holding key, or NULL. Valid until the next change. */
+disk__ent *disk__map_get(const disk__map *m, uint64_t hi, uint64_t lo);
+/* Inserts or replaces e; when it replaced, copies the old slot to *old
+ * (may be NULL) and returns 1, else 0. */
+int disk__map_put(disk__map *m, const disk__ent *e, disk__ent *old);
+/* Removes key; copies it to *old (may be NULL). Returns 1 if it was there. */
+int disk__map_del(disk__map *m, uint64_t hi, uint64_t lo, disk__ent *old);
+
+/* ---- alloc.c: a bitmap of allocation units with two next-fit cursors ---- */
+
+typedef struct disk__alloc {
+    uint64_t *bits; /* 1 = in use */
+    uint64_t n_au;  /* AUs in the data region */
+    uint64_t used;  /* AUs in use */
+    uint64_t cursor_small, cursor_large;
+} disk__alloc;
+
+/* Allocations of at least this many AUs start from the large cursor. */
+#define DISK__LARGE_AUS 16u
+
+void disk__alloc_init(disk__alloc *a, uint64_t n_au);
+void disk__alloc_free_all(disk__alloc *a);
+/* Finds n free contiguous AUs, marks them used, sets *au. NB_ENOSPACE. */
+int disk__alloc_get(disk__alloc *a, uint64_t n, uint64_t *au);
+void disk__alloc_put(disk__alloc *a, uint64_t au, uint64_t n);
+/* Marks [au, au+n) used; NB_ECORRUPT if out of range or any is in use. */
+int disk__alloc_mark(disk__alloc *a, uint64_t au, uint64_t n);
+uint64_t disk__alloc_largest_free(const disk__alloc *a);
+
+/* ---- io_uring.c ---- */
+
+typedef struct disk__uring disk__uring;
+/* Builds the io_uring I/O table (pread/pwrite through a pool of rings, the
+ * rest as disk__io_posix). Returns 0 or -errno when the kernel refuses. */
+int disk__uring_new(disk__uring **out, const disk_io_ops **ops);
+void disk__uring_free(disk__uring *u);
+
+/* ---- wal.c: records and files ---- */
+
+typedef struct disk__rec {
+    uint8_t type;
+    uint64_t lsn;
+    disk_id id;
+    uint64_t off;
+    uint32_t len;
+    uint32_t crc;
+} disk__rec;
+
+void disk__rec_encode(uint8_t *p, const disk__rec *r);
+/* Returns 0 when p holds a valid record, else -1. */
+int disk__rec_decode(const uint8_t *p, disk__rec *r);
+char *disk__wal_path(const char *dir, uint64_t seq);
+
+/* ---- disk.c and open.c ---- */
+
+/* fdatasync through the I/O table, counted in the stats. */
+int disk__sync(disk_env *e, int fd);
+/* Switches to a new WAL file, writes the index as a checkpoint and removes
+ * the WAL files it covers. Returns 0 or the error (nothing lost). */
+int disk__checkpoint(disk_env *e);
+/* Creates WAL file seq (replacing any) with its header, durable. */
+int disk__wal_create(disk_env *e, uint64_t seq, uint64_t start_lsn, int *fd);
+/* Writes CHECKPOINT atomically: temporary file, sync, rename, dir sync. */
+int disk__ckpt_write(disk_env *e, const disk__ent *ents, uint64_t n, uint64_t wal_seq,
+                     uint64_t next_lsn);
+
+/* ---- the engine ---- */
+
+struct disk_env {
+    char *dir;
+    disk_options opt;
+    const disk_io_ops *io;
+    void *ioctx;
+    disk__uring *uring;
+    int lock_fd;
+    int data_fd;
+    int ref_fd; /* data.0 without O_DIRECT, for disk_read_ref callers */
+    int direct;
+    uint32_t au;
+    uint64_t data_size;
+    uint8_t uuid[16];
+
+    pthread_mutex_t ckpt_mu;
+
+    pthread_mutex_t wal_mu;
+    pthread_cond_t wal_cv;
+    disk__rec *pending; /* queued records, in lsn order */
+    size_t n_pending, cap_pending;
+    uint64_t next_lsn;    /* lsn of the next queued record */
+    uint64_t durable_lsn; /* every record <= this is durable and applied */
+    int leader;           /* a thread is writing a batch (or checkpointing) */
+    int failed;           /* sticky error after a failed write or sync */
+    int wal_fd;
+    uint64_t wal_seq;
+    uint64_t wal_off;   /* end of the current WAL file */
+    uint64_t wal_first; /* the oldest WAL file that may still exist */
+    uint8_t *wal_buf;   /* the leader's encoding buffer */
+    size_t wal_buf_cap;
+
+    pthread_mutex_t mu;
+    disk__map index;
+    disk__map pins;
+    disk__alloc alloc;
+    uint64_t bytes_live;
+
+    /* Counters, updated with __atomic builtins. */
+    uint64_t n_puts, n_reads, n_deletes, n_groups, n_fsyncs, n_ckpts;
+    uint64_t recovery_ns, replayed;
+};
+
+#endif

@@ -1,0 +1,48 @@
+/*
+ * disk_io.h — the I/O table under the disk engine.
+ *
+ * The engine does every file operation through a disk_io_ops table, so that
+ * tests can run it over a layer that keeps unsynced writes in memory and
+ * drops or tears them at a chosen crash point (tests/unit/disk/memfs.c), as
+ * LevelDB's fault_injection_test does with its Env. The real tables are
+ * disk__io_posix (pread/pwrite) and the io_uring one built at open.
+ *
+ * Every function returns 0 or a negative errno. Paths are borrowed. A "fd"
+ * is whatever int the table hands out; only the real tables hand out real
+ * file descriptors (disk_read_ref() passes it to callers).
+ */
+#ifndef NB_DISK_DISK_IO_H
+#define NB_DISK_DISK_IO_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define DISK_O_CREAT  1u /* create when missing */
+#define DISK_O_RDONLY 2u
+#define DISK_O_DIRECT 4u /* O_DIRECT; -EINVAL when the file system refuses it */
+#define DISK_O_TRUNC  8u
+
+typedef struct disk_io_ops {
+    /* Opens path; -ENOENT when missing and DISK_O_CREAT is not set. */
+    int (*open)(void *ctx, const char *path, unsigned flags, int *fd);
+    int (*close)(void *ctx, int fd);
+    /* Reads n bytes at off; *got < n only at end of file. */
+    int (*pread)(void *ctx, int fd, void *buf, size_t n, uint64_t off, size_t *got);
+    /* Writes all n bytes at off. */
+    int (*pwrite)(void *ctx, int fd, const void *buf, size_t n, uint64_t off);
+    /* Makes the file's written data (and its size) durable: fdatasync. */
+    int (*sync)(void *ctx, int fd);
+    int (*size)(void *ctx, int fd, uint64_t *size);
+    /* Sets the file size, allocating blocks when the file grows. */
+    int (*resize)(void *ctx, int fd, uint64_t size);
+    int (*rename)(void *ctx, const char *from, const char *to);
+    /* -ENOENT when missing. */
+    int (*unlink)(void *ctx, const char *path);
+    /* Makes creations, renames and unlinks in dir durable. */
+    int (*sync_dir)(void *ctx, const char *dir);
+} disk_io_ops;
+
+/* The real file system through pread/pwrite; ctx is unused (NULL). */
+extern const disk_io_ops disk__io_posix;
+
+#endif

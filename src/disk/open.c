@@ -1,0 +1,602 @@
+/*
+ * open.c — creating, opening, recovering and closing an engine.
+ *
+ * Recovery (docs/disk.md has the argument for why it is enough):
+ *
+ *   1. Read CHECKPOINT; check magic, version (newer: NB_EVERSION), CRCs.
+ *   2. Open data.0 (O_DIRECT when allowed), check the superblock against
+ *      the checkpoint (uuid, AU, size) and that the file is not shorter
+ *      than recorded.
+ *   3. Load the entries into the index and mark their extents used; an
+ *      extent out of range or overlapping another is NB_ECORRUPT.
+ *   4. Replay WAL files wal_seq, wal_seq+1, ... while they exist: each
+ *      file's records run until the first short, bad-CRC or out-of-sequence
+ *      record (a torn tail, dropped); the next file must start at the next
+ *      LSN or durable records are missing (NB_ECORRUPT).
+ *   5. Start a fresh WAL file after the last good one, so a torn tail is
+ *      never appended to; checkpoint now if the replay was long.
+ *
+ * The data region is never read.
+ */
+#include <errno.h>
+#include <string.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "common/clock.h"
+#include "common/coding.h"
+#include "common/crc32c.h"
+#include "common/fsutil.h"
+#include "common/hash.h"
+#include "common/log.h"
+#include "common/mem.h"
+
+#include "disk_int.h"
+
+void disk_options_init(disk_options *o)
+{
+    memset(o, 0, sizeof *o);
+    o->capacity = 1ull << 30;
+    o->au_size = 4096;
+    o->max_blob = 64u << 20;
+    o->wal_max_bytes = 64ull << 20;
+    o->io_mode = DISK_IO_AUTO;
+    o->direct = DISK_DIRECT_AUTO;
+    o->close_checkpoint = 1;
+}
+
+static uint32_t crc_masked(const void *p, size_t n)
+{
+    return nb_crc32c_mask(nb_crc32c(0, p, n));
+}
+
+/* Reads a whole file through the I/O table. *buf owned; free(). */
+static int read_all(disk_env *e, const char *path, uint8_t **buf, size_t *len)
+{
+    int fd;
+    int rc = e->io->open(e->ioctx, path, DISK_O_RDONLY, &fd);
+    if (rc)
+        return rc;
+    uint64_t size;
+    rc = e->io->size(e->ioctx, fd, &size);
+    if (!rc) {
+        *buf = nb_xmalloc(size ? size : 1);
+        size_t got = 0;
+        rc = e->io->pread(e->ioctx, fd, *buf, size, 0, &got);
+        *len = got;
+        if (rc) {
+            free(*buf);
+            *buf = NULL;
+        }
+    }
+    e->io->close(e->ioctx, fd);
+    return rc;
+}
+
+int disk__wal_create(disk_env *e, uint64_t seq, uint64_t start_lsn, int *fd)
+{
+    uint8_t h[DISK_WAL_HEADER_SIZE] = {0};
+    memcpy(h, DISK_WAL_MAGIC, 8);
+    nb_put_u32le(h + 8, DISK_FORMAT_VERSION);
+    nb_put_u32le(h + 12, DISK_WAL_REC_SIZE);
+    nb_put_u64le(h + 16, seq);
+    nb_put_u64le(h + 24, start_lsn);
+    memcpy(h + 32, e->uuid, 16);
+    nb_put_u32le(h + 60, crc_masked(h, 60));
+    char *path = disk__wal_path(e->dir, seq);
+    int rc = e->io->open(e->ioctx, path, DISK_O_CREAT | DISK_O_TRUNC, fd);
+    free(path);
+    if (rc)
+        return rc;
+    rc = e->io->pwrite(e->ioctx, *fd, h, sizeof h, 0);
+    if (!rc)
+        rc = disk__sync(e, *fd);
+    if (!rc)
+        rc = e->io->sync_dir(e->ioctx, e->dir);
+    if (rc) {
+        e->io->close(e->ioctx, *fd);
+        *fd = -1;
+    }
+    return rc;
+}
+
+int disk__ckpt_write(disk_env *e, const disk__ent *ents, uint64_t n, uint64_t wal_seq,
+                     uint64_t next_lsn)
+{
+    size_t size = DISK_CKPT_HEADER + n * DISK_CKPT_ENTRY;
+    uint8_t *b = nb_xcalloc(1, size);
+    uint8_t *p = b + DISK_CKPT_HEADER;
+    for (uint64_t i = 0; i < n; i++, p += DISK_CKPT_ENTRY) {
+        nb_put_u64le(p, ents[i].hi);
+        nb_put_u64le(p + 8, ents[i].lo);
+        nb_put_u64le(p + 16, ents[i].off);
+        nb_put_u32le(p + 24, ents[i].len);
+        nb_put_u32le(p + 28, ents[i].crc);
+    }
+    memcpy(b, DISK_CKPT_MAGIC, 8);
+    nb_put_u32le(b + 8, DISK_FORMAT_VERSION);
+    nb_put_u32le(b + 12, DISK_CKPT_ENTRY);
+    memcpy(b + 16, e->uuid, 16);
+    nb_put_u64le(b + 32, wal_seq);
+    nb_put_u64le(b + 40, next_lsn);
+    nb_put_u64le(b + 48, n);
+    nb_put_u64le(b + 56, e->data_size);
+    nb_put_u32le(b + 64, e->au);
+    nb_put_u32le(b + 68, crc_masked(b + DISK_CKPT_HEADER, size - DISK_CKPT_HEADER));
+    nb_put_u32le(b + 76, crc_masked(b, 76));
+
+    char *tmp = nb_xasprintf("%s/%s.tmp", e->dir, DISK_CKPT_FILE);
+    char *dst = nb_xasprintf("%s/%s", e->dir, DISK_CKPT_FILE);
+    int fd;
+    int rc = e->io->open(e->ioctx, tmp, DISK_O_CREAT | DISK_O_TRUNC, &fd);
+    if (!rc) {
+        rc = e->io->pwrite(e->ioctx, fd, b, size, 0);
+        if (!rc)
+            rc = disk__sync(e, fd);
+        int crc = e->io->close(e->ioctx, fd);
+        rc = rc ? rc : crc;
+    }
+    if (!rc)
+        rc = e->io->rename(e->ioctx, tmp, dst);
+    if (!rc)
+        rc = e->io->sync_dir(e->ioctx, e->dir);
+    free(tmp);
+    free(dst);
+    free(b);
+    return rc;
+}
+
+/* First open: data file with superblock, WAL 1, then CHECKPOINT last: its
+ * presence is what says the engine exists. */
+static int create(disk_env *e)
+{
+    e->au = e->opt.au_size;
+    e->data_size = e->opt.capacity / e->au * e->au;
+    if (e->data_size < 2ull * e->au)
+        return NB_EUSAGE;
+    if (getrandom(e->uuid, sizeof e->uuid, 0) != (ssize_t)sizeof e->uuid) {
+        uint64_t x = nb_wall_ns() ^ nb_mono_ns();
+        memcpy(e->uuid, &x, 8);
+        x = nb_hash64(&x, 8, (uint64_t)getpid());
+        memcpy(e->uuid + 8, &x, 8);
+    }
+    char *path = nb_xasprintf("%s/%s", e->dir, DISK_DATA_FILE);
+    int fd;
+    int rc = e->io->open(e->ioctx, path, DISK_O_CREAT | DISK_O_TRUNC, &fd);
+    free(path);
+    if (rc)
+        return rc;
+    uint8_t *sb = nb_xcalloc(1, e->au);
+    memcpy(sb, DISK_SUPER_MAGIC, 8);
+    nb_put_u32le(sb + 8, DISK_FORMAT_VERSION);
+    nb_put_u32le(sb + 12, e->au);
+    memcpy(sb + 16, e->uuid, 16);
+    nb_put_u64le(sb + 32, e->data_size);
+    nb_put_u64le(sb + 40, nb_wall_ns());
+    nb_put_u32le(sb + 60, crc_masked(sb, 60));
+    rc = e->io->resize(e->ioctx, fd, e->data_size);
+    if (!rc)
+        rc = e->io->pwrite(e->ioctx, fd, sb, e->au, 0);
+    if (!rc)
+        rc = disk__sync(e, fd);
+    free(sb);
+    e->io->close(e->ioctx, fd);
+    int wfd = -1;
+    if (!rc)
+        rc = disk__wal_create(e, 1, 1, &wfd);
+    if (wfd >= 0)
+        e->io->close(e->ioctx, wfd);
+    if (!rc)
+        rc = disk__ckpt_write(e, NULL, 0, 1, 1);
+    if (rc)
+        NB_ERROR("disk %s: cannot create engine: %s", e->dir, nb_strerror(rc));
+    return rc;
+}
+
+typedef struct ckpt_info {
+    uint64_t wal_seq, next_lsn, n, data_size;
+    uint32_t au;
+    const uint8_t *ents;
+} ckpt_info;
+
+static int parse_ckpt(disk_env *e, const uint8_t *b, size_t len, ckpt_info *c)
+{
+    if (len < DISK_CKPT_HEADER || memcmp(b, DISK_CKPT_MAGIC, 8) != 0)
+        return NB_CORRUPT("disk %s: CHECKPOINT: bad magic or short (%zu bytes)", e->dir, len);
+    uint32_t version = nb_get_u32le(b + 8);
+    if (version > DISK_FORMAT_VERSION) {
+        NB_ERROR("disk %s: CHECKPOINT has format version %u, this build reads up to %u", e->dir,
+                 version, DISK_FORMAT_VERSION);
+        return NB_EVERSION;
+    }
+    if (nb_get_u32le(b + 76) != crc_masked(b, 76))
+        return NB_CORRUPT("disk %s: CHECKPOINT header checksum mismatch", e->dir);
+    c->wal_seq = nb_get_u64le(b + 32);
+    c->next_lsn = nb_get_u64le(b + 40);
+    c->n = nb_get_u64le(b + 48);
+    c->data_size = nb_get_u64le(b + 56);
+    c->au = nb_get_u32le(b + 64);
+    if (nb_get_u32le(b + 12) != DISK_CKPT_ENTRY ||
+        c->n > (len - DISK_CKPT_HEADER) / DISK_CKPT_ENTRY ||
+        len != DISK_CKPT_HEADER + c->n * DISK_CKPT_ENTRY)
+        return NB_CORRUPT("disk %s: CHECKPOINT is %zu bytes for %llu entries", e->dir, len,
+                          (unsigned long long)c->n);
+    if (nb_get_u32le(b + 68) != crc_masked(b + DISK_CKPT_HEADER, len - DISK_CKPT_HEADER))
+        return NB_CORRUPT("disk %s: CHECKPOINT entries checksum mismatch", e->dir);
+    if (c->au < 4096 || (c->au & (c->au - 1)) || c->data_size % c->au || c->wal_seq == 0)
+        return NB_CORRUPT("disk %s: CHECKPOINT has bad geometry", e->dir);
+    memcpy(e->uuid, b + 16, 16);
+    c->ents = b + DISK_CKPT_HEADER;
+    return 0;
+}
+
+static int open_data(disk_env *e, const ckpt_info *c)
+{
+    char *path = nb_xasprintf("%s/%s", e->dir, DISK_DATA_FILE);
+    unsigned base = e->opt.read_only ? DISK_O_RDONLY : 0;
+    int rc = -EINVAL;
+    e->direct = 0;
+    if (e->opt.direct != DISK_DIRECT_OFF) {
+        rc = e->io->open(e->ioctx, path, base | DISK_O_DIRECT, &e->data_fd);
+        if (!rc)
+            e->direct = 1;
+        else if (rc == -EINVAL && e->opt.direct == DISK_DIRECT_AUTO)
+            NB_INFO("disk %s: O_DIRECT not supported here; using buffered I/O", e->dir);
+    }
+    if (rc == -EINVAL && e->opt.direct != DISK_DIRECT_ON)
+        rc = e->io->open(e->ioctx, path, base, &e->data_fd);
+    free(path);
+    if (rc) {
+        e->data_fd = -1;
+        if (rc == -ENOENT)
+            return NB_CORRUPT("disk %s: %s is missing", e->dir, DISK_DATA_FILE);
+        return rc;
+    }
+    uint8_t *sb = nb_xaligned_alloc(4096, c->au);
+    size_t got = 0;
+    rc = e->io->pread(e->ioctx, e->data_fd, sb, c->au, 0, &got);
+    if (rc == -EINVAL && e->direct && e->opt.direct == DISK_DIRECT_AUTO) {
+        /* Some file systems accept O_DIRECT at open and refuse the I/O. */
+        e->io->close(e->ioctx, e->data_fd);
+        e->direct = 0;
+        free(sb);
+        struct disk_options o = e->opt;
+        e->opt.direct = DISK_DIRECT_OFF;
+        rc = open_data(e, c);
+        e->opt = o;
+        return rc;
+    }
+    if (!rc && got < DISK_SUPER_SIZE)
+        rc = NB_CORRUPT("disk %s: %s is too short for a superblock", e->dir, DISK_DATA_FILE);
+    if (!rc && memcmp(sb, DISK_SUPER_MAGIC, 8) != 0)
+        rc = NB_CORRUPT("disk %s: %s: bad superblock magic", e->dir, DISK_DATA_FILE);
+    if (!rc && nb_get_u32le(sb + 8) > DISK_FORMAT_VERSION) {
+        NB_ERROR("disk %s: superblock has format version %u", e->dir, nb_get_u32le(sb + 8));
+        rc = NB_EVERSION;
+    }
+    if (!rc && nb_get_u32le(sb + 60) != crc_masked(sb, 60))
+        rc = NB_CORRUPT("disk %s: superblock checksum mismatch", e->dir);
+    if (!rc && (memcmp(sb + 16, e->uuid, 16) != 0 || nb_get_u32le(sb + 12) != c->au ||
+                nb_get_u64le(sb + 32) != c->data_size))
+        rc = NB_CORRUPT("disk %s: superblock does not match CHECKPOINT (another engine's file?)",
+                        e->dir);
+    free(sb);
+    uint64_t size = 0;
+    if (!rc)
+        rc = e->io->size(e->ioctx, e->data_fd, &size);
+    if (!rc && size < c->data_size)
+        rc = NB_CORRUPT("disk %s: %s is %llu bytes but the checkpoint records %llu", e->dir,
+                        DISK_DATA_FILE, (unsigned long long)size, (unsigned long long)c->data_size);
+    if (!rc && e->direct) {
+        /* Refs hand out a descriptor for pread/sendfile at any alignment. */
+        char *p2 = nb_xasprintf("%s/%s", e->dir, DISK_DATA_FILE);
+        rc = e->io->open(e->ioctx, p2, DISK_O_RDONLY, &e->ref_fd);
+        free(p2);
+    } else if (!rc) {
+        e->ref_fd = e->data_fd;
+    }
+    return rc;
+}
+
+static int extent_ok(const disk_env *e, uint64_t off, uint32_t len)
+{
+    uint64_t n = len ? (len + e->au - 1) / e->au : 1;
+    return off % e->au == 0 && off >= e->au && off < e->data_size &&
+           n <= (e->data_size - off) / e->au;
+}
+
+static int apply_put(disk_env *e, disk_id id, uint64_t off, uint32_t len, uint32_t crc)
+{
+    if (!extent_ok(e, off, len))
+        return NB_CORRUPT("disk %s: blob %016llx:%016llx: extent %llu+%u outside the data file "
+                          "(%llu bytes)",
+                          e->dir, (unsigned long long)id.hi, (unsigned long long)id.lo,
+                          (unsigned long long)off, len, (unsigned long long)e->data_size);
+    disk__ent ent = {id.hi, id.lo, off, len, crc}, old;
+    uint64_t n = len ? (len + e->au - 1) / e->au : 1;
+    if (disk__map_put(&e->index, &ent, &old)) {
+        disk__alloc_put(&e->alloc, old.off / e->au - 1,
+                        old.len ? (old.len + e->au - 1) / e->au : 1);
+        e->bytes_live -= old.len;
+    }
+    e->bytes_live += len;
+    if (disk__alloc_mark(&e->alloc, off / e->au - 1, n))
+        return NB_CORRUPT("disk %s: blob %016llx:%016llx: extent %llu+%u overlaps another blob",
+                          e->dir, (unsigned long long)id.hi, (unsigned long long)id.lo,
+                          (unsigned long long)off, len);
+    return 0;
+}
+
+static void apply_del(disk_env *e, disk_id id)
+{
+    disk__ent old;
+    if (disk__map_del(&e->index, id.hi, id.lo, &old)) {
+        disk__alloc_put(&e->alloc, old.off / e->au - 1,
+                        old.len ? (old.len + e->au - 1) / e->au : 1);
+        e->bytes_live -= old.len;
+    }
+}
+
+/* Replays one WAL file. *lsn is the next expected LSN in and out. Returns
+ * 0, 1 when the file is missing, 2 when its header is unreadable, or an
+ * error. */
+static int replay_file(disk_env *e, uint64_t seq, uint64_t *lsn)
+{
+    char *path = disk__wal_path(e->dir, seq);
+    uint8_t *b = NULL;
+    size_t len = 0;
+    int rc = read_all(e, path, &b, &len);
+    if (rc == -ENOENT) {
+        free(path);
+        return 1;
+    }
+    if (rc) {
+        free(path);
+        return rc;
+    }
+    if (len >= 12 && memcmp(b, DISK_WAL_MAGIC, 8) == 0 &&
+        nb_get_u32le(b + 8) > DISK_FORMAT_VERSION) {
+        NB_ERROR("disk %s: %s has format version %u, this build reads up to %u", e->dir, path,
+                 nb_get_u32le(b + 8), DISK_FORMAT_VERSION);
+        rc = NB_EVERSION;
+    } else if (len < DISK_WAL_HEADER_SIZE || memcmp(b, DISK_WAL_MAGIC, 8) != 0 ||
+               nb_get_u32le(b + 60) != crc_masked(b, 60)) {
+        /* Only a crash while creating the file does this; the caller
+         * checks that no later file exists. */
+        NB_WARN("disk %s: %s has no valid header (torn creation)", e->dir, path);
+        rc = 2;
+    } else if (nb_get_u64le(b + 16) != seq || memcmp(b + 32, e->uuid, 16) != 0 ||
+               nb_get_u32le(b + 12) != DISK_WAL_REC_SIZE) {
+        rc = NB_CORRUPT("disk %s: %s belongs to another engine or position", e->dir, path);
+    } else if (nb_get_u64le(b + 24) != *lsn) {
+        rc = NB_CORRUPT("disk %s: %s starts at lsn %llu but lsn %llu was expected: durable WAL "
+                        "records are missing",
+                        e->dir, path, (unsigned long long)nb_get_u64le(b + 24),
+                        (unsigned long long)*lsn);
+    }
+    size_t pos = DISK_WAL_HEADER_SIZE;
+    while (rc == 0 && pos + DISK_WAL_REC_SIZE <= len) {
+        disk__rec r;
+        if (disk__rec_decode(b + pos, &r) != 0 || r.lsn != *lsn)
+            break;
+        if (r.type == DISK_REC_PUT)
+            rc = apply_put(e, r.id, r.off, r.len, r.crc);
+        else
+            apply_del(e, r.id);
+        (*lsn)++;
+        e->replayed++;
+        pos += DISK_WAL_REC_SIZE;
+    }
+    if (rc == 0 && pos < len)
+        NB_WARN("disk %s: %s: dropped %zu bytes of torn or unwritten tail at offset %zu", e->dir,
+                path, len - pos, pos);
+    free(b);
+    free(path);
+    return rc;
+}
+
+static int recover(disk_env *e, const uint8_t *cb, size_t clen)
+{
+    ckpt_info c;
+    int rc = parse_ckpt(e, cb, clen, &c);
+    if (rc)
+        return rc;
+    e->au = c.au;
+    e->data_size = c.data_size;
+    rc = open_data(e, &c);
+    if (rc)
+        return rc;
+    disk__alloc_init(&e->alloc, c.data_size / c.au - 1);
+    disk__map_init(&e->index, c.n);
+    const uint8_t *p = c.ents;
+    for (uint64_t i = 0; i < c.n; i++, p += DISK_CKPT_ENTRY) {
+        disk_id id = {nb_get_u64le(p), nb_get_u64le(p + 8)};
+        if (disk__map_get(&e->index, id.hi, id.lo))
+            return NB_CORRUPT("disk %s: CHECKPOINT lists blob %016llx:%016llx twice", e->dir,
+                              (unsigned long long)id.hi, (unsigned long long)id.lo);
+        rc = apply_put(e, id, nb_get_u64le(p + 16), nb_get_u32le(p + 24), nb_get_u32le(p + 28));
+        if (rc)
+            return rc;
+    }
+    uint64_t lsn = c.next_lsn, seq = c.wal_seq, last_good = 0;
+    for (;; seq++) {
+        rc = replay_file(e, seq, &lsn);
+        if (rc == 0) {
+            last_good = seq;
+            continue;
+        }
+        if (rc == 1 && seq == c.wal_seq)
+            return NB_CORRUPT("disk %s: WAL file %llu named by CHECKPOINT is missing", e->dir,
+                              (unsigned long long)seq);
+        if (rc == 2) {
+            char *next = disk__wal_path(e->dir, seq + 1);
+            int later = 0;
+            int fd;
+            if (e->io->open(e->ioctx, next, DISK_O_RDONLY, &fd) == 0) {
+                later = 1;
+                e->io->close(e->ioctx, fd);
+            }
+            free(next);
+            if (later || seq == c.wal_seq)
+                return NB_CORRUPT("disk %s: WAL file %llu has a damaged header", e->dir,
+                                  (unsigned long long)seq);
+        }
+        if (rc < 0)
+            return rc;
+        break;
+    }
+    e->wal_first = c.wal_seq;
+    e->wal_seq = last_good + 1; /* replaces a file with a torn header */
+    e->next_lsn = lsn;
+    e->durable_lsn = lsn - 1;
+    return 0;
+}
+
+int disk_open(const disk_options *opts, const char *dir, disk_env **out)
+{
+    *out = NULL;
+    disk_env *e = nb_xcalloc(1, sizeof *e);
+    if (opts)
+        e->opt = *opts;
+    else
+        disk_options_init(&e->opt);
+    if (e->opt.au_size < 4096 || (e->opt.au_size & (e->opt.au_size - 1)) || e->opt.max_blob == 0) {
+        free(e);
+        return NB_EUSAGE;
+    }
+    e->dir = nb_xstrdup(dir);
+    e->lock_fd = e->data_fd = e->ref_fd = e->wal_fd = -1;
+    pthread_mutex_init(&e->ckpt_mu, NULL);
+    pthread_mutex_init(&e->wal_mu, NULL);
+    pthread_cond_init(&e->wal_cv, NULL);
+    pthread_mutex_init(&e->mu, NULL);
+    disk__map_init(&e->pins, 16);
+    uint64_t t0 = nb_mono_ns();
+    int rc = 0;
+
+    if (e->opt.io) {
+        e->io = e->opt.io;
+        e->ioctx = e->opt.io_ctx;
+    } else {
+        e->io = &disk__io_posix;
+        if (e->opt.io_mode != DISK_IO_POSIX) {
+            const disk_io_ops *ops;
+            rc = disk__uring_new(&e->uring, &ops);
+            if (!rc) {
+                e->io = ops;
+                e->ioctx = e->uring;
+            } else if (e->opt.io_mode == DISK_IO_AUTO) {
+                NB_INFO("disk %s: io_uring unavailable (%s); using pread/pwrite", dir,
+                        nb_strerror(rc));
+                rc = 0;
+            }
+        }
+        if (!rc) {
+            struct stat st;
+            if (e->opt.read_only && stat(dir, &st) != 0)
+                rc = NB_ENOTFOUND;
+            else if (!e->opt.read_only)
+                rc = nb_mkdir_p(dir, 0755);
+        }
+        if (!rc) {
+            char *lock = nb_xasprintf("%s/%s", dir, DISK_LOCK_FILE);
+            pid_t holder = 0;
+            rc = nb_lock_file(lock, &e->lock_fd, &holder);
+            if (rc == NB_ELOCKED)
+                NB_ERROR("disk %s: in use by process %d", dir, (int)holder);
+            free(lock);
+        }
+    }
+
+    uint8_t *cb = NULL;
+    size_t clen = 0;
+    if (!rc) {
+        char *path = nb_xasprintf("%s/%s", dir, DISK_CKPT_FILE);
+        rc = read_all(e, path, &cb, &clen);
+        if (rc == -ENOENT && e->opt.read_only) {
+            rc = NB_ENOTFOUND;
+        } else if (rc == -ENOENT) {
+            /* No engine yet, or a crash during creation (which is redone).
+             * A WAL without a checkpoint is someone's data: refuse. */
+            char *w1 = disk__wal_path(dir, 2);
+            int fd;
+            if (e->io->open(e->ioctx, w1, DISK_O_RDONLY, &fd) == 0) {
+                e->io->close(e->ioctx, fd);
+                rc = NB_CORRUPT("disk %s: WAL files but no CHECKPOINT", dir);
+            } else {
+                rc = create(e);
+                if (!rc)
+                    rc = read_all(e, path, &cb, &clen);
+            }
+            free(w1);
+        }
+        free(path);
+    }
+    if (!rc)
+        rc = recover(e, cb, clen);
+    free(cb);
+    if (!rc && !e->opt.read_only) {
+        rc = disk__wal_create(e, e->wal_seq, e->next_lsn, &e->wal_fd);
+        e->wal_off = DISK_WAL_HEADER_SIZE;
+    }
+    e->recovery_ns = nb_mono_ns() - t0;
+    if (!rc && !e->opt.read_only &&
+        (e->wal_seq - e->wal_first >= 4 ||
+         e->replayed * DISK_WAL_REC_SIZE >= e->opt.wal_max_bytes / 2)) {
+        rc = disk__checkpoint(e);
+    }
+    if (rc) {
+        e->opt.close_checkpoint = 0;
+        e->opt.read_only = 1; /* nothing to flush */
+        disk_close(e);
+        return rc;
+    }
+    NB_DEBUG("disk %s: open, %llu blobs, %llu WAL records replayed in %.1f ms", dir,
+             (unsigned long long)e->index.n, (unsigned long long)e->replayed,
+             (double)e->recovery_ns / 1e6);
+    *out = e;
+    return 0;
+}
+
+int disk_close(disk_env *e)
+{
+    if (!e)
+        return 0;
+    int rc = 0;
+    pthread_mutex_lock(&e->wal_mu);
+    while (e->leader)
+        pthread_cond_wait(&e->wal_cv, &e->wal_mu);
+    int failed = e->failed;
+    int dirty = e->wal_fd >= 0 && e->wal_off > DISK_WAL_HEADER_SIZE;
+    pthread_mutex_unlock(&e->wal_mu);
+    if (!e->opt.read_only && !failed && e->wal_fd >= 0) {
+        if (e->opt.close_checkpoint && dirty) {
+            rc = disk__checkpoint(e);
+        } else if (e->opt.no_sync) {
+            rc = disk__sync(e, e->data_fd);
+            if (!rc)
+                rc = disk__sync(e, e->wal_fd);
+        }
+    }
+    if (e->wal_fd >= 0)
+        e->io->close(e->ioctx, e->wal_fd);
+    if (e->ref_fd >= 0 && e->ref_fd != e->data_fd)
+        e->io->close(e->ioctx, e->ref_fd);
+    if (e->data_fd >= 0)
+        e->io->close(e->ioctx, e->data_fd);
+    nb_unlock_file(e->lock_fd);
+    disk__uring_free(e->uring);
+    disk__map_free(&e->index);
+    disk__map_free(&e->pins);
+    disk__alloc_free_all(&e->alloc);
+    free(e->pending);
+    free(e->wal_buf);
+    pthread_mutex_destroy(&e->ckpt_mu);
+    pthread_mutex_destroy(&e->wal_mu);
+    pthread_cond_destroy(&e->wal_cv);
+    pthread_mutex_destroy(&e->mu);
+    free(e->dir);
+    free(e);
+    return rc;
+}

@@ -1,0 +1,564 @@
+/* The disk engine's API: put/read/delete/exists/iterate/stats, refs and pins,
+ * checkpoints, bad input and the tool, over both I/O paths (pread/pwrite
+ * buffered, and io_uring with O_DIRECT). */
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "disk/disk_format.h"
+
+#include "disk_test.h"
+
+typedef struct mode {
+    const char *name;
+    int io, direct;
+} mode;
+
+static mode posix_buffered = {"posix", DISK_IO_POSIX, DISK_DIRECT_OFF};
+static mode uring_direct = {"uring", DISK_IO_URING, DISK_DIRECT_AUTO};
+
+static disk_env *open_mode(const mode *m, const char *dir)
+{
+    disk_options o;
+    dt_opts(&o, m->io, m->direct);
+    disk_env *e;
+    ASSERT_OK(disk_open(&o, dir, &e));
+    return e;
+}
+
+static void put_ver(disk_env *e, uint64_t n, size_t len, uint64_t ver)
+{
+    uint8_t *b = malloc(len ? len : 1);
+    dt_fill(b, len, dt_id(n), ver);
+    ASSERT_OK(disk_put(e, dt_id(n), b, len));
+    free(b);
+}
+
+static void expect_ver(disk_env *e, uint64_t n, size_t len, uint64_t ver)
+{
+    uint8_t *b = malloc(len + 16);
+    size_t got = 0;
+    ASSERT_OK(disk_read(e, dt_id(n), 0, len + 16, b, &got));
+    assert_int_equal(got, len);
+    assert_true(dt_check(b, len, dt_id(n), ver));
+    free(b);
+}
+
+static int count_cb(void *arg, disk_id id, uint64_t len)
+{
+    (void)id;
+    (void)len;
+    (*(int *)arg)++;
+    return 0;
+}
+
+static void test_basic(void **state)
+{
+    const mode *m = *state;
+    char *dir = nb_test_dir(m->name);
+    disk_env *e = open_mode(m, dir);
+    disk_stats st;
+    disk_stats_get(e, &st);
+    assert_int_equal(st.io_uring, m->io == DISK_IO_URING);
+    size_t sizes[] = {0, 1, 100, 4095, 4096, 4097, 65536, 1000000, 4u << 20};
+    for (size_t i = 0; i < NB_ARRAY_LEN(sizes); i++)
+        put_ver(e, i, sizes[i], 1);
+    for (size_t i = 0; i < NB_ARRAY_LEN(sizes); i++)
+        expect_ver(e, i, sizes[i], 1);
+    uint64_t len;
+    ASSERT_OK(disk_exists(e, dt_id(6), &len));
+    assert_int_equal(len, 65536);
+    /* Partial reads. */
+    uint8_t *full = malloc(65536), part[100];
+    dt_fill(full, 65536, dt_id(6), 1);
+    size_t got;
+    ASSERT_OK(disk_read(e, dt_id(6), 1000, 100, part, &got));
+    assert_int_equal(got, 100);
+    assert_memory_equal(part, full + 1000, 100);
+    ASSERT_OK(disk_read(e, dt_id(6), 65500, 100, part, &got));
+    assert_int_equal(got, 36);
+    assert_memory_equal(part, full + 65500, 36);
+    ASSERT_OK(disk_read(e, dt_id(6), 65536, 100, part, &got));
+    assert_int_equal(got, 0);
+    ASSERT_RC(disk_read(e, dt_id(6), 65537, 100, part, &got), NB_EUSAGE);
+    free(full);
+    /* Overwrite and delete. */
+    put_ver(e, 3, 5000, 2);
+    expect_ver(e, 3, 5000, 2);
+    ASSERT_OK(disk_delete(e, dt_id(4)));
+    ASSERT_RC(disk_exists(e, dt_id(4), NULL), NB_ENOTFOUND);
+    ASSERT_RC(disk_read(e, dt_id(4), 0, 10, part, &got), NB_ENOTFOUND);
+    ASSERT_RC(disk_delete(e, dt_id(4)), NB_ENOTFOUND);
+    ASSERT_RC(disk_read(e, dt_id(999), 0, 10, part, &got), NB_ENOTFOUND);
+    int n = 0;
+    ASSERT_OK(disk_iterate(e, count_cb, &n));
+    assert_int_equal(n, (int)NB_ARRAY_LEN(sizes) - 1);
+    disk_stats_get(e, &st);
+    assert_int_equal(st.blobs, NB_ARRAY_LEN(sizes) - 1);
+    ASSERT_OK(disk_close(e));
+
+    /* Everything survives a reopen, with and without a close checkpoint. */
+    e = open_mode(m, dir);
+    disk_stats_get(e, &st);
+    assert_int_equal(st.blobs, NB_ARRAY_LEN(sizes) - 1);
+    assert_int_equal(st.replayed, 0);
+    for (size_t i = 0; i < NB_ARRAY_LEN(sizes); i++)
+        if (i != 4)
+            expect_ver(e, i, i == 3 ? 5000 : sizes[i], i == 3 ? 2 : 1);
+    disk_close(e);
+    nb_test_rmdir(dir);
+    free(dir);
+}
+
+static void test_too_big_and_usage(void **state)
+{
+    (void)state;
+    char *dir = nb_test_dir("usage");
+    disk_options o;
+    dt_opts(&o, DISK_IO_POSIX, DISK_DIRECT_OFF);
+    o.max_blob = 1000;
+    disk_env *e;
+    ASSERT_OK(disk_open(&o, dir, &e));
+    uint8_t b[1001] = {0};
+    ASSERT_RC(disk_put(e, dt_id(1), b, 1001), NB_ETOOBIG);
+    ASSERT_OK(disk_put(e, dt_id(1), b, 1000));
+    /* A second open of the same directory is refused while it is open. */
+    disk_env *e2;
+    ASSERT_RC(disk_open(&o, dir, &e2), NB_ELOCKED);
+    assert_null(e2);
+    ASSERT_OK(disk_close(e));
+    disk_close(NULL);
+    o.au_size = 1000;
+    ASSERT_RC(disk_open(&o, dir, &e), NB_EUSAGE);
+    /* Read-only open of a directory with no engine. */
+    char *none = nb_xasprintf("%s/none", dir);
+    disk_options_init(&o);
+    o.read_only = 1;
+    ASSERT_RC(disk_open(&o, none, &e), NB_ENOTFOUND);
+    free(none);
+    nb_test_rmdir(dir);
+    free(dir);
+}
+
+static void test_enospace(void **state)
+{
+    (void)state;
+    char *dir = nb_test_dir("enospace");
+    disk_options o;
+    dt_opts(&o, DISK_IO_POSIX, DISK_DIRECT_OFF);
+    o.capacity = 4ull << 20; /* 1023 AUs of data region */
+    disk_env *e;
+    ASSERT_OK(disk_open(&o, dir, &e));
+    uint8_t *b = calloc(1, 65536);
+    int n = 0, rc;
+    while ((rc = disk_put(e, dt_id((uint64_t)n), b, 65536)) == 0)
+        n++;
+    ASSERT_RC(rc, NB_ENOSPACE);
+    assert_int_equal(n, 63);                      /* 63 * 16 AUs = 1008 of 1023 */
+    ASSERT_OK(disk_put(e, dt_id(1000), b, 4096)); /* small ones still fit */
+    ASSERT_OK(disk_delete(e, dt_id(5)));
+    ASSERT_OK(disk_put(e, dt_id(5), b, 65536));
+    disk_stats st;
+    disk_stats_get(e, &st);
+    assert_int_equal(st.blobs, 64);
+    assert_true(st.bytes_free < 65536);
+    ASSERT_OK(disk_close(e));
+    free(b);
+    nb_test_rmdir(dir);
+    free(dir);
+}
+
+static void test_ref_pin(void **state)
+{
+    const mode *m = *state;
+    char *dir = nb_test_dir("pin");
+    disk_options o;
+    dt_opts(&o, m->io, m->direct);
+    o.capacity = 2ull << 20;
+    disk_env *e;
+    ASSERT_OK(disk_open(&o, dir, &e));
+    put_ver(e, 1, 10000, 1);
+    disk_ref ref;
+    ASSERT_OK(disk_read_ref(e, dt_id(1), DISK_REF_VERIFY, &ref));
+    assert_int_equal(ref.len, 10000);
+    disk_stats st;
+    disk_stats_get(e, &st);
+    assert_int_equal(st.pinned, 1);
+    /* Delete the blob and fill the engine: the pinned extent stays put. */
+    ASSERT_OK(disk_delete(e, dt_id(1)));
+    for (uint64_t i = 2; disk_put(e, dt_id(i), "x", 1) == 0; i++)
+        ;
+    uint8_t *b = malloc(10000);
+    size_t got;
+    char *data = nb_xasprintf("%s/%s", dir, DISK_DATA_FILE);
+    int fd = open(data, O_RDONLY);
+    free(data);
+    assert_true(fd >= 0);
+    ASSERT_OK(nb_pread_full(fd, b, 10000, (off_t)ref.off, &got));
+    assert_int_equal(got, 10000);
+    assert_true(dt_check(b, 10000, dt_id(1), 1));
+    assert_int_equal(nb_crc32c(0, b, 10000), ref.crc32c);
+    ASSERT_OK(nb_pread_full(ref.fd, b, 10000, (off_t)ref.off, &got));
+    assert_true(dt_check(b, 10000, dt_id(1), 1));
+    close(fd);
+    disk_stats_get(e, &st);
+    uint64_t free_before = st.bytes_free;
+    disk_unpin(e, &ref);
+    disk_unpin(e, &ref); /* second unpin of the same ref is a no-op */
+    disk_stats_get(e, &st);
+    assert_int_equal(st.pinned, 0);
+    assert_int_equal(st.bytes_free, free_before + 3 * 4096);
+    ASSERT_RC(disk_read_ref(e, dt_id(1), 0, &ref), NB_ENOTFOUND);
+    free(b);
+    ASSERT_OK(disk_close(e));
+    nb_test_rmdir(dir);
+    free(dir);
+}
+
+static void corrupt_byte(const char *path, uint64_t off)
+{
+    int fd = open(path, O_RDWR);
+    assert_true(fd >= 0);
+    uint8_t c;
+    size_t got;
+    ASSERT_OK(nb_pread_full(fd, &c, 1, (off_t)off, &got));
+    c ^= 0x5a;
+    ASSERT_OK(nb_pwrite_full(fd, &c, 1, (off_t)off));
+    close(fd);
+}
+
+static void test_checksum(void **state)
+{
+    const mode *m = *state;
+    char *dir = nb_test_dir("checksum");
+    disk_env *e = open_mode(m, dir);
+    put_ver(e, 1, 20000, 1);
+    put_ver(e, 2, 20000, 1);
+    disk_ref ref;
+    ASSERT_OK(disk_read_ref(e, dt_id(1), 0, &ref));
+    uint64_t off = ref.off;
+    disk_unpin(e, &ref);
+    ASSERT_OK(disk_close(e));
+    char *data = nb_xasprintf("%s/%s", dir, DISK_DATA_FILE);
+    corrupt_byte(data, off + 12345);
+    char *argv[] = {"disk", "check", dir, NULL};
+    assert_int_equal(disk_tool_main(3, argv), 1);
+    e = open_mode(m, dir);
+    uint8_t *b = malloc(20000);
+    memset(b, 0xee, 20000);
+    size_t got = 7;
+    ASSERT_RC(disk_read(e, dt_id(1), 0, 20000, b, &got), NB_ECHECKSUM);
+    assert_int_equal(got, 0);
+    ASSERT_RC(disk_read(e, dt_id(1), 0, 10, b, &got), NB_ECHECKSUM);
+    ASSERT_RC(disk_read_ref(e, dt_id(1), DISK_REF_VERIFY, &ref), NB_ECHECKSUM);
+    disk_stats st;
+    disk_stats_get(e, &st);
+    assert_int_equal(st.pinned, 0);
+    expect_ver(e, 2, 20000, 1);
+    /* Replacing the damaged blob heals it. */
+    put_ver(e, 1, 20000, 3);
+    expect_ver(e, 1, 20000, 3);
+    ASSERT_OK(disk_close(e));
+    assert_int_equal(disk_tool_main(3, argv), 0);
+    free(b);
+    free(data);
+    nb_test_rmdir(dir);
+    free(dir);
+}
+
+static void test_checkpoints(void **state)
+{
+    (void)state;
+    char *dir = nb_test_dir("ckpt");
+    disk_options o;
+    dt_opts(&o, DISK_IO_POSIX, DISK_DIRECT_OFF);
+    o.wal_max_bytes = 16 * 1024; /* a checkpoint every ~340 records */
+    o.close_checkpoint = 0;
+    disk_env *e;
+    ASSERT_OK(disk_open(&o, dir, &e));
+    int n = 2000;
+    for (int i = 0; i < n; i++) {
+        put_ver(e, (uint64_t)(i % 500), 100, (uint64_t)i);
+        if (i % 7 == 3)
+            ASSERT_OK(disk_delete(e, dt_id((uint64_t)(i % 500))));
+    }
+    disk_stats st;
+    disk_stats_get(e, &st);
+    assert_true(st.checkpoints >= 3);
+    assert_true(st.wal_bytes <= 16 * 1024 + 48);
+    uint64_t blobs = st.blobs;
+    ASSERT_OK(disk_close(e));
+    /* Only the live WAL files remain. */
+    int wal_files = 0;
+    for (uint64_t s = 1; s < 100; s++) {
+        char *p = nb_xasprintf("%s/wal-%016llx.log", dir, (unsigned long long)s);
+        wal_files += access(p, F_OK) == 0;
+        free(p);
+    }
+    assert_true(wal_files <= 2);
+    ASSERT_OK(disk_open(&o, dir, &e));
+    disk_stats_get(e, &st);
+    assert_int_equal(st.blobs, blobs);
+    assert_true(st.replayed < 400);
+    for (int i = n - 500; i < n; i++) {
+        uint64_t id = (uint64_t)(i % 500);
+        if (i % 7 == 3)
+            ASSERT_RC(disk_exists(e, dt_id(id), NULL), NB_ENOTFOUND);
+        else
+            expect_ver(e, id, 100, (uint64_t)i);
+    }
+    ASSERT_OK(disk_close(e));
+    nb_test_rmdir(dir);
+    free(dir);
+}
+
+/* ---- bad files ---- */
+
+/* The newest WAL file in dir. */
+static char *last_wal(const char *dir)
+{
+    char *last = NULL;
+    for (uint64_t s = 1; s < 64; s++) {
+        char *p = nb_xasprintf("%s/wal-%016llx.log", dir, (unsigned long long)s);
+        if (access(p, F_OK) == 0) {
+            free(last);
+            last = p;
+        } else {
+            free(p);
+        }
+    }
+    assert_non_null(last);
+    return last;
+}
+
+static void test_truncated_wal(void **state)
+{
+    (void)state;
+    char *dir = nb_test_dir("trunc");
+    disk_options o;
+    dt_opts(&o, DISK_IO_POSIX, DISK_DIRECT_OFF);
+    o.close_checkpoint = 0;
+    disk_env *e;
+    ASSERT_OK(disk_open(&o, dir, &e));
+    for (uint64_t i = 0; i < 10; i++)
+        put_ver(e, i, 3000, 1);
+    ASSERT_OK(disk_close(e));
+    /* Cut the last record in half: it is dropped, the rest survives. */
+    char *w = last_wal(dir);
+    struct stat st;
+    assert_int_equal(stat(w, &st), 0);
+    assert_int_equal(st.st_size, 64 + 10 * 48);
+    assert_int_equal(truncate(w, st.st_size - 20), 0);
+    ASSERT_OK(disk_open(&o, dir, &e));
+    for (uint64_t i = 0; i < 9; i++)
+        expect_ver(e, i, 3000, 1);
+    ASSERT_RC(disk_exists(e, dt_id(9), NULL), NB_ENOTFOUND);
+    put_ver(e, 9, 3000, 2); /* and the engine goes on writing */
+    ASSERT_OK(disk_close(e));
+    ASSERT_OK(disk_open(&o, dir, &e));
+    for (uint64_t i = 0; i < 9; i++)
+        expect_ver(e, i, 3000, 1);
+    expect_ver(e, 9, 3000, 2);
+    ASSERT_OK(disk_close(e));
+    free(w);
+    nb_test_rmdir(dir);
+    free(dir);
+}
+
+static void test_newer_wal_version(void **state)
+{
+    (void)state;
+    char *dir = nb_test_dir("version");
+    disk_options o;
+    dt_opts(&o, DISK_IO_POSIX, DISK_DIRECT_OFF);
+    o.close_checkpoint = 0;
+    disk_env *e;
+    ASSERT_OK(disk_open(&o, dir, &e));
+    for (uint64_t i = 0; i < 5; i++)
+        put_ver(e, i, 5000, 1);
+    ASSERT_OK(disk_close(e));
+    char *w = last_wal(dir);
+    int fd = open(w, O_RDWR);
+    uint8_t v[4] = {2, 0, 0, 0};
+    ASSERT_OK(nb_pwrite_full(fd, v, 4, 8));
+    ASSERT_RC(disk_open(&o, dir, &e), NB_EVERSION);
+    assert_null(e);
+    char *argv[] = {"disk", "stats", dir, NULL};
+    assert_int_equal(disk_tool_main(3, argv), 2);
+    /* Nothing was changed: with the version restored all is there. */
+    v[0] = 1;
+    ASSERT_OK(nb_pwrite_full(fd, v, 4, 8));
+    close(fd);
+    ASSERT_OK(disk_open(&o, dir, &e));
+    for (uint64_t i = 0; i < 5; i++)
+        expect_ver(e, i, 5000, 1);
+    ASSERT_OK(disk_close(e));
+    /* Same for a newer checkpoint. */
+    char *ck = nb_xasprintf("%s/%s", dir, DISK_CKPT_FILE);
+    fd = open(ck, O_RDWR);
+    v[0] = 9;
+    ASSERT_OK(nb_pwrite_full(fd, v, 4, 8));
+    ASSERT_RC(disk_open(&o, dir, &e), NB_EVERSION);
+    v[0] = 1;
+    ASSERT_OK(nb_pwrite_full(fd, v, 4, 8));
+    close(fd);
+    ASSERT_OK(disk_open(&o, dir, &e));
+    expect_ver(e, 4, 5000, 1);
+    ASSERT_OK(disk_close(e));
+    free(ck);
+    free(w);
+    nb_test_rmdir(dir);
+    free(dir);
+}
+
+static void test_small_data_file(void **state)
+{
+    (void)state;
+    char *dir = nb_test_dir("small");
+    disk_options o;
+    dt_opts(&o, DISK_IO_POSIX, DISK_DIRECT_OFF);
+    disk_env *e;
+    ASSERT_OK(disk_open(&o, dir, &e));
+    for (uint64_t i = 0; i < 5; i++)
+        put_ver(e, i, 5000, 1);
+    ASSERT_OK(disk_close(e));
+    char *data = nb_xasprintf("%s/%s", dir, DISK_DATA_FILE);
+    struct stat st;
+    assert_int_equal(stat(data, &st), 0);
+    assert_int_equal(truncate(data, st.st_size / 2), 0);
+    ASSERT_RC(disk_open(&o, dir, &e), NB_ECORRUPT);
+    char *argv[] = {"disk", "check", dir, NULL};
+    assert_int_equal(disk_tool_main(3, argv), 1);
+    /* Grown back (the blobs sit at the start), everything is there. */
+    assert_int_equal(truncate(data, st.st_size), 0);
+    ASSERT_OK(disk_open(&o, dir, &e));
+    for (uint64_t i = 0; i < 5; i++)
+        expect_ver(e, i, 5000, 1);
+    ASSERT_OK(disk_close(e));
+    /* A damaged checkpoint is an error, never an empty engine. */
+    char *ck = nb_xasprintf("%s/%s", dir, DISK_CKPT_FILE);
+    corrupt_byte(ck, 90);
+    ASSERT_RC(disk_open(&o, dir, &e), NB_ECORRUPT);
+    corrupt_byte(ck, 90);
+    ASSERT_OK(disk_open(&o, dir, &e));
+    ASSERT_OK(disk_close(e));
+    free(ck);
+    free(data);
+    nb_test_rmdir(dir);
+    free(dir);
+}
+
+static void test_tool(void **state)
+{
+    (void)state;
+    char *dir = nb_test_dir("tool");
+    disk_env *e = open_mode(&posix_buffered, dir);
+    for (uint64_t i = 0; i < 20; i++)
+        put_ver(e, i, 7000, 1);
+    /* Held by us: the tool cannot open it. */
+    char *check[] = {"disk", "check", dir, NULL};
+    assert_int_equal(disk_tool_main(3, check), 2);
+    ASSERT_OK(disk_close(e));
+    assert_int_equal(disk_tool_main(3, check), 0);
+    char *stats[] = {"disk", "stats", dir, NULL};
+    assert_int_equal(disk_tool_main(3, stats), 0);
+    char *bad[] = {"disk", "frob", dir, NULL};
+    assert_int_equal(disk_tool_main(3, bad), 2);
+    assert_int_equal(disk_tool_main(2, bad), 2);
+    char *missing = nb_xasprintf("%s/nope", dir);
+    char *nodir[] = {"disk", "check", missing, NULL};
+    assert_int_equal(disk_tool_main(3, nodir), 2);
+    free(missing);
+    nb_test_rmdir(dir);
+    free(dir);
+}
+
+/* ---- threads ---- */
+
+typedef struct worker {
+    disk_env *e;
+    int t, n;
+    int errors;
+} worker;
+
+static void *work(void *arg)
+{
+    worker *w = arg;
+    uint8_t *b = malloc(70000);
+    uint64_t seed = (uint64_t)w->t;
+    for (int i = 0; i < w->n; i++) {
+        uint64_t id = (uint64_t)w->t * 1000 + dt_rand(&seed) % 50;
+        size_t len = 1 + dt_rand(&seed) % 70000;
+        dt_fill(b, len, dt_id(id), (uint64_t)i);
+        if (disk_put(w->e, dt_id(id), b, len) != 0)
+            w->errors++;
+        size_t got;
+        if (disk_read(w->e, dt_id(id), 0, len, b, &got) != 0 || got != len ||
+            !dt_check(b, len, dt_id(id), (uint64_t)i))
+            w->errors++;
+        /* Read someone else's blob while they overwrite it. */
+        uint64_t other = (uint64_t)((w->t + 1) % 4) * 1000 + dt_rand(&seed) % 50;
+        int rc = disk_read(w->e, dt_id(other), 0, 70000, b, &got);
+        if (rc != 0 && rc != NB_ENOTFOUND)
+            w->errors++;
+    }
+    free(b);
+    return NULL;
+}
+
+static void test_threads(void **state)
+{
+    const mode *m = *state;
+    char *dir = nb_test_dir("threads");
+    disk_options o;
+    dt_opts(&o, m->io, m->direct);
+    o.wal_max_bytes = 8192;
+    disk_env *e;
+    ASSERT_OK(disk_open(&o, dir, &e));
+    pthread_t th[4];
+    worker w[4];
+    for (int i = 0; i < 4; i++) {
+        w[i] = (worker){.e = e, .t = i, .n = 300 / DT_SCALE};
+        pthread_create(&th[i], NULL, work, &w[i]);
+    }
+    for (int i = 0; i < 4; i++) {
+        pthread_join(th[i], NULL);
+        assert_int_equal(w[i].errors, 0);
+    }
+    disk_stats st;
+    disk_stats_get(e, &st);
+    assert_int_equal(st.puts, 4 * (300 / DT_SCALE));
+    fprintf(stderr, "%s: %llu puts in %llu group commits, %llu checkpoints\n", m->name,
+            (unsigned long long)st.puts, (unsigned long long)st.group_commits,
+            (unsigned long long)st.checkpoints);
+    assert_true(st.group_commits <= st.puts);
+    ASSERT_OK(disk_close(e));
+    char *check[] = {"disk", "check", dir, NULL};
+    assert_int_equal(disk_tool_main(3, check), 0);
+    nb_test_rmdir(dir);
+    free(dir);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_prestate(test_basic, &posix_buffered),
+        cmocka_unit_test_prestate(test_basic, &uring_direct),
+        cmocka_unit_test(test_too_big_and_usage),
+        cmocka_unit_test(test_enospace),
+        cmocka_unit_test_prestate(test_ref_pin, &posix_buffered),
+        cmocka_unit_test_prestate(test_ref_pin, &uring_direct),
+        cmocka_unit_test_prestate(test_checksum, &posix_buffered),
+        cmocka_unit_test_prestate(test_checksum, &uring_direct),
+        cmocka_unit_test(test_checkpoints),
+        cmocka_unit_test(test_truncated_wal),
+        cmocka_unit_test(test_newer_wal_version),
+        cmocka_unit_test(test_small_data_file),
+        cmocka_unit_test(test_tool),
+        cmocka_unit_test_prestate(test_threads, &posix_buffered),
+        cmocka_unit_test_prestate(test_threads, &uring_direct),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
