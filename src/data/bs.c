@@ -1,0 +1,126 @@
+/* bs.c — the block store front: argument checks, statistics, dispatch to the
+ * backend's ops table (data_int.h). */
+#include <errno.h>
+#include <string.h>
+
+#include "common/log.h"
+#include "data/data_int.h"
+
+static void count_error(data_bs *bs, int rc)
+{
+    if (rc == NB_ECHECKSUM || rc == NB_ECORRUPT)
+        atomic_fetch_add(&bs->checksum_errors, 1);
+}
+
+void data_bs_close(data_bs *bs)
+{
+    if (bs)
+        bs->ops->close(bs);
+}
+
+const char *data_bs_name(const data_bs *bs)
+{
+    return bs->ops->name;
+}
+
+int data_bs_put(data_bs *bs, data_key k, const void *buf, size_t len, unsigned flags)
+{
+    if (len > DATA_BLOCK_SIZE || (len && !buf) || k.slice_id == 0 || (flags & ~DATA_PUT_DEFER_SYNC))
+        return NB_EUSAGE;
+    int rc = bs->ops->put(bs, k, buf, len, flags);
+    if (rc == 0) {
+        atomic_fetch_add(&bs->puts, 1);
+        atomic_fetch_add(&bs->bytes_written, len);
+    }
+    return rc;
+}
+
+int data_bs_sync(data_bs *bs, const data_key *keys, size_t n)
+{
+    if (n == 0)
+        return 0;
+    return bs->ops->sync(bs, keys, n);
+}
+
+int data_bs_get(data_bs *bs, data_key k, uint64_t off, size_t len, void *buf, size_t *got)
+{
+    *got = 0;
+    if (len > DATA_BLOCK_SIZE)
+        len = DATA_BLOCK_SIZE;
+    if (off >= DATA_BLOCK_SIZE || len == 0)
+        return 0;
+    int rc = bs->ops->get(bs, k, off, len, buf, got);
+    if (rc == 0) {
+        atomic_fetch_add(&bs->gets, 1);
+        atomic_fetch_add(&bs->bytes_read, *got);
+    }
+    count_error(bs, rc);
+    return rc;
+}
+
+int data_bs_get_all(data_bs *bs, data_key k, uint8_t **out, size_t *len)
+{
+    *out = NULL;
+    *len = 0;
+    int rc = bs->ops->get_all(bs, k, out, len);
+    if (rc == 0) {
+        atomic_fetch_add(&bs->gets, 1);
+        atomic_fetch_add(&bs->bytes_read, *len);
+    }
+    count_error(bs, rc);
+    return rc;
+}
+
+int data_bs_stat(data_bs *bs, data_key k, size_t *len)
+{
+    size_t dummy;
+    int rc = bs->ops->stat(bs, k, len ? len : &dummy);
+    count_error(bs, rc);
+    return rc;
+}
+
+int data_bs_delete(data_bs *bs, data_key k)
+{
+    int rc = bs->ops->del(bs, k);
+    if (rc == 0)
+        atomic_fetch_add(&bs->deletes, 1);
+    return rc;
+}
+
+int data_bs_read_fd(data_bs *bs, data_key k, uint64_t off, size_t len, data_fdref *out)
+{
+    out->fd = -1;
+    out->off = 0;
+    out->len = 0;
+    if (!bs->ops->read_fd)
+        return -ENOTSUP;
+    if (len > DATA_BLOCK_SIZE)
+        len = DATA_BLOCK_SIZE;
+    int rc = bs->ops->read_fd(bs, k, off, len, out);
+    count_error(bs, rc);
+    return rc;
+}
+
+int data_bs_iterate(data_bs *bs, data_bs_iter_fn fn, void *arg)
+{
+    return bs->ops->iterate(bs, fn, arg);
+}
+
+int data_bs_stats_get(data_bs *bs, data_bs_stats *out)
+{
+    memset(out, 0, sizeof *out);
+    out->puts = atomic_load(&bs->puts);
+    out->gets = atomic_load(&bs->gets);
+    out->deletes = atomic_load(&bs->deletes);
+    out->bytes_written = atomic_load(&bs->bytes_written);
+    out->bytes_read = atomic_load(&bs->bytes_read);
+    out->checksum_errors = atomic_load(&bs->checksum_errors);
+    if (bs->ops->space)
+        return bs->ops->space(bs, &out->capacity_bytes, &out->free_bytes);
+    return 0;
+}
+
+uint32_t data_slice_blocks(uint64_t len)
+{
+    return (uint32_t)((len + DATA_BLOCK_SIZE - 1) / DATA_BLOCK_SIZE);
+}

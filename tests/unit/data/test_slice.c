@@ -1,0 +1,309 @@
+/* Slices and chunk reads: the writer's block layout, reads of random
+ * overlapping slice lists against a model (newest wins, holes are zeros),
+ * planning, readahead, a corrupted block surfacing as an error, and
+ * compaction equivalence. */
+#include "data/data_int.h"
+
+#include "data_test.h"
+
+static char *dir;
+static data_store *st;
+
+static int open_store(size_t cache_bytes)
+{
+    data_bs *bs;
+    int rc = data_bs_open_dir(dir, &bs);
+    if (rc)
+        return rc;
+    data_store_options o = {0};
+    o.cache_bytes = cache_bytes;
+    o.read_threads = 4;
+    o.write_threads = 3;
+    return data_store_open(bs, &o, &st);
+}
+
+static int setup(void **state)
+{
+    (void)state;
+    nb_log_set_level(NB_LOG_OFF);
+    dir = nb_test_dir("data_slice");
+    return open_store(64u << 20);
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    data_store_close(st);
+    st = NULL;
+    nb_test_rmdir(dir);
+    free(dir);
+    return 0;
+}
+
+static void test_writer_blocks(void **state)
+{
+    (void)state;
+    size_t len = 2 * DATA_BLOCK_SIZE + 1000;
+    uint8_t *buf = nb_xmalloc(len);
+    dt_fill(7, 0, buf, len);
+    data_writer *w;
+    ASSERT_OK(data_writer_new(st, 7, &w));
+    /* Odd-sized appends cross block boundaries. */
+    for (size_t off = 0; off < len;) {
+        size_t n = len - off < 999999 ? len - off : 999999;
+        ASSERT_OK(data_writer_append(w, buf + off, n));
+        off += n;
+    }
+    assert_int_equal(data_writer_len(w), len);
+    uint64_t got_len = 0;
+    ASSERT_OK(data_writer_finish(w, &got_len));
+    assert_int_equal(got_len, len);
+    assert_int_equal(data_slice_blocks(len), 3);
+    size_t blen;
+    data_key k0 = {7, 0}, k2 = {7, 2}, k3 = {7, 3};
+    ASSERT_OK(data_bs_stat(data_store_bs(st), k0, &blen));
+    assert_int_equal(blen, DATA_BLOCK_SIZE);
+    ASSERT_OK(data_bs_stat(data_store_bs(st), k2, &blen));
+    assert_int_equal(blen, 1000);
+    ASSERT_RC(data_bs_stat(data_store_bs(st), k3, &blen), NB_ENOTFOUND);
+    /* Reading the slice back as a chunk. */
+    data_slice sl = {7, 0, (uint32_t)len, 0};
+    uint8_t *out = nb_xmalloc(len);
+    ASSERT_OK(data_chunk_read(st, NULL, &sl, 1, 0, len, out));
+    assert_memory_equal(out, buf, len);
+    free(out);
+    free(buf);
+    data_slice_unhold(st, 7);
+
+    /* An aborted writer leaves nothing. */
+    ASSERT_OK(data_writer_new(st, 8, &w));
+    uint8_t *big = nb_xcalloc(1, DATA_BLOCK_SIZE + 5);
+    ASSERT_OK(data_writer_append(w, big, DATA_BLOCK_SIZE + 5));
+    data_writer_abort(w);
+    data_key k8 = {8, 0};
+    ASSERT_RC(data_bs_stat(data_store_bs(st), k8, NULL), NB_ENOTFOUND);
+    free(big);
+    data_writer_abort(NULL);
+    ASSERT_RC(data_writer_new(st, 0, &w), NB_EUSAGE);
+}
+
+static void test_plan(void **state)
+{
+    (void)state;
+    /* Old slice 1 over [0, 10 MiB), newer 2 over [1 MiB, 2 MiB), a hole at
+     * [12, 13) MiB, and 3 at [13 MiB, 14 MiB) read from 5 MiB into it. */
+    const uint32_t M = 1u << 20;
+    data_slice sl[] = {{1, 0, 10 * M, 0}, {2, M, M, 0}, {3, 13 * M, M, 5 * M}};
+    data_piece *p;
+    size_t n;
+    ASSERT_OK(data_chunk_plan(sl, 3, 0, 14 * M, &p, &n));
+    /* 1:[0,1) 2:[1,2) 1:[2,4) 1:[4,8) 1:[8,10) hole:[10,13) 3:[13,14) */
+    assert_int_equal(n, 7);
+    assert_int_equal(p[0].key.slice_id, 1);
+    assert_int_equal(p[1].key.slice_id, 2);
+    assert_int_equal(p[2].key.slice_id, 1);
+    assert_int_equal(p[2].chunk_off, 2 * M);
+    assert_int_equal(p[2].len, 2 * M);
+    assert_int_equal(p[2].key.block, 0);
+    assert_int_equal(p[2].block_off, 2 * M);
+    assert_int_equal(p[3].key.block, 1);
+    assert_int_equal(p[3].len, 4 * M);
+    assert_int_equal(p[5].key.slice_id, 0);
+    assert_int_equal(p[5].chunk_off, 10 * M);
+    assert_int_equal(p[5].len, 3 * M);
+    assert_int_equal(p[6].key.slice_id, 3);
+    assert_int_equal(p[6].key.block, 1);
+    assert_int_equal(p[6].block_off, M);
+    free(p);
+    ASSERT_RC(data_chunk_plan(sl, 3, DATA_CHUNK_SIZE - 1, 2, &p, &n), NB_EUSAGE);
+    ASSERT_OK(data_chunk_plan(NULL, 0, 100, 50, &p, &n));
+    assert_int_equal(n, 1);
+    assert_int_equal(p[0].key.slice_id, 0);
+    free(p);
+}
+
+/* Random slice lists over the first `span` bytes of a chunk, checked
+ * against the model. Slices are written whole and referenced through
+ * random windows, as truncation and overlap trimming would leave them. */
+static void random_lists(uint64_t seed, int rounds, uint32_t span)
+{
+    uint64_t next_id = 1000;
+    uint8_t *got = nb_xmalloc(span);
+    uint8_t *want = nb_xmalloc(span);
+    data_ra *ra = data_ra_new();
+    for (int r = 0; r < rounds; r++) {
+        size_t n = 1 + (size_t)dt_below(&seed, 12);
+        data_slice *sl = nb_xcalloc(n, sizeof *sl);
+        for (size_t i = 0; i < n; i++) {
+            uint32_t a = (uint32_t)dt_below(&seed, span);
+            uint32_t len = 1 + (uint32_t)dt_below(&seed, dt_below(&seed, 4) ? span / 8 : span - a);
+            if (a + len > span)
+                len = span - a;
+            uint32_t lead = dt_below(&seed, 3) == 0 ? (uint32_t)dt_below(&seed, 300000) : 0;
+            sl[i].id = dt_below(&seed, 10) == 0 ? 0 : next_id++;
+            sl[i].chunk_off = a;
+            sl[i].len = len;
+            sl[i].slice_off = lead;
+            if (sl[i].id)
+                ASSERT_OK(dt_write_slice(st, sl[i].id, lead + len + dt_below(&seed, 1000)));
+        }
+        for (int q = 0; q < 6; q++) {
+            uint32_t off = (uint32_t)dt_below(&seed, span);
+            size_t len = 1 + (size_t)dt_below(&seed, q & 1 ? 4096 : span - off);
+            if (off + len > span)
+                len = span - off;
+            ASSERT_OK(data_chunk_read(st, q < 3 ? NULL : ra, sl, n, off, len, got));
+            dt_model(sl, n, off, len, want);
+            if (memcmp(got, want, len) != 0)
+                fail_msg("round %d query %d: off %u len %zu differs", r, q, off, len);
+        }
+        /* And a sequential scan through the readahead path. */
+        for (uint32_t off = 0; off < span; off += 1 << 20) {
+            size_t len = span - off < (1u << 20) ? span - off : 1u << 20;
+            ASSERT_OK(data_chunk_read(st, ra, sl, n, off, len, got));
+            dt_model(sl, n, off, len, want);
+            assert_memory_equal(got, want, len);
+        }
+        for (size_t i = 0; i < n; i++)
+            if (sl[i].id)
+                data_slice_unhold(st, sl[i].id);
+        free(sl);
+    }
+    data_ra_free(ra);
+    free(got);
+    free(want);
+}
+
+static void test_random_overlaps(void **state)
+{
+    (void)state;
+    uint64_t seed = nb_test_seed();
+    random_lists(seed, dt_sanitized() ? 6 : 20, 10u << 20);
+}
+
+static void test_readahead(void **state)
+{
+    (void)state;
+    /* A 24 MiB slice read sequentially in 256 KiB pieces. */
+    size_t len = 24u << 20;
+    ASSERT_OK(dt_write_slice(st, 500, len));
+    data_slice sl = {500, 0, (uint32_t)len, 0};
+    data_ra *ra = data_ra_new();
+    uint8_t *got = nb_xmalloc(256u << 10);
+    uint8_t *want = nb_xmalloc(256u << 10);
+    for (uint32_t off = 0; off < len; off += 256u << 10) {
+        ASSERT_OK(data_chunk_read(st, ra, &sl, 1, off, 256u << 10, got));
+        dt_fill(500, off, want, 256u << 10);
+        assert_memory_equal(got, want, 256u << 10);
+    }
+    data_cache_stats cs;
+    data_store_cache_stats(st, &cs);
+    /* Blocks beyond the first were announced by readahead, and readers
+     * found them loaded (or loading). */
+    assert_true(cs.readahead_issued >= 3);
+    assert_true(cs.readahead_hits >= 1);
+    /* A random small read bypasses the cache when the block is not in it. */
+    ASSERT_OK(dt_write_slice(st, 501, DATA_BLOCK_SIZE));
+    data_slice s2 = {501, 0, DATA_BLOCK_SIZE, 0};
+    data_store_cache_stats(st, &cs);
+    uint64_t misses = cs.misses;
+    data_ra *ra2 = data_ra_new();
+    ASSERT_OK(data_chunk_read(st, ra2, &s2, 1, 1000000, 4096, got));
+    dt_fill(501, 1000000, want, 4096);
+    assert_memory_equal(got, want, 4096);
+    data_store_cache_stats(st, &cs);
+    assert_int_equal(cs.misses, misses);
+    /* Prefetch of a range loads it into the cache. */
+    data_chunk_prefetch(st, &s2, 1, 0, DATA_BLOCK_SIZE);
+    data_store_close(st); /* waits for the background load */
+    st = NULL;
+    ASSERT_OK(open_store(64u << 20));
+    data_ra_free(ra);
+    data_ra_free(ra2);
+    free(got);
+    free(want);
+}
+
+static void test_corrupt_block_is_error(void **state)
+{
+    (void)state;
+    ASSERT_OK(dt_write_slice(st, 600, 100000));
+    data_slice sl[] = {{600, 0, 100000, 0}, {0, 10, 10, 0}};
+    uint8_t *got = nb_xmalloc(100000);
+    ASSERT_OK(data_chunk_read(st, NULL, sl, 2, 0, 100000, got));
+    assert_int_equal(got[15], 0); /* id 0 is explicit zeros */
+    char *cmd = nb_xasprintf("f=$(find '%s/blocks' -name '0000000000000258.00000000'); "
+                             "printf 'X' | dd of=$f bs=1 seek=5000 conv=notrunc status=none",
+                             dir);
+    assert_int_equal(system(cmd), 0);
+    free(cmd);
+    /* The cache may hold the good copy; a fresh store must see the flip. */
+    data_store_close(st);
+    ASSERT_OK(open_store(64u << 20));
+    ASSERT_RC(data_chunk_read(st, NULL, sl, 2, 0, 100000, got), NB_ECHECKSUM);
+    /* Bytes far from the flipped segment still read. */
+    ASSERT_OK(data_chunk_read(st, NULL, sl, 2, 90000, 1000, got));
+    /* A slice list that claims more than the block holds. */
+    data_slice bad = {600, 0, 200000, 0};
+    ASSERT_RC(data_chunk_read(st, NULL, &bad, 1, 150000, 10, got), NB_ECORRUPT);
+    /* A missing slice. */
+    data_slice gone = {601, 0, 100, 0};
+    ASSERT_RC(data_chunk_read(st, NULL, &gone, 1, 0, 100, got), NB_ENOTFOUND);
+    free(got);
+}
+
+static void test_compaction_equivalence(void **state)
+{
+    (void)state;
+    uint64_t seed = nb_test_seed();
+    const uint32_t span = 9u << 20;
+    uint8_t *before = nb_xmalloc(DATA_CHUNK_SIZE);
+    uint8_t *after = nb_xmalloc(DATA_CHUNK_SIZE);
+    uint64_t id = 10000;
+    for (int r = 0; r < (dt_sanitized() ? 2 : 5); r++) {
+        size_t n = 2 + (size_t)dt_below(&seed, 10);
+        data_slice *sl = nb_xcalloc(n, sizeof *sl);
+        for (size_t i = 0; i < n; i++) {
+            uint32_t a = 1000 + (uint32_t)dt_below(&seed, span);
+            uint32_t len = 1 + (uint32_t)dt_below(&seed, span / 3);
+            sl[i].id = id++;
+            sl[i].chunk_off = a;
+            sl[i].len = len;
+            sl[i].slice_off = dt_below(&seed, 5000);
+            ASSERT_OK(dt_write_slice(st, sl[i].id, sl[i].slice_off + len));
+            data_slice_unhold(st, sl[i].id);
+        }
+        ASSERT_OK(data_chunk_read(st, NULL, sl, n, 0, DATA_CHUNK_SIZE, before));
+        data_slice c;
+        data_pin pin = data_pin_begin(st);
+        ASSERT_OK(data_chunk_compact(st, sl, n, id++, &c));
+        data_pin_end(st, pin);
+        data_slice_unhold(st, c.id);
+        for (size_t i = 0; i < n; i++)
+            data_slice_release(st, sl[i].id, sl[i].slice_off + sl[i].len);
+        ASSERT_OK(data_chunk_read(st, NULL, &c, 1, 0, DATA_CHUNK_SIZE, after));
+        assert_memory_equal(before, after, DATA_CHUNK_SIZE);
+        /* The old slices are gone (no pins were active). */
+        data_key k0 = {sl[0].id, 0};
+        ASSERT_RC(data_bs_stat(data_store_bs(st), k0, NULL), NB_ENOTFOUND);
+        free(sl);
+    }
+    data_slice hole = {0, 0, 100, 0};
+    data_slice out;
+    ASSERT_RC(data_chunk_compact(st, &hole, 1, id, &out), NB_ENOTFOUND);
+    free(before);
+    free(after);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_writer_blocks, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_plan, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_random_overlaps, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_readahead, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_corrupt_block_is_error, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_compaction_equivalence, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
