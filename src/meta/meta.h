@@ -1,0 +1,433 @@
+/*
+ * meta.h — the metadata model of the one namespace, on top of kv.
+ *
+ * Inodes, directory entries, symlink targets, xattrs, hard links, chunk
+ * maps (64 MiB chunks → ordered slices → 4 MiB blocks in the block store),
+ * open-but-unlinked inodes, statfs usage counters, a persistent id
+ * allocator, a per-object record for S3 and bucket records. Every
+ * namespace operation is one atomic kv write batch and returns the errno a
+ * Linux file system returns (as -errno). The on-disk layout is specified in
+ * docs/metadata-format.md; the model, lock order and permission rules in
+ * docs/meta.md.
+ *
+ * Thread safety: a meta handle may be used by any number of threads at
+ * once. Operations on one inode or directory serialize on a striped lock
+ * table; independent ones run in parallel. Readers (lookup, getattr,
+ * readdir, chunk reads) take no locks and see a consistent kv state.
+ *
+ * Who checks what: meta checks POSIX permissions for every operation that
+ * takes a meta_cred (search/write on directories, sticky bit, owner rules
+ * for chmod/chown/utimes, xattr namespaces). Opening a file (read/write
+ * permission for the open mode) is checked by the caller with
+ * meta_access(); data access through an open handle is not rechecked.
+ * A NULL cred means "internal caller": no permission checks.
+ *
+ * Errors: 0, -errno (ENOENT, EEXIST, ENOTDIR, EISDIR, ENOTEMPTY, EINVAL,
+ * ENAMETOOLONG, EACCES, EPERM, EMLINK, ENODATA, ERANGE, E2BIG, ENOSPC,
+ * EBUSY, EXDEV, EFBIG, ...) or NB_E* (NB_ECORRUPT, NB_EVERSION,
+ * NB_ECONFLICT, NB_ENOTFOUND for non-namespace records).
+ */
+#ifndef NB_META_META_H
+#define NB_META_META_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "common/buf.h"
+#include "common/status.h"
+
+typedef struct meta meta;
+
+#define META_ROOT_INO       1ull
+#define META_CHUNK_SIZE     (64ull << 20) /* bytes of file per chunk map */
+#define META_BLOCK_SIZE     (4u << 20)    /* a slice is stored as blocks of at most this */
+#define META_NAME_MAX       255           /* bytes in one name */
+#define META_SYMLINK_MAX    4095          /* bytes in a symlink target */
+#define META_XATTR_NAME_MAX 255
+#define META_XATTR_SIZE_MAX 65536
+#define META_LINK_MAX       65000        /* hard links per inode (EMLINK) */
+#define META_MAX_FILE_SIZE  (1ull << 50) /* EFBIG beyond */
+
+/* ---- Opening ------------------------------------------------------------------------------ */
+
+typedef struct meta_options {
+    const char *engine;  /* kv backend name; NULL = kv default */
+    int sync;            /* 1: every namespace operation is durable on return */
+    uint64_t max_bytes;  /* statfs capacity and ENOSPC limit; 0 = unlimited */
+    uint64_t max_inodes; /* statfs inode capacity and ENOSPC limit; 0 = unlimited */
+    uint32_t root_mode;  /* permission bits of a new root directory (default 0755) */
+    uint32_t root_uid, root_gid;
+    size_t kv_cache_bytes; /* passed to kv */
+} meta_options;
+
+void meta_options_init(meta_options *o);
+
+/* Opens (creating if empty) the metadata store in dir. Borrows all
+ * arguments (o may be NULL). Reclaims inodes left open-but-unlinked by a
+ * previous process. NB_EVERSION for a store written by a newer format,
+ * NB_ECORRUPT for a non-empty store without a format record. *out is owned;
+ * close with meta_close(), NULL on failure. */
+int meta_open(const char *dir, const meta_options *o, meta **out) NB_MUST_CHECK;
+/* NULL is a no-op. Open counts are dropped: inodes still open and
+ * unlinked are reclaimed at the next open. */
+void meta_close(meta *m);
+/* Makes every completed operation durable (the fsync of the metadata). */
+int meta_sync(meta *m) NB_MUST_CHECK;
+
+/* ---- Credentials -------------------------------------------------------------------------- */
+
+typedef struct meta_cred {
+    uint32_t uid;
+    uint32_t gid;
+    uint32_t ngroups;
+    const uint32_t *groups; /* supplementary groups; borrowed for the call */
+} meta_cred;
+
+/* ---- Attributes --------------------------------------------------------------------------- */
+
+typedef struct meta_attr {
+    uint64_t ino;
+    uint32_t mode; /* S_IFMT type bits | permission bits */
+    uint32_t uid;
+    uint32_t gid;
+    uint32_t nlink;
+    uint64_t size; /* bytes; for symlinks the target length; for dirs 0 */
+    int64_t atime_ns;
+    int64_t mtime_ns;
+    int64_t ctime_ns;
+    int64_t btime_ns; /* creation */
+    uint64_t rdev;
+    uint64_t generation;
+    uint64_t parent; /* directories: the parent directory; others: first parent (a hint) */
+} meta_attr;
+
+/* Reads the attributes of ino. -ENOENT when it does not exist. No
+ * permission check (like stat on an open file). */
+int meta_getattr(meta *m, uint64_t ino, meta_attr *out) NB_MUST_CHECK;
+
+/* Looks name up in directory parent: needs search (x) permission on
+ * parent. "." and ".." work. out may be NULL. -ENOENT, -ENOTDIR, -EACCES,
+ * -EINVAL, -ENAMETOOLONG. */
+int meta_lookup(meta *m, const meta_cred *c, uint64_t parent, const char *name,
+                meta_attr *out) NB_MUST_CHECK;
+
+/* access(2)-style check: mask of R_OK|W_OK|X_OK (0 = existence). -EACCES. */
+int meta_access(meta *m, const meta_cred *c, uint64_t ino, int mask) NB_MUST_CHECK;
+
+enum {
+    META_SET_MODE = 1u << 0,
+    META_SET_UID = 1u << 1,
+    META_SET_GID = 1u << 2,
+    META_SET_SIZE = 1u << 3,
+    META_SET_ATIME = 1u << 4,     /* to atime_ns */
+    META_SET_MTIME = 1u << 5,     /* to mtime_ns */
+    META_SET_ATIME_NOW = 1u << 6, /* to the current time */
+    META_SET_MTIME_NOW = 1u << 7,
+    META_SET_CTIME = 1u << 8,  /* to ctime_ns (otherwise ctime becomes now on any change) */
+    META_SET_HANDLE = 1u << 9, /* size change through an open handle: skip the W check */
+};
+
+typedef struct meta_sattr {
+    uint32_t valid; /* META_SET_* */
+    uint32_t mode;  /* permission bits (type bits ignored) */
+    uint32_t uid;
+    uint32_t gid;
+    uint64_t size;
+    int64_t atime_ns;
+    int64_t mtime_ns;
+    int64_t ctime_ns;
+} meta_sattr;
+
+/* Changes attributes with the chmod/chown/truncate/utimensat rules: chmod
+ * by the owner or root (setgid dropped when the caller is not in the
+ * group); chown of uid by root only, of gid by the owner into one of their
+ * groups; chown and size changes clear setuid/setgid as Linux does;
+ * explicit times by the owner or root, "now" also by a writer. A size
+ * change trims chunk maps. out (may be NULL) gets the new attributes.
+ * -EPERM, -EACCES, -EISDIR (size of a dir), -EINVAL, -EFBIG, -ENOENT. */
+int meta_setattr(meta *m, const meta_cred *c, uint64_t ino, const meta_sattr *sa,
+                 meta_attr *out) NB_MUST_CHECK;
+
+/* ---- Namespace ---------------------------------------------------------------------------- */
+
+/* Creates a node of type mode & S_IFMT (S_IFREG, S_IFDIR, S_IFIFO,
+ * S_IFSOCK, S_IFCHR, S_IFBLK; 0 means S_IFREG) named name in parent,
+ * owned by the caller (group from a setgid parent). The caller applies the
+ * umask. Devices need root (-EPERM). out may be NULL.
+ * -EEXIST, -ENOENT (parent gone), -ENOTDIR, -EACCES, -ENOSPC, -EMLINK. */
+int meta_mknod(meta *m, const meta_cred *c, uint64_t parent, const char *name, uint32_t mode,
+               uint64_t rdev, meta_attr *out) NB_MUST_CHECK;
+int meta_mkdir(meta *m, const meta_cred *c, uint64_t parent, const char *name, uint32_t mode,
+               meta_attr *out) NB_MUST_CHECK;
+/* meta_mknod for a regular file that is also opened (open count +1) in the
+ * same step, as open(O_CREAT|O_EXCL) needs; pair with meta_release(). */
+int meta_create(meta *m, const meta_cred *c, uint64_t parent, const char *name, uint32_t mode,
+                meta_attr *out) NB_MUST_CHECK;
+int meta_symlink(meta *m, const meta_cred *c, uint64_t parent, const char *name, const char *target,
+                 meta_attr *out) NB_MUST_CHECK;
+/* A new name for ino. -EPERM for directories, -EMLINK, -EEXIST. */
+int meta_link(meta *m, const meta_cred *c, uint64_t ino, uint64_t parent, const char *name,
+              meta_attr *out) NB_MUST_CHECK;
+/* Removes a non-directory name. The inode goes when its last link and last
+ * open are gone (its slices move to the garbage list). -EISDIR, -EPERM
+ * (sticky), -EACCES, -ENOENT. */
+int meta_unlink(meta *m, const meta_cred *c, uint64_t parent, const char *name) NB_MUST_CHECK;
+/* Removes an empty directory. -ENOTDIR, -ENOTEMPTY, -EBUSY (root),
+ * -EINVAL ("."). */
+int meta_rmdir(meta *m, const meta_cred *c, uint64_t parent, const char *name) NB_MUST_CHECK;
+
+#define META_RENAME_NOREPLACE 1u /* = RENAME_NOREPLACE */
+#define META_RENAME_EXCHANGE  2u /* = RENAME_EXCHANGE */
+
+/* rename(2)/renameat2(2) with flags 0, NOREPLACE or EXCHANGE, atomically.
+ * A replaced target loses a link. -EINVAL (into its own subtree, bad
+ * flags), -ENOTEMPTY, -EISDIR, -ENOTDIR, -EEXIST (NOREPLACE), -ENOENT,
+ * -EACCES, -EPERM (sticky), -EMLINK. */
+int meta_rename(meta *m, const meta_cred *c, uint64_t parent, const char *name, uint64_t newparent,
+                const char *newname, unsigned flags) NB_MUST_CHECK;
+
+/* The target of a symlink into out (reset first). -EINVAL if not a symlink. */
+int meta_readlink(meta *m, uint64_t ino, nb_buf *out) NB_MUST_CHECK;
+
+/* ---- Directories -------------------------------------------------------------------------- */
+
+typedef struct meta_dirent {
+    const char *name; /* NUL-terminated; valid during the callback */
+    size_t name_len;
+    uint64_t ino;
+    uint32_t type;         /* S_IFMT bits of the child */
+    uint64_t next_off;     /* pass as off to continue after this entry */
+    const meta_attr *attr; /* with META_READDIR_ATTRS (NULL if the child vanished) */
+} meta_dirent;
+
+/* Returns 0 to continue, non-zero to stop (that value is not an error). */
+typedef int (*meta_dirent_cb)(void *arg, const meta_dirent *e);
+
+#define META_READDIR_ATTRS 1u /* fill e->attr (readdirplus) */
+#define META_READDIR_DOTS  2u /* emit "." and ".." first (FUSE wants them) */
+
+/* Lists dir from offset off (0 = start) in a stable order: every entry has
+ * a cookie assigned at creation, so a listing continued with next_off
+ * never repeats or skips an entry that exists throughout, whatever is
+ * created or removed meanwhile (a renamed entry may appear twice, as POSIX
+ * allows). The listing is read from one kv snapshot per call. No
+ * permission check (the caller checked read permission at opendir).
+ * -ENOTDIR, -ENOENT. */
+int meta_readdir(meta *m, uint64_t dir, uint64_t off, unsigned flags, meta_dirent_cb cb,
+                 void *arg) NB_MUST_CHECK;
+
+/* Lists dir in byte order of names, starting after `after` (NULL or "" =
+ * from the first name): what S3 listings merge. next_off is 0. */
+int meta_list(meta *m, uint64_t dir, const char *after, unsigned flags, meta_dirent_cb cb,
+              void *arg) NB_MUST_CHECK;
+
+/* ---- Open files --------------------------------------------------------------------------- */
+
+/* Counts an open of ino (in memory). While an inode is open, unlinking its
+ * last name keeps it (in the orphan set) until meta_release() drops the
+ * last open. -ENOENT if ino does not exist. */
+int meta_open_inode(meta *m, uint64_t ino) NB_MUST_CHECK;
+/* Drops one open; reclaims the inode if that was the last open of an
+ * unlinked inode. */
+int meta_release(meta *m, uint64_t ino) NB_MUST_CHECK;
+
+/* Creates an unnamed regular file (O_TMPFILE): nlink 0, opened once, in
+ * the orphan set. Give it a name with meta_install(). */
+int meta_tmpfile(meta *m, const meta_cred *c, uint64_t parent, uint32_t mode,
+                 meta_attr *out) NB_MUST_CHECK;
+
+#define META_INSTALL_REPLACE 1u /* replace an existing non-directory */
+
+/* Links the unnamed file ino (from meta_tmpfile) at parent/name in one
+ * batch, optionally replacing an existing file there (which loses that
+ * link) and optionally attaching an object record (objrec.ptr NULL = keep
+ * none): how an S3 PUT publishes a whole object atomically. -EEXIST
+ * without REPLACE, -EISDIR when name is a directory. */
+int meta_install(meta *m, const meta_cred *c, uint64_t ino, uint64_t parent, const char *name,
+                 unsigned flags, nb_slice objrec, meta_attr *out) NB_MUST_CHECK;
+
+/* ---- Chunk maps --------------------------------------------------------------------------- */
+
+/* One slice reference in a chunk map. Bytes [pos, pos+len) of the chunk
+ * are bytes [off, off+len) of slice id, a slice of size bytes stored as
+ * ceil(size / META_BLOCK_SIZE) blocks keyed (id, block index). id 0 is a
+ * hole (zeros). */
+typedef struct meta_slice {
+    uint64_t id;
+    uint32_t size;
+    uint32_t off;
+    uint32_t len;
+    uint32_t pos;
+} meta_slice;
+
+/* Reads chunk index idx of ino: *out (owned; free with free()) receives
+ * the slices oldest first, *n their count (0 and NULL for an empty chunk). */
+int meta_chunk_read(meta *m, uint64_t ino, uint32_t idx, meta_slice **out, size_t *n) NB_MUST_CHECK;
+
+/* Resolves slices (oldest first, newest wins) into non-overlapping pieces
+ * covering [0, limit) in order, holes as id 0: what a read assembles.
+ * *out is owned (free with free()). Pure function. */
+void meta_chunk_resolve(const meta_slice *s, size_t n, uint32_t limit, meta_slice **out,
+                        size_t *nout);
+
+typedef struct meta_write {
+    uint32_t chunk;   /* chunk index */
+    meta_slice slice; /* pos + len <= META_CHUNK_SIZE */
+} meta_write;
+
+#define META_PUBLISH_SIZE     1u /* set the size to `size` exactly (else max(size, old, ends)) */
+#define META_PUBLISH_KILLPRIV 2u /* clear setuid/setgid (a write by a non-root caller) */
+
+/* Publishes written slices: appends them to their chunk maps, grows the
+ * size to cover them (or sets it, with META_PUBLISH_SIZE), sets mtime and
+ * ctime to mtime_ns (0 = now), clears setuid/setgid with KILLPRIV, and, if objrec.ptr is
+ * not NULL, replaces the object record — all in one batch. sync: durable
+ * on return. out may be NULL. -EFBIG, -ENOSPC, -EISDIR, -ENOENT. */
+int meta_publish(meta *m, uint64_t ino, const meta_write *w, size_t n, uint64_t size,
+                 unsigned flags, int64_t mtime_ns, nb_slice objrec, int sync,
+                 meta_attr *out) NB_MUST_CHECK;
+
+/* Compaction: if chunk idx still begins with the first nold slices equal
+ * to old, replaces those with the nnew slices in repl (appended later
+ * slices stay on top). Slices no longer referenced go to the garbage list.
+ * NB_ECONFLICT if the map changed. */
+int meta_chunk_replace(meta *m, uint64_t ino, uint32_t idx, const meta_slice *old, size_t nold,
+                       const meta_slice *repl, size_t nnew) NB_MUST_CHECK;
+
+/* ---- Garbage slices (for the block collector) -------------------------------------------- */
+
+typedef struct meta_garbage {
+    uint64_t id;   /* slice id */
+    uint32_t size; /* slice size in bytes: blocks 0..ceil(size/BLOCK)-1 */
+} meta_garbage;
+
+/* Up to max garbage slices with id > after, in id order, into out;
+ * *n receives the count. */
+int meta_garbage_list(meta *m, uint64_t after, meta_garbage *out, size_t max,
+                      size_t *n) NB_MUST_CHECK;
+/* Forgets garbage slices whose blocks the collector has deleted. */
+int meta_garbage_done(meta *m, const uint64_t *ids, size_t n) NB_MUST_CHECK;
+
+/* Calls cb for every slice referenced by any chunk map (for the collector
+ * after a crash: a block whose slice is neither referenced nor garbage and
+ * whose id is below meta_id_high() was written but never published). */
+typedef int (*meta_slice_cb)(void *arg, uint64_t ino, uint32_t chunk, const meta_slice *s);
+int meta_slice_scan(meta *m, meta_slice_cb cb, void *arg) NB_MUST_CHECK;
+
+/* ---- Ids ---------------------------------------------------------------------------------- */
+
+enum { META_ID_INODE = 0, META_ID_SLICE = 1 };
+
+/* Allocates count consecutive ids of kind (never reused, across restarts
+ * and crashes) and puts the first in *first. */
+int meta_id_alloc(meta *m, int kind, uint32_t count, uint64_t *first) NB_MUST_CHECK;
+/* An id above every id handed out so far for kind. */
+uint64_t meta_id_high(meta *m, int kind);
+
+/* ---- Extended attributes ------------------------------------------------------------------ */
+
+#define META_XATTR_CREATE  1 /* = XATTR_CREATE: -EEXIST if it exists */
+#define META_XATTR_REPLACE 2 /* = XATTR_REPLACE: -ENODATA if it does not */
+
+/* user.* needs read/write permission (and a regular file or directory),
+ * trusted.* needs root; others are passed through. */
+int meta_xattr_get(meta *m, const meta_cred *c, uint64_t ino, const char *name,
+                   nb_buf *out) NB_MUST_CHECK;
+int meta_xattr_set(meta *m, const meta_cred *c, uint64_t ino, const char *name, nb_slice value,
+                   int flags) NB_MUST_CHECK;
+/* Names as "a\0b\0" into out (reset first); trusted.* only for root. */
+int meta_xattr_list(meta *m, const meta_cred *c, uint64_t ino, nb_buf *out) NB_MUST_CHECK;
+int meta_xattr_remove(meta *m, const meta_cred *c, uint64_t ino, const char *name) NB_MUST_CHECK;
+
+/* ---- statfs ------------------------------------------------------------------------------- */
+
+typedef struct meta_statfs {
+    uint64_t bytes_used;   /* sum of regular file sizes */
+    uint64_t inodes_used;  /* inodes that exist, including orphans */
+    uint64_t bytes_total;  /* max_bytes or 0 */
+    uint64_t inodes_total; /* max_inodes or 0 */
+} meta_statfs;
+
+void meta_statfs_get(meta *m, meta_statfs *out);
+
+/* ---- S3 object records -------------------------------------------------------------------- */
+
+typedef struct meta_kvpair {
+    char *key;
+    char *value;
+} meta_kvpair;
+
+/* What S3 keeps per object beyond the inode. Strings may be NULL. Encoded
+ * as a versioned record (docs/metadata-format.md) attached to the inode. */
+typedef struct meta_objrec {
+    char *etag;
+    char *content_type;
+    char *cache_control;
+    char *content_disposition;
+    char *content_encoding;
+    char *content_language;
+    char *expires;
+    char *storage_class;
+    char *version_id;
+    char *checksum_algo;   /* "CRC32", "CRC32C", "SHA1", "SHA256" */
+    char *checksum;        /* base64 as S3 returns it */
+    int64_t etag_mtime_ns; /* the inode mtime the ETag was computed for */
+    uint32_t parts;        /* multipart part count (0: single PUT) */
+    size_t nmeta;
+    meta_kvpair *meta; /* x-amz-meta-* (key without the prefix) */
+    size_t ntags;
+    meta_kvpair *tags;
+} meta_objrec;
+
+/* Encodes r into out (appended). Borrows r. */
+int meta_objrec_encode(const meta_objrec *r, nb_buf *out) NB_MUST_CHECK;
+/* Decodes into *r (zeroed first; owns its strings; free with
+ * meta_objrec_free). NB_ECORRUPT for malformed input, NB_EVERSION for a
+ * newer record version. */
+int meta_objrec_decode(nb_slice in, meta_objrec *r) NB_MUST_CHECK;
+void meta_objrec_free(meta_objrec *r);
+
+/* The encoded record of ino into out (reset first); NB_ENOTFOUND if none. */
+int meta_objrec_get(meta *m, uint64_t ino, nb_buf *out) NB_MUST_CHECK;
+/* Replaces (rec.ptr != NULL) or removes (rec.ptr == NULL) the record. */
+int meta_objrec_set(meta *m, uint64_t ino, nb_slice rec) NB_MUST_CHECK;
+
+/* ---- Buckets ------------------------------------------------------------------------------ */
+
+enum { META_VERSIONING_OFF = 0, META_VERSIONING_ENABLED = 1, META_VERSIONING_SUSPENDED = 2 };
+
+typedef struct meta_bucket {
+    uint64_t ino;         /* the bucket's directory under the root */
+    int64_t ctime_ns;     /* creation time */
+    char *owner;          /* access key id of the owner (owned) */
+    uint32_t versioning;  /* META_VERSIONING_* */
+    uint32_t public_read; /* anonymous reads allowed */
+    nb_buf cors;          /* opaque blobs (XML as received), owned */
+    nb_buf lifecycle;
+    nb_buf tagging;
+    nb_buf policy;
+} meta_bucket;
+
+/* A bucket is a directory directly under the root; its record is attached
+ * to the directory's inode (so rmdir of the directory, from either front
+ * end, removes the record in the same batch). A top-level directory made
+ * through the mount has no record: the gateway treats it as a bucket with
+ * default settings. */
+
+/* Frees the strings and blobs of b (not b itself). */
+void meta_bucket_free(meta_bucket *b);
+
+/* Creates directory name under the root (mode, owned by c) and attaches
+ * the record *b to it in one batch; b->ino and b->ctime_ns are filled in.
+ * -EEXIST and the other meta_mkdir errors. */
+int meta_bucket_create(meta *m, const meta_cred *c, const char *name, uint32_t mode,
+                       meta_bucket *b) NB_MUST_CHECK;
+/* Reads the record of bucket name into *b (zeroed first; free with
+ * meta_bucket_free). -ENOENT when there is no such directory, NB_ENOTFOUND
+ * when the directory has no record. */
+int meta_bucket_get(meta *m, const char *name, meta_bucket *b) NB_MUST_CHECK;
+/* Rewrites the record of bucket name (ino and ctime_ns kept). -ENOENT. */
+int meta_bucket_update(meta *m, const char *name, const meta_bucket *b) NB_MUST_CHECK;
+
+#endif

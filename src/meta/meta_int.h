@@ -1,0 +1,129 @@
+/*
+ * meta_int.h — private to src/meta: the handle, the inode record in
+ * memory, transactions (a lock set plus one kv batch) and the helpers the
+ * files of the module share.
+ *
+ * Lock order (docs/meta.md):
+ *   1. m->rename_mu — only renames that move a directory to another parent
+ *   2. inode stripe locks, in ascending stripe index, each at most once
+ *   3. leaf mutexes, never held while taking another: id_mu, open_mu
+ * Readers take no lock at all.
+ */
+#ifndef NB_META_META_INT_H
+#define NB_META_META_INT_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+
+#include "kv/kv.h"
+#include "meta/meta.h"
+#include "meta/meta_format.h"
+
+typedef struct meta__inode {
+    meta_attr a;
+    uint64_t cookie; /* directories: next readdir cookie */
+} meta__inode;
+
+typedef struct meta__ocnt {
+    uint64_t ino;
+    uint32_t n;
+    struct meta__ocnt *next;
+} meta__ocnt;
+
+#define META__OBUCKETS 4096
+
+struct meta {
+    kv_db *kv;
+    meta_options opts;
+    pthread_mutex_t stripes[META_NSTRIPES];
+    pthread_mutex_t rename_mu;
+    /* Usage per stripe; written only under that stripe's lock, read by
+     * statfs without it (hence atomics). */
+    _Atomic int64_t use_inodes[META_NSTRIPES];
+    _Atomic int64_t use_bytes[META_NSTRIPES];
+    pthread_mutex_t id_mu;
+    uint64_t id_next[2];
+    uint64_t id_limit[2];
+    pthread_mutex_t open_mu;
+    meta__ocnt *open[META__OBUCKETS];
+};
+
+/* A transaction: locks held and the batch that will commit the change. */
+typedef struct meta__txn {
+    meta *m;
+    kv_batch *b;
+    uint32_t stripes[8];
+    int nstripes;
+    int rename_locked;
+    int64_t d_inodes; /* usage deltas applied on commit */
+    int64_t d_bytes;
+} meta__txn;
+
+void meta__txn_init(meta__txn *t, meta *m);
+/* Locks the stripes of inos (0 entries are skipped), ascending, deduplicated.
+ * The txn must hold no stripe yet. */
+void meta__txn_lock(meta__txn *t, const uint64_t *inos, int n);
+void meta__txn_unlock(meta__txn *t);
+/* Writes the batch (with the usage record of the lowest stripe held if
+ * usage changed); applies the usage deltas in memory on success. */
+int meta__txn_commit(meta__txn *t, int sync) NB_MUST_CHECK;
+/* Unlocks and frees; safe after a failed or skipped commit. */
+void meta__txn_end(meta__txn *t);
+
+uint32_t meta__stripe(uint64_t ino);
+
+/* Keys. */
+void meta__key_ino(uint8_t k[9], uint8_t tag, uint64_t ino);
+void meta__key_dentry(nb_buf *k, uint64_t parent, const char *name, size_t len);
+void meta__key_cookie(uint8_t k[17], uint64_t parent, uint64_t cookie);
+void meta__key_chunk(uint8_t k[13], uint64_t ino, uint32_t idx);
+
+/* Inode records. */
+int meta__inode_get(meta *m, const kv_snapshot *s, uint64_t ino, meta__inode *out) NB_MUST_CHECK;
+int meta__inode_decode(nb_slice v, uint64_t ino, meta__inode *out) NB_MUST_CHECK;
+void meta__inode_put(meta__txn *t, const meta__inode *in);
+
+/* Dentries. Returns 0 and fills ino/type/cookie, or -ENOENT. */
+int meta__dentry_get(meta *m, const kv_snapshot *s, uint64_t parent, const char *name, size_t len,
+                     uint64_t *ino, uint32_t *type, uint64_t *cookie) NB_MUST_CHECK;
+/* Adds a dentry to dir (both keys), taking the next cookie of dir. */
+void meta__dentry_add(meta__txn *t, meta__inode *dir, const char *name, size_t len, uint64_t ino,
+                      uint32_t type);
+void meta__dentry_del(meta__txn *t, uint64_t parent, const char *name, size_t len, uint64_t cookie);
+/* 1 if dir has no entries, 0 if it has, <0 on error. */
+int meta__dir_empty(meta *m, uint64_t dir) NB_MUST_CHECK;
+
+/* Drops one link of in (already locked); destroys or orphans it at 0.
+ * in is updated (and put) as needed. */
+int meta__drop_link(meta__txn *t, meta__inode *in, int64_t now) NB_MUST_CHECK;
+/* Adds the deletion of every record of in to the batch. */
+int meta__destroy(meta__txn *t, const meta__inode *in) NB_MUST_CHECK;
+/* Chunk map trimming for a size change down to size (locked). */
+int meta__truncate_chunks(meta__txn *t, uint64_t ino, uint64_t oldsize,
+                          uint64_t size) NB_MUST_CHECK;
+void meta__garbage_add(meta__txn *t, uint64_t id, uint32_t size);
+
+uint32_t meta__open_count(meta *m, uint64_t ino);
+void meta__open_add(meta *m, uint64_t ino);
+void meta__orphan_put(meta__txn *t, uint64_t ino, int64_t now);
+
+/* Names: 0, -EINVAL ('/' or empty), -ENAMETOOLONG. */
+int meta__check_name(const char *name, size_t *len) NB_MUST_CHECK;
+int meta__is_dot(const char *name, size_t len);
+
+/* Permissions (meta_perm.c). All return 0 or -EACCES/-EPERM; c NULL = 0. */
+int meta__perm(const meta_cred *c, const meta_attr *a, int mask) NB_MUST_CHECK;
+int meta__in_group(const meta_cred *c, uint32_t gid);
+int meta__is_owner(const meta_cred *c, const meta_attr *a);
+int meta__sticky_ok(const meta_cred *c, const meta_attr *dir,
+                    const meta_attr *victim) NB_MUST_CHECK;
+
+/* meta_mkdir that also puts rec under key (tag, new ino) in the same batch. */
+int meta__mkdir_rec(meta *m, const meta_cred *c, uint64_t parent, const char *name, uint32_t mode,
+                    uint8_t tag, nb_slice rec, meta_attr *out) NB_MUST_CHECK;
+
+int64_t meta__now(void);
+int meta__alloc_ino(meta *m, uint64_t *ino) NB_MUST_CHECK;
+uint32_t meta__type(uint32_t mode);
+
+#endif
