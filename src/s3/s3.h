@@ -1,0 +1,442 @@
+/*
+ * s3.h — the protocol layer of the S3 gateway: everything the request
+ * handlers need that does not touch the namespace.
+ *
+ *   errors     the S3 error table (code, HTTP status, message) as int codes
+ *              S3_ERR_* in the reserved range -31001..-31999, the mapping
+ *              from NB_E* and -errno, and the <Error> document
+ *   auth       SigV4 (header, presigned query, signed/unsigned/streaming
+ *              payloads) and SigV2 (header, query) verification
+ *   chunked    the incremental aws-chunked body decoder with per-chunk
+ *              signature verification
+ *   digest     MD5/SHA-1/SHA-256/CRC32/CRC32C, incremental, for ETags,
+ *              payload hashes and x-amz-checksum-*
+ *   xml        a small XML writer for responses and expat-based parsers for
+ *              request bodies
+ *   request    bucket/key from host and path, name rules, Range,
+ *              conditional headers, HTTP dates, user metadata
+ *
+ * Error convention: every fallible function returns int: 0, an S3_ERR_*
+ * code, or (rarely) an NB_E* code. s3_error_of() turns any of them into the
+ * S3 error to send, so handlers can return whatever they got.
+ *
+ * Parsers are pure: bytes in, struct out, no I/O, no global state; they are
+ * fuzzed (tests/fuzz/s3). Thread safety: everything is reentrant; an object
+ * (s3_chunked, s3_digest, s3_xml, parsed results) belongs to one thread at a
+ * time.
+ */
+#ifndef NB_S3_S3_H
+#define NB_S3_S3_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/buf.h"
+#include "common/status.h"
+
+/* ------------------------------------------------------------------------ */
+/* Errors                                                                    */
+/* ------------------------------------------------------------------------ */
+
+/* XX(name, value, code, http status, message). Values are fixed forever. */
+#define S3_ERR_MAP(XX)                                                                             \
+    XX(ACCESS_DENIED, -31001, "AccessDenied", 403, "Access Denied")                                \
+    XX(AUTH_HEADER_MALFORMED, -31002, "AuthorizationHeaderMalformed", 400,                         \
+       "The authorization header is malformed.")                                                   \
+    XX(AUTH_QUERY_ERROR, -31003, "AuthorizationQueryParametersError", 400,                         \
+       "Error parsing the X-Amz-Credential parameter or another presigned query parameter.")       \
+    XX(BAD_DIGEST, -31004, "BadDigest", 400,                                                       \
+       "The Content-MD5 or checksum you specified did not match what we received.")                \
+    XX(BUCKET_ALREADY_EXISTS, -31005, "BucketAlreadyExists", 409,                                  \
+       "The requested bucket name is not available. The bucket namespace is shared by all users "  \
+       "of the system. Please select a different name and try again.")                             \
+    XX(BUCKET_ALREADY_OWNED, -31006, "BucketAlreadyOwnedByYou", 409,                               \
+       "Your previous request to create the named bucket succeeded and you already own it.")       \
+    XX(BUCKET_NOT_EMPTY, -31007, "BucketNotEmpty", 409,                                            \
+       "The bucket you tried to delete is not empty")                                              \
+    XX(ENTITY_TOO_LARGE, -31008, "EntityTooLarge", 400,                                            \
+       "Your proposed upload exceeds the maximum allowed size")                                    \
+    XX(ENTITY_TOO_SMALL, -31009, "EntityTooSmall", 400,                                            \
+       "Your proposed upload is smaller than the minimum allowed object size.")                    \
+    XX(ILLEGAL_VERSIONING, -31010, "IllegalVersioningConfigurationException", 400,                 \
+       "The versioning configuration specified in the request is invalid.")                        \
+    XX(INCOMPLETE_BODY, -31011, "IncompleteBody", 400,                                             \
+       "You did not provide the number of bytes specified by the Content-Length HTTP header.")     \
+    XX(INTERNAL_ERROR, -31012, "InternalError", 500,                                               \
+       "We encountered an internal error. Please try again.")                                      \
+    XX(INVALID_ACCESS_KEY_ID, -31013, "InvalidAccessKeyId", 403,                                   \
+       "The AWS Access Key Id you provided does not exist in our records.")                        \
+    XX(INVALID_ARGUMENT, -31014, "InvalidArgument", 400, "Invalid Argument")                       \
+    XX(INVALID_BUCKET_NAME, -31015, "InvalidBucketName", 400,                                      \
+       "The specified bucket is not valid.")                                                       \
+    XX(INVALID_DIGEST, -31016, "InvalidDigest", 400,                                               \
+       "The Content-MD5 you specified is not valid.")                                              \
+    XX(INVALID_PART, -31017, "InvalidPart", 400,                                                   \
+       "One or more of the specified parts could not be found. The part may not have been "        \
+       "uploaded, or the specified entity tag may not match the part's entity tag.")               \
+    XX(INVALID_PART_ORDER, -31018, "InvalidPartOrder", 400,                                        \
+       "The list of parts was not in ascending order. Parts must be ordered by part number.")      \
+    XX(INVALID_RANGE, -31019, "InvalidRange", 416, "The requested range is not satisfiable")       \
+    XX(INVALID_REQUEST, -31020, "InvalidRequest", 400, "Invalid Request")                          \
+    XX(INVALID_TAG, -31021, "InvalidTag", 400, "The tag provided was not a valid tag.")            \
+    XX(INVALID_URI, -31022, "InvalidURI", 400, "Couldn't parse the specified URI.")                \
+    XX(KEY_TOO_LONG, -31023, "KeyTooLongError", 400, "Your key is too long")                       \
+    XX(MALFORMED_XML, -31024, "MalformedXML", 400,                                                 \
+       "The XML you provided was not well-formed or did not validate against our published "       \
+       "schema")                                                                                   \
+    XX(METADATA_TOO_LARGE, -31025, "MetadataTooLarge", 400,                                        \
+       "Your metadata headers exceed the maximum allowed metadata size")                           \
+    XX(METHOD_NOT_ALLOWED, -31026, "MethodNotAllowed", 405,                                        \
+       "The specified method is not allowed against this resource.")                               \
+    XX(MISSING_CONTENT_LENGTH, -31027, "MissingContentLength", 411,                                \
+       "You must provide the Content-Length HTTP header.")                                         \
+    XX(MISSING_SECURITY_HEADER, -31028, "MissingSecurityHeader", 400,                              \
+       "Your request was missing a required header")                                               \
+    XX(NO_SUCH_BUCKET, -31029, "NoSuchBucket", 404, "The specified bucket does not exist")         \
+    XX(NO_SUCH_KEY, -31030, "NoSuchKey", 404, "The specified key does not exist.")                 \
+    XX(NO_SUCH_UPLOAD, -31031, "NoSuchUpload", 404,                                                \
+       "The specified multipart upload does not exist. The upload ID might be invalid, or the "    \
+       "multipart upload might have been aborted or completed.")                                   \
+    XX(NO_SUCH_VERSION, -31032, "NoSuchVersion", 404, "The specified version does not exist.")     \
+    XX(NO_SUCH_TAG_SET, -31033, "NoSuchTagSet", 404, "The TagSet does not exist")                  \
+    XX(NO_SUCH_CORS, -31034, "NoSuchCORSConfiguration", 404,                                       \
+       "The CORS configuration does not exist")                                                    \
+    XX(NO_SUCH_LIFECYCLE, -31035, "NoSuchLifecycleConfiguration", 404,                             \
+       "The lifecycle configuration does not exist")                                               \
+    XX(NOT_IMPLEMENTED, -31036, "NotImplemented", 501,                                             \
+       "A header you provided implies functionality that is not implemented")                      \
+    XX(NOT_MODIFIED, -31037, "NotModified", 304, "Not Modified")                                   \
+    XX(PRECONDITION_FAILED, -31038, "PreconditionFailed", 412,                                     \
+       "At least one of the pre-conditions you specified did not hold")                            \
+    XX(REQUEST_TIME_TOO_SKEWED, -31039, "RequestTimeTooSkewed", 403,                               \
+       "The difference between the request time and the server's time is too large.")              \
+    XX(SIGNATURE_DOES_NOT_MATCH, -31040, "SignatureDoesNotMatch", 403,                             \
+       "The request signature we calculated does not match the signature you provided. Check "     \
+       "your key and signing method.")                                                             \
+    XX(SLOW_DOWN, -31041, "SlowDown", 503, "Please reduce your request rate.")                     \
+    XX(CONTENT_SHA256_MISMATCH, -31042, "XAmzContentSHA256Mismatch", 400,                          \
+       "The provided 'x-amz-content-sha256' header does not match what was computed.")             \
+    XX(TOO_MANY_BUCKETS, -31043, "TooManyBuckets", 400,                                            \
+       "You have attempted to create more buckets than allowed")                                   \
+    XX(REQUEST_TIMEOUT, -31044, "RequestTimeout", 400,                                             \
+       "Your socket connection to the server was not read from or written to within the "          \
+       "timeout period.")                                                                          \
+    XX(MAX_MESSAGE_LENGTH, -31045, "MaxMessageLengthExceeded", 400, "Your request was too big.")   \
+    XX(EXPIRED_REQUEST, -31046, "AccessDenied", 403, "Request has expired")                        \
+    XX(NOT_YET_VALID, -31047, "AccessDenied", 403, "Request is not valid yet")                     \
+    XX(INVALID_STORAGE_CLASS, -31048, "InvalidStorageClass", 400,                                  \
+       "The storage class you specified is not valid")                                             \
+    XX(MALFORMED_POLICY_OR_DATE, -31049, "InvalidArgument", 400, "Invalid date or time value")     \
+    XX(UNEXPECTED_CONTENT, -31050, "UnexpectedContent", 400,                                       \
+       "This request does not support content")                                                    \
+    XX(SERVICE_UNAVAILABLE, -31051, "ServiceUnavailable", 503, "Please reduce your request rate.")
+
+enum {
+#define S3__ERR_ENUM(name, value, code, status, msg) S3_ERR_##name = (value),
+    S3_ERR_MAP(S3__ERR_ENUM)
+#undef S3__ERR_ENUM
+};
+
+typedef struct s3_error {
+    int rc;              /* the S3_ERR_* code */
+    const char *code;    /* "NoSuchKey" */
+    int http_status;     /* 404 */
+    const char *message; /* AWS's default message */
+} s3_error;
+
+/* The S3 error to answer for rc: an S3_ERR_* code maps to its own entry;
+ * NB_E* and -errno map through the table in docs/s3.md (NB_ENOTFOUND and
+ * -ENOENT → NoSuchKey, -ENAMETOOLONG → KeyTooLongError, NB_ETOOBIG →
+ * EntityTooLarge, NB_ECHECKSUM → BadDigest, NB_EAGAIN → SlowDown, ...);
+ * anything unknown is InternalError. rc == 0 is a caller bug and also gives
+ * InternalError. Never NULL; the entry is static. */
+const s3_error *s3_error_of(int rc);
+
+/* True when rc is one of the S3_ERR_* codes. */
+bool s3_is_s3_error(int rc);
+
+/* Appends the <Error> document (XML declaration, Code, Message, Resource,
+ * RequestId, HostId) for rc to out. message overrides the default message
+ * when not NULL; resource and request_id may be NULL (omitted). Borrows
+ * every pointer. NB_ETOOBIG when out's cap is hit. */
+int s3_error_xml(nb_buf *out, int rc, const char *message, const char *resource,
+                 const char *request_id) NB_MUST_CHECK;
+
+/* ------------------------------------------------------------------------ */
+/* XML output                                                                */
+/* ------------------------------------------------------------------------ */
+
+#define S3_XMLNS     "http://s3.amazonaws.com/doc/2006-03-01/"
+#define S3_XML_DEPTH 16
+
+/* A streaming XML writer over an nb_buf, embedded by the caller. Errors
+ * (the buffer's cap, nesting deeper than S3_XML_DEPTH) are sticky and
+ * reported by s3_xml_end, so a document is written without checking every
+ * call. Element names are borrowed until the element is closed (use
+ * literals); text is escaped. */
+typedef struct s3_xml {
+    nb_buf *out;
+    const char *stack[S3_XML_DEPTH];
+    int depth;
+    int rc;
+} s3_xml;
+
+/* Starts a document with the XML declaration. Borrows out. */
+void s3_xml_begin(s3_xml *x, nb_buf *out);
+/* <name>, or <name xmlns="S3_XMLNS"> for the root of S3 documents. */
+void s3_xml_open(s3_xml *x, const char *name);
+void s3_xml_open_ns(s3_xml *x, const char *name);
+/* Closes the innermost open element. */
+void s3_xml_close(s3_xml *x);
+/* <name>text</name> (escaped); text NULL writes <name></name>. */
+void s3_xml_elem(s3_xml *x, const char *name, const char *text);
+void s3_xml_elem_n(s3_xml *x, const char *name, const char *text, size_t n);
+void s3_xml_elemf(s3_xml *x, const char *name, const char *fmt, ...) NB_PRINTF(3, 4);
+void s3_xml_elem_u64(s3_xml *x, const char *name, uint64_t v);
+void s3_xml_elem_bool(s3_xml *x, const char *name, bool v);
+/* <name>2013-05-24T00:00:00.000Z</name> */
+void s3_xml_elem_time(s3_xml *x, const char *name, int64_t t, int ms);
+/* Closes what is still open; returns 0 or the first error met. */
+int s3_xml_end(s3_xml *x) NB_MUST_CHECK;
+/* Appends s escaped for XML text and attributes (& < > " ' and control
+ * characters as character references). */
+int s3_xml_escape(nb_buf *out, const char *s, size_t n) NB_MUST_CHECK;
+
+/* Fixed documents. Borrow every pointer; NB_ETOOBIG at out's cap. */
+int s3_xml_location(nb_buf *out, const char *region) NB_MUST_CHECK;
+int s3_xml_copy_result(nb_buf *out, const char *etag, int64_t mtime, bool part) NB_MUST_CHECK;
+int s3_xml_initiate_upload(nb_buf *out, const char *bucket, const char *key,
+                           const char *upload_id) NB_MUST_CHECK;
+int s3_xml_complete_upload(nb_buf *out, const char *location, const char *bucket, const char *key,
+                           const char *etag) NB_MUST_CHECK;
+/* status: "Enabled", "Suspended" or NULL (never configured: empty). */
+int s3_xml_versioning(nb_buf *out, const char *status) NB_MUST_CHECK;
+
+/* ------------------------------------------------------------------------ */
+/* Encodings and digests                                                     */
+/* ------------------------------------------------------------------------ */
+
+/* Lowercase hex of n bytes into out (2n+1 bytes with the NUL). */
+void s3_hex_encode(const uint8_t *p, size_t n, char *out);
+/* Decodes exactly 2n hex digits (either case) from s into out[n]; -1 on a
+ * bad digit or length. */
+int s3_hex_decode(const char *s, size_t slen, uint8_t *out, size_t n);
+/* Standard base64 with padding; returns the length written (out must hold
+ * 4*ceil(n/3)+1 bytes). */
+size_t s3_base64_encode(const uint8_t *p, size_t n, char *out);
+/* Decodes canonical padded base64; returns the decoded length or -1 when s
+ * is not valid base64 or would not fit in outcap. */
+long s3_base64_decode(const char *s, size_t slen, uint8_t *out, size_t outcap);
+
+/* Percent-decodes [s, s+n) into out (at most outcap-1 bytes + NUL); plus
+ * as space when plus_is_space. Returns the decoded length, -1 on a bad
+ * escape or a decoded NUL, -2 when it does not fit. */
+long s3_uri_decode(const char *s, size_t n, bool plus_is_space, char *out, size_t outcap);
+/* Appends the AWS SigV4 URI encoding of [s, s+n): unreserved characters
+ * (A-Z a-z 0-9 - . _ ~) as-is, '/' as-is when keep_slash, everything else
+ * %XX uppercase. */
+int s3_uri_encode(nb_buf *out, const char *s, size_t n, bool keep_slash) NB_MUST_CHECK;
+
+typedef enum s3_digest_alg {
+    S3_DIGEST_MD5,
+    S3_DIGEST_SHA1,
+    S3_DIGEST_SHA256,
+    S3_DIGEST_CRC32,  /* zlib's CRC-32, 4 bytes big-endian as S3 sends it */
+    S3_DIGEST_CRC32C, /* Castagnoli, 4 bytes big-endian */
+} s3_digest_alg;
+
+#define S3_DIGEST_MAX 32
+
+typedef struct s3_digest s3_digest;
+
+/* An incremental digest. *out is owned; free with s3_digest_free. */
+int s3_digest_new(s3_digest_alg alg, s3_digest **out) NB_MUST_CHECK;
+void s3_digest_update(s3_digest *d, const void *p, size_t n);
+/* Writes the digest (its length is returned: 16, 20, 32 or 4) into out
+ * (S3_DIGEST_MAX bytes) and resets d for reuse. */
+size_t s3_digest_final(s3_digest *d, uint8_t out[S3_DIGEST_MAX]);
+/* The digest size of alg. */
+size_t s3_digest_size(s3_digest_alg alg);
+/* One-shot digest of [p, p+n); returns its length. */
+size_t s3_digest_once(s3_digest_alg alg, const void *p, size_t n, uint8_t out[S3_DIGEST_MAX]);
+void s3_digest_free(s3_digest *d);
+
+/* ------------------------------------------------------------------------ */
+/* Dates                                                                     */
+/* ------------------------------------------------------------------------ */
+
+/* Parses an HTTP date: IMF-fixdate ("Sun, 06 Nov 1994 08:49:37 GMT", also
+ * with "+0000" or "UTC" as SigV2 clients send), RFC 850 and asctime forms.
+ * *out is seconds since the epoch. -1 when s is not a date. */
+int s3_http_date_parse(const char *s, int64_t *out) NB_MUST_CHECK;
+/* Formats t as IMF-fixdate into out (at least 30 bytes). */
+void s3_http_date_format(int64_t t, char *out, size_t cap);
+/* Parses ISO 8601 basic "20130524T000000Z"; -1 when malformed. */
+int s3_iso8601_basic_parse(const char *s, int64_t *out) NB_MUST_CHECK;
+/* Formats t as "20130524T000000Z" (out: at least 17 bytes). */
+void s3_iso8601_basic_format(int64_t t, char *out, size_t cap);
+/* Formats t (and milliseconds) as "2013-05-24T00:00:00.000Z" for XML
+ * (out: at least 25 bytes). */
+void s3_iso8601_format(int64_t t, int ms, char *out, size_t cap);
+/* Parses "2013-05-24T00:00:00Z", optional fraction and "Z" or "+00:00"; -1
+ * when malformed. */
+int s3_iso8601_parse(const char *s, int64_t *out) NB_MUST_CHECK;
+
+/* ------------------------------------------------------------------------ */
+/* Requests as the auth code sees them                                       */
+/* ------------------------------------------------------------------------ */
+
+/* One request header; names compare case-insensitively. Borrowed. */
+typedef struct s3_header {
+    const char *name;
+    const char *value;
+} s3_header;
+
+/* A request as received. Everything is borrowed for the duration of a
+ * call. path and query must be the raw bytes from the request line (still
+ * percent-encoded: with libmicrohttpd take them from
+ * MHD_OPTION_URI_LOG_CALLBACK, since the access handler sees them decoded). */
+typedef struct s3_http_req {
+    const char *method; /* "GET" */
+    const char *path;   /* raw path, "/bucket/a%20b" */
+    const char *query;  /* raw query without '?', or NULL */
+    const s3_header *headers;
+    size_t n_headers;
+    const char *vhost_bucket; /* bucket taken from the Host header
+                                 (virtual-hosted style), or NULL: SigV2
+                                 puts it into the canonical resource */
+} s3_http_req;
+
+/* The value of header name (case-insensitive), or NULL. Borrowed from req. */
+const char *s3_req_header(const s3_http_req *req, const char *name);
+
+/* A parsed query string: decoded name/value pairs in request order.
+ * Values of parameters without '=' are "". */
+typedef struct s3_query_param {
+    char *name;
+    char *value;
+} s3_query_param;
+typedef struct s3_query {
+    s3_query_param *params; /* owned */
+    size_t n;
+} s3_query;
+
+/* Parses a raw query (NULL or "" gives an empty one). '+' decodes as a
+ * space. S3_ERR_INVALID_URI on a bad escape. *q is owned; free with
+ * s3_query_free (also on failure). */
+int s3_query_parse(const char *raw, s3_query *q) NB_MUST_CHECK;
+/* The value of the first parameter called name, or NULL. Borrowed. */
+const char *s3_query_get(const s3_query *q, const char *name);
+void s3_query_free(s3_query *q);
+
+/* ------------------------------------------------------------------------ */
+/* Authentication                                                            */
+/* ------------------------------------------------------------------------ */
+
+#define S3_ACCESS_KEY_MAX 128
+#define S3_SECRET_KEY_MAX 128
+/* Clock skew accepted between the request's date and ours. */
+#define S3_MAX_SKEW_S (15 * 60)
+/* Longest X-Amz-Expires SigV4 accepts: 7 days. */
+#define S3_PRESIGN_MAX_EXPIRES_S (7 * 24 * 3600)
+
+/* Looks up the secret key of access_key into secret (cap bytes with the
+ * NUL). Returns 0, or NB_ENOTFOUND for an unknown key (→ InvalidAccessKeyId). */
+typedef int (*s3_secret_fn)(void *ctx, const char *access_key, char *secret, size_t cap);
+
+typedef enum s3_payload_mode {
+    S3_PAYLOAD_EMPTY_OR_ANY,       /* anonymous, SigV2 or presigned: nothing to check */
+    S3_PAYLOAD_UNSIGNED,           /* UNSIGNED-PAYLOAD */
+    S3_PAYLOAD_SHA256,             /* a hex SHA-256: check it with s3_auth_payload_check */
+    S3_PAYLOAD_STREAMING,          /* STREAMING-AWS4-HMAC-SHA256-PAYLOAD */
+    S3_PAYLOAD_STREAMING_TRAILER,  /* STREAMING-AWS4-HMAC-SHA256-PAYLOAD-TRAILER */
+    S3_PAYLOAD_STREAMING_UNSIGNED, /* STREAMING-UNSIGNED-PAYLOAD-TRAILER */
+} s3_payload_mode;
+
+/* The outcome of a successful check. A plain value; copy it freely. */
+typedef struct s3_auth {
+    int version;                            /* 0 anonymous, 2 or 4 */
+    bool presigned;                         /* query-string auth */
+    char access_key[S3_ACCESS_KEY_MAX + 1]; /* "" when anonymous */
+    s3_payload_mode payload;
+    uint8_t payload_sha256[32]; /* S3_PAYLOAD_SHA256 */
+    int64_t request_time;       /* seconds since the epoch */
+    /* SigV4 state the chunked decoder chains from. */
+    uint8_t signing_key[32];
+    char seed_signature[65];
+    char amz_date[17]; /* "20130524T000000Z" */
+    char scope[128];   /* "20130524/us-east-1/s3/aws4_request" */
+} s3_auth;
+
+/* Authenticates req at time now (seconds since the epoch): SigV4 from the
+ * Authorization header or the X-Amz-* query, SigV2 from "AWS ak:sig" or
+ * AWSAccessKeyId/Expires/Signature; no credentials at all give version 0
+ * (anonymous — the handler decides whether that is allowed). secret finds
+ * the key. Returns 0 and fills *out, or AccessDenied,
+ * AuthorizationHeaderMalformed, AuthorizationQueryParametersError,
+ * InvalidAccessKeyId, SignatureDoesNotMatch, RequestTimeTooSkewed,
+ * (expired) AccessDenied, MissingSecurityHeader, InvalidArgument. */
+int s3_auth_check(const s3_http_req *req, s3_secret_fn secret, void *ctx, int64_t now,
+                  s3_auth *out) NB_MUST_CHECK;
+
+/* For S3_PAYLOAD_SHA256: compares the SHA-256 of the body the caller
+ * computed with the signed one; XAmzContentSHA256Mismatch when they
+ * differ. 0 for every other mode. */
+int s3_auth_payload_check(const s3_auth *a, const uint8_t sha256[32]) NB_MUST_CHECK;
+
+/* SigV4 building blocks, exposed for tests and for clients we may write. */
+void s3_sigv4_signing_key(const char *secret, const char *date8, const char *region,
+                          const char *service, uint8_t out[32]);
+/* Appends the canonical request of req (signed_headers ';'-separated,
+ * lowercase, sorted; payload_hash as it goes into the last line). With
+ * presigned, X-Amz-Signature is left out of the query. */
+int s3_sigv4_canonical_request(nb_buf *out, const s3_http_req *req, const char *signed_headers,
+                               const char *payload_hash, bool presigned) NB_MUST_CHECK;
+
+/* SigV2 string to sign for req. date_or_expires is the Date (header form)
+ * or Expires (query form) line. */
+int s3_sigv2_string_to_sign(nb_buf *out, const s3_http_req *req, const char *date_or_expires,
+                            bool query_form) NB_MUST_CHECK;
+
+/* ------------------------------------------------------------------------ */
+/* aws-chunked bodies                                                        */
+/* ------------------------------------------------------------------------ */
+
+/* Decodes a STREAMING-* body fed in arbitrary pieces:
+ *
+ *   <hex size>;chunk-signature=<64 hex>\r\n<size bytes>\r\n ...
+ *   0;chunk-signature=<64 hex>\r\n[trailer lines\r\n]\r\n
+ *
+ * verifying every chunk signature in a chain from the seed signature (and
+ * the trailer signature for -TRAILER), with memory bounded by a small
+ * header buffer whatever the chunk size. Decoded bytes are handed to the
+ * callback as they arrive, before their chunk's signature is known to be
+ * good: the caller must not publish anything until s3_chunked_finish()
+ * returns 0. */
+typedef struct s3_chunked s3_chunked;
+
+/* Receives decoded payload bytes; a non-zero return stops the decoder and
+ * is returned by s3_chunked_feed. */
+typedef int (*s3_chunk_data_fn)(void *ctx, const uint8_t *p, size_t n);
+
+/* a must be a successful auth with a STREAMING-* payload mode (borrowed
+ * for the call only). decoded_length is x-amz-decoded-content-length, or -1
+ * when absent. *out is owned; free with s3_chunked_free. */
+int s3_chunked_new(const s3_auth *a, int64_t decoded_length, s3_chunked **out) NB_MUST_CHECK;
+/* Consumes [p, p+n). Returns 0, SignatureDoesNotMatch, IncompleteBody (bad
+ * framing), or the callback's code. After an error every call fails. */
+int s3_chunked_feed(s3_chunked *c, const uint8_t *p, size_t n, s3_chunk_data_fn fn,
+                    void *ctx) NB_MUST_CHECK;
+/* Call at the end of the body: 0 when the final chunk (and trailers) were
+ * seen and verified and the decoded length matches; otherwise
+ * IncompleteBody or the error met before. */
+int s3_chunked_finish(s3_chunked *c) NB_MUST_CHECK;
+/* A trailer value seen after the final chunk ("x-amz-checksum-crc32"), or
+ * NULL. Borrowed; valid until s3_chunked_free. */
+const char *s3_chunked_trailer(const s3_chunked *c, const char *name);
+/* Decoded bytes so far. */
+uint64_t s3_chunked_decoded(const s3_chunked *c);
+void s3_chunked_free(s3_chunked *c);
+
+#endif
