@@ -4,13 +4,15 @@
  *
  * Settings (see the table atop nkv_bench.c): write_buffer_size, a
  * block-based table with block_size, an LRU block cache of cache_size with
- * 2^6 shards (db_bench's --cache_numshardbits default), a full bloom filter
- * of bloom_bits bits per key (rocksdb_filterpolicy_create_bloom_full, what
- * db_bench's --bloom_bits builds in 7.8), compression none, snappy or zstd
- * on every level, target_file_size_base = max_file_size and max_open_files
- * when given. Everything else stays at RocksDB's defaults, which are also
- * db_bench's: max_background_jobs 2, max_write_buffer_number 2, 64 MiB
- * tables, L1 256 MiB, L0 triggers 4/20/36, WAL on, no sync by default.
+ * the default sharding (16 shards for 8 MiB, as db_bench's
+ * --cache_numshardbits=-1), a full bloom filter of bloom_bits bits per key
+ * (rocksdb_filterpolicy_create_bloom_full, what db_bench's --bloom_bits
+ * builds in 7.8), compression none, snappy or zstd on every level,
+ * enable_pipelined_write (db_bench's default, not Options'),
+ * target_file_size_base = max_file_size and max_open_files when given.
+ * Everything else stays at RocksDB's defaults, which are also db_bench's:
+ * max_background_jobs 2, max_write_buffer_number 2, 64 MiB tables, L1
+ * 256 MiB, L0 triggers 4/20/36, WAL on, no sync by default.
  *
  * Gets use rocksdb_get_pinned, which pins the value in the block cache
  * instead of copying it (db_bench reads into a PinnableSlice too); the C
@@ -69,6 +71,8 @@ static rocksdb_options_t *make_options(const nkvb_settings *s, rdb *r)
     rocksdb_options_set_create_if_missing(o, s->create_if_missing);
     rocksdb_options_set_write_buffer_size(o, (size_t)s->write_buffer_size);
     rocksdb_options_set_compression(o, comp_type(s->compression));
+    /* db_bench's default (--enable_pipelined_write=true); Options' is false. */
+    rocksdb_options_set_enable_pipelined_write(o, 1);
     if (s->max_file_size > 0) {
         rocksdb_options_set_target_file_size_base(o, (uint64_t)s->max_file_size);
     }
@@ -78,11 +82,7 @@ static rocksdb_options_t *make_options(const nkvb_settings *s, rdb *r)
     rocksdb_block_based_table_options_t *bbo = rocksdb_block_based_options_create();
     rocksdb_block_based_options_set_block_size(bbo, (size_t)s->block_size);
     if (r != NULL && s->cache_size >= 0) {
-        rocksdb_lru_cache_options_t *co = rocksdb_lru_cache_options_create();
-        rocksdb_lru_cache_options_set_capacity(co, (size_t)s->cache_size);
-        rocksdb_lru_cache_options_set_num_shard_bits(co, 6);
-        r->cache = rocksdb_cache_create_lru_opts(co);
-        rocksdb_lru_cache_options_destroy(co);
+        r->cache = rocksdb_cache_create_lru((size_t)s->cache_size);
         /* The table options keep their own reference to the cache. */
         rocksdb_block_based_options_set_block_cache(bbo, r->cache);
     }

@@ -51,13 +51,14 @@
  *
  *   setting            leveldb (1.23 C API)   rocksdb (7.8 C API)      nkv
  *   write buffer       --write_buffer_size    write_buffer_size        write_buffer_size
- *   block cache        LRU, 16 shards         LRU, 64 shards           block_cache_bytes
+ *   block cache        LRU, 16 shards         LRU, 16 shards (8 MiB)   block_cache_bytes
  *   bloom              bloom policy, bits     full bloom, bits         bloom_bits_per_key
  *   block size         block_size             block-based block_size   block_size
  *   compression        none|snappy (no zstd)  none|snappy|zstd         none|snappy|zstd
  *   SST size           2 MiB (default)        64 MiB (default)         64 MiB (default)
  *   background         1 thread (fixed)       max_background_jobs=2    1 compaction + 1 flush
  *   WAL / sync         on / off               on / off                 on / off
+ *   pipelined write    -                      on (db_bench default)    -
  *
  * Output, one line per benchmark in RocksDB db_bench's format (LevelDB's
  * line plus ops/sec, seconds and operations):
@@ -138,6 +139,10 @@ static struct {
 };
 
 static const char *const g_comp_names[] = {"none", "snappy", "zstd"};
+
+#ifndef NKVB_NKV_WHY
+#define NKVB_NKV_WHY "the nkv library was not found"
+#endif
 
 /* The engines built into this binary, in --engine order. */
 static const nkvb_engine *const g_engines[] = {
@@ -1000,9 +1005,10 @@ static const nkvb_engine *find_engine(const char *name)
     }
     if (strcmp(name, "nkv") == 0) {
         fprintf(stderr,
-                "nkv_bench: --engine=nkv is not available in this build: the nkv library "
-                "(src/nkv, CMake target nb_nkv) was not in the tree when the build was "
-                "configured. Re-run cmake once src/nkv builds, or use --engine=leveldb|rocksdb.\n");
+                "nkv_bench: --engine=nkv is not available in this build: when it was "
+                "configured, %s. Re-run cmake once src/nkv is complete, or use "
+                "--engine=leveldb|rocksdb.\n",
+                NKVB_NKV_WHY);
     } else if (strcmp(name, "leveldb") == 0 || strcmp(name, "rocksdb") == 0) {
         fprintf(stderr,
                 "nkv_bench: --engine=%s is not available in this build: lib%s was not found "
