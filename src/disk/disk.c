@@ -111,7 +111,8 @@ static void apply(disk_env *e, const disk__rec *r, size_t n)
     pthread_mutex_unlock(&e->mu);
 }
 
-/* The leader's work: make a batch durable. No lock held. */
+/* The leader's work: make a batch durable. No lock held; only the leader
+ * touches the WAL file, and wal_off changes only under wal_mu. */
 static int flush(disk_env *e, const disk__rec *r, size_t n)
 {
     int has_put = 0;
@@ -138,7 +139,6 @@ static int flush(disk_env *e, const disk__rec *r, size_t n)
         if (rc)
             return rc;
     }
-    e->wal_off += need;
     count(&e->n_groups, 1);
     return 0;
 }
@@ -184,6 +184,7 @@ static int commit(disk_env *e, disk__rec *r)
             e->failed = rc;
         } else {
             apply(e, batch, n);
+            e->wal_off += n * DISK_WAL_REC_SIZE;
             e->durable_lsn = batch[n - 1].lsn;
         }
         e->leader = 0;
