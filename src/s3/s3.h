@@ -214,6 +214,139 @@ int s3_xml_complete_upload(nb_buf *out, const char *location, const char *bucket
 int s3_xml_versioning(nb_buf *out, const char *status) NB_MUST_CHECK;
 
 /* ------------------------------------------------------------------------ */
+/* XML request bodies                                                        */
+/* ------------------------------------------------------------------------ */
+
+/* Bodies larger than this are refused before parsing (MalformedXML); the
+ * handler should stop reading at this size too. */
+#define S3_XML_BODY_MAX        (2u << 20)
+#define S3_DELETE_MAX_KEYS     1000
+#define S3_MAX_PARTS           10000
+#define S3_OBJECT_TAGS_MAX     10
+#define S3_BUCKET_TAGS_MAX     50
+#define S3_TAG_KEY_MAX         128 /* characters */
+#define S3_TAG_VALUE_MAX       256
+#define S3_CORS_RULES_MAX      100
+#define S3_LIFECYCLE_RULES_MAX 1000
+
+/* All parsers: body is borrowed; the result is owned by the caller and
+ * freed with the matching _free (which accepts a zeroed or half-filled
+ * struct, so call it on failure too). Malformed, hostile or oversized input
+ * gives MalformedXML (or the specific code named) and never crashes. DTDs
+ * and entity declarations are refused. */
+
+typedef struct s3_delete_obj {
+    char *key;
+    char *version_id; /* NULL when absent */
+} s3_delete_obj;
+typedef struct s3_delete_req {
+    bool quiet;
+    size_t n;
+    s3_delete_obj *objects;
+} s3_delete_req;
+/* <Delete><Quiet>true</Quiet><Object><Key/><VersionId/></Object>...: 1 to
+ * 1000 objects, each with a Key. */
+int s3_parse_delete(const void *body, size_t n, s3_delete_req *out) NB_MUST_CHECK;
+void s3_delete_req_free(s3_delete_req *r);
+
+typedef struct s3_complete_part {
+    uint32_t number;
+    char *etag; /* quotes removed */
+} s3_complete_part;
+typedef struct s3_complete_req {
+    size_t n;
+    s3_complete_part *parts;
+} s3_complete_req;
+/* <CompleteMultipartUpload><Part><PartNumber/><ETag/></Part>...: at least
+ * one part; numbers 1..10000 (else InvalidArgument) in strictly ascending
+ * order (else InvalidPartOrder). */
+int s3_parse_complete(const void *body, size_t n, s3_complete_req *out) NB_MUST_CHECK;
+void s3_complete_req_free(s3_complete_req *r);
+
+typedef struct s3_tag {
+    char *key;
+    char *value;
+} s3_tag;
+typedef struct s3_tagset {
+    size_t n;
+    s3_tag *tags;
+} s3_tagset;
+/* <Tagging><TagSet><Tag><Key/><Value/></Tag>...: at most 10 tags for an
+ * object, 50 for a bucket; keys 1..128 characters, values 0..256, no
+ * duplicate keys, no "aws:" prefix (else InvalidTag). */
+int s3_parse_tagging(const void *body, size_t n, bool bucket, s3_tagset *out) NB_MUST_CHECK;
+/* The x-amz-tagging header form "k1=v1&k2=v2", same rules (object). */
+int s3_parse_tagging_header(const char *value, s3_tagset *out) NB_MUST_CHECK;
+void s3_tagset_free(s3_tagset *t);
+/* <Tagging><TagSet>...</TagSet></Tagging> for GetObjectTagging. */
+int s3_xml_tagging(nb_buf *out, const s3_tagset *t) NB_MUST_CHECK;
+
+typedef enum s3_versioning_status {
+    S3_VERSIONING_UNSET,
+    S3_VERSIONING_ENABLED,
+    S3_VERSIONING_SUSPENDED,
+} s3_versioning_status;
+typedef struct s3_versioning {
+    s3_versioning_status status;
+    bool mfa_delete; /* MfaDelete=Enabled: the handler answers NotImplemented */
+} s3_versioning;
+/* <VersioningConfiguration><Status>Enabled|Suspended</Status>
+ * [<MfaDelete>Enabled|Disabled</MfaDelete>]. */
+int s3_parse_versioning(const void *body, size_t n, s3_versioning *out) NB_MUST_CHECK;
+
+typedef struct s3_strlist {
+    size_t n;
+    char **v;
+} s3_strlist;
+typedef struct s3_cors_rule {
+    char *id; /* NULL when absent */
+    s3_strlist origins, methods, headers, expose;
+    int64_t max_age; /* -1 when absent */
+} s3_cors_rule;
+typedef struct s3_cors {
+    size_t n;
+    s3_cors_rule *rules;
+} s3_cors;
+/* <CORSConfiguration><CORSRule>...: 1..100 rules, each with at least one
+ * AllowedOrigin and AllowedMethod (GET PUT POST DELETE HEAD, else
+ * InvalidRequest), at most one '*' per origin and allowed header. */
+int s3_parse_cors(const void *body, size_t n, s3_cors *out) NB_MUST_CHECK;
+void s3_cors_free(s3_cors *c);
+/* The first rule allowing a request from origin with method and the
+ * comma-separated Access-Control-Request-Headers (may be NULL), or NULL.
+ * Borrowed from c. */
+const s3_cors_rule *s3_cors_match(const s3_cors *c, const char *origin, const char *method,
+                                  const char *req_headers);
+
+typedef struct s3_lifecycle_rule {
+    char *id; /* "" when absent */
+    bool enabled;
+    char *prefix;            /* filter prefix, "" for all */
+    s3_tagset tags;          /* filter tags (all must match) */
+    int64_t size_gt;         /* ObjectSizeGreaterThan, -1 unset */
+    int64_t size_lt;         /* ObjectSizeLessThan, -1 unset */
+    int32_t expiration_days; /* -1 unset */
+    int64_t expiration_date; /* seconds, -1 unset */
+    bool expired_delete_marker;
+    int32_t noncurrent_days;   /* -1 unset */
+    int32_t newer_noncurrent;  /* -1 unset */
+    int32_t abort_upload_days; /* -1 unset */
+    bool has_transition;       /* stored; executed with the cold tier */
+} s3_lifecycle_rule;
+typedef struct s3_lifecycle {
+    size_t n;
+    s3_lifecycle_rule *rules;
+} s3_lifecycle;
+/* <LifecycleConfiguration><Rule>...: 1..1000 rules with unique IDs (<= 255
+ * chars), Status Enabled|Disabled, one filter form, at least one action,
+ * Days >= 1, Dates at midnight UTC; ExpiredObjectDeleteMarker and
+ * AbortIncompleteMultipartUpload not combined with tag filters. Value
+ * errors are InvalidArgument, a rule without action InvalidRequest,
+ * structure errors MalformedXML. */
+int s3_parse_lifecycle(const void *body, size_t n, s3_lifecycle *out) NB_MUST_CHECK;
+void s3_lifecycle_free(s3_lifecycle *l);
+
+/* ------------------------------------------------------------------------ */
 /* Encodings and digests                                                     */
 /* ------------------------------------------------------------------------ */
 
