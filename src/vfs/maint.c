@@ -1,0 +1,237 @@
+/*
+ * maint.c — background work: the chunk compactor (a chunk whose map has
+ * grown many slices is rewritten as one slice and swapped in with
+ * meta_chunk_replace) and the collector (slices on meta's garbage list are
+ * released to data, then data_collect walks the block store against the
+ * live references from meta_slice_scan, which frees blocks written but
+ * never published before a crash). A timer thread runs both every
+ * maintain_interval_ms; vfs_maintain runs them at once.
+ */
+#include <errno.h>
+#include <string.h>
+#include <time.h>
+
+#include "common/common.h"
+#include "vfs/vfs_int.h"
+
+#define VFS__COMPACT_MIN 8 /* slices in one chunk map that make it worth rewriting */
+
+typedef struct chunk_ref {
+    uint64_t ino;
+    uint32_t idx;
+} chunk_ref;
+
+typedef struct scan_state {
+    uint64_t ino;
+    uint32_t idx;
+    uint32_t count;
+    chunk_ref *todo;
+    size_t n, cap;
+} scan_state;
+
+static int count_cb(void *arg, uint64_t ino, uint32_t chunk, const meta_slice *s)
+{
+    (void)s;
+    scan_state *st = arg;
+    if (ino != st->ino || chunk != st->idx) {
+        st->ino = ino;
+        st->idx = chunk;
+        st->count = 0;
+    }
+    if (++st->count == VFS__COMPACT_MIN) {
+        if (st->n == st->cap) {
+            st->cap = st->cap ? st->cap * 2 : 16;
+            st->todo = nb_xrealloc(st->todo, st->cap * sizeof(*st->todo));
+        }
+        st->todo[st->n].ino = ino;
+        st->todo[st->n].idx = chunk;
+        st->n++;
+    }
+    return 0;
+}
+
+static int compact_one(vfs *v, uint64_t ino, uint32_t idx, bool *done)
+{
+    *done = false;
+    data_pin pin = data_pin_begin(v->ds);
+    meta_slice *ms = NULL;
+    size_t n = 0;
+    int rc = meta_chunk_read(v->m, ino, idx, &ms, &n);
+    if (rc != 0 || n < VFS__COMPACT_MIN) {
+        data_pin_end(v->ds, pin);
+        free(ms);
+        return rc == -ENOENT ? 0 : rc;
+    }
+    data_slice *ds = nb_xmalloc(n * sizeof(*ds));
+    vfs__to_data(ms, n, ds);
+    uint64_t id;
+    rc = meta_id_alloc(v->m, META_ID_SLICE, 1, &id);
+    data_slice out;
+    if (rc == 0)
+        rc = data_chunk_compact(v->ds, ds, n, id, &out);
+    data_pin_end(v->ds, pin);
+    free(ds);
+    if (rc == NB_ENOTFOUND) {
+        /* Nothing visible: the map is all holes. Replace it by one hole. */
+        meta_slice hole = {.id = 0, .size = 1, .off = 0, .len = 1, .pos = 0};
+        rc = meta_chunk_replace(v->m, ino, idx, ms, n, &hole, 0);
+        free(ms);
+        if (rc == 0)
+            *done = true;
+        return rc == NB_ECONFLICT || rc == -ENOENT ? 0 : rc;
+    }
+    if (rc != 0) {
+        free(ms);
+        return rc;
+    }
+    meta_slice repl = {.id = id,
+                       .size = out.len,
+                       .off = (uint32_t)out.slice_off,
+                       .len = out.len,
+                       .pos = out.chunk_off};
+    rc = meta_chunk_replace(v->m, ino, idx, ms, n, &repl, 1);
+    free(ms);
+    data_slice_unhold(v->ds, id);
+    if (rc != 0) {
+        data_slice_release(v->ds, id, out.len);
+        return rc == NB_ECONFLICT || rc == -ENOENT ? 0 : rc;
+    }
+    *done = true;
+    return 0;
+}
+
+static int compact(vfs *v, uint64_t *compacted)
+{
+    scan_state st;
+    memset(&st, 0, sizeof(st));
+    st.ino = UINT64_MAX;
+    int rc = meta_slice_scan(v->m, count_cb, &st);
+    for (size_t i = 0; rc == 0 && i < st.n; i++) {
+        bool done;
+        rc = compact_one(v, st.todo[i].ino, st.todo[i].idx, &done);
+        if (done)
+            (*compacted)++;
+    }
+    free(st.todo);
+    return rc;
+}
+
+static int live_cb(void *arg, uint64_t ino, uint32_t chunk, const meta_slice *s)
+{
+    (void)ino;
+    (void)chunk;
+    if (s->id != 0)
+        data_live_add(arg, s->id, data_slice_blocks(s->size));
+    return 0;
+}
+
+int vfs__live_fn(void *arg, data_live *l)
+{
+    vfs *v = arg;
+    return meta_slice_scan(v->m, live_cb, l);
+}
+
+static int release_garbage(vfs *v, uint64_t *released)
+{
+    meta_garbage g[256];
+    uint64_t ids[256];
+    uint64_t after = 0;
+    for (;;) {
+        size_t n = 0;
+        int rc = meta_garbage_list(v->m, after, g, NB_ARRAY_LEN(g), &n);
+        if (rc != 0)
+            return rc;
+        if (n == 0)
+            return 0;
+        for (size_t i = 0; i < n; i++) {
+            if (g[i].id != 0)
+                data_slice_release(v->ds, g[i].id, g[i].size);
+            ids[i] = g[i].id;
+        }
+        rc = meta_garbage_done(v->m, ids, n);
+        if (rc != 0)
+            return rc;
+        *released += n;
+        after = g[n - 1].id;
+    }
+}
+
+int vfs_maintain(vfs *v, vfs_maint_report *report)
+{
+    vfs_maint_report r;
+    memset(&r, 0, sizeof(r));
+    if (v->o.read_only) {
+        if (report)
+            *report = r;
+        return 0;
+    }
+    pthread_mutex_lock(&v->maint_mu);
+    int rc = compact(v, &r.chunks_compacted);
+    if (rc == 0)
+        rc = release_garbage(v, &r.slices_released);
+    uint64_t freed = 0;
+    if (rc == 0)
+        rc = data_store_reclaim(v->ds, &freed);
+    if (rc == 0) {
+        data_collect_opts o;
+        memset(&o, 0, sizeof(o));
+        o.grace_ns = v->collect_grace_ns;
+        data_collect_report cr;
+        memset(&cr, 0, sizeof(cr));
+        rc = data_collect(v->ds, vfs__live_fn, v, &o, &cr);
+        freed += cr.blocks_freed + cr.released_freed;
+    }
+    r.blocks_freed = freed;
+    pthread_mutex_unlock(&v->maint_mu);
+    if (report)
+        *report = r;
+    return vfs__errno(rc);
+}
+
+/* ---- The timer thread ---------------------------------------------------------------------- */
+
+static void *timer_main(void *arg)
+{
+    vfs *v = arg;
+    uint64_t period_ms =
+        v->o.maintain_interval_ms > 0 ? (uint64_t)v->o.maintain_interval_ms : 30000;
+    pthread_mutex_lock(&v->timer_mu);
+    while (!v->stop) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        uint64_t ns = (uint64_t)ts.tv_nsec + (period_ms % 1000) * NB_NS_PER_MS;
+        ts.tv_sec += (time_t)(period_ms / 1000 + ns / NB_NS_PER_SEC);
+        ts.tv_nsec = (long)(ns % NB_NS_PER_SEC);
+        pthread_cond_timedwait(&v->timer_cv, &v->timer_mu, &ts);
+        if (v->stop)
+            break;
+        pthread_mutex_unlock(&v->timer_mu);
+        int rc = vfs_maintain(v, NULL);
+        if (rc != 0)
+            NB_WARN("vfs: background maintenance failed: %s", nb_strerror(rc));
+        pthread_mutex_lock(&v->timer_mu);
+    }
+    pthread_mutex_unlock(&v->timer_mu);
+    return NULL;
+}
+
+int vfs__maint_start(vfs *v)
+{
+    int rc = pthread_create(&v->timer, NULL, timer_main, v);
+    if (rc != 0)
+        return -rc;
+    v->timer_on = true;
+    return 0;
+}
+
+void vfs__maint_stop(vfs *v)
+{
+    if (!v->timer_on)
+        return;
+    pthread_mutex_lock(&v->timer_mu);
+    v->stop = true;
+    pthread_cond_signal(&v->timer_cv);
+    pthread_mutex_unlock(&v->timer_mu);
+    pthread_join(v->timer, NULL);
+    v->timer_on = false;
+}

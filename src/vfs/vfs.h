@@ -1,0 +1,361 @@
+/*
+ * vfs.h — the one namespace API of NebulaStore. Both front ends, the S3
+ * gateway (src/s3) and the FUSE mount (src/fuse), call only this; it sits
+ * on the metadata model (src/meta) and the data path (src/data). See
+ * docs/vfs.md for the semantics, the consistency model, the S3<->POSIX
+ * mapping, the write path and the lock order.
+ *
+ * Model. A vfs is opened over a data directory holding the metadata store
+ * (DIR/meta) and the block store (DIR/blocks). Every call carries the
+ * caller's credentials (vfs_cred: uid, gid, supplementary groups); a NULL
+ * cred means an internal caller and skips permission checks. Inodes are
+ * named by 64-bit numbers (VFS_ROOT_INO is the root); file data goes
+ * through open handles (vfs_file).
+ *
+ * Consistency. Writes through a handle are buffered in the handle and
+ * published — blocks written and synced first, then one metadata batch —
+ * on vfs_flush, vfs_fsync and vfs_release (and early when the buffer is
+ * large). A handle reads its own unpublished writes; other handles see
+ * published data only: close-to-open consistency, as NFS and FUSE with
+ * writeback caching give. Namespace operations are visible to every
+ * caller at once. Durable: after vfs_fsync (or vfs_sync) returns, and
+ * after an S3 put commits.
+ *
+ * Thread safety: a vfs may be used by any number of threads at once.
+ * Operations on one inode serialize, independent ones run in parallel. A
+ * vfs_file may be used by several threads at once (calls on it serialize).
+ *
+ * Errors: 0 or -errno exactly as a Linux file system returns them
+ * (-ENOENT, -EEXIST, -ENOTDIR, -EISDIR, -ENOTEMPTY, -EINVAL,
+ * -ENAMETOOLONG, -ELOOP, -EACCES, -EPERM, -EMLINK, -EXDEV, -EBADF,
+ * -EFBIG, -ENOSPC, -EROFS, -EIO for a block that fails its checksum,
+ * ...). vfs_open and the tools may also return NB_E* codes.
+ *
+ * Types: the value types (attributes, credentials, setattr requests (vfs_sattr),
+ * directory entries, object and bucket records) are those of the metadata
+ * model, re-exported under vfs_ names; callers use only the vfs_ names.
+ */
+#ifndef NB_VFS_VFS_H
+#define NB_VFS_VFS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "common/buf.h"
+#include "common/status.h"
+#include "meta/meta.h"
+
+typedef struct vfs vfs;
+typedef struct vfs_file vfs_file;
+
+typedef meta_cred vfs_cred;
+typedef meta_attr vfs_attr;
+typedef meta_sattr vfs_sattr;
+typedef meta_dirent vfs_dirent;
+typedef meta_dirent_cb vfs_dirent_cb;
+typedef meta_objrec vfs_objrec;
+typedef meta_kvpair vfs_kvpair;
+typedef meta_bucket vfs_bucket;
+
+#define VFS_ROOT_INO      META_ROOT_INO
+#define VFS_NAME_MAX      META_NAME_MAX
+#define VFS_MAX_FILE_SIZE META_MAX_FILE_SIZE
+#define VFS_KEY_MAX       1024 /* bytes in an S3 key */
+#define VFS_SYMLOOP_MAX   40   /* symlinks followed in one path walk */
+
+/* setattr valid bits (vfs_setattr.valid). */
+#define VFS_SET_MODE      META_SET_MODE
+#define VFS_SET_UID       META_SET_UID
+#define VFS_SET_GID       META_SET_GID
+#define VFS_SET_SIZE      META_SET_SIZE
+#define VFS_SET_ATIME     META_SET_ATIME
+#define VFS_SET_MTIME     META_SET_MTIME
+#define VFS_SET_ATIME_NOW META_SET_ATIME_NOW
+#define VFS_SET_MTIME_NOW META_SET_MTIME_NOW
+#define VFS_SET_CTIME     META_SET_CTIME
+
+#define VFS_READDIR_ATTRS META_READDIR_ATTRS /* readdirplus */
+#define VFS_READDIR_DOTS  META_READDIR_DOTS
+
+#define VFS_RENAME_NOREPLACE META_RENAME_NOREPLACE
+#define VFS_RENAME_EXCHANGE  META_RENAME_EXCHANGE
+
+#define VFS_XATTR_CREATE  META_XATTR_CREATE
+#define VFS_XATTR_REPLACE META_XATTR_REPLACE
+
+/* ---- Opening ------------------------------------------------------------------------------ */
+
+typedef struct vfs_options {
+    const char *data_dir;         /* required: DIR/meta and DIR/blocks live here */
+    const char *meta_engine;      /* kv backend; NULL = kv default */
+    const char *block_store;      /* "dir" (default; "disk" when src/data offers it) */
+    size_t cache_bytes;           /* block cache; 0 = data default (256 MiB) */
+    unsigned threads;             /* block I/O threads; 0 = data defaults */
+    bool read_only;               /* every modifying call returns -EROFS */
+    uint64_t capacity_bytes;      /* statfs size and ENOSPC limit; 0 = unlimited */
+    uint64_t capacity_inodes;     /* 0 = unlimited */
+    bool sync;                    /* every namespace operation durable on return */
+    size_t write_buffer_bytes;    /* per-handle in-memory dirty bound; 0 = 8 MiB */
+    int64_t maintain_interval_ms; /* background compactor+collector period; 0 = 30 s,
+                                     < 0 = no timer thread (vfs_maintain only) */
+    uint64_t collect_grace_ns;    /* unreferenced blocks younger than this are kept;
+                                     0 = data default (1 hour) */
+} vfs_options;
+
+void vfs_options_init(vfs_options *o);
+
+/* Opens (creating if empty) the namespace in o->data_dir. Borrows o. Takes
+ * the block store's directory lock (NB_ELOCKED if another process has it).
+ * *out is owned (close with vfs_close), NULL on failure. */
+int vfs_open(const vfs_options *o, vfs **out) NB_MUST_CHECK;
+/* Stops the background thread and closes. Handles still open are
+ * published and released first. NULL is a no-op. */
+void vfs_close(vfs *v);
+/* Makes every completed namespace operation durable (syncfs). */
+int vfs_sync(vfs *v) NB_MUST_CHECK;
+
+/* ---- Attributes and names ----------------------------------------------------------------- */
+
+/* Looks name up in parent (search permission on parent). out may be NULL. */
+int vfs_lookup(vfs *v, const vfs_cred *c, uint64_t parent, const char *name,
+               vfs_attr *out) NB_MUST_CHECK;
+/* Attributes of ino. The size includes writes buffered in open handles. */
+int vfs_getattr(vfs *v, uint64_t ino, vfs_attr *out) NB_MUST_CHECK;
+/* chmod/chown/truncate/utimensat rules. f (may be NULL) is the handle the
+ * change goes through (ftruncate: no write-permission check; its buffered
+ * writes are published first). out may be NULL. */
+int vfs_setattr(vfs *v, const vfs_cred *c, uint64_t ino, vfs_file *f, const vfs_sattr *sa,
+                vfs_attr *out) NB_MUST_CHECK;
+/* access(2): mask of R_OK|W_OK|X_OK, 0 = existence. W_OK on a read-only
+ * vfs is -EROFS. */
+int vfs_access(vfs *v, const vfs_cred *c, uint64_t ino, int mask) NB_MUST_CHECK;
+
+/* Node creation. mode carries the type (S_IFREG, S_IFIFO, S_IFSOCK,
+ * S_IFCHR, S_IFBLK for mknod) and permission bits, umask already applied
+ * by the caller. out may be NULL. */
+int vfs_mknod(vfs *v, const vfs_cred *c, uint64_t parent, const char *name, uint32_t mode,
+              uint64_t rdev, vfs_attr *out) NB_MUST_CHECK;
+int vfs_mkdir(vfs *v, const vfs_cred *c, uint64_t parent, const char *name, uint32_t mode,
+              vfs_attr *out) NB_MUST_CHECK;
+int vfs_symlink(vfs *v, const vfs_cred *c, uint64_t parent, const char *name, const char *target,
+                vfs_attr *out) NB_MUST_CHECK;
+int vfs_link(vfs *v, const vfs_cred *c, uint64_t ino, uint64_t newparent, const char *newname,
+             vfs_attr *out) NB_MUST_CHECK;
+int vfs_unlink(vfs *v, const vfs_cred *c, uint64_t parent, const char *name) NB_MUST_CHECK;
+int vfs_rmdir(vfs *v, const vfs_cred *c, uint64_t parent, const char *name) NB_MUST_CHECK;
+/* renameat2 with 0, VFS_RENAME_NOREPLACE or VFS_RENAME_EXCHANGE. */
+int vfs_rename(vfs *v, const vfs_cred *c, uint64_t parent, const char *name, uint64_t newparent,
+               const char *newname, unsigned flags) NB_MUST_CHECK;
+/* The target of symlink ino into out (reset first; NUL-terminated). */
+int vfs_readlink(vfs *v, uint64_t ino, nb_buf *out) NB_MUST_CHECK;
+
+/* Path walk from the root ("a/b/c", "/a/b", leading, doubled and trailing
+ * slashes ignored), following symlinks in the middle (and at the end
+ * with VFS_RESOLVE_FOLLOW), at most VFS_SYMLOOP_MAX of them (-ELOOP).
+ * Absolute symlink targets restart at the vfs root. */
+#define VFS_RESOLVE_FOLLOW 1u
+int vfs_resolve(vfs *v, const vfs_cred *c, const char *path, unsigned flags,
+                vfs_attr *out) NB_MUST_CHECK;
+/* Resolves the directory that holds the last component of path into
+ * *parent and points *leaf into path at that component (borrowed from
+ * path; may end with '/' characters, which callers strip or refuse).
+ * -EINVAL for a path with no last component ("" or "/"). */
+int vfs_resolve_parent(vfs *v, const vfs_cred *c, const char *path, uint64_t *parent,
+                       const char **leaf) NB_MUST_CHECK;
+
+/* ---- Directories -------------------------------------------------------------------------- */
+
+/* Checks read permission on a directory (-ENOTDIR, -EACCES). */
+int vfs_opendir(vfs *v, const vfs_cred *c, uint64_t ino) NB_MUST_CHECK;
+/* Lists from cookie off (0 = start); each entry's next_off continues after
+ * it, stable under concurrent creates and removes. With VFS_READDIR_ATTRS
+ * each entry carries its attributes (readdirplus). cb returns non-zero to
+ * stop. */
+int vfs_readdir(vfs *v, uint64_t ino, uint64_t off, unsigned flags, vfs_dirent_cb cb,
+                void *arg) NB_MUST_CHECK;
+
+/* ---- Files -------------------------------------------------------------------------------- */
+
+/* Opens regular file ino with open(2) flags (O_RDONLY/O_WRONLY/O_RDWR,
+ * O_APPEND, O_TRUNC; O_CREAT/O_EXCL belong to vfs_create). Checks
+ * read/write permission for the mode. -EISDIR for a directory opened for
+ * writing, -EINVAL for other non-regular files, -ELOOP for a symlink.
+ * *out is owned; end it with vfs_release. */
+int vfs_file_open(vfs *v, const vfs_cred *c, uint64_t ino, int flags, vfs_file **out) NB_MUST_CHECK;
+/* open(O_CREAT): creates name in parent and opens it. With O_EXCL an
+ * existing name is -EEXIST; without, the existing file is opened
+ * (honouring O_TRUNC). *out as for vfs_file_open; attr (may be NULL) gets
+ * the file's attributes. */
+int vfs_create(vfs *v, const vfs_cred *c, uint64_t parent, const char *name, uint32_t mode,
+               int flags, vfs_attr *attr, vfs_file **out) NB_MUST_CHECK;
+/* Reads up to len bytes at off into buf; *got is short only at end of
+ * file. Sees this handle's own unpublished writes. -EBADF if not opened
+ * for reading. */
+int vfs_read(vfs_file *f, uint64_t off, void *buf, size_t len, size_t *got) NB_MUST_CHECK;
+/* Writes len bytes at off (at the end of file for O_APPEND handles) into
+ * the handle's buffer. *end_off (may be NULL) gets the offset after the
+ * write. -EBADF if not opened for writing, -EFBIG past the largest file. */
+int vfs_write(vfs_file *f, uint64_t off, const void *buf, size_t len,
+              uint64_t *end_off) NB_MUST_CHECK;
+/* Publishes buffered writes (close(2) on one of several descriptors). */
+int vfs_flush(vfs_file *f) NB_MUST_CHECK;
+/* Publishes buffered writes and makes them and the metadata durable. */
+int vfs_fsync(vfs_file *f, bool datasync) NB_MUST_CHECK;
+/* Publishes, drops the open (an unlinked file goes with its last open) and
+ * frees f. Returns the publish error, if any; f is gone either way. NULL
+ * is a no-op. */
+int vfs_release(vfs_file *f);
+uint64_t vfs_file_ino(const vfs_file *f);
+
+/* fallocate(2): mode 0 and FALLOC_FL_KEEP_SIZE (the store is sparse, so
+ * nothing is reserved: only the size grows for mode 0),
+ * FALLOC_FL_PUNCH_HOLE|FALLOC_FL_KEEP_SIZE and FALLOC_FL_ZERO_RANGE
+ * (with or without KEEP_SIZE); others -EOPNOTSUPP. */
+int vfs_fallocate(vfs_file *f, int mode, uint64_t off, uint64_t len) NB_MUST_CHECK;
+/* lseek(2) with SEEK_DATA or SEEK_HOLE: the next data or hole offset at or
+ * after off into *out. -ENXIO past the end. Other whence: -EINVAL. */
+int vfs_lseek(vfs_file *f, uint64_t off, int whence, uint64_t *out) NB_MUST_CHECK;
+/* copy_file_range(2): copies len bytes; *copied short only at the source's
+ * end of file. fin must be readable, fout writable (-EBADF). */
+int vfs_copy_range(vfs_file *fin, uint64_t off_in, vfs_file *fout, uint64_t off_out, size_t len,
+                   size_t *copied) NB_MUST_CHECK;
+
+/* ---- File system ------------------------------------------------------------------------ */
+
+typedef struct vfs_statfs {
+    uint32_t bsize; /* preferred I/O size */
+    uint32_t namemax;
+    uint64_t blocks; /* in bsize units */
+    uint64_t bfree;
+    uint64_t bavail;
+    uint64_t files;
+    uint64_t ffree;
+} vfs_statfs;
+int vfs_statfs_get(vfs *v, vfs_statfs *out) NB_MUST_CHECK;
+
+/* Extended attributes (names and flags as getxattr(2) & co). get/list
+ * write into out (reset first); -ENODATA, -ERANGE is the caller's (it
+ * knows its buffer). Names under "trusted.nebula." are reserved. */
+int vfs_xattr_get(vfs *v, const vfs_cred *c, uint64_t ino, const char *name,
+                  nb_buf *out) NB_MUST_CHECK;
+int vfs_xattr_set(vfs *v, const vfs_cred *c, uint64_t ino, const char *name, nb_slice value,
+                  int flags) NB_MUST_CHECK;
+int vfs_xattr_list(vfs *v, const vfs_cred *c, uint64_t ino, nb_buf *out) NB_MUST_CHECK;
+int vfs_xattr_remove(vfs *v, const vfs_cred *c, uint64_t ino, const char *name) NB_MUST_CHECK;
+
+/* ---- S3 on the namespace (docs/vfs.md "S3 <-> POSIX") --------------------------------------- */
+
+/* A bucket is a directory under the root; an object key "a/b/c" is the
+ * file a/b/c in it. Parent directories a PUT needs are created
+ * ("implicit" directories) and removed again by the DELETE that empties
+ * them. A key ending in '/' is a directory marker: an empty object that is
+ * the directory itself. Keys that cannot be paths — empty segments
+ * ("a//b", "/a"), "." or ".." segments, a NUL byte, a segment over 255
+ * bytes (-ENAMETOOLONG), over VFS_KEY_MAX bytes (-ENAMETOOLONG) — are
+ * -EINVAL. A key whose parent path crosses a file is -ENOTDIR; a PUT onto
+ * a non-empty directory is -EISDIR. Nothing is created on any error. */
+int vfs_s3_key_check(const char *key) NB_MUST_CHECK;
+
+/* Resolves bucket/key to an object: a regular file, or for a key ending
+ * in '/' a directory (a marker, size 0). -ENOENT when there is no such
+ * object (also for "a" naming a directory, or "a/" naming a file), no
+ * symlinks are followed (-ENOENT). */
+int vfs_s3_lookup(vfs *v, const vfs_cred *c, const char *bucket, const char *key,
+                  vfs_attr *out) NB_MUST_CHECK;
+
+/* Atomic whole-object PUT. Bytes stream into new slices of an unnamed
+ * file; commit publishes them and puts the file at the key in one metadata
+ * transaction replacing any old object: readers see the old object or the
+ * new one, never a mix. Memory per put is bounded by a few blocks. */
+typedef struct vfs_put vfs_put;
+/* Starts a put. Checks the key and the bucket; mode is the new file's
+ * permission bits. *out is owned: end it with vfs_put_commit or
+ * vfs_put_abort. */
+int vfs_put_begin(vfs *v, const vfs_cred *c, const char *bucket, const char *key, uint32_t mode,
+                  vfs_put **out) NB_MUST_CHECK;
+/* Appends bytes (borrowed). */
+int vfs_put_write(vfs_put *p, const void *buf, size_t len) NB_MUST_CHECK;
+/* Makes the bytes durable, creates missing parent directories and
+ * installs the object with record rec (encoded with vfs_objrec_encode;
+ * rec.ptr NULL = none), durably. Frees p either way. out may be NULL. */
+int vfs_put_commit(vfs_put *p, nb_slice rec, vfs_attr *out) NB_MUST_CHECK;
+/* Drops the put; nothing becomes visible. NULL is a no-op. */
+void vfs_put_abort(vfs_put *p);
+
+/* Opens the object for reading (a vfs_file; read with vfs_read). */
+int vfs_s3_open(vfs *v, const vfs_cred *c, const char *bucket, const char *key,
+                vfs_file **out) NB_MUST_CHECK;
+/* Deletes the object and then every implicit parent directory it leaves
+ * empty. A marker "a/" of a non-empty directory is not an object of its
+ * own: deleting it succeeds and changes nothing. -ENOENT if absent. */
+int vfs_s3_delete(vfs *v, const vfs_cred *c, const char *bucket, const char *key) NB_MUST_CHECK;
+
+/* Object records (ETag, headers, user metadata, tags). */
+int vfs_objrec_encode(const vfs_objrec *r, nb_buf *out) NB_MUST_CHECK;
+int vfs_objrec_decode(nb_slice in, vfs_objrec *r) NB_MUST_CHECK;
+void vfs_objrec_free(vfs_objrec *r);
+/* The encoded record of ino into out; NB_ENOTFOUND if it has none. */
+int vfs_objrec_get(vfs *v, uint64_t ino, nb_buf *out) NB_MUST_CHECK;
+int vfs_objrec_set(vfs *v, uint64_t ino, nb_slice rec) NB_MUST_CHECK;
+
+/* Buckets: directories under the root with a record (meta_bucket). */
+int vfs_bucket_create(vfs *v, const vfs_cred *c, const char *name, uint32_t mode,
+                      vfs_bucket *b) NB_MUST_CHECK;
+int vfs_bucket_get(vfs *v, const char *name, vfs_bucket *b) NB_MUST_CHECK;
+int vfs_bucket_update(vfs *v, const char *name, const vfs_bucket *b) NB_MUST_CHECK;
+void vfs_bucket_free(vfs_bucket *b);
+/* Removes an empty bucket (-ENOTEMPTY otherwise). */
+int vfs_bucket_delete(vfs *v, const vfs_cred *c, const char *name) NB_MUST_CHECK;
+
+/* ListObjects over a bucket in S3 key order (byte order of the full key,
+ * so "a.txt" comes before "a/b"). Calls cb for each key or common prefix
+ * in order, at most max_keys of them (0 = 1000); sets *truncated when more
+ * follow, and *next (owned, free with free(); NULL when not truncated) to
+ * the last key or prefix returned, which as start_after continues the
+ * listing without repeats or skips. */
+typedef struct vfs_list_opts {
+    const char *prefix;      /* NULL = "" */
+    const char *delimiter;   /* NULL = none; any string */
+    const char *start_after; /* exclusive; NULL = from the start */
+    size_t max_keys;
+} vfs_list_opts;
+typedef struct vfs_list_entry {
+    const char *key; /* the key or the common prefix; valid during the callback */
+    size_t key_len;
+    bool is_prefix;       /* a CommonPrefixes entry: attr is NULL */
+    const vfs_attr *attr; /* objects: the file's (or marker directory's) attributes */
+} vfs_list_entry;
+typedef int (*vfs_list_cb)(void *arg, const vfs_list_entry *e);
+int vfs_s3_list(vfs *v, const vfs_cred *c, const char *bucket, const vfs_list_opts *o,
+                vfs_list_cb cb, void *arg, bool *truncated, char **next) NB_MUST_CHECK;
+
+/* ---- Background work ---------------------------------------------------------------------- */
+
+typedef struct vfs_maint_report {
+    uint64_t chunks_compacted;
+    uint64_t slices_released; /* from meta's garbage list */
+    uint64_t blocks_freed;    /* by the collector (crash leftovers, lost releases) */
+} vfs_maint_report;
+/* Runs the compactor and the collector now (what the timer thread does).
+ * report may be NULL. */
+int vfs_maintain(vfs *v, vfs_maint_report *report) NB_MUST_CHECK;
+
+/* ---- Tools (nebula fsck | dump | load) ---------------------------------------------------- */
+
+/* Checks the namespace in data_dir (not open elsewhere): dentry<->inode
+ * links, link counts, chunk maps against the blocks, orphans, usage
+ * counters; writes one line per problem and a summary to report (may be
+ * NULL). With repair, fixes what is safe (frees unreferenced blocks,
+ * collects garbage). Returns 0 when clean (or repaired), NB_ECORRUPT when
+ * problems remain, or another error. */
+int vfs_fsck(const char *data_dir, bool repair, FILE *report) NB_MUST_CHECK;
+/* Writes the metadata of data_dir as one readable JSON document. */
+int vfs_dump(const char *data_dir, FILE *json_out) NB_MUST_CHECK;
+/* Loads a vfs_dump document into data_dir, whose metadata must be empty;
+ * blocks are not copied (the document refers to slices by id, so load it
+ * next to the same blocks). */
+int vfs_load(const char *data_dir, FILE *json_in) NB_MUST_CHECK;
+
+#endif

@@ -1,0 +1,120 @@
+/*
+ * vfs_int.h — private to src/vfs: the handle, open-inode table, open
+ * files with their write buffers, and helpers shared by the files of the
+ * module.
+ *
+ * Lock order (docs/vfs.md):
+ *   1. vfs_file.mu     — one handle's state (two handles: lower address first)
+ *   2. vfs__inode.mu   — per open inode: publishes, appends, truncates
+ *   3. meta's locks    — taken inside meta calls (rename mutex, stripes)
+ *   4. leaf mutexes    — v->itab_mu, v->maint_mu, data's internals
+ * Namespace operations (create, unlink, rename, ...) take no vfs lock at
+ * all: they are one meta call each, and meta orders its own locks, so a
+ * rename cannot deadlock against a create or an unlink.
+ */
+#ifndef NB_VFS_VFS_INT_H
+#define NB_VFS_VFS_INT_H
+
+#include <pthread.h>
+
+#include "data/data.h"
+#include "vfs/vfs.h"
+
+#define VFS__IBUCKETS       1024
+#define VFS__WRITER_MIN     (128u << 10) /* writes this large go to a slice writer */
+#define VFS__WRITER_MAX     (256u << 20) /* a slice writer is finished at this length */
+#define VFS__SEG_TO_WR      (1u << 20)   /* a single coalesced segment this big becomes a writer */
+#define VFS__MAX_PENDING    512          /* published early beyond this many pending pieces */
+#define VFS__IMPLICIT_XATTR "trusted.nebula.implicit"
+#define VFS__RESERVED_XATTR "trusted.nebula."
+
+/* Drops a result on purpose (a cast to void does not silence
+ * warn_unused_result). */
+#define VFS__IGNORE(expr)                                                                          \
+    do {                                                                                           \
+        int vfs__ignored = (expr);                                                                 \
+        (void)vfs__ignored;                                                                        \
+    } while (0)
+
+typedef struct vfs__inode {
+    uint64_t ino;
+    unsigned refs; /* open handles (under v->itab_mu) */
+    pthread_mutex_t mu;
+    uint64_t append_end; /* end of the last O_APPEND reservation (under mu) */
+    struct vfs__inode *next;
+} vfs__inode;
+
+/* An in-memory dirty segment: bytes for [off, off+len). */
+typedef struct vfs__seg {
+    uint64_t off;
+    size_t len, cap;
+    uint8_t *buf;
+} vfs__seg;
+
+struct vfs_file {
+    vfs *v;
+    vfs__inode *in;
+    uint64_t ino;
+    int flags;
+    bool rd, wr, append;
+    pthread_mutex_t mu;
+    data_ra *ra;
+    /* The slice being streamed (sequential writes). */
+    data_writer *w;
+    uint64_t w_id;
+    uint64_t w_off; /* file offset of the slice's first byte */
+    /* In-memory segments, oldest first; all newer than pw. */
+    vfs__seg *segs;
+    size_t nsegs, capsegs, seg_bytes;
+    /* Written (durable, held) but unpublished pieces, oldest first. */
+    meta_write *pw;
+    size_t npw, cappw;
+    uint64_t *held;
+    size_t nheld, capheld;
+    uint64_t pend_end; /* the end of the furthest unpublished write (0: none) */
+    int wb_err;        /* a deferred write-back error, returned by the next flush */
+    struct vfs_file *prev, *next;
+};
+
+struct vfs {
+    vfs_options o;
+    char *data_dir;
+    meta *m;
+    data_store *ds;
+    pthread_mutex_t itab_mu;
+    vfs__inode *itab[VFS__IBUCKETS];
+    vfs_file *files; /* every open handle (under itab_mu) */
+    pthread_mutex_t maint_mu;
+    pthread_mutex_t timer_mu;
+    pthread_cond_t timer_cv;
+    pthread_t timer;
+    bool timer_on, stop;
+    uint64_t collect_grace_ns;
+};
+
+/* Maps data-path codes to the errno a file system returns: checksum,
+ * corruption and missing blocks are -EIO, a full device -ENOSPC. */
+int vfs__errno(int rc);
+/* -EROFS on a read-only vfs. */
+int vfs__ro(vfs *v);
+
+/* Opens the meta store and block store of data_dir (used by vfs_open and
+ * the tools). */
+int vfs__open_stores(const vfs_options *o, meta **m, data_store **ds) NB_MUST_CHECK;
+
+/* Open-inode table. */
+vfs__inode *vfs__inode_get(vfs *v, uint64_t ino);
+void vfs__inode_put(vfs *v, vfs__inode *in);
+
+/* Publishes f's buffered writes (f->mu held). sync: durable on return. */
+int vfs__file_publish(vfs_file *f, bool sync) NB_MUST_CHECK;
+/* Converts meta slices to data slices (out has room for n). */
+void vfs__to_data(const meta_slice *s, size_t n, data_slice *out);
+
+/* Maintenance (maint.c). */
+int vfs__maint_start(vfs *v) NB_MUST_CHECK;
+void vfs__maint_stop(vfs *v);
+/* Live-set callback for data_collect: every slice meta references. */
+int vfs__live_fn(void *arg, data_live *l);
+
+#endif

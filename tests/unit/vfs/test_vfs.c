@@ -1,0 +1,642 @@
+/*
+ * test_vfs.c — unit tests of the namespace API: namespace operations and
+ * their errno, handles (read-your-writes, close-to-open, O_APPEND,
+ * O_TRUNC, O_EXCL, truncate), large and sparse files, fallocate and
+ * SEEK_DATA/SEEK_HOLE, copy_file_range, bad input (names, symlink loops,
+ * EFBIG, a corrupted block), read-only mode, permissions, the S3 mapping
+ * (put, lookup, delete, listing in key order), maintenance and fsck.
+ */
+#include <ftw.h>
+#include <linux/falloc.h>
+#include <stdio.h>
+#include <unistd.h>
+
+#include "vfs_test.h"
+
+#define ROOT VFS_ROOT_INO
+
+static char *g_dir;
+
+static vfs *fresh(const char *name)
+{
+    free(g_dir);
+    g_dir = nb_test_dir(name);
+    return vt_open(g_dir);
+}
+
+static uint64_t mkdir_at(vfs *v, uint64_t parent, const char *name)
+{
+    vfs_attr a;
+    ASSERT_OK(vfs_mkdir(v, NULL, parent, name, 0755, &a));
+    return a.ino;
+}
+
+static void test_namespace(void **state)
+{
+    (void)state;
+    vfs *v = fresh("vfs_ns");
+    uint64_t d = mkdir_at(v, ROOT, "d");
+    vfs_attr a;
+    ASSERT_RC(vfs_mkdir(v, NULL, ROOT, "d", 0755, &a), -EEXIST);
+    ASSERT_OK(vfs_mknod(v, NULL, d, "f", S_IFREG | 0644, 0, &a));
+    uint64_t f = a.ino;
+    ASSERT_OK(vfs_mknod(v, NULL, d, "fifo", S_IFIFO | 0644, 0, &a));
+    assert_true(S_ISFIFO(a.mode));
+    ASSERT_OK(vfs_mknod(v, NULL, d, "sock", S_IFSOCK | 0644, 0, &a));
+    ASSERT_OK(vfs_mknod(v, NULL, d, "chr", S_IFCHR | 0644, 0x0103, &a));
+    assert_int_equal(a.rdev, 0x0103);
+    ASSERT_RC(vfs_rmdir(v, NULL, ROOT, "d"), -ENOTEMPTY);
+    ASSERT_RC(vfs_unlink(v, NULL, ROOT, "d"), -EISDIR);
+    ASSERT_RC(vfs_rmdir(v, NULL, d, "f"), -ENOTDIR);
+    ASSERT_RC(vfs_lookup(v, NULL, d, "nope", &a), -ENOENT);
+    ASSERT_RC(vfs_lookup(v, NULL, f, "x", &a), -ENOTDIR);
+    /* link, symlink, readlink */
+    ASSERT_OK(vfs_link(v, NULL, f, ROOT, "hard", &a));
+    assert_int_equal(a.nlink, 2);
+    ASSERT_RC(vfs_link(v, NULL, d, ROOT, "dirlink", &a), -EPERM);
+    ASSERT_OK(vfs_symlink(v, NULL, ROOT, "sym", "d/f", &a));
+    assert_true(S_ISLNK(a.mode));
+    nb_buf t = NB_BUF_INIT;
+    ASSERT_OK(vfs_readlink(v, a.ino, &t));
+    assert_string_equal((char *)t.data, "d/f");
+    nb_buf_free(&t);
+    ASSERT_OK(vfs_resolve(v, NULL, "/sym", VFS_RESOLVE_FOLLOW, &a));
+    assert_int_equal(a.ino, f);
+    ASSERT_OK(vfs_resolve(v, NULL, "sym", 0, &a));
+    assert_true(S_ISLNK(a.mode));
+    ASSERT_RC(vfs_resolve(v, NULL, "d/f/x", 0, &a), -ENOTDIR);
+    ASSERT_RC(vfs_resolve(v, NULL, "d/f/", 0, &a), -ENOTDIR);
+    /* rename: plain, NOREPLACE, EXCHANGE, into own subtree */
+    uint64_t e = mkdir_at(v, d, "e");
+    ASSERT_RC(vfs_rename(v, NULL, ROOT, "d", e, "x", 0), -EINVAL);
+    ASSERT_RC(vfs_rename(v, NULL, d, "f", ROOT, "hard", VFS_RENAME_NOREPLACE), -EEXIST);
+    ASSERT_OK(vfs_rename(v, NULL, d, "fifo", ROOT, "sym", VFS_RENAME_EXCHANGE));
+    ASSERT_OK(vfs_lookup(v, NULL, ROOT, "sym", &a));
+    assert_true(S_ISFIFO(a.mode));
+    ASSERT_OK(vfs_lookup(v, NULL, d, "fifo", &a));
+    assert_true(S_ISLNK(a.mode));
+    ASSERT_RC(vfs_rename(v, NULL, d, "f", d, "e", 0), -EISDIR);
+    ASSERT_RC(vfs_rename(v, NULL, ROOT, "d", ROOT, "hard", 0), -ENOTDIR);
+    ASSERT_RC(vfs_rename(v, NULL, d, "f", d, "g", 3), -EINVAL);
+    ASSERT_OK(vfs_rename(v, NULL, d, "f", ROOT, "hard", 0)); /* same inode: no-op */
+    ASSERT_OK(vfs_rename(v, NULL, d, "sock", d, "chr", 0));  /* atomic replace */
+    ASSERT_RC(vfs_lookup(v, NULL, d, "sock", &a), -ENOENT);
+    ASSERT_OK(vfs_lookup(v, NULL, d, "chr", &a));
+    assert_true(S_ISSOCK(a.mode));
+    /* names */
+    char longname[300];
+    memset(longname, 'n', sizeof longname);
+    longname[256] = 0;
+    ASSERT_RC(vfs_mkdir(v, NULL, ROOT, longname, 0755, &a), -ENAMETOOLONG);
+    longname[255] = 0;
+    ASSERT_OK(vfs_mkdir(v, NULL, ROOT, longname, 0755, &a));
+    ASSERT_RC(vfs_mkdir(v, NULL, ROOT, "a/b", 0755, &a), -EINVAL);
+    ASSERT_RC(vfs_mkdir(v, NULL, ROOT, "", 0755, &a), -ENOENT);
+    /* symlink loops */
+    ASSERT_OK(vfs_symlink(v, NULL, ROOT, "l1", "l2", &a));
+    ASSERT_OK(vfs_symlink(v, NULL, ROOT, "l2", "l1", &a));
+    ASSERT_RC(vfs_resolve(v, NULL, "l1", VFS_RESOLVE_FOLLOW, &a), -ELOOP);
+    ASSERT_RC(vfs_resolve(v, NULL, "l1/x", 0, &a), -ELOOP);
+    ASSERT_OK(vfs_symlink(v, NULL, ROOT, "self", "self/x", &a));
+    ASSERT_RC(vfs_resolve(v, NULL, "self", VFS_RESOLVE_FOLLOW, &a), -ELOOP);
+    vfs_file *fh;
+    ASSERT_OK(vfs_resolve(v, NULL, "l1", 0, &a));
+    ASSERT_RC(vfs_file_open(v, NULL, a.ino, O_RDONLY, &fh), -ELOOP);
+    ASSERT_RC(vfs_file_open(v, NULL, d, O_WRONLY, &fh), -EISDIR);
+    vfs_close(v);
+}
+
+static void test_readdir_statfs_xattr(void **state)
+{
+    (void)state;
+    vfs *v = fresh("vfs_rdx");
+    uint64_t d = mkdir_at(v, ROOT, "d");
+    char name[32];
+    for (int i = 0; i < 50; i++) {
+        snprintf(name, sizeof name, "f%02d", i);
+        ASSERT_OK(vfs_mknod(v, NULL, d, name, S_IFREG | 0600, 0, NULL));
+    }
+    ASSERT_OK(vfs_opendir(v, NULL, d));
+    vfs_statfs sf;
+    ASSERT_OK(vfs_statfs_get(v, &sf));
+    assert_int_equal(sf.namemax, 255);
+    assert_true(sf.files > sf.ffree);
+    /* xattrs */
+    vfs_attr a;
+    ASSERT_OK(vfs_lookup(v, NULL, d, "f01", &a));
+    ASSERT_OK(vfs_xattr_set(v, NULL, a.ino, "user.k", nb_slice_of("v1", 2), 0));
+    ASSERT_RC(vfs_xattr_set(v, NULL, a.ino, "user.k", nb_slice_of("v2", 2), VFS_XATTR_CREATE),
+              -EEXIST);
+    ASSERT_RC(vfs_xattr_set(v, NULL, a.ino, "user.z", nb_slice_of("v2", 2), VFS_XATTR_REPLACE),
+              -ENODATA);
+    ASSERT_RC(vfs_xattr_set(v, NULL, a.ino, "trusted.nebula.x", nb_slice_of("v", 1), 0), -EPERM);
+    nb_buf b = NB_BUF_INIT;
+    ASSERT_OK(vfs_xattr_get(v, NULL, a.ino, "user.k", &b));
+    assert_int_equal(b.len, 2);
+    assert_memory_equal(b.data, "v1", 2);
+    ASSERT_OK(vfs_xattr_list(v, NULL, a.ino, &b));
+    assert_int_equal(b.len, 7);
+    ASSERT_OK(vfs_xattr_remove(v, NULL, a.ino, "user.k"));
+    ASSERT_RC(vfs_xattr_get(v, NULL, a.ino, "user.k", &b), -ENODATA);
+    nb_buf_free(&b);
+    vfs_close(v);
+}
+
+typedef struct rd_state {
+    int n;
+    uint64_t last_off;
+    int stop_at;
+} rd_state;
+
+static int rd_cb(void *arg, const vfs_dirent *e)
+{
+    rd_state *s = arg;
+    assert_non_null(e->attr);
+    s->n++;
+    s->last_off = e->next_off;
+    return s->n == s->stop_at;
+}
+
+static void test_readdir_cookies(void **state)
+{
+    (void)state;
+    vfs *v = fresh("vfs_rd");
+    uint64_t d = mkdir_at(v, ROOT, "d");
+    char name[32];
+    for (int i = 0; i < 100; i++) {
+        snprintf(name, sizeof name, "f%03d", i);
+        ASSERT_OK(vfs_mknod(v, NULL, d, name, S_IFREG | 0600, 0, NULL));
+    }
+    rd_state s = {0, 0, 30};
+    ASSERT_OK(vfs_readdir(v, d, 0, VFS_READDIR_ATTRS, rd_cb, &s));
+    assert_int_equal(s.n, 30);
+    /* removals meanwhile must not make the continuation skip survivors */
+    ASSERT_OK(vfs_unlink(v, NULL, d, "f000"));
+    ASSERT_OK(vfs_unlink(v, NULL, d, "f050"));
+    rd_state s2 = {0, 0, -1};
+    ASSERT_OK(vfs_readdir(v, d, s.last_off, VFS_READDIR_ATTRS, rd_cb, &s2));
+    assert_int_equal(s.n + s2.n, 99);
+    vfs_close(v);
+}
+
+static void test_handles(void **state)
+{
+    (void)state;
+    vfs *v = fresh("vfs_fh");
+    vfs_file *w, *r, *x;
+    vfs_attr a;
+    ASSERT_OK(vfs_create(v, NULL, ROOT, "f", 0644, O_RDWR | O_EXCL, &a, &w));
+    ASSERT_RC(vfs_create(v, NULL, ROOT, "f", 0644, O_RDWR | O_EXCL, &a, &x), -EEXIST);
+    ASSERT_OK(vfs_write(w, 0, "hello world", 11, NULL));
+    ASSERT_OK(vfs_write(w, 6, "WORLD", 5, NULL));
+    char buf[64];
+    size_t got;
+    /* read-your-writes within the handle */
+    ASSERT_OK(vfs_read(w, 0, buf, sizeof buf, &got));
+    assert_int_equal(got, 11);
+    assert_memory_equal(buf, "hello WORLD", 11);
+    ASSERT_OK(vfs_getattr(v, a.ino, &a));
+    assert_int_equal(a.size, 11);
+    /* other handles see published data only */
+    ASSERT_OK(vfs_file_open(v, NULL, a.ino, O_RDONLY, &r));
+    ASSERT_OK(vfs_read(r, 0, buf, sizeof buf, &got));
+    assert_int_equal(got, 0); /* not published yet */
+    ASSERT_OK(vfs_flush(w));
+    ASSERT_OK(vfs_read(r, 0, buf, sizeof buf, &got));
+    assert_int_equal(got, 11);
+    assert_memory_equal(buf, "hello WORLD", 11);
+    ASSERT_RC(vfs_write(r, 0, "x", 1, NULL), -EBADF);
+    /* O_APPEND */
+    ASSERT_OK(vfs_file_open(v, NULL, a.ino, O_WRONLY | O_APPEND, &x));
+    uint64_t end;
+    ASSERT_OK(vfs_write(x, 0, "!!", 2, &end));
+    assert_int_equal(end, 13);
+    ASSERT_RC(vfs_read(x, 0, buf, 1, &got), -EBADF);
+    ASSERT_OK(vfs_release(x));
+    ASSERT_OK(vfs_read(r, 0, buf, sizeof buf, &got));
+    assert_int_equal(got, 13);
+    assert_memory_equal(buf, "hello WORLD!!", 13);
+    /* ftruncate through a handle, then truncate up reads zeros */
+    vfs_sattr sa;
+    memset(&sa, 0, sizeof sa);
+    sa.valid = VFS_SET_SIZE;
+    sa.size = 5;
+    ASSERT_OK(vfs_write(w, 20, "tail", 4, NULL));
+    ASSERT_OK(vfs_setattr(v, NULL, a.ino, w, &sa, &a));
+    assert_int_equal(a.size, 5);
+    sa.size = 10;
+    ASSERT_OK(vfs_setattr(v, NULL, a.ino, NULL, &sa, &a));
+    ASSERT_OK(vfs_read(r, 0, buf, sizeof buf, &got));
+    assert_int_equal(got, 10);
+    assert_memory_equal(buf, "hello\0\0\0\0\0", 10);
+    ASSERT_OK(vfs_release(w));
+    /* O_TRUNC */
+    ASSERT_OK(vfs_file_open(v, NULL, a.ino, O_WRONLY | O_TRUNC, &w));
+    ASSERT_OK(vfs_getattr(v, a.ino, &a));
+    assert_int_equal(a.size, 0);
+    ASSERT_OK(vfs_release(w));
+    /* unlink while open: the data stays readable until the last close */
+    vt_put_file(v, "g", "data", 4);
+    ASSERT_OK(vfs_resolve(v, NULL, "g", 0, &a));
+    ASSERT_OK(vfs_file_open(v, NULL, a.ino, O_RDONLY, &x));
+    ASSERT_OK(vfs_unlink(v, NULL, ROOT, "g"));
+    ASSERT_OK(vfs_read(x, 0, buf, sizeof buf, &got));
+    assert_int_equal(got, 4);
+    ASSERT_OK(vfs_release(x));
+    ASSERT_RC(vfs_getattr(v, a.ino, &a), -ENOENT);
+    ASSERT_OK(vfs_release(r));
+    vfs_close(v);
+}
+
+static void test_large_and_sparse(void **state)
+{
+    (void)state;
+    vfs *v = fresh("vfs_large");
+    size_t n = (size_t)(9u << 20) + 12345;
+    uint8_t *data = nb_xmalloc(n), *back;
+    vt_fill(7, data, n);
+    /* sequential writes in 100 KiB pieces and one random overwrite */
+    vfs_file *f;
+    vfs_attr a;
+    ASSERT_OK(vfs_create(v, NULL, ROOT, "big", 0644, O_RDWR, &a, &f));
+    for (size_t off = 0; off < n; off += 100000) {
+        size_t l = n - off < 100000 ? n - off : 100000;
+        ASSERT_OK(vfs_write(f, off, data + off, l, NULL));
+    }
+    memset(data + 5000000, 0xAB, 3000);
+    ASSERT_OK(vfs_write(f, 5000000, data + 5000000, 3000, NULL));
+    uint8_t tmp[4096];
+    size_t got;
+    ASSERT_OK(vfs_read(f, 4999000, tmp, 4096, &got));
+    assert_memory_equal(tmp, data + 4999000, 4096);
+    ASSERT_OK(vfs_release(f));
+    assert_int_equal(vt_get_file(v, "big", &back), n);
+    assert_memory_equal(back, data, n);
+    free(back);
+    /* a sparse file across a chunk boundary */
+    uint64_t far = (64ull << 20) - 10;
+    ASSERT_OK(vfs_create(v, NULL, ROOT, "sparse", 0644, O_RDWR, &a, &f));
+    ASSERT_OK(vfs_write(f, far, "0123456789abcdefghij", 20, NULL));
+    ASSERT_OK(vfs_fsync(f, false));
+    ASSERT_OK(vfs_read(f, far - 5, tmp, 40, &got));
+    assert_int_equal(got, 25);
+    assert_memory_equal(tmp,
+                        "\0\0\0\0\0"
+                        "0123456789abcdefghij",
+                        25);
+    uint64_t pos;
+    ASSERT_OK(vfs_lseek(f, 0, SEEK_DATA, &pos));
+    assert_int_equal(pos, far);
+    ASSERT_OK(vfs_lseek(f, far + 3, SEEK_HOLE, &pos));
+    assert_int_equal(pos, far + 20);
+    ASSERT_OK(vfs_lseek(f, 0, SEEK_HOLE, &pos));
+    assert_int_equal(pos, 0);
+    ASSERT_RC(vfs_lseek(f, far + 20, SEEK_DATA, &pos), -ENXIO);
+    /* fallocate */
+    ASSERT_OK(vfs_fallocate(f, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, far + 2, 4));
+    ASSERT_OK(vfs_read(f, far, tmp, 8, &got));
+    assert_memory_equal(tmp,
+                        "01\0\0\0\0"
+                        "67",
+                        8);
+    ASSERT_RC(vfs_fallocate(f, FALLOC_FL_PUNCH_HOLE, 0, 4), -EOPNOTSUPP);
+    ASSERT_RC(vfs_fallocate(f, 0x40 /* INSERT_RANGE */, 0, 4096), -EOPNOTSUPP);
+    ASSERT_OK(vfs_fallocate(f, FALLOC_FL_KEEP_SIZE, far + 100, 4096));
+    ASSERT_OK(vfs_getattr(v, a.ino, &a));
+    assert_int_equal(a.size, far + 20);
+    ASSERT_OK(vfs_fallocate(f, 0, far + 100, 4096));
+    ASSERT_OK(vfs_getattr(v, a.ino, &a));
+    assert_int_equal(a.size, far + 4196);
+    /* EFBIG */
+    ASSERT_RC(vfs_write(f, VFS_MAX_FILE_SIZE - 1, "ab", 2, NULL), -EFBIG);
+    vfs_sattr sa;
+    memset(&sa, 0, sizeof sa);
+    sa.valid = VFS_SET_SIZE;
+    sa.size = VFS_MAX_FILE_SIZE + 1;
+    ASSERT_RC(vfs_setattr(v, NULL, a.ino, f, &sa, NULL), -EFBIG);
+    /* copy_file_range */
+    vfs_file *g;
+    ASSERT_OK(vfs_create(v, NULL, ROOT, "copy", 0644, O_RDWR, &a, &g));
+    size_t copied;
+    ASSERT_OK(vfs_copy_range(f, far, g, 3, 20, &copied));
+    assert_int_equal(copied, 20);
+    ASSERT_OK(vfs_read(g, 0, tmp, 64, &got));
+    assert_int_equal(got, 23);
+    assert_memory_equal(tmp + 3,
+                        "01\0\0\0\0"
+                        "6789abcdefghij",
+                        20);
+    ASSERT_OK(vfs_release(g));
+    ASSERT_OK(vfs_release(f));
+    free(data);
+    vfs_close(v);
+    ASSERT_OK(vfs_fsck(g_dir, false, stderr));
+}
+
+static int flip_last(const char *path, const struct stat *st, int type, struct FTW *ftw)
+{
+    (void)ftw;
+    if (type != FTW_F || st->st_size < 100 || strstr(path, "/meta/"))
+        return 0;
+    int fd = open(path, O_RDWR);
+    assert_true(fd >= 0);
+    uint8_t b;
+    assert_int_equal(pread(fd, &b, 1, st->st_size - 1), 1);
+    b ^= 0x5a;
+    assert_int_equal(pwrite(fd, &b, 1, st->st_size - 1), 1);
+    close(fd);
+    return 1;
+}
+
+static void test_corrupt_block(void **state)
+{
+    (void)state;
+    vfs *v = fresh("vfs_corrupt");
+    uint8_t data[5000];
+    vt_fill(3, data, sizeof data);
+    vt_put_file(v, "f", data, sizeof data);
+    vfs_close(v);
+    char *blocks = nb_xasprintf("%s/blocks", g_dir);
+    assert_int_equal(nftw(blocks, flip_last, 16, FTW_PHYS), 1);
+    free(blocks);
+    v = vt_open(g_dir);
+    vfs_attr a;
+    ASSERT_OK(vfs_resolve(v, NULL, "f", 0, &a));
+    vfs_file *f;
+    ASSERT_OK(vfs_file_open(v, NULL, a.ino, O_RDONLY, &f));
+    uint8_t buf[5000];
+    size_t got;
+    ASSERT_RC(vfs_read(f, 0, buf, sizeof buf, &got), -EIO);
+    ASSERT_OK(vfs_release(f));
+    vfs_close(v);
+}
+
+static void test_read_only_and_perms(void **state)
+{
+    (void)state;
+    vfs *v = fresh("vfs_ro");
+    uint64_t d = mkdir_at(v, ROOT, "d");
+    vt_put_file(v, "d/f", "x", 1);
+    vfs_sattr sa;
+    memset(&sa, 0, sizeof sa);
+    sa.valid = VFS_SET_MODE;
+    sa.mode = 0700;
+    ASSERT_OK(vfs_setattr(v, NULL, d, NULL, &sa, NULL));
+    uint32_t groups[1] = {100};
+    vfs_cred user = {1000, 1000, 1, groups};
+    vfs_attr a;
+    ASSERT_RC(vfs_lookup(v, &user, d, "f", &a), -EACCES);
+    ASSERT_RC(vfs_resolve(v, &user, "d/f", 0, &a), -EACCES);
+    ASSERT_RC(vfs_mknod(v, &user, ROOT, "u", S_IFREG | 0644, 0, &a), -EACCES);
+    ASSERT_RC(vfs_setattr(v, &user, d, NULL, &sa, NULL), -EPERM);
+    ASSERT_OK(vfs_resolve(v, NULL, "d/f", 0, &a));
+    vfs_file *f;
+    sa.mode = 0755;
+    ASSERT_OK(vfs_setattr(v, NULL, d, NULL, &sa, NULL));
+    ASSERT_RC(vfs_file_open(v, &user, a.ino, O_WRONLY, &f), -EACCES);
+    ASSERT_OK(vfs_file_open(v, &user, a.ino, O_RDONLY, &f));
+    ASSERT_OK(vfs_release(f));
+    vfs_close(v);
+
+    vfs_options o;
+    vfs_options_init(&o);
+    o.data_dir = g_dir;
+    o.read_only = true;
+    ASSERT_OK(vfs_open(&o, &v));
+    ASSERT_RC(vfs_mkdir(v, NULL, ROOT, "x", 0755, &a), -EROFS);
+    ASSERT_RC(vfs_unlink(v, NULL, d, "f"), -EROFS);
+    ASSERT_RC(vfs_file_open(v, NULL, a.ino, O_RDWR, &f), -EROFS);
+    ASSERT_RC(vfs_access(v, NULL, a.ino, W_OK), -EROFS);
+    ASSERT_RC(vfs_create(v, NULL, ROOT, "new", 0644, O_WRONLY, &a, &f), -EROFS);
+    uint8_t *b;
+    assert_int_equal(vt_get_file(v, "d/f", &b), 1);
+    free(b);
+    vfs_close(v);
+}
+
+/* ---- S3 -------------------------------------------------------------------------------------- */
+
+static void put(vfs *v, const char *bucket, const char *key, const char *body)
+{
+    vfs_put *p;
+    ASSERT_OK(vfs_put_begin(v, NULL, bucket, key, 0644, &p));
+    ASSERT_OK(vfs_put_write(p, body, strlen(body)));
+    ASSERT_OK(vfs_put_commit(p, nb_slice_of(NULL, 0), NULL));
+}
+
+typedef struct lst {
+    nb_buf out;
+} lst;
+
+static int list_cb(void *arg, const vfs_list_entry *e)
+{
+    lst *l = arg;
+    ASSERT_OK(nb_buf_append(&l->out, e->key, e->key_len));
+    ASSERT_OK(nb_buf_append_str(&l->out, e->is_prefix ? "P " : " "));
+    return 0;
+}
+
+static char *list(vfs *v, const char *prefix, const char *delim, const char *after, size_t max,
+                  char **next)
+{
+    lst l = {NB_BUF_INIT};
+    vfs_list_opts o = {prefix, delim, after, max};
+    bool trunc;
+    char *nx = NULL;
+    ASSERT_OK(vfs_s3_list(v, NULL, "b", &o, list_cb, &l, &trunc, &nx));
+    assert_true(trunc == (nx != NULL));
+    if (next)
+        *next = nx;
+    else
+        free(nx);
+    ASSERT_OK(nb_buf_nul_terminate(&l.out));
+    return l.out.data ? (char *)l.out.data : nb_xstrdup("");
+}
+
+static void check_list(vfs *v, const char *prefix, const char *delim, const char *after,
+                       const char *want)
+{
+    char *got = list(v, prefix, delim, after, 0, NULL);
+    if (strcmp(got, want) != 0)
+        fail_msg("list(prefix=%s, delim=%s, after=%s):\n got  %s\n want %s", prefix ? prefix : "",
+                 delim ? delim : "", after ? after : "", got, want);
+    free(got);
+}
+
+static void test_s3(void **state)
+{
+    (void)state;
+    vfs *v = fresh("vfs_s3");
+    vfs_bucket bk;
+    memset(&bk, 0, sizeof bk);
+    bk.owner = "root";
+    ASSERT_OK(vfs_bucket_create(v, NULL, "b", 0755, &bk));
+    ASSERT_RC(vfs_s3_key_check("a//b"), -EINVAL);
+    ASSERT_RC(vfs_s3_key_check("/a"), -EINVAL);
+    ASSERT_RC(vfs_s3_key_check("a/./b"), -EINVAL);
+    ASSERT_RC(vfs_s3_key_check("a/../b"), -EINVAL);
+    ASSERT_RC(vfs_s3_key_check(""), -EINVAL);
+    ASSERT_OK(vfs_s3_key_check("a/b/"));
+    char big[1100];
+    memset(big, 'k', sizeof big);
+    big[1025] = 0;
+    ASSERT_RC(vfs_s3_key_check(big), -ENAMETOOLONG);
+
+    put(v, "b", "a/b/c", "abc");
+    put(v, "b", "a.txt", "t");
+    put(v, "b", "a/b!", "bang");
+    put(v, "b", "z", "zz");
+    put(v, "b", "a/b/c", "ABC"); /* atomic replace */
+    vfs_attr a;
+    ASSERT_OK(vfs_s3_lookup(v, NULL, "b", "a/b/c", &a));
+    assert_int_equal(a.size, 3);
+    uint8_t *body;
+    assert_int_equal(vt_get_file(v, "b/a/b/c", &body), 3);
+    assert_memory_equal(body, "ABC", 3);
+    free(body);
+    ASSERT_RC(vfs_s3_lookup(v, NULL, "b", "a/b", &a), -ENOENT);    /* a directory */
+    ASSERT_RC(vfs_s3_lookup(v, NULL, "b", "a.txt/", &a), -ENOENT); /* a file */
+    ASSERT_RC(vfs_s3_lookup(v, NULL, "nob", "x", &a), -ENOENT);
+    /* conflicts */
+    vfs_put *p;
+    ASSERT_OK(vfs_put_begin(v, NULL, "b", "a.txt/x", 0644, &p));
+    ASSERT_OK(vfs_put_write(p, "x", 1));
+    ASSERT_RC(vfs_put_commit(p, nb_slice_of(NULL, 0), NULL), -ENOTDIR);
+    ASSERT_OK(vfs_put_begin(v, NULL, "b", "a", 0644, &p));
+    ASSERT_RC(vfs_put_commit(p, nb_slice_of(NULL, 0), NULL), -EISDIR);
+    ASSERT_OK(vfs_put_begin(v, NULL, "b", "never", 0644, &p));
+    ASSERT_OK(vfs_put_write(p, "x", 1));
+    vfs_put_abort(p);
+    ASSERT_RC(vfs_s3_lookup(v, NULL, "b", "never", &a), -ENOENT);
+    /* object record */
+    vfs_objrec r;
+    memset(&r, 0, sizeof r);
+    r.etag = "\"abc\"";
+    r.content_type = "text/plain";
+    nb_buf rb = NB_BUF_INIT;
+    ASSERT_OK(vfs_objrec_encode(&r, &rb));
+    ASSERT_OK(vfs_put_begin(v, NULL, "b", "rec", 0644, &p));
+    ASSERT_OK(vfs_put_write(p, "r", 1));
+    ASSERT_OK(vfs_put_commit(p, nb_buf_slice(&rb), &a));
+    nb_buf got = NB_BUF_INIT;
+    ASSERT_OK(vfs_objrec_get(v, a.ino, &got));
+    vfs_objrec r2;
+    ASSERT_OK(vfs_objrec_decode(nb_buf_slice(&got), &r2));
+    assert_string_equal(r2.etag, "\"abc\"");
+    vfs_objrec_free(&r2);
+    nb_buf_free(&got);
+    nb_buf_free(&rb);
+    /* a marker */
+    put(v, "b", "m/", "");
+    ASSERT_OK(vfs_s3_lookup(v, NULL, "b", "m/", &a));
+    assert_true(S_ISDIR(a.mode));
+
+    /* listing in key order: "a.txt" < "a/b!" < "a/b/c" ('.' and '!' sort below '/') */
+    check_list(v, NULL, NULL, NULL, "a.txt a/b! a/b/c m/ rec z ");
+    check_list(v, NULL, "/", NULL, "a.txt a/P m/P rec z ");
+    check_list(v, "a/", "/", NULL, "a/b! a/b/P ");
+    check_list(v, "a/b", NULL, NULL, "a/b! a/b/c ");
+    check_list(v, "a", "/", NULL, "a.txt a/P ");
+    check_list(v, NULL, "/", "a/", "m/P rec z ");
+    check_list(v, NULL, NULL, "a/b!", "a/b/c m/ rec z ");
+    check_list(v, NULL, NULL, "a.txt", "a/b! a/b/c m/ rec z ");
+    check_list(v, NULL, "b", NULL, "a.txt a/bP m/ rec z ");
+    /* pagination never repeats or skips */
+    char *next = NULL;
+    char *page = list(v, NULL, NULL, NULL, 2, &next);
+    assert_string_equal(page, "a.txt a/b! ");
+    free(page);
+    char *next2 = NULL;
+    page = list(v, NULL, NULL, next, 2, &next2);
+    assert_string_equal(page, "a/b/c m/ ");
+    free(page);
+    free(next);
+    page = list(v, NULL, NULL, next2, 2, &next);
+    assert_string_equal(page, "rec z ");
+    assert_null(next);
+    free(page);
+    free(next2);
+
+    /* delete removes implicit directories it empties, not explicit ones */
+    ASSERT_OK(vfs_s3_delete(v, NULL, "b", "a/b/c"));
+    ASSERT_RC(vfs_resolve(v, NULL, "b/a/b", 0, &a), -ENOENT);
+    ASSERT_OK(vfs_resolve(v, NULL, "b/a", 0, &a));
+    ASSERT_OK(vfs_s3_delete(v, NULL, "b", "a/b!"));
+    ASSERT_RC(vfs_resolve(v, NULL, "b/a", 0, &a), -ENOENT);
+    ASSERT_RC(vfs_s3_delete(v, NULL, "b", "a/b!"), -ENOENT);
+    ASSERT_OK(vfs_mkdir(v, NULL, ROOT, "x", 0755, NULL));
+    ASSERT_OK(vfs_resolve(v, NULL, "b", 0, &a));
+    ASSERT_OK(vfs_mkdir(v, NULL, a.ino, "explicit", 0755, NULL));
+    put(v, "b", "explicit/k", "k");
+    ASSERT_OK(vfs_s3_delete(v, NULL, "b", "explicit/k"));
+    ASSERT_OK(vfs_resolve(v, NULL, "b/explicit", 0, &a));
+    ASSERT_OK(vfs_s3_delete(v, NULL, "b", "m/"));
+    ASSERT_RC(vfs_resolve(v, NULL, "b/m", 0, &a), -ENOENT);
+    ASSERT_RC(vfs_bucket_delete(v, NULL, "b"), -ENOTEMPTY);
+    vfs_close(v);
+    ASSERT_OK(vfs_fsck(g_dir, false, stderr));
+}
+
+/* ---- Maintenance and fsck ---------------------------------------------------------------- */
+
+static void test_maintain_and_fsck(void **state)
+{
+    (void)state;
+    free(g_dir);
+    g_dir = nb_test_dir("vfs_maint");
+    vfs_options o;
+    vfs_options_init(&o);
+    o.data_dir = g_dir;
+    o.maintain_interval_ms = -1;
+    o.collect_grace_ns = 1;
+    vfs *v;
+    ASSERT_OK(vfs_open(&o, &v));
+    /* a fragmented file: 20 published small writes */
+    vfs_attr a;
+    vfs_file *f;
+    ASSERT_OK(vfs_create(v, NULL, ROOT, "frag", 0644, O_RDWR, &a, &f));
+    uint8_t want[20 * 1000];
+    vt_fill(11, want, sizeof want);
+    for (int i = 0; i < 20; i++) {
+        int k = (i * 7) % 20; /* out of order: every write stays visible */
+        ASSERT_OK(vfs_write(f, (uint64_t)k * 1000, want + k * 1000, 1000, NULL));
+        ASSERT_OK(vfs_flush(f));
+    }
+    ASSERT_OK(vfs_release(f));
+    /* garbage: an overwritten and a deleted file */
+    vt_put_file(v, "gone", want, 5000);
+    ASSERT_OK(vfs_unlink(v, NULL, ROOT, "gone"));
+    vfs_maint_report r;
+    ASSERT_OK(vfs_maintain(v, &r));
+    assert_true(r.chunks_compacted >= 1);
+    assert_true(r.slices_released >= 1);
+    uint8_t *back;
+    assert_int_equal(vt_get_file(v, "frag", &back), sizeof want);
+    assert_memory_equal(back, want, sizeof want);
+    free(back);
+    ASSERT_OK(vfs_maintain(v, &r));
+    vfs_close(v);
+    ASSERT_OK(vfs_fsck(g_dir, false, stderr));
+    ASSERT_OK(vfs_fsck(g_dir, true, stderr));
+    v = vt_open(g_dir);
+    assert_int_equal(vt_get_file(v, "frag", &back), sizeof want);
+    assert_memory_equal(back, want, sizeof want);
+    free(back);
+    vfs_close(v);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_namespace),           cmocka_unit_test(test_readdir_statfs_xattr),
+        cmocka_unit_test(test_readdir_cookies),     cmocka_unit_test(test_handles),
+        cmocka_unit_test(test_large_and_sparse),    cmocka_unit_test(test_corrupt_block),
+        cmocka_unit_test(test_read_only_and_perms), cmocka_unit_test(test_s3),
+        cmocka_unit_test(test_maintain_and_fsck),
+    };
+    int rc = cmocka_run_group_tests(tests, NULL, NULL);
+    if (rc == 0 && g_dir)
+        nb_test_rmdir(g_dir);
+    free(g_dir);
+    return rc;
+}
