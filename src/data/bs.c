@@ -89,9 +89,8 @@ int data_bs_delete(data_bs *bs, data_key k)
 
 int data_bs_read_fd(data_bs *bs, data_key k, uint64_t off, size_t len, data_fdref *out)
 {
+    memset(out, 0, sizeof *out);
     out->fd = -1;
-    out->off = 0;
-    out->len = 0;
     if (!bs->ops->read_fd)
         return -ENOTSUP;
     if (len > DATA_BLOCK_SIZE)
@@ -99,6 +98,14 @@ int data_bs_read_fd(data_bs *bs, data_key k, uint64_t off, size_t len, data_fdre
     int rc = bs->ops->read_fd(bs, k, off, len, out);
     count_error(bs, rc);
     return rc;
+}
+
+void data_fdref_release(data_bs *bs, data_fdref *ref)
+{
+    if (ref->fd < 0)
+        return;
+    bs->ops->release_fd(bs, ref);
+    ref->fd = -1;
 }
 
 int data_bs_iterate(data_bs *bs, data_bs_iter_fn fn, void *arg)

@@ -472,6 +472,12 @@ static int dir_read_fd(data_bs *bs, data_key k, uint64_t off, size_t len, data_f
     return 0;
 }
 
+static void dir_release_fd(data_bs *bs, data_fdref *ref)
+{
+    (void)bs;
+    close(ref->fd);
+}
+
 static int parse_hex(const char *s, size_t n, uint64_t *v)
 {
     uint64_t r = 0;
@@ -601,6 +607,7 @@ const data_bs_ops data__bs_dir_ops = {
     .stat = dir_stat,
     .del = dir_del,
     .read_fd = dir_read_fd,
+    .release_fd = dir_release_fd,
     .iterate = dir_iterate,
     .space = dir_space,
     .close = dir_close,

@@ -53,8 +53,13 @@ typedef struct data_bs data_bs;
  * NB_EVERSION for a directory of a newer format. */
 int data_bs_open_dir(const char *dir, data_bs **out) NB_MUST_CHECK;
 
-/* The `disk` backend (src/disk) slots in here as data_bs_open_disk() once
- * the disk engine's API is available; see docs/data.md. */
+/* Opens (creating if needed) a `disk` block store: the disk engine
+ * (src/disk) in dir, a blob per block with id {slice id, block index}.
+ * opts (a struct disk_options from disk/disk.h) may be NULL for the
+ * engine's defaults; both are borrowed. Errors as disk_open(). */
+struct disk_options;
+int data_bs_open_disk(const char *dir, const struct disk_options *opts,
+                      data_bs **out) NB_MUST_CHECK;
 
 /* Closes the store; NULL is a no-op. Every put must have returned. */
 void data_bs_close(data_bs *bs);
@@ -86,16 +91,21 @@ int data_bs_stat(data_bs *bs, data_key k, size_t *len) NB_MUST_CHECK;
 int data_bs_delete(data_bs *bs, data_key k) NB_MUST_CHECK;
 
 /* Zero-copy: a descriptor from which the payload bytes [off, off+len) can be
- * sent with sendfile/splice. The covering segments are verified before this
- * returns (through mmap, without copying). fd is owned by the caller: close
- * it. Backends that cannot hand out descriptors return -ENOTSUP. */
+ * sent with sendfile/splice. The bytes are verified before this returns (the
+ * dir backend checks the covering 64 KiB segments through mmap, without
+ * copying; the disk backend verifies the blob) and stay valid until
+ * data_fdref_release, even if the block is deleted meanwhile. The fd is
+ * borrowed from the ref: never close it yourself. */
 typedef struct data_fdref {
     int fd;
     uint64_t off; /* file offset of the first requested byte */
     size_t len;   /* bytes available (clipped at the block's end) */
+    uint64_t priv[3];
 } data_fdref;
 int data_bs_read_fd(data_bs *bs, data_key k, uint64_t off, size_t len,
                     data_fdref *out) NB_MUST_CHECK;
+/* Releases a ref filled by data_bs_read_fd; a ref with fd < 0 is a no-op. */
+void data_fdref_release(data_bs *bs, data_fdref *ref);
 
 /* Iteration over every block, in no particular order, for the collector
  * and for fsck. Blocks put or deleted during the walk may or may not be

@@ -27,6 +27,7 @@ typedef struct data_bs_ops {
     int (*stat)(data_bs *bs, data_key k, size_t *len);
     int (*del)(data_bs *bs, data_key k);
     int (*read_fd)(data_bs *bs, data_key k, uint64_t off, size_t len, data_fdref *out);
+    void (*release_fd)(data_bs *bs, data_fdref *ref);
     int (*iterate)(data_bs *bs, data_bs_iter_fn fn, void *arg);
     int (*space)(data_bs *bs, uint64_t *capacity, uint64_t *free_bytes);
     void (*close)(data_bs *bs);
@@ -37,9 +38,9 @@ struct data_bs {
     _Atomic uint64_t puts, gets, deletes, bytes_written, bytes_read, checksum_errors;
 };
 
-/* The dir backend (bs_dir.c). The disk backend will be bs_disk.c with
- * data__bs_disk_ops and data_bs_open_disk() in data.h. */
+/* The backends: bs_dir.c and bs_disk.c. */
 extern const data_bs_ops data__bs_dir_ops;
+extern const data_bs_ops data__bs_disk_ops;
 
 /* ---- Block cache (cache.c) ------------------------------------------- */
 

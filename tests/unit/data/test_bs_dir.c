@@ -220,14 +220,14 @@ static void test_read_fd(void **state)
     uint8_t *buf = nb_xmalloc(fr.len);
     assert_int_equal(pread(fr.fd, buf, fr.len, (off_t)fr.off), (ssize_t)fr.len);
     assert_memory_equal(buf, want + 70000, fr.len);
-    close(fr.fd);
+    data_fdref_release(bs, &fr);
     /* Clipped at the end. */
     ASSERT_OK(data_bs_read_fd(bs, k, blen - 10, 100, &fr));
     assert_int_equal(fr.len, 10);
-    close(fr.fd);
+    data_fdref_release(bs, &fr);
     ASSERT_OK(data_bs_read_fd(bs, k, blen + 10, 100, &fr));
     assert_int_equal(fr.len, 0);
-    close(fr.fd);
+    data_fdref_release(bs, &fr);
     free(buf);
     free(want);
 }

@@ -9,6 +9,7 @@
 #include <pthread.h>
 
 #include "data/data_int.h"
+#include "disk/disk.h"
 
 #include "data_test.h"
 
@@ -194,13 +195,20 @@ static void commit(const data_slice *nl, size_t n)
     }
 }
 
-static void run_model(int ops, int nreaders)
+static void run_model(int ops, int nreaders, const char *backend)
 {
     uint64_t seed = nb_test_seed();
-    dir = nb_test_dir("data_model");
+    dir = nb_test_dir(strcmp(backend, "dir") == 0 ? "data_model_dir" : "data_model_disk");
     nb_log_set_level(NB_LOG_WARN);
     data_bs *bs;
-    ASSERT_OK(data_bs_open_dir(dir, &bs));
+    if (strcmp(backend, "dir") == 0) {
+        ASSERT_OK(data_bs_open_dir(dir, &bs));
+    } else {
+        disk_options dopt;
+        disk_options_init(&dopt);
+        dopt.capacity = 512u << 20;
+        ASSERT_OK(data_bs_open_disk(dir, &dopt, &bs));
+    }
     data_store_options o = {0};
     o.cache_bytes = 24u << 20; /* small: forces eviction */
     o.read_threads = 4;
@@ -208,6 +216,7 @@ static void run_model(int ops, int nreaders)
     ASSERT_OK(data_store_open(bs, &o, &st));
     nlist = 0;
     atomic_store(&stop, 0);
+    atomic_store(&reads_done, 0);
 
     pthread_t th[4];
     reader_arg ra[4];
@@ -327,7 +336,7 @@ static void run_model(int ops, int nreaders)
     ASSERT_OK(data_collect(st, live_fn, NULL, &co, &rep));
     assert_int_equal(rep.blocks_seen, rep.blocks_live);
     assert_int_equal(rep.blocks_freed, 0);
-    fprintf(stderr, "model: %d ops, %llu concurrent reads, %llu live blocks\n", ops,
+    fprintf(stderr, "model (%s): %d ops, %llu concurrent reads, %llu live blocks\n", backend, ops,
             (unsigned long long)atomic_load(&reads_done), (unsigned long long)rep.blocks_live);
     for (size_t i = 0; i < NB_ARRAY_LEN(contents); i++) {
         free(contents[i].bytes);
@@ -342,17 +351,28 @@ static void run_model(int ops, int nreaders)
     free(dir);
 }
 
-static void test_model(void **state)
+static int model_ops(void)
+{
+    return dt_soak() ? 4000 : dt_sanitized() ? 50 : 200;
+}
+
+static void test_model_dir(void **state)
 {
     (void)state;
-    int ops = dt_soak() ? 4000 : dt_sanitized() ? 60 : 250;
-    run_model(ops, 2);
+    run_model(model_ops(), 2, "dir");
+}
+
+static void test_model_disk(void **state)
+{
+    (void)state;
+    run_model(model_ops(), 2, "disk");
 }
 
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_model),
+        cmocka_unit_test(test_model_dir),
+        cmocka_unit_test(test_model_disk),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
