@@ -8,7 +8,8 @@
  * --cache_numshardbits=-1), a full bloom filter of bloom_bits bits per key
  * (rocksdb_filterpolicy_create_bloom_full, what db_bench's --bloom_bits
  * builds in 7.8), compression none, snappy or zstd on every level,
- * enable_pipelined_write (db_bench's default, not Options'),
+ * enable_pipelined_write (db_bench's default, not Options'), perf level
+ * kDisable in every benchmark thread (db_bench's --perf_level=1),
  * target_file_size_base = max_file_size and max_open_files when given.
  * Everything else stays at RocksDB's defaults, which are also db_bench's:
  * max_background_jobs 2, max_write_buffer_number 2, 64 MiB tables, L1
@@ -190,6 +191,14 @@ static int rdb_get(void *h, const char *k, size_t klen, size_t *vlen, char *err,
     return 1;
 }
 
+/* db_bench sets --perf_level=1 (kDisable) in every benchmark thread; the
+ * library's thread-local default, kEnableCount, bumps perf counters on
+ * every operation. */
+static void rdb_thread_init(void)
+{
+    rocksdb_set_perf_level(rocksdb_disable);
+}
+
 static int rdb_compact(void *h, char *err, size_t errlen)
 {
     (void)err;
@@ -266,6 +275,7 @@ const nkvb_engine nkvb_engine_rocksdb = {
     .put = rdb_put,
     .del = rdb_del,
     .get = rdb_get,
+    .thread_init = rdb_thread_init,
     .compact = rdb_compact,
     .iter_new = rdb_iter_new,
     .iter_free = rdb_iter_free,

@@ -840,6 +840,9 @@ static void *thread_body(void *arg)
     }
     pthread_mutex_unlock(&sh->mu);
 
+    if (g_engine->thread_init != NULL) {
+        g_engine->thread_init();
+    }
     stats_start(&t->st);
     t->fn(t);
     stats_stop(&t->st);

@@ -59,6 +59,8 @@ typedef struct nkvb_engine {
     /* Looks k up; *vlen receives the value length when found. Returns 1, 0,
      * or -1 on error. The value is fetched but not kept. */
     int (*get)(void *db, const char *k, size_t klen, size_t *vlen, char *err, size_t errlen);
+    /* Called by each benchmark thread before it starts timing; may be NULL. */
+    void (*thread_init)(void);
     /* Compacts the whole key range; blocks until done. */
     int (*compact)(void *db, char *err, size_t errlen);
     /* Iterators over the latest state: iter_new returns an owned handle, freed
