@@ -572,4 +572,120 @@ const char *s3_chunked_trailer(const s3_chunked *c, const char *name);
 uint64_t s3_chunked_decoded(const s3_chunked *c);
 void s3_chunked_free(s3_chunked *c);
 
+/* ------------------------------------------------------------------------ */
+/* Request helpers                                                           */
+/* ------------------------------------------------------------------------ */
+
+#define S3_BUCKET_NAME_MAX 63
+#define S3_KEY_MAX         1024
+#define S3_META_MAX        2048 /* user metadata: bytes of names + values */
+#define S3_ETAG_MAX        48   /* "<32 hex>-10000" and the NUL */
+
+/* AWS bucket naming rules: 3-63 characters of a-z 0-9 . -, starting and
+ * ending with a letter or digit, no "..", not an IPv4 address, none of
+ * the reserved prefixes (xn--, sthree-, amzn-s3-demo-) and suffixes
+ * (-s3alias, --ol-s3, .mrap, --x-s3). 0 or InvalidBucketName. */
+int s3_bucket_name_check(const char *name) NB_MUST_CHECK;
+
+/* What a request addresses. */
+typedef struct s3_target {
+    char bucket[S3_BUCKET_NAME_MAX + 1]; /* "" for the service (ListBuckets) */
+    char key[S3_KEY_MAX + 1];            /* decoded; "" when none */
+    size_t key_len;
+    bool vhost; /* the bucket came from the Host header */
+} s3_target;
+
+/* Splits a request into bucket and key. host is the Host header (port
+ * ignored, may be NULL); domain is the configured base domain for
+ * virtual-hosted style ("s3.example.com": "b.s3.example.com" addresses
+ * bucket "b"), NULL for path-style only. raw_path is the path as sent.
+ * InvalidURI for a bad escape or a NUL, KeyTooLongError beyond 1024 bytes,
+ * InvalidBucketName for a bucket segment longer than 63 bytes (other rules
+ * are checked by s3_bucket_name_check when a bucket is created). */
+int s3_target_parse(const char *host, const char *raw_path, const char *domain,
+                    s3_target *out) NB_MUST_CHECK;
+
+/* A byte range, inclusive. */
+typedef struct s3_range {
+    bool partial; /* false: send the whole object with 200 */
+    uint64_t start, end;
+} s3_range;
+
+/* Evaluates a Range header against an object of size bytes, as S3 does:
+ * "bytes=a-b" (b clamped to size-1), "bytes=a-", "bytes=-n" (the last n;
+ * all of it when n >= size). A header that is absent, not "bytes=",
+ * syntactically invalid or lists several ranges is ignored (whole object,
+ * 200). Unsatisfiable (a >= size, "-0", any range of an empty object):
+ * InvalidRange (416). */
+int s3_range_parse(const char *header, uint64_t size, s3_range *out) NB_MUST_CHECK;
+/* "bytes a-b/size" for a 206, or "bytes * /size" (no space) for a 416
+ * when r is NULL. */
+void s3_content_range(const s3_range *r, uint64_t size, char *out, size_t cap);
+
+/* The four conditional headers (borrowed, each may be NULL). */
+typedef struct s3_cond {
+    const char *if_match;
+    const char *if_none_match;
+    const char *if_modified_since;
+    const char *if_unmodified_since;
+} s3_cond;
+
+/* Fills c from req's headers; prefix "" for GET/HEAD/PUT conditions or
+ * "x-amz-copy-source-" for CopyObject source conditions. */
+void s3_cond_from_req(const s3_http_req *req, const char *prefix, s3_cond *c);
+/* Evaluates c against an object with etag (unquoted) and mtime (seconds),
+ * with AWS's precedence: If-Match true overrides a false
+ * If-Unmodified-Since; If-None-Match false overrides a true
+ * If-Modified-Since. Returns 0 (proceed), PreconditionFailed (412) or, when
+ * allow_304 (GET/HEAD), NotModified (304); without allow_304 the
+ * If-None-Match/If-Modified-Since failures are 412 too (copy source). An
+ * unparseable date is ignored. */
+int s3_cond_eval(const s3_cond *c, const char *etag, int64_t mtime, bool allow_304) NB_MUST_CHECK;
+
+/* ETag of a simple object: the hex MD5 (out: 33 bytes). */
+void s3_etag_md5(const uint8_t md5[16], char *out);
+/* ETag of a multipart object: hex MD5 of the concatenated binary part
+ * MD5s, "-" and the part count. part_etags are hex (quotes allowed).
+ * InvalidPart when one is not an MD5. out: S3_ETAG_MAX bytes. */
+int s3_etag_multipart(const char *const *part_etags, size_t n, char *out) NB_MUST_CHECK;
+/* Decodes a Content-MD5 header (base64 of 16 bytes); InvalidDigest
+ * otherwise. */
+int s3_content_md5_parse(const char *b64, uint8_t out[16]) NB_MUST_CHECK;
+
+/* User metadata: x-amz-meta-* headers, names lowercased without the
+ * prefix, repeated headers joined with ','. Owned; free with
+ * s3_meta_free. */
+typedef struct s3_meta_item {
+    char *name;
+    char *value;
+} s3_meta_item;
+typedef struct s3_meta {
+    size_t n;
+    s3_meta_item *items;
+    size_t bytes; /* names + values */
+} s3_meta;
+/* MetadataTooLarge beyond S3_META_MAX bytes. */
+int s3_meta_collect(const s3_http_req *req, s3_meta *out) NB_MUST_CHECK;
+void s3_meta_free(s3_meta *m);
+
+/* Additional checksums (x-amz-checksum-*). */
+typedef struct s3_checksum {
+    bool present;
+    s3_digest_alg alg;  /* CRC32, CRC32C, SHA1 or SHA256 */
+    const char *header; /* "x-amz-checksum-crc32", static */
+    bool trailer;       /* value arrives in the aws-chunked trailer */
+    char expected[64];  /* base64 from the header, "" when trailing */
+} s3_checksum;
+
+/* Reads x-amz-checksum-{crc32,crc32c,sha1,sha256}, or the algorithm named
+ * by x-amz-sdk-checksum-algorithm / x-amz-trailer. InvalidRequest for two
+ * checksums, an unknown algorithm or a value that is not base64 of the
+ * right size. */
+int s3_checksum_from_req(const s3_http_req *req, s3_checksum *out) NB_MUST_CHECK;
+/* Compares the computed digest with the expected base64 value (or with
+ * trailer_value when the checksum trails); BadDigest when they differ.
+ * b64_out (64 bytes, may be NULL) receives the value to return. */
+int s3_checksum_verify(const s3_checksum *c, const uint8_t *digest, const char *trailer_value,
+                       char *b64_out) NB_MUST_CHECK;
+
 #endif
