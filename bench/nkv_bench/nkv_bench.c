@@ -233,7 +233,7 @@ static void parse_flags(int argc, char **argv)
         } else if ((v = flag_value(a, "benchmarks")) != NULL) {
             g_flags.benchmarks = v;
         } else if ((v = flag_value(a, "num")) != NULL) {
-            g_flags.num = parse_int(a, v, 0);
+            g_flags.num = parse_int(a, v, 1); /* Uniform(num) needs num >= 1 */
         } else if ((v = flag_value(a, "reads")) != NULL) {
             g_flags.reads = parse_int(a, v, -1);
         } else if ((v = flag_value(a, "writes")) != NULL) {
@@ -421,10 +421,18 @@ static void hist_clear(hist *h)
 
 static void hist_add(hist *h, double v)
 {
-    int b = 0;
-    while (b < HIST_BUCKETS - 1 && g_hist_limit[b] <= v) {
-        b++;
+    /* The first bucket whose limit exceeds v (the last one catches all). */
+    int lo = 0;
+    int hi = HIST_BUCKETS - 1;
+    while (lo < hi) {
+        int mid = (lo + hi) / 2;
+        if (g_hist_limit[mid] > v) {
+            hi = mid;
+        } else {
+            lo = mid + 1;
+        }
     }
+    int b = lo;
     h->buckets[b] += 1.0;
     if (v < h->min) {
         h->min = v;
