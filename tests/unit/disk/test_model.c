@@ -49,7 +49,7 @@ static void test_model(void **state)
     uint64_t rng = nb_test_seed();
     memset(model, 0, sizeof model);
     uint8_t *buf = malloc(4u << 20), *rd = malloc(4u << 20);
-    int rounds = 12, ops = 600 / DT_SCALE;
+    int rounds = 12, ops = 500 / DT_SCALE;
     uint64_t ver = 0, enospc = 0;
     for (int round = 0; round < rounds; round++) {
         disk_options o;
@@ -58,6 +58,7 @@ static void test_model(void **state)
         o.capacity = 24ull << 20;
         o.wal_max_bytes = 8192;
         o.close_checkpoint = round % 3 != 0; /* sometimes reopen from the WAL */
+        o.no_sync = round % 4 >= 2;          /* fsyncs are the crash tests' business */
         disk_env *e;
         ASSERT_OK(disk_open(&o, dir, &e));
         check_all(e);
