@@ -118,6 +118,7 @@ struct data_store {
     data_released *released;
     size_t nreleased, capreleased;
     bool collecting;
+    bool reclaim_queued;        /* a reclaim task is on the write pool */
     pthread_mutex_t collect_mu; /* one collection at a time */
 
     /* Background readahead tasks in flight (for close). */

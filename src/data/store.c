@@ -180,6 +180,19 @@ data_pin data_pin_begin(data_store *s)
     return e;
 }
 
+static void reclaim_task(void *arg)
+{
+    data_store *s = arg;
+    pthread_mutex_lock(&s->mu);
+    s->reclaim_queued = false;
+    pthread_mutex_unlock(&s->mu);
+    uint64_t n;
+    int rc = data_store_reclaim(s, &n);
+    if (rc)
+        NB_WARN("data: reclaiming released slices: %s (the collector will retry)", nb_strerror(rc));
+    data__bg_end(s);
+}
+
 void data_pin_end(data_store *s, data_pin pin)
 {
     bool reclaim = false;
@@ -192,16 +205,17 @@ void data_pin_end(data_store *s, data_pin pin)
         memmove(&s->pins[i], &s->pins[i + 1], (s->npins - i - 1) * sizeof *s->pins);
         s->npins--;
         pthread_cond_broadcast(&s->pins_changed);
-        reclaim = i == 0 && s->nreleased > 0;
+        /* The oldest pin ended: released slices may now be free. The
+         * deletes run on the write pool, off the reader's path. */
+        if (i == 0 && s->nreleased > 0 && !s->reclaim_queued) {
+            s->reclaim_queued = true;
+            reclaim = true;
+        }
     }
     pthread_mutex_unlock(&s->mu);
     if (reclaim) {
-        /* The oldest pin ended: released slices may now be free. Errors are
-         * logged and left for the collector. */
-        uint64_t n;
-        int rc = data_store_reclaim(s, &n);
-        if (rc)
-            NB_WARN("data: reclaim after pin end: %s", nb_strerror(rc));
+        data__bg_begin(s);
+        nb_pool_submit(s->write_pool, reclaim_task, s);
     }
 }
 
