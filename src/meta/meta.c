@@ -20,6 +20,7 @@ void meta_options_init(meta_options *o)
 {
     memset(o, 0, sizeof(*o));
     o->root_mode = 0755;
+    o->protected_hardlinks = 1;
 }
 
 int64_t meta__now(void)

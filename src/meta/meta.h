@@ -58,7 +58,8 @@ typedef struct meta_options {
     uint64_t max_inodes; /* statfs inode capacity and ENOSPC limit; 0 = unlimited */
     uint32_t root_mode;  /* permission bits of a new root directory (default 0755) */
     uint32_t root_uid, root_gid;
-    size_t kv_cache_bytes; /* passed to kv */
+    size_t kv_cache_bytes;   /* passed to kv */
+    int protected_hardlinks; /* Linux's fs.protected_hardlinks rule in meta_link (default 1) */
 } meta_options;
 
 void meta_options_init(meta_options *o);
@@ -166,7 +167,9 @@ int meta_create(meta *m, const meta_cred *c, uint64_t parent, const char *name, 
                 meta_attr *out) NB_MUST_CHECK;
 int meta_symlink(meta *m, const meta_cred *c, uint64_t parent, const char *name, const char *target,
                  meta_attr *out) NB_MUST_CHECK;
-/* A new name for ino. -EPERM for directories, -EMLINK, -EEXIST. */
+/* A new name for ino. -EPERM for directories, -EMLINK, -EEXIST; -EPERM
+ * also when protected_hardlinks is on and a non-owner links a file that is
+ * not a plain regular file they can read and write. */
 int meta_link(meta *m, const meta_cred *c, uint64_t ino, uint64_t parent, const char *name,
               meta_attr *out) NB_MUST_CHECK;
 /* Removes a non-directory name. The inode goes when its last link and last

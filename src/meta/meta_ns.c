@@ -264,9 +264,16 @@ int meta_link(meta *m, const meta_cred *c, uint64_t ino, uint64_t parent, const 
         rc = rc == -ENOENT ? 0 : rc == 0 ? -EEXIST : rc;
     }
     if (rc == 0)
-        rc = meta__perm(c, &dir.a, W_OK | X_OK);
-    if (rc == 0)
         rc = meta__inode_get(m, NULL, ino, &in);
+    if (rc == 0 && m->opts.protected_hardlinks && !meta__is_owner(c, &in.a)) {
+        /* Linux's may_linkat(): only "safe" sources for non-owners. */
+        uint32_t md = in.a.mode;
+        if (!S_ISREG(md) || (md & S_ISUID) || (md & (S_ISGID | S_IXGRP)) == (S_ISGID | S_IXGRP) ||
+            meta__perm(c, &in.a, R_OK | W_OK) != 0)
+            rc = -EPERM;
+    }
+    if (rc == 0)
+        rc = meta__perm(c, &dir.a, W_OK | X_OK);
     if (rc == 0 && S_ISDIR(in.a.mode))
         rc = -EPERM;
     if (rc == 0 && (in.a.nlink == 0 || dir.a.nlink == 0))

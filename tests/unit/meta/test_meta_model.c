@@ -24,7 +24,9 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <grp.h>
 #include <linux/fs.h>
+#include <sys/fsuid.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -49,7 +51,35 @@ typedef struct model {
     long step;
     uint64_t seed;
     long ok, errs[160]; /* results by -errno, for NB_MODEL_VERBOSE */
+    meta_cred self;     /* the process's own credentials */
+    int switch_creds;   /* root: each step runs as a random user (setfsuid) */
 } model;
+
+/* Users the steps run as when the process is root: the kernel checks
+ * permissions with the thread's fsuid/fsgid and groups, meta with the
+ * same meta_cred. */
+static const uint32_t alice_groups[] = {1000, 1002};
+static const uint32_t bob_groups[] = {1001};
+static const meta_cred users[] = {
+    {0, 0, 0, NULL},
+    {1000, 1000, 2, alice_groups},
+    {1001, 1001, 1, bob_groups},
+};
+
+static void become(const meta_cred *c)
+{
+    gid_t g[8];
+    for (uint32_t i = 0; i < c->ngroups; i++)
+        g[i] = c->groups[i];
+    /* Order matters: groups and fsgid need the capabilities fsuid 0 has. */
+    setfsuid(0);
+    if (setgroups(c->ngroups, g) != 0)
+        fail_msg("setgroups: %s", strerror(errno));
+    setfsgid(c->gid);
+    setfsuid(c->uid);
+    if ((uint32_t)setfsuid((uid_t)-1) != c->uid)
+        fail_msg("setfsuid(%u) did not take", c->uid);
+}
 
 static uint64_t rnd(model *M)
 {
@@ -86,6 +116,9 @@ static uint8_t pat(uint64_t id, uint64_t j)
 #define CHECK_RC(what, real, mine)                                                                 \
     do {                                                                                           \
         int r_ = (real), m_ = (mine);                                                              \
+        if (getenv("NB_MODEL_TRACE"))                                                              \
+            fprintf(stderr, "%ld uid %u: %s -> %s / %s\n", M->step, M->cred.uid, what,             \
+                    nb_errname(r_), nb_errname(m_));                                               \
         if (r_ == 0)                                                                               \
             M->ok++;                                                                               \
         else if (r_ > -160)                                                                        \
@@ -105,9 +138,11 @@ static int resolve_parent(model *M, char *buf, uint64_t *parent, char **last)
     for (;;) {
         char *slash = strchr(p, '/');
         if (!slash) {
+            /* The kernel's path walk checks search permission on the
+             * last directory too, before any operation looks at the name. */
             *parent = cur;
             *last = p;
-            return 0;
+            return meta_access(M->m, &M->cred, cur, X_OK);
         }
         *slash = 0;
         meta_attr a;
@@ -280,6 +315,54 @@ static void op_truncate(model *M, const char *p)
     CHECK_RC("truncate", r, mr);
 }
 
+static void op_chown(model *M, const char *p)
+{
+    static const int uids[] = {-1, 0, 1000, 1001};
+    static const int gids[] = {-1, 0, 1000, 1001, 1002};
+    int u = uids[pick(M, 4)], g = gids[pick(M, 5)];
+    if (u == -1 && g == -1)
+        g = 1002;
+    int r = sys(fchownat(M->rootfd, p, (uid_t)u, (gid_t)g, AT_SYMLINK_NOFOLLOW));
+    meta_attr a;
+    int mr = resolve(M, p, 0, &a);
+    if (mr == 0) {
+        meta_sattr sa = {0};
+        if (u != -1) {
+            sa.valid |= META_SET_UID;
+            sa.uid = (uint32_t)u;
+        }
+        if (g != -1) {
+            sa.valid |= META_SET_GID;
+            sa.gid = (uint32_t)g;
+        }
+        mr = meta_setattr(M->m, &M->cred, a.ino, &sa, &a);
+    }
+    char what[96];
+    snprintf(what, sizeof(what), "chown(%s, %d, %d) as %u", p, u, g, M->cred.uid);
+    CHECK_RC(what, r, mr);
+}
+
+static void op_utimes(model *M, const char *p)
+{
+    int now = pick(M, 2);
+    struct timespec ts[2] = {{1000, 5}, {2000, 7}};
+    int r = sys(utimensat(M->rootfd, p, now ? NULL : ts, 0));
+    meta_attr a;
+    int mr = resolve(M, p, 1, &a);
+    if (mr == 0) {
+        meta_sattr sa = {0};
+        if (now) {
+            sa.valid = META_SET_ATIME_NOW | META_SET_MTIME_NOW;
+        } else {
+            sa.valid = META_SET_ATIME | META_SET_MTIME;
+            sa.atime_ns = 1000 * 1000000000ll + 5;
+            sa.mtime_ns = 2000 * 1000000000ll + 7;
+        }
+        mr = meta_setattr(M->m, &M->cred, a.ino, &sa, &a);
+    }
+    CHECK_RC(now ? "utimes(now)" : "utimes(times)", r, mr);
+}
+
 /* Publishes [off, off+len) of a new slice, split at chunk boundaries. */
 static int meta_write_range(model *M, uint64_t ino, uint64_t off, uint32_t len, uint64_t *id_out)
 {
@@ -298,7 +381,9 @@ static int meta_write_range(model *M, uint64_t ino, uint64_t off, uint32_t len, 
         o += k;
     }
     *id_out = id;
-    return meta_publish(M->m, ino, w, n, 0, 0, 0, nb_slice_of(NULL, 0), 0, NULL);
+    /* A write by anyone but root drops setuid/setgid, as Linux does. */
+    unsigned flags = M->cred.uid != 0 ? META_PUBLISH_KILLPRIV : 0;
+    return meta_publish(M->m, ino, w, n, 0, flags, 0, nb_slice_of(NULL, 0), 0, NULL);
 }
 
 static uint64_t rand_off(model *M)
@@ -335,10 +420,10 @@ static void op_write(model *M, const char *p)
     int mr = resolve(M, p, 1, &a);
     if (mr == 0 && S_ISDIR(a.mode))
         mr = -EISDIR;
-    else if (mr == 0 && (S_ISFIFO(a.mode) || S_ISSOCK(a.mode)))
-        mr = -ENXIO;
     if (mr == 0)
         mr = meta_access(M->m, &M->cred, a.ino, W_OK);
+    if (mr == 0 && (S_ISFIFO(a.mode) || S_ISSOCK(a.mode)))
+        mr = -ENXIO;
     CHECK_RC("open for write", r, mr);
     if (fd < 0)
         return;
@@ -386,7 +471,8 @@ static void op_open_unlink(model *M, const char *p)
     if (fstatat(M->rootfd, p, &st, AT_SYMLINK_NOFOLLOW) != 0 || !S_ISREG(st.st_mode))
         return;
     int fd = openat(M->rootfd, p, O_RDWR);
-    assert_true(fd >= 0);
+    if (fd < 0)
+        return; /* not ours to write */
     meta_attr a;
     ASSERT_OK(resolve(M, p, 0, &a));
     ASSERT_OK(meta_open_inode(M->m, a.ino));
@@ -409,8 +495,18 @@ static void step(model *M)
     char p1[64], p2[64];
     rand_path(M, p1, sizeof(p1));
     rand_path(M, p2, sizeof(p2));
-    uint32_t w = pick(M, 100);
-    if (w < 12)
+    if (M->switch_creds) {
+        uint32_t u = pick(M, 4);
+        M->cred = users[u < 2 ? 0 : u - 1];
+        become(&M->cred);
+    }
+    uint32_t w = pick(M, 108);
+    if (w >= 100) {
+        if (w < 104)
+            op_chown(M, p1);
+        else
+            op_utimes(M, p1);
+    } else if (w < 12)
         op_make(M, p1, 0);
     else if (w < 24)
         op_make(M, p1, 1);
@@ -440,6 +536,10 @@ static void step(model *M)
         op_stat(M, p1);
     else
         op_open_unlink(M, p1);
+    if (M->switch_creds) {
+        M->cred = M->self;
+        become(&M->self);
+    }
 }
 
 /* ---- final comparison ---- */
@@ -610,11 +710,29 @@ static void run(uint64_t seed, long ops)
     int ng = getgroups(64, (gid_t *)M->groups);
     M->cred.ngroups = ng > 0 ? (uint32_t)ng : 0;
     M->cred.groups = M->groups;
+    M->self = M->cred;
+    M->switch_creds = geteuid() == 0;
+    if (M->switch_creds) {
+        /* Let every user play at the top: a sticky, world-writable root. */
+        ASSERT_OK(sys(chmod(M->real, 01777)));
+        ASSERT_OK(sys(stat(M->real, &st)));
+        M->self = users[0];
+        M->cred = users[0];
+        become(&M->self);
+    }
     meta_options o;
     meta_options_init(&o);
     o.root_mode = st.st_mode & 07777;
     o.root_uid = st.st_uid;
     o.root_gid = st.st_gid;
+    int fd = open("/proc/sys/fs/protected_hardlinks", O_RDONLY);
+    char ph = '1';
+    if (fd >= 0) {
+        if (read(fd, &ph, 1) != 1)
+            ph = '1';
+        close(fd);
+    }
+    o.protected_hardlinks = ph != '0';
     ASSERT_OK(meta_open(mdir, &o, &M->m));
 
     for (M->step = 0; M->step < ops; M->step++) {
