@@ -19,6 +19,7 @@ static int cli_help(int argc, char **argv);
 
 static const subcommand commands[] = {
     {"server", "Run everything in one process: S3 gateway, metadata, data.", cli_server},
+    {"disk", "Check or show statistics of a disk-engine directory.", cli_disk},
     {"version", "Print the version.", cli_version},
     {"help", "Show help for nebula or one of its commands.", cli_help},
 };

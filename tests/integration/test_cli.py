@@ -91,3 +91,12 @@ def test_role_names_are_reserved(role):
     r = subprocess.run([path], capture_output=True, text=True, timeout=10)
     assert r.returncode == 2
     assert role in r.stderr and "nebula server" in r.stderr
+
+
+def test_disk_tool_usage(tmp_path):
+    r = run("disk", "--help")
+    assert r.returncode == 0 and "check DIR" in r.stdout and "stats DIR" in r.stdout
+    one_line_error(run("disk"), "missing argument")
+    one_line_error(run("disk", "frob", str(tmp_path)), "unknown action 'frob'")
+    r = run("disk", "check", str(tmp_path / "none"))
+    assert r.returncode == 2 and "cannot open" in r.stderr and str(tmp_path / "none") in r.stderr

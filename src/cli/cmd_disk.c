@@ -1,0 +1,38 @@
+/* cmd_disk.c — `nebula disk check|stats DIR`: the disk engine's offline
+ * tools (src/disk/disk_tool.c), behind the CLI's option conventions. */
+#include <stdio.h>
+#include <string.h>
+
+#include "cli/cli.h"
+#include "common/common.h"
+#include "disk/disk.h"
+
+static const nb_cmd_spec disk_spec = {
+    .name = "disk",
+    .usage = "nebula disk check|stats DIR",
+    .summary = "Offline tools for a disk-engine directory (the server must not be running on it):\n"
+               "  check DIR   recover read-only and verify every blob's CRC32C;\n"
+               "              exit 0 healthy, 1 damage found, 2 cannot open\n"
+               "  stats DIR   capacity, blob count, WAL and allocator figures",
+    .min_args = 2,
+    .max_args = 2,
+};
+
+int cli_disk(int argc, char **argv)
+{
+    nb_config *cfg;
+    int code;
+    if (!cli_parse(&disk_spec, argc, argv, &cfg, &code))
+        return code;
+    const char *verb = nb_config_arg(cfg, 0);
+    if (strcmp(verb, "check") != 0 && strcmp(verb, "stats") != 0) {
+        fprintf(stderr, "nebula disk: unknown action '%s' (check or stats)\n", verb);
+        nb_config_free(cfg);
+        return CLI_EXIT_USAGE;
+    }
+    char prog[] = "nebula disk";
+    char *args[] = {prog, (char *)verb, (char *)nb_config_arg(cfg, 1), NULL};
+    code = disk_tool_main(3, args);
+    nb_config_free(cfg);
+    return code;
+}
