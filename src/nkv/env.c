@@ -1,0 +1,228 @@
+/* env.c — the default POSIX I/O environment and path helpers. */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "nkv_int.h"
+
+struct nkv_file {
+    int fd;
+};
+
+static int px_open(const char *path, int flags, nkv_file **out)
+{
+    int fd;
+    do {
+        fd = open(path, flags | O_CLOEXEC, 0644);
+    } while (fd < 0 && errno == EINTR);
+    if (fd < 0)
+        return -errno;
+    nkv_file *f = nb_xmalloc(sizeof *f);
+    f->fd = fd;
+    *out = f;
+    return 0;
+}
+
+static int px_open_read(void *ctx, const char *path, nkv_file **out)
+{
+    (void)ctx;
+    return px_open(path, O_RDONLY, out);
+}
+
+static int px_open_write(void *ctx, const char *path, nkv_file **out)
+{
+    (void)ctx;
+    return px_open(path, O_WRONLY | O_CREAT | O_TRUNC | O_APPEND, out);
+}
+
+static int px_read_at(void *ctx, nkv_file *f, uint64_t off, void *buf, size_t n, size_t *got)
+{
+    (void)ctx;
+    return nb_pread_full(f->fd, buf, n, (off_t)off, got);
+}
+
+static int px_append(void *ctx, nkv_file *f, const void *buf, size_t n)
+{
+    (void)ctx;
+    const char *p = buf;
+    while (n > 0) {
+        ssize_t w = write(f->fd, p, n);
+        if (w < 0) {
+            if (errno == EINTR)
+                continue;
+            return -errno;
+        }
+        p += w;
+        n -= (size_t)w;
+    }
+    return 0;
+}
+
+static int px_sync(void *ctx, nkv_file *f)
+{
+    (void)ctx;
+    return fdatasync(f->fd) == 0 ? 0 : -errno;
+}
+
+static int px_close(void *ctx, nkv_file *f)
+{
+    (void)ctx;
+    int rc = close(f->fd) == 0 ? 0 : -errno;
+    free(f);
+    return rc;
+}
+
+static int px_file_size(void *ctx, const char *path, uint64_t *size)
+{
+    (void)ctx;
+    struct stat st;
+    if (stat(path, &st) != 0)
+        return -errno;
+    *size = (uint64_t)st.st_size;
+    return 0;
+}
+
+static int px_rename(void *ctx, const char *from, const char *to)
+{
+    (void)ctx;
+    return rename(from, to) == 0 ? 0 : -errno;
+}
+
+static int px_unlink(void *ctx, const char *path)
+{
+    (void)ctx;
+    return unlink(path) == 0 ? 0 : -errno;
+}
+
+static int px_sync_dir(void *ctx, const char *dir)
+{
+    (void)ctx;
+    return nb_fsync_dir(dir);
+}
+
+static int px_mkdir(void *ctx, const char *dir)
+{
+    (void)ctx;
+    return nb_mkdir_p(dir, 0755);
+}
+
+static int px_list_dir(void *ctx, const char *dir, char ***names, size_t *n)
+{
+    (void)ctx;
+    DIR *d = opendir(dir);
+    if (!d)
+        return -errno;
+    size_t cap = 16, cnt = 0;
+    char **v = nb_xmalloc(cap * sizeof *v);
+    struct dirent *de;
+    while ((de = readdir(d)) != NULL) {
+        if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
+            continue;
+        if (cnt == cap) {
+            cap *= 2;
+            v = nb_xrealloc(v, cap * sizeof *v);
+        }
+        v[cnt++] = nb_xstrdup(de->d_name);
+    }
+    closedir(d);
+    *names = v;
+    *n = cnt;
+    return 0;
+}
+
+static int px_lock(void *ctx, const char *path, int *token)
+{
+    (void)ctx;
+    pid_t holder = 0;
+    int rc = nb_lock_file(path, token, &holder);
+    if (rc == NB_ELOCKED)
+        NB_WARN("nkv: %s is held by pid %d", path, (int)holder);
+    return rc;
+}
+
+static void px_unlock(void *ctx, int token)
+{
+    (void)ctx;
+    nb_unlock_file(token);
+}
+
+static const nkv_env posix_env = {
+    .ctx = NULL,
+    .open_read = px_open_read,
+    .open_write = px_open_write,
+    .read_at = px_read_at,
+    .append = px_append,
+    .sync = px_sync,
+    .close = px_close,
+    .file_size = px_file_size,
+    .rename = px_rename,
+    .unlink = px_unlink,
+    .sync_dir = px_sync_dir,
+    .mkdir = px_mkdir,
+    .list_dir = px_list_dir,
+    .lock = px_lock,
+    .unlock = px_unlock,
+};
+
+const nkv_env *nkv_env_default(void)
+{
+    return &posix_env;
+}
+
+char *nkv__path(const char *dir, uint64_t num, const char *ext)
+{
+    return nb_xasprintf("%s/%06llu.%s", dir, (unsigned long long)num, ext);
+}
+
+int nkv__env_read_all(const nkv_env *env, const char *path, uint8_t **out, size_t *len)
+{
+    uint64_t size;
+    *out = NULL;
+    *len = 0;
+    int rc = env->file_size(env->ctx, path, &size);
+    if (rc)
+        return rc;
+    nkv_file *f;
+    rc = env->open_read(env->ctx, path, &f);
+    if (rc)
+        return rc;
+    uint8_t *buf = nb_xmalloc(size + 1);
+    size_t got = 0;
+    rc = env->read_at(env->ctx, f, 0, buf, size, &got);
+    env->close(env->ctx, f);
+    if (rc) {
+        free(buf);
+        return rc;
+    }
+    *out = buf;
+    *len = got;
+    return 0;
+}
+
+int nkv__env_write_all_sync(const nkv_env *env, const char *path, const void *p, size_t n)
+{
+    nkv_file *f;
+    int rc = env->open_write(env->ctx, path, &f);
+    if (rc)
+        return rc;
+    rc = env->append(env->ctx, f, p, n);
+    if (!rc)
+        rc = env->sync(env->ctx, f);
+    int rc2 = env->close(env->ctx, f);
+    return rc ? rc : rc2;
+}
+
+void nkv__ikey_build(nb_buf *buf, nb_slice ukey, uint64_t seq, int type)
+{
+    nb_buf_reset(buf);
+    NB_ASSERT(nb_buf_reserve(buf, ukey.len + 8) == 0);
+    if (ukey.len)
+        memcpy(buf->data, ukey.ptr, ukey.len);
+    nb_put_u64le(buf->data + ukey.len, nkv__pack(seq, type));
+    buf->len = ukey.len + 8;
+}

@@ -1,0 +1,427 @@
+/*
+ * iter.c — the merging iterator over internal iterators and the public
+ * nkv_iter that turns internal entries (every version, tombstones) into the
+ * user's view at one sequence number, within optional bounds.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "nkv_int.h"
+
+/* ---------------------------------------------------------------------------
+ * Merging iterator: children are scanned linearly for the smallest (or,
+ * backwards, the largest) key; there are rarely more than a dozen.
+ * ------------------------------------------------------------------------- */
+typedef struct merge_it {
+    nkv__it base;
+    nkv__it **kids;
+    int n;
+    nkv__it *cur;
+    bool forward;
+} merge_it;
+
+static void find_smallest(merge_it *m)
+{
+    nkv__it *s = NULL;
+    for (int i = 0; i < m->n; i++) {
+        nkv__it *c = m->kids[i];
+        if (IT_VALID(c) && (!s || nkv__icmp(IT_KEY(c), IT_KEY(s)) < 0))
+            s = c;
+    }
+    m->cur = s;
+}
+
+static void find_largest(merge_it *m)
+{
+    nkv__it *s = NULL;
+    for (int i = m->n - 1; i >= 0; i--) {
+        nkv__it *c = m->kids[i];
+        if (IT_VALID(c) && (!s || nkv__icmp(IT_KEY(c), IT_KEY(s)) > 0))
+            s = c;
+    }
+    m->cur = s;
+}
+
+static bool mg_valid(nkv__it *i)
+{
+    return ((merge_it *)i)->cur != NULL;
+}
+static void mg_first(nkv__it *i)
+{
+    merge_it *m = (merge_it *)i;
+    for (int k = 0; k < m->n; k++)
+        IT_FIRST(m->kids[k]);
+    find_smallest(m);
+    m->forward = true;
+}
+static void mg_last(nkv__it *i)
+{
+    merge_it *m = (merge_it *)i;
+    for (int k = 0; k < m->n; k++)
+        IT_LAST(m->kids[k]);
+    find_largest(m);
+    m->forward = false;
+}
+static void mg_seek(nkv__it *i, nb_slice key)
+{
+    merge_it *m = (merge_it *)i;
+    for (int k = 0; k < m->n; k++)
+        IT_SEEK(m->kids[k], key);
+    find_smallest(m);
+    m->forward = true;
+}
+static void mg_next(nkv__it *i)
+{
+    merge_it *m = (merge_it *)i;
+    if (!m->forward) {
+        nb_slice key = IT_KEY(m->cur);
+        for (int k = 0; k < m->n; k++) {
+            nkv__it *c = m->kids[k];
+            if (c == m->cur)
+                continue;
+            IT_SEEK(c, key);
+            if (IT_VALID(c) && nkv__icmp(key, IT_KEY(c)) == 0)
+                IT_NEXT(c);
+        }
+        m->forward = true;
+    }
+    IT_NEXT(m->cur);
+    find_smallest(m);
+}
+static void mg_prev(nkv__it *i)
+{
+    merge_it *m = (merge_it *)i;
+    if (m->forward) {
+        nb_slice key = IT_KEY(m->cur);
+        for (int k = 0; k < m->n; k++) {
+            nkv__it *c = m->kids[k];
+            if (c == m->cur)
+                continue;
+            IT_SEEK(c, key);
+            if (IT_VALID(c))
+                IT_PREV(c);
+            else
+                IT_LAST(c);
+        }
+        m->forward = false;
+    }
+    IT_PREV(m->cur);
+    find_largest(m);
+}
+static nb_slice mg_key(nkv__it *i)
+{
+    return IT_KEY(((merge_it *)i)->cur);
+}
+static nb_slice mg_val(nkv__it *i)
+{
+    return IT_VAL(((merge_it *)i)->cur);
+}
+static int mg_status(nkv__it *i)
+{
+    merge_it *m = (merge_it *)i;
+    for (int k = 0; k < m->n; k++) {
+        int rc = IT_STATUS(m->kids[k]);
+        if (rc)
+            return rc;
+    }
+    return 0;
+}
+static void mg_free(nkv__it *i)
+{
+    merge_it *m = (merge_it *)i;
+    for (int k = 0; k < m->n; k++)
+        IT_FREE(m->kids[k]);
+    free(m->kids);
+    free(m);
+}
+
+static const nkv__it_ops merge_ops = {mg_valid, mg_first, mg_last, mg_seek,   mg_next,
+                                      mg_prev,  mg_key,   mg_val,  mg_status, mg_free};
+
+nkv__it *nkv__merge_iter(nkv__it **children, int n)
+{
+    if (n == 1)
+        return children[0];
+    merge_it *m = nb_xcalloc(1, sizeof *m);
+    m->base.ops = &merge_ops;
+    m->kids = nb_xmalloc((size_t)(n ? n : 1) * sizeof *m->kids);
+    if (n)
+        memcpy(m->kids, children, (size_t)n * sizeof *m->kids);
+    m->n = n;
+    m->forward = true;
+    return &m->base;
+}
+
+/* ---------------------------------------------------------------------------
+ * The user iterator (LevelDB's DBIter). Forward: the internal iterator sits
+ * on the entry being returned. Reverse: it sits before every entry of the
+ * current key, which is held in saved_key/saved_val.
+ * ------------------------------------------------------------------------- */
+struct nkv_iter {
+    nkv__it *in;
+    uint64_t seq;
+    bool valid;
+    bool forward;
+    int status;
+    nb_buf saved_key;
+    nb_buf saved_val;
+    nb_buf tmp;
+    nb_buf lower, upper;
+    bool has_lower, has_upper;
+    void (*cleanup)(void *);
+    void *cleanup_arg;
+};
+
+nkv_iter *nkv__db_iter_new(nkv__it *in, uint64_t seq, const nkv_read_options *ro,
+                           void (*cleanup)(void *), void *arg)
+{
+    nkv_iter *it = nb_xcalloc(1, sizeof *it);
+    it->in = in;
+    it->seq = seq;
+    it->forward = true;
+    it->cleanup = cleanup;
+    it->cleanup_arg = arg;
+    if (ro && ro->lower_bound) {
+        it->has_lower = true;
+        NB_ASSERT(nb_buf_append(&it->lower, ro->lower_bound, ro->lower_bound_len) == 0);
+    }
+    if (ro && ro->upper_bound) {
+        it->has_upper = true;
+        NB_ASSERT(nb_buf_append(&it->upper, ro->upper_bound, ro->upper_bound_len) == 0);
+    }
+    return it;
+}
+
+void nkv_iter_free(nkv_iter *it)
+{
+    if (!it)
+        return;
+    IT_FREE(it->in);
+    if (it->cleanup)
+        it->cleanup(it->cleanup_arg);
+    nb_buf_free(&it->saved_key);
+    nb_buf_free(&it->saved_val);
+    nb_buf_free(&it->tmp);
+    nb_buf_free(&it->lower);
+    nb_buf_free(&it->upper);
+    free(it);
+}
+
+static void save(nb_buf *b, nb_slice s)
+{
+    nb_buf_reset(b);
+    NB_ASSERT(nb_buf_append(b, s.ptr, s.len) == 0);
+}
+
+static bool past_upper(nkv_iter *it, nb_slice ukey)
+{
+    return it->has_upper && nkv__ucmp(ukey, nb_buf_slice(&it->upper)) >= 0;
+}
+
+static bool before_lower(nkv_iter *it, nb_slice ukey)
+{
+    return it->has_lower && nkv__ucmp(ukey, nb_buf_slice(&it->lower)) < 0;
+}
+
+static void check_status(nkv_iter *it)
+{
+    int rc = IT_STATUS(it->in);
+    if (rc) {
+        it->status = rc;
+        it->valid = false;
+    }
+}
+
+static void find_next_user_entry(nkv_iter *it, bool skipping)
+{
+    /* saved_key holds the key to skip when skipping. */
+    while (IT_VALID(it->in)) {
+        nb_slice k = IT_KEY(it->in);
+        uint64_t tr = nkv__trailer(k);
+        nb_slice uk = nkv__ukey(k);
+        if ((tr >> 8) <= it->seq) {
+            if (past_upper(it, uk))
+                break;
+            if ((tr & 0xff) == NKV_TYPE_DELETE) {
+                save(&it->saved_key, uk);
+                skipping = true;
+            } else if (skipping && nkv__ucmp(uk, nb_buf_slice(&it->saved_key)) <= 0) {
+                /* hidden by a newer entry */
+            } else {
+                it->valid = true;
+                nb_buf_reset(&it->saved_key);
+                return;
+            }
+        }
+        IT_NEXT(it->in);
+    }
+    nb_buf_reset(&it->saved_key);
+    it->valid = false;
+    check_status(it);
+}
+
+static void find_prev_user_entry(nkv_iter *it)
+{
+    int vtype = NKV_TYPE_DELETE;
+    while (IT_VALID(it->in)) {
+        nb_slice k = IT_KEY(it->in);
+        uint64_t tr = nkv__trailer(k);
+        nb_slice uk = nkv__ukey(k);
+        if (before_lower(it, uk))
+            break;
+        if ((tr >> 8) <= it->seq) {
+            if (vtype != NKV_TYPE_DELETE && nkv__ucmp(uk, nb_buf_slice(&it->saved_key)) < 0)
+                break;
+            vtype = (int)(tr & 0xff);
+            if (vtype == NKV_TYPE_DELETE) {
+                nb_buf_reset(&it->saved_key);
+                nb_buf_reset(&it->saved_val);
+            } else {
+                save(&it->saved_key, uk);
+                save(&it->saved_val, IT_VAL(it->in));
+            }
+        }
+        IT_PREV(it->in);
+    }
+    if (vtype == NKV_TYPE_DELETE) {
+        it->valid = false;
+        nb_buf_reset(&it->saved_key);
+        nb_buf_reset(&it->saved_val);
+        it->forward = true;
+        check_status(it);
+    } else {
+        it->valid = true;
+    }
+}
+
+void nkv_iter_seek(nkv_iter *it, const void *key, size_t klen)
+{
+    nb_slice k = nb_slice_of(key, klen);
+    if (before_lower(it, k))
+        k = nb_buf_slice(&it->lower);
+    it->forward = true;
+    it->status = 0;
+    nkv__ikey_build(&it->tmp, k, it->seq, NKV_TYPE_VALUE);
+    IT_SEEK(it->in, nb_buf_slice(&it->tmp));
+    find_next_user_entry(it, false);
+}
+
+void nkv_iter_seek_first(nkv_iter *it)
+{
+    if (it->has_lower) {
+        nkv_iter_seek(it, it->lower.data, it->lower.len);
+        return;
+    }
+    it->forward = true;
+    it->status = 0;
+    IT_FIRST(it->in);
+    find_next_user_entry(it, false);
+}
+
+/* Positions the internal iterator on the last entry whose user key is
+ * < key (strict) or <= key, then scans backwards. */
+static void seek_before(nkv_iter *it, nb_slice key, bool inclusive)
+{
+    it->forward = false;
+    it->status = 0;
+    nb_buf_reset(&it->saved_val);
+    if (inclusive) {
+        nkv__ikey_build(&it->tmp, key, 0, NKV_TYPE_DELETE);
+        IT_SEEK(it->in, nb_buf_slice(&it->tmp));
+        while (IT_VALID(it->in) && nkv__ucmp(nkv__ukey(IT_KEY(it->in)), key) <= 0)
+            IT_NEXT(it->in);
+    } else {
+        nkv__ikey_build(&it->tmp, key, NKV_MAX_SEQ, NKV_TYPE_VALUE);
+        IT_SEEK(it->in, nb_buf_slice(&it->tmp));
+    }
+    if (IT_VALID(it->in))
+        IT_PREV(it->in);
+    else
+        IT_LAST(it->in);
+    find_prev_user_entry(it);
+}
+
+void nkv_iter_seek_last(nkv_iter *it)
+{
+    if (it->has_upper) {
+        seek_before(it, nb_buf_slice(&it->upper), false);
+        return;
+    }
+    it->forward = false;
+    it->status = 0;
+    nb_buf_reset(&it->saved_val);
+    IT_LAST(it->in);
+    find_prev_user_entry(it);
+}
+
+void nkv_iter_seek_for_prev(nkv_iter *it, const void *key, size_t klen)
+{
+    nb_slice k = nb_slice_of(key, klen);
+    if (past_upper(it, k))
+        seek_before(it, nb_buf_slice(&it->upper), false);
+    else
+        seek_before(it, k, true);
+}
+
+void nkv_iter_next(nkv_iter *it)
+{
+    NB_ASSERT(it->valid);
+    if (!it->forward) {
+        it->forward = true;
+        /* saved_key is the current key, to be skipped. */
+        if (!IT_VALID(it->in))
+            IT_FIRST(it->in);
+        else
+            IT_NEXT(it->in);
+    } else {
+        save(&it->saved_key, nkv__ukey(IT_KEY(it->in)));
+        IT_NEXT(it->in);
+    }
+    find_next_user_entry(it, true);
+}
+
+void nkv_iter_prev(nkv_iter *it)
+{
+    NB_ASSERT(it->valid);
+    if (it->forward) {
+        save(&it->saved_key, nkv__ukey(IT_KEY(it->in)));
+        for (;;) {
+            IT_PREV(it->in);
+            if (!IT_VALID(it->in)) {
+                it->valid = false;
+                nb_buf_reset(&it->saved_key);
+                nb_buf_reset(&it->saved_val);
+                check_status(it);
+                return;
+            }
+            if (nkv__ucmp(nkv__ukey(IT_KEY(it->in)), nb_buf_slice(&it->saved_key)) < 0)
+                break;
+        }
+        it->forward = false;
+    }
+    find_prev_user_entry(it);
+}
+
+bool nkv_iter_valid(const nkv_iter *it)
+{
+    return it->valid;
+}
+
+const void *nkv_iter_key(const nkv_iter *it, size_t *klen)
+{
+    nb_slice k = it->forward ? nkv__ukey(IT_KEY(it->in)) : nb_buf_slice(&it->saved_key);
+    *klen = k.len;
+    return k.ptr;
+}
+
+const void *nkv_iter_value(const nkv_iter *it, size_t *vlen)
+{
+    nb_slice v = it->forward ? IT_VAL(it->in) : nb_buf_slice(&it->saved_val);
+    *vlen = v.len;
+    return v.ptr;
+}
+
+int nkv_iter_status(const nkv_iter *it)
+{
+    return it->status;
+}

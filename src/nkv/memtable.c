@@ -1,0 +1,369 @@
+/*
+ * memtable.c — the arena and the skiplist memtable.
+ *
+ * Writers are serialised by the caller (the group-commit leader); readers
+ * traverse without any lock. A node is fully initialised before it is
+ * published with a release store into its predecessors' next pointers, and
+ * readers load next pointers with acquire, so a reader sees either the old
+ * list or the list with the complete new node (LevelDB's skiplist.h).
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "nkv_int.h"
+
+#define ARENA_CHUNK (1u << 20)
+
+void nkv__arena_init(nkv_arena *a)
+{
+    a->cur = NULL;
+    a->left = 0;
+    a->chunks = NULL;
+    atomic_store_explicit(&a->usage, 0, memory_order_relaxed);
+}
+
+static void *arena_chunk(nkv_arena *a, size_t n)
+{
+    void **c = nb_xmalloc(n + 16);
+    c[0] = a->chunks;
+    a->chunks = c;
+    return (char *)c + 16;
+}
+
+void *nkv__arena_alloc(nkv_arena *a, size_t n)
+{
+    n = (n + 7) & ~(size_t)7;
+    /* Usage counts bytes handed out, not chunks, so that small write
+     * buffers behave. */
+    atomic_fetch_add_explicit(&a->usage, n, memory_order_relaxed);
+    if (n <= a->left) {
+        void *p = a->cur;
+        a->cur += n;
+        a->left -= n;
+        return p;
+    }
+    if (n > ARENA_CHUNK / 4)
+        return arena_chunk(a, n);
+    a->cur = arena_chunk(a, ARENA_CHUNK);
+    a->left = ARENA_CHUNK;
+    void *p = a->cur;
+    a->cur += n;
+    a->left -= n;
+    return p;
+}
+
+void nkv__arena_free(nkv_arena *a)
+{
+    void **c = a->chunks;
+    while (c) {
+        void **next = c[0];
+        free(c);
+        c = next;
+    }
+    nkv__arena_init(a);
+}
+
+struct nkv_skipnode {
+    const uint8_t *entry; /* varint ikey_len | ikey | varint vlen | val */
+    _Atomic(nkv_skipnode *) next[];
+};
+
+static inline nb_slice entry_key(const uint8_t *e)
+{
+    uint64_t n;
+    const uint8_t *p = nb_varint_decode(e, e + 10, &n);
+    return nb_slice_of(p, n);
+}
+
+static inline nb_slice entry_val(const uint8_t *e)
+{
+    nb_slice k = entry_key(e);
+    uint64_t n;
+    const uint8_t *p = nb_varint_decode(k.ptr + k.len, k.ptr + k.len + 10, &n);
+    return nb_slice_of(p, n);
+}
+
+static inline nkv_skipnode *nx(nkv_skipnode *n, int lvl)
+{
+    return atomic_load_explicit(&n->next[lvl], memory_order_acquire);
+}
+
+static nkv_skipnode *node_new(nkv_mem *m, int height, size_t extra)
+{
+    size_t sz = sizeof(nkv_skipnode) + (size_t)height * sizeof(_Atomic(nkv_skipnode *));
+    nkv_skipnode *n = nkv__arena_alloc(&m->arena, sz + extra);
+    n->entry = extra ? (const uint8_t *)n + sz : NULL;
+    for (int i = 0; i < height; i++)
+        atomic_store_explicit(&n->next[i], NULL, memory_order_relaxed);
+    return n;
+}
+
+nkv_mem *nkv__mem_new(void)
+{
+    nkv_mem *m = nb_xcalloc(1, sizeof *m);
+    atomic_store(&m->refs, 1);
+    nkv__arena_init(&m->arena);
+    m->head = node_new(m, NKV_SKIP_MAX_HEIGHT, 0);
+    atomic_store(&m->height, 1);
+    m->rnd = 0x9e3779b97f4a7c15ull ^ (uint64_t)(uintptr_t)m;
+    return m;
+}
+
+void nkv__mem_ref(nkv_mem *m)
+{
+    atomic_fetch_add_explicit(&m->refs, 1, memory_order_relaxed);
+}
+
+void nkv__mem_unref(nkv_mem *m)
+{
+    if (m && atomic_fetch_sub_explicit(&m->refs, 1, memory_order_acq_rel) == 1) {
+        nkv__arena_free(&m->arena);
+        free(m);
+    }
+}
+
+size_t nkv__mem_usage(const nkv_mem *m)
+{
+    return atomic_load_explicit(&((nkv_mem *)m)->arena.usage, memory_order_relaxed);
+}
+
+static int random_height(nkv_mem *m)
+{
+    int h = 1;
+    for (;;) {
+        m->rnd ^= m->rnd << 13;
+        m->rnd ^= m->rnd >> 7;
+        m->rnd ^= m->rnd << 17;
+        if (h < NKV_SKIP_MAX_HEIGHT && (m->rnd & 3) == 0)
+            h++;
+        else
+            break;
+    }
+    return h;
+}
+
+/* The first node whose key >= key; prev[] receives the predecessors. */
+static nkv_skipnode *find_ge(nkv_mem *m, nb_slice key, nkv_skipnode **prev)
+{
+    nkv_skipnode *x = m->head;
+    int lvl = atomic_load_explicit(&m->height, memory_order_relaxed) - 1;
+    for (;;) {
+        nkv_skipnode *n = nx(x, lvl);
+        if (n && nkv__icmp(entry_key(n->entry), key) < 0) {
+            x = n;
+            continue;
+        }
+        if (prev)
+            prev[lvl] = x;
+        if (lvl == 0)
+            return n;
+        lvl--;
+    }
+}
+
+static nkv_skipnode *find_lt(nkv_mem *m, nb_slice key)
+{
+    nkv_skipnode *x = m->head;
+    int lvl = atomic_load_explicit(&m->height, memory_order_relaxed) - 1;
+    for (;;) {
+        nkv_skipnode *n = nx(x, lvl);
+        if (n && nkv__icmp(entry_key(n->entry), key) < 0) {
+            x = n;
+            continue;
+        }
+        if (lvl == 0)
+            return x == m->head ? NULL : x;
+        lvl--;
+    }
+}
+
+static nkv_skipnode *find_last(nkv_mem *m)
+{
+    nkv_skipnode *x = m->head;
+    int lvl = atomic_load_explicit(&m->height, memory_order_relaxed) - 1;
+    for (;;) {
+        nkv_skipnode *n = nx(x, lvl);
+        if (n) {
+            x = n;
+            continue;
+        }
+        if (lvl == 0)
+            return x == m->head ? NULL : x;
+        lvl--;
+    }
+}
+
+void nkv__mem_add(nkv_mem *m, uint64_t seq, int type, nb_slice key, nb_slice val)
+{
+    size_t ilen = key.len + 8;
+    size_t extra = (size_t)nb_varint_len(ilen) + ilen + (size_t)nb_varint_len(val.len) + val.len;
+    int h = random_height(m);
+    nkv_skipnode *n = node_new(m, h, extra);
+    uint8_t *p = (uint8_t *)n->entry;
+    p = nb_varint_encode(p, ilen);
+    if (key.len)
+        memcpy(p, key.ptr, key.len);
+    nb_put_u64le(p + key.len, nkv__pack(seq, type));
+    p += ilen;
+    p = nb_varint_encode(p, val.len);
+    if (val.len)
+        memcpy(p, val.ptr, val.len);
+
+    nkv_skipnode *prev[NKV_SKIP_MAX_HEIGHT];
+    int cur_h = atomic_load_explicit(&m->height, memory_order_relaxed);
+    find_ge(m, entry_key(n->entry), prev);
+    if (h > cur_h) {
+        for (int i = cur_h; i < h; i++)
+            prev[i] = m->head;
+        atomic_store_explicit(&m->height, h, memory_order_relaxed);
+    }
+    for (int i = 0; i < h; i++) {
+        atomic_store_explicit(&n->next[i], nx(prev[i], i), memory_order_relaxed);
+        atomic_store_explicit(&prev[i]->next[i], n, memory_order_release);
+    }
+    if (m->first_seq == 0 || seq < m->first_seq)
+        m->first_seq = seq;
+    if (seq > m->last_seq)
+        m->last_seq = seq;
+    atomic_fetch_add_explicit(&m->entries, 1, memory_order_relaxed);
+}
+
+int nkv__mem_get(nkv_mem *m, nb_slice ukey, uint64_t seq, nb_buf *val, bool *deleted)
+{
+    uint8_t stack[256];
+    uint8_t *kb = ukey.len + 8 <= sizeof stack ? stack : nb_xmalloc(ukey.len + 8);
+    if (ukey.len)
+        memcpy(kb, ukey.ptr, ukey.len);
+    nb_put_u64le(kb + ukey.len, nkv__pack(seq, NKV_TYPE_VALUE));
+    nkv_skipnode *n = find_ge(m, nb_slice_of(kb, ukey.len + 8), NULL);
+    if (kb != stack)
+        free(kb);
+    if (!n)
+        return NB_ENOTFOUND;
+    nb_slice k = entry_key(n->entry);
+    if (nkv__ucmp(nkv__ukey(k), ukey) != 0)
+        return NB_ENOTFOUND;
+    if ((nkv__trailer(k) & 0xff) == NKV_TYPE_DELETE) {
+        *deleted = true;
+        return 0;
+    }
+    *deleted = false;
+    nb_slice v = entry_val(n->entry);
+    nb_buf_reset(val);
+    NB_ASSERT(nb_buf_append(val, v.ptr, v.len) == 0);
+    return 0;
+}
+
+/* ---- iterator ---- */
+
+typedef struct mem_it {
+    nkv__it base;
+    nkv_mem *m;
+    nkv_skipnode *n;
+} mem_it;
+
+static bool mi_valid(nkv__it *i)
+{
+    return ((mem_it *)i)->n != NULL;
+}
+static void mi_first(nkv__it *i)
+{
+    mem_it *it = (mem_it *)i;
+    it->n = nx(it->m->head, 0);
+}
+static void mi_last(nkv__it *i)
+{
+    mem_it *it = (mem_it *)i;
+    it->n = find_last(it->m);
+}
+static void mi_seek(nkv__it *i, nb_slice k)
+{
+    mem_it *it = (mem_it *)i;
+    it->n = find_ge(it->m, k, NULL);
+}
+static void mi_next(nkv__it *i)
+{
+    mem_it *it = (mem_it *)i;
+    it->n = nx(it->n, 0);
+}
+static void mi_prev(nkv__it *i)
+{
+    mem_it *it = (mem_it *)i;
+    it->n = find_lt(it->m, entry_key(it->n->entry));
+}
+static nb_slice mi_key(nkv__it *i)
+{
+    return entry_key(((mem_it *)i)->n->entry);
+}
+static nb_slice mi_val(nkv__it *i)
+{
+    return entry_val(((mem_it *)i)->n->entry);
+}
+static int mi_status(nkv__it *i)
+{
+    (void)i;
+    return 0;
+}
+static void mi_free(nkv__it *i)
+{
+    mem_it *it = (mem_it *)i;
+    nkv__mem_unref(it->m);
+    free(it);
+}
+
+static const nkv__it_ops mem_it_ops = {mi_valid, mi_first, mi_last, mi_seek,   mi_next,
+                                       mi_prev,  mi_key,   mi_val,  mi_status, mi_free};
+
+nkv__it *nkv__mem_iter(nkv_mem *m)
+{
+    mem_it *it = nb_xcalloc(1, sizeof *it);
+    it->base.ops = &mem_it_ops;
+    nkv__mem_ref(m);
+    it->m = m;
+    return &it->base;
+}
+
+/* ---- empty iterator ---- */
+
+typedef struct empty_it {
+    nkv__it base;
+    int status;
+} empty_it;
+
+static bool ei_valid(nkv__it *i)
+{
+    (void)i;
+    return false;
+}
+static void ei_nop(nkv__it *i)
+{
+    (void)i;
+}
+static void ei_seek(nkv__it *i, nb_slice k)
+{
+    (void)i;
+    (void)k;
+}
+static nb_slice ei_key(nkv__it *i)
+{
+    (void)i;
+    return nb_slice_of(NULL, 0);
+}
+static int ei_status(nkv__it *i)
+{
+    return ((empty_it *)i)->status;
+}
+static void ei_free(nkv__it *i)
+{
+    free(i);
+}
+static const nkv__it_ops empty_ops = {ei_valid, ei_nop, ei_nop, ei_seek,   ei_nop,
+                                      ei_nop,   ei_key, ei_key, ei_status, ei_free};
+
+nkv__it *nkv__empty_iter(int status)
+{
+    empty_it *it = nb_xcalloc(1, sizeof *it);
+    it->base.ops = &empty_ops;
+    it->status = status;
+    return &it->base;
+}

@@ -1,0 +1,106 @@
+/*
+ * nkv_db.h — the database handle, shared by db.c (open, write path, reads,
+ * flush), compact.c (compaction) and repair.c.
+ *
+ * Locking: db->mu guards every field not marked otherwise. The write queue
+ * leader is the only thread that appends to the WAL and inserts into the
+ * memtable, and does so without holding mu; readers take mu only to pin
+ * (ref) the memtables and the current version.
+ */
+#ifndef NKV_NKV_DB_H
+#define NKV_NKV_DB_H
+
+#include "nkv_int.h"
+
+#define NKV_MAX_IMM 16
+
+typedef struct nkv_writer {
+    const nkv_batch *batch; /* NULL: force a memtable switch */
+    bool sync;
+    bool done;
+    int rc;
+    pthread_cond_t cv;
+    struct nkv_writer *next;
+} nkv_writer;
+
+struct nkv_snapshot {
+    uint64_t seq;
+    struct nkv_snapshot *prev, *next;
+};
+
+typedef struct nkv_stats {
+    _Atomic uint64_t user_bytes;    /* batch bytes accepted */
+    _Atomic uint64_t wal_bytes;     /* bytes appended to WALs */
+    _Atomic uint64_t flush_bytes;   /* bytes of L0 tables written by flushes */
+    _Atomic uint64_t compact_read;  /* bytes read by compactions */
+    _Atomic uint64_t compact_write; /* bytes written by compactions */
+    _Atomic uint64_t stall_us;      /* time writers spent delayed or stopped */
+    _Atomic uint64_t slowdowns;
+    _Atomic uint64_t compactions;
+    _Atomic uint64_t trivial_moves;
+    _Atomic uint64_t flushes;
+} nkv_stats;
+
+struct nkv_db {
+    nkv_options o;
+    char *dir;
+    const nkv_env *env;
+    int lock_token;
+    bool locked;
+
+    pthread_mutex_t mu;
+    pthread_cond_t bg_cv;   /* wakes the background threads */
+    pthread_cond_t done_cv; /* background progress: wakes stalled writers, flush waiters */
+
+    nkv_mem *mem;
+    nkv_mem *imm[NKV_MAX_IMM]; /* imm[0] is the oldest */
+    int nimm;
+    nkv_wal_writer wal;
+    bool wal_open;
+    bool wal_broken; /* an append failed: switch to a new WAL before the next write */
+
+    nkv_vset vs;
+    nkv_cache *block_cache;
+    nkv_table_cache *tc;
+
+    nkv_writer *wq_head, *wq_tail;
+    nkv_batch *group; /* scratch batch of the group-commit leader */
+
+    struct nkv_snapshot snaps; /* sentinel of a list, oldest first */
+
+    pthread_t flush_thr;
+    pthread_t *compact_thr;
+    int ncompact_thr;
+    bool threads_started;
+    bool shutting_down;
+    int bg_error; /* last background failure; cleared by a later success */
+    int compactions_running;
+    bool manual_compaction;
+    uint64_t flush_done; /* count of completed flushes (for waiters) */
+
+    nkv_stats st;
+};
+
+/* compact.c */
+void *nkv__compact_thread(void *arg);
+/* Manual compaction of [lo, hi] (NULL = open) through every level. */
+int nkv__compact_range(nkv_db *db, const nb_slice *lo, const nb_slice *hi);
+/* Score of the most urgent level (>= 1 means compaction is due); mu held. */
+double nkv__compaction_score(nkv_db *db, int *level);
+uint64_t nkv__level_target(const nkv_db *db, int level);
+uint64_t nkv__pending_compaction_bytes(nkv_db *db);
+
+/* db.c */
+uint64_t nkv__smallest_snapshot(nkv_db *db); /* mu held */
+/* Deletes queued obsolete tables; mu not held. */
+void nkv__delete_obsolete(nkv_db *db);
+/* Drops entries shadowed for every snapshot (and, when is_base says the
+ * key exists nowhere deeper, tombstones) while writing sorted entries from
+ * `in` into tables of at most max_size bytes at `level`. Output files are
+ * appended to e. */
+typedef bool (*nkv__base_fn)(void *arg, nb_slice ukey);
+int nkv__write_tables(nkv_db *db, nkv__it *in, uint64_t smallest_snap, nkv__base_fn is_base,
+                      void *base_arg, uint64_t max_size, int level, nkv_edit *e,
+                      uint64_t *bytes_out);
+
+#endif

@@ -1,0 +1,264 @@
+/* nkv public API: put/get/delete, batches, iterators with bounds,
+ * snapshots, reopen, flush, compaction, properties, lock, destroy. */
+#include <errno.h>
+#include <sys/wait.h>
+
+#include "nkv/nkv.h"
+
+#include "test.h"
+
+static nkv_db *open_db(const char *dir, size_t wbuf)
+{
+    nkv_options o;
+    nkv_options_init(&o);
+    if (wbuf)
+        o.write_buffer_size = wbuf;
+    nkv_db *db;
+    ASSERT_OK(nkv_open(&o, dir, &db));
+    return db;
+}
+
+static void expect(nkv_db *db, const char *k, const char *v)
+{
+    void *val;
+    size_t len;
+    int rc = nkv_get(db, NULL, k, strlen(k), &val, &len);
+    if (!v) {
+        ASSERT_RC(rc, NKV_ENOTFOUND);
+        return;
+    }
+    ASSERT_OK(rc);
+    assert_int_equal(len, strlen(v));
+    assert_memory_equal(val, v, len);
+    nkv_free(val);
+}
+
+static void put(nkv_db *db, const char *k, const char *v)
+{
+    ASSERT_OK(nkv_put(db, NULL, k, strlen(k), v, strlen(v)));
+}
+
+static void test_basic(void **state)
+{
+    (void)state;
+    char *dir = nb_test_dir("nkv_basic");
+    nkv_db *db = open_db(dir, 0);
+    put(db, "a", "1");
+    put(db, "b", "2");
+    put(db, "a", "3");
+    expect(db, "a", "3");
+    expect(db, "b", "2");
+    expect(db, "c", NULL);
+    ASSERT_OK(nkv_delete(db, NULL, "b", 1));
+    expect(db, "b", NULL);
+    ASSERT_OK(nkv_put(db, NULL, "empty", 5, "", 0));
+    expect(db, "empty", "");
+
+    nkv_batch *b;
+    ASSERT_OK(nkv_batch_new(&b));
+    ASSERT_OK(nkv_batch_put(b, "x", 1, "10", 2));
+    ASSERT_OK(nkv_batch_put(b, "y", 1, "20", 2));
+    ASSERT_OK(nkv_batch_delete(b, "a", 1));
+    assert_int_equal(nkv_batch_count(b), 3);
+    nkv_write_options wo = {.sync = true};
+    ASSERT_OK(nkv_write(db, &wo, b));
+    nkv_batch_free(b);
+    expect(db, "a", NULL);
+    expect(db, "x", "10");
+
+    /* Reopen replays the WAL. */
+    ASSERT_OK(nkv_close(db));
+    db = open_db(dir, 0);
+    expect(db, "x", "10");
+    expect(db, "y", "20");
+    expect(db, "a", NULL);
+    expect(db, "empty", "");
+    /* Flush, then read from the table. */
+    ASSERT_OK(nkv_flush(db, true));
+    expect(db, "x", "10");
+    expect(db, "a", NULL);
+    ASSERT_OK(nkv_close(db));
+    db = open_db(dir, 0);
+    expect(db, "y", "20");
+    char *p;
+    ASSERT_OK(nkv_property(db, "nkv.level-files", &p));
+    assert_non_null(strstr(p, "L0:"));
+    nkv_free(p);
+    ASSERT_RC(nkv_property(db, "nkv.nope", &p), NKV_ENOTFOUND);
+    ASSERT_OK(nkv_close(db));
+    ASSERT_OK(nkv_destroy(NULL, dir));
+    nb_test_rmdir(dir);
+    free(dir);
+}
+
+static void test_iter_bounds_snapshots(void **state)
+{
+    (void)state;
+    char *dir = nb_test_dir("nkv_iter");
+    nkv_db *db = open_db(dir, 0);
+    char k[16], v[16];
+    for (int i = 0; i < 100; i++) {
+        snprintf(k, sizeof k, "k%03d", i);
+        snprintf(v, sizeof v, "v%d", i);
+        put(db, k, v);
+    }
+    nkv_snapshot *snap;
+    ASSERT_OK(nkv_snapshot_new(db, &snap));
+    for (int i = 0; i < 100; i += 2) {
+        snprintf(k, sizeof k, "k%03d", i);
+        ASSERT_OK(nkv_delete(db, NULL, k, strlen(k)));
+    }
+    ASSERT_OK(nkv_flush(db, true));
+    nkv_read_options ro;
+    nkv_read_options_init(&ro);
+    ro.lower_bound = "k010";
+    ro.lower_bound_len = 4;
+    ro.upper_bound = "k020";
+    ro.upper_bound_len = 4;
+    nkv_iter *it;
+    ASSERT_OK(nkv_iter_new(db, &ro, &it));
+    int n = 0;
+    for (nkv_iter_seek_first(it); nkv_iter_valid(it); nkv_iter_next(it)) {
+        size_t kl;
+        const char *key = nkv_iter_key(it, &kl);
+        snprintf(k, sizeof k, "k%03d", 11 + 2 * n);
+        assert_int_equal(kl, 4);
+        assert_memory_equal(key, k, 4);
+        n++;
+    }
+    assert_int_equal(n, 5);
+    n = 0;
+    for (nkv_iter_seek_last(it); nkv_iter_valid(it); nkv_iter_prev(it)) {
+        size_t kl;
+        const char *key = nkv_iter_key(it, &kl);
+        snprintf(k, sizeof k, "k%03d", 19 - 2 * n);
+        assert_memory_equal(key, k, 4);
+        n++;
+    }
+    assert_int_equal(n, 5);
+    ASSERT_OK(nkv_iter_status(it));
+    nkv_iter_free(it);
+
+    /* The snapshot still sees every key. */
+    nkv_read_options_init(&ro);
+    ro.snapshot = snap;
+    ASSERT_OK(nkv_iter_new(db, &ro, &it));
+    n = 0;
+    for (nkv_iter_seek(it, "k050", 4); nkv_iter_valid(it); nkv_iter_next(it))
+        n++;
+    assert_int_equal(n, 50);
+    nkv_iter_seek_for_prev(it, "k0505", 5);
+    assert_true(nkv_iter_valid(it));
+    size_t kl;
+    assert_memory_equal(nkv_iter_key(it, &kl), "k050", 4);
+    nkv_iter_free(it);
+    void *val;
+    size_t vl;
+    ASSERT_OK(nkv_get(db, &ro, "k000", 4, &val, &vl));
+    nkv_free(val);
+    ASSERT_RC(nkv_get(db, NULL, "k000", 4, &val, &vl), NKV_ENOTFOUND);
+    /* Compaction keeps what the snapshot needs. */
+    ASSERT_OK(nkv_compact_range(db, NULL, 0, NULL, 0));
+    ASSERT_OK(nkv_get(db, &ro, "k000", 4, &val, &vl));
+    nkv_free(val);
+    nkv_snapshot_free(db, snap);
+    ASSERT_OK(nkv_compact_range(db, NULL, 0, NULL, 0));
+    ASSERT_RC(nkv_get(db, NULL, "k000", 4, &val, &vl), NKV_ENOTFOUND);
+    expect(db, "k001", "v1");
+    ASSERT_OK(nkv_close(db));
+    nb_test_rmdir(dir);
+    free(dir);
+}
+
+static void test_many_flushes_and_compaction(void **state)
+{
+    (void)state;
+    char *dir = nb_test_dir("nkv_many");
+    nkv_options o;
+    nkv_options_init(&o);
+    o.write_buffer_size = 64 << 10;
+    o.target_file_size = 64 << 10;
+    o.max_bytes_for_level_base = 1 << 20;
+    nkv_db *db;
+    ASSERT_OK(nkv_open(&o, dir, &db));
+    char k[32], v[128];
+    int N = 20000;
+    for (int i = 0; i < N; i++) {
+        int x = (int)((i * 7919u) % (unsigned)N);
+        snprintf(k, sizeof k, "key%08d", x);
+        snprintf(v, sizeof v, "value-%d-%0100d", x, i);
+        ASSERT_OK(nkv_put(db, NULL, k, strlen(k), v, strlen(v)));
+    }
+    ASSERT_OK(nkv_flush(db, true));
+    for (int i = 0; i < N; i += 97) {
+        snprintf(k, sizeof k, "key%08d", i);
+        void *val;
+        size_t vl;
+        ASSERT_OK(nkv_get(db, NULL, k, strlen(k), &val, &vl));
+        snprintf(v, sizeof v, "value-%d-", i);
+        assert_memory_equal(val, v, strlen(v));
+        nkv_free(val);
+    }
+    ASSERT_OK(nkv_close(db));
+    ASSERT_OK(nkv_open(&o, dir, &db));
+    nkv_iter *it;
+    ASSERT_OK(nkv_iter_new(db, NULL, &it));
+    int n = 0;
+    for (nkv_iter_seek_first(it); nkv_iter_valid(it); nkv_iter_next(it)) {
+        size_t kl;
+        const char *key = nkv_iter_key(it, &kl);
+        snprintf(k, sizeof k, "key%08d", n);
+        assert_memory_equal(key, k, kl);
+        n++;
+    }
+    ASSERT_OK(nkv_iter_status(it));
+    assert_int_equal(n, N);
+    nkv_iter_free(it);
+    ASSERT_OK(nkv_compact_range(db, NULL, 0, NULL, 0));
+    char *p;
+    ASSERT_OK(nkv_property(db, "nkv.stats", &p));
+    fprintf(stderr, "%s", p);
+    nkv_free(p);
+    ASSERT_OK(nkv_close(db));
+    nb_test_rmdir(dir);
+    free(dir);
+}
+
+static void test_lock(void **state)
+{
+    (void)state;
+    char *dir = nb_test_dir("nkv_lock");
+    nkv_db *db = open_db(dir, 0);
+    pid_t child = fork();
+    if (child == 0) {
+        nkv_db *db2;
+        int rc = nkv_open(NULL, dir, &db2);
+        _exit(rc == NKV_ELOCKED ? 0 : 1);
+    }
+    int status;
+    waitpid(child, &status, 0);
+    assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    ASSERT_OK(nkv_close(db));
+    nkv_options o;
+    nkv_options_init(&o);
+    o.error_if_exists = true;
+    ASSERT_RC(nkv_open(&o, dir, &db), NKV_EEXIST);
+    o.error_if_exists = false;
+    o.create_if_missing = false;
+    char *missing = nb_xasprintf("%s/missing", dir);
+    ASSERT_RC(nkv_open(&o, missing, &db), -ENOENT);
+    free(missing);
+    nb_test_rmdir(dir);
+    free(dir);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_basic),
+        cmocka_unit_test(test_iter_bounds_snapshots),
+        cmocka_unit_test(test_many_flushes_and_compaction),
+        cmocka_unit_test(test_lock),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
