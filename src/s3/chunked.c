@@ -349,8 +349,10 @@ int s3_chunked_finish(s3_chunked *c)
 
 const char *s3_chunked_trailer(const s3_chunked *c, const char *name)
 {
+    if (!c->trailers.data)
+        return NULL;
     const char *p = (const char *)c->trailers.data, *end = p + c->trailers.len;
-    while (p && p < end) {
+    while (p < end) {
         const char *v = p + strlen(p) + 1;
         if (strcasecmp(p, name) == 0)
             return v;
