@@ -241,7 +241,7 @@ void nkv__delete_obsolete(nkv_db *db)
 }
 
 /* Parses "NNNNNN.ext"; returns the number or 0. */
-static uint64_t parse_num(const char *name, const char *ext)
+uint64_t nkv__parse_num(const char *name, const char *ext)
 {
     char *end;
     if (name[0] < '0' || name[0] > '9')
@@ -264,9 +264,9 @@ static void delete_unneeded_files(nkv_db *db)
         const char *nm = names[i];
         bool del = false;
         uint64_t num;
-        if ((num = parse_num(nm, "sst")) != 0)
+        if ((num = nkv__parse_num(nm, "sst")) != 0)
             del = !nkv__version_has_file(db->vs.current, num);
-        else if ((num = parse_num(nm, "log")) != 0)
+        else if ((num = nkv__parse_num(nm, "log")) != 0)
             del = num < db->vs.log_number;
         else if (!strncmp(nm, "MANIFEST-", 9))
             del = strtoull(nm + 9, NULL, 10) != db->vs.manifest_num;
@@ -294,7 +294,7 @@ static bool never_base(void *arg, nb_slice uk)
 }
 
 /* Writes m as L0 table(s) into e. mu not held. */
-static int write_l0(nkv_db *db, nkv_mem *m, uint64_t smallest_snap, nkv_edit *e)
+int nkv__write_l0(nkv_db *db, nkv_mem *m, uint64_t smallest_snap, nkv_edit *e)
 {
     nkv__it *it = nkv__mem_iter(m);
     uint64_t bytes = 0;
@@ -319,7 +319,7 @@ static void *flush_thread(void *arg)
         pthread_mutex_unlock(&db->mu);
         nkv_edit e;
         nkv__edit_init(&e);
-        int rc = write_l0(db, m, snap, &e);
+        int rc = nkv__write_l0(db, m, snap, &e);
         pthread_mutex_lock(&db->mu);
         if (!rc) {
             e.has_log = true;
@@ -376,8 +376,18 @@ static int new_wal(nkv_db *db)
         db->env->close(db->env->ctx, f);
         return rc;
     }
-    if (db->wal_open)
+    if (db->wal_open) {
+        /* A later synced write in the new log must not outlive unsynced
+         * writes of this one: make the old log durable first. */
+        if (!db->wal_broken) {
+            rc = nkv__wal_sync(&db->wal);
+            if (rc) {
+                db->env->close(db->env->ctx, f);
+                return rc;
+            }
+        }
         nkv__wal_close(&db->wal);
+    }
     nkv__wal_writer_init(&db->wal, db->env, f, 0);
     db->wal_open = true;
     db->wal_broken = false;
@@ -491,7 +501,9 @@ static int db_write(nkv_db *db, bool sync, const nkv_batch *batch)
             atomic_fetch_add(&db->st.user_bytes, size);
             atomic_fetch_add(&db->st.wal_bytes, gb->rep.len);
         } else {
+            /* The record may still reach the log; never reuse its sequences. */
             NB_ERROR("nkv: WAL write in %s failed: %s", db->dir, nb_strerror(rc));
+            atomic_store(&db->vs.last_seq, seq + count - 1);
             db->wal_broken = true;
         }
         if (db->group->rep.cap > 4 * GROUP_MAX) {
@@ -777,7 +789,7 @@ static int replay_log(nkv_db *db, uint64_t num, replay *r)
             atomic_store(&db->vs.last_seq, r->max_seq > atomic_load(&db->vs.last_seq)
                                                ? r->max_seq
                                                : atomic_load(&db->vs.last_seq));
-            rc = write_l0(db, r->mem, NKV_MAX_SEQ, r->e);
+            rc = nkv__write_l0(db, r->mem, NKV_MAX_SEQ, r->e);
             nkv__mem_unref(r->mem);
             r->mem = NULL;
             if (rc)
@@ -812,12 +824,12 @@ static int recover(nkv_db *db)
     uint64_t *logs = nb_xmalloc((n + 1) * sizeof *logs);
     size_t nlogs = 0;
     for (size_t i = 0; i < n; i++) {
-        uint64_t num = parse_num(names[i], "log");
+        uint64_t num = nkv__parse_num(names[i], "log");
         if (num && num >= db->vs.log_number)
             logs[nlogs++] = num;
         if (num >= db->vs.next_file)
             db->vs.next_file = num + 1;
-        uint64_t snum = parse_num(names[i], "sst");
+        uint64_t snum = nkv__parse_num(names[i], "sst");
         if (snum >= db->vs.next_file)
             db->vs.next_file = snum + 1;
         free(names[i]);
@@ -833,7 +845,7 @@ static int recover(nkv_db *db)
     if (!rc && r.max_seq > atomic_load(&db->vs.last_seq))
         atomic_store(&db->vs.last_seq, r.max_seq);
     if (!rc && r.mem)
-        rc = write_l0(db, r.mem, NKV_MAX_SEQ, &e);
+        rc = nkv__write_l0(db, r.mem, NKV_MAX_SEQ, &e);
     if (r.mem)
         nkv__mem_unref(r.mem);
     uint64_t log_num = 0;
@@ -1037,8 +1049,9 @@ int nkv_destroy(const nkv_options *opts, const char *dir)
     if (!rc) {
         for (size_t i = 0; i < n; i++) {
             const char *nm = names[i];
-            if (parse_num(nm, "sst") || parse_num(nm, "log") || !strncmp(nm, "MANIFEST-", 9) ||
-                !strcmp(nm, "CURRENT") || !strcmp(nm, "CURRENT.tmp")) {
+            if (nkv__parse_num(nm, "sst") || nkv__parse_num(nm, "log") ||
+                !strncmp(nm, "MANIFEST-", 9) || !strcmp(nm, "CURRENT") ||
+                !strcmp(nm, "CURRENT.tmp")) {
                 char *p = nb_xasprintf("%s/%s", dir, nm);
                 env->unlink(env->ctx, p);
                 free(p);

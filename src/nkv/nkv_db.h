@@ -91,6 +91,10 @@ uint64_t nkv__level_target(const nkv_db *db, int level);
 uint64_t nkv__pending_compaction_bytes(nkv_db *db);
 
 /* db.c */
+/* Writes memtable m as L0 table(s), adding them to e; mu not held. */
+int nkv__write_l0(nkv_db *db, nkv_mem *m, uint64_t smallest_snap, nkv_edit *e);
+/* Parses "NNNNNN.ext"; returns the number or 0. */
+uint64_t nkv__parse_num(const char *name, const char *ext);
 uint64_t nkv__smallest_snapshot(nkv_db *db); /* mu held */
 /* Deletes queued obsolete tables; mu not held. */
 void nkv__delete_obsolete(nkv_db *db);

@@ -303,6 +303,10 @@ nkv__it *nkv__table_iter(nkv_table *t, bool fill_cache, nkv__release_fn release,
 /* Reads and verifies every block; NB_ECORRUPT/NB_ECHECKSUM naming the
  * offset of the first bad one. */
 int nkv__table_check(nkv_table *t, uint64_t *entries);
+/* Calls fn for every entry of every readable data block, skipping (and
+ * counting) damaged blocks. Fails only when the index is unreadable. */
+int nkv__table_salvage(nkv_table *t, void (*fn)(void *arg, nb_slice k, nb_slice v), void *arg,
+                       uint64_t *bad_blocks);
 uint64_t nkv__table_entries(const nkv_table *t);
 
 /* ---------------------------------------------------------------------------

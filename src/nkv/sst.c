@@ -930,3 +930,32 @@ void nkv__tcache_evict(nkv_table_cache *tc, uint64_t num)
     nb_put_u64le(key, num);
     nkv__cache_erase(tc->c, key, sizeof key);
 }
+
+int nkv__table_salvage(nkv_table *t, void (*fn)(void *arg, nb_slice k, nb_slice v), void *arg,
+                       uint64_t *bad_blocks)
+{
+    *bad_blocks = 0;
+    nkv__it *ii = nkv__block_iter(t->index, true, NULL, NULL, NULL);
+    for (IT_FIRST(ii); IT_VALID(ii); IT_NEXT(ii)) {
+        nb_slice hv = IT_VAL(ii);
+        handle h;
+        nkv_block *b;
+        if (!handle_decode(hv.ptr, hv.ptr + hv.len, &h) || read_block(t, h, &b) != 0) {
+            (*bad_blocks)++;
+            continue;
+        }
+        nkv__it *bi = nkv__block_iter(b, true, NULL, NULL, NULL);
+        for (IT_FIRST(bi); IT_VALID(bi); IT_NEXT(bi)) {
+            nb_slice k = IT_KEY(bi);
+            if (k.len >= 8)
+                fn(arg, k, IT_VAL(bi));
+        }
+        if (IT_STATUS(bi))
+            (*bad_blocks)++;
+        IT_FREE(bi);
+        nkv__block_free(b);
+    }
+    int rc = IT_STATUS(ii);
+    IT_FREE(ii);
+    return rc;
+}

@@ -5,6 +5,7 @@
  * Seeds: NB_TEST_SEED or time-based; NB_SOAK=1 runs many more steps.
  */
 #include "nkv/nkv.h"
+
 #include "test.h"
 
 #define K    600 /* key space */

@@ -1,0 +1,158 @@
+/*
+ * Fault injection: a simulated power loss drops unsynced data; every synced
+ * write must survive and what survives must be a prefix of the writes. A
+ * full disk makes writes fail with a status while reads keep working, and
+ * writes work again once space is back.
+ */
+#include "fault_env.h"
+#include "test.h"
+
+static void key_of(int i, char *k)
+{
+    snprintf(k, 32, "key%08d", i);
+}
+
+static void test_drop_unsynced(void **state)
+{
+    (void)state;
+    char *dir = nb_test_dir("nkv_fault");
+    uint64_t seed = nb_test_seed();
+    srand((unsigned)seed);
+    int next = 0;
+    for (int round = 0; round < 8; round++) {
+        fault_env fe;
+        fault_env_init(&fe);
+        nkv_options o;
+        nkv_options_init(&o);
+        o.env = &fe.env;
+        o.write_buffer_size = 64 << 10;
+        o.target_file_size = 64 << 10;
+        o.max_bytes_for_level_base = 256 << 10;
+        nkv_db *db;
+        ASSERT_OK(nkv_open(&o, dir, &db));
+        /* Everything written before this round is durable: check it. */
+        char k[32], v[200];
+        for (int i = 0; i < next; i++) {
+            key_of(i, k);
+            void *val;
+            size_t vl;
+            int rc = nkv_get(db, NULL, k, strlen(k), &val, &vl);
+            if (rc)
+                fail_msg("round %d: key %d of %d lost (%s)", round, i, next, nb_errname(rc));
+            nkv_free(val);
+        }
+        int n = 500 + rand() % 3000, last_synced = next - 1;
+        for (int i = next; i < next + n; i++) {
+            key_of(i, k);
+            memset(v, 'a' + i % 26, sizeof v);
+            nkv_write_options wo = {.sync = rand() % 50 == 0};
+            ASSERT_OK(nkv_put(db, &wo, k, strlen(k), v, 20 + (size_t)(i % 150)));
+            if (wo.sync)
+                last_synced = i;
+        }
+        /* Crash: nothing more reaches the disk, then unsynced data vanishes. */
+        fault_set_inactive(&fe, true);
+        ASSERT_OK(nkv_close(db));
+        fault_drop_unsynced(&fe);
+        fault_env_free(&fe);
+
+        ASSERT_OK(nkv_open(NULL, dir, &db));
+        int present = 0;
+        nkv_iter *it;
+        ASSERT_OK(nkv_iter_new(db, NULL, &it));
+        for (nkv_iter_seek_first(it); nkv_iter_valid(it); nkv_iter_next(it)) {
+            size_t kl;
+            const char *key = nkv_iter_key(it, &kl);
+            key_of(present, k);
+            if (kl != strlen(k) || memcmp(key, k, kl))
+                fail_msg("round %d: gap: found %.*s, want %s", round, (int)kl, key, k);
+            present++;
+        }
+        ASSERT_OK(nkv_iter_status(it));
+        nkv_iter_free(it);
+        if (present <= last_synced)
+            fail_msg("round %d: synced key %d lost (%d present)", round, last_synced, present);
+        fprintf(stderr, "round %d: wrote %d..%d, synced up to %d, %d survive\n", round, next,
+                next + n - 1, last_synced, present);
+        next = present;
+        ASSERT_OK(nkv_close(db));
+    }
+    nb_test_rmdir(dir);
+    free(dir);
+}
+
+static void test_disk_full(void **state)
+{
+    (void)state;
+    char *dir = nb_test_dir("nkv_full");
+    fault_env fe;
+    fault_env_init(&fe);
+    nkv_options o;
+    nkv_options_init(&o);
+    o.env = &fe.env;
+    o.write_buffer_size = 64 << 10;
+    nkv_db *db;
+    ASSERT_OK(nkv_open(&o, dir, &db));
+    char k[32], v[100];
+    memset(v, 'v', sizeof v);
+    for (int i = 0; i < 1000; i++) {
+        key_of(i, k);
+        ASSERT_OK(nkv_put(db, NULL, k, strlen(k), v, sizeof v));
+    }
+    fault_set_nospace(&fe, true);
+    int failures = 0;
+    for (int i = 1000; i < 3000; i++) {
+        key_of(i, k);
+        int rc = nkv_put(db, NULL, k, strlen(k), v, sizeof v);
+        if (rc) {
+            assert_int_equal(rc, -ENOSPC);
+            failures++;
+        }
+    }
+    assert_true(failures > 0);
+    /* Reads still work. */
+    for (int i = 0; i < 1000; i += 7) {
+        key_of(i, k);
+        void *val;
+        size_t vl;
+        ASSERT_OK(nkv_get(db, NULL, k, strlen(k), &val, &vl));
+        nkv_free(val);
+    }
+    fault_set_nospace(&fe, false);
+    /* Background retries recover; writes succeed again. */
+    int ok = 0;
+    for (int tries = 0; tries < 200 && !ok; tries++) {
+        if (nkv_put(db, NULL, "after", 5, "x", 1) == 0)
+            ok = 1;
+        else
+            nb_sleep_ns(50 * NB_NS_PER_MS);
+    }
+    assert_true(ok);
+    for (int i = 3000; i < 5000; i++) {
+        key_of(i, k);
+        ASSERT_OK(nkv_put(db, NULL, k, strlen(k), v, sizeof v));
+    }
+    ASSERT_OK(nkv_flush(db, true));
+    ASSERT_OK(nkv_close(db));
+    ASSERT_OK(nkv_open(&o, dir, &db));
+    for (int i = 0; i < 1000; i++) {
+        key_of(i, k);
+        void *val;
+        size_t vl;
+        ASSERT_OK(nkv_get(db, NULL, k, strlen(k), &val, &vl));
+        nkv_free(val);
+    }
+    ASSERT_OK(nkv_close(db));
+    fault_env_free(&fe);
+    nb_test_rmdir(dir);
+    free(dir);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_drop_unsynced),
+        cmocka_unit_test(test_disk_full),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
