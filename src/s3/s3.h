@@ -213,6 +213,119 @@ int s3_xml_complete_upload(nb_buf *out, const char *location, const char *bucket
 /* status: "Enabled", "Suspended" or NULL (never configured: empty). */
 int s3_xml_versioning(nb_buf *out, const char *status) NB_MUST_CHECK;
 
+/* Listing documents. The handler gathers a page (at most max-keys
+ * entries), then writes it: *_begin with the page's parameters, one call
+ * per entry, s3_xml_end. With url_encode (encoding-type=url) keys,
+ * prefixes, delimiters and markers are written with s3_url_encode_key.
+ * Every pointer is borrowed for the call; NULL strings are left out. */
+typedef struct s3_owner {
+    const char *id;
+    const char *display_name;
+} s3_owner;
+
+/* Appends s as S3 listings do for encoding-type=url: unreserved
+ * characters, '/' and '*' as-is, space as '+', the rest %XX. */
+int s3_url_encode_key(nb_buf *out, const char *s, size_t n) NB_MUST_CHECK;
+
+/* ListAllMyBucketsResult. */
+void s3_xml_buckets_begin(s3_xml *x, nb_buf *out, const s3_owner *owner);
+void s3_xml_bucket(s3_xml *x, const char *name, int64_t created);
+
+typedef struct s3_list_params {
+    bool v2;         /* ListObjectsV2 */
+    bool url_encode; /* encoding-type=url */
+    bool truncated;
+    const char *bucket;
+    const char *prefix;
+    const char *delimiter;
+    uint32_t max_keys;
+    const char *marker;                  /* v1 */
+    const char *next_marker;             /* v1 */
+    const char *start_after;             /* v2 */
+    const char *continuation_token;      /* v2 */
+    const char *next_continuation_token; /* v2 */
+    uint32_t key_count;                  /* v2: objects + common prefixes in the page */
+} s3_list_params;
+
+typedef struct s3_list_object {
+    const char *key;
+    int64_t mtime;
+    int mtime_ms;
+    const char *etag; /* unquoted */
+    uint64_t size;
+    const char *storage_class; /* NULL: STANDARD */
+    const s3_owner *owner;     /* NULL: no <Owner> (v2 without fetch-owner) */
+    /* ListObjectVersions only: */
+    const char *version_id; /* NULL: "null" */
+    bool is_latest;
+    bool delete_marker;
+} s3_list_object;
+
+/* ListBucketResult (v1 and v2). */
+void s3_xml_list_begin(s3_xml *x, nb_buf *out, const s3_list_params *p);
+void s3_xml_list_object(s3_xml *x, const s3_list_params *p, const s3_list_object *o);
+/* One <CommonPrefixes><Prefix>p</Prefix></CommonPrefixes>; also for the
+ * version and upload listings. */
+void s3_xml_common_prefix(s3_xml *x, bool url_encode, const char *prefix);
+
+typedef struct s3_versions_params {
+    bool url_encode;
+    bool truncated;
+    const char *bucket;
+    const char *prefix;
+    const char *delimiter;
+    uint32_t max_keys;
+    const char *key_marker;
+    const char *version_id_marker;
+    const char *next_key_marker;
+    const char *next_version_id_marker;
+} s3_versions_params;
+
+/* ListVersionsResult: <Version> or, for o->delete_marker, <DeleteMarker>. */
+void s3_xml_versions_begin(s3_xml *x, nb_buf *out, const s3_versions_params *p);
+void s3_xml_version(s3_xml *x, bool url_encode, const s3_list_object *o);
+
+typedef struct s3_parts_params {
+    const char *bucket;
+    const char *key;
+    const char *upload_id;
+    uint32_t part_number_marker;
+    uint32_t next_part_number_marker;
+    uint32_t max_parts;
+    bool truncated;
+    const s3_owner *owner; /* Initiator and Owner */
+    const char *storage_class;
+} s3_parts_params;
+
+/* ListPartsResult. */
+void s3_xml_parts_begin(s3_xml *x, nb_buf *out, const s3_parts_params *p);
+void s3_xml_part(s3_xml *x, uint32_t number, int64_t mtime, const char *etag, uint64_t size);
+
+typedef struct s3_uploads_params {
+    bool url_encode;
+    bool truncated;
+    const char *bucket;
+    const char *prefix;
+    const char *delimiter;
+    uint32_t max_uploads;
+    const char *key_marker;
+    const char *upload_id_marker;
+    const char *next_key_marker;
+    const char *next_upload_id_marker;
+} s3_uploads_params;
+
+/* ListMultipartUploadsResult. */
+void s3_xml_uploads_begin(s3_xml *x, nb_buf *out, const s3_uploads_params *p);
+void s3_xml_upload(s3_xml *x, bool url_encode, const char *key, const char *upload_id,
+                   const s3_owner *owner, int64_t initiated);
+
+/* DeleteResult: one <Deleted> per removed key (left out in quiet mode by
+ * the caller), one <Error> per failure (rc through s3_error_of). */
+void s3_xml_delete_begin(s3_xml *x, nb_buf *out);
+void s3_xml_deleted(s3_xml *x, const char *key, const char *version_id, bool delete_marker,
+                    const char *delete_marker_version_id);
+void s3_xml_delete_error(s3_xml *x, const char *key, const char *version_id, int rc);
+
 /* ------------------------------------------------------------------------ */
 /* XML request bodies                                                        */
 /* ------------------------------------------------------------------------ */

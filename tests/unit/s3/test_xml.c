@@ -116,6 +116,135 @@ static void test_writer_and_errors(void **state)
     nb_buf_free(&d);
 }
 
+static void test_listings(void **state)
+{
+    (void)state;
+    nb_buf b = NB_BUF_INIT;
+    s3_xml x;
+    s3_owner me = {"id1", "root"};
+
+    s3_xml_buckets_begin(&x, &b, &me);
+    s3_xml_bucket(&x, "b1", 1369353600);
+    ASSERT_OK(s3_xml_end(&x));
+    assert_non_null(strstr(str(&b),
+                           "<ListAllMyBucketsResult xmlns=\"http://s3.amazonaws.com/doc/"
+                           "2006-03-01/\"><Owner><ID>id1</ID><DisplayName>root</DisplayName>"
+                           "</Owner><Buckets><Bucket><Name>b1</Name><CreationDate>"
+                           "2013-05-24T00:00:00.000Z</CreationDate></Bucket></Buckets>"
+                           "</ListAllMyBucketsResult>"));
+    nb_buf_reset(&b);
+
+    /* v1 with url encoding */
+    s3_list_params p = {.url_encode = true,
+                        .truncated = true,
+                        .bucket = "bkt",
+                        .prefix = "a b/",
+                        .delimiter = "/",
+                        .max_keys = 2,
+                        .next_marker = "a b/c+d"};
+    s3_list_object o = {.key = "a b/c+d", .mtime = 0, .etag = "e1", .size = 5, .owner = &me};
+    s3_xml_list_begin(&x, &b, &p);
+    s3_xml_list_object(&x, &p, &o);
+    s3_xml_common_prefix(&x, true, "a b/x y/");
+    ASSERT_OK(s3_xml_end(&x));
+    assert_string_equal(
+        str(&b),
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<ListBucketResult "
+        "xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\"><Name>bkt</Name><Prefix>a+b/</Prefix>"
+        "<Marker></Marker><NextMarker>a+b/c%2Bd</NextMarker><MaxKeys>2</MaxKeys><Delimiter>/"
+        "</Delimiter><IsTruncated>true</IsTruncated><EncodingType>url</EncodingType><Contents>"
+        "<Key>a+b/c%2Bd</Key><LastModified>1970-01-01T00:00:00.000Z</LastModified><ETag>&quot;e1"
+        "&quot;</ETag><Size>5</Size><Owner><ID>id1</ID><DisplayName>root</DisplayName></Owner>"
+        "<StorageClass>STANDARD</StorageClass></Contents><CommonPrefixes><Prefix>a+b/x+y/</Prefix>"
+        "</CommonPrefixes></ListBucketResult>");
+    nb_buf_reset(&b);
+
+    /* v2 without owner */
+    s3_list_params p2 = {.v2 = true,
+                         .bucket = "bkt",
+                         .max_keys = 1000,
+                         .continuation_token = "tok",
+                         .next_continuation_token = "tok2",
+                         .start_after = "a&b",
+                         .key_count = 1};
+    o.owner = NULL;
+    o.key = "k<1>";
+    s3_xml_list_begin(&x, &b, &p2);
+    s3_xml_list_object(&x, &p2, &o);
+    ASSERT_OK(s3_xml_end(&x));
+    const char *v2 = str(&b);
+    assert_non_null(strstr(v2, "<Prefix></Prefix><StartAfter>a&amp;b</StartAfter><Continuation"
+                               "Token>tok</ContinuationToken><NextContinuationToken>tok2"
+                               "</NextContinuationToken><KeyCount>1</KeyCount><MaxKeys>1000"
+                               "</MaxKeys><IsTruncated>false</IsTruncated><Contents><Key>k&lt;1&gt;"
+                               "</Key>"));
+    assert_null(strstr(v2, "<Owner>"));
+    assert_null(strstr(v2, "<Marker>"));
+    nb_buf_reset(&b);
+
+    /* versions with a delete marker */
+    s3_versions_params vp = {
+        .bucket = "bkt", .max_keys = 10, .next_key_marker = "k", .next_version_id_marker = "v9"};
+    s3_xml_versions_begin(&x, &b, &vp);
+    s3_list_object v = {
+        .key = "k", .etag = "e", .size = 1, .version_id = "v1", .is_latest = false, .owner = &me};
+    s3_xml_version(&x, false, &v);
+    s3_list_object dm = {
+        .key = "k", .version_id = "v2", .is_latest = true, .delete_marker = true, .owner = &me};
+    s3_xml_version(&x, false, &dm);
+    ASSERT_OK(s3_xml_end(&x));
+    const char *vs = str(&b);
+    assert_non_null(strstr(vs, "<Version><Key>k</Key><VersionId>v1</VersionId><IsLatest>false"
+                               "</IsLatest>"));
+    assert_non_null(strstr(vs, "<DeleteMarker><Key>k</Key><VersionId>v2</VersionId><IsLatest>true"
+                               "</IsLatest><LastModified>1970-01-01T00:00:00.000Z</LastModified>"
+                               "<Owner><ID>id1</ID><DisplayName>root</DisplayName></Owner>"
+                               "</DeleteMarker>"));
+    assert_non_null(strstr(vs, "<NextVersionIdMarker>v9</NextVersionIdMarker>"));
+    nb_buf_reset(&b);
+
+    s3_parts_params pp = {.bucket = "b",
+                          .key = "k",
+                          .upload_id = "u",
+                          .max_parts = 1000,
+                          .next_part_number_marker = 2,
+                          .owner = &me};
+    s3_xml_parts_begin(&x, &b, &pp);
+    s3_xml_part(&x, 2, 0, "abc", 5 << 20);
+    ASSERT_OK(s3_xml_end(&x));
+    assert_non_null(strstr(str(&b), "<Part><PartNumber>2</PartNumber><LastModified>1970-01-01T00:"
+                                    "00:00.000Z</LastModified><ETag>&quot;abc&quot;</ETag><Size>"
+                                    "5242880</Size></Part></ListPartsResult>"));
+    nb_buf_reset(&b);
+
+    s3_uploads_params up = {.bucket = "b", .max_uploads = 1000, .url_encode = true};
+    s3_xml_uploads_begin(&x, &b, &up);
+    s3_xml_upload(&x, true, "a b", "u1", &me, 0);
+    s3_xml_common_prefix(&x, true, "p/");
+    ASSERT_OK(s3_xml_end(&x));
+    assert_non_null(strstr(str(&b), "<Upload><Key>a+b</Key><UploadId>u1</UploadId><Initiator>"));
+    nb_buf_reset(&b);
+
+    s3_xml_delete_begin(&x, &b);
+    s3_xml_deleted(&x, "a", NULL, false, NULL);
+    s3_xml_deleted(&x, "b", "v1", true, "v2");
+    s3_xml_delete_error(&x, "c", NULL, -EACCES);
+    ASSERT_OK(s3_xml_end(&x));
+    assert_non_null(strstr(str(&b), "<DeleteResult xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/"
+                                    "\"><Deleted><Key>a</Key></Deleted><Deleted><Key>b</Key>"
+                                    "<VersionId>v1</VersionId><DeleteMarker>true</DeleteMarker>"
+                                    "<DeleteMarkerVersionId>v2</DeleteMarkerVersionId></Deleted>"
+                                    "<Error><Key>c</Key><Code>AccessDenied</Code><Message>Access "
+                                    "Denied</Message></Error></DeleteResult>"));
+    nb_buf_free(&b);
+
+    nb_buf e = NB_BUF_INIT;
+    ASSERT_OK(s3_url_encode_key(&e, "a/b c*~+%\xc3\xa9", strlen("a/b c*~+%\xc3\xa9")));
+    ASSERT_OK(nb_buf_nul_terminate(&e));
+    assert_string_equal((char *)e.data, "a/b+c*~%2B%25%C3%A9");
+    nb_buf_free(&e);
+}
+
 #define P(s) s, strlen(s)
 
 static void test_delete(void **state)
@@ -513,10 +642,15 @@ static void test_hostile_mutations(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_writer_and_errors), cmocka_unit_test(test_delete),
-        cmocka_unit_test(test_complete),          cmocka_unit_test(test_tagging),
-        cmocka_unit_test(test_versioning),        cmocka_unit_test(test_cors),
-        cmocka_unit_test(test_lifecycle),         cmocka_unit_test(test_hostile_mutations),
+        cmocka_unit_test(test_writer_and_errors),
+        cmocka_unit_test(test_listings),
+        cmocka_unit_test(test_delete),
+        cmocka_unit_test(test_complete),
+        cmocka_unit_test(test_tagging),
+        cmocka_unit_test(test_versioning),
+        cmocka_unit_test(test_cors),
+        cmocka_unit_test(test_lifecycle),
+        cmocka_unit_test(test_hostile_mutations),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
