@@ -15,10 +15,11 @@
  * A record never straddles a block: when fewer than 7 bytes remain in a
  * block they are written as zeros and skipped by the reader.
  *
- * Recovery rules: a damaged record whose bytes reach the end of the file
- * (or is followed only by zeros) is a torn tail from a crash and ends the
- * log cleanly; damage followed by more data is corruption, reported with
- * the file name and offset, and the reader resumes at the next block.
+ * Recovery rules: a record cut short by the end of the file, or a tail of
+ * zeros, is a torn append from a crash and ends the log cleanly. Anything
+ * else (a checksum mismatch even in the last record, a bad type, damage
+ * followed by more data) is corruption, reported with the file name and
+ * offset; the reader can then resume at the next block.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -115,7 +116,11 @@ static bool all_zero(const uint8_t *p, size_t n)
  * report, or 0 when the damage is a torn tail. */
 static int damage(nkv_wal_reader *r, size_t off, size_t rec_end, int code, const char *what)
 {
-    if (rec_end >= r->len || all_zero(r->data + off, r->len - off)) {
+    /* A checksum mismatch on a record that is entirely in the file is
+     * damage, not a torn append: appends are single writes, so a crash
+     * leaves a truncated record, or zeros. */
+    bool torn = code != NB_ECHECKSUM && rec_end >= r->len;
+    if (torn || all_zero(r->data + off, r->len - off)) {
         r->off = r->len;
         return 0;
     }
