@@ -56,7 +56,8 @@ int data_bs_open_dir(const char *dir, data_bs **out) NB_MUST_CHECK;
 /* Opens (creating if needed) a `disk` block store: the disk engine
  * (src/disk) in dir, a blob per block with id {slice id, block index}.
  * opts (a struct disk_options from disk/disk.h) may be NULL for the
- * engine's defaults; both are borrowed. Errors as disk_open(). */
+ * engine's defaults; both are borrowed. Errors as disk_open(), and
+ * NB_EUSAGE if opts->max_blob is below DATA_BLOCK_SIZE. */
 struct disk_options;
 int data_bs_open_disk(const char *dir, const struct disk_options *opts,
                       data_bs **out) NB_MUST_CHECK;
