@@ -108,6 +108,37 @@ static void rand_path(model *M, char *out, size_t cap)
     }
 }
 
+/* A path under an existing directory: descends through real directories
+ * at random, then appends a random name. Keeps the success rate up once
+ * files block the short paths. */
+static void rand_path_in_tree(model *M, char *out, size_t cap)
+{
+    out[0] = 0;
+    for (int depth = 0; depth < 3 && pick(M, 3) != 0; depth++) {
+        int fd = openat(M->rootfd, out[0] ? out : ".", O_RDONLY | O_DIRECTORY);
+        if (fd < 0)
+            break;
+        DIR *d = fdopendir(fd);
+        char dirs[16][8];
+        int n = 0;
+        struct dirent *de;
+        while (d && (de = readdir(d)) != NULL && n < 16) {
+            if (de->d_type == DT_DIR && de->d_name[0] != '.' && strlen(de->d_name) < 8)
+                memcpy(dirs[n++], de->d_name, strlen(de->d_name) + 1);
+        }
+        if (d)
+            closedir(d);
+        if (n == 0)
+            break;
+        if (out[0])
+            strncat(out, "/", cap - strlen(out) - 1);
+        strncat(out, dirs[pick(M, (uint32_t)n)], cap - strlen(out) - 1);
+    }
+    if (out[0])
+        strncat(out, "/", cap - strlen(out) - 1);
+    strncat(out, names[pick(M, 4)], cap - strlen(out) - 1);
+}
+
 static uint8_t pat(uint64_t id, uint64_t j)
 {
     return (uint8_t)(1 + (id * 131 + j) % 251);
@@ -493,8 +524,14 @@ static void op_open_unlink(model *M, const char *p)
 static void step(model *M)
 {
     char p1[64], p2[64];
-    rand_path(M, p1, sizeof(p1));
-    rand_path(M, p2, sizeof(p2));
+    if (pick(M, 2))
+        rand_path(M, p1, sizeof(p1));
+    else
+        rand_path_in_tree(M, p1, sizeof(p1));
+    if (pick(M, 2))
+        rand_path(M, p2, sizeof(p2));
+    else
+        rand_path_in_tree(M, p2, sizeof(p2));
     if (M->switch_creds) {
         uint32_t u = pick(M, 4);
         M->cred = users[u < 2 ? 0 : u - 1];
@@ -648,7 +685,7 @@ typedef struct inoset {
 static void compare_tree(model *M, const char *rel, uint64_t ino, inoset *seen)
 {
     namelist real = {0}, mine = {0};
-    int fd = rel[0] ? openat(M->rootfd, rel, O_RDONLY | O_DIRECTORY) : dup(M->rootfd);
+    int fd = openat(M->rootfd, rel[0] ? rel : ".", O_RDONLY | O_DIRECTORY);
     assert_true(fd >= 0);
     DIR *d = fdopendir(fd);
     assert_non_null(d);
@@ -666,8 +703,10 @@ static void compare_tree(model *M, const char *rel, uint64_t ino, inoset *seen)
         fail_msg("seed %llu: /%s: %d names on disk, %d in meta", (unsigned long long)M->seed, rel,
                  real.count, mine.count);
     for (int i = 0; i < real.count; i++) {
-        char path[128];
-        snprintf(path, sizeof(path), "%s%s%s", rel, rel[0] ? "/" : "", real.n[i]);
+        char path[4096];
+        if ((size_t)snprintf(path, sizeof(path), "%s%s%s", rel, rel[0] ? "/" : "", real.n[i]) >=
+            sizeof(path))
+            fail_msg("seed %llu: the tree is too deep to compare", (unsigned long long)M->seed);
         if (strcmp(real.n[i], mine.n[i]) != 0)
             fail_msg("seed %llu: /%s: name %s on disk, %s in meta", (unsigned long long)M->seed,
                      rel, real.n[i], mine.n[i]);
@@ -687,8 +726,16 @@ static void compare_tree(model *M, const char *rel, uint64_t ino, inoset *seen)
             compare_tree(M, path, a.ino, seen);
         else if (S_ISREG(a.mode) && !dup)
             compare_content(M, path, a.ino, a.size);
-        else if (S_ISLNK(a.mode))
-            op_stat(M, path);
+        else if (S_ISLNK(a.mode)) {
+            char t[128];
+            ssize_t n = readlinkat(M->rootfd, path, t, sizeof(t));
+            nb_buf b = NB_BUF_INIT;
+            ASSERT_OK(meta_readlink(M->m, a.ino, &b));
+            if (n < 0 || (size_t)n != b.len || memcmp(t, b.data, b.len) != 0)
+                fail_msg("seed %llu: %s: symlink targets differ", (unsigned long long)M->seed,
+                         path);
+            nb_buf_free(&b);
+        }
     }
 }
 
