@@ -1,0 +1,258 @@
+/* Blocks, bloom filters, the LRU cache, tables and version edits. */
+#include "nkv_int.h"
+#include "test.h"
+
+static void ikey(nb_buf *b, int i, uint64_t seq)
+{
+    char k[32];
+    snprintf(k, sizeof k, "key%06d", i);
+    nkv__ikey_build(b, nb_slice_str(k), seq, NKV_TYPE_VALUE);
+}
+
+static void test_block_roundtrip(void **state)
+{
+    (void)state;
+    for (int ri = 1; ri <= 16; ri *= 4) {
+        nkv_block_builder bb;
+        nkv__bb_init(&bb, ri);
+        nb_buf k = NB_BUF_INIT;
+        for (int i = 0; i < 500; i++) {
+            ikey(&k, i * 2, 5);
+            char v[16];
+            snprintf(v, sizeof v, "v%d", i);
+            nkv__bb_add(&bb, nb_buf_slice(&k), nb_slice_str(v));
+        }
+        nb_slice raw = nkv__bb_finish(&bb);
+        uint8_t *copy = nb_xmalloc(raw.len);
+        memcpy(copy, raw.ptr, raw.len);
+        nkv_block *b;
+        ASSERT_OK(nkv__block_new(copy, raw.len, &b));
+        nkv__it *it = nkv__block_iter(b, true, NULL, NULL, NULL);
+        int n = 0;
+        for (IT_FIRST(it); IT_VALID(it); IT_NEXT(it))
+            n++;
+        assert_int_equal(n, 500);
+        n = 0;
+        for (IT_LAST(it); IT_VALID(it); IT_PREV(it))
+            n++;
+        assert_int_equal(n, 500);
+        /* Seek to an absent odd key lands on the next even one. */
+        ikey(&k, 301, 5);
+        IT_SEEK(it, nb_buf_slice(&k));
+        assert_true(IT_VALID(it));
+        assert_memory_equal(IT_KEY(it).ptr, "key000302", 9);
+        IT_PREV(it);
+        assert_memory_equal(IT_KEY(it).ptr, "key000300", 9);
+        ikey(&k, 2000, 5);
+        IT_SEEK(it, nb_buf_slice(&k));
+        assert_false(IT_VALID(it));
+        IT_FREE(it);
+        nkv__block_free(b);
+        nb_buf_free(&k);
+        nkv__bb_free(&bb);
+    }
+    /* Malformed blocks are rejected, not read. */
+    nkv_block *b;
+    uint8_t *junk = nb_xcalloc(1, 8);
+    nb_put_u32le(junk + 4, 1000);
+    ASSERT_RC(nkv__block_new(junk, 8, &b), NB_ECORRUPT);
+}
+
+static void test_bloom_fp_rate(void **state)
+{
+    (void)state;
+    int n = 20000;
+    uint64_t *h = nb_xmalloc((size_t)n * sizeof *h);
+    char k[32];
+    for (int i = 0; i < n; i++) {
+        snprintf(k, sizeof k, "in%08d", i);
+        h[i] = nkv__bloom_hash(nb_slice_str(k));
+    }
+    nb_buf f = NB_BUF_INIT;
+    nkv__bloom_build(&f, h, (size_t)n, 10);
+    for (int i = 0; i < n; i++)
+        assert_true(nkv__bloom_may_match(nb_buf_slice(&f), h[i]));
+    int fp = 0, probes = 100000;
+    for (int i = 0; i < probes; i++) {
+        snprintf(k, sizeof k, "out%08d", i);
+        fp += nkv__bloom_may_match(nb_buf_slice(&f), nkv__bloom_hash(nb_slice_str(k)));
+    }
+    double rate = (double)fp / probes;
+    fprintf(stderr, "bloom: %zu bytes for %d keys, false-positive rate %.4f\n", f.len, n, rate);
+    assert_true(rate < 0.02);
+    nb_buf_free(&f);
+    free(h);
+}
+
+static int deleted;
+static void del(const void *k, size_t kl, void *v)
+{
+    (void)k;
+    (void)kl;
+    free(v);
+    deleted++;
+}
+
+static void test_cache(void **state)
+{
+    (void)state;
+    nkv_cache *c = nkv__cache_new(16 * 100); /* 100 bytes per shard */
+    deleted = 0;
+    char k[32];
+    for (int i = 0; i < 1000; i++) {
+        snprintf(k, sizeof k, "k%d", i);
+        nkv_cache_handle *h = nkv__cache_insert(c, k, strlen(k), nb_xmalloc(4), 10, del);
+        nkv__cache_release(c, h);
+    }
+    assert_true(nkv__cache_usage(c) <= 16 * 100);
+    assert_true(deleted >= 1000 - 160);
+    /* A pinned entry survives eviction pressure and is freed at release. */
+    nkv_cache_handle *pinned = nkv__cache_insert(c, "pin", 3, nb_xmalloc(4), 10, del);
+    for (int i = 0; i < 1000; i++) {
+        snprintf(k, sizeof k, "x%d", i);
+        nkv__cache_release(c, nkv__cache_insert(c, k, strlen(k), nb_xmalloc(4), 10, del));
+    }
+    assert_non_null(nkv__cache_value(pinned));
+    nkv__cache_release(c, pinned);
+    nkv_cache_handle *h = nkv__cache_insert(c, "dup", 3, nb_xmalloc(4), 1, del);
+    nkv_cache_handle *h2 = nkv__cache_insert(c, "dup", 3, nb_xmalloc(4), 1, del);
+    nkv__cache_release(c, h);
+    nkv_cache_handle *l = nkv__cache_lookup(c, "dup", 3);
+    assert_ptr_equal(l, h2);
+    nkv__cache_release(c, l);
+    nkv__cache_release(c, h2);
+    nkv__cache_erase(c, "dup", 3);
+    assert_null(nkv__cache_lookup(c, "dup", 3));
+    uint64_t hits, misses;
+    nkv__cache_stats(c, &hits, &misses);
+    assert_true(hits >= 1 && misses >= 1);
+    nkv__cache_free(c);
+}
+
+static void test_table(void **state)
+{
+    (void)state;
+    char *dir = nb_test_dir("nkv_table");
+    const nkv_env *env = nkv_env_default();
+    for (int comp = 0; comp < 3; comp++) {
+        char *path = nb_xasprintf("%s/%06d.sst", dir, comp + 1);
+        nkv_file *f;
+        ASSERT_OK(env->open_write(env->ctx, path, &f));
+        nkv_table_opts to = {.block_size = 1024,
+                             .restart_interval = 16,
+                             .bloom_bits_per_key = 10,
+                             .compression = (nkv_compression)comp,
+                             .zstd_level = 1};
+        nkv_table_builder *tb = nkv__tb_new(&to, env, f);
+        nb_buf k = NB_BUF_INIT;
+        for (int i = 0; i < 5000; i++) {
+            ikey(&k, i, 10);
+            ASSERT_OK(nkv__tb_add(tb, nb_buf_slice(&k), nb_slice_str("value value value value")));
+        }
+        ASSERT_OK(nkv__tb_finish(tb));
+        uint64_t size = nkv__tb_size(tb);
+        nkv__tb_free(tb);
+        ASSERT_OK(env->close(env->ctx, f));
+        ASSERT_OK(env->open_read(env->ctx, path, &f));
+        nkv_cache *cache = nkv__cache_new(1 << 20);
+        nkv_table *t;
+        ASSERT_OK(nkv__table_open(env, f, path, size, cache, &t));
+        assert_int_equal(nkv__table_entries(t), 5000);
+        uint64_t entries;
+        ASSERT_OK(nkv__table_check(t, &entries));
+        assert_int_equal(entries, 5000);
+        nb_buf v = NB_BUF_INIT;
+        bool found;
+        int type;
+        uint64_t seq;
+        for (int i = 0; i < 5000; i += 37) {
+            ikey(&k, i, 20);
+            ASSERT_OK(nkv__table_get(t, nb_buf_slice(&k), true, &found, &type, &seq, &v));
+            assert_true(found);
+            assert_int_equal(seq, 10);
+            ikey(&k, i, 5); /* older snapshot than the entry */
+            ASSERT_OK(nkv__table_get(t, nb_buf_slice(&k), true, &found, &type, &seq, &v));
+            assert_false(found);
+        }
+        ikey(&k, 99999, 20);
+        ASSERT_OK(nkv__table_get(t, nb_buf_slice(&k), true, &found, &type, &seq, &v));
+        assert_false(found);
+        nkv__it *it = nkv__table_iter(t, true, NULL, NULL, NULL);
+        int n = 0;
+        for (IT_LAST(it); IT_VALID(it); IT_PREV(it))
+            n++;
+        assert_int_equal(n, 5000);
+        IT_FREE(it);
+        fprintf(stderr, "table compression %d: %llu bytes\n", comp, (unsigned long long)size);
+        nkv__table_free(t);
+        nkv__cache_free(cache);
+        nb_buf_free(&v);
+        nb_buf_free(&k);
+        free(path);
+    }
+    nb_test_rmdir(dir);
+    free(dir);
+}
+
+static void test_version_edit(void **state)
+{
+    (void)state;
+    nkv_edit e;
+    nkv__edit_init(&e);
+    e.has_log = e.has_next_file = e.has_last_seq = true;
+    e.log_number = 7;
+    e.next_file = 42;
+    e.last_seq = 123456789;
+    nkv__edit_delete(&e, 3, 17);
+    nkv_fmeta *f = nkv__fmeta_new();
+    f->num = 40;
+    f->size = 4096;
+    f->entries = 99;
+    f->smallest_seq = 5;
+    f->largest_seq = 9;
+    nkv__ikey_build(&f->smallest, nb_slice_str("aaa"), 5, NKV_TYPE_VALUE);
+    nkv__ikey_build(&f->largest, nb_slice_str("zzz"), 9, NKV_TYPE_DELETE);
+    nkv__edit_add(&e, 2, f);
+    nkv__fmeta_unref(f);
+    nkv__ikey_build(&e.compact_ptr[2], nb_slice_str("mmm"), 1, NKV_TYPE_VALUE);
+    nb_buf enc = NB_BUF_INIT;
+    nkv__edit_encode(&e, &enc);
+    nkv_edit d;
+    nkv__edit_init(&d);
+    ASSERT_OK(nkv__edit_decode(&d, enc.data, enc.len));
+    assert_int_equal(d.log_number, 7);
+    assert_int_equal(d.next_file, 42);
+    assert_int_equal(d.last_seq, 123456789);
+    assert_int_equal(d.ndeleted, 1);
+    assert_int_equal(d.deleted[0].level, 3);
+    assert_int_equal(d.deleted[0].num, 17);
+    assert_int_equal(d.nadded, 1);
+    assert_int_equal(d.added[0].level, 2);
+    assert_int_equal(d.added[0].f->size, 4096);
+    assert_int_equal(d.added[0].f->entries, 99);
+    assert_int_equal(nkv__icmp(nb_buf_slice(&d.added[0].f->largest), nb_buf_slice(&f->largest)), 0);
+    assert_int_equal(d.compact_ptr[2].len, 11);
+    char *s = nkv__edit_describe(&d);
+    assert_non_null(strstr(s, "+L2:40"));
+    free(s);
+    nkv__edit_free(&d);
+    /* Truncations never decode into garbage. */
+    for (size_t cut = 1; cut < enc.len; cut++) {
+        nkv__edit_init(&d);
+        int rc = nkv__edit_decode(&d, enc.data, cut);
+        nkv__edit_free(&d);
+        (void)rc;
+    }
+    nkv__edit_free(&e);
+    nb_buf_free(&enc);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_block_roundtrip), cmocka_unit_test(test_bloom_fp_rate),
+        cmocka_unit_test(test_cache),           cmocka_unit_test(test_table),
+        cmocka_unit_test(test_version_edit),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
