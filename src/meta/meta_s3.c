@@ -123,10 +123,10 @@ static int check_version(nb_slice in, const uint8_t **p)
 int meta_objrec_decode(nb_slice in, meta_objrec *r)
 {
     memset(r, 0, sizeof(*r));
-    const uint8_t *p, *end = in.ptr + in.len;
+    const uint8_t *p = in.ptr, *end = in.ptr + in.len;
     int rc = check_version(in, &p);
     uint8_t tag;
-    nb_slice v;
+    nb_slice v = {0};
     while (rc == 0 && (rc = next_field(&p, end, &tag, &v)) == 1) {
         rc = 0;
         char **s = NULL;
@@ -275,10 +275,10 @@ static int bucket_encode(const meta_bucket *b, nb_buf *out)
 
 static int bucket_decode(nb_slice in, meta_bucket *b)
 {
-    const uint8_t *p, *end = in.ptr + in.len;
+    const uint8_t *p = in.ptr, *end = in.ptr + in.len;
     int rc = check_version(in, &p);
     uint8_t tag;
-    nb_slice v;
+    nb_slice v = {0};
     while (rc == 0 && (rc = next_field(&p, end, &tag, &v)) == 1) {
         rc = 0;
         nb_buf *blob = NULL;
