@@ -128,7 +128,10 @@ static int amz_headers(nb_buf *out, const s3_http_req *req, bool skip_date)
     return rc;
 }
 
-static int resource(nb_buf *out, const s3_http_req *req)
+/* The path part of the resource is the path as sent; with bucket_slash a
+ * path-style bucket request "/bkt" is signed as "/bkt/", as botocore and
+ * s3cmd do. */
+static int resource(nb_buf *out, const s3_http_req *req, bool bucket_slash)
 {
     int rc = 0;
     const char *path = req->path && *req->path ? req->path : "/";
@@ -136,6 +139,8 @@ static int resource(nb_buf *out, const s3_http_req *req)
         rc = nb_buf_appendf(out, "/%s", req->vhost_bucket);
     if (!rc)
         rc = nb_buf_append_str(out, path);
+    if (!rc && bucket_slash)
+        rc = nb_buf_put_u8(out, '/');
     if (rc)
         return rc;
     s3_query q;
@@ -157,34 +162,34 @@ static int resource(nb_buf *out, const s3_http_req *req)
     return rc;
 }
 
+/* Builds the string to sign. doc_form puts x-amz-date's value on the Date
+ * line and leaves it out of the amz headers (the documented variant). */
+static int string_to_sign(nb_buf *out, const s3_http_req *req, const char *date_line, bool doc_form,
+                          bool bucket_slash)
+{
+    const char *md5 = s3_req_header(req, "content-md5");
+    const char *ct = s3_req_header(req, "content-type");
+    int rc = nb_buf_appendf(out, "%s\n%s\n%s\n%s\n", req->method, md5 ? md5 : "", ct ? ct : "",
+                            date_line ? date_line : "");
+    if (!rc)
+        rc = amz_headers(out, req, doc_form);
+    if (!rc)
+        rc = resource(out, req, bucket_slash);
+    return rc;
+}
+
 int s3_sigv2_string_to_sign(nb_buf *out, const s3_http_req *req, const char *date_or_expires,
                             bool query_form)
 {
     (void)query_form;
-    const char *md5 = s3_req_header(req, "content-md5");
-    const char *ct = s3_req_header(req, "content-type");
-    int rc = nb_buf_appendf(out, "%s\n%s\n%s\n%s\n", req->method, md5 ? md5 : "", ct ? ct : "",
-                            date_or_expires ? date_or_expires : "");
-    if (!rc)
-        rc = amz_headers(out, req, false);
-    if (!rc)
-        rc = resource(out, req);
-    return rc;
+    return string_to_sign(out, req, date_or_expires, false, false);
 }
 
-/* The documented variant: x-amz-date on the Date line, not among the amz
- * headers. */
-static int string_to_sign_doc(nb_buf *out, const s3_http_req *req, const char *xdate)
+/* True for a path-style request that names a bucket and no key ("/bkt"). */
+static bool bare_bucket_path(const s3_http_req *req)
 {
-    const char *md5 = s3_req_header(req, "content-md5");
-    const char *ct = s3_req_header(req, "content-type");
-    int rc =
-        nb_buf_appendf(out, "%s\n%s\n%s\n%s\n", req->method, md5 ? md5 : "", ct ? ct : "", xdate);
-    if (!rc)
-        rc = amz_headers(out, req, true);
-    if (!rc)
-        rc = resource(out, req);
-    return rc;
+    const char *p = req->path;
+    return !req->vhost_bucket && p && p[0] == '/' && p[1] && !strchr(p + 1, '/');
 }
 
 static int sign_and_compare(const char *secret, const nb_buf *sts, const char *given)
@@ -229,12 +234,15 @@ int s3__sigv2_check_header(const s3_http_req *req, const char *authz, s3_secret_
     int rc = lookup(secret, ctx, ak, sk, sizeof sk);
     if (rc)
         return rc;
+    /* Every accepted convention is tried; each is a full HMAC comparison. */
     nb_buf sts = NB_BUF_INIT;
-    rc = s3_sigv2_string_to_sign(&sts, req, date, false);
-    bool ok = !rc && sign_and_compare(sk, &sts, sig);
-    if (!rc && !ok && xdate) {
+    bool ok = false;
+    for (int form = 0; form < 4 && !ok && !rc; form++) {
+        bool doc_form = form & 1, slash = form & 2;
+        if ((doc_form && !xdate) || (slash && !bare_bucket_path(req)))
+            continue;
         nb_buf_reset(&sts);
-        rc = string_to_sign_doc(&sts, req, xdate);
+        rc = string_to_sign(&sts, req, doc_form ? xdate : date, doc_form, slash);
         ok = !rc && sign_and_compare(sk, &sts, sig);
     }
     nb_buf_free(&sts);
@@ -269,8 +277,14 @@ int s3__sigv2_check_query(const s3_http_req *req, const s3_query *q, s3_secret_f
     if (rc)
         return rc;
     nb_buf sts = NB_BUF_INIT;
-    rc = s3_sigv2_string_to_sign(&sts, req, exp, true);
-    bool ok = !rc && sign_and_compare(sk, &sts, sig);
+    bool ok = false;
+    for (int slash = 0; slash < 2 && !ok && !rc; slash++) {
+        if (slash && !bare_bucket_path(req))
+            continue;
+        nb_buf_reset(&sts);
+        rc = string_to_sign(&sts, req, exp, false, slash);
+        ok = !rc && sign_and_compare(sk, &sts, sig);
+    }
     nb_buf_free(&sts);
     memset(sk, 0, sizeof sk);
     if (rc)
