@@ -80,6 +80,14 @@ typedef struct disk_options {
     /* Write a checkpoint in disk_close() (default 1), so the next open
      * replays nothing. */
     int close_checkpoint;
+    /* Write zeros over the whole data file at creation (default 0), so that
+     * no later write pays for allocating blocks (on ext4/xfs the first write
+     * to a fallocated block makes fdatasync commit metadata). Takes time
+     * proportional to the capacity, once. */
+    int prefill;
+    /* Read blobs with O_DIRECT too (default 0: reads go through the page
+     * cache, so hot blobs are served from memory; writes stay direct). */
+    int direct_reads;
     /* The I/O table and its context; NULL means real files. With a custom
      * table no lock file is taken. Borrowed: must outlive the engine. */
     const struct disk_io_ops *io;
@@ -87,7 +95,8 @@ typedef struct disk_options {
 } disk_options;
 
 /* Fills *o with the defaults: capacity 1 GiB, au_size 4096, max_blob
- * 64 MiB, wal_max_bytes 64 MiB, DISK_IO_AUTO, DISK_DIRECT_AUTO. */
+ * 64 MiB, wal_max_bytes 64 MiB, DISK_IO_AUTO, DISK_DIRECT_AUTO,
+ * close_checkpoint 1, prefill 0, direct_reads 0. */
 void disk_options_init(disk_options *o);
 
 /* Opens the engine in directory dir (created if missing), creating and

@@ -10,6 +10,7 @@
  *   data.0          superblock (first allocation unit) + data region
  *   CHECKPOINT      the index at some WAL position (replaced atomically)
  *   wal-%016x.log   WAL files, numbered; replay starts at CHECKPOINT.wal_seq
+ *   wal-spare.log   a retired WAL file kept for reuse (never replayed)
  *
  * SUPERBLOCK (offset 0 of data.0, 64 bytes used, rest of the AU zero)
  *
@@ -43,7 +44,8 @@
  *   OFFSET SIZE  FIELD
  *        0    4  masked CRC of bytes 4..47
  *        4    1  type: 1 PUT, 2 DELETE
- *        5    3  zero
+ *        5    1  flags: 1 = END, the last record of a group commit batch
+ *        6    2  zero
  *        8    8  lsn: start_lsn for the first record, then +1 each
  *       16    8  id.hi
  *       24    8  id.lo
@@ -51,9 +53,25 @@
  *       40    4  PUT: blob length in bytes; DELETE: 0
  *       44    4  PUT: CRC32C of the blob bytes (unmasked); DELETE: 0
  *
- *   A file's records end at the first record that is short, fails its CRC,
- *   or whose lsn is not the expected one; what follows is a torn or never
- *   written tail and is ignored. The next file's start_lsn must continue
+ *   WAL files are preallocated (written with zeros, or a retired file
+ *   reused), so appending never changes a file's size and fdatasync
+ *   commits no metadata. A file's records end at the first record that is
+ *   short, fails its CRC, or whose lsn is not the expected one; what
+ *   follows is zeros, a torn write, or records of the file's previous life
+ *   (whose lsns are all lower than start_lsn), and is ignored. A header
+ *   that is damaged or names another seq (a reuse cut short by a crash)
+ *   ends the WAL, and is legal only in the last file.
+ *
+ *   Batches: a group commit writes its records in one pwrite, the last one
+ *   flagged END, then syncs the WAL and the data file together (in
+ *   parallel with io_uring). So a batch's records are acknowledged only if
+ *   all of them, up to END, are on disk, and only the last complete batch
+ *   can point at data that did not reach the disk. Replay therefore drops
+ *   the records after a file's last END (a batch cut short: none of it was
+ *   acknowledged), and checks the data CRC of every PUT in the final
+ *   complete batch, dropping the PUTs whose data is not there (never
+ *   acknowledged either). The next file starts at the lsn after the last
+ *   END. The next file's start_lsn must continue
  *   the previous file's last lsn, else durable records are missing
  *   (NB_ECORRUPT).
  *
@@ -98,9 +116,11 @@
 
 #define DISK_REC_PUT 1u
 #define DISK_REC_DEL 2u
+#define DISK_REC_END 1u
 
 #define DISK_DATA_FILE "data.0"
 #define DISK_CKPT_FILE "CHECKPOINT"
 #define DISK_LOCK_FILE "LOCK"
+#define DISK_WAL_SPARE "wal-spare.log"
 
 #endif

@@ -89,6 +89,7 @@ void disk__uring_free(disk__uring *u);
 
 typedef struct disk__rec {
     uint8_t type;
+    uint8_t flags; /* DISK_REC_END on the last record of a batch */
     uint64_t lsn;
     disk_id id;
     uint64_t off;
@@ -110,6 +111,8 @@ int disk__sync(disk_env *e, int fd);
 int disk__checkpoint(disk_env *e);
 /* Creates WAL file seq (replacing any) with its header, durable. */
 int disk__wal_create(disk_env *e, uint64_t seq, uint64_t start_lsn, int *fd);
+/* Removes WAL files [from, to), keeping the newest as the spare. */
+void disk__wal_retire(disk_env *e, uint64_t from, uint64_t to);
 /* Writes CHECKPOINT atomically: temporary file, sync, rename, dir sync. */
 int disk__ckpt_write(disk_env *e, const disk__ent *ents, uint64_t n, uint64_t wal_seq,
                      uint64_t next_lsn);
@@ -144,6 +147,7 @@ struct disk_env {
     uint64_t wal_seq;
     uint64_t wal_off;   /* end of the current WAL file */
     uint64_t wal_first; /* the oldest WAL file that may still exist */
+    int have_spare;     /* DISK_WAL_SPARE exists */
     uint8_t *wal_buf;   /* the leader's encoding buffer */
     size_t wal_buf_cap;
 
@@ -156,6 +160,7 @@ struct disk_env {
     /* Counters, updated with __atomic builtins. */
     uint64_t n_puts, n_reads, n_deletes, n_groups, n_fsyncs, n_ckpts;
     uint64_t recovery_ns, replayed;
+    uint64_t dropped; /* final-batch puts dropped at open (data not on disk) */
 };
 
 #endif

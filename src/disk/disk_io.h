@@ -32,6 +32,9 @@ typedef struct disk_io_ops {
     int (*pwrite)(void *ctx, int fd, const void *buf, size_t n, uint64_t off);
     /* Makes the file's written data (and its size) durable: fdatasync. */
     int (*sync)(void *ctx, int fd);
+    /* Syncs two files, at once when it can (a group commit's data file and
+     * WAL); no order between them is promised. */
+    int (*sync2)(void *ctx, int fd1, int fd2);
     int (*size)(void *ctx, int fd, uint64_t *size);
     /* Sets the file size, allocating blocks when the file grows. */
     int (*resize)(void *ctx, int fd, uint64_t size);

@@ -52,6 +52,12 @@ static int px_sync(void *ctx, int fd)
     return fdatasync(fd) == 0 ? 0 : -errno;
 }
 
+static int px_sync2(void *ctx, int fd1, int fd2)
+{
+    int rc = px_sync(ctx, fd1);
+    return rc ? rc : px_sync(ctx, fd2);
+}
+
 static int px_size(void *ctx, int fd, uint64_t *size)
 {
     (void)ctx;
@@ -104,6 +110,7 @@ const disk_io_ops disk__io_posix = {
     .pread = px_pread,
     .pwrite = px_pwrite,
     .sync = px_sync,
+    .sync2 = px_sync2,
     .size = px_size,
     .resize = px_resize,
     .rename = px_rename,

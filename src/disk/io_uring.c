@@ -146,6 +146,44 @@ static int ur_sync(void *ctx, int fd)
     (void)ctx;
     return disk__io_posix.sync(NULL, fd);
 }
+/* Both fdatasyncs in one submission: the device sees the two flushes
+ * together (the block layer merges concurrent flushes), so a group commit
+ * waits for about one flush instead of two. */
+static int ur_sync2(void *ctx, int fd1, int fd2)
+{
+    disk__uring *u = ctx;
+    struct ring *g = take_ring(u);
+    int err = 0;
+    struct io_uring_sqe *a = io_uring_get_sqe(&g->r), *b = io_uring_get_sqe(&g->r);
+    if (!a || !b) {
+        pthread_mutex_unlock(&g->mu);
+        return -EBUSY;
+    }
+    io_uring_prep_fsync(a, fd1, IORING_FSYNC_DATASYNC);
+    io_uring_prep_fsync(b, fd2, IORING_FSYNC_DATASYNC);
+    int rc;
+    do {
+        rc = io_uring_submit(&g->r);
+    } while (rc == -EINTR);
+    if (rc < 0)
+        err = rc;
+    for (int i = 0; i < (rc > 0 ? rc : 0); i++) {
+        struct io_uring_cqe *cqe;
+        int wrc = wait_cqe(&g->r, &cqe);
+        if (wrc < 0) {
+            err = err ? err : wrc;
+            break;
+        }
+        if (cqe->res < 0)
+            err = err ? err : cqe->res;
+        io_uring_cqe_seen(&g->r, cqe);
+    }
+    if (!err && rc != 2)
+        err = -EIO;
+    pthread_mutex_unlock(&g->mu);
+    return err;
+}
+
 static int ur_size(void *ctx, int fd, uint64_t *size)
 {
     (void)ctx;
@@ -178,6 +216,7 @@ static const disk_io_ops uring_ops = {
     .pread = ur_pread,
     .pwrite = ur_pwrite,
     .sync = ur_sync,
+    .sync2 = ur_sync2,
     .size = ur_size,
     .resize = ur_resize,
     .rename = ur_rename,

@@ -74,6 +74,31 @@ static int read_all(disk_env *e, const char *path, uint8_t **buf, size_t *len)
     return rc;
 }
 
+/* Bytes a new WAL file is preallocated to: the checkpoint threshold plus
+ * room for the batches that land while a checkpoint switches files. */
+static uint64_t wal_prealloc(const disk_env *e)
+{
+    uint64_t slack = e->opt.wal_max_bytes / 4 < (1u << 20) ? e->opt.wal_max_bytes / 4 : (1u << 20);
+    uint64_t want = e->opt.wal_max_bytes + slack + 4096;
+    if (e->opt.wal_max_bytes > (128ull << 20))
+        want = 128ull << 20;
+    return want;
+}
+
+static int write_zeros(disk_env *e, int fd, uint64_t from, uint64_t to)
+{
+    size_t chunk = 1u << 20;
+    uint8_t *z = nb_xaligned_alloc(4096, chunk);
+    memset(z, 0, chunk);
+    int rc = 0;
+    for (uint64_t off = from; off < to && !rc; off += chunk) {
+        size_t n = to - off < chunk ? (size_t)(to - off) : chunk;
+        rc = e->io->pwrite(e->ioctx, fd, z, n, off);
+    }
+    free(z);
+    return rc;
+}
+
 int disk__wal_create(disk_env *e, uint64_t seq, uint64_t start_lsn, int *fd)
 {
     uint8_t h[DISK_WAL_HEADER_SIZE] = {0};
@@ -85,11 +110,23 @@ int disk__wal_create(disk_env *e, uint64_t seq, uint64_t start_lsn, int *fd)
     memcpy(h + 32, e->uuid, 16);
     nb_put_u32le(h + 60, crc_masked(h, 60));
     char *path = disk__wal_path(e->dir, seq);
-    int rc = e->io->open(e->ioctx, path, DISK_O_CREAT | DISK_O_TRUNC, fd);
+    /* Reuse the spare when there is one: its blocks are allocated and
+     * written, and its old records all carry lsns below start_lsn. */
+    int reused = 0;
+    if (e->have_spare) {
+        char *spare = nb_xasprintf("%s/%s", e->dir, DISK_WAL_SPARE);
+        reused = e->io->rename(e->ioctx, spare, path) == 0;
+        e->have_spare = 0;
+        free(spare);
+    }
+    int rc = e->io->open(e->ioctx, path, DISK_O_CREAT | (reused ? 0 : DISK_O_TRUNC), fd);
     free(path);
     if (rc)
         return rc;
-    rc = e->io->pwrite(e->ioctx, *fd, h, sizeof h, 0);
+    if (!reused)
+        rc = write_zeros(e, *fd, DISK_WAL_HEADER_SIZE, wal_prealloc(e));
+    if (!rc)
+        rc = e->io->pwrite(e->ioctx, *fd, h, sizeof h, 0);
     if (!rc)
         rc = disk__sync(e, *fd);
     if (!rc)
@@ -99,6 +136,25 @@ int disk__wal_create(disk_env *e, uint64_t seq, uint64_t start_lsn, int *fd)
         *fd = -1;
     }
     return rc;
+}
+
+void disk__wal_retire(disk_env *e, uint64_t from, uint64_t to)
+{
+    for (uint64_t s = from; s < to; s++) {
+        char *p = disk__wal_path(e->dir, s);
+        int rc;
+        if (s + 1 == to && !e->have_spare) {
+            char *spare = nb_xasprintf("%s/%s", e->dir, DISK_WAL_SPARE);
+            rc = e->io->rename(e->ioctx, p, spare);
+            e->have_spare = rc == 0;
+            free(spare);
+        } else {
+            rc = e->io->unlink(e->ioctx, p);
+        }
+        if (rc && rc != -ENOENT)
+            NB_WARN("disk: cannot retire %s: %s", p, nb_strerror(rc));
+        free(p);
+    }
 }
 
 int disk__ckpt_write(disk_env *e, const disk__ent *ents, uint64_t n, uint64_t wal_seq,
@@ -176,6 +232,8 @@ static int create(disk_env *e)
     nb_put_u64le(sb + 40, nb_wall_ns());
     nb_put_u32le(sb + 60, crc_masked(sb, 60));
     rc = e->io->resize(e->ioctx, fd, e->data_size);
+    if (!rc && e->opt.prefill)
+        rc = write_zeros(e, fd, e->au, e->data_size);
     if (!rc)
         rc = e->io->pwrite(e->ioctx, fd, sb, e->au, 0);
     if (!rc)
@@ -338,61 +396,158 @@ static void apply_del(disk_env *e, disk_id id)
     }
 }
 
-/* Replays one WAL file. *lsn is the next expected LSN in and out. Returns
- * 0, 1 when the file is missing, 2 when its header is unreadable, or an
- * error. */
-static int replay_file(disk_env *e, uint64_t seq, uint64_t *lsn)
+/* Replay state: records of the batch being read, and the last complete
+ * batch, held back until we know whether it is the final one. */
+typedef struct replay {
+    disk__rec *cur, *last;
+    size_t n_cur, n_last, cap_cur, cap_last;
+    uint64_t next; /* lsn after the last END seen: where the next file starts */
+} replay;
+
+static int apply_batch(disk_env *e, const disk__rec *r, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (r[i].type == DISK_REC_PUT) {
+            int rc = apply_put(e, r[i].id, r[i].off, r[i].len, r[i].crc);
+            if (rc)
+                return rc;
+        } else {
+            apply_del(e, r[i].id);
+        }
+        e->replayed++;
+    }
+    return 0;
+}
+
+static void push(disk__rec **v, size_t *n, size_t *cap, const disk__rec *r)
+{
+    if (*n == *cap) {
+        *cap = *cap ? *cap * 2 : 64;
+        *v = nb_xrealloc(*v, *cap * sizeof **v);
+    }
+    (*v)[(*n)++] = *r;
+}
+
+/* Replays one WAL file. Returns 0, 1 when the file is missing, 2 when its
+ * header is unusable (torn, or left from a reuse cut short), or an error.
+ * Reads 1 MiB at a time and stops at the end of the records, not of the
+ * (preallocated) file. */
+static int replay_file(disk_env *e, uint64_t seq, replay *rp)
 {
     char *path = disk__wal_path(e->dir, seq);
-    uint8_t *b = NULL;
-    size_t len = 0;
-    int rc = read_all(e, path, &b, &len);
-    if (rc == -ENOENT) {
-        free(path);
-        return 1;
-    }
+    int fd;
+    int rc = e->io->open(e->ioctx, path, DISK_O_RDONLY, &fd);
     if (rc) {
         free(path);
-        return rc;
+        return rc == -ENOENT ? 1 : rc;
     }
-    if (len >= 12 && memcmp(b, DISK_WAL_MAGIC, 8) == 0 &&
-        nb_get_u32le(b + 8) > DISK_FORMAT_VERSION) {
+    uint8_t h[DISK_WAL_HEADER_SIZE];
+    size_t len = 0;
+    rc = e->io->pread(e->ioctx, fd, h, sizeof h, 0, &len);
+    if (rc) {
+        /* an I/O error */
+    } else if (len >= 12 && memcmp(h, DISK_WAL_MAGIC, 8) == 0 &&
+               nb_get_u32le(h + 8) > DISK_FORMAT_VERSION) {
         NB_ERROR("disk %s: %s has format version %u, this build reads up to %u", e->dir, path,
-                 nb_get_u32le(b + 8), DISK_FORMAT_VERSION);
+                 nb_get_u32le(h + 8), DISK_FORMAT_VERSION);
         rc = NB_EVERSION;
-    } else if (len < DISK_WAL_HEADER_SIZE || memcmp(b, DISK_WAL_MAGIC, 8) != 0 ||
-               nb_get_u32le(b + 60) != crc_masked(b, 60)) {
-        /* Only a crash while creating the file does this; the caller
-         * checks that no later file exists. */
-        NB_WARN("disk %s: %s has no valid header (torn creation)", e->dir, path);
+    } else if (len < DISK_WAL_HEADER_SIZE || memcmp(h, DISK_WAL_MAGIC, 8) != 0 ||
+               nb_get_u32le(h + 60) != crc_masked(h, 60) || nb_get_u64le(h + 16) != seq) {
+        /* Only a crash while creating or reusing the file does this; the
+         * caller checks that no later file exists. */
+        NB_WARN("disk %s: %s has no valid header (creation cut short)", e->dir, path);
         rc = 2;
-    } else if (nb_get_u64le(b + 16) != seq || memcmp(b + 32, e->uuid, 16) != 0 ||
-               nb_get_u32le(b + 12) != DISK_WAL_REC_SIZE) {
-        rc = NB_CORRUPT("disk %s: %s belongs to another engine or position", e->dir, path);
-    } else if (nb_get_u64le(b + 24) != *lsn) {
+    } else if (memcmp(h + 32, e->uuid, 16) != 0 || nb_get_u32le(h + 12) != DISK_WAL_REC_SIZE) {
+        rc = NB_CORRUPT("disk %s: %s belongs to another engine", e->dir, path);
+    } else if (nb_get_u64le(h + 24) != rp->next) {
         rc = NB_CORRUPT("disk %s: %s starts at lsn %llu but lsn %llu was expected: durable WAL "
                         "records are missing",
-                        e->dir, path, (unsigned long long)nb_get_u64le(b + 24),
-                        (unsigned long long)*lsn);
+                        e->dir, path, (unsigned long long)nb_get_u64le(h + 24),
+                        (unsigned long long)rp->next);
     }
-    size_t pos = DISK_WAL_HEADER_SIZE;
-    while (rc == 0 && pos + DISK_WAL_REC_SIZE <= len) {
-        disk__rec r;
-        if (disk__rec_decode(b + pos, &r) != 0 || r.lsn != *lsn)
+    size_t chunk = DISK_WAL_REC_SIZE * 21845; /* just under 1 MiB */
+    uint8_t *b = rc ? NULL : nb_xmalloc(chunk);
+    uint64_t pos = DISK_WAL_HEADER_SIZE, lsn = rp->next;
+    int end = 0;
+    while (rc == 0 && !end) {
+        rc = e->io->pread(e->ioctx, fd, b, chunk, pos, &len);
+        if (rc)
             break;
-        if (r.type == DISK_REC_PUT)
-            rc = apply_put(e, r.id, r.off, r.len, r.crc);
-        else
-            apply_del(e, r.id);
-        (*lsn)++;
-        e->replayed++;
-        pos += DISK_WAL_REC_SIZE;
+        size_t i = 0;
+        for (; i + DISK_WAL_REC_SIZE <= len; i += DISK_WAL_REC_SIZE) {
+            disk__rec r;
+            if (disk__rec_decode(b + i, &r) != 0 || r.lsn != lsn) {
+                end = 1;
+                break;
+            }
+            lsn++;
+            push(&rp->cur, &rp->n_cur, &rp->cap_cur, &r);
+            if (r.flags & DISK_REC_END) {
+                /* The held-back batch is not the final one: apply it. */
+                rc = apply_batch(e, rp->last, rp->n_last);
+                disk__rec *t = rp->last;
+                size_t tc = rp->cap_last;
+                rp->last = rp->cur;
+                rp->n_last = rp->n_cur;
+                rp->cap_last = rp->cap_cur;
+                rp->cur = t;
+                rp->cap_cur = tc;
+                rp->n_cur = 0;
+                rp->next = lsn;
+                if (rc)
+                    break;
+            }
+        }
+        pos += i;
+        if (len < chunk)
+            end = 1;
     }
-    if (rc == 0 && pos < len)
-        NB_WARN("disk %s: %s: dropped %zu bytes of torn or unwritten tail at offset %zu", e->dir,
-                path, len - pos, pos);
+    if (rc == 0 && rp->n_cur)
+        NB_WARN("disk %s: %s: dropping %zu records of a batch cut short by a crash (never "
+                "acknowledged)",
+                e->dir, path, rp->n_cur);
+    rp->n_cur = 0;
+    /* After a kill the tail may sit in the page cache only: make what we
+     * replayed durable before anything is built on it. */
+    if (rc == 0 && !e->opt.read_only)
+        rc = disk__sync(e, fd);
     free(b);
+    e->io->close(e->ioctx, fd);
     free(path);
+    return rc;
+}
+
+/* The final batch: apply its records, except puts whose data did not reach
+ * the disk (the data and WAL syncs of a batch race; such a put was never
+ * acknowledged). Reads at most one batch's data. */
+static int apply_final_batch(disk_env *e, replay *rp)
+{
+    int rc = 0;
+    if (!e->opt.read_only && rp->n_last)
+        rc = disk__sync(e, e->data_fd); /* what we verify must be what is durable */
+    for (size_t i = 0; i < rp->n_last && !rc; i++) {
+        disk__rec *r = &rp->last[i];
+        if (r->type == DISK_REC_PUT) {
+            if (!extent_ok(e, r->off, r->len))
+                return apply_put(e, r->id, r->off, r->len, r->crc); /* reports it */
+            uint8_t *b = nb_xmalloc(r->len ? r->len : 1);
+            size_t got = 0;
+            rc = r->len ? e->io->pread(e->ioctx, e->ref_fd, b, r->len, r->off, &got) : 0;
+            int ok = !rc && got == r->len && nb_crc32c(0, b, r->len) == r->crc;
+            free(b);
+            if (rc)
+                return rc;
+            if (!ok) {
+                NB_WARN("disk %s: blob %016llx:%016llx (lsn %llu): its data did not reach the "
+                        "disk before the crash; dropping the never acknowledged put",
+                        e->dir, (unsigned long long)r->id.hi, (unsigned long long)r->id.lo,
+                        (unsigned long long)r->lsn);
+                e->dropped++;
+                continue;
+            }
+        }
+        rc = apply_batch(e, r, 1);
+    }
     return rc;
 }
 
@@ -419,17 +574,18 @@ static int recover(disk_env *e, const uint8_t *cb, size_t clen)
         if (rc)
             return rc;
     }
-    uint64_t lsn = c.next_lsn, seq = c.wal_seq, last_good = 0;
+    replay rp = {.next = c.next_lsn};
+    uint64_t seq = c.wal_seq, last_good = 0;
     for (;; seq++) {
-        rc = replay_file(e, seq, &lsn);
+        rc = replay_file(e, seq, &rp);
         if (rc == 0) {
             last_good = seq;
             continue;
         }
-        if (rc == 1 && seq == c.wal_seq)
-            return NB_CORRUPT("disk %s: WAL file %llu named by CHECKPOINT is missing", e->dir,
-                              (unsigned long long)seq);
-        if (rc == 2) {
+        if (rc == 1 && seq == c.wal_seq) {
+            rc = NB_CORRUPT("disk %s: WAL file %llu named by CHECKPOINT is missing", e->dir,
+                            (unsigned long long)seq);
+        } else if (rc == 2) {
             char *next = disk__wal_path(e->dir, seq + 1);
             int later = 0;
             int fd;
@@ -439,17 +595,32 @@ static int recover(disk_env *e, const uint8_t *cb, size_t clen)
             }
             free(next);
             if (later || seq == c.wal_seq)
-                return NB_CORRUPT("disk %s: WAL file %llu has a damaged header", e->dir,
-                                  (unsigned long long)seq);
+                rc = NB_CORRUPT("disk %s: WAL file %llu has a damaged header", e->dir,
+                                (unsigned long long)seq);
+            else
+                rc = 0;
+        } else if (rc == 1) {
+            rc = 0;
         }
-        if (rc < 0)
-            return rc;
         break;
     }
+    if (!rc)
+        rc = apply_final_batch(e, &rp);
+    free(rp.cur);
+    free(rp.last);
+    if (rc)
+        return rc;
     e->wal_first = c.wal_seq;
     e->wal_seq = last_good + 1; /* replaces a file with a torn header */
-    e->next_lsn = lsn;
-    e->durable_lsn = lsn - 1;
+    char *spare = nb_xasprintf("%s/%s", e->dir, DISK_WAL_SPARE);
+    int sfd;
+    if (e->io->open(e->ioctx, spare, DISK_O_RDONLY, &sfd) == 0) {
+        e->have_spare = 1;
+        e->io->close(e->ioctx, sfd);
+    }
+    free(spare);
+    e->next_lsn = rp.next;
+    e->durable_lsn = rp.next - 1;
     return 0;
 }
 
@@ -539,11 +710,23 @@ int disk_open(const disk_options *opts, const char *dir, disk_env **out)
     if (!rc && !e->opt.read_only) {
         rc = disk__wal_create(e, e->wal_seq, e->next_lsn, &e->wal_fd);
         e->wal_off = DISK_WAL_HEADER_SIZE;
+        /* Files older than the checkpoint whose removal a crash undid. */
+        uint64_t first = e->wal_first;
+        while (!rc && first > 1) {
+            char *p = disk__wal_path(dir, first - 1);
+            int gone = e->io->unlink(e->ioctx, p) == -ENOENT;
+            free(p);
+            if (gone)
+                break;
+            first--;
+        }
     }
     e->recovery_ns = nb_mono_ns() - t0;
     if (!rc && !e->opt.read_only &&
-        (e->wal_seq - e->wal_first >= 4 ||
+        (e->dropped || e->wal_seq - e->wal_first >= 4 ||
          e->replayed * DISK_WAL_REC_SIZE >= e->opt.wal_max_bytes / 2)) {
+        /* After dropping puts, the checkpoint is what keeps a later replay
+         * from judging those records again once their extents are reused. */
         rc = disk__checkpoint(e);
     }
     if (rc) {

@@ -13,6 +13,7 @@ void disk__rec_encode(uint8_t *p, const disk__rec *r)
 {
     memset(p, 0, DISK_WAL_REC_SIZE);
     p[4] = r->type;
+    p[5] = r->flags;
     nb_put_u64le(p + 8, r->lsn);
     nb_put_u64le(p + 16, r->id.hi);
     nb_put_u64le(p + 24, r->id.lo);
@@ -26,9 +27,10 @@ int disk__rec_decode(const uint8_t *p, disk__rec *r)
 {
     if (nb_crc32c_unmask(nb_get_u32le(p)) != nb_crc32c(0, p + 4, DISK_WAL_REC_SIZE - 4))
         return -1;
-    if (p[5] || p[6] || p[7])
+    if ((p[5] & ~DISK_REC_END) || p[6] || p[7])
         return -1;
     r->type = p[4];
+    r->flags = p[5];
     if (r->type != DISK_REC_PUT && r->type != DISK_REC_DEL)
         return -1;
     r->lsn = nb_get_u64le(p + 8);

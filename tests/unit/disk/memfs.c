@@ -352,6 +352,14 @@ static int fs_sync(void *ctx, int fd)
     return rc;
 }
 
+/* The WAL (fd2) first, so that a cut between the two leaves WAL records
+ * durable whose data is not: the case recovery must catch. */
+static int fs_sync2(void *ctx, int fd1, int fd2)
+{
+    int rc = fs_sync(ctx, fd2);
+    return rc ? rc : fs_sync(ctx, fd1);
+}
+
 static int fs_size(void *ctx, int fd, uint64_t *size)
 {
     memfs *fs = ctx;
@@ -437,6 +445,7 @@ const disk_io_ops memfs_ops = {
     .pread = fs_pread,
     .pwrite = fs_pwrite,
     .sync = fs_sync,
+    .sync2 = fs_sync2,
     .size = fs_size,
     .resize = fs_resize,
     .rename = fs_rename,

@@ -348,10 +348,8 @@ static void test_truncated_wal(void **state)
     ASSERT_OK(disk_close(e));
     /* Cut the last record in half: it is dropped, the rest survives. */
     char *w = last_wal(dir);
-    struct stat st;
-    assert_int_equal(stat(w, &st), 0);
-    assert_int_equal(st.st_size, 64 + 10 * 48);
-    assert_int_equal(truncate(w, st.st_size - 20), 0);
+    /* (WAL files are preallocated: the records end before the file.) */
+    assert_int_equal(truncate(w, 64 + 10 * 48 - 20), 0);
     ASSERT_OK(disk_open(&o, dir, &e));
     for (uint64_t i = 0; i < 9; i++)
         expect_ver(e, i, 3000, 1);
