@@ -68,18 +68,31 @@ struct nkv_skipnode {
     _Atomic(nkv_skipnode *) next[];
 };
 
+/* Entries are written by us, so their varints need no bounds checks. */
+static inline const uint8_t *get_len(const uint8_t *p, size_t *n)
+{
+    size_t v = 0;
+    unsigned shift = 0;
+    while (*p & 0x80) {
+        v |= (size_t)(*p++ & 0x7f) << shift;
+        shift += 7;
+    }
+    *n = v | ((size_t)*p++ << shift);
+    return p;
+}
+
 static inline nb_slice entry_key(const uint8_t *e)
 {
-    uint64_t n;
-    const uint8_t *p = nb_varint_decode(e, e + 10, &n);
+    size_t n;
+    const uint8_t *p = get_len(e, &n);
     return nb_slice_of(p, n);
 }
 
 static inline nb_slice entry_val(const uint8_t *e)
 {
     nb_slice k = entry_key(e);
-    uint64_t n;
-    const uint8_t *p = nb_varint_decode(k.ptr + k.len, k.ptr + k.len + 10, &n);
+    size_t n;
+    const uint8_t *p = get_len(k.ptr + k.len, &n);
     return nb_slice_of(p, n);
 }
 
