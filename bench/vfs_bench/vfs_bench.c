@@ -1,0 +1,400 @@
+/*
+ * vfs_bench — metadata and sequential-data throughput through vfs next to
+ * the same operations done with syscalls on the local file system, in the
+ * same run (bench/vfs.sh, docs/vfs.md "Measured").
+ *
+ *   metadata: create (create+release / open(O_CREAT|O_EXCL)+close), stat
+ *             (lookup / stat), readdir of the whole directory (readdir /
+ *             readdir(3)), rename, unlink — N files in one directory, with
+ *             1 and 2 threads (each thread its own names, same directory)
+ *   data:     sequential write of a file in 1 MiB writes + fsync, then a
+ *             sequential read after dropping caches (the kernel's page cache
+ *             via /proc/sys/vm/drop_caches when we may, vfs by reopening it)
+ *
+ * Usage: vfs_bench --dir DIR [--files N] [--threads 1,2] [--data-mib M]
+ *                  [--only meta|data] [--meta-engine E]
+ * Prints one line per measurement and a ratio table (vfs / local).
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "common/common.h"
+#include "vfs/vfs.h"
+
+static const char *g_dir;
+static long g_files = 100000;
+static int g_threads[4] = {1, 2};
+static int g_nthreads = 2;
+static long g_data_mib = 1024;
+static const char *g_only;
+static const char *g_engine;
+
+typedef struct result {
+    char name[64];
+    double vfs_rate, local_rate;
+    const char *unit;
+} result;
+
+static result g_res[64];
+static int g_nres;
+
+static void record(const char *name, const char *unit, double vr, double lr)
+{
+    result *r = &g_res[g_nres++];
+    snprintf(r->name, sizeof r->name, "%s", name);
+    r->unit = unit;
+    r->vfs_rate = vr;
+    r->local_rate = lr;
+    printf("%-24s vfs %12.0f %s   local %12.0f %s   ratio %.2f\n", name, vr, unit, lr, unit,
+           lr > 0 ? vr / lr : 0);
+    fflush(stdout);
+}
+
+static void die(const char *what, int rc)
+{
+    fprintf(stderr, "vfs_bench: %s: %s\n", what, nb_strerror(rc));
+    exit(1);
+}
+
+static void drop_caches(void)
+{
+    sync();
+    int fd = open("/proc/sys/vm/drop_caches", O_WRONLY);
+    if (fd >= 0) {
+        if (write(fd, "3\n", 2) != 2)
+            fprintf(stderr, "vfs_bench: cannot drop caches\n");
+        close(fd);
+    }
+}
+
+static vfs *open_vfs(const char *dir)
+{
+    vfs_options o;
+    vfs_options_init(&o);
+    o.data_dir = dir;
+    o.meta_engine = g_engine;
+    o.maintain_interval_ms = -1;
+    vfs *v = NULL;
+    int rc = vfs_open(&o, &v);
+    if (rc != 0)
+        die("vfs_open", rc);
+    return v;
+}
+
+/* ---- Metadata ---------------------------------------------------------------------------------
+ */
+
+enum { OP_CREATE, OP_STAT, OP_READDIR, OP_RENAME, OP_UNLINK, OP_N };
+static const char *op_names[OP_N] = {"create", "stat", "readdir", "rename", "unlink"};
+
+typedef struct job {
+    vfs *v;         /* NULL: local */
+    uint64_t dino;  /* vfs directory */
+    const char *ld; /* local directory */
+    int op, t, nt;
+    long n;
+    long done;
+} job;
+
+static int count_cb(void *arg, const vfs_dirent *e)
+{
+    (void)e;
+    (*(long *)arg)++;
+    return 0;
+}
+
+static void *job_main(void *arg)
+{
+    job *j = arg;
+    char name[64], name2[64], path[4096], path2[4096];
+    long lo = j->n * j->t / j->nt, hi = j->n * (j->t + 1) / j->nt;
+    if (j->op == OP_READDIR) {
+        long cnt = 0;
+        if (j->v) {
+            int rc = vfs_readdir(j->v, j->dino, 0, 0, count_cb, &cnt);
+            if (rc != 0)
+                die("readdir", rc);
+        } else {
+            DIR *d = opendir(j->ld);
+            struct dirent *de;
+            while ((de = readdir(d)) != NULL)
+                cnt++;
+            closedir(d);
+            cnt -= 2;
+        }
+        j->done = cnt;
+        return NULL;
+    }
+    for (long i = lo; i < hi; i++) {
+        snprintf(name, sizeof name, "file-%08ld", i);
+        snprintf(name2, sizeof name2, "renamed-%08ld", i);
+        int rc = 0;
+        if (j->v) {
+            vfs_file *f;
+            vfs_attr a;
+            switch (j->op) {
+            case OP_CREATE:
+                rc = vfs_create(j->v, NULL, j->dino, name, 0644, O_WRONLY | O_EXCL, NULL, &f);
+                if (rc == 0)
+                    rc = vfs_release(f);
+                break;
+            case OP_STAT:
+                rc = vfs_lookup(j->v, NULL, j->dino, name, &a);
+                break;
+            case OP_RENAME:
+                rc = vfs_rename(j->v, NULL, j->dino, name, j->dino, name2, 0);
+                break;
+            case OP_UNLINK:
+                rc = vfs_unlink(j->v, NULL, j->dino, name2);
+                break;
+            }
+        } else {
+            snprintf(path, sizeof path, "%s/%s", j->ld, name);
+            snprintf(path2, sizeof path2, "%s/%s", j->ld, name2);
+            struct stat st;
+            switch (j->op) {
+            case OP_CREATE: {
+                int fd = open(path, O_WRONLY | O_CREAT | O_EXCL, 0644);
+                rc = fd < 0 ? -errno : 0;
+                if (fd >= 0)
+                    close(fd);
+                break;
+            }
+            case OP_STAT:
+                rc = stat(path, &st) < 0 ? -errno : 0;
+                break;
+            case OP_RENAME:
+                rc = rename(path, path2) < 0 ? -errno : 0;
+                break;
+            case OP_UNLINK:
+                rc = unlink(path2) < 0 ? -errno : 0;
+                break;
+            }
+        }
+        if (rc != 0)
+            die(op_names[j->op], rc);
+    }
+    j->done = hi - lo;
+    return NULL;
+}
+
+/* ops/s of one phase with nt threads. */
+static double phase(vfs *v, uint64_t dino, const char *ld, int op, int nt)
+{
+    job jobs[8];
+    pthread_t th[8];
+    uint64_t t0 = nb_mono_ns();
+    for (int t = 0; t < nt; t++) {
+        jobs[t] = (job){v, dino, ld, op, t, nt, g_files, 0};
+        pthread_create(&th[t], NULL, job_main, &jobs[t]);
+    }
+    long total = 0;
+    for (int t = 0; t < nt; t++) {
+        pthread_join(th[t], NULL);
+        total += jobs[t].done;
+    }
+    double s = (double)(nb_mono_ns() - t0) / 1e9;
+    return (double)total / s;
+}
+
+static void bench_meta(void)
+{
+    for (int ti = 0; ti < g_nthreads; ti++) {
+        int nt = g_threads[ti];
+        char *vdir = nb_xasprintf("%s/meta-vfs-%d", g_dir, nt);
+        char *ldir = nb_xasprintf("%s/meta-local-%d", g_dir, nt);
+        char *cmd = nb_xasprintf("rm -rf '%s' '%s'", vdir, ldir);
+        if (system(cmd) != 0)
+            fprintf(stderr, "vfs_bench: cannot clear %s\n", vdir);
+        free(cmd);
+        if (nb_mkdir_p(ldir, 0755) != 0)
+            die("mkdir", -errno);
+        vfs *v = open_vfs(vdir);
+        vfs_attr d;
+        int rc = vfs_mkdir(v, NULL, VFS_ROOT_INO, "d", 0755, &d);
+        if (rc != 0)
+            die("mkdir", rc);
+        double vr[OP_N], lr[OP_N];
+        /* Alternate vfs and local within each phase. */
+        for (int op = 0; op < OP_N; op++) {
+            int n = op == OP_READDIR ? nt : nt;
+            vr[op] = phase(v, d.ino, NULL, op, n);
+            lr[op] = phase(NULL, 0, ldir, op, n);
+            char name[32];
+            snprintf(name, sizeof name, "%s x%d", op_names[op], nt);
+            record(name, op == OP_READDIR ? "entries/s" : "ops/s", vr[op], lr[op]);
+        }
+        vfs_close(v);
+        cmd = nb_xasprintf("rm -rf '%s' '%s'", vdir, ldir);
+        if (system(cmd) != 0)
+            fprintf(stderr, "vfs_bench: cannot remove %s\n", vdir);
+        free(cmd);
+        free(vdir);
+        free(ldir);
+    }
+}
+
+/* ---- Sequential data ----------------------------------------------------------------------------
+ */
+
+#define IO_SIZE (1u << 20)
+
+static void bench_data(void)
+{
+    char *vdir = nb_xasprintf("%s/data-vfs", g_dir);
+    char *lpath = nb_xasprintf("%s/data-local.bin", g_dir);
+    char *cmd = nb_xasprintf("rm -rf '%s' '%s'", vdir, lpath);
+    if (system(cmd) != 0)
+        fprintf(stderr, "vfs_bench: cannot clear %s\n", vdir);
+    free(cmd);
+    uint8_t *buf = nb_xaligned_alloc(4096, IO_SIZE);
+    for (size_t i = 0; i < IO_SIZE; i++)
+        buf[i] = (uint8_t)(i * 131 + 7);
+    uint64_t total = (uint64_t)g_data_mib << 20;
+    double mib = (double)g_data_mib;
+
+    /* write: vfs */
+    vfs *v = open_vfs(vdir);
+    vfs_file *f;
+    vfs_attr a;
+    uint64_t t0 = nb_mono_ns();
+    int rc = vfs_create(v, NULL, VFS_ROOT_INO, "big", 0644, O_WRONLY, &a, &f);
+    for (uint64_t off = 0; rc == 0 && off < total; off += IO_SIZE)
+        rc = vfs_write(f, off, buf, IO_SIZE, NULL);
+    if (rc == 0)
+        rc = vfs_fsync(f, false);
+    if (rc != 0)
+        die("vfs write", rc);
+    rc = vfs_release(f);
+    double vw = mib / ((double)(nb_mono_ns() - t0) / 1e9);
+    vfs_close(v);
+
+    /* write: local */
+    t0 = nb_mono_ns();
+    int fd = open(lpath, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    if (fd < 0)
+        die("open", -errno);
+    for (uint64_t off = 0; off < total; off += IO_SIZE)
+        if (write(fd, buf, IO_SIZE) != (ssize_t)IO_SIZE)
+            die("write", -errno);
+    if (fsync(fd) != 0)
+        die("fsync", -errno);
+    close(fd);
+    double lw = mib / ((double)(nb_mono_ns() - t0) / 1e9);
+    record("seq write 1MiB+fsync", "MiB/s", vw, lw);
+
+    /* read: vfs (reopened: its block cache is empty) */
+    drop_caches();
+    v = open_vfs(vdir);
+    t0 = nb_mono_ns();
+    rc = vfs_resolve(v, NULL, "big", 0, &a);
+    if (rc == 0)
+        rc = vfs_file_open(v, NULL, a.ino, O_RDONLY, &f);
+    uint64_t got_total = 0;
+    for (uint64_t off = 0; rc == 0 && off < total; off += IO_SIZE) {
+        size_t got = 0;
+        rc = vfs_read(f, off, buf, IO_SIZE, &got);
+        got_total += got;
+    }
+    if (rc != 0 || got_total != total)
+        die("vfs read", rc ? rc : NB_ECORRUPT);
+    rc = vfs_release(f);
+    double vrd = mib / ((double)(nb_mono_ns() - t0) / 1e9);
+    vfs_close(v);
+
+    drop_caches();
+    t0 = nb_mono_ns();
+    fd = open(lpath, O_RDONLY);
+    for (uint64_t off = 0; off < total; off += IO_SIZE)
+        if (read(fd, buf, IO_SIZE) != (ssize_t)IO_SIZE)
+            die("read", -errno);
+    close(fd);
+    double lrd = mib / ((double)(nb_mono_ns() - t0) / 1e9);
+    record("seq read 1MiB (cold)", "MiB/s", vrd, lrd);
+
+    /* warm read: both with their caches (page cache / vfs + page cache) */
+    v = open_vfs(vdir);
+    t0 = nb_mono_ns();
+    rc = vfs_resolve(v, NULL, "big", 0, &a);
+    if (rc == 0)
+        rc = vfs_file_open(v, NULL, a.ino, O_RDONLY, &f);
+    for (uint64_t off = 0; rc == 0 && off < total; off += IO_SIZE) {
+        size_t got = 0;
+        rc = vfs_read(f, off, buf, IO_SIZE, &got);
+    }
+    if (rc != 0)
+        die("vfs read", rc);
+    rc = vfs_release(f);
+    double vwr = mib / ((double)(nb_mono_ns() - t0) / 1e9);
+    vfs_close(v);
+    t0 = nb_mono_ns();
+    fd = open(lpath, O_RDONLY);
+    for (uint64_t off = 0; off < total; off += IO_SIZE)
+        if (read(fd, buf, IO_SIZE) != (ssize_t)IO_SIZE)
+            die("read", -errno);
+    close(fd);
+    double lwr = mib / ((double)(nb_mono_ns() - t0) / 1e9);
+    record("seq read 1MiB (warm)", "MiB/s", vwr, lwr);
+    (void)rc;
+
+    cmd = nb_xasprintf("rm -rf '%s' '%s'", vdir, lpath);
+    if (system(cmd) != 0)
+        fprintf(stderr, "vfs_bench: cannot remove %s\n", vdir);
+    free(cmd);
+    free(buf);
+    free(vdir);
+    free(lpath);
+}
+
+int main(int argc, char **argv)
+{
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        const char *val = i + 1 < argc ? argv[i + 1] : NULL;
+        if (!strcmp(a, "--dir") && val)
+            g_dir = argv[++i];
+        else if (!strcmp(a, "--files") && val)
+            g_files = atol(argv[++i]);
+        else if (!strcmp(a, "--data-mib") && val)
+            g_data_mib = atol(argv[++i]);
+        else if (!strcmp(a, "--only") && val)
+            g_only = argv[++i];
+        else if (!strcmp(a, "--meta-engine") && val)
+            g_engine = argv[++i];
+        else if (!strcmp(a, "--threads") && val) {
+            g_nthreads = 0;
+            char *s = nb_xstrdup(argv[++i]);
+            for (char *tok = strtok(s, ","); tok && g_nthreads < 4; tok = strtok(NULL, ","))
+                g_threads[g_nthreads++] = atoi(tok) > 0 && atoi(tok) <= 8 ? atoi(tok) : 1;
+            free(s);
+        } else {
+            fprintf(stderr,
+                    "usage: vfs_bench --dir DIR [--files N] [--threads 1,2] [--data-mib M]\n"
+                    "                 [--only meta|data] [--meta-engine E]\n");
+            return 2;
+        }
+    }
+    if (!g_dir) {
+        fprintf(stderr, "vfs_bench: --dir is required\n");
+        return 2;
+    }
+    nb_log_set_level(NB_LOG_WARN);
+    if (nb_mkdir_p(g_dir, 0755) != 0)
+        die("mkdir", -errno);
+    if (!g_only || !strcmp(g_only, "meta"))
+        bench_meta();
+    if (!g_only || !strcmp(g_only, "data"))
+        bench_data();
+    printf("\n%-24s %14s %14s %8s\n", "operation", "vfs", "local", "ratio");
+    for (int i = 0; i < g_nres; i++)
+        printf("%-24s %14.0f %14.0f %8.2f\n", g_res[i].name, g_res[i].vfs_rate, g_res[i].local_rate,
+               g_res[i].local_rate > 0 ? g_res[i].vfs_rate / g_res[i].local_rate : 0);
+    return 0;
+}
