@@ -496,6 +496,10 @@ CASE(threads)
 int main(void)
 {
     nb_log_set_level(NB_LOG_OFF);
+    fprintf(stderr, "kv engines:");
+    for (const char *const *e = kv_engines(); *e; e++)
+        fprintf(stderr, " %s", *e);
+    fprintf(stderr, "\n");
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_basic),    cmocka_unit_test(test_open_errors),
         cmocka_unit_test(test_batch),    cmocka_unit_test(test_iter),

@@ -20,12 +20,21 @@ static const meta_cred root_cred = {0, 0, 0, NULL};
 
 static char *g_dir;
 
+/* Options with the kv backend from $NB_KV_ENGINE (default: kv's default). */
+static const meta_options *opts(void)
+{
+    static meta_options o;
+    meta_options_init(&o);
+    o.engine = getenv("NB_KV_ENGINE");
+    return &o;
+}
+
 static meta *fresh(const char *name)
 {
     free(g_dir);
     g_dir = nb_test_dir(name);
     meta *m = NULL;
-    ASSERT_OK(meta_open(g_dir, NULL, &m));
+    ASSERT_OK(meta_open(g_dir, opts(), &m));
     return m;
 }
 
@@ -33,7 +42,7 @@ static meta *reopen(meta *m)
 {
     meta_close(m);
     m = NULL;
-    ASSERT_OK(meta_open(g_dir, NULL, &m));
+    ASSERT_OK(meta_open(g_dir, opts(), &m));
     return m;
 }
 
@@ -82,7 +91,7 @@ static void test_format(void **state)
 
     /* A newer format version is refused. */
     kv_db *db = NULL;
-    ASSERT_OK(kv_open(NULL, g_dir, NULL, &db));
+    ASSERT_OK(kv_open(getenv("NB_KV_ENGINE"), g_dir, NULL, &db));
     nb_buf v = NB_BUF_INIT;
     uint8_t fk[1] = {META_K_FORMAT};
     ASSERT_OK(kv_get(db, NULL, nb_slice_of(fk, 1), &v));
@@ -91,16 +100,16 @@ static void test_format(void **state)
     kv_batch_put(b, nb_slice_of(fk, 1), nb_buf_slice(&v));
     ASSERT_OK(kv_write(db, b, KV_SYNC));
     kv_close(db);
-    ASSERT_RC(meta_open(g_dir, NULL, &m), NB_EVERSION);
+    ASSERT_RC(meta_open(g_dir, opts(), &m), NB_EVERSION);
     assert_null(m);
 
     /* A non-empty store without a format record is corrupt. */
-    ASSERT_OK(kv_open(NULL, g_dir, NULL, &db));
+    ASSERT_OK(kv_open(getenv("NB_KV_ENGINE"), g_dir, NULL, &db));
     kv_batch_clear(b);
     kv_batch_delete(b, nb_slice_of(fk, 1));
     ASSERT_OK(kv_write(db, b, KV_SYNC));
     kv_close(db);
-    ASSERT_RC(meta_open(g_dir, NULL, &m), NB_ECORRUPT);
+    ASSERT_RC(meta_open(g_dir, opts(), &m), NB_ECORRUPT);
     kv_batch_free(b);
     nb_buf_free(&v);
 }
@@ -786,8 +795,7 @@ static void test_statfs(void **state)
     (void)state;
     free(g_dir);
     g_dir = nb_test_dir("meta_statfs");
-    meta_options o;
-    meta_options_init(&o);
+    meta_options o = *opts();
     o.max_inodes = 4;
     o.max_bytes = 1000;
     meta *m = NULL;

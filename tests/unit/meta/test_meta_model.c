@@ -769,6 +769,7 @@ static void run(uint64_t seed, long ops)
     }
     meta_options o;
     meta_options_init(&o);
+    o.engine = getenv("NB_KV_ENGINE");
     o.root_mode = st.st_mode & 07777;
     o.root_uid = st.st_uid;
     o.root_gid = st.st_gid;
