@@ -801,4 +801,107 @@ int s3_checksum_from_req(const s3_http_req *req, s3_checksum *out) NB_MUST_CHECK
 int s3_checksum_verify(const s3_checksum *c, const uint8_t *digest, const char *trailer_value,
                        char *b64_out) NB_MUST_CHECK;
 
+/* ------------------------------------------------------------------------ */
+/* Routing and operation arguments                                           */
+/* ------------------------------------------------------------------------ */
+
+#define S3_OP_MAP(XX)                                                                              \
+    XX(LIST_BUCKETS, "ListBuckets")                                                                \
+    XX(CREATE_BUCKET, "CreateBucket")                                                              \
+    XX(DELETE_BUCKET, "DeleteBucket")                                                              \
+    XX(HEAD_BUCKET, "HeadBucket")                                                                  \
+    XX(GET_BUCKET_LOCATION, "GetBucketLocation")                                                   \
+    XX(PUT_BUCKET_TAGGING, "PutBucketTagging")                                                     \
+    XX(GET_BUCKET_TAGGING, "GetBucketTagging")                                                     \
+    XX(DELETE_BUCKET_TAGGING, "DeleteBucketTagging")                                               \
+    XX(PUT_BUCKET_VERSIONING, "PutBucketVersioning")                                               \
+    XX(GET_BUCKET_VERSIONING, "GetBucketVersioning")                                               \
+    XX(PUT_BUCKET_CORS, "PutBucketCors")                                                           \
+    XX(GET_BUCKET_CORS, "GetBucketCors")                                                           \
+    XX(DELETE_BUCKET_CORS, "DeleteBucketCors")                                                     \
+    XX(PUT_BUCKET_LIFECYCLE, "PutBucketLifecycleConfiguration")                                    \
+    XX(GET_BUCKET_LIFECYCLE, "GetBucketLifecycleConfiguration")                                    \
+    XX(DELETE_BUCKET_LIFECYCLE, "DeleteBucketLifecycle")                                           \
+    XX(LIST_OBJECTS, "ListObjects")                                                                \
+    XX(LIST_OBJECTS_V2, "ListObjectsV2")                                                           \
+    XX(LIST_OBJECT_VERSIONS, "ListObjectVersions")                                                 \
+    XX(LIST_MULTIPART_UPLOADS, "ListMultipartUploads")                                             \
+    XX(DELETE_OBJECTS, "DeleteObjects")                                                            \
+    XX(PUT_OBJECT, "PutObject")                                                                    \
+    XX(COPY_OBJECT, "CopyObject")                                                                  \
+    XX(GET_OBJECT, "GetObject")                                                                    \
+    XX(HEAD_OBJECT, "HeadObject")                                                                  \
+    XX(DELETE_OBJECT, "DeleteObject")                                                              \
+    XX(PUT_OBJECT_TAGGING, "PutObjectTagging")                                                     \
+    XX(GET_OBJECT_TAGGING, "GetObjectTagging")                                                     \
+    XX(DELETE_OBJECT_TAGGING, "DeleteObjectTagging")                                               \
+    XX(CREATE_MULTIPART_UPLOAD, "CreateMultipartUpload")                                           \
+    XX(UPLOAD_PART, "UploadPart")                                                                  \
+    XX(UPLOAD_PART_COPY, "UploadPartCopy")                                                         \
+    XX(COMPLETE_MULTIPART_UPLOAD, "CompleteMultipartUpload")                                       \
+    XX(ABORT_MULTIPART_UPLOAD, "AbortMultipartUpload")                                             \
+    XX(LIST_PARTS, "ListParts")                                                                    \
+    XX(CORS_PREFLIGHT, "PreflightRequest")
+
+typedef enum s3_op {
+#define S3__OP_ENUM(name, str) S3_OP_##name,
+    S3_OP_MAP(S3__OP_ENUM)
+#undef S3__OP_ENUM
+        S3_OP_COUNT
+} s3_op;
+
+/* "PutObject"; "?" for a value out of range. Static. */
+const char *s3_op_name(s3_op op);
+
+/* Picks the operation from the method, the target (service, bucket or
+ * object), the sub-resources in q and, for PUT, x-amz-copy-source.
+ * NotImplemented (501) for S3 operations the gateway does not have (?acl,
+ * ?policy, ?website, POST object, ...), MethodNotAllowed (405) for methods
+ * S3 has no operation for. */
+int s3_route(const s3_http_req *req, const s3_target *t, const s3_query *q,
+             s3_op *out) NB_MUST_CHECK;
+
+/* x-amz-copy-source: "[/]bucket/key[?versionId=v]", URL-encoded. */
+typedef struct s3_copy_source {
+    char bucket[S3_BUCKET_NAME_MAX + 1];
+    char key[S3_KEY_MAX + 1];
+    char version_id[128]; /* "" when absent */
+} s3_copy_source;
+/* InvalidArgument when malformed, KeyTooLongError, InvalidBucketName. */
+int s3_copy_source_parse(const char *header, s3_copy_source *out) NB_MUST_CHECK;
+/* x-amz-copy-source-range "bytes=a-b" against a source of size bytes: both
+ * ends required, a <= b < size; InvalidArgument when malformed,
+ * InvalidRange when outside the source. */
+int s3_copy_range_parse(const char *header, uint64_t size, s3_range *out) NB_MUST_CHECK;
+
+/* Arguments of the listing operations, from the query. */
+typedef struct s3_list_args {
+    const char *prefix;         /* "" when absent; borrowed from q */
+    const char *delimiter;      /* NULL when absent or empty */
+    const char *marker;         /* v1 marker, v2 start-after, versions/uploads key-marker */
+    const char *version_marker; /* version-id-marker / upload-id-marker */
+    char *continuation;         /* v2: decoded continuation-token (owned), NULL */
+    uint32_t max_keys;          /* max-keys/max-uploads/max-parts, default 1000, capped */
+    uint32_t part_marker;       /* ListParts part-number-marker */
+    bool url_encode;            /* encoding-type=url */
+    bool fetch_owner;           /* v2 fetch-owner=true */
+} s3_list_args;
+/* Reads the query of op (a listing op or ListParts). InvalidArgument for a
+ * negative or non-numeric max-keys, an encoding-type other than url, a bad
+ * continuation token. Free with s3_list_args_free. */
+int s3_list_args_parse(s3_op op, const s3_query *q, s3_list_args *out) NB_MUST_CHECK;
+void s3_list_args_free(s3_list_args *a);
+/* Makes the opaque continuation token for a v2 page ending after key
+ * (base64 of the key). out: at least 4*ceil(len/3)+1 bytes. */
+void s3_continuation_token(const char *key, char *out);
+
+/* Size rules. */
+#define S3_MAX_PUT_SIZE  (5ull << 30) /* PutObject, UploadPart: 5 GiB */
+#define S3_MIN_PART_SIZE (5ull << 20) /* every part but the last: 5 MiB */
+#define S3_MAX_OBJECT    (5ull << 40) /* 5 TiB */
+/* Checks the sizes of the parts of a CompleteMultipartUpload in order:
+ * EntityTooSmall when a part other than the last is below 5 MiB,
+ * EntityTooLarge when the total exceeds 5 TiB. */
+int s3_parts_size_check(const uint64_t *sizes, size_t n) NB_MUST_CHECK;
+
 #endif

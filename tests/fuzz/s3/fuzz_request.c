@@ -42,6 +42,20 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     const char *parts[] = {s};
     char etag[S3_ETAG_MAX];
     (void)!s3_etag_multipart(parts, 1, etag);
+    s3_copy_source cs;
+    (void)!s3_copy_source_parse(s, &cs);
+    (void)!s3_copy_range_parse(s, size, &r);
+    s3_query lq;
+    if (s3_query_parse(s, &lq) == 0) {
+        s3_list_args la;
+        for (int op = S3_OP_LIST_OBJECTS; op <= S3_OP_LIST_MULTIPART_UPLOADS; op++)
+            if (s3_list_args_parse((s3_op)op, &lq, &la) == 0)
+                s3_list_args_free(&la);
+        s3_http_req req = {s, "/", s, NULL, 0, NULL};
+        s3_op op;
+        (void)!s3_route(&req, &t, &lq, &op);
+    }
+    s3_query_free(&lq);
     free(s);
     return 0;
 }

@@ -93,6 +93,46 @@ static void check_payload(const bv_vector *v, const s3_http_req *r, const s3_aut
     nb_buf_free(&col.data);
 }
 
+/* The operation a vector's name stands for (see gen_botocore_vectors.py). */
+static const char *expected_op(const char *name)
+{
+    static const struct {
+        const char *frag, *op;
+    } map[] = {
+        {"presigned get", "GetObject"},
+        {"presigned put", "PutObject"},
+        {"presigned", "GetObject"},
+        {"put tagged", "PutObject"},
+        {" put ", "PutObject"},
+        {" get ", "GetObject"},
+        {"list v1", "ListObjects"},
+        {"list buckets", "ListBuckets"},
+        {"list versions", "ListObjectVersions"},
+        {"list uploads", "ListMultipartUploads"},
+        {"list parts", "ListParts"},
+        {" list", "ListObjects"},
+        {"copy", "CopyObject"},
+        {"head bucket", "HeadBucket"},
+        {"delete objects", "DeleteObjects"},
+        {"create mpu", "CreateMultipartUpload"},
+        {"upload part", "UploadPart"},
+        {"complete", "CompleteMultipartUpload"},
+        {"v2 path tagging", "GetObjectTagging"},
+        {"v2 virtual tagging", "GetObjectTagging"},
+        {"tagging", "PutObjectTagging"},
+        {"versioning", "PutBucketVersioning"},
+        {"lifecycle", "GetBucketLifecycleConfiguration"},
+        {"chunked", "PutObject"},
+    };
+    for (size_t i = 0; i < NB_ARRAY_LEN(map); i++)
+        if (strstr(name, map[i].frag))
+            return strcmp(map[i].op, "ListObjects") == 0 && strncmp(name, "v4", 2) == 0 &&
+                           !strstr(name, "list v1")
+                       ? "ListObjectsV2"
+                       : map[i].op;
+    return "?";
+}
+
 static void test_botocore_requests(void **state)
 {
     (void)state;
@@ -118,6 +158,18 @@ static void test_botocore_requests(void **state)
         presigned += a.presigned;
         chunked += a.payload == S3_PAYLOAD_STREAMING_UNSIGNED;
         vhost += t.vhost;
+
+        /* It routes to the operation the client called. */
+        s3_query q;
+        s3_op op;
+        ASSERT_OK(s3_query_parse(v->query, &q));
+        rc = s3_route(&r, &t, &q, &op);
+        s3_query_free(&q);
+        if (rc)
+            fail_msg("%s: route: %s", v->name, s3_error_of(rc)->code);
+        const char *want = expected_op(v->name);
+        if (strcmp(s3_op_name(op), want) != 0)
+            fail_msg("%s: routed to %s, want %s", v->name, s3_op_name(op), want);
 
         /* The same request for another key must fail. */
         char *other = nb_xasprintf("%sX", v->path);
