@@ -904,4 +904,34 @@ void s3_continuation_token(const char *key, char *out);
  * EntityTooLarge when the total exceeds 5 TiB. */
 int s3_parts_size_check(const uint64_t *sizes, size_t n) NB_MUST_CHECK;
 
+/* ------------------------------------------------------------------------ */
+/* Response headers                                                          */
+/* ------------------------------------------------------------------------ */
+
+/* The lists below reuse s3_meta as an owned list of (name, value) headers
+ * with their names as they go on the wire. */
+
+/* System metadata stored with an object: Content-Type (binary/octet-stream
+ * when absent, as S3 stores it), Cache-Control, Content-Disposition,
+ * Content-Encoding (with the transport-only "aws-chunked" removed, left
+ * out when nothing remains), Content-Language, Expires. */
+int s3_sysmeta_collect(const s3_http_req *req, s3_meta *out) NB_MUST_CHECK;
+
+/* GetObject's response-* overrides (response-content-type,
+ * -content-language, -expires, -cache-control, -content-disposition,
+ * -content-encoding) as the headers they replace. InvalidRequest for an
+ * anonymous request that uses them, as S3 answers. */
+int s3_response_overrides(const s3_query *q, bool anonymous, s3_meta *out) NB_MUST_CHECK;
+
+/* CORS response headers for a request from origin allowed by rule r
+ * (s3_cors_match): Access-Control-Allow-Origin (origin, or "*" for a "*"
+ * rule), -Allow-Methods, -Allow-Credentials, -Expose-Headers, -Max-Age,
+ * Vary, and for a preflight -Allow-Headers echoing req_headers. */
+int s3_cors_headers(const s3_cors_rule *r, const char *origin, const char *req_headers,
+                    bool preflight, s3_meta *out) NB_MUST_CHECK;
+
+/* A fresh request id for x-amz-request-id: 16 uppercase hex characters,
+ * unique within the process (out: 17 bytes). Thread-safe. */
+void s3_request_id(char *out);
+
 #endif
