@@ -625,6 +625,90 @@ static void test_maintain_and_fsck(void **state)
     vfs_close(v);
 }
 
+/* ---- dump and load ----------------------------------------------------------------------- */
+
+static void test_dump_load(void **state)
+{
+    (void)state;
+    vfs *v = fresh("vfs_dump");
+    uint64_t d = mkdir_at(v, ROOT, "dir \"q\"\n\x01\xff");
+    uint8_t data[100000];
+    vt_fill(5, data, sizeof data);
+    vt_put_file(v, "dir \"q\"\n\x01\xff/f", data, sizeof data);
+    vfs_attr a, f;
+    ASSERT_OK(vfs_resolve(v, NULL, "dir \"q\"\n\x01\xff/f", 0, &f));
+    ASSERT_OK(vfs_link(v, NULL, f.ino, ROOT, "hard", NULL));
+    ASSERT_OK(vfs_symlink(v, NULL, d, "sym", "f", NULL));
+    ASSERT_OK(vfs_mknod(v, NULL, ROOT, "fifo", S_IFIFO | 0600, 0, NULL));
+    ASSERT_OK(vfs_xattr_set(v, NULL, f.ino, "user.bin", nb_slice_of("\0\1\2", 3), 0));
+    vfs_sattr sa;
+    memset(&sa, 0, sizeof sa);
+    sa.valid = VFS_SET_MODE | VFS_SET_UID | VFS_SET_MTIME;
+    sa.mode = 04751;
+    sa.uid = 1234;
+    sa.mtime_ns = 1234567890123456789ll;
+    ASSERT_OK(vfs_setattr(v, NULL, f.ino, NULL, &sa, NULL));
+    vfs_bucket bk;
+    memset(&bk, 0, sizeof bk);
+    bk.owner = "AKIDOWNER";
+    ASSERT_OK(vfs_bucket_create(v, NULL, "bkt", 0755, &bk));
+    put(v, "bkt", "x/y", "object");
+    vfs_close(v);
+
+    char *path = nb_xasprintf("%s/dump.json", g_dir);
+    FILE *out = fopen(path, "w");
+    assert_non_null(out);
+    ASSERT_OK(vfs_dump(g_dir, out));
+    fclose(out);
+    /* a fresh metadata store next to the same blocks */
+    char *cmd = nb_xasprintf("rm -rf '%s/meta'", g_dir);
+    assert_int_equal(system(cmd), 0);
+    free(cmd);
+    FILE *in = fopen(path, "r");
+    ASSERT_OK(vfs_load(g_dir, in));
+    fclose(in);
+    in = fopen(path, "r");
+    ASSERT_RC(vfs_load(g_dir, in), -ENOTEMPTY);
+    fclose(in);
+    free(path);
+    ASSERT_OK(vfs_fsck(g_dir, false, stderr));
+
+    v = vt_open(g_dir);
+    uint8_t *back;
+    assert_int_equal(vt_get_file(v, "hard", &back), sizeof data);
+    assert_memory_equal(back, data, sizeof data);
+    free(back);
+    ASSERT_OK(vfs_resolve(v, NULL, "dir \"q\"\n\x01\xff/sym", VFS_RESOLVE_FOLLOW, &a));
+    ASSERT_OK(vfs_resolve(v, NULL, "hard", 0, &f));
+    assert_int_equal(a.ino, f.ino);
+    assert_int_equal(f.nlink, 2);
+    assert_int_equal(f.mode, S_IFREG | 04751);
+    assert_int_equal(f.uid, 1234);
+    assert_int_equal(f.mtime_ns, 1234567890123456789ll);
+    nb_buf b = NB_BUF_INIT;
+    ASSERT_OK(vfs_xattr_get(v, NULL, f.ino, "user.bin", &b));
+    assert_int_equal(b.len, 3);
+    assert_memory_equal(b.data, "\0\1\2", 3);
+    nb_buf_free(&b);
+    ASSERT_OK(vfs_resolve(v, NULL, "fifo", 0, &a));
+    assert_true(S_ISFIFO(a.mode));
+    vfs_bucket got;
+    ASSERT_OK(vfs_bucket_get(v, "bkt", &got));
+    assert_string_equal(got.owner, "AKIDOWNER");
+    vfs_bucket_free(&got);
+    ASSERT_OK(vfs_s3_lookup(v, NULL, "bkt", "x/y", &a));
+    /* the implicit directory stays implicit: deleting the object removes it */
+    ASSERT_OK(vfs_s3_delete(v, NULL, "bkt", "x/y"));
+    ASSERT_RC(vfs_resolve(v, NULL, "bkt/x", 0, &a), -ENOENT);
+    /* new slices never reuse a loaded id */
+    vt_put_file(v, "new", "fresh", 5);
+    assert_int_equal(vt_get_file(v, "hard", &back), sizeof data);
+    assert_memory_equal(back, data, sizeof data);
+    free(back);
+    vfs_close(v);
+    ASSERT_OK(vfs_fsck(g_dir, false, stderr));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -632,7 +716,7 @@ int main(void)
         cmocka_unit_test(test_readdir_cookies),     cmocka_unit_test(test_handles),
         cmocka_unit_test(test_large_and_sparse),    cmocka_unit_test(test_corrupt_block),
         cmocka_unit_test(test_read_only_and_perms), cmocka_unit_test(test_s3),
-        cmocka_unit_test(test_maintain_and_fsck),
+        cmocka_unit_test(test_maintain_and_fsck),   cmocka_unit_test(test_dump_load),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     if (rc == 0 && g_dir)
