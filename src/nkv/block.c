@@ -103,6 +103,25 @@ int nkv__block_new(uint8_t *data, size_t size, nkv_block **out)
     nkv_block *b = nb_xmalloc(sizeof *b);
     b->data = data;
     b->size = size;
+    b->owned = true;
+    b->nrestarts = n;
+    b->restart_off = (uint32_t)(size - 4 - (size_t)n * 4);
+    *out = b;
+    return 0;
+}
+
+int nkv__block_new_ref(const uint8_t *data, size_t size, nkv_block **out)
+{
+    *out = NULL;
+    if (size < 4)
+        return NB_CORRUPT("nkv: block of %zu bytes is too small", size);
+    uint32_t n = nb_get_u32le(data + size - 4);
+    if (n == 0 || (uint64_t)n * 4 + 4 > size)
+        return NB_CORRUPT("nkv: block has %u restarts for %zu bytes", n, size);
+    nkv_block *b = nb_xmalloc(sizeof *b);
+    b->data = (uint8_t *)data;
+    b->size = size;
+    b->owned = false;
     b->nrestarts = n;
     b->restart_off = (uint32_t)(size - 4 - (size_t)n * 4);
     *out = b;
@@ -113,7 +132,8 @@ void nkv__block_free(nkv_block *b)
 {
     if (!b)
         return;
-    free(b->data);
+    if (b->owned)
+        free(b->data);
     free(b);
 }
 

@@ -217,14 +217,17 @@ bool nkv__bb_empty(const nkv_block_builder *b);
 void nkv__bb_free(nkv_block_builder *b);
 
 typedef struct nkv_block {
-    uint8_t *data; /* owned */
+    uint8_t *data; /* owned unless !owned (then it points into a mapped table) */
     size_t size;
+    bool owned;
     uint32_t restart_off;
     uint32_t nrestarts;
 } nkv_block;
 
 /* Takes ownership of data (malloc'd). NB_ECORRUPT when malformed. */
 int nkv__block_new(uint8_t *data, size_t size, nkv_block **out);
+/* Same, but borrows data, which must outlive the block. */
+int nkv__block_new_ref(const uint8_t *data, size_t size, nkv_block **out);
 void nkv__block_free(nkv_block *b);
 /* Iterator over a block; cmp is internal (true) or user-key (false) order.
  * release(a, b) is called when the iterator is freed (to unpin a cache

@@ -315,6 +315,7 @@ int nkv__tb_finish(nkv_table_builder *b)
 struct nkv_table {
     const nkv_env *env;
     nkv_file *f;
+    const uint8_t *map; /* the whole file when the env can map it */
     char *path;
     uint64_t size;
     nkv_cache *cache;
@@ -325,6 +326,57 @@ struct nkv_table {
     uint64_t entries;
 };
 
+/* The block at h of a mapped table: uncompressed blocks point into the
+ * map (block->owned false), compressed ones are inflated into the heap. */
+static int read_mapped(nkv_table *t, handle h, nkv_block **out)
+{
+    const uint8_t *raw = t->map + h.off;
+    uint8_t type = raw[h.size];
+    uint32_t crc = nb_crc32c(nb_crc32c(0, raw, h.size), &type, 1);
+    if (crc != nb_crc32c_unmask(nb_get_u32le(raw + h.size + 1))) {
+        nb__corrupt(__FILE__, __LINE__, "nkv: block checksum mismatch in %s at offset %llu",
+                    t->path, (unsigned long long)h.off);
+        return NB_ECHECKSUM;
+    }
+    int rc;
+    if (type == NKV_COMPRESSION_NONE) {
+        rc = nkv__block_new_ref(raw, h.size, out);
+    } else if (type == NKV_COMPRESSION_SNAPPY) {
+        size_t ulen;
+        if (snappy_uncompressed_length((const char *)raw, h.size, &ulen) != SNAPPY_OK ||
+            ulen > (1u << 30))
+            return NB_CORRUPT("nkv: bad snappy block in %s at offset %llu", t->path,
+                              (unsigned long long)h.off);
+        uint8_t *data = nb_xmalloc(ulen ? ulen : 1);
+        if (snappy_uncompress((const char *)raw, h.size, (char *)data, &ulen) != SNAPPY_OK) {
+            free(data);
+            return NB_CORRUPT("nkv: bad snappy block in %s at offset %llu", t->path,
+                              (unsigned long long)h.off);
+        }
+        rc = nkv__block_new(data, ulen, out);
+    } else if (type == NKV_COMPRESSION_ZSTD) {
+        unsigned long long ulen = ZSTD_getFrameContentSize(raw, h.size);
+        if (ulen == ZSTD_CONTENTSIZE_ERROR || ulen == ZSTD_CONTENTSIZE_UNKNOWN || ulen > (1u << 30))
+            return NB_CORRUPT("nkv: bad zstd block in %s at offset %llu", t->path,
+                              (unsigned long long)h.off);
+        uint8_t *data = nb_xmalloc(ulen ? ulen : 1);
+        size_t r = ZSTD_decompress(data, ulen, raw, h.size);
+        if (ZSTD_isError(r) || r != ulen) {
+            free(data);
+            return NB_CORRUPT("nkv: bad zstd block in %s at offset %llu", t->path,
+                              (unsigned long long)h.off);
+        }
+        rc = nkv__block_new(data, ulen, out);
+    } else {
+        return NB_CORRUPT("nkv: unknown compression %d in %s at offset %llu", type, t->path,
+                          (unsigned long long)h.off);
+    }
+    if (rc)
+        nb__corrupt(__FILE__, __LINE__, "nkv: malformed block in %s at offset %llu", t->path,
+                    (unsigned long long)h.off);
+    return rc;
+}
+
 /* Reads the block at h, verifying its checksum; returns an owned block. */
 static int read_block(nkv_table *t, handle h, nkv_block **out)
 {
@@ -333,6 +385,8 @@ static int read_block(nkv_table *t, handle h, nkv_block **out)
         return NB_CORRUPT("nkv: block handle %llu+%llu past the end of %s",
                           (unsigned long long)h.off, (unsigned long long)h.size, t->path);
     size_t n = h.size + NKV_BLOCK_TRAILER;
+    if (t->map)
+        return read_mapped(t, h, out);
     uint8_t *raw = nb_xmalloc(n);
     size_t got = 0;
     int rc = t->env->read_at(t->env->ctx, t->f, h.off, raw, n, &got);
@@ -427,7 +481,7 @@ static int get_block(nkv_table *t, handle h, bool fill, nkv_block **out, nkv_cac
     int rc = read_block(t, h, out);
     if (rc)
         return rc;
-    if (t->cache && fill)
+    if (t->cache && fill && (*out)->owned)
         *ch = nkv__cache_insert(t->cache, key, sizeof key, *out, (*out)->size + 64, block_deleter);
     return 0;
 }
@@ -454,6 +508,11 @@ int nkv__table_open(const nkv_env *env, nkv_file *f, const char *path, uint64_t 
     int rc = 0;
     uint8_t foot[NKV_SST_FOOTER];
     size_t got = 0;
+    if (env->map && size >= NKV_SST_FOOTER) {
+        const void *addr;
+        if (env->map(env->ctx, f, size, &addr) == 0)
+            t->map = addr;
+    }
     if (size < NKV_SST_FOOTER) {
         rc = NB_CORRUPT("nkv: %s is too short (%llu bytes) to be a table", path,
                         (unsigned long long)size);
@@ -553,9 +612,11 @@ void nkv__table_free(nkv_table *t)
 {
     if (!t)
         return;
+    nkv__block_free(t->index);
+    if (t->map)
+        t->env->unmap(t->env->ctx, t->map, t->size);
     if (t->f)
         t->env->close(t->env->ctx, t->f);
-    nkv__block_free(t->index);
     free(t->filter);
     free(t->path);
     free(t);
