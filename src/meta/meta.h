@@ -312,7 +312,8 @@ int meta_garbage_list(meta *m, uint64_t after, meta_garbage *out, size_t max,
 /* Forgets garbage slices whose blocks the collector has deleted. */
 int meta_garbage_done(meta *m, const uint64_t *ids, size_t n) NB_MUST_CHECK;
 
-/* Calls cb for every slice referenced by any chunk map (for the collector
+/* Calls cb for every slice referenced by any chunk map, then for every
+ * slice held by a multipart part (with ino 0 and chunk = part number) (for the collector
  * after a crash: a block whose slice is neither referenced nor garbage and
  * whose id is below meta_id_high() was written but never published). */
 typedef int (*meta_slice_cb)(void *arg, uint64_t ino, uint32_t chunk, const meta_slice *s);
@@ -432,5 +433,53 @@ int meta_bucket_create(meta *m, const meta_cred *c, const char *name, uint32_t m
 int meta_bucket_get(meta *m, const char *name, meta_bucket *b) NB_MUST_CHECK;
 /* Rewrites the record of bucket name (ino and ctime_ns kept). -ENOENT. */
 int meta_bucket_update(meta *m, const char *name, const meta_bucket *b) NB_MUST_CHECK;
+
+/* ---- S3 multipart uploads ----------------------------------------------------------------- */
+
+typedef struct meta_upload {
+    uint64_t id;     /* upload id (unique, never reused) */
+    uint64_t bucket; /* the bucket directory's inode */
+    char *key;       /* object key (owned) */
+    int64_t initiated_ns;
+    char *owner;   /* owned; may be NULL */
+    nb_buf objrec; /* encoded meta_objrec for the completed object (owned) */
+} meta_upload;
+
+typedef struct meta_part {
+    uint32_t number; /* 1..10000 */
+    char *etag;      /* owned */
+    uint64_t size;
+    int64_t mtime_ns;
+    size_t nslices;
+    meta_slice *slices; /* the part's bytes in order (pos unused); owned */
+} meta_part;
+
+/* Records a new upload; fills u->id and u->initiated_ns. Borrows u. */
+int meta_upload_create(meta *m, meta_upload *u) NB_MUST_CHECK;
+/* Reads upload id into *u (zeroed first; free with meta_upload_free).
+ * NB_ENOTFOUND (NoSuchUpload). */
+int meta_upload_get(meta *m, uint64_t id, meta_upload *u) NB_MUST_CHECK;
+void meta_upload_free(meta_upload *u);
+/* Uploads of bucket in S3 order (key bytes, then upload id), starting
+ * after (after_key, after_id) (after_key NULL: from the start). cb's
+ * argument is valid during the call; non-zero stops. */
+int meta_upload_list(meta *m, uint64_t bucket, const char *after_key, uint64_t after_id,
+                     int (*cb)(void *arg, const meta_upload *u), void *arg) NB_MUST_CHECK;
+/* Stores part p of upload (borrowed), replacing an earlier part with the
+ * same number (whose slices become garbage). NB_ENOTFOUND. */
+int meta_part_put(meta *m, uint64_t upload, const meta_part *p) NB_MUST_CHECK;
+/* Parts in number order after `after`; non-zero from cb stops. */
+int meta_part_list(meta *m, uint64_t upload, uint32_t after,
+                   int (*cb)(void *arg, const meta_part *p), void *arg) NB_MUST_CHECK;
+void meta_part_free(meta_part *p);
+/* Drops the upload and its parts; all their slices become garbage. */
+int meta_upload_abort(meta *m, uint64_t upload) NB_MUST_CHECK;
+/* CompleteMultipartUpload: meta_install of the unnamed file ino (whose
+ * chunk maps the caller filled from the parts' slices with meta_publish)
+ * and removal of the upload in one batch; part slices the file does not
+ * use become garbage. NB_ENOTFOUND if the upload is gone. */
+int meta_upload_complete(meta *m, const meta_cred *c, uint64_t upload, uint64_t ino,
+                         uint64_t parent, const char *name, unsigned flags, nb_slice objrec,
+                         meta_attr *out) NB_MUST_CHECK;
 
 #endif

@@ -487,5 +487,28 @@ int meta_slice_scan(meta *m, meta_slice_cb cb, void *arg)
     if (rc == 0)
         rc = kv_iter_status(it);
     kv_iter_free(it);
+    if (rc != 0 || stop)
+        return rc;
+
+    /* Parts of multipart uploads hold slices too (reported with ino 0). */
+    uint8_t pp[1] = {META_K_PART};
+    kv_iter_options po = {.prefix = nb_slice_of(pp, 1)};
+    rc = kv_iter_new(m->kv, &po, &it);
+    if (rc != 0)
+        return rc;
+    for (kv_iter_seek_first(it); kv_iter_valid(it) && !stop && rc == 0; kv_iter_next(it)) {
+        nb_slice k = kv_iter_key(it);
+        if (k.len != 13)
+            continue;
+        meta_part pt;
+        rc = meta__part_decode(kv_iter_value(it), nb_get_u32be(k.ptr + 9), &pt);
+        for (size_t i = 0; rc == 0 && i < pt.nslices && !stop; i++)
+            stop = cb(arg, 0, pt.number, &pt.slices[i]);
+        if (rc == 0)
+            meta_part_free(&pt);
+    }
+    if (rc == 0)
+        rc = kv_iter_status(it);
+    kv_iter_free(it);
     return rc;
 }

@@ -21,6 +21,9 @@
  *   'G'  'G' slice:u64                    garbage slice
  *   'o'  'o' ino:u64                      S3 object record
  *   'b'  'b' ino:u64                      S3 bucket record
+ *   'M'  'M' upload:u64                   S3 multipart upload
+ *   'm'  'm' bucket:u64 key 0x00 upload:u64   upload index by bucket and key (empty value)
+ *   'P'  'P' upload:u64 part:u32          S3 multipart part
  */
 #ifndef NB_META_META_FORMAT_H
 #define NB_META_META_FORMAT_H
@@ -41,6 +44,9 @@
 #define META_K_GARBAGE 'G'
 #define META_K_OBJREC  'o'
 #define META_K_BUCKET  'b'
+#define META_K_UPLOAD  'M'
+#define META_K_UPINDEX 'm'
+#define META_K_PART    'P'
 
 /* Format record: magic u32, version u32, created_ns u64, flags u32. */
 #define META_FORMAT_REC_LEN 20
@@ -119,6 +125,20 @@ enum {
     META_BR_LIFECYCLE = 6,
     META_BR_TAGGING = 7,
     META_BR_POLICY = 8,
+};
+
+enum {
+    META_UR_BUCKET = 1, /* 8 bytes u64 LE */
+    META_UR_KEY = 2,
+    META_UR_INITIATED = 3, /* 8 bytes i64 LE */
+    META_UR_OWNER = 4,
+    META_UR_OBJREC = 5,
+};
+enum {
+    META_PR_ETAG = 1,
+    META_PR_SIZE = 2,   /* 8 bytes u64 LE */
+    META_PR_MTIME = 3,  /* 8 bytes i64 LE */
+    META_PR_SLICES = 4, /* n x 24-byte slice entries, as in chunk maps */
 };
 
 #define META_NSTRIPES 1024 /* lock stripes = usage counter keys */

@@ -122,6 +122,16 @@ int meta__sticky_ok(const meta_cred *c, const meta_attr *dir,
 int meta__mkdir_rec(meta *m, const meta_cred *c, uint64_t parent, const char *name, uint32_t mode,
                     uint8_t tag, nb_slice rec, meta_attr *out) NB_MUST_CHECK;
 
+/* meta_install with an extra lock (0: none) and a hook that adds to the
+ * batch under the locks, before the commit (S3 multipart completion). */
+typedef int (*meta__install_fn)(meta__txn *t, void *arg);
+int meta__install(meta *m, const meta_cred *c, uint64_t ino, uint64_t parent, const char *name,
+                  unsigned flags, nb_slice objrec, uint64_t extra_lock, meta__install_fn extra,
+                  void *arg, meta_attr *out) NB_MUST_CHECK;
+
+/* Decodes a stored multipart part record (meta_s3.c). */
+int meta__part_decode(nb_slice in, uint32_t number, meta_part *pt) NB_MUST_CHECK;
+
 int64_t meta__now(void);
 int meta__alloc_ino(meta *m, uint64_t *ino) NB_MUST_CHECK;
 uint32_t meta__type(uint32_t mode);

@@ -594,6 +594,13 @@ int meta_rename(meta *m, const meta_cred *c, uint64_t parent, const char *name, 
 int meta_install(meta *m, const meta_cred *c, uint64_t ino, uint64_t parent, const char *name,
                  unsigned flags, nb_slice objrec, meta_attr *out)
 {
+    return meta__install(m, c, ino, parent, name, flags, objrec, 0, NULL, NULL, out);
+}
+
+int meta__install(meta *m, const meta_cred *c, uint64_t ino, uint64_t parent, const char *name,
+                  unsigned flags, nb_slice objrec, uint64_t extra_lock, meta__install_fn extra,
+                  void *arg, meta_attr *out)
+{
     size_t len;
     int rc = meta__check_name(name, &len);
     if (rc != 0)
@@ -610,8 +617,8 @@ int meta_install(meta *m, const meta_cred *c, uint64_t ino, uint64_t parent, con
             return rc;
         meta__txn t;
         meta__txn_init(&t, m);
-        uint64_t lk[3] = {ino, parent, old};
-        meta__txn_lock(&t, lk, 3);
+        uint64_t lk[4] = {ino, parent, old, extra_lock};
+        meta__txn_lock(&t, lk, 4);
         uint64_t old2 = 0;
         meta__inode dir, in, prev;
         rc = meta__dentry_get(m, NULL, parent, name, len, &old2, &otype, &cookie);
@@ -642,6 +649,8 @@ int meta_install(meta *m, const meta_cred *c, uint64_t ino, uint64_t parent, con
             if (rc == 0)
                 rc = meta__sticky_ok(c, &dir.a, &prev.a);
         }
+        if (rc == 0 && extra)
+            rc = extra(&t, arg);
         int64_t now = meta__now();
         if (rc == 0 && old) {
             meta__dentry_del(&t, parent, name, len, cookie);

@@ -426,3 +426,392 @@ int meta_bucket_update(meta *m, const char *name, const meta_bucket *b)
     nb_buf_free(&rec);
     return rc;
 }
+
+/* ---- multipart uploads ---- */
+
+static void upload_key(uint8_t k[9], uint64_t id)
+{
+    meta__key_ino(k, META_K_UPLOAD, id);
+}
+
+static void upindex_key(nb_buf *k, uint64_t bucket, const char *key, uint64_t id)
+{
+    nb_buf_reset(k);
+    int rc = nb_buf_put_u8(k, META_K_UPINDEX);
+    rc |= nb_buf_put_u64be(k, bucket);
+    rc |= nb_buf_append_str(k, key);
+    rc |= nb_buf_put_u8(k, 0);
+    rc |= nb_buf_put_u64be(k, id);
+    NB_ASSERT(rc == 0);
+}
+
+static void part_key(uint8_t k[13], uint64_t upload, uint32_t part)
+{
+    k[0] = META_K_PART;
+    nb_put_u64be(k + 1, upload);
+    nb_put_u32be(k + 9, part);
+}
+
+static int upload_decode(nb_slice in, uint64_t id, meta_upload *u)
+{
+    memset(u, 0, sizeof(*u));
+    u->id = id;
+    const uint8_t *p = in.ptr, *end = in.ptr + in.len;
+    int rc = check_version(in, &p);
+    uint8_t tag;
+    nb_slice v = {0};
+    while (rc == 0 && (rc = next_field(&p, end, &tag, &v)) == 1) {
+        rc = 0;
+        if ((tag == META_UR_BUCKET || tag == META_UR_INITIATED) && v.len != 8)
+            rc = NB_CORRUPT("upload %llu: field %u", (unsigned long long)id, tag);
+        else if (tag == META_UR_BUCKET)
+            u->bucket = nb_get_u64le(v.ptr);
+        else if (tag == META_UR_INITIATED)
+            u->initiated_ns = (int64_t)nb_get_u64le(v.ptr);
+        else if (tag == META_UR_KEY && !u->key)
+            u->key = dup_slice(v);
+        else if (tag == META_UR_OWNER && !u->owner)
+            u->owner = dup_slice(v);
+        else if (tag == META_UR_OBJREC)
+            rc = nb_buf_append(&u->objrec, v.ptr, v.len);
+    }
+    if (rc == 0 && !u->key)
+        rc = NB_CORRUPT("upload %llu without a key", (unsigned long long)id);
+    if (rc != 0)
+        meta_upload_free(u);
+    return rc;
+}
+
+void meta_upload_free(meta_upload *u)
+{
+    if (!u)
+        return;
+    free(u->key);
+    free(u->owner);
+    nb_buf_free(&u->objrec);
+    memset(u, 0, sizeof(*u));
+}
+
+int meta_upload_create(meta *m, meta_upload *u)
+{
+    if (!u->key)
+        return -EINVAL;
+    int rc = meta_id_alloc(m, META_ID_SLICE, 1, &u->id);
+    if (rc != 0)
+        return rc;
+    u->initiated_ns = meta__now();
+    nb_buf rec = NB_BUF_INIT, ik = NB_BUF_INIT;
+    rc = nb_buf_put_u8(&rec, META_REC_V1);
+    rc = rc ? rc : put_u64(&rec, META_UR_BUCKET, u->bucket);
+    rc = rc ? rc : put_str(&rec, META_UR_KEY, u->key);
+    rc = rc ? rc : put_u64(&rec, META_UR_INITIATED, (uint64_t)u->initiated_ns);
+    rc = rc ? rc : put_str(&rec, META_UR_OWNER, u->owner);
+    if (u->objrec.len)
+        rc = rc ? rc : put_field(&rec, META_UR_OBJREC, nb_buf_slice(&u->objrec));
+    if (rc == 0) {
+        meta__txn t;
+        meta__txn_init(&t, m);
+        uint8_t k[9];
+        upload_key(k, u->id);
+        kv_batch_put(t.b, nb_slice_of(k, 9), nb_buf_slice(&rec));
+        upindex_key(&ik, u->bucket, u->key, u->id);
+        kv_batch_put(t.b, nb_buf_slice(&ik), nb_slice_of("", 0));
+        rc = meta__txn_commit(&t, 0);
+        meta__txn_end(&t);
+    }
+    nb_buf_free(&rec);
+    nb_buf_free(&ik);
+    return rc;
+}
+
+int meta_upload_get(meta *m, uint64_t id, meta_upload *u)
+{
+    memset(u, 0, sizeof(*u));
+    uint8_t k[9];
+    upload_key(k, id);
+    nb_buf v = NB_BUF_INIT;
+    int rc = kv_get(m->kv, NULL, nb_slice_of(k, 9), &v);
+    if (rc == 0)
+        rc = upload_decode(nb_buf_slice(&v), id, u);
+    nb_buf_free(&v);
+    return rc;
+}
+
+int meta_upload_list(meta *m, uint64_t bucket, const char *after_key, uint64_t after_id,
+                     int (*cb)(void *arg, const meta_upload *u), void *arg)
+{
+    uint8_t p[9];
+    meta__key_ino(p, META_K_UPINDEX, bucket);
+    nb_buf start = NB_BUF_INIT;
+    if (after_key)
+        upindex_key(&start, bucket, after_key, after_id);
+    kv_iter_options io = {.prefix = nb_slice_of(p, 9)};
+    kv_iter *it = NULL;
+    int rc = kv_iter_new(m->kv, &io, &it);
+    if (rc != 0) {
+        nb_buf_free(&start);
+        return rc;
+    }
+    if (after_key)
+        kv_iter_seek(it, nb_buf_slice(&start));
+    else
+        kv_iter_seek_first(it);
+    int stop = 0;
+    for (; kv_iter_valid(it) && !stop && rc == 0; kv_iter_next(it)) {
+        nb_slice k = kv_iter_key(it);
+        if (after_key && nb_slice_eq(k, nb_buf_slice(&start)))
+            continue;
+        if (k.len < 9 + 1 + 8)
+            continue;
+        meta_upload u;
+        rc = meta_upload_get(m, nb_get_u64be(k.ptr + k.len - 8), &u);
+        if (rc == NB_ENOTFOUND) {
+            rc = 0; /* completed or aborted meanwhile */
+            continue;
+        }
+        if (rc == 0)
+            stop = cb(arg, &u);
+        meta_upload_free(&u);
+    }
+    if (rc == 0)
+        rc = kv_iter_status(it);
+    kv_iter_free(it);
+    nb_buf_free(&start);
+    return rc;
+}
+
+int meta__part_decode(nb_slice in, uint32_t number, meta_part *pt)
+{
+    memset(pt, 0, sizeof(*pt));
+    pt->number = number;
+    const uint8_t *p = in.ptr, *end = in.ptr + in.len;
+    int rc = check_version(in, &p);
+    uint8_t tag;
+    nb_slice v = {0};
+    while (rc == 0 && (rc = next_field(&p, end, &tag, &v)) == 1) {
+        rc = 0;
+        if ((tag == META_PR_SIZE || tag == META_PR_MTIME) && v.len != 8) {
+            rc = NB_CORRUPT("part %u: field %u", number, tag);
+        } else if (tag == META_PR_SIZE) {
+            pt->size = nb_get_u64le(v.ptr);
+        } else if (tag == META_PR_MTIME) {
+            pt->mtime_ns = (int64_t)nb_get_u64le(v.ptr);
+        } else if (tag == META_PR_ETAG && !pt->etag) {
+            pt->etag = dup_slice(v);
+        } else if (tag == META_PR_SLICES) {
+            if (v.len % META_SLICE_LEN || pt->slices) {
+                rc = NB_CORRUPT("part %u: slice list", number);
+                continue;
+            }
+            pt->nslices = v.len / META_SLICE_LEN;
+            pt->slices = nb_xcalloc(pt->nslices ? pt->nslices : 1, sizeof(meta_slice));
+            for (size_t i = 0; i < pt->nslices; i++) {
+                const uint8_t *q = v.ptr + i * META_SLICE_LEN;
+                pt->slices[i] = (meta_slice){.id = nb_get_u64le(q),
+                                             .size = nb_get_u32le(q + 8),
+                                             .off = nb_get_u32le(q + 12),
+                                             .len = nb_get_u32le(q + 16),
+                                             .pos = nb_get_u32le(q + 20)};
+            }
+        }
+    }
+    if (rc != 0)
+        meta_part_free(pt);
+    return rc;
+}
+
+void meta_part_free(meta_part *p)
+{
+    if (!p)
+        return;
+    free(p->etag);
+    free(p->slices);
+    memset(p, 0, sizeof(*p));
+}
+
+/* Moves the slices of the stored part at key k (if any) to the garbage
+ * list, except those in keep (n ids). */
+static int garbage_part(meta__txn *t, nb_slice k, const uint64_t *keep, size_t nkeep)
+{
+    nb_buf v = NB_BUF_INIT;
+    int rc = kv_get(t->m->kv, NULL, k, &v);
+    if (rc == NB_ENOTFOUND) {
+        nb_buf_free(&v);
+        return 0;
+    }
+    meta_part old;
+    if (rc == 0)
+        rc = meta__part_decode(nb_buf_slice(&v), nb_get_u32be(k.ptr + 9), &old);
+    if (rc == 0) {
+        for (size_t i = 0; i < old.nslices; i++) {
+            int kept = 0;
+            for (size_t j = 0; j < nkeep && !kept; j++)
+                kept = keep[j] == old.slices[i].id;
+            if (!kept)
+                meta__garbage_add(t, old.slices[i].id, old.slices[i].size);
+        }
+        meta_part_free(&old);
+    }
+    nb_buf_free(&v);
+    return rc;
+}
+
+int meta_part_put(meta *m, uint64_t upload, const meta_part *p)
+{
+    if (p->number == 0 || (p->nslices && !p->slices))
+        return -EINVAL;
+    nb_buf rec = NB_BUF_INIT, sl = NB_BUF_INIT;
+    int rc = nb_buf_put_u8(&rec, META_REC_V1);
+    rc = rc ? rc : put_str(&rec, META_PR_ETAG, p->etag);
+    rc = rc ? rc : put_u64(&rec, META_PR_SIZE, p->size);
+    rc = rc ? rc : put_u64(&rec, META_PR_MTIME, (uint64_t)p->mtime_ns);
+    for (size_t i = 0; i < p->nslices && rc == 0; i++) {
+        const meta_slice *s = &p->slices[i];
+        rc |= nb_buf_put_u64le(&sl, s->id);
+        rc |= nb_buf_put_u32le(&sl, s->size);
+        rc |= nb_buf_put_u32le(&sl, s->off);
+        rc |= nb_buf_put_u32le(&sl, s->len);
+        rc |= nb_buf_put_u32le(&sl, s->pos);
+    }
+    rc = rc ? rc : put_field(&rec, META_PR_SLICES, nb_buf_slice(&sl));
+    meta__txn t;
+    meta__txn_init(&t, m);
+    meta__txn_lock(&t, &upload, 1);
+    uint8_t uk[9], pk[13];
+    upload_key(uk, upload);
+    part_key(pk, upload, p->number);
+    nb_buf v = NB_BUF_INIT;
+    if (rc == 0)
+        rc = kv_get(m->kv, NULL, nb_slice_of(uk, 9), &v);
+    /* The same slice in the old and the new part stays. */
+    uint64_t *keep = nb_xcalloc(p->nslices ? p->nslices : 1, sizeof(*keep));
+    for (size_t i = 0; i < p->nslices; i++)
+        keep[i] = p->slices[i].id;
+    if (rc == 0)
+        rc = garbage_part(&t, nb_slice_of(pk, 13), keep, p->nslices);
+    if (rc == 0) {
+        kv_batch_put(t.b, nb_slice_of(pk, 13), nb_buf_slice(&rec));
+        rc = meta__txn_commit(&t, 0);
+    }
+    meta__txn_end(&t);
+    free(keep);
+    nb_buf_free(&v);
+    nb_buf_free(&rec);
+    nb_buf_free(&sl);
+    return rc;
+}
+
+int meta_part_list(meta *m, uint64_t upload, uint32_t after,
+                   int (*cb)(void *arg, const meta_part *p), void *arg)
+{
+    uint8_t p[9], start[13];
+    meta__key_ino(p, META_K_PART, upload);
+    part_key(start, upload, after + 1);
+    kv_iter_options io = {.prefix = nb_slice_of(p, 9)};
+    kv_iter *it = NULL;
+    int rc = kv_iter_new(m->kv, &io, &it);
+    if (rc != 0)
+        return rc;
+    int stop = after == UINT32_MAX;
+    for (kv_iter_seek(it, nb_slice_of(start, 13)); kv_iter_valid(it) && !stop && rc == 0;
+         kv_iter_next(it)) {
+        nb_slice k = kv_iter_key(it);
+        if (k.len != 13)
+            continue;
+        meta_part pt;
+        rc = meta__part_decode(kv_iter_value(it), nb_get_u32be(k.ptr + 9), &pt);
+        if (rc == 0)
+            stop = cb(arg, &pt);
+        meta_part_free(&pt);
+    }
+    if (rc == 0)
+        rc = kv_iter_status(it);
+    kv_iter_free(it);
+    return rc;
+}
+
+/* Deletes upload `id` (record, index, parts) into t's batch; part slices
+ * not in keep become garbage. The caller holds the upload's lock. */
+static int upload_drop(meta__txn *t, uint64_t id, const uint64_t *keep, size_t nkeep)
+{
+    meta_upload u;
+    int rc = meta_upload_get(t->m, id, &u);
+    if (rc != 0)
+        return rc;
+    uint8_t k[9], p[9];
+    upload_key(k, id);
+    kv_batch_delete(t->b, nb_slice_of(k, 9));
+    nb_buf ik = NB_BUF_INIT;
+    upindex_key(&ik, u.bucket, u.key, id);
+    kv_batch_delete(t->b, nb_buf_slice(&ik));
+    nb_buf_free(&ik);
+    meta_upload_free(&u);
+    meta__key_ino(p, META_K_PART, id);
+    kv_iter_options io = {.prefix = nb_slice_of(p, 9)};
+    kv_iter *it = NULL;
+    rc = kv_iter_new(t->m->kv, &io, &it);
+    if (rc != 0)
+        return rc;
+    for (kv_iter_seek_first(it); kv_iter_valid(it) && rc == 0; kv_iter_next(it)) {
+        nb_slice pk = kv_iter_key(it);
+        if (pk.len != 13)
+            continue;
+        rc = garbage_part(t, pk, keep, nkeep);
+        kv_batch_delete(t->b, pk);
+    }
+    if (rc == 0)
+        rc = kv_iter_status(it);
+    kv_iter_free(it);
+    return rc;
+}
+
+int meta_upload_abort(meta *m, uint64_t upload)
+{
+    meta__txn t;
+    meta__txn_init(&t, m);
+    meta__txn_lock(&t, &upload, 1);
+    int rc = upload_drop(&t, upload, NULL, 0);
+    if (rc == 0)
+        rc = meta__txn_commit(&t, 0);
+    meta__txn_end(&t);
+    return rc;
+}
+
+typedef struct complete_ctx {
+    uint64_t upload;
+    uint64_t ino;
+} complete_ctx;
+
+static int complete_hook(meta__txn *t, void *arg)
+{
+    complete_ctx *cc = arg;
+    /* The slices the new file references stay; the rest of the parts go. */
+    nb_buf ids = NB_BUF_INIT;
+    uint8_t p[9];
+    meta__key_ino(p, META_K_CHUNK, cc->ino);
+    kv_iter_options io = {.prefix = nb_slice_of(p, 9)};
+    kv_iter *it = NULL;
+    int rc = kv_iter_new(t->m->kv, &io, &it);
+    if (rc != 0)
+        return rc;
+    for (kv_iter_seek_first(it); rc == 0 && kv_iter_valid(it); kv_iter_next(it)) {
+        nb_slice v = kv_iter_value(it);
+        for (size_t off = 1; rc == 0 && off + META_SLICE_LEN <= v.len; off += META_SLICE_LEN)
+            rc = nb_buf_put_u64le(&ids, nb_get_u64le(v.ptr + off));
+    }
+    if (rc == 0)
+        rc = kv_iter_status(it);
+    kv_iter_free(it);
+    if (rc == 0)
+        rc = upload_drop(t, cc->upload, (const uint64_t *)ids.data, ids.len / 8);
+    nb_buf_free(&ids);
+    return rc;
+}
+
+int meta_upload_complete(meta *m, const meta_cred *c, uint64_t upload, uint64_t ino,
+                         uint64_t parent, const char *name, unsigned flags, nb_slice objrec,
+                         meta_attr *out)
+{
+    complete_ctx cc = {.upload = upload, .ino = ino};
+    return meta__install(m, c, ino, parent, name, flags, objrec, upload, complete_hook, &cc, out);
+}

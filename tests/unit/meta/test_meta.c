@@ -825,6 +825,147 @@ static void test_statfs(void **state)
     meta_close(m);
 }
 
+typedef struct ulist {
+    int n;
+    char keys[8][16];
+    uint64_t ids[8];
+} ulist;
+
+static int upload_cb(void *arg, const meta_upload *u)
+{
+    ulist *l = arg;
+    snprintf(l->keys[l->n], 16, "%s", u->key);
+    l->ids[l->n++] = u->id;
+    return 0;
+}
+
+static int part_cb(void *arg, const meta_part *p)
+{
+    ulist *l = arg;
+    snprintf(l->keys[l->n], 16, "%s", p->etag);
+    l->ids[l->n++] = p->number;
+    return 0;
+}
+
+static int count_part_slices(void *arg, uint64_t ino, uint32_t chunk, const meta_slice *s)
+{
+    (void)chunk;
+    (void)s;
+    if (ino == 0)
+        (*(int *)arg)++;
+    return 0;
+}
+
+static int has_garbage(meta *m, uint64_t id)
+{
+    meta_garbage gb[64];
+    size_t n;
+    ASSERT_OK(meta_garbage_list(m, 0, gb, 64, &n));
+    for (size_t i = 0; i < n; i++) {
+        if (gb[i].id == id)
+            return 1;
+    }
+    return 0;
+}
+
+static void test_multipart(void **state)
+{
+    (void)state;
+    meta *m = fresh("meta_multipart");
+    meta_bucket b = {0};
+    ASSERT_OK(meta_bucket_create(m, &root_cred, "bkt", 0755, &b));
+    meta_upload u1 = {.bucket = b.ino, .key = "k/obj", .owner = "me"};
+    meta_upload u2 = {.bucket = b.ino, .key = "k/obj"};
+    meta_upload u3 = {.bucket = b.ino, .key = "a"};
+    ASSERT_OK(nb_buf_append_str(&u1.objrec, "rec"));
+    ASSERT_OK(meta_upload_create(m, &u1));
+    ASSERT_OK(meta_upload_create(m, &u2));
+    ASSERT_OK(meta_upload_create(m, &u3));
+    nb_buf_free(&u1.objrec);
+    meta_upload g;
+    ASSERT_OK(meta_upload_get(m, u1.id, &g));
+    assert_string_equal(g.key, "k/obj");
+    assert_string_equal(g.owner, "me");
+    assert_int_equal(g.bucket, b.ino);
+    assert_int_equal(g.objrec.len, 3);
+    meta_upload_free(&g);
+    ASSERT_RC(meta_upload_get(m, 999999, &g), NB_ENOTFOUND);
+    ulist l = {0};
+    ASSERT_OK(meta_upload_list(m, b.ino, NULL, 0, upload_cb, &l));
+    assert_int_equal(l.n, 3);
+    assert_string_equal(l.keys[0], "a");
+    assert_int_equal(l.ids[1], u1.id);
+    assert_int_equal(l.ids[2], u2.id);
+    memset(&l, 0, sizeof(l));
+    ASSERT_OK(meta_upload_list(m, b.ino, "k/obj", u1.id, upload_cb, &l));
+    assert_int_equal(l.n, 1);
+    assert_int_equal(l.ids[0], u2.id);
+
+    /* Parts: 1 (replaced once), 2. */
+    meta_slice s1 = {.id = 101, .size = 1000, .len = 1000};
+    meta_slice s1b = {.id = 102, .size = 500, .len = 500};
+    meta_slice s2 = {.id = 103, .size = 700, .len = 700};
+    meta_part p1 = {.number = 1, .etag = "e1", .size = 1000, .nslices = 1, .slices = &s1};
+    ASSERT_OK(meta_part_put(m, u1.id, &p1));
+    p1.etag = "e1b";
+    p1.slices = &s1b;
+    p1.size = 500;
+    ASSERT_OK(meta_part_put(m, u1.id, &p1));
+    assert_true(has_garbage(m, 101));
+    meta_part p2 = {.number = 2, .etag = "e2", .size = 700, .nslices = 1, .slices = &s2};
+    ASSERT_OK(meta_part_put(m, u1.id, &p2));
+    ASSERT_RC(meta_part_put(m, 424242, &p2), NB_ENOTFOUND);
+    memset(&l, 0, sizeof(l));
+    ASSERT_OK(meta_part_list(m, u1.id, 0, part_cb, &l));
+    assert_int_equal(l.n, 2);
+    assert_string_equal(l.keys[0], "e1b");
+    memset(&l, 0, sizeof(l));
+    ASSERT_OK(meta_part_list(m, u1.id, 1, part_cb, &l));
+    assert_int_equal(l.n, 1);
+    int held = 0;
+    ASSERT_OK(meta_slice_scan(m, count_part_slices, &held));
+    assert_int_equal(held, 2);
+
+    /* Abort u2 with a part: its slice becomes garbage. */
+    meta_slice s9 = {.id = 109, .size = 10, .len = 10};
+    meta_part p9 = {.number = 1, .etag = "x", .size = 10, .nslices = 1, .slices = &s9};
+    ASSERT_OK(meta_part_put(m, u2.id, &p9));
+    ASSERT_OK(meta_upload_abort(m, u2.id));
+    assert_true(has_garbage(m, 109));
+    ASSERT_RC(meta_upload_get(m, u2.id, &g), NB_ENOTFOUND);
+    ASSERT_RC(meta_upload_abort(m, u2.id), NB_ENOTFOUND);
+
+    /* Complete u1 with part 1 only: part 2's slice is garbage, part 1's
+     * lives on in the object. */
+    meta_attr a;
+    ASSERT_OK(meta_tmpfile(m, &root_cred, b.ino, 0644, &a));
+    uint64_t t = a.ino;
+    meta_write w = {.chunk = 0, .slice = s1b};
+    ASSERT_OK(meta_publish(m, t, &w, 1, 500, META_PUBLISH_SIZE, 0, nb_slice_of(NULL, 0), 0, &a));
+    ASSERT_OK(meta_upload_complete(m, &root_cred, u1.id, t, b.ino, "obj", META_INSTALL_REPLACE,
+                                   nb_slice_str("rec"), &a));
+    assert_int_equal(a.nlink, 1);
+    ASSERT_OK(meta_release(m, t));
+    assert_int_equal(ino_of(m, b.ino, "obj"), t);
+    ASSERT_RC(meta_upload_get(m, u1.id, &g), NB_ENOTFOUND);
+    assert_true(has_garbage(m, 103));
+    assert_false(has_garbage(m, 102));
+    held = 0;
+    ASSERT_OK(meta_slice_scan(m, count_part_slices, &held));
+    assert_int_equal(held, 0);
+    memset(&l, 0, sizeof(l));
+    ASSERT_OK(meta_upload_list(m, b.ino, NULL, 0, upload_cb, &l));
+    assert_int_equal(l.n, 1);
+    assert_string_equal(l.keys[0], "a");
+    /* Completing a vanished upload changes nothing. */
+    ASSERT_OK(meta_tmpfile(m, &root_cred, b.ino, 0644, &a));
+    ASSERT_RC(meta_upload_complete(m, &root_cred, u1.id, a.ino, b.ino, "obj2", 0,
+                                   nb_slice_of(NULL, 0), &a),
+              NB_ENOTFOUND);
+    ASSERT_RC(meta_lookup(m, &root_cred, b.ino, "obj2", &a), -ENOENT);
+    meta_close(m);
+}
+
 /* ---- concurrency ---- */
 
 #ifdef NB_SANITIZED
@@ -999,7 +1140,7 @@ int main(void)
         cmocka_unit_test(test_chunks),        cmocka_unit_test(test_ids),
         cmocka_unit_test(test_xattr),         cmocka_unit_test(test_permissions),
         cmocka_unit_test(test_s3_records),    cmocka_unit_test(test_statfs),
-        cmocka_unit_test(test_concurrency),
+        cmocka_unit_test(test_multipart),     cmocka_unit_test(test_concurrency),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     if (g_dir)
