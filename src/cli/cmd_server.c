@@ -24,14 +24,31 @@ static const nb_opt server_opts[] = {
     {"access-key", NB_OPT_STR, NULL, "KEY",
      "Root access key (default: generated on first start and kept in DIR).", 0, 0},
     {"secret-key", NB_OPT_STR, NULL, "KEY", "Root secret key.", 0, 0},
+    {"meta-engine", NB_OPT_STR, NULL, "NAME",
+     "Key-value engine under the metadata: rocksdb or nkv (default: the build's default).", 0, 0},
+    {"cache-size", NB_OPT_SIZE, "256M", "BYTES", "Block cache for file and object data.", 0, 0},
+    {"mount", NB_OPT_STR, NULL, "DIR",
+     "Also mount the namespace at DIR with FUSE (a dead mount left there is reclaimed).", 0, 0},
+    {"allow-other", NB_OPT_BOOL, "false", NULL, "Let other users use the mount (allow_other).", 0,
+     0},
+    {"default-permissions", NB_OPT_BOOL, "false", NULL,
+     "Let the kernel check permissions on the mount (default_permissions).", 0, 0},
+    {"mount-read-only", NB_OPT_BOOL, "false", NULL, "Mount read-only.", 0, 0},
+    {"writeback-cache", NB_OPT_BOOL, "true", NULL,
+     "Let the kernel cache writes to files on the mount and send them in large pieces.", 0, 0},
+    {"entry-timeout", NB_OPT_FLOAT, "1", "SECONDS", "How long the kernel may cache names.", 0,
+     86400},
+    {"attr-timeout", NB_OPT_FLOAT, "1", "SECONDS", "How long the kernel may cache attributes.", 0,
+     86400},
 };
 
 static const nb_cmd_spec server_spec = {
     .name = "server",
     .usage = "nebula server [OPTIONS]",
-    .summary = "Runs NebulaStore in one process: the S3 endpoint and the admin endpoints\n"
-               "(GET /health, GET /metrics) over the data directory. Stops cleanly on\n"
-               "SIGINT or SIGTERM, finishing requests in flight.",
+    .summary = "Runs NebulaStore in one process: the namespace over the data directory,\n"
+               "served over HTTP (S3 and the admin endpoints GET /health, GET /metrics)\n"
+               "and, with --mount, as a POSIX file system. Stops cleanly on SIGINT or\n"
+               "SIGTERM, finishing requests in flight and unmounting.",
     .opts = server_opts,
     .nopts = NB_ARRAY_LEN(server_opts),
 };
@@ -88,7 +105,17 @@ int cli_server(int argc, char **argv)
         .shutdown_grace_s = (unsigned)nb_config_int(cfg, "shutdown-grace"),
         .access_key = nb_config_str(cfg, "access-key"),
         .secret_key = nb_config_str(cfg, "secret-key"),
+        .meta_engine = nb_config_str(cfg, "meta-engine"),
+        .cache_bytes = (size_t)nb_config_int(cfg, "cache-size"),
     };
+    nbfuse_options_init(&o.mount);
+    o.mount.mountpoint = nb_config_str(cfg, "mount");
+    o.mount.allow_other = nb_config_bool(cfg, "allow-other");
+    o.mount.default_permissions = nb_config_bool(cfg, "default-permissions");
+    o.mount.read_only = nb_config_bool(cfg, "mount-read-only");
+    o.mount.writeback_cache = nb_config_bool(cfg, "writeback-cache");
+    o.mount.entry_timeout = nb_config_float(cfg, "entry-timeout");
+    o.mount.attr_timeout = nb_config_float(cfg, "attr-timeout");
     if (o.threads == 0) {
         long n = sysconf(_SC_NPROCESSORS_ONLN);
         o.threads = n > 0 ? (unsigned)n : 1;
@@ -120,11 +147,13 @@ int cli_server(int argc, char **argv)
     printf("NebulaStore %s\n"
            "  endpoint:   http://%s%s%s:%d\n"
            "  data:       %s\n"
+           "  mount:      %s\n"
            "  access key: %s\n"
            "  secret key: %s%s\n"
            "Press Ctrl-C to stop.\n",
            NB_VERSION, strchr(shown, ':') ? "[" : "", shown, strchr(shown, ':') ? "]" : "",
-           server_port(srv), o.data_dir, server_access_key(srv), server_secret_key(srv),
+           server_port(srv), o.data_dir, o.mount.mountpoint ? o.mount.mountpoint : "(none)",
+           server_access_key(srv), server_secret_key(srv),
            server_credentials_generated(srv) ? "   (generated now; kept in the data directory)"
                                              : "");
     fflush(stdout);

@@ -141,6 +141,21 @@ static int validate(const nb_opt *o, const char *text, const char *where, char *
         v = ll;
         break;
     }
+    case NB_OPT_FLOAT: {
+        char *end;
+        errno = 0;
+        double d = strtod(text, &end);
+        if (end == text || *end || errno || d != d) {
+            set_err(err, errlen, "%s: '%s' is not a number", where, text);
+            return NB_EUSAGE;
+        }
+        if ((o->min || o->max) && (d < (double)o->min || d > (double)o->max)) {
+            set_err(err, errlen, "%s: %s is out of range [%lld, %lld]", where, text,
+                    (long long)o->min, (long long)o->max);
+            return NB_EUSAGE;
+        }
+        return 0;
+    }
     case NB_OPT_SIZE:
         if (nb_parse_size(text, &v) != 0) {
             set_err(err, errlen, "%s: '%s' is not a size (e.g. 4096, 64K, 8M, 1G)", where, text);
@@ -379,6 +394,12 @@ int64_t nb_config_int(const nb_config *cfg, const char *name)
         return r;
     }
     return strtoll(v->text, NULL, 10);
+}
+
+double nb_config_float(const nb_config *cfg, const char *name)
+{
+    value *v = find_value(cfg, name, strlen(name));
+    return v && v->text ? strtod(v->text, NULL) : 0.0;
 }
 
 bool nb_config_bool(const nb_config *cfg, const char *name)

@@ -26,9 +26,10 @@
 
 typedef enum {
     NB_OPT_STR,
-    NB_OPT_INT,  /* decimal integer within [min, max] */
-    NB_OPT_BOOL, /* true/false/yes/no/on/off/1/0 */
-    NB_OPT_SIZE, /* bytes with an optional K/M/G/T suffix (powers of 1024) */
+    NB_OPT_INT,   /* decimal integer within [min, max] */
+    NB_OPT_BOOL,  /* true/false/yes/no/on/off/1/0 */
+    NB_OPT_SIZE,  /* bytes with an optional K/M/G/T suffix (powers of 1024) */
+    NB_OPT_FLOAT, /* a decimal number within [min, max] */
 } nb_opt_type;
 
 typedef struct nb_opt {
@@ -67,6 +68,7 @@ const char *nb_config_str(const nb_config *cfg, const char *name);
 /* Typed values; the value was validated at parse time. An unset option
  * reads as 0/false. */
 int64_t nb_config_int(const nb_config *cfg, const char *name);
+double nb_config_float(const nb_config *cfg, const char *name);
 bool nb_config_bool(const nb_config *cfg, const char *name);
 /* Where the value came from: "flag", "env", "file", "default" or "unset". */
 const char *nb_config_source(const nb_config *cfg, const char *name);

@@ -194,6 +194,27 @@ static int lock_data_dir(server *s, char *err, size_t errlen)
     return rc;
 }
 
+static int open_namespace(server *s, char *err, size_t errlen)
+{
+    vfs_options vo;
+    vfs_options_init(&vo);
+    vo.data_dir = s->data_dir;
+    vo.meta_engine = s->opts.meta_engine;
+    vo.cache_bytes = s->opts.cache_bytes;
+    int rc = vfs_open(&vo, &s->ns);
+    if (rc) {
+        set_err(err, errlen, "cannot open the namespace in %s: %s", s->data_dir, nb_strerror(rc));
+        return rc;
+    }
+    if (!s->opts.mount.mountpoint)
+        return 0;
+    char merr[400] = "";
+    rc = nbfuse_mount(s->ns, &s->opts.mount, &s->mount, merr, sizeof merr);
+    if (rc)
+        set_err(err, errlen, "%s", merr[0] ? merr : nb_strerror(rc));
+    return rc;
+}
+
 int server_open(const server_options *o, server **out, char *err, size_t errlen)
 {
     *out = NULL;
@@ -207,6 +228,8 @@ int server_open(const server_options *o, server **out, char *err, size_t errlen)
     int rc = lock_data_dir(s, err, errlen);
     if (!rc)
         rc = server__credentials_init(s, err, errlen);
+    if (!rc)
+        rc = open_namespace(s, err, errlen);
     if (!rc)
         rc = listen_on(s, err, errlen);
     if (rc) {
@@ -251,13 +274,25 @@ int server_credentials_generated(const server *s)
     return s->credentials_generated;
 }
 
+/* After HTTP: programs on the mount and S3 clients are done; then the
+ * namespace publishes what handles still hold and closes. */
+static void close_namespace(server *s)
+{
+    nbfuse_unmount(s->mount);
+    s->mount = NULL;
+    vfs_close(s->ns);
+    s->ns = NULL;
+}
+
 void server_shutdown(server *s)
 {
     if (!s || s->stopped)
         return;
     s->stopped = true;
-    if (!s->httpd)
+    if (!s->httpd) {
+        close_namespace(s);
         return;
+    }
     /* Stop accepting; connections already open go on. */
     MHD_socket lfd = MHD_quiesce_daemon(s->httpd);
     if (lfd != MHD_INVALID_SOCKET) {
@@ -273,6 +308,7 @@ void server_shutdown(server *s)
                 s->opts.shutdown_grace_s);
     MHD_stop_daemon(s->httpd);
     s->httpd = NULL;
+    close_namespace(s);
 }
 
 void server_free(server *s)

@@ -1,16 +1,18 @@
 /*
  * server.h — the `nebula server` process: everything in one process.
  *
- * Today it owns the data directory (an exclusive lock file), the root
- * credentials and the HTTP listener (libmicrohttpd, docs/http.md) with the
- * admin endpoints GET /health and GET /metrics. The S3 gateway, metadata,
- * block store and FUSE mount attach here as their issues land.
+ * It owns the data directory (an exclusive lock file), the root
+ * credentials, the namespace (vfs: metadata and blocks under the data
+ * directory), the optional FUSE mount of that namespace, and the HTTP
+ * listener (libmicrohttpd, docs/http.md) with the admin endpoints
+ * GET /health and GET /metrics. The S3 gateway attaches here too.
  *
  * Lifecycle:
  *
  *   server_open ──► serving ──► server_shutdown ──► server_free
  *                  (threads)   (stop accepting, finish in-flight
- *                               requests, up to the grace period)
+ *                               requests up to the grace period,
+ *                               unmount, close the namespace)
  *
  * Thread safety: server_open/shutdown/free from one controlling thread.
  */
@@ -20,6 +22,7 @@
 #include <stddef.h>
 
 #include "common/status.h"
+#include "fuse/fuse.h"
 
 typedef struct server_options {
     const char *data_dir;      /* created if missing */
@@ -31,6 +34,9 @@ typedef struct server_options {
     unsigned shutdown_grace_s; /* in-flight requests get this long at shutdown */
     const char *access_key;    /* root credentials; NULL: load or generate */
     const char *secret_key;
+    const char *meta_engine; /* kv backend of the metadata; NULL: default */
+    size_t cache_bytes;      /* block cache; 0: default */
+    nbfuse_options mount;    /* mount.mountpoint NULL: no FUSE mount */
 } server_options;
 
 typedef struct server server;

@@ -20,6 +20,8 @@ struct server {
     int listen_fd;
     int port;
     struct MHD_Daemon *httpd;
+    vfs *ns;       /* the namespace */
+    nbfuse *mount; /* NULL without --mount */
     bool stopped;
     uint64_t started_mono_ns;
     char access_key[SERVER_KEY_MAX];

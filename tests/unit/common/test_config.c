@@ -7,6 +7,7 @@ static const nb_opt opts[] = {
     {"port", NB_OPT_INT, "8080", "N", "Port.", 0, 65535},
     {"verbose", NB_OPT_BOOL, "false", NULL, "Talk more.", 0, 0},
     {"cache-size", NB_OPT_SIZE, "8M", "BYTES", "Cache.", 0, 0},
+    {"timeout", NB_OPT_FLOAT, "1.5", "SECONDS", "Timeout.", 0, 60},
 };
 static const nb_cmd_spec spec = {"test", "nebula test", "A test.", opts, NB_ARRAY_LEN(opts), 1, 0};
 
@@ -40,6 +41,7 @@ static void test_defaults_and_flags(void **state)
     assert_int_equal(nb_config_nargs(cfg), 1);
     assert_string_equal(nb_config_arg(cfg, 0), "pos");
     assert_string_equal(nb_config_str(cfg, "log-level"), "info");
+    assert_true(nb_config_float(cfg, "timeout") == 1.5);
     nb_config_free(cfg);
 
     char *neg[] = {"--no-verbose"};
@@ -106,6 +108,10 @@ static void test_errors(void **state)
     expect_usage(1, a6, "unknown option '-p'");
     char *a7[] = {"--cache-size", "12Q"};
     expect_usage(2, a7, "not a size");
+    char *a7b[] = {"--timeout", "soon"};
+    expect_usage(2, a7b, "'soon' is not a number");
+    char *a7c[] = {"--timeout", "61"};
+    expect_usage(2, a7c, "out of range");
 
     char *dir = nb_test_dir("config_err");
     char *file = nb_xasprintf("%s/bad.conf", dir);

@@ -1,0 +1,219 @@
+/*
+ * mount.c — mount lifecycle: reclaim a dead mount point, mount, serve on a
+ * libfuse multi-threaded loop in a background thread, invalidate kernel
+ * caches, and unmount.
+ *
+ * Unmounting: a lazy unmount (MNT_DETACH) of an idle mount destroys the
+ * superblock at once, which aborts the FUSE connection, so the loop's
+ * read of /dev/fuse fails with ENODEV and the loop ends by itself — the
+ * same path an external `fusermount3 -u` takes. When programs still hold
+ * files open the superblock lives on; after a grace period we abort the
+ * connection through /sys/fs/fuse/connections/<dev>/abort, which fails
+ * their pending calls with ENOTCONN instead of hanging shutdown.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "common/common.h"
+#include "fuse/fuse_int.h"
+
+#define UNMOUNT_GRACE_NS (5 * NB_NS_PER_SEC)
+
+void nbfuse_options_init(nbfuse_options *o)
+{
+    memset(o, 0, sizeof *o);
+    o->writeback_cache = true;
+    o->entry_timeout = 1.0;
+    o->attr_timeout = 1.0;
+    o->max_threads = 16;
+}
+
+static void set_err(char *err, size_t errlen, const char *fmt, ...) NB_PRINTF(3, 4);
+static void set_err(char *err, size_t errlen, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err, errlen, fmt, ap);
+    va_end(ap);
+}
+
+/* Lazy unmount: umount2 as root, fusermount3 otherwise. */
+static int detach(const char *mountpoint)
+{
+    if (geteuid() == 0)
+        return umount2(mountpoint, MNT_DETACH) == 0 ? 0 : -errno;
+    pid_t pid = fork();
+    if (pid < 0)
+        return -errno;
+    if (pid == 0) {
+        execlp("fusermount3", "fusermount3", "-u", "-z", "-q", mountpoint, (char *)NULL);
+        _exit(127);
+    }
+    int status;
+    if (waitpid(pid, &status, 0) < 0)
+        return -errno;
+    return WIFEXITED(status) && WEXITSTATUS(status) == 0 ? 0 : -EIO;
+}
+
+/* Aborts the connection through the FUSE control file system, mounting
+ * it first if nobody has (as root only). */
+static void abort_connection(dev_t dev)
+{
+    char path[64];
+    snprintf(path, sizeof path, "/sys/fs/fuse/connections/%u/abort", minor(dev));
+    int fd = open(path, O_WRONLY | O_CLOEXEC);
+    if (fd < 0 && errno == ENOENT && geteuid() == 0 &&
+        mount("fusectl", "/sys/fs/fuse/connections", "fusectl", 0, NULL) == 0)
+        fd = open(path, O_WRONLY | O_CLOEXEC);
+    if (fd < 0) {
+        NB_WARN("cannot abort FUSE connection %u: %s", minor(dev), strerror(errno));
+        return;
+    }
+    if (write(fd, "1", 1) != 1)
+        NB_WARN("cannot abort FUSE connection %u: %s", minor(dev), strerror(errno));
+    close(fd);
+}
+
+static void *loop_main(void *arg)
+{
+    nbfuse *f = arg;
+    struct fuse_loop_config *cfg = fuse_loop_cfg_create();
+    fuse_loop_cfg_set_max_threads(cfg, f->opts.max_threads ? f->opts.max_threads : 16);
+    fuse_loop_cfg_set_idle_threads(cfg, 4);
+    int rc = fuse_session_loop_mt(f->se, cfg);
+    fuse_loop_cfg_destroy(cfg);
+    if (rc != 0 && rc != -ENODEV)
+        NB_WARN("FUSE loop on %s ended: %s", f->mountpoint, strerror(rc < 0 ? -rc : rc));
+    atomic_store(&f->loop_done, true);
+    return NULL;
+}
+
+/* A mount point whose server died answers ENOTCONN: detach it. */
+static int reclaim(const char *mp, char *err, size_t errlen)
+{
+    struct stat st;
+    if (stat(mp, &st) == 0) {
+        if (!S_ISDIR(st.st_mode)) {
+            set_err(err, errlen, "mount point %s is not a directory", mp);
+            return -ENOTDIR;
+        }
+        return 0;
+    }
+    int rc = -errno;
+    if (rc == -ENOTCONN) {
+        rc = detach(mp);
+        if (rc == 0) {
+            NB_WARN("reclaimed %s, left mounted by a server that stopped without unmounting", mp);
+            return 0;
+        }
+    }
+    set_err(err, errlen, "mount point %s: %s", mp, nb_strerror(rc));
+    return rc;
+}
+
+int nbfuse_mount(vfs *v, const nbfuse_options *o, nbfuse **out, char *err, size_t errlen)
+{
+    *out = NULL;
+    int rc = reclaim(o->mountpoint, err, errlen);
+    if (rc)
+        return rc;
+    nbfuse *f = nb_xcalloc(1, sizeof *f);
+    f->v = v;
+    f->opts = *o;
+    f->mountpoint = nb_xstrdup(o->mountpoint);
+
+    char opts[256];
+    snprintf(opts, sizeof opts, "fsname=nebula,subtype=nebula%s%s%s",
+             o->allow_other ? ",allow_other" : "",
+             o->default_permissions ? ",default_permissions" : "", o->read_only ? ",ro" : "");
+    char *argv[] = {"nebula", "-o", opts, NULL};
+    struct fuse_args args = FUSE_ARGS_INIT(3, argv);
+    f->se = fuse_session_new(&args, &nbfuse__ops, sizeof nbfuse__ops, f);
+    fuse_opt_free_args(&args); /* libfuse may have grown the list */
+    if (!f->se) {
+        set_err(err, errlen, "cannot start a FUSE session (is /dev/fuse there?)");
+        rc = NB_EINTERNAL;
+        goto fail;
+    }
+    if (fuse_session_mount(f->se, f->mountpoint) != 0) {
+        set_err(err, errlen, "cannot mount on %s (see the log; is fuse3 installed?)",
+                f->mountpoint);
+        rc = -EIO;
+        goto fail;
+    }
+    int perr = pthread_create(&f->loop_thread, NULL, loop_main, f);
+    if (perr) {
+        fuse_session_unmount(f->se);
+        set_err(err, errlen, "cannot start FUSE threads: %s", strerror(perr));
+        rc = -perr;
+        goto fail;
+    }
+    f->loop_started = true;
+    struct stat st;
+    if (stat(f->mountpoint, &st) == 0)
+        f->dev = st.st_dev;
+    *out = f;
+    return 0;
+fail:
+    if (f->se)
+        fuse_session_destroy(f->se);
+    free(f->mountpoint);
+    free(f);
+    return rc;
+}
+
+bool nbfuse_active(nbfuse *f)
+{
+    return f && !atomic_load(&f->loop_done);
+}
+
+int nbfuse_invalidate_entry(nbfuse *f, uint64_t parent, const char *name)
+{
+    if (!nbfuse_active(f))
+        return 0;
+    return fuse_lowlevel_notify_inval_entry(f->se, parent, name, strlen(name));
+}
+
+int nbfuse_invalidate_inode(nbfuse *f, uint64_t ino)
+{
+    if (!nbfuse_active(f))
+        return 0;
+    return fuse_lowlevel_notify_inval_inode(f->se, ino, 0, 0);
+}
+
+void nbfuse_unmount(nbfuse *f)
+{
+    if (!f)
+        return;
+    if (f->loop_started) {
+        if (!atomic_load(&f->loop_done)) {
+            int rc = detach(f->mountpoint);
+            if (rc)
+                NB_WARN("unmount of %s: %s", f->mountpoint, nb_strerror(rc));
+        }
+        uint64_t deadline = nb_mono_ns() + UNMOUNT_GRACE_NS;
+        while (!atomic_load(&f->loop_done) && nb_mono_ns() < deadline)
+            nb_sleep_ns(10 * NB_NS_PER_MS);
+        if (!atomic_load(&f->loop_done)) {
+            NB_WARN("%s is still busy; cutting off the programs that hold files open there",
+                    f->mountpoint);
+            abort_connection(f->dev);
+        }
+        pthread_join(f->loop_thread, NULL);
+    }
+    /* Closes /dev/fuse; the mount is already gone, so nothing more is unmounted. */
+    fuse_session_unmount(f->se);
+    fuse_session_destroy(f->se);
+    NB_INFO("unmounted %s", f->mountpoint);
+    free(f->mountpoint);
+    free(f);
+}

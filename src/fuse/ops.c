@@ -1,0 +1,697 @@
+/*
+ * ops.c — the FUSE low-level operations, each one vfs call.
+ *
+ * Requests carry the caller's uid/gid; supplementary groups are read from
+ * /proc by libfuse, which costs a file read, so only operations that check
+ * permissions ask for them, and never for root.
+ *
+ * With the kernel's write-back cache the kernel reads pages around partial
+ * writes through the same handle and does O_APPEND positioning itself, so
+ * handles are opened read-write and without O_APPEND internally; the
+ * caller's own open mode is checked against the file first.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <sys/xattr.h>
+#include <unistd.h>
+
+#include "common/common.h"
+#include "fuse/fuse_int.h"
+
+#define MAX_GROUPS 64
+
+typedef struct req_cred {
+    vfs_cred c;
+    uint32_t groups[MAX_GROUPS];
+} req_cred;
+
+static nbfuse *self_of(fuse_req_t req)
+{
+    return fuse_req_userdata(req);
+}
+
+static vfs *vfs_of(fuse_req_t req)
+{
+    return self_of(req)->v;
+}
+
+static const vfs_cred *cred_of(fuse_req_t req, req_cred *rc, bool with_groups)
+{
+    const struct fuse_ctx *ctx = fuse_req_ctx(req);
+    rc->c.uid = ctx->uid;
+    rc->c.gid = ctx->gid;
+    rc->c.ngroups = 0;
+    rc->c.groups = rc->groups;
+    if (with_groups && ctx->uid != 0) {
+        gid_t g[MAX_GROUPS];
+        int n = fuse_req_getgroups(req, MAX_GROUPS, g);
+        if (n > MAX_GROUPS)
+            n = MAX_GROUPS; /* more groups than we keep: the first ones count */
+        for (int i = 0; i < n; i++)
+            rc->groups[i] = (uint32_t)g[i];
+        rc->c.ngroups = n > 0 ? (uint32_t)n : 0;
+    }
+    return &rc->c;
+}
+
+/* Our status codes become the errno the kernel passes to the program. */
+static int to_errno(int rc)
+{
+    if (rc < 0 && rc > -4096)
+        return -rc;
+    switch (rc) {
+    case NB_ENOTFOUND:
+        return ENOENT;
+    case NB_EEXIST:
+        return EEXIST;
+    case NB_ENOSPACE:
+        return ENOSPC;
+    case NB_ETOOBIG:
+        return EFBIG;
+    case NB_EAGAIN:
+        return EAGAIN;
+    default:
+        return EIO; /* corruption, checksum failures, internal errors */
+    }
+}
+
+static void reply_err(fuse_req_t req, int rc)
+{
+    fuse_reply_err(req, rc ? to_errno(rc) : 0);
+}
+
+static void fill_stat(const vfs_attr *a, struct stat *st)
+{
+    memset(st, 0, sizeof *st);
+    st->st_ino = a->ino;
+    st->st_mode = a->mode;
+    st->st_nlink = a->nlink;
+    st->st_uid = a->uid;
+    st->st_gid = a->gid;
+    st->st_rdev = a->rdev;
+    st->st_size = (off_t)a->size;
+    st->st_blksize = 1 << 20; /* programs size their buffers by this */
+    st->st_blocks = (blkcnt_t)((a->size + 511) / 512);
+    st->st_atim.tv_sec = a->atime_ns / (int64_t)NB_NS_PER_SEC;
+    st->st_atim.tv_nsec = a->atime_ns % (int64_t)NB_NS_PER_SEC;
+    st->st_mtim.tv_sec = a->mtime_ns / (int64_t)NB_NS_PER_SEC;
+    st->st_mtim.tv_nsec = a->mtime_ns % (int64_t)NB_NS_PER_SEC;
+    st->st_ctim.tv_sec = a->ctime_ns / (int64_t)NB_NS_PER_SEC;
+    st->st_ctim.tv_nsec = a->ctime_ns % (int64_t)NB_NS_PER_SEC;
+}
+
+static void fill_entry(fuse_req_t req, const vfs_attr *a, struct fuse_entry_param *e)
+{
+    nbfuse *f = self_of(req);
+    memset(e, 0, sizeof *e);
+    e->ino = a->ino;
+    e->generation = a->generation;
+    fill_stat(a, &e->attr);
+    e->attr_timeout = f->opts.attr_timeout;
+    e->entry_timeout = f->opts.entry_timeout;
+}
+
+static void reply_entry(fuse_req_t req, int rc, const vfs_attr *a)
+{
+    if (rc) {
+        reply_err(req, rc);
+        return;
+    }
+    struct fuse_entry_param e;
+    fill_entry(req, a, &e);
+    fuse_reply_entry(req, &e);
+}
+
+static vfs_file *file_of(struct fuse_file_info *fi)
+{
+    return (vfs_file *)(uintptr_t)fi->fh;
+}
+
+static void op_init(void *userdata, struct fuse_conn_info *conn)
+{
+    nbfuse *f = userdata;
+    unsigned want = FUSE_CAP_READDIRPLUS | FUSE_CAP_PARALLEL_DIROPS | FUSE_CAP_ASYNC_READ |
+                    FUSE_CAP_CACHE_SYMLINKS | FUSE_CAP_ASYNC_DIO;
+    if (f->opts.writeback_cache)
+        want |= FUSE_CAP_WRITEBACK_CACHE;
+    conn->want |= want & conn->capable;
+    if (!f->opts.writeback_cache)
+        conn->want &= ~FUSE_CAP_WRITEBACK_CACHE;
+    conn->max_write = 1u << 20; /* 1 MiB writes: fewer, larger slices */
+    conn->max_readahead = 1u << 20;
+    conn->time_gran = 1; /* we keep nanoseconds */
+    if (!(conn->capable & FUSE_CAP_WRITEBACK_CACHE))
+        f->opts.writeback_cache = false;
+}
+
+static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+    req_cred rc;
+    vfs_attr a;
+    int r = vfs_lookup(vfs_of(req), cred_of(req, &rc, true), parent, name, &a);
+    if (r == -ENOENT) {
+        /* A negative entry the kernel may cache for entry_timeout. */
+        struct fuse_entry_param e;
+        memset(&e, 0, sizeof e);
+        e.entry_timeout = self_of(req)->opts.entry_timeout;
+        fuse_reply_entry(req, &e);
+        return;
+    }
+    reply_entry(req, r, &a);
+}
+
+static void op_forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup)
+{
+    /* Inode numbers are stable and vfs counts opens itself: nothing to do. */
+    NB_UNUSED(ino);
+    NB_UNUSED(nlookup);
+    fuse_reply_none(req);
+}
+
+static void op_forget_multi(fuse_req_t req, size_t count, struct fuse_forget_data *forgets)
+{
+    NB_UNUSED(count);
+    NB_UNUSED(forgets);
+    fuse_reply_none(req);
+}
+
+static void op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+    NB_UNUSED(fi);
+    vfs_attr a;
+    int r = vfs_getattr(vfs_of(req), ino, &a);
+    if (r) {
+        reply_err(req, r);
+        return;
+    }
+    struct stat st;
+    fill_stat(&a, &st);
+    fuse_reply_attr(req, &st, self_of(req)->opts.attr_timeout);
+}
+
+static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set,
+                       struct fuse_file_info *fi)
+{
+    vfs_sattr sa;
+    memset(&sa, 0, sizeof sa);
+    if (to_set & FUSE_SET_ATTR_MODE) {
+        sa.valid |= VFS_SET_MODE;
+        sa.mode = attr->st_mode & 07777;
+    }
+    if (to_set & FUSE_SET_ATTR_UID) {
+        sa.valid |= VFS_SET_UID;
+        sa.uid = attr->st_uid;
+    }
+    if (to_set & FUSE_SET_ATTR_GID) {
+        sa.valid |= VFS_SET_GID;
+        sa.gid = attr->st_gid;
+    }
+    if (to_set & FUSE_SET_ATTR_SIZE) {
+        sa.valid |= VFS_SET_SIZE;
+        sa.size = (uint64_t)attr->st_size;
+    }
+    if (to_set & FUSE_SET_ATTR_ATIME_NOW) {
+        sa.valid |= VFS_SET_ATIME_NOW;
+    } else if (to_set & FUSE_SET_ATTR_ATIME) {
+        sa.valid |= VFS_SET_ATIME;
+        sa.atime_ns = attr->st_atim.tv_sec * (int64_t)NB_NS_PER_SEC + attr->st_atim.tv_nsec;
+    }
+    if (to_set & FUSE_SET_ATTR_MTIME_NOW) {
+        sa.valid |= VFS_SET_MTIME_NOW;
+    } else if (to_set & FUSE_SET_ATTR_MTIME) {
+        sa.valid |= VFS_SET_MTIME;
+        sa.mtime_ns = attr->st_mtim.tv_sec * (int64_t)NB_NS_PER_SEC + attr->st_mtim.tv_nsec;
+    }
+    if (to_set & FUSE_SET_ATTR_CTIME) {
+        sa.valid |= VFS_SET_CTIME;
+        sa.ctime_ns = attr->st_ctim.tv_sec * (int64_t)NB_NS_PER_SEC + attr->st_ctim.tv_nsec;
+    }
+    req_cred rc;
+    vfs_attr a;
+    int r =
+        vfs_setattr(vfs_of(req), cred_of(req, &rc, true), ino, fi ? file_of(fi) : NULL, &sa, &a);
+    if (r) {
+        reply_err(req, r);
+        return;
+    }
+    struct stat st;
+    fill_stat(&a, &st);
+    fuse_reply_attr(req, &st, self_of(req)->opts.attr_timeout);
+}
+
+static void op_readlink(fuse_req_t req, fuse_ino_t ino)
+{
+    nb_buf b = NB_BUF_INIT;
+    int r = vfs_readlink(vfs_of(req), ino, &b);
+    if (r)
+        reply_err(req, r);
+    else
+        fuse_reply_readlink(req, (const char *)b.data);
+    nb_buf_free(&b);
+}
+
+static void op_mknod(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode, dev_t rdev)
+{
+    req_cred rc;
+    vfs_attr a;
+    int r = vfs_mknod(vfs_of(req), cred_of(req, &rc, true), parent, name, mode, rdev, &a);
+    reply_entry(req, r, &a);
+}
+
+static void op_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode)
+{
+    req_cred rc;
+    vfs_attr a;
+    int r = vfs_mkdir(vfs_of(req), cred_of(req, &rc, true), parent, name, mode, &a);
+    reply_entry(req, r, &a);
+}
+
+static void op_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+    req_cred rc;
+    reply_err(req, vfs_unlink(vfs_of(req), cred_of(req, &rc, true), parent, name));
+}
+
+static void op_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+    req_cred rc;
+    reply_err(req, vfs_rmdir(vfs_of(req), cred_of(req, &rc, true), parent, name));
+}
+
+static void op_symlink(fuse_req_t req, const char *link, fuse_ino_t parent, const char *name)
+{
+    req_cred rc;
+    vfs_attr a;
+    int r = vfs_symlink(vfs_of(req), cred_of(req, &rc, true), parent, name, link, &a);
+    reply_entry(req, r, &a);
+}
+
+static void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_ino_t newparent,
+                      const char *newname, unsigned int flags)
+{
+    unsigned vflags = 0;
+    if (flags & RENAME_NOREPLACE)
+        vflags |= VFS_RENAME_NOREPLACE;
+    if (flags & RENAME_EXCHANGE)
+        vflags |= VFS_RENAME_EXCHANGE;
+    if (flags & ~(unsigned)(RENAME_NOREPLACE | RENAME_EXCHANGE)) {
+        fuse_reply_err(req, EINVAL); /* RENAME_WHITEOUT is for overlay file systems */
+        return;
+    }
+    req_cred rc;
+    reply_err(req, vfs_rename(vfs_of(req), cred_of(req, &rc, true), parent, name, newparent,
+                              newname, vflags));
+}
+
+static void op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const char *newname)
+{
+    req_cred rc;
+    vfs_attr a;
+    int r = vfs_link(vfs_of(req), cred_of(req, &rc, true), ino, newparent, newname, &a);
+    reply_entry(req, r, &a);
+}
+
+/* The flags a handle is opened with internally (see the top comment). */
+static int internal_flags(fuse_req_t req, int flags)
+{
+    if (!self_of(req)->opts.writeback_cache)
+        return flags;
+    if ((flags & O_ACCMODE) == O_WRONLY)
+        flags = (flags & ~O_ACCMODE) | O_RDWR;
+    return flags & ~O_APPEND;
+}
+
+static int access_mask(int flags)
+{
+    int acc = flags & O_ACCMODE;
+    int mask = acc == O_RDONLY ? R_OK : acc == O_WRONLY ? W_OK : R_OK | W_OK;
+    if (flags & O_TRUNC)
+        mask |= W_OK;
+    return mask;
+}
+
+static void setup_fi(fuse_req_t req, struct fuse_file_info *fi, vfs_file *vf)
+{
+    fi->fh = (uint64_t)(uintptr_t)vf;
+    /* Keep the page cache across opens: changes made outside the mount
+     * invalidate it explicitly (nbfuse_invalidate_inode). */
+    fi->keep_cache = 1;
+    NB_UNUSED(req);
+}
+
+static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+    vfs *v = vfs_of(req);
+    req_cred rc;
+    const vfs_cred *c = cred_of(req, &rc, true);
+    int flags = internal_flags(req, fi->flags);
+    vfs_file *vf = NULL;
+    int r;
+    if (flags != fi->flags) {
+        r = vfs_access(v, c, ino, access_mask(fi->flags));
+        if (r == 0)
+            r = vfs_file_open(v, NULL, ino, flags, &vf);
+    } else {
+        r = vfs_file_open(v, c, ino, flags, &vf);
+    }
+    if (r) {
+        reply_err(req, r);
+        return;
+    }
+    setup_fi(req, fi, vf);
+    if (fuse_reply_open(req, fi) != 0)
+        (void)vfs_release(vf); /* the kernel gave up on the request */
+}
+
+static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
+                      struct fuse_file_info *fi)
+{
+    vfs *v = vfs_of(req);
+    req_cred rc;
+    const vfs_cred *c = cred_of(req, &rc, true);
+    int flags = internal_flags(req, fi->flags);
+    vfs_attr a;
+    vfs_file *vf = NULL;
+    int r;
+    if (flags != fi->flags && !(fi->flags & O_EXCL) && vfs_lookup(v, c, parent, name, &a) == 0) {
+        /* An existing file: this is an open; check the caller's mode. */
+        r = vfs_access(v, c, a.ino, access_mask(fi->flags));
+        if (r == 0)
+            r = vfs_file_open(v, NULL, a.ino, flags, &vf);
+        if (r == 0)
+            r = vfs_getattr(v, a.ino, &a);
+    } else {
+        r = vfs_create(v, c, parent, name, mode, flags, &a, &vf);
+    }
+    if (r) {
+        if (vf)
+            (void)vfs_release(vf);
+        reply_err(req, r);
+        return;
+    }
+    struct fuse_entry_param e;
+    fill_entry(req, &a, &e);
+    setup_fi(req, fi, vf);
+    if (fuse_reply_create(req, &e, fi) != 0)
+        (void)vfs_release(vf);
+}
+
+static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+                    struct fuse_file_info *fi)
+{
+    NB_UNUSED(ino);
+    char *buf = nb_xmalloc(size);
+    size_t got = 0;
+    int r = vfs_read(file_of(fi), (uint64_t)off, buf, size, &got);
+    if (r)
+        reply_err(req, r);
+    else
+        fuse_reply_buf(req, buf, got);
+    free(buf);
+}
+
+static void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size, off_t off,
+                     struct fuse_file_info *fi)
+{
+    NB_UNUSED(ino);
+    int r = vfs_write(file_of(fi), (uint64_t)off, buf, size, NULL);
+    if (r)
+        reply_err(req, r);
+    else
+        fuse_reply_write(req, size);
+}
+
+static void op_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+    NB_UNUSED(ino);
+    reply_err(req, vfs_flush(file_of(fi)));
+}
+
+static void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+    NB_UNUSED(ino);
+    int r = vfs_release(file_of(fi));
+    if (r)
+        NB_WARN("release of inode %llu: %s", (unsigned long long)ino, nb_strerror(r));
+    reply_err(req, r);
+}
+
+static void op_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info *fi)
+{
+    NB_UNUSED(ino);
+    reply_err(req, vfs_fsync(file_of(fi), datasync != 0));
+}
+
+static void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+    req_cred rc;
+    int r = vfs_opendir(vfs_of(req), cred_of(req, &rc, true), ino);
+    if (r) {
+        reply_err(req, r);
+        return;
+    }
+    fi->fh = 0;
+    fi->cache_readdir = 0;
+    fuse_reply_open(req, fi);
+}
+
+typedef struct dir_fill {
+    fuse_req_t req;
+    char *buf;
+    size_t size;
+    size_t used;
+    bool plus;
+} dir_fill;
+
+static int fill_dirent(void *arg, const vfs_dirent *d)
+{
+    dir_fill *df = arg;
+    size_t room = df->size - df->used;
+    size_t n;
+    if (df->plus) {
+        struct fuse_entry_param e;
+        if (d->attr) {
+            fill_entry(df->req, d->attr, &e);
+        } else {
+            /* Vanished (or "." / ".."): a plain entry the kernel won't cache. */
+            memset(&e, 0, sizeof e);
+            e.attr.st_ino = d->ino;
+            e.attr.st_mode = d->type;
+        }
+        n = fuse_add_direntry_plus(df->req, df->buf + df->used, room, d->name, &e,
+                                   (off_t)d->next_off);
+    } else {
+        struct stat st;
+        memset(&st, 0, sizeof st);
+        st.st_ino = d->ino;
+        st.st_mode = d->type;
+        n = fuse_add_direntry(df->req, df->buf + df->used, room, d->name, &st, (off_t)d->next_off);
+    }
+    if (n > room)
+        return 1; /* full: the kernel asks again from this entry's offset */
+    df->used += n;
+    return 0;
+}
+
+static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, bool plus)
+{
+    dir_fill df = {req, nb_xmalloc(size), size, 0, plus};
+    unsigned flags = VFS_READDIR_DOTS | (plus ? VFS_READDIR_ATTRS : 0);
+    int r = vfs_readdir(vfs_of(req), ino, (uint64_t)off, flags, fill_dirent, &df);
+    if (r)
+        reply_err(req, r);
+    else
+        fuse_reply_buf(req, df.buf, df.used);
+    free(df.buf);
+}
+
+static void op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+                       struct fuse_file_info *fi)
+{
+    NB_UNUSED(fi);
+    do_readdir(req, ino, size, off, false);
+}
+
+static void op_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+                           struct fuse_file_info *fi)
+{
+    NB_UNUSED(fi);
+    do_readdir(req, ino, size, off, true);
+}
+
+static void op_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+    NB_UNUSED(ino);
+    NB_UNUSED(fi);
+    fuse_reply_err(req, 0);
+}
+
+static void op_fsyncdir(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info *fi)
+{
+    NB_UNUSED(ino);
+    NB_UNUSED(datasync);
+    NB_UNUSED(fi);
+    reply_err(req, vfs_sync(vfs_of(req)));
+}
+
+static void op_statfs(fuse_req_t req, fuse_ino_t ino)
+{
+    NB_UNUSED(ino);
+    vfs_statfs s;
+    int r = vfs_statfs_get(vfs_of(req), &s);
+    if (r) {
+        reply_err(req, r);
+        return;
+    }
+    struct statvfs st;
+    memset(&st, 0, sizeof st);
+    st.f_bsize = s.bsize;
+    st.f_frsize = s.bsize;
+    st.f_blocks = s.blocks;
+    st.f_bfree = s.bfree;
+    st.f_bavail = s.bavail;
+    st.f_files = s.files;
+    st.f_ffree = s.ffree;
+    st.f_favail = s.ffree;
+    st.f_namemax = s.namemax;
+    fuse_reply_statfs(req, &st);
+}
+
+static void op_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const char *value,
+                        size_t size, int flags)
+{
+    req_cred rc;
+    int vflags = 0;
+    if (flags & XATTR_CREATE)
+        vflags |= VFS_XATTR_CREATE;
+    if (flags & XATTR_REPLACE)
+        vflags |= VFS_XATTR_REPLACE;
+    reply_err(req, vfs_xattr_set(vfs_of(req), cred_of(req, &rc, true), ino, name,
+                                 nb_slice_of(value, size), vflags));
+}
+
+/* getxattr/listxattr: size 0 asks for the length; a short buffer is ERANGE. */
+static void reply_xattr_buf(fuse_req_t req, int r, const nb_buf *b, size_t size)
+{
+    if (r)
+        reply_err(req, r);
+    else if (size == 0)
+        fuse_reply_xattr(req, b->len);
+    else if (b->len > size)
+        fuse_reply_err(req, ERANGE);
+    else
+        fuse_reply_buf(req, (const char *)b->data, b->len);
+}
+
+static void op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size)
+{
+    req_cred rc;
+    nb_buf b = NB_BUF_INIT;
+    int r = vfs_xattr_get(vfs_of(req), cred_of(req, &rc, true), ino, name, &b);
+    reply_xattr_buf(req, r, &b, size);
+    nb_buf_free(&b);
+}
+
+static void op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
+{
+    req_cred rc;
+    nb_buf b = NB_BUF_INIT;
+    int r = vfs_xattr_list(vfs_of(req), cred_of(req, &rc, true), ino, &b);
+    reply_xattr_buf(req, r, &b, size);
+    nb_buf_free(&b);
+}
+
+static void op_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
+{
+    req_cred rc;
+    reply_err(req, vfs_xattr_remove(vfs_of(req), cred_of(req, &rc, true), ino, name));
+}
+
+static void op_access(fuse_req_t req, fuse_ino_t ino, int mask)
+{
+    req_cred rc;
+    reply_err(req, vfs_access(vfs_of(req), cred_of(req, &rc, true), ino, mask));
+}
+
+static void op_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t offset, off_t length,
+                         struct fuse_file_info *fi)
+{
+    NB_UNUSED(ino);
+    reply_err(req, vfs_fallocate(file_of(fi), mode, (uint64_t)offset, (uint64_t)length));
+}
+
+static void op_lseek(fuse_req_t req, fuse_ino_t ino, off_t off, int whence,
+                     struct fuse_file_info *fi)
+{
+    NB_UNUSED(ino);
+    uint64_t out = 0;
+    int r = vfs_lseek(file_of(fi), (uint64_t)off, whence, &out);
+    if (r)
+        reply_err(req, r);
+    else
+        fuse_reply_lseek(req, (off_t)out);
+}
+
+static void op_copy_file_range(fuse_req_t req, fuse_ino_t ino_in, off_t off_in,
+                               struct fuse_file_info *fi_in, fuse_ino_t ino_out, off_t off_out,
+                               struct fuse_file_info *fi_out, size_t len, int flags)
+{
+    NB_UNUSED(ino_in);
+    NB_UNUSED(ino_out);
+    if (flags) {
+        fuse_reply_err(req, EINVAL);
+        return;
+    }
+    size_t copied = 0;
+    int r = vfs_copy_range(file_of(fi_in), (uint64_t)off_in, file_of(fi_out), (uint64_t)off_out,
+                           len, &copied);
+    if (r)
+        reply_err(req, r);
+    else
+        fuse_reply_write(req, copied);
+}
+
+/* No getlk/setlk/flock: without them the kernel keeps POSIX and BSD locks
+ * itself, which is exact for the one mount a server has. */
+const struct fuse_lowlevel_ops nbfuse__ops = {
+    .init = op_init,
+    .lookup = op_lookup,
+    .forget = op_forget,
+    .forget_multi = op_forget_multi,
+    .getattr = op_getattr,
+    .setattr = op_setattr,
+    .readlink = op_readlink,
+    .mknod = op_mknod,
+    .mkdir = op_mkdir,
+    .unlink = op_unlink,
+    .rmdir = op_rmdir,
+    .symlink = op_symlink,
+    .rename = op_rename,
+    .link = op_link,
+    .open = op_open,
+    .read = op_read,
+    .write = op_write,
+    .flush = op_flush,
+    .release = op_release,
+    .fsync = op_fsync,
+    .opendir = op_opendir,
+    .readdir = op_readdir,
+    .readdirplus = op_readdirplus,
+    .releasedir = op_releasedir,
+    .fsyncdir = op_fsyncdir,
+    .statfs = op_statfs,
+    .setxattr = op_setxattr,
+    .getxattr = op_getxattr,
+    .listxattr = op_listxattr,
+    .removexattr = op_removexattr,
+    .access = op_access,
+    .create = op_create,
+    .fallocate = op_fallocate,
+    .lseek = op_lseek,
+    .copy_file_range = op_copy_file_range,
+};
