@@ -90,9 +90,14 @@ static void model(const data_slice *sl, size_t n, uint32_t off, size_t len, uint
         if (a >= b)
             continue;
         uint64_t so = sl[j].slice_off + (a - sl[j].chunk_off);
-        content *c = content_find(sl[j].id); /* stable: the snapshot holds a ref */
-        if (c)
-            memcpy(out + (a - off), c->bytes + so, b - a);
+        /* The bytes stay put while the snapshot holds its ref; the table
+         * itself is only read under the lock. */
+        pthread_mutex_lock(&meta_mu);
+        content *c = content_find(sl[j].id);
+        const uint8_t *cb = c ? c->bytes : NULL;
+        pthread_mutex_unlock(&meta_mu);
+        if (cb)
+            memcpy(out + (a - off), cb + so, b - a);
         else if (sl[j].id)
             dt_fill(sl[j].id, so, out + (a - off), b - a);
         else
