@@ -192,6 +192,29 @@ static bool is_base(void *arg, nb_slice ukey)
     return true;
 }
 
+static int cmp_fsmallest(const void *a, const void *b)
+{
+    const nkv_fmeta *x = *(nkv_fmeta *const *)a, *y = *(nkv_fmeta *const *)b;
+    return nkv__icmp(nb_buf_slice(&x->smallest), nb_buf_slice(&y->smallest));
+}
+
+/* True when c takes every L0 file and they are pairwise disjoint in user
+ * keys (sequential loads): then all can move to L1 without a merge. */
+static bool l0_disjoint(compaction *c)
+{
+    if (c->nin[0] != c->v->nfiles[0] || c->nin[0] == 0)
+        return false;
+    nkv_fmeta **f = nb_xmalloc((size_t)c->nin[0] * sizeof *f);
+    memcpy(f, c->in[0], (size_t)c->nin[0] * sizeof *f);
+    qsort(f, (size_t)c->nin[0], sizeof *f, cmp_fsmallest);
+    bool ok = true;
+    for (int i = 0; i + 1 < c->nin[0] && ok; i++)
+        ok = nkv__ucmp(nkv__ukey(nb_buf_slice(&f[i]->largest)),
+                       nkv__ukey(nb_buf_slice(&f[i + 1]->smallest))) < 0;
+    free(f);
+    return ok;
+}
+
 /* Runs c (inputs marked being_compacted); mu not held. */
 static int run(nkv_db *db, compaction *c)
 {
@@ -199,11 +222,13 @@ static int run(nkv_db *db, compaction *c)
     nkv__edit_init(&e);
     int out_level = c->level + 1;
     int rc = 0;
-    bool trivial = c->nin[0] == 1 && c->nin[1] == 0 && (c->level > 0 || c->v->nfiles[0] == 1);
+    bool trivial = c->nin[1] == 0 && (c->level > 0 ? c->nin[0] == 1 : l0_disjoint(c));
     if (trivial) {
-        nkv_fmeta *f = c->in[0][0];
-        nkv__edit_delete(&e, c->level, f->num);
-        nkv__edit_add(&e, out_level, f);
+        for (int i = 0; i < c->nin[0]; i++) {
+            nkv_fmeta *f = c->in[0][i];
+            nkv__edit_delete(&e, c->level, f->num);
+            nkv__edit_add(&e, out_level, f);
+        }
         atomic_fetch_add(&db->st.trivial_moves, 1);
     } else {
         nkv__it **its = nb_xmalloc((size_t)(c->nin[0] + 1) * sizeof *its);
