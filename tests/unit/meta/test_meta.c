@@ -1130,6 +1130,88 @@ static void test_concurrency(void **state)
     meta_close(m);
 }
 
+/* Directory renames in every direction at once: the ancestor checks under
+ * rename_mu must never let a cycle form, and nothing may deadlock. */
+typedef struct storm {
+    meta *m;
+    uint64_t dirs[32];
+    unsigned seed;
+} storm;
+
+static void *rename_storm(void *arg)
+{
+    storm *s = arg;
+    char a[8], b[8];
+    for (int i = 0; i < CONC_OPS; i++) {
+        unsigned r = (unsigned)rand_r(&s->seed);
+        uint64_t d1 = s->dirs[r % 32], d2 = s->dirs[(r / 32) % 32];
+        snprintf(a, sizeof(a), "s%u", (r / 1024) % 4);
+        snprintf(b, sizeof(b), "s%u", (r / 4096) % 4);
+        meta_attr at;
+        int rc;
+        switch ((r / 16384) % 4) {
+        case 0:
+            rc = meta_mkdir(s->m, &root_cred, d1, a, 0755, &at);
+            break;
+        case 1:
+            rc = meta_rmdir(s->m, &root_cred, d1, a);
+            break;
+        case 2:
+            rc = meta_rename(s->m, &root_cred, d1, a, d2, b, 0);
+            break;
+        default:
+            rc = meta_rename(s->m, &root_cred, d1, a, d2, b, META_RENAME_EXCHANGE);
+            break;
+        }
+        if (rc < -4095)
+            abort();
+    }
+    return NULL;
+}
+
+static void test_rename_storm(void **state)
+{
+    (void)state;
+    meta *m = fresh("meta_storm");
+    storm st[4];
+    uint64_t dirs[32];
+    /* A tree of 32 directories, 4 levels deep. */
+    dirs[0] = ROOT;
+    for (int i = 1; i < 32; i++) {
+        char n[8];
+        snprintf(n, sizeof(n), "t%d", i);
+        dirs[i] = mk(m, dirs[(i - 1) / 4], n, S_IFDIR | 0755);
+    }
+    pthread_t th[4];
+    uint64_t seed = nb_test_seed();
+    for (int i = 0; i < 4; i++) {
+        st[i].m = m;
+        memcpy(st[i].dirs, dirs, sizeof(dirs));
+        st[i].seed = (unsigned)(seed * 31 + (uint64_t)i);
+        assert_int_equal(pthread_create(&th[i], NULL, rename_storm, &st[i]), 0);
+    }
+    for (int i = 0; i < 4; i++)
+        pthread_join(th[i], NULL);
+    /* Every directory still reaches the root through its parents. */
+    for (int i = 0; i < 32; i++) {
+        uint64_t d = dirs[i];
+        meta_attr a;
+        int depth = 0;
+        while (d != ROOT && meta_getattr(m, d, &a) == 0) {
+            d = a.parent;
+            if (++depth > 1000)
+                fail_msg("directory %llu is in a cycle", (unsigned long long)dirs[i]);
+        }
+    }
+    census *cs = nb_xcalloc(1, sizeof(*cs));
+    cs->m = m;
+    walk(cs, ROOT);
+    assert_int_equal(cs->err, 0);
+    census_check(cs);
+    free(cs);
+    meta_close(m);
+}
+
 int main(void)
 {
     nb_log_set_level(NB_LOG_OFF);
@@ -1141,6 +1223,7 @@ int main(void)
         cmocka_unit_test(test_xattr),         cmocka_unit_test(test_permissions),
         cmocka_unit_test(test_s3_records),    cmocka_unit_test(test_statfs),
         cmocka_unit_test(test_multipart),     cmocka_unit_test(test_concurrency),
+        cmocka_unit_test(test_rename_storm),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     if (g_dir)
