@@ -69,26 +69,37 @@ static int set_bucket(s3_target *t, const char *s, size_t n)
     return 0;
 }
 
+/* Decodes [s, s+n) into dst (cap bytes with the NUL); InvalidURI for a bad
+ * escape or a NUL, too_long when it does not fit. */
+static int decode_into(const char *s, size_t n, char *dst, size_t cap, int too_long, size_t *len)
+{
+    char *tmp = nb_xmalloc(n + 1);
+    long d = s3_uri_decode(s, n, false, tmp, n + 1);
+    int rc = 0;
+    if (d < 0)
+        rc = S3_ERR_INVALID_URI;
+    else if ((size_t)d >= cap)
+        rc = too_long;
+    else {
+        memcpy(dst, tmp, (size_t)d + 1);
+        if (len)
+            *len = (size_t)d;
+    }
+    free(tmp);
+    return rc;
+}
+
 int s3_target_parse(const char *host, const char *raw_path, const char *domain, s3_target *out)
 {
     memset(out, 0, sizeof *out);
     const char *path = raw_path && *raw_path ? raw_path : "/";
     if (path[0] != '/')
         return S3_ERR_INVALID_URI;
-    /* The whole path decodes first, so "%2F" in a bucket is caught. */
-    size_t plen = strlen(path);
-    char *dec = nb_xmalloc(plen + 1);
-    long dlen = s3_uri_decode(path, plen, false, dec, plen + 1);
-    if (dlen < 0) {
-        free(dec);
-        return S3_ERR_INVALID_URI;
-    }
     int rc = 0;
-    const char *rest = dec + 1; /* after the leading '/' */
-    size_t hlen = 0;
+    const char *rest = path + 1; /* after the leading '/' */
     if (host && domain && *domain) {
         const char *colon = strrchr(host, ':');
-        hlen = colon && !strchr(colon, ']') ? (size_t)(colon - host) : strlen(host);
+        size_t hlen = colon && !strchr(colon, ']') ? (size_t)(colon - host) : strlen(host);
         size_t dl = strlen(domain);
         if (hlen > dl + 1 && strncasecmp(host + hlen - dl, domain, dl) == 0 &&
             host[hlen - dl - 1] == '.') {
@@ -100,28 +111,19 @@ int s3_target_parse(const char *host, const char *raw_path, const char *domain, 
         }
     }
     if (!rc && !out->vhost) {
+        /* Path style: the bucket is the first raw segment, so an encoded
+         * "%2F" stays inside the bucket name (and makes it invalid). */
         const char *slash = strchr(rest, '/');
         size_t blen = slash ? (size_t)(slash - rest) : strlen(rest);
-        rc = set_bucket(out, rest, blen);
+        rc = decode_into(rest, blen, out->bucket, sizeof out->bucket, S3_ERR_INVALID_BUCKET_NAME,
+                         NULL);
         rest = slash ? slash + 1 : rest + blen;
         if (!rc && !out->bucket[0] && *rest)
             rc = S3_ERR_INVALID_URI; /* "//key" */
     }
-    if (!rc) {
-        size_t klen = strlen(rest);
-        if ((long)(rest - dec) + (long)klen != dlen)
-            rc = S3_ERR_INVALID_URI;
-        else if (klen > S3_KEY_MAX)
-            rc = S3_ERR_KEY_TOO_LONG;
-        else if (klen && !out->bucket[0])
-            rc = S3_ERR_INVALID_URI;
-        else {
-            memcpy(out->key, rest, klen);
-            out->key[klen] = 0;
-            out->key_len = klen;
-        }
-    }
-    free(dec);
+    if (!rc)
+        rc = decode_into(rest, strlen(rest), out->key, sizeof out->key, S3_ERR_KEY_TOO_LONG,
+                         &out->key_len);
     if (rc)
         memset(out, 0, sizeof *out);
     return rc;

@@ -14,7 +14,15 @@
  *   xml        a small XML writer for responses and expat-based parsers for
  *              request bodies
  *   request    bucket/key from host and path, name rules, Range,
- *              conditional headers, HTTP dates, user metadata
+ *              conditional headers, HTTP dates, ETags, user metadata,
+ *              x-amz-checksum-*
+ *   route      method + target + sub-resources → operation; copy source,
+ *              listing arguments, part sizes
+ *   response   stored system metadata, response-* overrides, CORS
+ *              headers, request ids
+ *
+ * How a handler uses all this, step by step: docs/s3.md, "Handler
+ * interface".
  *
  * Error convention: every fallible function returns int: 0, an S3_ERR_*
  * code, or (rarely) an NB_E* code. s3_error_of() turns any of them into the

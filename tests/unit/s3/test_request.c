@@ -67,6 +67,14 @@ static void test_targets(void **state)
     ASSERT_RC(s3_target_parse("h", "/bkt/a%", NULL, &t), S3_ERR_INVALID_URI);
     ASSERT_RC(s3_target_parse("h", "//key", NULL, &t), S3_ERR_INVALID_URI);
     ASSERT_RC(s3_target_parse("h", "bkt/key", NULL, &t), S3_ERR_INVALID_URI);
+    /* An encoded slash stays in its segment. */
+    ASSERT_OK(s3_target_parse("h", "/b%2Fc/k%2Fl", NULL, &t));
+    assert_string_equal(t.bucket, "b/c");
+    assert_string_equal(t.key, "k/l");
+    ASSERT_RC(s3_bucket_name_check(t.bucket), S3_ERR_INVALID_BUCKET_NAME);
+    ASSERT_OK(s3_target_parse("h", "/%62kt/k", NULL, &t));
+    assert_string_equal(t.bucket, "bkt");
+    ASSERT_RC(s3_target_parse("h", "/b%zz/k", NULL, &t), S3_ERR_INVALID_URI);
     char *path = nb_xmalloc(2000);
     strcpy(path, "/bkt/");
     memset(path + 5, 'k', 1024);
