@@ -48,17 +48,30 @@ int vfs__open_stores(const vfs_options *o, meta **mout, data_store **dsout)
     *dsout = NULL;
     if (!o || !o->data_dir || !*o->data_dir)
         return NB_EUSAGE;
-    if (o->block_store && strcmp(o->block_store, "dir") != 0)
-        return -EINVAL; /* the disk backend comes through src/data later */
     int rc = nb_mkdir_p(o->data_dir, 0755);
     if (rc != 0)
         return rc;
+    /* The backend: as asked, else what the directory already holds, else dir. */
     char *mdir = nb_xasprintf("%s/meta", o->data_dir);
     char *bdir = nb_xasprintf("%s/blocks", o->data_dir);
+    char *ddir = nb_xasprintf("%s/disk", o->data_dir);
+    const char *kind = o->block_store;
+    struct stat st;
+    if (!kind || !*kind)
+        kind = stat(ddir, &st) == 0 ? "disk" : "dir";
     data_bs *bs = NULL;
-    rc = nb_mkdir_p(bdir, 0755);
-    if (rc == 0)
-        rc = data_bs_open_dir(bdir, &bs);
+    if (strcmp(kind, "dir") == 0) {
+        rc = nb_mkdir_p(bdir, 0755);
+        if (rc == 0)
+            rc = data_bs_open_dir(bdir, &bs);
+    } else if (strcmp(kind, "disk") == 0) {
+        rc = nb_mkdir_p(ddir, 0755);
+        if (rc == 0)
+            rc = data_bs_open_disk(ddir, NULL, &bs);
+    } else {
+        rc = -EINVAL;
+    }
+    free(ddir);
     if (rc == 0) {
         data_store_options dso;
         memset(&dso, 0, sizeof(dso));

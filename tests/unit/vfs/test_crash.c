@@ -135,8 +135,7 @@ static void *child_thread(void *arg)
 static void child_main(int cycle, uint64_t seed)
 {
     vfs_options o;
-    vfs_options_init(&o);
-    o.data_dir = g_dir;
+    vt_options(&o, g_dir);
     o.maintain_interval_ms = 20; /* the collector runs while we are killed */
     o.collect_grace_ns = 1;
     o.cache_bytes = 8u << 20;

@@ -30,13 +30,27 @@ static inline void vt_fill(uint64_t seed, uint8_t *p, size_t n)
         p[i] = (uint8_t)(vt_rand(&seed) >> 56);
 }
 
+/* Test options: the block store from $NB_VFS_BLOCK_STORE ("dir" or "disk";
+ * unset = dir), no timer thread, a small cache. */
+static inline void vt_options(vfs_options *o, const char *dir)
+{
+    vfs_options_init(o);
+    o->data_dir = dir;
+    o->block_store = getenv("NB_VFS_BLOCK_STORE");
+    o->maintain_interval_ms = -1;
+    o->cache_bytes = 16u << 20;
+}
+
+static inline bool vt_disk_backend(void)
+{
+    const char *b = getenv("NB_VFS_BLOCK_STORE");
+    return b && strcmp(b, "disk") == 0;
+}
+
 static inline vfs *vt_open(const char *dir)
 {
     vfs_options o;
-    vfs_options_init(&o);
-    o.data_dir = dir;
-    o.maintain_interval_ms = -1;
-    o.cache_bytes = 16u << 20;
+    vt_options(&o, dir);
     vfs *v = NULL;
     ASSERT_OK(vfs_open(&o, &v));
     return v;
