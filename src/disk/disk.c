@@ -84,7 +84,11 @@ static void unpin(disk_env *e, uint64_t off)
     pthread_mutex_lock(&e->mu);
     disk__ent *p = disk__map_get(&e->pins, off, 0);
     NB_ASSERT(p && p->off > 0);
-    if (--p->off == 0) {
+    if (p->off > 1) {
+        p->off--;
+    } else {
+        /* The last pin: the count never reaches 0 in the map, where 0
+         * marks an empty slot. */
         if (p->crc)
             disk__alloc_put(&e->alloc, au_index(e, off), p->len);
         disk__map_del(&e->pins, off, 0, NULL);

@@ -185,7 +185,7 @@ typedef struct disk_stats {
     uint64_t fsyncs;        /* fsync/fdatasync calls by the engine */
     uint64_t checkpoints;   /* written since open */
     uint64_t pinned;        /* extents pinned by refs */
-    uint64_t recovery_ns;   /* time disk_open spent loading and replaying */
+    uint64_t recovery_ns;   /* time disk_open spent reading the checkpoint and replaying */
     uint64_t replayed;      /* WAL records replayed at open */
     int io_uring;           /* 1 when reads and writes go through io_uring */
     int direct;             /* 1 when the data file is open with O_DIRECT */

@@ -27,7 +27,9 @@
 
 /* ---- index.c: an open-addressing hash map of 128-bit keys ---- */
 
-/* One slot. off == DISK__EMPTY marks a free slot. In the index the value is
+/* One slot. off == DISK__EMPTY (0: the superblock's offset, never an
+ * extent's, and never a pin count) marks a free slot, so a zeroed array is
+ * an empty map. In the index the value is
  * (extent offset, length, crc); in the pin map the key is (extent offset,
  * 0), off the pin count, len the extent's AUs and crc 1 when the extent is
  * to be freed at the last unpin. */
@@ -38,7 +40,7 @@ typedef struct disk__ent {
     uint32_t crc;
 } disk__ent;
 
-#define DISK__EMPTY UINT64_MAX
+#define DISK__EMPTY 0
 
 typedef struct disk__map {
     disk__ent *slots;

@@ -707,6 +707,7 @@ int disk_open(const disk_options *opts, const char *dir, disk_env **out)
     if (!rc)
         rc = recover(e, cb, clen);
     free(cb);
+    e->recovery_ns = nb_mono_ns() - t0; /* load + replay, before the new WAL file */
     if (!rc && !e->opt.read_only) {
         rc = disk__wal_create(e, e->wal_seq, e->next_lsn, &e->wal_fd);
         e->wal_off = DISK_WAL_HEADER_SIZE;
@@ -721,7 +722,6 @@ int disk_open(const disk_options *opts, const char *dir, disk_env **out)
             first--;
         }
     }
-    e->recovery_ns = nb_mono_ns() - t0;
     if (!rc && !e->opt.read_only &&
         (e->dropped || e->wal_seq - e->wal_first >= 4 ||
          e->replayed * DISK_WAL_REC_SIZE >= e->opt.wal_max_bytes / 2)) {
