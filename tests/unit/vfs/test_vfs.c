@@ -373,6 +373,47 @@ static void test_corrupt_block(void **state)
     vfs_close(v);
 }
 
+static void test_enospc(void **state)
+{
+    (void)state;
+    free(g_dir);
+    g_dir = nb_test_dir("vfs_enospc");
+    vfs_options o;
+    vt_options(&o, g_dir);
+    o.capacity_bytes = 1u << 20;
+    vfs *v;
+    ASSERT_OK(vfs_open(&o, &v));
+    uint8_t *data = nb_xmalloc(700000);
+    vt_fill(9, data, 700000);
+    vt_put_file(v, "one", data, 700000);
+    vfs_file *f;
+    vfs_attr a;
+    ASSERT_OK(vfs_create(v, NULL, ROOT, "two", 0644, O_WRONLY, &a, &f));
+    ASSERT_OK(vfs_write(f, 0, data, 700000, NULL)); /* buffered */
+    ASSERT_RC(vfs_fsync(f, false), -ENOSPC);        /* publish refused */
+    ASSERT_OK(vfs_release(f));
+    ASSERT_OK(vfs_getattr(v, a.ino, &a));
+    assert_int_equal(a.size, 0); /* nothing half-written */
+    vfs_put *p;
+    ASSERT_OK(vfs_bucket_create(v, NULL, "b", 0755, &(vfs_bucket){.owner = "x"}));
+    ASSERT_OK(vfs_put_begin(v, NULL, "b", "k", 0644, &p));
+    ASSERT_OK(vfs_put_write(p, data, 700000));
+    ASSERT_RC(vfs_put_commit(p, nb_slice_of(NULL, 0), NULL), -ENOSPC);
+    ASSERT_RC(vfs_s3_lookup(v, NULL, "b", "k", &a), -ENOENT);
+    /* freeing space makes writes work again */
+    ASSERT_OK(vfs_unlink(v, NULL, ROOT, "one"));
+    vt_put_file(v, "two", data, 700000);
+    uint8_t *back;
+    assert_int_equal(vt_get_file(v, "two", &back), 700000);
+    assert_memory_equal(back, data, 700000);
+    free(back);
+    free(data);
+    vfs_maint_report r;
+    ASSERT_OK(vfs_maintain(v, &r));
+    vfs_close(v);
+    ASSERT_OK(vfs_fsck(g_dir, false, stderr));
+}
+
 static void test_read_only_and_perms(void **state)
 {
     (void)state;
@@ -711,11 +752,17 @@ static void test_dump_load(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_namespace),           cmocka_unit_test(test_readdir_statfs_xattr),
-        cmocka_unit_test(test_readdir_cookies),     cmocka_unit_test(test_handles),
-        cmocka_unit_test(test_large_and_sparse),    cmocka_unit_test(test_corrupt_block),
-        cmocka_unit_test(test_read_only_and_perms), cmocka_unit_test(test_s3),
-        cmocka_unit_test(test_maintain_and_fsck),   cmocka_unit_test(test_dump_load),
+        cmocka_unit_test(test_namespace),
+        cmocka_unit_test(test_readdir_statfs_xattr),
+        cmocka_unit_test(test_readdir_cookies),
+        cmocka_unit_test(test_handles),
+        cmocka_unit_test(test_large_and_sparse),
+        cmocka_unit_test(test_corrupt_block),
+        cmocka_unit_test(test_read_only_and_perms),
+        cmocka_unit_test(test_s3),
+        cmocka_unit_test(test_maintain_and_fsck),
+        cmocka_unit_test(test_dump_load),
+        cmocka_unit_test(test_enospc),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     if (rc == 0 && g_dir)
