@@ -25,7 +25,6 @@ const char *s3_op_name(s3_op op)
  * plain GET/PUT (which could, say, overwrite an object with an ACL). */
 static const char *const unsupported[] = {
     "accelerate",
-    "acl",
     "analytics",
     "encryption",
     "intelligent-tiering",
@@ -73,6 +72,7 @@ static int route_bucket(const char *m, const s3_query *q, s3_op *out)
          S3_OP_DELETE_BUCKET_LIFECYCLE},
         {"versioning", S3_OP_PUT_BUCKET_VERSIONING, S3_OP_GET_BUCKET_VERSIONING, S3_OP_COUNT},
         {"location", S3_OP_COUNT, S3_OP_GET_BUCKET_LOCATION, S3_OP_COUNT},
+        {"acl", S3_OP_PUT_BUCKET_ACL, S3_OP_GET_BUCKET_ACL, S3_OP_COUNT},
     };
     for (size_t i = 0; i < NB_ARRAY_LEN(subs); i++) {
         if (!has(q, subs[i].sub))
@@ -114,6 +114,15 @@ static int route_bucket(const char *m, const s3_query *q, s3_op *out)
 static int route_object(const s3_http_req *req, const char *m, const s3_query *q, s3_op *out)
 {
     bool upload = has(q, "uploadId");
+    if (has(q, "acl")) {
+        if (is(m, "PUT"))
+            *out = S3_OP_PUT_OBJECT_ACL;
+        else if (is(m, "GET"))
+            *out = S3_OP_GET_OBJECT_ACL;
+        else
+            return S3_ERR_METHOD_NOT_ALLOWED;
+        return 0;
+    }
     if (has(q, "tagging")) {
         if (is(m, "PUT"))
             *out = S3_OP_PUT_OBJECT_TAGGING;
@@ -352,4 +361,86 @@ int s3_parts_size_check(const uint64_t *sizes, size_t n)
             return S3_ERR_ENTITY_TOO_LARGE;
     }
     return 0;
+}
+
+/* ---- canned ACLs -------------------------------------------------------- */
+
+static const char *const acl_names[] = {
+    "private",           "public-read",
+    "public-read-write", "authenticated-read",
+    "bucket-owner-read", "bucket-owner-full-control",
+};
+
+const char *s3_acl_name(s3_acl acl)
+{
+    return (unsigned)acl < NB_ARRAY_LEN(acl_names) ? acl_names[acl] : "?";
+}
+
+int s3_acl_from_req(const s3_http_req *req, s3_acl *out)
+{
+    static const char *const grants[] = {"x-amz-grant-read", "x-amz-grant-write",
+                                         "x-amz-grant-read-acp", "x-amz-grant-write-acp",
+                                         "x-amz-grant-full-control"};
+    *out = S3_ACL_PRIVATE;
+    for (size_t i = 0; i < NB_ARRAY_LEN(grants); i++)
+        if (s3_req_header(req, grants[i]))
+            return S3_ERR_NOT_IMPLEMENTED;
+    const char *v = s3_req_header(req, "x-amz-acl");
+    if (!v)
+        return 0;
+    for (size_t i = 0; i < NB_ARRAY_LEN(acl_names); i++) {
+        if (strcmp(v, acl_names[i]) == 0) {
+            *out = (s3_acl)i;
+            return 0;
+        }
+    }
+    return S3_ERR_INVALID_ARGUMENT;
+}
+
+static void grant(s3_xml *x, const s3_owner *owner, const char *group, const char *perm)
+{
+    s3_xml_open(x, "Grant");
+    if (group) {
+        nb_buf *out = x->out;
+        if (!x->rc)
+            x->rc = nb_buf_append_str(out, "<Grantee xmlns:xsi=\"http://www.w3.org/2001/"
+                                           "XMLSchema-instance\" xsi:type=\"Group\">");
+        s3_xml_elem(x, "URI", group);
+        if (!x->rc)
+            x->rc = nb_buf_append_str(out, "</Grantee>");
+    } else {
+        nb_buf *out = x->out;
+        if (!x->rc)
+            x->rc = nb_buf_append_str(out, "<Grantee xmlns:xsi=\"http://www.w3.org/2001/"
+                                           "XMLSchema-instance\" xsi:type=\"CanonicalUser\">");
+        s3_xml_elem(x, "ID", owner && owner->id ? owner->id : "");
+        s3_xml_elem(x, "DisplayName", owner && owner->display_name ? owner->display_name : "");
+        if (!x->rc)
+            x->rc = nb_buf_append_str(out, "</Grantee>");
+    }
+    s3_xml_elem(x, "Permission", perm);
+    s3_xml_close(x);
+}
+
+int s3_xml_acl(nb_buf *out, const s3_owner *owner, s3_acl acl)
+{
+    static const char *const all_users = "http://acs.amazonaws.com/groups/global/AllUsers";
+    static const char *const auth_users =
+        "http://acs.amazonaws.com/groups/global/AuthenticatedUsers";
+    s3_xml x;
+    s3_xml_begin(&x, out);
+    s3_xml_open_ns(&x, "AccessControlPolicy");
+    s3_xml_open(&x, "Owner");
+    s3_xml_elem(&x, "ID", owner && owner->id ? owner->id : "");
+    s3_xml_elem(&x, "DisplayName", owner && owner->display_name ? owner->display_name : "");
+    s3_xml_close(&x);
+    s3_xml_open(&x, "AccessControlList");
+    grant(&x, owner, NULL, "FULL_CONTROL");
+    if (acl == S3_ACL_PUBLIC_READ || acl == S3_ACL_PUBLIC_READ_WRITE)
+        grant(&x, owner, all_users, "READ");
+    if (acl == S3_ACL_PUBLIC_READ_WRITE)
+        grant(&x, owner, all_users, "WRITE");
+    if (acl == S3_ACL_AUTHENTICATED_READ)
+        grant(&x, owner, auth_users, "READ");
+    return s3_xml_end(&x);
 }

@@ -849,7 +849,11 @@ int s3_checksum_verify(const s3_checksum *c, const uint8_t *digest, const char *
     XX(COMPLETE_MULTIPART_UPLOAD, "CompleteMultipartUpload")                                       \
     XX(ABORT_MULTIPART_UPLOAD, "AbortMultipartUpload")                                             \
     XX(LIST_PARTS, "ListParts")                                                                    \
-    XX(CORS_PREFLIGHT, "PreflightRequest")
+    XX(CORS_PREFLIGHT, "PreflightRequest")                                                         \
+    XX(GET_BUCKET_ACL, "GetBucketAcl")                                                             \
+    XX(PUT_BUCKET_ACL, "PutBucketAcl")                                                             \
+    XX(GET_OBJECT_ACL, "GetObjectAcl")                                                             \
+    XX(PUT_OBJECT_ACL, "PutObjectAcl")
 
 typedef enum s3_op {
 #define S3__OP_ENUM(name, str) S3_OP_##name,
@@ -902,6 +906,26 @@ void s3_list_args_free(s3_list_args *a);
 /* Makes the opaque continuation token for a v2 page ending after key
  * (base64 of the key). out: at least 4*ceil(len/3)+1 bytes. */
 void s3_continuation_token(const char *key, char *out);
+
+/* Canned ACLs (x-amz-acl), the only ACLs the gateway keeps: they decide
+ * whether anonymous requests may read (public-read) or write
+ * (public-read-write) a bucket. */
+typedef enum s3_acl {
+    S3_ACL_PRIVATE,
+    S3_ACL_PUBLIC_READ,
+    S3_ACL_PUBLIC_READ_WRITE,
+    S3_ACL_AUTHENTICATED_READ,
+    S3_ACL_BUCKET_OWNER_READ,
+    S3_ACL_BUCKET_OWNER_FULL_CONTROL,
+} s3_acl;
+/* From x-amz-acl (absent: private). InvalidArgument for an unknown canned
+ * ACL; NotImplemented for x-amz-grant-* headers (explicit grants). */
+int s3_acl_from_req(const s3_http_req *req, s3_acl *out) NB_MUST_CHECK;
+/* "public-read" */
+const char *s3_acl_name(s3_acl acl);
+/* The AccessControlPolicy document of a canned ACL for GetBucketAcl and
+ * GetObjectAcl: FULL_CONTROL for the owner plus the grants it implies. */
+int s3_xml_acl(nb_buf *out, const s3_owner *owner, s3_acl acl) NB_MUST_CHECK;
 
 /* Size rules. */
 #define S3_MAX_PUT_SIZE  (5ull << 30) /* PutObject, UploadPart: 5 GiB */

@@ -65,6 +65,10 @@ static void test_routes(void **state)
         {"POST", "/b/k", "uploadId=u", NULL, S3_OP_COMPLETE_MULTIPART_UPLOAD},
         {"DELETE", "/b/k", "uploadId=u", NULL, S3_OP_ABORT_MULTIPART_UPLOAD},
         {"GET", "/b/k", "uploadId=u&max-parts=3", NULL, S3_OP_LIST_PARTS},
+        {"GET", "/b", "acl", NULL, S3_OP_GET_BUCKET_ACL},
+        {"PUT", "/b", "acl", NULL, S3_OP_PUT_BUCKET_ACL},
+        {"GET", "/b/k", "acl", NULL, S3_OP_GET_OBJECT_ACL},
+        {"PUT", "/b/k", "acl&versionId=1", NULL, S3_OP_PUT_OBJECT_ACL},
     };
     for (size_t i = 0; i < NB_ARRAY_LEN(ok); i++) {
         s3_op op;
@@ -81,8 +85,8 @@ static void test_routes(void **state)
         {"OPTIONS", "/", NULL, S3_ERR_METHOD_NOT_ALLOWED},
         {"PATCH", "/b/k", NULL, S3_ERR_METHOD_NOT_ALLOWED},
         {"PATCH", "/b", NULL, S3_ERR_METHOD_NOT_ALLOWED},
-        {"GET", "/b", "acl", S3_ERR_NOT_IMPLEMENTED},
-        {"PUT", "/b/k", "acl", S3_ERR_NOT_IMPLEMENTED},
+        {"DELETE", "/b", "acl", S3_ERR_METHOD_NOT_ALLOWED},
+        {"DELETE", "/b/k", "acl", S3_ERR_METHOD_NOT_ALLOWED},
         {"PUT", "/b", "policy", S3_ERR_NOT_IMPLEMENTED},
         {"POST", "/b/k", "restore", S3_ERR_NOT_IMPLEMENTED},
         {"POST", "/b/k", NULL, S3_ERR_NOT_IMPLEMENTED},
@@ -204,6 +208,41 @@ static void test_list_args(void **state)
     s3_query_free(&q);
 }
 
+static void test_acls(void **state)
+{
+    (void)state;
+    s3_header h[] = {{"x-amz-acl", "public-read"}};
+    s3_http_req r = {"PUT", "/b", "acl", h, 1, NULL};
+    s3_acl acl;
+    ASSERT_OK(s3_acl_from_req(&r, &acl));
+    assert_int_equal(acl, S3_ACL_PUBLIC_READ);
+    assert_string_equal(s3_acl_name(acl), "public-read");
+    r.n_headers = 0;
+    ASSERT_OK(s3_acl_from_req(&r, &acl));
+    assert_int_equal(acl, S3_ACL_PRIVATE);
+    s3_header bad[] = {{"x-amz-acl", "public"}};
+    r.headers = bad;
+    r.n_headers = 1;
+    ASSERT_RC(s3_acl_from_req(&r, &acl), S3_ERR_INVALID_ARGUMENT);
+    s3_header grant[] = {{"x-amz-grant-read", "uri=x"}};
+    r.headers = grant;
+    ASSERT_RC(s3_acl_from_req(&r, &acl), S3_ERR_NOT_IMPLEMENTED);
+
+    nb_buf b = NB_BUF_INIT;
+    s3_owner me = {"id1", "root"};
+    ASSERT_OK(s3_xml_acl(&b, &me, S3_ACL_PUBLIC_READ));
+    ASSERT_OK(nb_buf_nul_terminate(&b));
+    const char *x = (const char *)b.data;
+    assert_non_null(strstr(x, "<AccessControlPolicy xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/"
+                              "\"><Owner><ID>id1</ID><DisplayName>root</DisplayName></Owner>"));
+    assert_non_null(strstr(x, "xsi:type=\"CanonicalUser\"><ID>id1</ID><DisplayName>root"
+                              "</DisplayName></Grantee><Permission>FULL_CONTROL</Permission>"));
+    assert_non_null(strstr(x, "<URI>http://acs.amazonaws.com/groups/global/AllUsers</URI>"
+                              "</Grantee><Permission>READ</Permission>"));
+    assert_null(strstr(x, "WRITE"));
+    nb_buf_free(&b);
+}
+
 static void test_part_sizes(void **state)
 {
     (void)state;
@@ -219,9 +258,8 @@ static void test_part_sizes(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_routes),
-        cmocka_unit_test(test_copy_source),
-        cmocka_unit_test(test_list_args),
+        cmocka_unit_test(test_routes),     cmocka_unit_test(test_copy_source),
+        cmocka_unit_test(test_list_args),  cmocka_unit_test(test_acls),
         cmocka_unit_test(test_part_sizes),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
