@@ -268,6 +268,27 @@ int s3_cond_eval(const s3_cond *c, const char *etag, int64_t mtime, bool allow_3
     return 0;
 }
 
+/* ---- payload length ----------------------------------------------------- */
+
+int s3_payload_length(const s3_http_req *req, const s3_auth *a, uint64_t max, uint64_t *out)
+{
+    *out = 0;
+    bool streaming = a->payload == S3_PAYLOAD_STREAMING ||
+                     a->payload == S3_PAYLOAD_STREAMING_TRAILER ||
+                     a->payload == S3_PAYLOAD_STREAMING_UNSIGNED;
+    const char *v =
+        s3_req_header(req, streaming ? "x-amz-decoded-content-length" : "content-length");
+    if (!v)
+        return S3_ERR_MISSING_CONTENT_LENGTH;
+    uint64_t n;
+    if (!parse_u64(v, strlen(v), &n))
+        return S3_ERR_INVALID_ARGUMENT;
+    if (n > max)
+        return S3_ERR_ENTITY_TOO_LARGE;
+    *out = n;
+    return 0;
+}
+
 /* ---- ETags and digests -------------------------------------------------- */
 
 void s3_etag_md5(const uint8_t md5[16], char *out)

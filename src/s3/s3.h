@@ -763,6 +763,14 @@ void s3_cond_from_req(const s3_http_req *req, const char *prefix, s3_cond *c);
  * unparseable date is ignored. */
 int s3_cond_eval(const s3_cond *c, const char *etag, int64_t mtime, bool allow_304) NB_MUST_CHECK;
 
+/* The length of the payload of a PUT/POST/UploadPart: for aws-chunked
+ * bodies (a STREAMING-* auth) x-amz-decoded-content-length, which is then
+ * required; otherwise Content-Length. MissingContentLength when it cannot
+ * be known (plain HTTP chunked), InvalidArgument for a malformed number,
+ * EntityTooLarge beyond max. */
+int s3_payload_length(const s3_http_req *req, const s3_auth *a, uint64_t max,
+                      uint64_t *out) NB_MUST_CHECK;
+
 /* ETag of a simple object: the hex MD5 (out: 33 bytes). */
 void s3_etag_md5(const uint8_t md5[16], char *out);
 /* ETag of a multipart object: hex MD5 of the concatenated binary part

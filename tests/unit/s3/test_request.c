@@ -379,6 +379,32 @@ static void test_metadata(void **state)
     free(big);
 }
 
+static void test_payload_length(void **state)
+{
+    (void)state;
+    s3_auth a;
+    memset(&a, 0, sizeof a);
+    a.payload = S3_PAYLOAD_SHA256;
+    s3_header h[] = {{"Content-Length", "1024"}, {"x-amz-decoded-content-length", "1000"}};
+    s3_http_req r = {"PUT", "/b/k", NULL, h, 2, NULL};
+    uint64_t n;
+    ASSERT_OK(s3_payload_length(&r, &a, S3_MAX_PUT_SIZE, &n));
+    assert_int_equal(n, 1024);
+    a.payload = S3_PAYLOAD_STREAMING_UNSIGNED;
+    ASSERT_OK(s3_payload_length(&r, &a, S3_MAX_PUT_SIZE, &n));
+    assert_int_equal(n, 1000);
+    ASSERT_RC(s3_payload_length(&r, &a, 999, &n), S3_ERR_ENTITY_TOO_LARGE);
+    r.n_headers = 1;
+    ASSERT_RC(s3_payload_length(&r, &a, S3_MAX_PUT_SIZE, &n), S3_ERR_MISSING_CONTENT_LENGTH);
+    a.payload = S3_PAYLOAD_UNSIGNED;
+    r.n_headers = 0;
+    ASSERT_RC(s3_payload_length(&r, &a, S3_MAX_PUT_SIZE, &n), S3_ERR_MISSING_CONTENT_LENGTH);
+    s3_header bad[] = {{"Content-Length", "12x"}};
+    r.headers = bad;
+    r.n_headers = 1;
+    ASSERT_RC(s3_payload_length(&r, &a, S3_MAX_PUT_SIZE, &n), S3_ERR_INVALID_ARGUMENT);
+}
+
 static void test_checksums(void **state)
 {
     (void)state;
@@ -440,10 +466,11 @@ static void test_checksums(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_bucket_names), cmocka_unit_test(test_targets),
-        cmocka_unit_test(test_ranges),       cmocka_unit_test(test_conditionals),
-        cmocka_unit_test(test_dates),        cmocka_unit_test(test_etags_and_digests),
-        cmocka_unit_test(test_metadata),     cmocka_unit_test(test_checksums),
+        cmocka_unit_test(test_bucket_names),   cmocka_unit_test(test_targets),
+        cmocka_unit_test(test_ranges),         cmocka_unit_test(test_conditionals),
+        cmocka_unit_test(test_dates),          cmocka_unit_test(test_etags_and_digests),
+        cmocka_unit_test(test_metadata),       cmocka_unit_test(test_checksums),
+        cmocka_unit_test(test_payload_length),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
