@@ -482,4 +482,26 @@ int meta_upload_complete(meta *m, const meta_cred *c, uint64_t upload, uint64_t 
                          uint64_t parent, const char *name, unsigned flags, nb_slice objrec,
                          meta_attr *out) NB_MUST_CHECK;
 
+/* ---- Consistency check ---------------------------------------------------------------------- */
+
+typedef struct meta_check_report {
+    uint64_t inodes, dirs, files, dentries;
+    uint64_t problems; /* inconsistencies found */
+    uint64_t repaired; /* of those, fixed (with META_CHECK_REPAIR) */
+} meta_check_report;
+
+/* Receives one line per problem found (valid during the call). */
+typedef void (*meta_check_log)(void *arg, const char *msg);
+
+#define META_CHECK_REPAIR 1u
+
+/* Checks every invariant of docs/metadata-format.md on the raw records
+ * (dentry twins and types, link counts, directory parents and cookies,
+ * orphans, records of missing inodes, chunk map shapes, id allocator
+ * marks, usage counters) and, with META_CHECK_REPAIR, fixes what is safe
+ * in one synced batch. Offline: no other thread may use m meanwhile.
+ * Returns 0 (problems are counted in *out, not errors), or an error. */
+int meta_check(meta *m, unsigned flags, meta_check_log log, void *arg,
+               meta_check_report *out) NB_MUST_CHECK;
+
 #endif

@@ -1021,6 +1021,19 @@ static void *churn(void *arg)
     return NULL;
 }
 
+static void print_problem(void *arg, const char *msg)
+{
+    (void)arg;
+    fprintf(stderr, "meta_check: %s\n", msg);
+}
+
+static void expect_clean(meta *m)
+{
+    meta_check_report r;
+    ASSERT_OK(meta_check(m, 0, print_problem, NULL, &r));
+    assert_int_equal(r.problems, 0);
+}
+
 /* A census of the tree: every name resolves, directory link counts are
  * 2 + subdirectories, file link counts equal the names found, and the
  * usage counter equals the number of distinct inodes. */
@@ -1093,6 +1106,7 @@ static void census_check(census *c)
     meta_statfs st;
     meta_statfs_get(c->m, &st);
     assert_int_equal(st.inodes_used, c->n + 1);
+    expect_clean(c->m);
 }
 
 static void test_concurrency(void **state)
@@ -1212,6 +1226,108 @@ static void test_rename_storm(void **state)
     meta_close(m);
 }
 
+static void patch(kv_db *db, const uint8_t *key, size_t klen, size_t off, const void *bytes,
+                  size_t n)
+{
+    nb_buf v = NB_BUF_INIT;
+    ASSERT_OK(kv_get(db, NULL, nb_slice_of(key, klen), &v));
+    memcpy(v.data + off, bytes, n);
+    kv_batch *b = kv_batch_new();
+    kv_batch_put(b, nb_slice_of(key, klen), nb_buf_slice(&v));
+    ASSERT_OK(kv_write(db, b, KV_SYNC));
+    kv_batch_free(b);
+    nb_buf_free(&v);
+}
+
+static void del_key(kv_db *db, const uint8_t *key, size_t klen)
+{
+    kv_batch *b = kv_batch_new();
+    kv_batch_delete(b, nb_slice_of(key, klen));
+    ASSERT_OK(kv_write(db, b, KV_SYNC));
+    kv_batch_free(b);
+}
+
+static int count_lines(void *arg, const meta_dirent *e)
+{
+    (void)e;
+    (*(int *)arg)++;
+    return 0;
+}
+
+static void test_check_repair(void **state)
+{
+    (void)state;
+    meta *m = fresh("meta_check");
+    uint64_t d = mk(m, ROOT, "d", S_IFDIR | 0755);
+    uint64_t f = mk(m, d, "f", S_IFREG | 0644);
+    uint64_t g = mk(m, d, "g", S_IFREG | 0644);
+    uint64_t h = mk(m, ROOT, "h", S_IFREG | 0644);
+    ASSERT_OK(meta_xattr_set(m, &root_cred, g, "user.x", nb_slice_str("1"), 0));
+    uint64_t sid;
+    ASSERT_OK(meta_id_alloc(m, META_ID_SLICE, 1, &sid));
+    meta_write w = {.chunk = 0, .slice = {.id = sid, .size = 10, .len = 10}};
+    ASSERT_OK(meta_publish(m, f, &w, 1, 0, 0, 0, nb_slice_of(NULL, 0), 0, NULL));
+    expect_clean(m);
+    meta_close(m);
+
+    kv_db *db = NULL;
+    ASSERT_OK(kv_open(getenv("NB_KV_ENGINE"), g_dir, NULL, &db));
+    /* (a) the readdir twin of d/f goes missing */
+    meta_attr fa;
+    (void)fa;
+    uint8_t k[32];
+    k[0] = META_K_DCOOKIE;
+    nb_put_u64be(k + 1, d);
+    nb_put_u64be(k + 9, META_COOKIE_FIRST);
+    del_key(db, k, 17);
+    /* (b) inode g vanishes, leaving its dentry and xattr */
+    k[0] = META_K_INODE;
+    nb_put_u64be(k + 1, g);
+    del_key(db, k, 9);
+    /* (c) h claims 5 links */
+    nb_put_u64be(k + 1, h);
+    uint8_t five[4] = {5, 0, 0, 0};
+    patch(db, k, 9, META_INO_OFF_NLINK, five, 4);
+    /* (d) a usage stripe is off by 100 inodes */
+    uint8_t uk[3] = {META_K_USAGE, 0, 7}, uv[17] = {META_USAGE_V1, 100};
+    kv_batch *b = kv_batch_new();
+    kv_batch_put(b, nb_slice_of(uk, 3), nb_slice_of(uv, 17));
+    /* (e) the slice allocator forgets its mark */
+    uint8_t ik[2] = {META_K_IDS, META_ID_SLICE}, iv[9] = {META_IDS_V1, 1};
+    kv_batch_put(b, nb_slice_of(ik, 2), nb_slice_of(iv, 9));
+    ASSERT_OK(kv_write(db, b, KV_SYNC));
+    kv_batch_free(b);
+    kv_close(db);
+
+    ASSERT_OK(meta_open(g_dir, opts(), &m));
+    meta_check_report r;
+    ASSERT_OK(meta_check(m, 0, print_problem, NULL, &r));
+    assert_true(r.problems >= 6);
+    assert_int_equal(r.repaired, 0);
+    ASSERT_OK(meta_check(m, META_CHECK_REPAIR, NULL, NULL, &r));
+    assert_true(r.problems >= 6);
+    assert_int_equal(r.repaired, r.problems);
+    expect_clean(m);
+    /* The repaired namespace works: d/f is listed again, d/g is gone, h has
+     * one link, ids do not collide, statfs adds up. */
+    int n = 0;
+    ASSERT_OK(meta_readdir(m, d, 0, 0, count_lines, &n));
+    assert_int_equal(n, 1);
+    ASSERT_RC(meta_lookup(m, &root_cred, d, "g", NULL), -ENOENT);
+    assert_int_equal(attr(m, h).nlink, 1);
+    uint64_t sid2;
+    ASSERT_OK(meta_id_alloc(m, META_ID_SLICE, 1, &sid2));
+    assert_true(sid2 > sid);
+    meta_statfs st;
+    meta_statfs_get(m, &st);
+    assert_int_equal(st.inodes_used, 4);
+    ASSERT_OK(meta_unlink(m, &root_cred, d, "f"));
+    ASSERT_OK(meta_rmdir(m, &root_cred, ROOT, "d"));
+    m = reopen(m);
+    expect_clean(m);
+    meta_close(m);
+}
+
 int main(void)
 {
     nb_log_set_level(NB_LOG_OFF);
@@ -1223,7 +1339,7 @@ int main(void)
         cmocka_unit_test(test_xattr),         cmocka_unit_test(test_permissions),
         cmocka_unit_test(test_s3_records),    cmocka_unit_test(test_statfs),
         cmocka_unit_test(test_multipart),     cmocka_unit_test(test_concurrency),
-        cmocka_unit_test(test_rename_storm),
+        cmocka_unit_test(test_rename_storm),  cmocka_unit_test(test_check_repair),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     if (g_dir)

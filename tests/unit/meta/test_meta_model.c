@@ -798,6 +798,11 @@ static void run(uint64_t seed, long ops)
     if (sf.inodes_used != (uint64_t)seen->n + 1)
         fail_msg("seed %llu: statfs says %llu inodes, the tree has %d", (unsigned long long)seed,
                  (unsigned long long)sf.inodes_used, seen->n + 1);
+    meta_check_report cr;
+    ASSERT_OK(meta_check(M->m, 0, NULL, NULL, &cr));
+    if (cr.problems)
+        fail_msg("seed %llu: meta_check found %llu problems", (unsigned long long)seed,
+                 (unsigned long long)cr.problems);
     if (getenv("NB_MODEL_VERBOSE")) {
         fprintf(stderr, "seed %llu: %ld ops, %ld ok, %d inodes at the end;",
                 (unsigned long long)seed, ops, M->ok, seen->n);
