@@ -377,15 +377,18 @@ static int read_mapped(nkv_table *t, handle h, nkv_block **out)
     return rc;
 }
 
-/* Reads the block at h, verifying its checksum; returns an owned block. */
-static int read_block(nkv_table *t, handle h, nkv_block **out)
+/* Reads the block at h, verifying its checksum. Through the map when
+ * use_map (then uncompressed blocks are borrowed, see read_mapped), else
+ * with read_at into an owned block. Compaction reads with read_at so that
+ * scanning whole tables does not fault them into our resident set. */
+static int read_block_ex(nkv_table *t, handle h, bool use_map, nkv_block **out)
 {
     *out = NULL;
     if (h.off + h.size + NKV_BLOCK_TRAILER > t->size || h.size > (1u << 30))
         return NB_CORRUPT("nkv: block handle %llu+%llu past the end of %s",
                           (unsigned long long)h.off, (unsigned long long)h.size, t->path);
     size_t n = h.size + NKV_BLOCK_TRAILER;
-    if (t->map)
+    if (t->map && use_map)
         return read_mapped(t, h, out);
     uint8_t *raw = nb_xmalloc(n);
     size_t got = 0;
@@ -455,6 +458,11 @@ static int read_block(nkv_table *t, handle h, nkv_block **out)
     return rc;
 }
 
+static int read_block(nkv_table *t, handle h, nkv_block **out)
+{
+    return read_block_ex(t, h, true, out);
+}
+
 static void block_deleter(const void *key, size_t klen, void *value)
 {
     (void)key;
@@ -478,7 +486,7 @@ static int get_block(nkv_table *t, handle h, bool fill, nkv_block **out, nkv_cac
             return 0;
         }
     }
-    int rc = read_block(t, h, out);
+    int rc = read_block_ex(t, h, fill, out);
     if (rc)
         return rc;
     if (t->cache && fill && (*out)->owned)
