@@ -47,7 +47,7 @@ int data_bs_get(data_bs *bs, data_key k, uint64_t off, size_t len, void *buf, si
     *got = 0;
     if (len > DATA_BLOCK_SIZE)
         len = DATA_BLOCK_SIZE;
-    if (off >= DATA_BLOCK_SIZE || len == 0)
+    if (len == 0)
         return 0;
     int rc = bs->ops->get(bs, k, off, len, buf, got);
     if (rc == 0) {

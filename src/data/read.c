@@ -377,7 +377,13 @@ int data_chunk_read(data_store *s, data_ra *ra, const data_slice *slices, size_t
     free(pc);
 
     if (rc == 0 && seq) {
+        /* Never read ahead more than a quarter of the cache: the blocks
+         * must still be there when the reader arrives. */
         uint64_t max = (uint64_t)s->o.readahead_blocks * DATA_BLOCK_SIZE;
+        if (max > s->o.cache_bytes / 4)
+            max = s->o.cache_bytes / 4;
+        if (max < DATA_BLOCK_SIZE)
+            max = DATA_BLOCK_SIZE;
         ra->window = ra->window ? ra->window * 2 : 2ull * DATA_BLOCK_SIZE;
         if (ra->window > max)
             ra->window = max;

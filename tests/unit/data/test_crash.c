@@ -69,6 +69,7 @@ static void crash_cycles(const char *backend)
     char *dir = nb_test_dir(name);
     nb_log_set_level(NB_LOG_WARN);
     acked a = {NULL, 0};
+    size_t total_acked = 0;
     uint64_t next_id = 1;
     int cycles = dt_sanitized() ? 3 : 6;
     for (int c = 0; c < cycles; c++) {
@@ -89,7 +90,9 @@ static void crash_cycles(const char *backend)
         kill(pid, SIGKILL);
         int status;
         waitpid(pid, &status, 0);
-        assert_true(WIFSIGNALED(status));
+        if (!WIFSIGNALED(status))
+            fail_msg("cycle %d: the writer exited with %d before the kill", c,
+                     WIFEXITED(status) ? WEXITSTATUS(status) : -1);
         uint64_t id;
         uint64_t last = next_id - 1;
         while (read(pfd[0], &id, sizeof id) == sizeof id) {
@@ -131,6 +134,14 @@ static void crash_cycles(const char *backend)
         for (size_t i = 0; i < a.n; i++)
             want_blocks += data_slice_blocks(slice_len(a.ids[i]));
         assert_int_equal(rep.blocks_live, want_blocks);
+        /* Keep the store small: drop all but the newest acknowledged
+         * slices, as vfs would after an overwrite. */
+        while (a.n > 4) {
+            data_slice_release(s, a.ids[0], slice_len(a.ids[0]));
+            memmove(a.ids, a.ids + 1, (a.n - 1) * sizeof *a.ids);
+            a.n--;
+            total_acked++;
+        }
         data_store_close(s);
         if (strcmp(backend, "dir") == 0) {
             char *cmd = nb_xasprintf("test -z \"$(ls -A '%s/tmp')\"", dir);
@@ -138,7 +149,8 @@ static void crash_cycles(const char *backend)
             free(cmd);
         }
     }
-    fprintf(stderr, "crash (%s): %d cycles, %zu acknowledged slices\n", backend, cycles, a.n);
+    fprintf(stderr, "crash (%s): %d cycles, %zu acknowledged slices\n", backend, cycles,
+            total_acked + a.n);
     free(a.ids);
     nb_test_rmdir(dir);
     free(dir);
