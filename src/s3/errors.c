@@ -86,6 +86,12 @@ const s3_error *s3_error_of(int rc)
 int s3_error_xml(nb_buf *out, int rc, const char *message, const char *resource,
                  const char *request_id)
 {
+    return s3_error_xml_ex(out, rc, message, resource, request_id, NULL, 0);
+}
+
+int s3_error_xml_ex(nb_buf *out, int rc, const char *message, const char *resource,
+                    const char *request_id, const s3_header *extra, size_t n_extra)
+{
     const s3_error *e = s3_error_of(rc);
     s3_xml x;
     s3_xml_begin(&x, out);
@@ -98,5 +104,7 @@ int s3_error_xml(nb_buf *out, int rc, const char *message, const char *resource,
         s3_xml_elem(&x, "RequestId", request_id);
         s3_xml_elem(&x, "HostId", request_id);
     }
+    for (size_t i = 0; i < n_extra; i++)
+        s3_xml_elem(&x, extra[i].name, extra[i].value);
     return s3_xml_end(&x);
 }

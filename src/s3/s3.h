@@ -648,6 +648,19 @@ void s3_sigv4_signing_key(const char *secret, const char *date8, const char *reg
 int s3_sigv4_canonical_request(nb_buf *out, const s3_http_req *req, const char *signed_headers,
                                const char *payload_hash, bool presigned) NB_MUST_CHECK;
 
+/* For the body of a SignatureDoesNotMatch answer and for logs: the
+ * canonical request (SigV4 only; left empty for V2) and the string to sign
+ * the server computed for req, as AWS returns them so a client author can
+ * compare with their own. Does not verify anything and needs no secret.
+ * Returns 0, or the parse error s3_auth_check would give. */
+int s3_auth_explain(const s3_http_req *req, nb_buf *canonical,
+                    nb_buf *string_to_sign) NB_MUST_CHECK;
+
+/* Like s3_error_xml, with extra child elements after RequestId/HostId
+ * (name/value pairs, e.g. StringToSign and CanonicalRequest). */
+int s3_error_xml_ex(nb_buf *out, int rc, const char *message, const char *resource,
+                    const char *request_id, const s3_header *extra, size_t n_extra) NB_MUST_CHECK;
+
 /* SigV2 string to sign for req. date_or_expires is the Date (header form)
  * or Expires (query form) line. */
 int s3_sigv2_string_to_sign(nb_buf *out, const s3_http_req *req, const char *date_or_expires,

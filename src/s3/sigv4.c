@@ -507,6 +507,70 @@ int s3_auth_check(const s3_http_req *req, s3_secret_fn secret, void *ctx, int64_
     return rc;
 }
 
+/* Appends the string to sign of a V4 request to sts. */
+static int v4_sts(nb_buf *sts, const nb_buf *canonical, const char *amz_date, const char *scope)
+{
+    uint8_t h[32];
+    char hh[65];
+    s3_digest_once(S3_DIGEST_SHA256, canonical->data ? (const void *)canonical->data : "",
+                   canonical->len, h);
+    s3_hex_encode(h, 32, hh);
+    return nb_buf_appendf(sts, ALGO "\n%s\n%s\n%s", amz_date, scope, hh);
+}
+
+int s3_auth_explain(const s3_http_req *req, nb_buf *canonical, nb_buf *string_to_sign)
+{
+    const char *authz = s3_req_header(req, "authorization");
+    s3_query q;
+    int rc = s3_query_parse(req->query, &q);
+    v4_params v;
+    memset(&v, 0, sizeof v);
+    if (rc) {
+        /* fall through to cleanup */
+    } else if (authz && strncmp(authz, ALGO, strlen(ALGO)) == 0) {
+        rc = parse_authz_v4(authz, &v);
+        char amz_date[17] = "";
+        const char *xd = s3_req_header(req, "x-amz-date");
+        int64_t t;
+        if (!rc && xd) {
+            snprintf(amz_date, sizeof amz_date, "%s", xd);
+        } else if (!rc) {
+            const char *d = s3_req_header(req, "date");
+            if (!d || s3_http_date_parse(d, &t))
+                rc = S3_ERR_ACCESS_DENIED;
+            else
+                s3_iso8601_basic_format(t, amz_date, sizeof amz_date);
+        }
+        const char *ph = s3_req_header(req, "x-amz-content-sha256");
+        if (!rc)
+            rc = s3_sigv4_canonical_request(canonical, req, v.signed_headers,
+                                            ph ? ph : UNSIGNED_PAYLOAD, false);
+        if (!rc)
+            rc = v4_sts(string_to_sign, canonical, amz_date, v.scope);
+    } else if (!authz && s3_query_get(&q, "X-Amz-Credential")) {
+        const char *cred = s3_query_get(&q, "X-Amz-Credential");
+        const char *date = s3_query_get(&q, "X-Amz-Date");
+        const char *sh = s3_query_get(&q, "X-Amz-SignedHeaders");
+        const char *ph = s3_req_header(req, "x-amz-content-sha256");
+        rc = parse_credential(cred, strlen(cred), &v, S3_ERR_AUTH_QUERY_ERROR);
+        if (!rc && (!date || !sh))
+            rc = S3_ERR_AUTH_QUERY_ERROR;
+        if (!rc)
+            rc = s3_sigv4_canonical_request(canonical, req, sh, ph ? ph : UNSIGNED_PAYLOAD, true);
+        if (!rc)
+            rc = v4_sts(string_to_sign, canonical, date, v.scope);
+    } else if (authz && strncmp(authz, "AWS ", 4) == 0) {
+        const char *d = s3_req_header(req, "date");
+        rc = s3_sigv2_string_to_sign(string_to_sign, req, d ? d : "", false);
+    } else if (!authz && s3_query_get(&q, "Expires")) {
+        rc = s3_sigv2_string_to_sign(string_to_sign, req, s3_query_get(&q, "Expires"), true);
+    } else {
+        rc = S3_ERR_ACCESS_DENIED;
+    }
+    s3_query_free(&q);
+    return rc;
+}
+
 int s3_auth_payload_check(const s3_auth *a, const uint8_t sha256[32])
 {
     if (a->payload != S3_PAYLOAD_SHA256)

@@ -50,6 +50,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     s3_http_req req = {
         n > 0 ? lines[0] : "GET",    n > 1 ? lines[1] : "/", n > 2 ? lines[2] : NULL, h, nh,
         (size & 1) ? "bucket" : NULL};
+    nb_buf canon = NB_BUF_INIT, sts = NB_BUF_INIT;
+    (void)!s3_auth_explain(&req, &canon, &sts);
+    nb_buf_free(&canon);
+    nb_buf_free(&sts);
     s3_auth a;
     if (s3_auth_check(&req, secret_fn, NULL, 1369353600, &a) == 0 &&
         (a.payload == S3_PAYLOAD_STREAMING || a.payload == S3_PAYLOAD_STREAMING_TRAILER ||

@@ -78,6 +78,14 @@ static void test_object_get_put_delete(void **state)
     s3_http_req r = {"GET", "/photos/puppy.jpg", NULL, get, 3, "johnsmith"};
     int64_t now = at("Tue, 27 Mar 2007 19:36:42 +0000");
     ASSERT_OK(check(&r, now));
+    nb_buf c = NB_BUF_INIT, sts = NB_BUF_INIT;
+    ASSERT_OK(s3_auth_explain(&r, &c, &sts));
+    ASSERT_OK(nb_buf_nul_terminate(&sts));
+    assert_string_equal((char *)sts.data,
+                        "GET\n\n\nTue, 27 Mar 2007 19:36:42 +0000\n/johnsmith/photos/puppy.jpg");
+    assert_int_equal(c.len, 0);
+    nb_buf_free(&c);
+    nb_buf_free(&sts);
     ASSERT_OK(check(&r, now + 900));
     ASSERT_RC(check(&r, now + 901), S3_ERR_REQUEST_TIME_TOO_SKEWED);
     flip_all(&r, now);

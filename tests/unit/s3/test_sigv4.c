@@ -117,6 +117,25 @@ static void test_get_object_example(void **state)
                  "Signature=f0e8bdb87c964420e857bd35b5d6ed310bd44f0170aba48dd91039c6036bdb41";
     ASSERT_OK(check(&r, NOW, &a)); /* spaces after commas are allowed */
     flip_everything(&r, NOW);
+
+    /* What the server computed, for SignatureDoesNotMatch bodies. */
+    nb_buf c = NB_BUF_INIT, sts = NB_BUF_INIT, body = NB_BUF_INIT;
+    ASSERT_OK(s3_auth_explain(&r, &c, &sts));
+    ASSERT_OK(nb_buf_nul_terminate(&sts));
+    assert_string_equal((char *)sts.data,
+                        "AWS4-HMAC-SHA256\n20130524T000000Z\n20130524/us-east-1/s3/aws4_request\n"
+                        "7344ae5b7ee6c3e7e6b0fe0640412a37625d1fbfff95c48bbb2dc43964946972");
+    ASSERT_OK(nb_buf_nul_terminate(&c));
+    s3_header extra[] = {{"StringToSign", (char *)sts.data}, {"CanonicalRequest", (char *)c.data}};
+    ASSERT_OK(
+        s3_error_xml_ex(&body, S3_ERR_SIGNATURE_DOES_NOT_MATCH, NULL, "/test.txt", "R", extra, 2));
+    ASSERT_OK(nb_buf_nul_terminate(&body));
+    assert_non_null(
+        strstr((char *)body.data, "<StringToSign>AWS4-HMAC-SHA256&#xA;20130524T000000Z"));
+    assert_non_null(strstr((char *)body.data, "<CanonicalRequest>GET&#xA;/test.txt&#xA;"));
+    nb_buf_free(&c);
+    nb_buf_free(&sts);
+    nb_buf_free(&body);
 }
 
 static void test_put_object_example(void **state)
@@ -205,6 +224,13 @@ static void test_presigned_example(void **state)
     ASSERT_RC(check(&r, NOW - 3600, &a), S3_ERR_NOT_YET_VALID);
     assert_string_equal(s3_error_of(S3_ERR_EXPIRED_REQUEST)->code, "AccessDenied");
     flip_everything(&r, NOW);
+    nb_buf c = NB_BUF_INIT, sts = NB_BUF_INIT;
+    ASSERT_OK(s3_auth_explain(&r, &c, &sts));
+    ASSERT_OK(nb_buf_nul_terminate(&c));
+    assert_non_null(strstr((char *)c.data, "X-Amz-Expires=86400&X-Amz-SignedHeaders=host\nhost:"));
+    assert_null(strstr((char *)c.data, "X-Amz-Signature"));
+    nb_buf_free(&c);
+    nb_buf_free(&sts);
 
     /* Expires beyond 7 days, a missing parameter, a bad algorithm. */
     r.query = "X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Credential=AKIAIOSFODNN7EXAMPLE%2F20130524%2F"
