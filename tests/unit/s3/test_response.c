@@ -1,4 +1,6 @@
 /* Response headers: system metadata, response-* overrides, CORS, ids. */
+#include <pthread.h>
+
 #include "s3/s3.h"
 
 #include "test.h"
@@ -114,6 +116,31 @@ static void test_request_ids(void **state)
     free(ids);
 }
 
+/* Ids from several threads at once stay unique (run under TSAN too). */
+enum { THREADS = 4, PER_THREAD = 5000 };
+static char thread_ids[THREADS * PER_THREAD][17];
+
+static void *id_thread(void *arg)
+{
+    size_t t = (size_t)(uintptr_t)arg;
+    for (size_t i = 0; i < PER_THREAD; i++)
+        s3_request_id(thread_ids[t * PER_THREAD + i]);
+    return NULL;
+}
+
+static void test_request_ids_threads(void **state)
+{
+    (void)state;
+    pthread_t th[THREADS];
+    for (size_t t = 0; t < THREADS; t++)
+        assert_int_equal(pthread_create(&th[t], NULL, id_thread, (void *)(uintptr_t)t), 0);
+    for (size_t t = 0; t < THREADS; t++)
+        pthread_join(th[t], NULL);
+    qsort(thread_ids, THREADS * PER_THREAD, sizeof thread_ids[0], cmp_str);
+    for (size_t i = 1; i < THREADS * PER_THREAD; i++)
+        assert_true(strcmp(thread_ids[i - 1], thread_ids[i]) != 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -121,6 +148,7 @@ int main(void)
         cmocka_unit_test(test_overrides),
         cmocka_unit_test(test_cors_headers),
         cmocka_unit_test(test_request_ids),
+        cmocka_unit_test(test_request_ids_threads),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
