@@ -142,6 +142,14 @@ static int out_close(nkv_db *db, out_file *o, int rc, int level, nkv_edit *e, ui
     return rc;
 }
 
+static bool shutting_down(nkv_db *db)
+{
+    pthread_mutex_lock(&db->mu);
+    bool v = db->shutting_down;
+    pthread_mutex_unlock(&db->mu);
+    return v;
+}
+
 int nkv__write_tables(nkv_db *db, nkv__it *in, uint64_t smallest_snap, nkv__base_fn is_base,
                       void *base_arg, uint64_t max_size, int level, nkv_edit *e,
                       uint64_t *bytes_out)
@@ -151,6 +159,7 @@ int nkv__write_tables(nkv_db *db, nkv__it *in, uint64_t smallest_snap, nkv__base
     nb_buf cur = NB_BUF_INIT;
     bool has_cur = false;
     uint64_t last_seq_for_key = UINT64_MAX;
+    unsigned checked = 0;
     int rc = 0;
     *bytes_out = 0;
     for (IT_FIRST(in); IT_VALID(in); IT_NEXT(in)) {
@@ -196,7 +205,7 @@ int nkv__write_tables(nkv_db *db, nkv__it *in, uint64_t smallest_snap, nkv__base
             o.f->smallest_seq = seq;
         if (seq > o.f->largest_seq)
             o.f->largest_seq = seq;
-        if (db->shutting_down && level > 0) {
+        if (level > 0 && (++checked & 1023) == 0 && shutting_down(db)) {
             rc = NB_ECLOSED;
             break;
         }
@@ -343,9 +352,10 @@ static void *flush_thread(void *arg)
         db->flush_done++;
         pthread_cond_broadcast(&db->done_cv);
         pthread_cond_broadcast(&db->bg_cv); /* compaction may be due */
+        bool log_done = old_log < db->vs.log_number;
         pthread_mutex_unlock(&db->mu);
         nkv__mem_unref(m);
-        if (old_log < db->vs.log_number) {
+        if (log_done) {
             char *p = nkv__path(db->dir, old_log, "log");
             db->env->unlink(db->env->ctx, p);
             free(p);
@@ -446,7 +456,8 @@ static int make_room(nkv_db *db, bool force)
     }
 }
 
-static int db_write(nkv_db *db, bool sync, const nkv_batch *batch)
+/* scratch: batch is ours (put/delete) and may carry the sequence. */
+static int db_write(nkv_db *db, bool sync, const nkv_batch *batch, bool scratch)
 {
     nkv_writer w = {.batch = batch, .sync = sync};
     pthread_cond_init(&w.cv, NULL);
@@ -484,6 +495,13 @@ static int db_write(nkv_db *db, bool sync, const nkv_batch *batch)
             nkv__batch_append(db->group, f->batch);
             size += fs;
             last = f;
+        }
+        if (gb == batch && !scratch) {
+            /* Never stamp the sequence into the caller's batch: it is
+             * const and may be shared by threads. */
+            nkv_batch_clear(db->group);
+            nkv__batch_append(db->group, batch);
+            gb = db->group;
         }
         uint64_t seq = atomic_load(&db->vs.last_seq) + 1;
         uint32_t count = nkv_batch_count(gb);
@@ -542,7 +560,7 @@ int nkv_write(nkv_db *db, const nkv_write_options *wo, const nkv_batch *batch)
         return NB_EUSAGE;
     if (nkv_batch_count(batch) == 0)
         return 0;
-    return db_write(db, want_sync(db, wo), batch);
+    return db_write(db, want_sync(db, wo), batch, false);
 }
 
 /* A single put or delete goes through a batch on the stack-like scratch. */
@@ -574,7 +592,7 @@ static int write_one(nkv_db *db, const nkv_write_options *wo, int type, const vo
         p += vl;
     }
     b.rep.len = (size_t)(p - b.rep.data);
-    int rc = db_write(db, want_sync(db, wo), &b);
+    int rc = db_write(db, want_sync(db, wo), &b, true);
     if (heap)
         free(b.rep.data);
     return rc;
@@ -1009,7 +1027,7 @@ int nkv_close(nkv_db *db)
 
 int nkv_flush(nkv_db *db, bool wait)
 {
-    int rc = db_write(db, false, NULL);
+    int rc = db_write(db, false, NULL, false);
     if (rc || !wait)
         return rc;
     pthread_mutex_lock(&db->mu);
