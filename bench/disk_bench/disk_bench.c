@@ -5,7 +5,8 @@
  * (default 1, 2, 8), with durability on every side:
  *
  *   engine put   disk_put (returns when data and WAL record are durable)
- *   engine get   disk_read of a random written blob (CRC verified)
+ *   engine get   disk_read of a random written blob (CRC verified), from
+ *                a set of at most 256 MiB read once before (warm cache)
  *   dir put      the file-per-blob reference (the `dir` block store):
  *                open(O_CREAT|O_TRUNC), write, fsync, close, fsync(dir)
  *   dir get      open, read, close, CRC32C of the bytes
@@ -20,6 +21,7 @@
  *
  *   disk_bench [--dir D] [--seconds S] [--sizes a,b,c] [--threads a,b]
  *              [--recovery N] [--recovery-gib a,b] [--skip-ops] [--no-prefill]
+ *              [--rounds R]   (each measurement R times, alternating; medians)
  */
 #include <dirent.h>
 #include <errno.h>
@@ -199,15 +201,27 @@ static const char *size_name(size_t size, char *buf)
     return buf;
 }
 
-static void print_row(const char *op, size_t size, int threads, uint64_t ops, double s,
-                      const char *ref, uint64_t rops, double rs)
+static void print_row(const char *op, size_t size, int threads, double a, const char *ref, double b)
 {
     char nb[32];
     double mib = (double)size / (1 << 20);
-    double a = (double)ops / s, b = (double)rops / rs;
     printf("%-4s %-7s %3d | %10.0f %9.1f | %-4s %10.0f %9.1f | %6.2fx\n", op, size_name(size, nb),
            threads, a, a * mib, ref, b, b * mib, b > 0 ? a / b : 0.0);
 }
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+static double median(double *v, int n)
+{
+    qsort(v, (size_t)n, sizeof *v, cmp_double);
+    return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+}
+
+static int rounds = 3;
 
 static int prefill = 1;
 
@@ -266,18 +280,54 @@ static void ops_bench(const char *base, double secs, long *sizes, int n_sizes, l
         }
         for (int ti = 0; ti < n_threads; ti++) {
             int n = (int)threads[ti];
-            double es, rs, ss;
-            /* Gets pick among ids every thread has written: [0, readable). */
-            uint64_t eops = phase(ENGINE_PUT, n, size, secs, e, NULL, -1, k, 0, src, &es);
-            uint64_t er = min_ops * (uint64_t)n < k ? min_ops * (uint64_t)n : k;
-            uint64_t rops = phase(DIR_PUT, n, size, secs, NULL, rdir, -1, k, 0, src, &rs);
-            uint64_t rr = min_ops * (uint64_t)n < k ? min_ops * (uint64_t)n : k;
-            uint64_t sops = phase(SEQ_PUT, n, size, secs, NULL, NULL, sfd, k, 0, src, &ss);
-            print_row("put", size, n, eops, es, "dir", rops, rs);
-            print_row("put", size, n, eops, es, "seq", sops, ss);
-            eops = phase(ENGINE_GET, n, size, secs, e, NULL, -1, k, er, src, &es);
-            rops = phase(DIR_GET, n, size, secs, NULL, rdir, -1, k, rr, src, &rs);
-            print_row("get", size, n, eops, es, "dir", rops, rs);
+            /* Engine, dir and seq take turns, `rounds` times each; the
+             * medians are compared (the machine's load drifts). */
+            double ep[16], rp[16], sp[16], eg[16], rg[16], el;
+            uint64_t er = k, rr = k;
+            for (int r = 0; r < rounds; r++) {
+                ep[r] = (double)phase(ENGINE_PUT, n, size, secs, e, NULL, -1, k, 0, src, &el) / el;
+                /* Gets pick among ids every thread has written. */
+                if (min_ops * (uint64_t)n < er)
+                    er = min_ops * (uint64_t)n;
+                rp[r] = (double)phase(DIR_PUT, n, size, secs, NULL, rdir, -1, k, 0, src, &el) / el;
+                if (min_ops * (uint64_t)n < rr)
+                    rr = min_ops * (uint64_t)n;
+                sp[r] = (double)phase(SEQ_PUT, n, size, secs, NULL, NULL, sfd, k, 0, src, &el) / el;
+            }
+            /* Gets read the same number of blobs on both sides, at most
+             * 256 MiB, each read once beforehand: the dir store's writes
+             * left its blobs in the page cache, the engine's O_DIRECT
+             * writes did not, and what we compare is the read path. */
+            uint64_t readable = er < rr ? er : rr;
+            if (readable > (256u << 20) / size)
+                readable = (256u << 20) / size;
+            if (readable == 0)
+                readable = 1;
+            uint8_t *wb = nb_xaligned_alloc(4096, size);
+            char wp[4096];
+            for (uint64_t id = 0; id < readable; id++) {
+                size_t got;
+                if (disk_read(e, (disk_id){size, id}, 0, size, wb, &got) != 0)
+                    die("warm-up read", NB_ENOTFOUND);
+                snprintf(wp, sizeof wp, "%s/%016llx", rdir, (unsigned long long)id);
+                int fd = open(wp, O_RDONLY);
+                if (fd < 0 || nb_pread_full(fd, wb, size, 0, &got) != 0)
+                    die("warm-up dir read", -errno);
+                close(fd);
+            }
+            free(wb);
+            for (int r = 0; r < rounds; r++) {
+                eg[r] =
+                    (double)phase(ENGINE_GET, n, size, secs, e, NULL, -1, k, readable, src, &el) /
+                    el;
+                rg[r] =
+                    (double)phase(DIR_GET, n, size, secs, NULL, rdir, -1, k, readable, src, &el) /
+                    el;
+            }
+            double mep = median(ep, rounds);
+            print_row("put", size, n, mep, "dir", median(rp, rounds));
+            print_row("put", size, n, mep, "seq", median(sp, rounds));
+            print_row("get", size, n, median(eg, rounds), "dir", median(rg, rounds));
             fflush(stdout);
         }
         disk_stats st;
@@ -415,7 +465,7 @@ static void recovery_bench(const char *base, uint64_t n, long *gib, int n_gib)
 int main(int argc, char **argv)
 {
     const char *dir = "/tmp/disk_bench";
-    double secs = 2;
+    double secs = 1;
     long sizes[8] = {4096, 65536, 4 << 20}, threads[8] = {1, 2, 8}, gib[8] = {4, 16};
     int n_sizes = 3, n_threads = 3, n_gib = 2, skip_ops = 0;
     uint64_t recovery = 1000000;
@@ -438,10 +488,12 @@ int main(int argc, char **argv)
             skip_ops = 1;
         else if (!strcmp(a, "--no-prefill"))
             prefill = 0;
+        else if (!strcmp(a, "--rounds"))
+            rounds = atoi(v) < 1 ? 1 : (atoi(v) > 16 ? 16 : atoi(v)), i++;
         else {
-            fprintf(stderr,
-                    "usage: disk_bench [--dir D] [--seconds S] [--sizes a,b] [--threads a,b] "
-                    "[--recovery N] [--recovery-gib a,b] [--skip-ops]\n");
+            fprintf(stderr, "usage: disk_bench [--dir D] [--seconds S] [--rounds R] [--sizes a,b] "
+                            "[--threads a,b] [--recovery N] [--recovery-gib a,b] [--skip-ops] "
+                            "[--no-prefill]\n");
             return 2;
         }
     }

@@ -357,40 +357,47 @@ static int lookup_pin(disk_env *e, disk_id id, disk__ent *out)
 
 /* Reads a whole pinned blob into *buf (owned, aligned; free with free())
  * and verifies it. */
-static int read_blob(disk_env *e, const disk__ent *ent, uint8_t **buf)
+/* Reads a whole pinned blob and verifies it. Into `into` (at least
+ * ent->len bytes) when it is given and no bounce is needed (buffered
+ * reads); else into *buf (owned, aligned; free with free()). On a checksum
+ * mismatch `into` is zeroed: it never keeps wrong bytes. */
+static int read_blob(disk_env *e, const disk__ent *ent, uint8_t *into, uint8_t **buf)
 {
     *buf = NULL;
     /* Reads go through the page cache (ref_fd) unless direct_reads. */
     int fd = e->opt.direct_reads ? e->data_fd : e->ref_fd;
-    size_t rlen = fd == e->data_fd && e->direct ? n_aus(e, ent->len) * e->au : ent->len;
-    uint8_t *b = nb_xaligned_alloc(4096, rlen ? rlen : 1);
+    int direct = fd == e->data_fd && e->direct;
+    size_t rlen = direct ? n_aus(e, ent->len) * e->au : ent->len;
+    uint8_t *b = into && !direct ? into : nb_xaligned_alloc(4096, rlen ? rlen : 1);
     size_t got = 0;
     int rc = rlen ? e->io->pread(e->ioctx, fd, b, rlen, ent->off, &got) : 0;
-    if (rc) {
+    if (!rc && got < ent->len)
+        rc = NB_CORRUPT("disk %s: blob %016llx:%016llx at offset %llu: data file ends after "
+                        "%zu of %u bytes",
+                        e->dir, (unsigned long long)ent->hi, (unsigned long long)ent->lo,
+                        (unsigned long long)ent->off, got, ent->len);
+    else if (rc)
         NB_ERROR("disk %s: reading blob %016llx:%016llx at offset %llu: %s", e->dir,
                  (unsigned long long)ent->hi, (unsigned long long)ent->lo,
                  (unsigned long long)ent->off, nb_strerror(rc));
-        free(b);
-        return rc;
-    }
-    if (got < ent->len) {
-        free(b);
-        return NB_CORRUPT("disk %s: blob %016llx:%016llx at offset %llu: data file ends after "
-                          "%zu of %u bytes",
-                          e->dir, (unsigned long long)ent->hi, (unsigned long long)ent->lo,
-                          (unsigned long long)ent->off, got, ent->len);
-    }
-    uint32_t crc = nb_crc32c(0, b, ent->len);
-    if (crc != ent->crc) {
+    uint32_t crc = rc ? 0 : nb_crc32c(0, b, ent->len);
+    if (!rc && crc != ent->crc) {
         NB_ERROR("disk %s: blob %016llx:%016llx at offset %llu (%u bytes): checksum mismatch "
                  "(stored %08x, computed %08x)",
                  e->dir, (unsigned long long)ent->hi, (unsigned long long)ent->lo,
                  (unsigned long long)ent->off, ent->len, ent->crc, crc);
-        free(b);
-        return NB_ECHECKSUM;
+        rc = NB_ECHECKSUM;
     }
-    *buf = b;
-    return 0;
+    if (b == into) {
+        if (rc)
+            memset(into, 0, ent->len);
+        return rc;
+    }
+    if (rc)
+        free(b);
+    else
+        *buf = b;
+    return rc;
 }
 
 int disk_read(disk_env *e, disk_id id, uint64_t off, size_t len, void *buf, size_t *got)
@@ -404,14 +411,18 @@ int disk_read(disk_env *e, disk_id id, uint64_t off, size_t len, void *buf, size
         unpin(e, ent.off);
         return NB_EUSAGE;
     }
+    /* A whole-blob read lands in the caller's buffer directly. */
+    int whole = off == 0 && len >= ent.len;
     uint8_t *b;
-    rc = read_blob(e, &ent, &b);
+    rc = read_blob(e, &ent, whole ? buf : NULL, &b);
     unpin(e, ent.off);
     if (rc)
         return rc;
     size_t n = ent.len - off < len ? (size_t)(ent.len - off) : len;
-    memcpy(buf, b + off, n);
-    free(b);
+    if (b) {
+        memcpy(buf, b + off, n);
+        free(b);
+    }
     *got = n;
     count(&e->n_reads, 1);
     return 0;
@@ -427,7 +438,7 @@ int disk_read_ref(disk_env *e, disk_id id, unsigned flags, disk_ref *ref)
         return rc;
     if (flags & DISK_REF_VERIFY) {
         uint8_t *b;
-        rc = read_blob(e, &ent, &b);
+        rc = read_blob(e, &ent, NULL, &b);
         if (rc) {
             unpin(e, ent.off);
             return rc;

@@ -751,7 +751,9 @@ int disk_close(disk_env *e)
     while (e->leader)
         pthread_cond_wait(&e->wal_cv, &e->wal_mu);
     int failed = e->failed;
-    int dirty = e->wal_fd >= 0 && e->wal_off > DISK_WAL_HEADER_SIZE;
+    /* Records written, or replayed at open: either way the next open would
+     * replay something without a checkpoint now. */
+    int dirty = e->wal_fd >= 0 && (e->wal_off > DISK_WAL_HEADER_SIZE || e->replayed > 0);
     pthread_mutex_unlock(&e->wal_mu);
     if (!e->opt.read_only && !failed && e->wal_fd >= 0) {
         if (e->opt.close_checkpoint && dirty) {

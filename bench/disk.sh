@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# Disk engine (docs/disk.md): durable put/get ops/s and MiB/s for 4 KiB,
+# 64 KiB and 4 MiB blobs on 1, 2 and 8 threads, side by side with a file per
+# blob (the `dir` store: write + fsync + dir fsync) and a sequential writer
+# with one fdatasync per blob, alternating A,B,C rounds; then fio's
+# sequential bandwidth with the same sync rule, and the recovery time of an
+# engine holding 1,000,000 blobs with two data-region sizes.
+#   env: DISK_BENCH_SECONDS (1), DISK_BENCH_ROUNDS (3), DISK_BENCH_BLOBS
+#        (1000000), DISK_BENCH_DIR (build/release/disk-bench-tmp),
+#        DISK_BENCH_BIN (build/release/bench/disk_bench/disk_bench)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+BIN=${DISK_BENCH_BIN:-build/release/bench/disk_bench/disk_bench}
+DIR=${DISK_BENCH_DIR:-build/release/disk-bench-tmp}
+SECS=${DISK_BENCH_SECONDS:-1}
+ROUNDS=${DISK_BENCH_ROUNDS:-3}
+BLOBS=${DISK_BENCH_BLOBS:-1000000}
+
+[ -x "$BIN" ] || { echo "disk bench: $BIN missing (make build)" >&2; exit 1; }
+rm -rf "$DIR"
+mkdir -p "$DIR"
+trap 'rm -rf "$DIR"' EXIT
+
+out=$("$BIN" --dir "$DIR" --seconds "$SECS" --rounds "$ROUNDS" --recovery 0 | tee /dev/stderr)
+
+echo
+echo "# fio: sequential 4 MiB writes, fdatasync after each, O_DIRECT, io_uring"
+if command -v fio >/dev/null; then
+    fio_mib=$(fio --name=seq --filename="$DIR/fio.dat" --rw=write --bs=4M --size=1G \
+        --fdatasync=1 --direct=1 --ioengine=io_uring --runtime=$((SECS * ROUNDS + 2)) \
+        --time_based --output-format=json 2>/dev/null |
+        python3 -c 'import json,sys; j=json.load(sys.stdin); print("%.1f" % (j["jobs"][0]["write"]["bw"]/1024))')
+    eng_mib=$(awk '$1 == "put" && $2 == "4MiB" && $3 == "1" && $8 == "dir" {print $6; exit}' <<<"$out")
+    echo "fio 4MiB seq write MiB/s: $fio_mib   engine 4MiB put (1 thread) MiB/s: ${eng_mib:-?}"
+    awk -v e="${eng_mib:-0}" -v f="$fio_mib" \
+        'BEGIN { if (f > 0) printf "engine/fio: %.2fx (goal >= 0.9)\n", e / f }'
+    rm -f "$DIR/fio.dat"
+else
+    echo "fio not installed (apt-get install fio); the seq rows above are the same workload"
+fi
+
+echo
+"$BIN" --dir "$DIR" --skip-ops --recovery "$BLOBS" --recovery-gib 4,16
