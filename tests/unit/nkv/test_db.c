@@ -1,6 +1,8 @@
 /* nkv public API: put/get/delete, batches, iterators with bounds,
  * snapshots, reopen, flush, compaction, properties, lock, destroy. */
 #include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <sys/wait.h>
 
 #include "nkv/nkv.h"
@@ -252,6 +254,108 @@ static void test_lock(void **state)
     free(dir);
 }
 
+typedef struct conc {
+    nkv_db *db;
+    int id;
+    int n;
+    _Atomic int *stop;
+} conc;
+
+static void *conc_writer(void *arg)
+{
+    conc *c = arg;
+    char k[32], v[64];
+    nkv_batch *b;
+    nkv_batch_new(&b);
+    for (int i = 0; i < c->n; i++) {
+        snprintf(k, sizeof k, "t%d-%06d", c->id, i);
+        snprintf(v, sizeof v, "v%d", i);
+        nkv_write_options wo = {.sync = i % 500 == 0};
+        if (i % 3 == 0) {
+            nkv_batch_clear(b);
+            nkv_batch_put(b, k, strlen(k), v, strlen(v));
+            if (nkv_write(c->db, &wo, b) != 0)
+                fail_msg("batch write failed");
+        } else if (nkv_put(c->db, &wo, k, strlen(k), v, strlen(v)) != 0) {
+            fail_msg("put failed");
+        }
+    }
+    nkv_batch_free(b);
+    return NULL;
+}
+
+static void *conc_reader(void *arg)
+{
+    conc *c = arg;
+    while (!atomic_load(c->stop)) {
+        nkv_iter *it;
+        if (nkv_iter_new(c->db, NULL, &it) != 0)
+            fail_msg("iter_new failed");
+        int n = 0;
+        for (nkv_iter_seek_first(it); nkv_iter_valid(it) && n < 2000; nkv_iter_next(it))
+            n++;
+        if (nkv_iter_status(it) != 0)
+            fail_msg("iterator error");
+        nkv_iter_free(it);
+        void *v;
+        size_t vl;
+        if (nkv_get(c->db, NULL, "t0-000000", 9, &v, &vl) == 0)
+            nkv_free(v);
+    }
+    return NULL;
+}
+
+/* Group commit: concurrent writers (some synced) while readers iterate. */
+static void test_concurrent_writers(void **state)
+{
+    (void)state;
+    char *dir = nb_test_dir("nkv_conc");
+    nkv_options o;
+    nkv_options_init(&o);
+    o.write_buffer_size = 64 << 10;
+    o.max_bytes_for_level_base = 1 << 20;
+    o.target_file_size = 128 << 10;
+    o.background_threads = 2;
+    nkv_db *db;
+    ASSERT_OK(nkv_open(&o, dir, &db));
+    enum { W = 4, R = 2 };
+    int n = 3000;
+#ifdef NB_SANITIZED
+    n = 1000;
+#endif
+    _Atomic int stop = 0;
+    pthread_t tw[W], tr[R];
+    conc cw[W], cr[R];
+    for (int i = 0; i < R; i++) {
+        cr[i] = (conc){db, i, 0, &stop};
+        pthread_create(&tr[i], NULL, conc_reader, &cr[i]);
+    }
+    for (int i = 0; i < W; i++) {
+        cw[i] = (conc){db, i, n, &stop};
+        pthread_create(&tw[i], NULL, conc_writer, &cw[i]);
+    }
+    for (int i = 0; i < W; i++)
+        pthread_join(tw[i], NULL);
+    atomic_store(&stop, 1);
+    for (int i = 0; i < R; i++)
+        pthread_join(tr[i], NULL);
+    for (int pass = 0; pass < 2; pass++) {
+        char k[32], v[64];
+        for (int t = 0; t < W; t++) {
+            for (int i = 0; i < n; i++) {
+                snprintf(k, sizeof k, "t%d-%06d", t, i);
+                snprintf(v, sizeof v, "v%d", i);
+                expect(db, k, v);
+            }
+        }
+        ASSERT_OK(nkv_close(db));
+        ASSERT_OK(nkv_open(&o, dir, &db));
+    }
+    ASSERT_OK(nkv_close(db));
+    nb_test_rmdir(dir);
+    free(dir);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -259,6 +363,7 @@ int main(void)
         cmocka_unit_test(test_iter_bounds_snapshots),
         cmocka_unit_test(test_many_flushes_and_compaction),
         cmocka_unit_test(test_lock),
+        cmocka_unit_test(test_concurrent_writers),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
