@@ -678,8 +678,8 @@ static void compare_content(model *M, const char *path, uint64_t ino, uint64_t s
 }
 
 typedef struct inoset {
-    uint64_t v[512];
-    int n;
+    uint64_t *v;
+    int n, cap;
 } inoset;
 
 static void compare_tree(model *M, const char *rel, uint64_t ino, inoset *seen)
@@ -719,7 +719,10 @@ static void compare_tree(model *M, const char *rel, uint64_t ino, inoset *seen)
         for (int k = 0; k < seen->n; k++)
             dup |= seen->v[k] == a.ino;
         if (!dup) {
-            NB_ASSERT(seen->n < 512);
+            if (seen->n == seen->cap) {
+                seen->cap = seen->cap ? seen->cap * 2 : 256;
+                seen->v = nb_xrealloc(seen->v, (size_t)seen->cap * sizeof(*seen->v));
+            }
             seen->v[seen->n++] = a.ino;
         }
         if (S_ISDIR(a.mode))
@@ -812,6 +815,7 @@ static void run(uint64_t seed, long ops)
         }
         fprintf(stderr, "\n");
     }
+    free(seen->v);
     free(seen);
     meta_close(M->m);
     close(M->rootfd);
