@@ -7,6 +7,7 @@
  * From data_writer_new until data_slice_unhold the slice is held, so the
  * collector leaves its blocks alone while they are unpublished.
  */
+#include <assert.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -14,7 +15,11 @@
 #include "common/mem.h"
 #include "data/data_int.h"
 
+/* Debug builds catch use after finish/abort (curl's llist init magic). */
+#define WRITER_MAGIC 0x44575254u /* "DWRT" */
+
 struct data_writer {
+    uint32_t magic;
     data_store *s;
     uint64_t id;
     uint8_t *cur; /* the block being filled; DATA_BLOCK_SIZE bytes */
@@ -50,6 +55,7 @@ int data_writer_new(data_store *s, uint64_t id, data_writer **out)
     if (id == 0)
         return NB_EUSAGE;
     data_writer *w = nb_xcalloc(1, sizeof *w);
+    w->magic = WRITER_MAGIC;
     w->s = s;
     w->id = id;
     data__wait_init(&w->wait);
@@ -79,6 +85,7 @@ static int submit_block(data_writer *w)
 
 int data_writer_append(data_writer *w, const void *buf, size_t len)
 {
+    assert(w->magic == WRITER_MAGIC);
     const uint8_t *p = buf;
     while (len) {
         if (!w->cur) {
@@ -122,11 +129,13 @@ static void writer_discard(data_writer *w)
     data_slice_unhold(w->s, w->id);
     data__wait_destroy(&w->wait);
     free(w->cur);
+    w->magic = 0;
     free(w);
 }
 
 int data_writer_finish(data_writer *w, uint64_t *len_out)
 {
+    assert(w->magic == WRITER_MAGIC);
     int rc = 0;
     if (w->cur_len)
         rc = submit_block(w);
@@ -150,14 +159,17 @@ int data_writer_finish(data_writer *w, uint64_t *len_out)
         *len_out = w->len;
     data__wait_destroy(&w->wait);
     free(w->cur);
+    w->magic = 0;
     free(w);
     return 0;
 }
 
 void data_writer_abort(data_writer *w)
 {
-    if (w)
-        writer_discard(w);
+    if (!w)
+        return;
+    assert(w->magic == WRITER_MAGIC);
+    writer_discard(w);
 }
 
 int data_slice_write(data_store *s, uint64_t id, const void *buf, size_t len)

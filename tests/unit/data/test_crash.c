@@ -71,7 +71,7 @@ static void crash_cycles(const char *backend)
     acked a = {NULL, 0};
     size_t total_acked = 0;
     uint64_t next_id = 1;
-    int cycles = dt_sanitized() ? 3 : 6;
+    int cycles = dt_sanitized() ? 3 : 5;
     for (int c = 0; c < cycles; c++) {
         int pfd[2];
         assert_int_equal(pipe(pfd), 0);

@@ -358,7 +358,7 @@ static void run_model(int ops, int nreaders, const char *backend)
 
 static int model_ops(void)
 {
-    return dt_soak() ? 4000 : dt_sanitized() ? 50 : 200;
+    return dt_soak() ? 4000 : dt_sanitized() ? 40 : 120;
 }
 
 static void test_model_dir(void **state)

@@ -178,7 +178,7 @@ static void test_random_overlaps(void **state)
 {
     (void)state;
     uint64_t seed = nb_test_seed();
-    random_lists(seed, dt_sanitized() ? 6 : 20, 10u << 20);
+    random_lists(seed, dt_sanitized() ? 5 : 12, 10u << 20);
 }
 
 static void test_readahead(void **state)
