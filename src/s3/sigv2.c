@@ -13,6 +13,11 @@
  * then the sub-resources present (acl, tagging, uploadId, response-*, ...)
  * sorted, with decoded values.
  *
+ * Clients also differ on the path: botocore and s3cmd sign a path-style
+ * bucket request "/bkt" as "/bkt/", and s3cmd signs its own AWS-style
+ * encoding of the key rather than the bytes on the request line; those
+ * variants are tried too, each a full HMAC comparison.
+ *
  * When x-amz-date is present, clients disagree on the Date line: boto and
  * s3cmd leave it empty and sign x-amz-date among the amz headers, the AWS
  * documentation puts its value on the Date line and leaves it out of the
@@ -128,18 +133,30 @@ static int amz_headers(nb_buf *out, const s3_http_req *req, bool skip_date)
     return rc;
 }
 
-/* The path part of the resource is the path as sent; with bucket_slash a
- * path-style bucket request "/bkt" is signed as "/bkt/", as botocore and
- * s3cmd do. */
-static int resource(nb_buf *out, const s3_http_req *req, bool bucket_slash)
+/* Resource variants clients sign, tried in turn (see the file comment). */
+enum {
+    RES_SLASH = 1,    /* a path-style bucket request "/bkt" signed as "/bkt/" */
+    RES_REENCODE = 2, /* the path decoded and re-encoded the AWS way (s3cmd
+                         signs its own encoding of the key, which may differ
+                         from the bytes on the request line) */
+};
+
+static int resource(nb_buf *out, const s3_http_req *req, int variant)
 {
     int rc = 0;
     const char *path = req->path && *req->path ? req->path : "/";
     if (req->vhost_bucket)
         rc = nb_buf_appendf(out, "/%s", req->vhost_bucket);
-    if (!rc)
+    if (!rc && (variant & RES_REENCODE)) {
+        size_t n = strlen(path);
+        char *dec = nb_xmalloc(n + 1);
+        long d = s3_uri_decode(path, n, false, dec, n + 1);
+        rc = d < 0 ? S3_ERR_INVALID_URI : s3_uri_encode(out, dec, (size_t)d, true);
+        free(dec);
+    } else if (!rc) {
         rc = nb_buf_append_str(out, path);
-    if (!rc && bucket_slash)
+    }
+    if (!rc && (variant & RES_SLASH))
         rc = nb_buf_put_u8(out, '/');
     if (rc)
         return rc;
@@ -165,7 +182,7 @@ static int resource(nb_buf *out, const s3_http_req *req, bool bucket_slash)
 /* Builds the string to sign. doc_form puts x-amz-date's value on the Date
  * line and leaves it out of the amz headers (the documented variant). */
 static int string_to_sign(nb_buf *out, const s3_http_req *req, const char *date_line, bool doc_form,
-                          bool bucket_slash)
+                          int variant)
 {
     const char *md5 = s3_req_header(req, "content-md5");
     const char *ct = s3_req_header(req, "content-type");
@@ -174,7 +191,7 @@ static int string_to_sign(nb_buf *out, const s3_http_req *req, const char *date_
     if (!rc)
         rc = amz_headers(out, req, doc_form);
     if (!rc)
-        rc = resource(out, req, bucket_slash);
+        rc = resource(out, req, variant);
     return rc;
 }
 
@@ -182,7 +199,7 @@ int s3_sigv2_string_to_sign(nb_buf *out, const s3_http_req *req, const char *dat
                             bool query_form)
 {
     (void)query_form;
-    return string_to_sign(out, req, date_or_expires, false, false);
+    return string_to_sign(out, req, date_or_expires, false, 0);
 }
 
 /* True for a path-style request that names a bucket and no key ("/bkt"). */
@@ -190,6 +207,36 @@ static bool bare_bucket_path(const s3_http_req *req)
 {
     const char *p = req->path;
     return !req->vhost_bucket && p && p[0] == '/' && p[1] && !strchr(p + 1, '/');
+}
+
+/* True when re-encoding the path changes it. */
+static bool reencoding_differs(const s3_http_req *req)
+{
+    const char *p = req->path && *req->path ? req->path : "/";
+    nb_buf a = NB_BUF_INIT;
+    size_t n = strlen(p);
+    char *dec = nb_xmalloc(n + 1);
+    long d = s3_uri_decode(p, n, false, dec, n + 1);
+    bool differs = d >= 0 && s3_uri_encode(&a, dec, (size_t)d, true) == 0 &&
+                   (a.len != n || memcmp(a.data, p, n) != 0);
+    free(dec);
+    nb_buf_free(&a);
+    return differs;
+}
+
+/* Whether a resource variant applies to req. */
+static bool variant_applies(const s3_http_req *req, int variant, bool *differs, bool *known)
+{
+    if ((variant & RES_SLASH) && !bare_bucket_path(req))
+        return false;
+    if (variant & RES_REENCODE) {
+        if (!*known) {
+            *differs = reencoding_differs(req);
+            *known = true;
+        }
+        return *differs;
+    }
+    return true;
 }
 
 static int sign_and_compare(const char *secret, const nb_buf *sts, const char *given)
@@ -237,12 +284,14 @@ int s3__sigv2_check_header(const s3_http_req *req, const char *authz, s3_secret_
     /* Every accepted convention is tried; each is a full HMAC comparison. */
     nb_buf sts = NB_BUF_INIT;
     bool ok = false;
-    for (int form = 0; form < 4 && !ok && !rc; form++) {
-        bool doc_form = form & 1, slash = form & 2;
-        if ((doc_form && !xdate) || (slash && !bare_bucket_path(req)))
+    bool differs = false, known = false;
+    for (int form = 0; form < 8 && !ok && !rc; form++) {
+        bool doc_form = form & 1;
+        int variant = form >> 1;
+        if ((doc_form && !xdate) || !variant_applies(req, variant, &differs, &known))
             continue;
         nb_buf_reset(&sts);
-        rc = string_to_sign(&sts, req, doc_form ? xdate : date, doc_form, slash);
+        rc = string_to_sign(&sts, req, doc_form ? xdate : date, doc_form, variant);
         ok = !rc && sign_and_compare(sk, &sts, sig);
     }
     nb_buf_free(&sts);
@@ -278,11 +327,12 @@ int s3__sigv2_check_query(const s3_http_req *req, const s3_query *q, s3_secret_f
         return rc;
     nb_buf sts = NB_BUF_INIT;
     bool ok = false;
-    for (int slash = 0; slash < 2 && !ok && !rc; slash++) {
-        if (slash && !bare_bucket_path(req))
+    bool differs = false, known = false;
+    for (int variant = 0; variant < 4 && !ok && !rc; variant++) {
+        if (!variant_applies(req, variant, &differs, &known))
             continue;
         nb_buf_reset(&sts);
-        rc = string_to_sign(&sts, req, exp, false, slash);
+        rc = string_to_sign(&sts, req, exp, false, variant);
         ok = !rc && sign_and_compare(sk, &sts, sig);
     }
     nb_buf_free(&sts);
