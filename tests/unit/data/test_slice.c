@@ -213,6 +213,22 @@ static void test_readahead(void **state)
     assert_memory_equal(got, want, 4096);
     data_store_cache_stats(st, &cs);
     assert_int_equal(cs.misses, misses);
+    /* A stream that runs off the end of one chunk into the next stays
+     * sequential: the second chunk's first read triggers readahead. */
+    data_ra *ra3 = data_ra_new();
+    ASSERT_OK(dt_write_slice(st, 502, 12u << 20));
+    data_slice tail = {501, DATA_CHUNK_SIZE - DATA_BLOCK_SIZE, DATA_BLOCK_SIZE, 0};
+    data_slice next = {502, 0, 12u << 20, 0};
+    ASSERT_OK(data_chunk_read(st, ra3, &tail, 1, DATA_CHUNK_SIZE - (512u << 10), 256u << 10, got));
+    ASSERT_OK(data_chunk_read(st, ra3, &tail, 1, DATA_CHUNK_SIZE - (256u << 10), 256u << 10, got));
+    data_store_cache_stats(st, &cs);
+    uint64_t issued = cs.readahead_issued;
+    ASSERT_OK(data_chunk_read(st, ra3, &next, 1, 0, 256u << 10, got));
+    dt_fill(502, 0, want, 256u << 10);
+    assert_memory_equal(got, want, 256u << 10);
+    data_store_cache_stats(st, &cs);
+    assert_true(cs.readahead_issued > issued);
+    data_ra_free(ra3);
     /* Prefetch of a range loads it into the cache. */
     data_chunk_prefetch(st, &s2, 1, 0, DATA_BLOCK_SIZE);
     data_store_close(st); /* waits for the background load */
