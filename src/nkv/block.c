@@ -332,3 +332,44 @@ nkv__it *nkv__block_iter(nkv_block *b, bool internal_cmp, nkv__release_fn releas
     it->rb = arg;
     return &it->base;
 }
+
+int nkv__block_find(nkv_block *b, nb_slice target, bool icmp, uint8_t *kbuf, size_t kcap,
+                    nb_slice *key, nb_slice *val)
+{
+    const uint8_t *base = b->data, *end = base + b->restart_off;
+    uint32_t lo = 0, hi = b->nrestarts - 1;
+    while (lo < hi) {
+        uint32_t mid = (lo + hi + 1) / 2;
+        uint32_t off = nb_get_u32le(base + b->restart_off + 4 * (size_t)mid);
+        uint32_t shared, unshared, vlen;
+        const uint8_t *p =
+            off < b->restart_off ? decode_entry(base + off, end, &shared, &unshared, &vlen) : NULL;
+        if (!p || shared != 0)
+            return NB_CORRUPT("nkv: bad restart entry in block at offset %u", off);
+        nb_slice k = nb_slice_of(p, unshared);
+        if ((icmp ? nkv__icmp(k, target) : nkv__ucmp(k, target)) < 0)
+            lo = mid;
+        else
+            hi = mid - 1;
+    }
+    const uint8_t *p = base + nb_get_u32le(base + b->restart_off + 4 * (size_t)lo);
+    size_t klen = 0;
+    while (p < end) {
+        uint32_t shared, unshared, vlen;
+        const uint8_t *q = decode_entry(p, end, &shared, &unshared, &vlen);
+        if (!q || shared > klen)
+            return NB_CORRUPT("nkv: bad entry in block at offset %zu", (size_t)(p - base));
+        if ((size_t)shared + unshared > kcap)
+            return 2; /* key too long for the caller's buffer */
+        memcpy(kbuf + shared, q, unshared);
+        klen = (size_t)shared + unshared;
+        nb_slice k = nb_slice_of(kbuf, klen);
+        if ((icmp ? nkv__icmp(k, target) : nkv__ucmp(k, target)) >= 0) {
+            *key = k;
+            *val = nb_slice_of(q + unshared, vlen);
+            return 1;
+        }
+        p = q + unshared + vlen;
+    }
+    return 0;
+}

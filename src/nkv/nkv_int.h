@@ -229,6 +229,11 @@ int nkv__block_new(uint8_t *data, size_t size, nkv_block **out);
 /* Same, but borrows data, which must outlive the block. */
 int nkv__block_new_ref(const uint8_t *data, size_t size, nkv_block **out);
 void nkv__block_free(nkv_block *b);
+/* Point search without allocating: the first entry >= target, its key
+ * rebuilt in kbuf (kcap bytes). 1 found, 0 none, 2 a key is longer than
+ * kcap (use an iterator), or NB_ECORRUPT. */
+int nkv__block_find(nkv_block *b, nb_slice target, bool icmp, uint8_t *kbuf, size_t kcap,
+                    nb_slice *key, nb_slice *val);
 /* Iterator over a block; cmp is internal (true) or user-key (false) order.
  * release(a, b) is called when the iterator is freed (to unpin a cache
  * handle or free the block); NULL = nothing to release. */

@@ -643,6 +643,41 @@ int nkv__table_get(nkv_table *t, nb_slice ikey, bool fill_cache, bool *found, in
     if (t->filter &&
         !nkv__bloom_may_match(nb_slice_of(t->filter, t->filter_len), nkv__bloom_hash(uk)))
         return 0;
+    /* Fast path: one index probe, one data block probe, no allocation. */
+    uint8_t kb1[256], kb2[256];
+    nb_slice ik, iv, dk, dv;
+    int f1 = nkv__block_find(t->index, ikey, true, kb1, sizeof kb1, &ik, &iv);
+    if (f1 == 0)
+        return 0;
+    if (f1 == 1) {
+        handle h;
+        if (!handle_decode(iv.ptr, iv.ptr + iv.len, &h))
+            return NB_CORRUPT("nkv: bad index entry in %s", t->path);
+        nkv_block *b;
+        nkv_cache_handle *ch;
+        int rc = get_block(t, h, fill_cache, &b, &ch);
+        if (rc)
+            return rc;
+        int f2 = nkv__block_find(b, ikey, true, kb2, sizeof kb2, &dk, &dv);
+        if (f2 == 1) {
+            if (nkv__ucmp(nkv__ukey(dk), uk) == 0) {
+                uint64_t tr = nkv__trailer(dk);
+                *found = true;
+                *type = (int)(tr & 0xff);
+                *out_seq = tr >> 8;
+                nb_buf_reset(val);
+                NB_ASSERT(nb_buf_append(val, dv.ptr, dv.len) == 0);
+            }
+            put_block(t, b, ch);
+            return 0;
+        }
+        put_block(t, b, ch);
+        if (f2 < 0)
+            return f2;
+        /* Past the block's end, or a long key: take the general path. */
+    } else if (f1 < 0) {
+        return f1;
+    }
     nkv__it *ii = nkv__block_iter(t->index, true, NULL, NULL, NULL);
     int rc = 0;
     for (IT_SEEK(ii, ikey); IT_VALID(ii); IT_NEXT(ii)) {
@@ -656,8 +691,6 @@ int nkv__table_get(nkv_table *t, nb_slice ikey, bool fill_cache, bool *found, in
         nkv_cache_handle *ch;
         if ((rc = get_block(t, h, fill_cache, &b, &ch)) != 0)
             break;
-        /* Iterate without allocating: a block iterator on the stack would
-         * need its layout here, so use the heap one (cheap next to I/O). */
         nkv__it *bi = nkv__block_iter(b, true, NULL, NULL, NULL);
         IT_SEEK(bi, ikey);
         bool done = false;
