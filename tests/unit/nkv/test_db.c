@@ -254,6 +254,39 @@ static void test_lock(void **state)
     free(dir);
 }
 
+/* Keys longer than the lookup fast path's buffers, in memtables and tables. */
+static void test_long_keys(void **state)
+{
+    (void)state;
+    char *dir = nb_test_dir("nkv_longkeys");
+    nkv_db *db = open_db(dir, 0);
+    char *k = nb_xmalloc(2000);
+    for (int round = 0; round < 2; round++) {
+        for (int i = 0; i < 300; i++) {
+            size_t kl = 200 + (size_t)(i * 37) % 1500;
+            memset(k, 'a' + i % 26, kl);
+            snprintf(k, 16, "%06d", i);
+            k[6] = '-';
+            if (round == 0) {
+                ASSERT_OK(nkv_put(db, NULL, k, kl, k, kl / 2));
+            } else {
+                void *v;
+                size_t vl;
+                ASSERT_OK(nkv_get(db, NULL, k, kl, &v, &vl));
+                assert_int_equal(vl, kl / 2);
+                assert_memory_equal(v, k, vl);
+                nkv_free(v);
+                ASSERT_RC(nkv_get(db, NULL, k, kl - 1, &v, &vl), NKV_ENOTFOUND);
+            }
+        }
+        ASSERT_OK(nkv_flush(db, true));
+    }
+    free(k);
+    ASSERT_OK(nkv_close(db));
+    nb_test_rmdir(dir);
+    free(dir);
+}
+
 typedef struct conc {
     nkv_db *db;
     int id;
@@ -364,6 +397,7 @@ int main(void)
         cmocka_unit_test(test_many_flushes_and_compaction),
         cmocka_unit_test(test_lock),
         cmocka_unit_test(test_concurrent_writers),
+        cmocka_unit_test(test_long_keys),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
