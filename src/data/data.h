@@ -14,7 +14,9 @@
  *
  * Thread safety: every function taking a data_bs or data_store may be called
  * from any thread at once. A data_writer and a data_ra belong to one thread
- * at a time.
+ * at a time. The store runs its block I/O on two pools of its own (reads
+ * and readahead; writes and background deletes); live_fn runs on the
+ * thread that called data_collect.
  *
  * Errors: 0, -errno for OS failures, or NB_E*: NB_ENOTFOUND (no such block),
  * NB_ECHECKSUM (a block's CRC32C did not match: logged with the block's
@@ -212,7 +214,7 @@ int data_chunk_read(data_store *s, data_ra *ra, const data_slice *slices, size_t
                     size_t len, void *buf) NB_MUST_CHECK;
 /* Starts loading, in the background, the blocks holding [off, off+len) of
  * the chunk into the cache (e.g. the next chunk of a sequential read).
- * slices is copied. Best effort: errors are dropped. */
+ * slices is borrowed for the call only. Best effort: errors are dropped. */
 void data_chunk_prefetch(data_store *s, const data_slice *slices, size_t n, uint32_t off,
                          size_t len);
 
@@ -252,7 +254,8 @@ int data_chunk_compact(data_store *s, const data_slice *slices, size_t n, uint64
 /* Frees a slice nothing references any more (vfs calls it after the
  * metadata commit that dropped the last reference). The blocks are
  * deleted once every pin taken before this call has ended: at once when
- * there is none, otherwise by data_store_reclaim or the collector. */
+ * there is none, otherwise in the background when the oldest such pin
+ * ends, by data_store_reclaim, or by the collector. */
 void data_slice_release(data_store *s, uint64_t id, uint64_t len);
 /* Deletes released slices whose readers are done. *freed_blocks may be
  * NULL. Returns 0 or the first delete error. */
