@@ -192,6 +192,7 @@ static nkv_db *reopen(nkv_db *db, const char *dir, nkv_options *o)
     o->compression = (nkv_compression)rn(3);
     o->bloom_bits_per_key = rn(4) ? 10 : 0;
     o->block_cache_bytes = rn(4) ? (size_t)(256 << 10) : 0;
+    o->background_threads = 1 + rn(3);
     ASSERT_OK(nkv_open(o, dir, &db));
     return db;
 }
