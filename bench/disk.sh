@@ -21,7 +21,10 @@ rm -rf "$DIR"
 mkdir -p "$DIR"
 trap 'rm -rf "$DIR"' EXIT
 
-out=$("$BIN" --dir "$DIR" --seconds "$SECS" --rounds "$ROUNDS" --recovery 0 | tee /dev/stderr)
+ops="$DIR.ops.txt"
+"$BIN" --dir "$DIR" --seconds "$SECS" --rounds "$ROUNDS" --recovery 0 | tee "$ops"
+out=$(cat "$ops")
+rm -f "$ops"
 
 echo
 echo "# fio: sequential 4 MiB writes, fdatasync after each, O_DIRECT, io_uring"

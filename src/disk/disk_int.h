@@ -144,7 +144,10 @@ struct disk_env {
     uint64_t next_lsn;    /* lsn of the next queued record */
     uint64_t durable_lsn; /* every record <= this is durable and applied */
     int leader;           /* a thread is writing a batch (or checkpointing) */
-    int failed;           /* sticky error after a failed write or sync */
+    int writing;          /* puts writing their data, about to queue (atomic) */
+    int gathering;        /* the leader waits for them on gather_cv */
+    pthread_cond_t gather_cv;
+    int failed; /* sticky error after a failed write or sync */
     int wal_fd;
     uint64_t wal_seq;
     uint64_t wal_off;   /* end of the current WAL file */

@@ -641,6 +641,7 @@ int disk_open(const disk_options *opts, const char *dir, disk_env **out)
     pthread_mutex_init(&e->ckpt_mu, NULL);
     pthread_mutex_init(&e->wal_mu, NULL);
     pthread_cond_init(&e->wal_cv, NULL);
+    pthread_cond_init(&e->gather_cv, NULL);
     pthread_mutex_init(&e->mu, NULL);
     disk__map_init(&e->pins, 16);
     uint64_t t0 = nb_mono_ns();
@@ -780,6 +781,7 @@ int disk_close(disk_env *e)
     pthread_mutex_destroy(&e->ckpt_mu);
     pthread_mutex_destroy(&e->wal_mu);
     pthread_cond_destroy(&e->wal_cv);
+    pthread_cond_destroy(&e->gather_cv);
     pthread_mutex_destroy(&e->mu);
     free(e->dir);
     free(e);
