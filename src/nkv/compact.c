@@ -69,6 +69,7 @@ typedef struct compaction {
     nkv_version *v; /* pinned input version */
     nkv_fmeta **in[2];
     int nin[2];
+    bool intra; /* L0 → L0: merge L0 alone while L1 is much larger */
 } compaction;
 
 static void compaction_free(compaction *c)
@@ -106,7 +107,12 @@ static bool add_lower(compaction *c)
 {
     nb_slice lo, hi;
     key_range(c->in[0], c->nin[0], &lo, &hi);
-    c->in[1] = nkv__version_overlaps(c->v, c->level + 1, &lo, &hi, &c->nin[1]);
+    if (c->intra) {
+        c->in[1] = nb_xmalloc(sizeof(nkv_fmeta *));
+        c->nin[1] = 0;
+    } else {
+        c->in[1] = nkv__version_overlaps(c->v, c->level + 1, &lo, &hi, &c->nin[1]);
+    }
     if (any_busy(c->in[1], c->nin[1]) || any_busy(c->in[0], c->nin[0])) {
         free(c->in[1]);
         c->in[1] = NULL;
@@ -134,6 +140,12 @@ static bool pick(nkv_db *db, compaction *c)
         c->nin[0] = v->nfiles[0];
         c->in[0] = nb_xmalloc((size_t)c->nin[0] * sizeof(nkv_fmeta *));
         memcpy(c->in[0], v->files[0], (size_t)c->nin[0] * sizeof(nkv_fmeta *));
+        /* Rewriting a large L1 for a few small L0 tables is most of the
+         * write amplification of random loads: while L1 holds more than 4x
+         * L0, merge L0 into one table instead (dropping overwritten
+         * versions) and let it grow; L0 → L1 happens once L0 is 1/4 of L1. */
+        uint64_t l0b = nkv__level_bytes(v, 0), l1b = nkv__level_bytes(v, 1);
+        c->intra = c->nin[0] >= 2 && l1b > 4 * l0b;
     } else {
         int n = v->nfiles[level], pickf = 0;
         nb_buf *ptr = &db->vs.compact_ptr[level];
@@ -220,9 +232,9 @@ static int run(nkv_db *db, compaction *c)
 {
     nkv_edit e;
     nkv__edit_init(&e);
-    int out_level = c->level + 1;
+    int out_level = c->intra ? 0 : c->level + 1;
     int rc = 0;
-    bool trivial = c->nin[1] == 0 && (c->level > 0 ? c->nin[0] == 1 : l0_disjoint(c));
+    bool trivial = !c->intra && c->nin[1] == 0 && (c->level > 0 ? c->nin[0] == 1 : l0_disjoint(c));
     if (trivial) {
         for (int i = 0; i < c->nin[0]; i++) {
             nkv_fmeta *f = c->in[0][i];
@@ -273,7 +285,7 @@ static int run(nkv_db *db, compaction *c)
     if (!rc)
         rc = nkv__vset_apply(&db->vs, &e);
     if (!rc)
-        atomic_fetch_add(&db->st.compactions, 1);
+        atomic_fetch_add(c->intra ? &db->st.intra_l0 : &db->st.compactions, 1);
     pthread_mutex_unlock(&db->mu);
     nkv__edit_free(&e);
     return rc;

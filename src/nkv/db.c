@@ -1156,24 +1156,27 @@ int nkv_property(nkv_db *db, const char *name, char **out)
         for (int l = 0; l < NKV_LEVELS; l++)
             NB_ASSERT(nb_buf_appendf(&b, "L%d %9d %12llu\n", l, v->nfiles[l],
                                      (unsigned long long)nkv__level_bytes(v, l)) == 0);
-        NB_ASSERT(nb_buf_appendf(
-                      &b,
-                      "total-sst-bytes %llu\nmem-bytes %zu\nlast-sequence %llu\n"
-                      "user-bytes %llu\nwal-bytes %llu\nflush-bytes %llu\ncompact-read %llu\n"
-                      "compact-write %llu\nwrite-amp %.3f\nspace-amp %.3f\n"
-                      "pending-compaction-bytes %llu\ncache-hit-rate %.4f\nflushes %llu\n"
-                      "compactions %llu\ntrivial-moves %llu\nslowdowns %llu\nstall-us %llu\n",
-                      (unsigned long long)total, mem_bytes, (unsigned long long)last_seq,
-                      (unsigned long long)user, (unsigned long long)atomic_load(&db->st.wal_bytes),
-                      (unsigned long long)atomic_load(&db->st.flush_bytes),
-                      (unsigned long long)atomic_load(&db->st.compact_read),
-                      (unsigned long long)atomic_load(&db->st.compact_write), ratio(written, user),
-                      ratio(total, bottom), (unsigned long long)pending, ratio(hits, hits + misses),
-                      (unsigned long long)atomic_load(&db->st.flushes),
-                      (unsigned long long)atomic_load(&db->st.compactions),
-                      (unsigned long long)atomic_load(&db->st.trivial_moves),
-                      (unsigned long long)atomic_load(&db->st.slowdowns),
-                      (unsigned long long)atomic_load(&db->st.stall_us)) == 0);
+        NB_ASSERT(
+            nb_buf_appendf(
+                &b,
+                "total-sst-bytes %llu\nmem-bytes %zu\nlast-sequence %llu\n"
+                "user-bytes %llu\nwal-bytes %llu\nflush-bytes %llu\ncompact-read %llu\n"
+                "compact-write %llu\nwrite-amp %.3f\nspace-amp %.3f\n"
+                "pending-compaction-bytes %llu\ncache-hit-rate %.4f\nflushes %llu\n"
+                "compactions %llu\nintra-l0-compactions %llu\ntrivial-moves %llu\nslowdowns %llu\n"
+                "stall-us %llu\n",
+                (unsigned long long)total, mem_bytes, (unsigned long long)last_seq,
+                (unsigned long long)user, (unsigned long long)atomic_load(&db->st.wal_bytes),
+                (unsigned long long)atomic_load(&db->st.flush_bytes),
+                (unsigned long long)atomic_load(&db->st.compact_read),
+                (unsigned long long)atomic_load(&db->st.compact_write), ratio(written, user),
+                ratio(total, bottom), (unsigned long long)pending, ratio(hits, hits + misses),
+                (unsigned long long)atomic_load(&db->st.flushes),
+                (unsigned long long)atomic_load(&db->st.compactions),
+                (unsigned long long)atomic_load(&db->st.intra_l0),
+                (unsigned long long)atomic_load(&db->st.trivial_moves),
+                (unsigned long long)atomic_load(&db->st.slowdowns),
+                (unsigned long long)atomic_load(&db->st.stall_us)) == 0);
     } else {
         rc = NB_ENOTFOUND;
     }

@@ -38,6 +38,7 @@ typedef struct nkv_stats {
     _Atomic uint64_t slowdowns;
     _Atomic uint64_t compactions;
     _Atomic uint64_t trivial_moves;
+    _Atomic uint64_t intra_l0;
     _Atomic uint64_t flushes;
 } nkv_stats;
 
