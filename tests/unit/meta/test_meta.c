@@ -31,6 +31,8 @@ static const meta_options *opts(void)
 
 static meta *fresh(const char *name)
 {
+    if (g_dir)
+        nb_test_rmdir(g_dir);
     free(g_dir);
     g_dir = nb_test_dir(name);
     meta *m = NULL;
@@ -793,6 +795,8 @@ static void test_s3_records(void **state)
 static void test_statfs(void **state)
 {
     (void)state;
+    if (g_dir)
+        nb_test_rmdir(g_dir);
     free(g_dir);
     g_dir = nb_test_dir("meta_statfs");
     meta_options o = *opts();
