@@ -529,6 +529,13 @@ int nkv__vset_new_manifest(nkv_vset *vs)
     free(path);
     if (vs->manifest_open)
         nkv__wal_close(&vs->manifest);
+    if (vs->manifest_num && vs->manifest_num != num) {
+        /* CURRENT no longer names the old MANIFEST. */
+        char *old =
+            nb_xasprintf("%s/MANIFEST-%06llu", vs->dir, (unsigned long long)vs->manifest_num);
+        env->unlink(env->ctx, old);
+        free(old);
+    }
     vs->manifest = w;
     vs->manifest_open = true;
     vs->manifest_num = num;
