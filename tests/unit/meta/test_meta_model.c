@@ -29,6 +29,7 @@
 #include <sys/fsuid.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/xattr.h>
 #include <unistd.h>
 
 #include "meta/meta.h"
@@ -394,6 +395,54 @@ static void op_utimes(model *M, const char *p)
     CHECK_RC(now ? "utimes(now)" : "utimes(times)", r, mr);
 }
 
+static void op_xattr(model *M, const char *p)
+{
+    static const char *const xn[] = {"user.a", "user.b", "trusted.t"};
+    const char *name = xn[pick(M, M->cred.uid == 0 ? 3 : 2)];
+    char path[512];
+    snprintf(path, sizeof(path), "%s/%s", M->real, p);
+    meta_attr a;
+    int mr = resolve(M, p, 0, &a);
+    char what[96];
+    switch (pick(M, 3)) {
+    case 0: {
+        static const int fl[] = {0, XATTR_CREATE, XATTR_REPLACE};
+        int f = fl[pick(M, 3)];
+        char val[16];
+        int n = snprintf(val, sizeof(val), "v%u", pick(M, 1000));
+        int r = sys(lsetxattr(path, name, val, (size_t)n, f));
+        if (mr == 0)
+            mr = meta_xattr_set(M->m, &M->cred, a.ino, name, nb_slice_of(val, (size_t)n), f);
+        snprintf(what, sizeof(what), "setxattr(%s, %s, %d)", p, name, f);
+        CHECK_RC(what, r, mr);
+        break;
+    }
+    case 1: {
+        char val[64];
+        ssize_t n = lgetxattr(path, name, val, sizeof(val));
+        int r = n < 0 ? -errno : 0;
+        nb_buf b = NB_BUF_INIT;
+        if (mr == 0)
+            mr = meta_xattr_get(M->m, &M->cred, a.ino, name, &b);
+        snprintf(what, sizeof(what), "getxattr(%s, %s)", p, name);
+        CHECK_RC(what, r, mr);
+        if (r == 0 && ((size_t)n != b.len || memcmp(val, b.data, b.len) != 0))
+            fail_msg("seed %llu step %ld: %s: values differ", (unsigned long long)M->seed, M->step,
+                     what);
+        nb_buf_free(&b);
+        break;
+    }
+    default: {
+        int r = sys(lremovexattr(path, name));
+        if (mr == 0)
+            mr = meta_xattr_remove(M->m, &M->cred, a.ino, name);
+        snprintf(what, sizeof(what), "removexattr(%s, %s)", p, name);
+        CHECK_RC(what, r, mr);
+        break;
+    }
+    }
+}
+
 /* Publishes [off, off+len) of a new slice, split at chunk boundaries. */
 static int meta_write_range(model *M, uint64_t ino, uint64_t off, uint32_t len, uint64_t *id_out)
 {
@@ -537,12 +586,14 @@ static void step(model *M)
         M->cred = users[u < 2 ? 0 : u - 1];
         become(&M->cred);
     }
-    uint32_t w = pick(M, 108);
+    uint32_t w = pick(M, 114);
     if (w >= 100) {
         if (w < 104)
             op_chown(M, p1);
-        else
+        else if (w < 108)
             op_utimes(M, p1);
+        else
+            op_xattr(M, p1);
     } else if (w < 12)
         op_make(M, p1, 0);
     else if (w < 24)
@@ -682,6 +733,42 @@ typedef struct inoset {
     int n, cap;
 } inoset;
 
+static int cmp_cstr(const void *a, const void *b)
+{
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/* Sorts a "a\0b\0" list into "a,b," for comparison. */
+static void canon_list(const char *l, size_t n, char *out, size_t cap)
+{
+    const char *v[16];
+    int k = 0;
+    for (size_t i = 0; i < n && k < 16; i += strlen(l + i) + 1)
+        v[k++] = l + i;
+    qsort(v, (size_t)k, sizeof(v[0]), cmp_cstr);
+    out[0] = 0;
+    for (int i = 0; i < k; i++) {
+        strncat(out, v[i], cap - strlen(out) - 1);
+        strncat(out, ",", cap - strlen(out) - 1);
+    }
+}
+
+static void compare_xattrs(model *M, const char *path, uint64_t ino)
+{
+    char full[4200], kl[512], a[512], b[512];
+    snprintf(full, sizeof(full), "%s/%s", M->real, path);
+    ssize_t n = llistxattr(full, kl, sizeof(kl));
+    assert_true(n >= 0);
+    nb_buf ml = NB_BUF_INIT;
+    ASSERT_OK(meta_xattr_list(M->m, &M->cred, ino, &ml));
+    canon_list(kl, (size_t)n, a, sizeof(a));
+    canon_list((const char *)ml.data, ml.len, b, sizeof(b));
+    if (strcmp(a, b) != 0)
+        fail_msg("seed %llu: %s: xattrs on disk [%s], in meta [%s]", (unsigned long long)M->seed,
+                 path, a, b);
+    nb_buf_free(&ml);
+}
+
 static void compare_tree(model *M, const char *rel, uint64_t ino, inoset *seen)
 {
     namelist real = {0}, mine = {0};
@@ -715,6 +802,7 @@ static void compare_tree(model *M, const char *rel, uint64_t ino, inoset *seen)
         ASSERT_OK(sys(fstatat(M->rootfd, path, &st, AT_SYMLINK_NOFOLLOW)));
         ASSERT_OK(meta_lookup(M->m, &M->cred, ino, mine.n[i], &a));
         compare_stat(M, path, &st, &a);
+        compare_xattrs(M, path, a.ino);
         int dup = 0;
         for (int k = 0; k < seen->n; k++)
             dup |= seen->v[k] == a.ino;
