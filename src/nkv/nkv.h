@@ -117,7 +117,8 @@ typedef struct nkv_options {
     bool create_if_missing;            /* default true */
     bool error_if_exists;              /* default false */
     bool paranoid_checks;              /* fail open on any WAL corruption instead of
-                                          stopping replay at it; default false */
+                                          logging and skipping the damaged records;
+                                          default false */
     bool sync;                         /* sync flag when write options are NULL; default false */
     size_t write_buffer_size;          /* memtable bytes before a flush; default 64 MiB */
     size_t block_cache_bytes;          /* shared LRU block cache; default 8 MiB; 0 = none */
@@ -263,7 +264,7 @@ int nkv_compact_range(nkv_db *db, const void *begin, size_t blen, const void *en
  *   "nkv.cache-hit-rate"        block cache hit rate 0..1
  *   "nkv.cache-usage"           bytes charged to the block cache
  *   "nkv.write-amp"             bytes written to disk / bytes of user writes
- *   "nkv.space-amp"             live SST bytes / bytes of the newest versions
+ *   "nkv.space-amp"             live SST bytes / bytes of the deepest non-empty level
  *   "nkv.pending-compaction-bytes" estimated bytes compaction still has to move
  *   "nkv.mem-bytes"             memtable bytes (active + immutable)
  *   "nkv.last-sequence"         the newest sequence number
