@@ -2,26 +2,31 @@
  * disk.c — the engine's operations: put, read, delete, refs, group commit
  * and checkpoints. Opening, creating and recovering are in open.c.
  *
- * Group commit (leader/follower). A writer queues its record under wal_mu
- * and gets the next LSN. If no leader is active it becomes the leader: it
- * takes the whole queue, drops wal_mu, and makes the batch durable:
+ * Group commit (leader/follower, two batches in flight). A writer queues
+ * its record under wal_mu and gets the next LSN. If its record is not yet
+ * written and fewer than DISK__COMMIT_DEPTH (2) batches are in flight, it
+ * becomes a leader: it takes the whole queue and
  *
- *   1. write the records to the WAL in one pwrite, the last flagged END;
- *   2. fdatasync the data file and the WAL together (io_uring submits both
- *      at once, so the batch waits for about one device flush).
+ *   1. writes the records to the WAL in one pwrite (under wal_mu, so
+ *      batches sit in the file in lsn order), the last flagged END;
+ *   2. drops the lock and fdatasyncs the data file and the WAL together
+ *      (io_uring submits both at once: about one device flush);
+ *   3. waits until the previous batch is applied, then applies its own to
+ *      the index (a blob becomes visible only once durable), frees the
+ *      extents that deletes and overwrites released, advances durable_lsn
+ *      and wakes everyone.
  *
- * Then, under wal_mu, it applies the batch to the index (a blob becomes
- * visible only once durable), frees the extents that deletes and
- * overwrites released, advances durable_lsn and wakes everyone. Writers
- * that queued meanwhile form the next batch, so one flush serves every
- * writer that arrived during the previous one.
+ * While one batch syncs, the next can be written and synced, so the data
+ * writes of new puts overlap the flush of older ones. With nothing in
+ * flight, a new leader first gathers the puts still writing their data.
  *
- * Since the two syncs race, a crash can leave the last batch's records on
- * disk without their data. Nothing of that batch was acknowledged, and
- * every record carries its data's CRC32C: recovery checks the data of the
- * final batch only (never the rest of the data region) and drops the puts
- * whose bytes are not there (open.c, disk_format.h). Every earlier batch
- * completed both syncs before the next was written.
+ * Since the two syncs of a batch race, and two batches sync at once, a
+ * crash can leave records of the last two batches on disk without their
+ * data. None of those puts was acknowledged, and every record carries its
+ * data's CRC32C: recovery checks the data of the final two batches only
+ * (never the rest of the data region) and drops the puts whose bytes are
+ * not there (open.c, disk_format.h). Every older batch had completed both
+ * syncs before the batch two later was written.
  */
 #include <errno.h>
 #include <string.h>
@@ -118,13 +123,10 @@ static void apply(disk_env *e, const disk__rec *r, size_t n)
     pthread_mutex_unlock(&e->mu);
 }
 
-/* The leader's work: make a batch durable. No lock held; only the leader
- * touches the WAL file, and wal_off changes only under wal_mu. */
-static int flush(disk_env *e, disk__rec *r, size_t n)
+/* Writes a batch to the WAL, the last record flagged END. Under wal_mu, so
+ * batches land in the file in lsn order. */
+static int write_batch(disk_env *e, disk__rec *r, size_t n)
 {
-    int has_put = 0;
-    for (size_t i = 0; i < n; i++)
-        has_put |= r[i].type == DISK_REC_PUT;
     r[n - 1].flags = DISK_REC_END;
     size_t need = n * DISK_WAL_REC_SIZE;
     if (need > e->wal_buf_cap) {
@@ -135,13 +137,26 @@ static int flush(disk_env *e, disk__rec *r, size_t n)
     for (size_t i = 0; i < n; i++)
         disk__rec_encode(e->wal_buf + i * DISK_WAL_REC_SIZE, &r[i]);
     int rc = e->io->pwrite(e->ioctx, e->wal_fd, e->wal_buf, need, e->wal_off);
-    if (rc || e->opt.no_sync)
-        return rc;
+    if (!rc)
+        e->wal_off += need;
+    return rc;
+}
+
+/* Makes a written batch durable: the data file and the WAL together. No
+ * lock held. */
+static int sync_batch(disk_env *e, int wal_fd, const disk__rec *r, size_t n)
+{
+    if (e->opt.no_sync)
+        return 0;
+    int has_put = 0;
+    for (size_t i = 0; i < n; i++)
+        has_put |= r[i].type == DISK_REC_PUT;
+    int rc;
     if (has_put) {
         count(&e->n_fsyncs, 2);
-        rc = e->io->sync2(e->ioctx, e->data_fd, e->wal_fd);
+        rc = e->io->sync2(e->ioctx, e->data_fd, wal_fd);
     } else {
-        rc = disk__sync(e, e->wal_fd);
+        rc = disk__sync(e, wal_fd);
     }
     if (!rc)
         count(&e->n_groups, 1);
@@ -195,12 +210,16 @@ static int commit(disk_env *e, disk__rec *r)
     disk__rec *batch = NULL;
     size_t batch_cap = 0;
     while (e->durable_lsn < r->lsn && !e->failed) {
-        if (e->leader) {
+        /* Lead a batch when ours is not written yet and the pipeline has
+         * room; else wait for a leader to take or finish it. */
+        if (r->lsn <= e->written_lsn || e->starting || e->blocked ||
+            e->inflight >= DISK__COMMIT_DEPTH) {
             pthread_cond_wait(&e->wal_cv, &e->wal_mu);
             continue;
         }
-        e->leader = 1;
-        gather(e);
+        e->starting = 1;
+        if (e->inflight == 0)
+            gather(e); /* nothing to overlap with: wait for writers instead */
         size_t n = e->n_pending;
         if (n > batch_cap) {
             free(batch);
@@ -209,19 +228,28 @@ static int commit(disk_env *e, disk__rec *r)
         }
         memcpy(batch, e->pending, n * sizeof *batch);
         e->n_pending = 0;
+        int rc = write_batch(e, batch, n);
+        int wal_fd = e->wal_fd;
+        e->written_lsn = batch[n - 1].lsn;
+        e->starting = 0;
+        e->inflight++;
+        pthread_cond_broadcast(&e->wal_cv); /* the next batch may start */
         pthread_mutex_unlock(&e->wal_mu);
-        int rc = flush(e, batch, n);
+        if (!rc)
+            rc = sync_batch(e, wal_fd, batch, n);
         pthread_mutex_lock(&e->wal_mu);
-        if (rc) {
+        /* Batches are applied, and so acknowledged, in lsn order. */
+        while (!rc && !e->failed && e->durable_lsn + 1 != batch[0].lsn)
+            pthread_cond_wait(&e->wal_cv, &e->wal_mu);
+        if (rc && !e->failed) {
             NB_ERROR("disk %s: WAL commit failed (%s); refusing further writes", e->dir,
                      nb_strerror(rc));
             e->failed = rc;
-        } else {
+        } else if (!rc && !e->failed) {
             apply(e, batch, n);
-            e->wal_off += n * DISK_WAL_REC_SIZE;
             e->durable_lsn = batch[n - 1].lsn;
         }
-        e->leader = 0;
+        e->inflight--;
         pthread_cond_broadcast(&e->wal_cv);
     }
     free(batch);
@@ -243,7 +271,7 @@ int disk__checkpoint(disk_env *e)
 {
     pthread_mutex_lock(&e->ckpt_mu);
     pthread_mutex_lock(&e->wal_mu);
-    while (e->leader && !e->failed)
+    while ((e->starting || e->inflight || e->blocked) && !e->failed)
         pthread_cond_wait(&e->wal_cv, &e->wal_mu);
     if (e->failed) {
         int rc = e->failed;
@@ -251,7 +279,7 @@ int disk__checkpoint(disk_env *e)
         pthread_mutex_unlock(&e->ckpt_mu);
         return rc;
     }
-    e->leader = 1; /* hold off commits while the WAL file is switched */
+    e->blocked = 1; /* hold off commits while the WAL file is switched */
     uint64_t old_seq = e->wal_seq, new_seq = old_seq + 1, start = e->durable_lsn + 1;
     pthread_mutex_unlock(&e->wal_mu);
 
@@ -264,7 +292,7 @@ int disk__checkpoint(disk_env *e)
 
     pthread_mutex_lock(&e->wal_mu);
     if (rc) {
-        e->leader = 0;
+        e->blocked = 0;
         pthread_cond_broadcast(&e->wal_cv);
         pthread_mutex_unlock(&e->wal_mu);
         pthread_mutex_unlock(&e->ckpt_mu);
@@ -281,7 +309,7 @@ int disk__checkpoint(disk_env *e)
         if (e->index.slots[i].off != DISK__EMPTY)
             snap[k++] = e->index.slots[i];
     pthread_mutex_unlock(&e->mu);
-    e->leader = 0;
+    e->blocked = 0;
     pthread_cond_broadcast(&e->wal_cv);
     pthread_mutex_unlock(&e->wal_mu);
 

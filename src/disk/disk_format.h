@@ -64,14 +64,14 @@
  *
  *   Batches: a group commit writes its records in one pwrite, the last one
  *   flagged END, then syncs the WAL and the data file together (in
- *   parallel with io_uring). So a batch's records are acknowledged only if
- *   all of them, up to END, are on disk, and only the last complete batch
- *   can point at data that did not reach the disk. Replay therefore drops
- *   the records after a file's last END (a batch cut short: none of it was
- *   acknowledged), and checks the data CRC of every PUT in the final
- *   complete batch, dropping the PUTs whose data is not there (never
- *   acknowledged either). The next file starts at the lsn after the last
- *   END. The next file's start_lsn must continue
+ *   parallel with io_uring), and up to two batches are synced at once. So a
+ *   batch's records are acknowledged only if all of them, up to END, are on
+ *   disk, and only the last two complete batches can point at data that did
+ *   not reach the disk. Replay therefore drops the records after a file's
+ *   last END (a batch cut short: none of it was acknowledged), and checks
+ *   the data CRC of every PUT in the final two complete batches, dropping
+ *   the PUTs whose data is not there (never acknowledged either). The next
+ *   file starts at the lsn after the last END. The next file's start_lsn must continue
  *   the previous file's last lsn, else durable records are missing
  *   (NB_ECORRUPT).
  *

@@ -5,15 +5,15 @@
  * Locks, always taken in this order:
  *
  *   ckpt_mu   one checkpoint at a time
- *   wal_mu    the commit queue, LSNs, the leader flag, the WAL file
+ *   wal_mu    the commit queue, LSNs, the pipeline state, the WAL file
  *   mu        the index, the allocator, the pins, bytes_live
  *
  * Life of a put:
  *
  *   allocate extent (mu) -> write data (no lock) -> queue record (wal_mu)
- *     -> leader: sync data file, write batch to WAL, sync WAL (no lock)
- *     -> apply batch to the index, free replaced extents (wal_mu + mu)
- *     -> wake the batch's writers
+ *     -> leader: write batch to WAL (wal_mu), sync data + WAL (no lock)
+ *     -> in lsn order: apply batch to the index, free replaced extents
+ *        (wal_mu + mu) -> wake the batch's writers
  */
 #ifndef NB_DISK_DISK_INT_H
 #define NB_DISK_DISK_INT_H
@@ -66,6 +66,10 @@ typedef struct disk__alloc {
     uint64_t used;  /* AUs in use */
     uint64_t cursor_small, cursor_large;
 } disk__alloc;
+
+/* Group commit batches that may be in flight (written, being synced) at
+ * once. Recovery checks the data of this many final batches. */
+#define DISK__COMMIT_DEPTH 2
 
 /* Allocations of at least this many AUs start from the large cursor. */
 #define DISK__LARGE_AUS 16u
@@ -143,7 +147,10 @@ struct disk_env {
     size_t n_pending, cap_pending;
     uint64_t next_lsn;    /* lsn of the next queued record */
     uint64_t durable_lsn; /* every record <= this is durable and applied */
-    int leader;           /* a thread is writing a batch (or checkpointing) */
+    int starting;         /* a leader is gathering and writing its batch */
+    int inflight;         /* batches written to the WAL, not yet applied */
+    int blocked;          /* a checkpoint is switching WAL files */
+    uint64_t written_lsn; /* every record <= this is in the WAL file (maybe not synced) */
     int writing;          /* puts writing their data, about to queue (atomic) */
     int gathering;        /* the leader waits for them on gather_cv */
     pthread_cond_t gather_cv;

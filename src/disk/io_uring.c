@@ -19,9 +19,10 @@
 
 #include "disk_int.h"
 
-#define RINGS 9
-#define DEPTH 32
-#define CHUNK (1u << 20)
+#define RINGS      10
+#define SYNC_RINGS 2 /* = DISK__COMMIT_DEPTH: one per batch in flight */
+#define DEPTH      32
+#define CHUNK      (1u << 20)
 
 struct ring {
     pthread_mutex_t mu;
@@ -33,15 +34,16 @@ struct disk__uring {
     unsigned next;
 };
 
-/* Ring 0 belongs to sync2, which only the group-commit leader calls (one
- * thread at a time), so a commit never waits behind data transfers. The
- * others serve transfers; when all are busy the caller does a plain
- * pread/pwrite instead of queueing behind another thread's I/O. */
+/* The first SYNC_RINGS rings belong to sync2, called by the group-commit
+ * leaders (at most DISK__COMMIT_DEPTH at once), so a commit never waits
+ * behind data transfers. The others serve transfers; when all are busy the
+ * caller does a plain pread/pwrite instead of queueing behind another
+ * thread's I/O. */
 static struct ring *take_ring(disk__uring *u)
 {
     unsigned start = __atomic_fetch_add(&u->next, 1, __ATOMIC_RELAXED);
-    for (unsigned i = 0; i < RINGS - 1; i++) {
-        struct ring *g = &u->rings[1 + (start + i) % (RINGS - 1)];
+    for (unsigned i = 0; i < RINGS - SYNC_RINGS; i++) {
+        struct ring *g = &u->rings[SYNC_RINGS + (start + i) % (RINGS - SYNC_RINGS)];
         if (pthread_mutex_trylock(&g->mu) == 0)
             return g;
     }
@@ -165,7 +167,10 @@ static int ur_sync2(void *ctx, int fd1, int fd2)
 {
     disk__uring *u = ctx;
     struct ring *g = &u->rings[0];
-    pthread_mutex_lock(&g->mu);
+    if (pthread_mutex_trylock(&g->mu) != 0) {
+        g = &u->rings[1];
+        pthread_mutex_lock(&g->mu);
+    }
     int err = 0;
     struct io_uring_sqe *a = io_uring_get_sqe(&g->r), *b = io_uring_get_sqe(&g->r);
     if (!a || !b) {

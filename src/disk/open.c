@@ -396,11 +396,14 @@ static void apply_del(disk_env *e, disk_id id)
     }
 }
 
-/* Replay state: records of the batch being read, and the last complete
- * batch, held back until we know whether it is the final one. */
+/* Replay state: records of the batch being read, and the last
+ * DISK__COMMIT_DEPTH complete batches (records back to back, sizes in
+ * held_n), held back until we know whether they are the final ones. */
 typedef struct replay {
     disk__rec *cur, *last;
     size_t n_cur, n_last, cap_cur, cap_last;
+    size_t held_n[DISK__COMMIT_DEPTH + 1];
+    int held;
     uint64_t next; /* lsn after the last END seen: where the next file starts */
 } replay;
 
@@ -483,19 +486,24 @@ static int replay_file(disk_env *e, uint64_t seq, replay *rp)
             lsn++;
             push(&rp->cur, &rp->n_cur, &rp->cap_cur, &r);
             if (r.flags & DISK_REC_END) {
-                /* The held-back batch is not the final one: apply it. */
-                rc = apply_batch(e, rp->last, rp->n_last);
-                disk__rec *t = rp->last;
-                size_t tc = rp->cap_last;
-                rp->last = rp->cur;
-                rp->n_last = rp->n_cur;
-                rp->cap_last = rp->cap_cur;
-                rp->cur = t;
-                rp->cap_cur = tc;
+                /* A complete batch joins the held ones; the oldest held
+                 * batch, no longer among the final ones, is applied. */
+                for (size_t k = 0; k < rp->n_cur; k++)
+                    push(&rp->last, &rp->n_last, &rp->cap_last, &rp->cur[k]);
+                rp->held_n[rp->held++] = rp->n_cur;
                 rp->n_cur = 0;
                 rp->next = lsn;
-                if (rc)
-                    break;
+                if (rp->held > DISK__COMMIT_DEPTH) {
+                    size_t k = rp->held_n[0];
+                    rc = apply_batch(e, rp->last, k);
+                    memmove(rp->last, rp->last + k, (rp->n_last - k) * sizeof *rp->last);
+                    rp->n_last -= k;
+                    memmove(rp->held_n, rp->held_n + 1,
+                            (size_t)DISK__COMMIT_DEPTH * sizeof(size_t));
+                    rp->held--;
+                    if (rc)
+                        break;
+                }
             }
         }
         pos += i;
@@ -517,9 +525,10 @@ static int replay_file(disk_env *e, uint64_t seq, replay *rp)
     return rc;
 }
 
-/* The final batch: apply its records, except puts whose data did not reach
- * the disk (the data and WAL syncs of a batch race; such a put was never
- * acknowledged). Reads at most one batch's data. */
+/* The final batches: apply their records, except puts whose data did not
+ * reach the disk (the data and WAL syncs of a batch race, and up to
+ * DISK__COMMIT_DEPTH batches are synced at once; such a put was never
+ * acknowledged). Reads the data of at most DISK__COMMIT_DEPTH batches. */
 static int apply_final_batch(disk_env *e, replay *rp)
 {
     int rc = 0;
@@ -620,7 +629,7 @@ static int recover(disk_env *e, const uint8_t *cb, size_t clen)
     }
     free(spare);
     e->next_lsn = rp.next;
-    e->durable_lsn = rp.next - 1;
+    e->durable_lsn = e->written_lsn = rp.next - 1;
     return 0;
 }
 
@@ -749,7 +758,7 @@ int disk_close(disk_env *e)
         return 0;
     int rc = 0;
     pthread_mutex_lock(&e->wal_mu);
-    while (e->leader)
+    while (e->starting || e->inflight || e->blocked)
         pthread_cond_wait(&e->wal_cv, &e->wal_mu);
     int failed = e->failed;
     /* Records written, or replayed at open: either way the next open would

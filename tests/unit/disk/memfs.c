@@ -5,6 +5,7 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "common/mem.h"
 
@@ -353,10 +354,14 @@ static int fs_sync(void *ctx, int fd)
 }
 
 /* The WAL (fd2) first, so that a cut between the two leaves WAL records
- * durable whose data is not: the case recovery must catch. */
+ * durable whose data is not: the case recovery must catch. The pause
+ * between them lets other writers put the next batch in flight meanwhile,
+ * as a slow device flush would. */
 static int fs_sync2(void *ctx, int fd1, int fd2)
 {
     int rc = fs_sync(ctx, fd2);
+    if (!rc)
+        usleep(20);
     return rc ? rc : fs_sync(ctx, fd1);
 }
 

@@ -5,6 +5,7 @@
 #include <fcntl.h>
 #include <pthread.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "disk/disk_format.h"
@@ -463,6 +464,15 @@ static void test_tool(void **state)
     assert_int_equal(disk_tool_main(3, check), 0);
     char *stats[] = {"disk", "stats", dir, NULL};
     assert_int_equal(disk_tool_main(3, stats), 0);
+    /* The standalone binary: same code, real exit codes. */
+    char *cmd = nb_xasprintf("%s check '%s' >/dev/null", DISK_TOOL_BIN, dir);
+    int st = system(cmd);
+    assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+    free(cmd);
+    cmd = nb_xasprintf("%s frob '%s' 2>/dev/null", DISK_TOOL_BIN, dir);
+    st = system(cmd);
+    assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 2);
+    free(cmd);
     char *bad[] = {"disk", "frob", dir, NULL};
     assert_int_equal(disk_tool_main(3, bad), 2);
     assert_int_equal(disk_tool_main(2, bad), 2);

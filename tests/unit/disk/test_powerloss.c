@@ -10,6 +10,8 @@
  * NB_CRASH_CYCLES sets the number of trials (default 200, 50 under sanitizers;
  * 3 cuts each).
  */
+#include <pthread.h>
+
 #include "disk_test.h"
 #include "memfs.h"
 
@@ -41,12 +43,22 @@ static void opts(disk_options *o, memfs *fs)
 }
 
 /* Runs n random operations; stops at the first error and returns it. */
+/* Ids [lo, hi) of the model are this run's; the default is all of them. */
+static int id_lo = 0, id_hi = IDS;
+
+static int run_ops_range(disk_env *e, model *m, uint64_t *rng, int n, int lo, int hi);
+
 static int run_ops(disk_env *e, model *m, uint64_t *rng, int n)
+{
+    return run_ops_range(e, m, rng, n, id_lo, id_hi);
+}
+
+static int run_ops_range(disk_env *e, model *m, uint64_t *rng, int n, int lo, int hi)
 {
     uint8_t *buf = malloc(20000);
     int rc = 0;
     for (int i = 0; i < n && !rc; i++) {
-        int id = (int)(dt_rand(rng) % IDS);
+        int id = lo + (int)(dt_rand(rng) % (uint64_t)(hi - lo));
         m->pending_id = id;
         if (m->acked[id].present && dt_rand(rng) % 4 == 0) {
             m->pending = (bstate){0, 0, 0};
@@ -95,10 +107,21 @@ static int count_cb(void *arg, disk_id id, uint64_t len)
 
 /* Checks the recovered engine against the model and folds the in-flight
  * operation into it according to what survived. */
+static void verify_range(disk_env *e, model *m, uint64_t seed, int lo, int hi, int *present);
+
 static void verify(disk_env *e, model *m, uint64_t seed)
 {
     int present = 0;
-    for (int id = 0; id < IDS; id++) {
+    verify_range(e, m, seed, 0, IDS, &present);
+    int n = 0;
+    ASSERT_OK(disk_iterate(e, count_cb, &n));
+    assert_int_equal(n, present);
+}
+
+static void verify_range(disk_env *e, model *m, uint64_t seed, int lo, int hi, int *present_out)
+{
+    int present = 0;
+    for (int id = lo; id < hi; id++) {
         const bstate *a = &m->acked[id];
         const bstate *p = m->pending_id == id ? &m->pending : NULL;
         uint64_t len;
@@ -123,9 +146,7 @@ static void verify(disk_env *e, model *m, uint64_t seed)
                  (unsigned long long)seed, id, (unsigned long long)a->ver);
     }
     m->pending_id = -1;
-    int n = 0;
-    ASSERT_OK(disk_iterate(e, count_cb, &n));
-    assert_int_equal(n, present);
+    *present_out += present;
 }
 
 static void trial(uint64_t seed)
@@ -209,11 +230,90 @@ static void test_clean_shutdown_loses_nothing(void **state)
     memfs_free(fs);
 }
 
+/* Three writers at once, so that two group-commit batches are in flight
+ * when the power goes: the case where the final two batches' data must be
+ * checked at recovery. Each writer owns 4 ids and its own model. */
+typedef struct writer {
+    disk_env *e;
+    model m;
+    uint64_t rng;
+    int lo, hi;
+} writer;
+
+static void *writer_main(void *arg)
+{
+    writer *w = arg;
+    (void)run_ops_range(w->e, &w->m, &w->rng, 1000, w->lo, w->hi);
+    return NULL;
+}
+
+static void test_power_loss_threads(void **state)
+{
+    (void)state;
+    uint64_t seed = nb_test_seed();
+    const char *env = getenv("NB_CRASH_CYCLES");
+    int trials = env ? atoi(env) : 100 / DT_SCALE;
+    nb_log_set_level(NB_LOG_OFF);
+    uint64_t batches = 0, puts = 0;
+    for (int t = 0; t < trials; t++) {
+        uint64_t s = seed + (uint64_t)t * 104729;
+        memfs *fs = memfs_new(s);
+        disk_options o;
+        opts(&o, fs);
+        o.wal_max_bytes = 4096;
+        writer w[3];
+        for (int i = 0; i < 3; i++) {
+            memset(&w[i], 0, sizeof w[i]);
+            w[i].m.pending_id = -1;
+            w[i].m.ver = (uint64_t)i << 40;
+            w[i].rng = s + (uint64_t)i;
+            w[i].lo = i * 4;
+            w[i].hi = i * 4 + 4;
+        }
+        for (int round = 0; round < 2; round++) {
+            disk_env *e;
+            if (disk_open(&o, "/plt", &e) == 0) {
+                memfs_arm(fs, 50 + s % 400);
+                pthread_t th[3];
+                for (int i = 0; i < 3; i++) {
+                    w[i].e = e;
+                    pthread_create(&th[i], NULL, writer_main, &w[i]);
+                }
+                for (int i = 0; i < 3; i++)
+                    pthread_join(th[i], NULL);
+                disk_stats st;
+                disk_stats_get(e, &st);
+                batches += st.group_commits;
+                puts += st.puts;
+                (void)disk_close(e);
+            }
+            memfs_power_cut(fs);
+            crash_points++;
+            disk_env *e2;
+            int rc = disk_open(&o, "/plt", &e2);
+            if (rc)
+                fail_msg("seed %llu: recovery failed: %s", (unsigned long long)s, nb_errname(rc));
+            int present = 0, n = 0;
+            for (int i = 0; i < 3; i++)
+                verify_range(e2, &w[i].m, s, w[i].lo, w[i].hi, &present);
+            ASSERT_OK(disk_iterate(e2, count_cb, &n));
+            assert_int_equal(n, present);
+            ASSERT_OK(disk_close(e2));
+            s = dt_rand(&s);
+        }
+        memfs_free(fs);
+    }
+    nb_log_set_level(NB_LOG_INFO);
+    fprintf(stderr, "power loss, 3 writers: %d trials, %llu puts in %llu batches\n", trials,
+            (unsigned long long)puts, (unsigned long long)batches);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_clean_shutdown_loses_nothing),
         cmocka_unit_test(test_power_loss),
+        cmocka_unit_test(test_power_loss_threads),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
