@@ -12,8 +12,9 @@
  *
  * Thread safety: a meta handle may be used by any number of threads at
  * once. Operations on one inode or directory serialize on a striped lock
- * table; independent ones run in parallel. Readers (lookup, getattr,
- * readdir, chunk reads) take no locks and see a consistent kv state.
+ * table; independent ones run in parallel. Readers take no locks:
+ * getattr, lookup and chunk reads read single records (each one written
+ * atomically), readdir and list read one kv snapshot.
  *
  * Who checks what: meta checks POSIX permissions for every operation that
  * takes a meta_cred (search/write on directories, sticky bit, owner rules
