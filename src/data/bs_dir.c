@@ -600,6 +600,7 @@ static void dir_close(data_bs *bs)
 
 const data_bs_ops data__bs_dir_ops = {
     .name = "dir",
+    .cheap_ranges = true,
     .put = dir_put,
     .sync = dir_sync,
     .get = dir_get,

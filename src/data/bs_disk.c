@@ -10,7 +10,8 @@
  *
  * Differences from `dir` that callers may notice:
  *  - A read of any part of a block reads and verifies the whole block (the
- *    engine keeps one CRC per blob), so small random reads cost a block.
+ *    engine keeps one CRC per blob), so small random reads cost a block;
+ *    the reader therefore sends them through the cache (cheap_ranges).
  *  - The engine records no write time: iteration reports mtime_ns 0, so the
  *    collector's grace period does not apply and holds alone protect
  *    unpublished slices (which they do on their own; see gc.c).
@@ -171,6 +172,7 @@ static void dk_close(data_bs *bs)
 
 const data_bs_ops data__bs_disk_ops = {
     .name = "disk",
+    .cheap_ranges = false,
     .put = dk_put,
     .sync = dk_sync,
     .get = dk_get,

@@ -20,6 +20,10 @@
  * only valid calls (len <= DATA_BLOCK_SIZE, off within reason). */
 typedef struct data_bs_ops {
     const char *name;
+    /* A range read costs about the bytes read (dir: per-segment CRCs). When
+     * false (disk: one CRC per blob, a range read reads the whole block),
+     * the reader sends even small random reads through the cache. */
+    bool cheap_ranges;
     int (*put)(data_bs *bs, data_key k, const void *buf, size_t len, unsigned flags);
     int (*sync)(data_bs *bs, const data_key *keys, size_t n);
     int (*get)(data_bs *bs, data_key k, uint64_t off, size_t len, void *buf, size_t *got);

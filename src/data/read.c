@@ -8,9 +8,10 @@
  * its pieces straight into the caller's buffer.
  *
  * A block is fetched either whole, through the cache (sequential streams,
- * small blocks, blocks already cached), or as just the range needed,
- * straight from the block store (small random reads into big blocks: the
- * backend verifies only the 64 KiB segments touched).
+ * large pieces, blocks already cached, backends whose range reads cost a
+ * whole block), or as just the range needed, straight from the block
+ * store (small random reads: the dir backend verifies only the 64 KiB
+ * segments touched).
  *
  * Readahead: a data_ra per open handle notices a read that starts where the
  * last one ended; from the second such read on, the blocks of the next
@@ -348,7 +349,7 @@ int data_chunk_read(data_store *s, data_ra *ra, const data_slice *slices, size_t
         f->p = &pc[i];
         f->np = j - i;
         f->whole = true;
-        if (!seq && bytes <= s->o.direct_read_max) {
+        if (!seq && bytes <= s->o.direct_read_max && s->bs->ops->cheap_ranges) {
             /* A small random read: through the cache only if the block is
              * there already; otherwise just the bytes asked for. */
             data_block *b = data__cache_peek(s->cache, pc[i].key);
