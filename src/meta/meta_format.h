@@ -142,6 +142,6 @@ enum {
 };
 
 #define META_NSTRIPES 1024 /* lock stripes = usage counter keys */
-#define META_ID_BATCH 1024 /* ids reserved per allocator write */
+#define META_ID_BATCH 65536 /* ids reserved per allocator write (one synced write each) */
 
 #endif
