@@ -174,7 +174,7 @@ int vfs__file_publish(vfs_file *f, bool sync)
         }
         segs_free(f);
     }
-    f->pend_end = 0;
+    __atomic_store_n(&f->pend_end, 0, __ATOMIC_RELAXED);
     if (rc == 0 && f->wb_err) {
         rc = f->wb_err;
         f->wb_err = 0;
@@ -202,6 +202,10 @@ static int file_new(vfs *v, uint64_t ino, int flags, vfs_file **out)
     if (v->files)
         v->files->prev = f;
     v->files = f;
+    f->inext = f->in->files;
+    if (f->in->files)
+        f->in->files->iprev = f;
+    f->in->files = f;
     pthread_mutex_unlock(&v->itab_mu);
     *out = f;
     return 0;
@@ -217,6 +221,12 @@ static void file_free(vfs_file *f)
         v->files = f->next;
     if (f->next)
         f->next->prev = f->prev;
+    if (f->iprev)
+        f->iprev->inext = f->inext;
+    else
+        f->in->files = f->inext;
+    if (f->inext)
+        f->inext->iprev = f->iprev;
     pthread_mutex_unlock(&v->itab_mu);
     vfs__inode_put(v, f->in);
     data_ra_free(f->ra);
@@ -475,7 +485,7 @@ int vfs_write(vfs_file *f, uint64_t off, const void *buf, size_t len, uint64_t *
     if (rc == 0 && len > 0) {
         rc = write_locked(f, off, buf, len);
         if (rc == 0 && off + len > f->pend_end)
-            f->pend_end = off + len;
+            __atomic_store_n(&f->pend_end, off + len, __ATOMIC_RELAXED);
         if (rc == 0 && f->npw >= VFS__MAX_PENDING)
             rc = vfs__file_publish(f, false);
     }
@@ -698,32 +708,120 @@ int vfs_lseek(vfs_file *f, uint64_t off, int whence, uint64_t *out)
     return rc;
 }
 
+/* Adds pieces mapping source bytes [src, src+n) — bytes [soff, soff+n)
+ * of slice s (id 0: zeros) — to target offset dst, split at the target's
+ * chunk boundaries. */
+static void share_piece(meta_write **w, size_t *nw, size_t *cap, const meta_slice *s, uint64_t soff,
+                        uint64_t dst, uint64_t n)
+{
+    while (n > 0) {
+        uint32_t pos = (uint32_t)(dst % META_CHUNK_SIZE);
+        uint64_t l = META_CHUNK_SIZE - pos;
+        if (l > n)
+            l = n;
+        if (*nw == *cap) {
+            *cap = *cap ? *cap * 2 : 64;
+            *w = nb_xrealloc(*w, *cap * sizeof(**w));
+        }
+        meta_write *x = &(*w)[(*nw)++];
+        x->chunk = (uint32_t)(dst / META_CHUNK_SIZE);
+        x->slice.id = s->id;
+        x->slice.size = s->id ? s->size : (uint32_t)l;
+        x->slice.off = s->id ? (uint32_t)soff : 0;
+        x->slice.len = (uint32_t)l;
+        x->slice.pos = pos;
+        soff += l;
+        dst += l;
+        n -= l;
+    }
+}
+
+/* Copies source chunk idx's bytes [lo, hi) (file offsets) to dst by
+ * sharing its slices: one publish on the target. */
+static int share_chunk(vfs_file *fin, vfs_file *fout, uint32_t idx, uint64_t lo, uint64_t hi,
+                       uint64_t dst)
+{
+    vfs *v = fin->v;
+    uint64_t base = (uint64_t)idx * META_CHUNK_SIZE;
+    meta_slice *ms = NULL, *res = NULL;
+    size_t n = 0, nres = 0;
+    int rc = meta_chunk_read(v->m, fin->ino, idx, &ms, &n);
+    if (rc != 0)
+        return vfs__errno(rc);
+    meta_chunk_resolve(ms, n, (uint32_t)(hi - base), &res, &nres);
+    meta_write *w = NULL;
+    size_t nw = 0, cap = 0;
+    for (size_t i = 0; i < nres; i++) {
+        uint64_t a = base + res[i].pos, b = a + res[i].len;
+        if (a < lo)
+            a = lo;
+        if (b > hi)
+            b = hi;
+        if (a >= b)
+            continue;
+        uint64_t soff = res[i].off + (a - (base + res[i].pos));
+        share_piece(&w, &nw, &cap, &res[i], soff, dst + (a - lo), b - a);
+    }
+    if (nw > 0) {
+        pthread_mutex_lock(&fout->in->mu);
+        rc = vfs__errno(
+            meta_publish(v->m, fout->ino, w, nw, 0, 0, 0, nb_slice_of(NULL, 0), 0, NULL));
+        pthread_mutex_unlock(&fout->in->mu);
+    }
+    free(w);
+    free(ms);
+    free(res);
+    return rc;
+}
+
 int vfs_copy_range(vfs_file *fin, uint64_t off_in, vfs_file *fout, uint64_t off_out, size_t len,
                    size_t *copied)
 {
     *copied = 0;
+    vfs *v = fin->v;
     if (!fin->rd || !fout->wr || fout->append)
         return -EBADF;
-    if (fin->ino == fout->ino) {
-        uint64_t a = off_in, b = off_out;
-        if ((a <= b && b < a + len) || (b <= a && a < b + len))
-            return -EINVAL;
+    int rc = vfs__ro(v);
+    if (rc != 0)
+        return rc;
+    /* Both handles' buffered writes first, so the maps hold everything. */
+    if (fin->wr) {
+        pthread_mutex_lock(&fin->mu);
+        rc = vfs__file_publish(fin, false);
+        pthread_mutex_unlock(&fin->mu);
     }
-    /* Copies through a bounce buffer: sharing slices between inodes needs
-     * reference counts in meta's garbage accounting (docs/vfs.md). */
-    size_t bufsz = 4u << 20;
-    uint8_t *buf = nb_xmalloc(bufsz);
-    int rc = 0;
-    while (rc == 0 && *copied < len) {
-        size_t want = len - *copied < bufsz ? len - *copied : bufsz;
-        size_t got = 0;
-        rc = vfs_read(fin, off_in + *copied, buf, want, &got);
-        if (rc != 0 || got == 0)
-            break;
-        rc = vfs_write(fout, off_out + *copied, buf, got, NULL);
-        if (rc == 0)
-            *copied += got;
+    if (rc == 0 && fin != fout) {
+        pthread_mutex_lock(&fout->mu);
+        rc = vfs__file_publish(fout, false);
+        pthread_mutex_unlock(&fout->mu);
     }
-    free(buf);
-    return rc;
+    meta_attr a;
+    if (rc == 0)
+        rc = vfs__errno(meta_getattr(v->m, fin->ino, &a));
+    if (rc != 0 || off_in >= a.size)
+        return rc;
+    if (len > a.size - off_in)
+        len = (size_t)(a.size - off_in);
+    /* As Linux: the overlap check uses the length clipped at end of file. */
+    if (fin->ino == fout->ino && off_out + len > off_in && off_out < off_in + len)
+        return -EINVAL;
+    if (off_out > VFS_MAX_FILE_SIZE || len > VFS_MAX_FILE_SIZE - off_out)
+        return -EFBIG;
+    /* Metadata only: the target's map points at the source's slices. The
+     * read lock keeps the collector from deciding a slice is unreferenced
+     * between our map read and our publish. */
+    uint64_t pos = off_in, end = off_in + len;
+    while (rc == 0 && pos < end) {
+        uint32_t idx = (uint32_t)(pos / META_CHUNK_SIZE);
+        uint64_t cend = ((uint64_t)idx + 1) * META_CHUNK_SIZE;
+        uint64_t hi = cend < end ? cend : end;
+        pthread_rwlock_rdlock(&v->share_lk);
+        rc = share_chunk(fin, fout, idx, pos, hi, off_out + (pos - off_in));
+        pthread_rwlock_unlock(&v->share_lk);
+        if (rc == 0) {
+            *copied += (size_t)(hi - pos);
+            pos = hi;
+        }
+    }
+    return *copied > 0 ? 0 : rc;
 }

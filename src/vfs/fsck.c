@@ -254,8 +254,10 @@ int vfs_fsck(const char *data_dir, bool repair, FILE *report)
         v.ds = f.ds;
         v.collect_grace_ns = 1; /* offline: nothing is being written */
         pthread_mutex_init(&v.maint_mu, NULL);
+        pthread_rwlock_init(&v.share_lk, NULL);
         vfs_maint_report r;
         rc = vfs_maintain(&v, &r);
+        pthread_rwlock_destroy(&v.share_lk);
         pthread_mutex_destroy(&v.maint_mu);
         if (rc == 0 && report)
             fprintf(report, "fsck: repair: %llu garbage slices released, %llu blocks freed\n",

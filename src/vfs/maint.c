@@ -131,29 +131,92 @@ int vfs__live_fn(void *arg, data_live *l)
     return meta_slice_scan(v->m, live_cb, l);
 }
 
+/* A set of slice ids (open addressing; 0 is never a key). */
+typedef struct idset {
+    uint64_t *k;
+    size_t cap, n;
+} idset;
+
+static void idset_add(idset *s, uint64_t id)
+{
+    if ((s->n + 1) * 2 > s->cap) {
+        size_t ncap = s->cap ? s->cap * 2 : 1024;
+        uint64_t *nk = nb_xcalloc(ncap, sizeof(*nk));
+        for (size_t i = 0; i < s->cap; i++) {
+            if (!s->k[i])
+                continue;
+            size_t j = (size_t)(s->k[i] * 0x9E3779B97F4A7C15ull) & (ncap - 1);
+            while (nk[j])
+                j = (j + 1) & (ncap - 1);
+            nk[j] = s->k[i];
+        }
+        free(s->k);
+        s->k = nk;
+        s->cap = ncap;
+    }
+    size_t j = (size_t)(id * 0x9E3779B97F4A7C15ull) & (s->cap - 1);
+    while (s->k[j] && s->k[j] != id)
+        j = (j + 1) & (s->cap - 1);
+    if (!s->k[j]) {
+        s->k[j] = id;
+        s->n++;
+    }
+}
+
+static bool idset_has(const idset *s, uint64_t id)
+{
+    if (!s->cap)
+        return false;
+    size_t j = (size_t)(id * 0x9E3779B97F4A7C15ull) & (s->cap - 1);
+    while (s->k[j] && s->k[j] != id)
+        j = (j + 1) & (s->cap - 1);
+    return s->k[j] == id;
+}
+
+static int idset_cb(void *arg, uint64_t ino, uint32_t chunk, const meta_slice *s)
+{
+    (void)ino;
+    (void)chunk;
+    if (s->id)
+        idset_add(arg, s->id);
+    return 0;
+}
+
+/* Releases the slices on meta's garbage list to data. A slice can be
+ * shared between inodes (copy_range), and meta lists it as garbage when
+ * one inode drops it, so the list is checked against every chunk map
+ * first, with copies excluded (share_lk) from the map scan to the
+ * release: a slice no map references at that moment can never be
+ * referenced again. */
 static int release_garbage(vfs *v, uint64_t *released)
 {
     meta_garbage g[256];
     uint64_t ids[256];
     uint64_t after = 0;
-    for (;;) {
-        size_t n = 0;
-        int rc = meta_garbage_list(v->m, after, g, NB_ARRAY_LEN(g), &n);
-        if (rc != 0)
-            return rc;
-        if (n == 0)
-            return 0;
+    size_t n = 0;
+    int rc = meta_garbage_list(v->m, 0, g, 1, &n);
+    if (rc != 0 || n == 0)
+        return rc;
+    pthread_rwlock_wrlock(&v->share_lk);
+    idset live = {0};
+    rc = meta_slice_scan(v->m, idset_cb, &live);
+    while (rc == 0) {
+        rc = meta_garbage_list(v->m, after, g, NB_ARRAY_LEN(g), &n);
+        if (rc != 0 || n == 0)
+            break;
         for (size_t i = 0; i < n; i++) {
-            if (g[i].id != 0)
+            if (g[i].id != 0 && !idset_has(&live, g[i].id)) {
                 data_slice_release(v->ds, g[i].id, g[i].size);
+                (*released)++;
+            }
             ids[i] = g[i].id;
         }
         rc = meta_garbage_done(v->m, ids, n);
-        if (rc != 0)
-            return rc;
-        *released += n;
         after = g[n - 1].id;
     }
+    pthread_rwlock_unlock(&v->share_lk);
+    free(live.k);
+    return rc;
 }
 
 int vfs_maintain(vfs *v, vfs_maint_report *report)

@@ -120,6 +120,7 @@ int vfs_open(const vfs_options *o, vfs **out)
     v->collect_grace_ns = o->collect_grace_ns ? o->collect_grace_ns : 3600ull * NB_NS_PER_SEC;
     pthread_mutex_init(&v->itab_mu, NULL);
     pthread_mutex_init(&v->maint_mu, NULL);
+    pthread_rwlock_init(&v->share_lk, NULL);
     pthread_mutex_init(&v->timer_mu, NULL);
     pthread_cond_init(&v->timer_cv, NULL);
     if (o->maintain_interval_ms >= 0 && !o->read_only) {
@@ -153,6 +154,7 @@ void vfs_close(vfs *v)
     data_store_close(v->ds);
     pthread_mutex_destroy(&v->itab_mu);
     pthread_mutex_destroy(&v->maint_mu);
+    pthread_rwlock_destroy(&v->share_lk);
     pthread_mutex_destroy(&v->timer_mu);
     pthread_cond_destroy(&v->timer_cv);
     free(v->data_dir);
@@ -168,13 +170,24 @@ int vfs_sync(vfs *v)
 
 /* ---- Open-inode table ---------------------------------------------------------------------- */
 
-vfs__inode *vfs__inode_get(vfs *v, uint64_t ino)
+static size_t ibucket(uint64_t ino)
 {
-    size_t b = (size_t)(ino * 0x9E3779B97F4A7C15ull >> 54) % VFS__IBUCKETS;
-    pthread_mutex_lock(&v->itab_mu);
-    vfs__inode *in = v->itab[b];
+    return (size_t)(ino * 0x9E3779B97F4A7C15ull >> 54) % VFS__IBUCKETS;
+}
+
+vfs__inode *vfs__inode_find(vfs *v, uint64_t ino)
+{
+    vfs__inode *in = v->itab[ibucket(ino)];
     while (in && in->ino != ino)
         in = in->next;
+    return in;
+}
+
+vfs__inode *vfs__inode_get(vfs *v, uint64_t ino)
+{
+    size_t b = ibucket(ino);
+    pthread_mutex_lock(&v->itab_mu);
+    vfs__inode *in = vfs__inode_find(v, ino);
     if (!in) {
         in = nb_xcalloc(1, sizeof(*in));
         in->ino = ino;
@@ -189,7 +202,7 @@ vfs__inode *vfs__inode_get(vfs *v, uint64_t ino)
 
 void vfs__inode_put(vfs *v, vfs__inode *in)
 {
-    size_t b = (size_t)(in->ino * 0x9E3779B97F4A7C15ull >> 54) % VFS__IBUCKETS;
+    size_t b = ibucket(in->ino);
     pthread_mutex_lock(&v->itab_mu);
     if (--in->refs == 0) {
         vfs__inode **pp = &v->itab[b];
@@ -207,9 +220,12 @@ static uint64_t pending_end(vfs *v, uint64_t ino)
 {
     uint64_t end = 0;
     pthread_mutex_lock(&v->itab_mu);
-    for (vfs_file *f = v->files; f; f = f->next)
-        if (f->ino == ino && f->pend_end > end)
-            end = f->pend_end;
+    vfs__inode *in = vfs__inode_find(v, ino);
+    for (vfs_file *f = in ? in->files : NULL; f; f = f->inext) {
+        uint64_t e = __atomic_load_n(&f->pend_end, __ATOMIC_RELAXED);
+        if (e > end)
+            end = e;
+    }
     pthread_mutex_unlock(&v->itab_mu);
     return end;
 }

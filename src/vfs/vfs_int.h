@@ -3,11 +3,14 @@
  * files with their write buffers, and helpers shared by the files of the
  * module.
  *
- * Lock order (docs/vfs.md):
- *   1. vfs_file.mu     — one handle's state (two handles: lower address first)
- *   2. vfs__inode.mu   — per open inode: publishes, appends, truncates
- *   3. meta's locks    — taken inside meta calls (rename mutex, stripes)
- *   4. leaf mutexes    — v->itab_mu, v->maint_mu, data's internals
+ * Lock order (docs/vfs.md): a lock is taken only while holding locks
+ * above it in this list.
+ *   1. vfs_file.mu     one handle's state (never two at once)
+ *   2. vfs__inode.mu   per open inode: publishes, appends, truncates
+ *   3. v->maint_mu     one maintenance pass at a time
+ *   4. v->share_lk     copy_range (read) / collector (write)
+ *   5. meta's locks    taken inside meta calls (rename mutex, stripes)
+ *   6. leaf mutexes    v->itab_mu, v->timer_mu, data's internals
  * Namespace operations (create, unlink, rename, ...) take no vfs lock at
  * all: they are one meta call each, and meta orders its own locks, so a
  * rename cannot deadlock against a create or an unlink.
@@ -40,7 +43,8 @@ typedef struct vfs__inode {
     uint64_t ino;
     unsigned refs; /* open handles (under v->itab_mu) */
     pthread_mutex_t mu;
-    uint64_t append_end; /* end of the last O_APPEND reservation (under mu) */
+    uint64_t append_end;    /* end of the last O_APPEND reservation (under mu) */
+    struct vfs_file *files; /* its open handles (under v->itab_mu) */
     struct vfs__inode *next;
 } vfs__inode;
 
@@ -71,9 +75,11 @@ struct vfs_file {
     size_t npw, cappw;
     uint64_t *held;
     size_t nheld, capheld;
-    uint64_t pend_end; /* the end of the furthest unpublished write (0: none) */
-    int wb_err;        /* a deferred write-back error, returned by the next flush */
-    struct vfs_file *prev, *next;
+    uint64_t pend_end;              /* the end of the furthest unpublished write (0: none);
+                                       written under mu, read atomically by getattr */
+    int wb_err;                     /* a deferred write-back error, returned by the next flush */
+    struct vfs_file *prev, *next;   /* v->files (under v->itab_mu) */
+    struct vfs_file *iprev, *inext; /* in->files (under v->itab_mu) */
 };
 
 struct vfs {
@@ -85,6 +91,11 @@ struct vfs {
     vfs__inode *itab[VFS__IBUCKETS];
     vfs_file *files; /* every open handle (under itab_mu) */
     pthread_mutex_t maint_mu;
+    /* Slices may be shared between inodes (copy_file_range). Copies hold
+     * it for reading from their map read to their publish; the collector
+     * holds it for writing while it decides which garbage slices are
+     * still referenced elsewhere (maint.c). */
+    pthread_rwlock_t share_lk;
     pthread_mutex_t timer_mu;
     pthread_cond_t timer_cv;
     pthread_t timer;
@@ -102,7 +113,8 @@ int vfs__ro(vfs *v);
  * the tools). */
 int vfs__open_stores(const vfs_options *o, meta **m, data_store **ds) NB_MUST_CHECK;
 
-/* Open-inode table. */
+/* Open-inode table. vfs__inode_find: the entry or NULL, v->itab_mu held. */
+vfs__inode *vfs__inode_find(vfs *v, uint64_t ino);
 vfs__inode *vfs__inode_get(vfs *v, uint64_t ino);
 void vfs__inode_put(vfs *v, vfs__inode *in);
 

@@ -14,7 +14,8 @@
  *             Whenever it exists its bytes are all of its content or,
  *             before ack C, possibly none (the publish is atomic).
  *   PUT key   the object holds the last acknowledged version or one
- *             begun after it, in full, never a mix.
+ *             begun after it, in full, never a mix (each thread PUTs its
+ *             own keys, so one key's versions are sequential).
  *
  * Cycles: NB_CRASH_CYCLES (default 20; 8 under sanitizers).
  */
@@ -114,7 +115,9 @@ static void *child_thread(void *arg)
                 nlive--;
             }
         } else {
-            uint32_t key = (uint32_t)vt_below(&ct->rng, NKEYS);
+            /* each thread its own keys, so a key's versions are sequential
+             * (two concurrent PUTs of one key may commit in either order) */
+            uint32_t key = (uint32_t)vt_below(&ct->rng, NKEYS / 2) * 2 + (uint32_t)ct->t;
             uint64_t seed = vt_rand(&ct->rng);
             size_t size = (size_t)vt_below(&ct->rng, MAX_FILE);
             snprintf(name, sizeof name, "dir%u/k%u", key % 3, key);
@@ -305,10 +308,20 @@ static void verify(vfs *v)
             vt_fill(ks->seed[i], want, n);
             ok = memcmp(want, got, n) == 0;
         }
+        int older = -1;
+        for (int i = 0; !ok && i < ks->n && older < 0; i++) {
+            if (ks->size[i] != n)
+                continue;
+            vt_fill(ks->seed[i], want, n);
+            if (memcmp(want, got, n) == 0)
+                older = i;
+        }
         free(want);
         free(got);
         if (!ok)
-            fail_msg("key %d: the object (%zu bytes) is no version begun since the last ack", k, n);
+            fail_msg("key %d: the object (%zu bytes) is no version begun since the last ack "
+                     "(acked %d of %d begun; it matches version %d)",
+                     k, n, ks->acked, ks->n, older);
     }
 }
 

@@ -274,6 +274,68 @@ static int l_read(const char *path, uint64_t off, uint8_t *buf, size_t len, size
     return rc;
 }
 
+static int v_copy(const char *a, const char *b, uint64_t oi, uint64_t oo, size_t len, size_t *n)
+{
+    vfs_file *fi, *fo;
+    *n = 0;
+    int rc = v_openf(a, O_RDONLY, 0, &fi);
+    if (rc == -EISDIR) {
+        /* open(2) of a directory succeeds; copy_file_range then fails */
+        rc = v_openf(b, O_WRONLY | O_CREAT, 0644, &fo);
+        if (rc == 0)
+            VFS_TEST_IGNORE(vfs_release(fo));
+        return rc ? rc : -EISDIR;
+    }
+    if (rc != 0)
+        return rc;
+    rc = v_openf(b, O_WRONLY | O_CREAT, 0644, &fo);
+    if (rc == 0) {
+        /* the same loop as the local side: until done or end of file */
+        while (rc == 0 && *n < len) {
+            size_t k = 0;
+            rc = vfs_copy_range(fi, oi + *n, fo, oo + *n, len - *n, &k);
+            if (k == 0)
+                break;
+            *n += k;
+        }
+        int r2 = vfs_release(fo);
+        rc = rc ? rc : r2;
+    }
+    int r1 = vfs_release(fi);
+    return rc ? rc : r1;
+}
+
+static int l_copy(const char *a, const char *b, uint64_t oi, uint64_t oo, size_t len, size_t *n)
+{
+    char *pa = lp(a), *pb = lp(b);
+    *n = 0;
+    int rc = 0;
+    int fi = open(pa, O_RDONLY), fo = -1;
+    if (fi < 0)
+        rc = -errno;
+    if (rc == 0) {
+        fo = open(pb, O_WRONLY | O_CREAT, 0644);
+        if (fo < 0)
+            rc = -errno;
+    }
+    while (rc == 0 && *n < len) {
+        loff_t i = (loff_t)(oi + *n), o = (loff_t)(oo + *n);
+        ssize_t r = copy_file_range(fi, &i, fo, &o, len - *n, 0);
+        if (r < 0)
+            rc = -errno;
+        if (r <= 0)
+            break;
+        *n += (size_t)r;
+    }
+    if (fo >= 0)
+        close(fo);
+    if (fi >= 0)
+        close(fi);
+    free(pa);
+    free(pb);
+    return rc;
+}
+
 /* ---- The random sequence -----------------------------------------------------------------------
  */
 
@@ -384,7 +446,7 @@ static void run_ops(worker *w)
         } else if (op < 85) {
             snprintf(what, sizeof what, "link %s %s", a, b);
             CHECK(w, what, v_link(a, b), l_link(a, b));
-        } else if (op < 89) {
+        } else if (op < 88) {
             /* targets relative to the link's directory, inside the tree */
             const char *t = names[vt_below(&w->rng, NB_ARRAY_LEN(names))];
             char target[64];
@@ -395,6 +457,16 @@ static void run_ops(worker *w)
                          names[vt_below(&w->rng, NB_ARRAY_LEN(names))]);
             snprintf(what, sizeof what, "symlink %s -> %s", a, target);
             CHECK(w, what, v_symlink(target, a), l_symlink(target, a));
+        } else if (op < 91) {
+            if (leaf_is_symlink(b))
+                continue;
+            uint64_t oi = vt_below(&w->rng, 60000), oo = vt_below(&w->rng, 60000);
+            size_t len = (size_t)vt_below(&w->rng, 70000), n1, n2;
+            snprintf(what, sizeof what, "copy %s@%llu %s@%llu %zu", a, (unsigned long long)oi, b,
+                     (unsigned long long)oo, len);
+            CHECK(w, what, v_copy(a, b, oi, oo, len, &n1), l_copy(a, b, oi, oo, len, &n2));
+            if (!w->fail && n1 != n2)
+                w->fail = nb_xasprintf("op %d %s: vfs copied %zu, local %zu", i, what, n1, n2);
         } else if (op < 94) {
             uint32_t mode = (uint32_t)(vt_below(&w->rng, 2) ? 0644 : 0755) |
                             (vt_below(&w->rng, 4) == 0 ? 01000 : 0);

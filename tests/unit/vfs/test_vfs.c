@@ -414,6 +414,64 @@ static void test_enospc(void **state)
     ASSERT_OK(vfs_fsck(g_dir, false, stderr));
 }
 
+/* copy_file_range shares slices: the copy survives the source's removal
+ * and the collector, and the blocks go once neither file needs them. */
+static void test_copy_shares(void **state)
+{
+    (void)state;
+    free(g_dir);
+    g_dir = nb_test_dir("vfs_share");
+    vfs_options o;
+    vt_options(&o, g_dir);
+    o.collect_grace_ns = 1;
+    vfs *v;
+    ASSERT_OK(vfs_open(&o, &v));
+    size_t n = 3u << 20;
+    uint8_t *data = nb_xmalloc(n), *back;
+    vt_fill(21, data, n);
+    vt_put_file(v, "src", data, n);
+    vfs_attr a;
+    vfs_file *in, *out;
+    ASSERT_OK(vfs_resolve(v, NULL, "src", 0, &a));
+    ASSERT_OK(vfs_file_open(v, NULL, a.ino, O_RDONLY, &in));
+    ASSERT_OK(vfs_create(v, NULL, ROOT, "dst", 0644, O_RDWR, &a, &out));
+    size_t copied;
+    /* across the target's chunk boundary, from an unaligned source offset */
+    uint64_t at = (64ull << 20) - 1000;
+    ASSERT_OK(vfs_copy_range(in, 12345, out, at, n, &copied));
+    assert_int_equal(copied, n - 12345);
+    ASSERT_OK(vfs_copy_range(in, 0, out, 0, 100, &copied));
+    ASSERT_OK(vfs_release(in));
+    ASSERT_OK(vfs_release(out));
+    ASSERT_OK(vfs_unlink(v, NULL, ROOT, "src"));
+    vfs_maint_report r;
+    ASSERT_OK(vfs_maintain(v, &r));
+    ASSERT_OK(vfs_maintain(v, &r));
+    ASSERT_OK(vfs_resolve(v, NULL, "dst", 0, &a));
+    assert_int_equal(a.size, at + n - 12345);
+    ASSERT_OK(vfs_file_open(v, NULL, a.ino, O_RDONLY, &in));
+    back = nb_xmalloc(n);
+    size_t got;
+    ASSERT_OK(vfs_read(in, at, back, n, &got));
+    assert_int_equal(got, n - 12345);
+    assert_memory_equal(back, data + 12345, n - 12345);
+    ASSERT_OK(vfs_read(in, 0, back, 200, &got));
+    assert_memory_equal(back, data, 100);
+    assert_memory_equal(back + 100, (uint8_t[100]){0}, 100);
+    ASSERT_OK(vfs_release(in));
+    vfs_close(v);
+    ASSERT_OK(vfs_fsck(g_dir, false, stderr));
+    /* once the copy goes too, every block goes */
+    ASSERT_OK(vfs_open(&o, &v));
+    ASSERT_OK(vfs_unlink(v, NULL, ROOT, "dst"));
+    ASSERT_OK(vfs_maintain(v, &r));
+    assert_true(r.slices_released >= 1);
+    vfs_close(v);
+    ASSERT_OK(vfs_fsck(g_dir, false, stderr));
+    free(back);
+    free(data);
+}
+
 static void test_read_only_and_perms(void **state)
 {
     (void)state;
@@ -763,6 +821,7 @@ int main(void)
         cmocka_unit_test(test_maintain_and_fsck),
         cmocka_unit_test(test_dump_load),
         cmocka_unit_test(test_enospc),
+        cmocka_unit_test(test_copy_shares),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     if (rc == 0 && g_dir)

@@ -11,6 +11,12 @@
 
 #include "test.h"
 
+#define VFS_TEST_IGNORE(expr)                                                                      \
+    do {                                                                                           \
+        int vt__ignored = (expr);                                                                  \
+        (void)vt__ignored;                                                                         \
+    } while (0)
+
 static inline uint64_t vt_rand(uint64_t *s)
 {
     uint64_t z = (*s += 0x9E3779B97F4A7C15ull);
