@@ -123,23 +123,55 @@ static void apply(disk_env *e, const disk__rec *r, size_t n)
     pthread_mutex_unlock(&e->mu);
 }
 
+#define WAL_BLOCK 4096u
+
 /* Writes a batch to the WAL, the last record flagged END. Under wal_mu, so
- * batches land in the file in lsn order. */
+ * batches land in the file in lsn order. With an O_DIRECT WAL the write
+ * starts at the block holding wal_off and rewrites that block's earlier
+ * bytes unchanged (kept in wal_tail), so a torn write cannot damage records
+ * already there: each sector holds them either way. */
 static int write_batch(disk_env *e, disk__rec *r, size_t n)
 {
     r[n - 1].flags = DISK_REC_END;
     size_t need = n * DISK_WAL_REC_SIZE;
-    if (need > e->wal_buf_cap) {
-        free(e->wal_buf);
-        e->wal_buf_cap = need * 2;
-        e->wal_buf = nb_xmalloc(e->wal_buf_cap);
+    uint64_t at = e->wal_off;
+    size_t head = 0, len = need;
+    if (e->wal_direct) {
+        at = e->wal_off & ~(uint64_t)(WAL_BLOCK - 1);
+        head = (size_t)(e->wal_off - at);
+        len = (head + need + WAL_BLOCK - 1) & ~(size_t)(WAL_BLOCK - 1);
     }
+    if (len > e->wal_buf_cap) {
+        free(e->wal_buf);
+        e->wal_buf_cap = len * 2;
+        e->wal_buf = nb_xaligned_alloc(WAL_BLOCK, e->wal_buf_cap);
+    }
+    if (head)
+        memcpy(e->wal_buf, e->wal_tail, head);
     for (size_t i = 0; i < n; i++)
-        disk__rec_encode(e->wal_buf + i * DISK_WAL_REC_SIZE, &r[i]);
-    int rc = e->io->pwrite(e->ioctx, e->wal_fd, e->wal_buf, need, e->wal_off);
-    if (!rc)
-        e->wal_off += need;
-    return rc;
+        disk__rec_encode(e->wal_buf + head + i * DISK_WAL_REC_SIZE, &r[i]);
+    if (len > head + need)
+        memset(e->wal_buf + head + need, 0, len - head - need);
+    int rc = e->io->pwrite(e->ioctx, e->wal_fd, e->wal_buf, len, at);
+    if (rc)
+        return rc;
+    e->wal_off += need;
+    if (e->wal_direct) {
+        uint64_t tail = e->wal_off & ~(uint64_t)(WAL_BLOCK - 1);
+        memcpy(e->wal_tail, e->wal_buf + (tail - at), WAL_BLOCK);
+    }
+    return 0;
+}
+
+void disk__wal_use(disk_env *e, int fd, int direct, const uint8_t *hdr)
+{
+    e->wal_fd = fd;
+    e->wal_off = DISK_WAL_HEADER_SIZE;
+    e->wal_direct = direct;
+    if (!e->wal_tail)
+        e->wal_tail = nb_xaligned_alloc(WAL_BLOCK, WAL_BLOCK);
+    memset(e->wal_tail, 0, WAL_BLOCK);
+    memcpy(e->wal_tail, hdr, DISK_WAL_HEADER_SIZE);
 }
 
 /* Makes a written batch durable: the data file and the WAL together. No
@@ -285,10 +317,11 @@ int disk__checkpoint(disk_env *e)
 
     /* Records up to durable_lsn point at data that must be durable before
      * the checkpoint names them (it already is unless no_sync). */
-    int fd = -1;
+    int fd = -1, direct = 0;
+    uint8_t hdr[DISK_WAL_HEADER_SIZE];
     int rc = disk__sync(e, e->data_fd);
     if (!rc)
-        rc = disk__wal_create(e, new_seq, start, &fd);
+        rc = disk__wal_create(e, new_seq, start, &fd, &direct, hdr);
 
     pthread_mutex_lock(&e->wal_mu);
     if (rc) {
@@ -299,9 +332,8 @@ int disk__checkpoint(disk_env *e)
         return rc;
     }
     int old_fd = e->wal_fd;
-    e->wal_fd = fd;
+    disk__wal_use(e, fd, direct, hdr);
     e->wal_seq = new_seq;
-    e->wal_off = DISK_WAL_HEADER_SIZE;
     pthread_mutex_lock(&e->mu);
     uint64_t n = e->index.n, k = 0;
     disk__ent *snap = nb_xmalloc((n ? n : 1) * sizeof *snap);

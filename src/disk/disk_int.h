@@ -115,8 +115,14 @@ int disk__sync(disk_env *e, int fd);
 /* Switches to a new WAL file, writes the index as a checkpoint and removes
  * the WAL files it covers. Returns 0 or the error (nothing lost). */
 int disk__checkpoint(disk_env *e);
-/* Creates WAL file seq (replacing any) with its header, durable. */
-int disk__wal_create(disk_env *e, uint64_t seq, uint64_t start_lsn, int *fd);
+/* Creates WAL file seq (replacing any) with its header, durable. *fd is
+ * opened with O_DIRECT when the data file is and the file system allows
+ * (then *direct = 1); hdr receives the header's 64 bytes. */
+int disk__wal_create(disk_env *e, uint64_t seq, uint64_t start_lsn, int *fd, int *direct,
+                     uint8_t *hdr);
+/* Makes fd the current WAL file, its records starting after the header.
+ * Under wal_mu (or before the engine is shared). */
+void disk__wal_use(disk_env *e, int fd, int direct, const uint8_t *hdr);
 /* Removes WAL files [from, to), keeping the newest as the spare. */
 void disk__wal_retire(disk_env *e, uint64_t from, uint64_t to);
 /* Writes CHECKPOINT atomically: temporary file, sync, rename, dir sync. */
@@ -160,8 +166,10 @@ struct disk_env {
     uint64_t wal_off;   /* end of the current WAL file */
     uint64_t wal_first; /* the oldest WAL file that may still exist */
     int have_spare;     /* DISK_WAL_SPARE exists */
-    uint8_t *wal_buf;   /* the leader's encoding buffer */
+    uint8_t *wal_buf;   /* the leader's encoding buffer (4096-aligned) */
     size_t wal_buf_cap;
+    int wal_direct;    /* wal_fd is O_DIRECT: writes are whole 4 KiB blocks */
+    uint8_t *wal_tail; /* with wal_direct: the WAL's last, partial block */
 
     pthread_mutex_t mu;
     disk__map index;

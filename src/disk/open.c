@@ -99,8 +99,10 @@ static int write_zeros(disk_env *e, int fd, uint64_t from, uint64_t to)
     return rc;
 }
 
-int disk__wal_create(disk_env *e, uint64_t seq, uint64_t start_lsn, int *fd)
+int disk__wal_create(disk_env *e, uint64_t seq, uint64_t start_lsn, int *fd, int *direct,
+                     uint8_t *hdr)
 {
+    *direct = 0;
     uint8_t h[DISK_WAL_HEADER_SIZE] = {0};
     memcpy(h, DISK_WAL_MAGIC, 8);
     nb_put_u32le(h + 8, DISK_FORMAT_VERSION);
@@ -109,6 +111,7 @@ int disk__wal_create(disk_env *e, uint64_t seq, uint64_t start_lsn, int *fd)
     nb_put_u64le(h + 24, start_lsn);
     memcpy(h + 32, e->uuid, 16);
     nb_put_u32le(h + 60, crc_masked(h, 60));
+    memcpy(hdr, h, sizeof h);
     char *path = disk__wal_path(e->dir, seq);
     /* Reuse the spare when there is one: its blocks are allocated and
      * written, and its old records all carry lsns below start_lsn. */
@@ -120,9 +123,10 @@ int disk__wal_create(disk_env *e, uint64_t seq, uint64_t start_lsn, int *fd)
         free(spare);
     }
     int rc = e->io->open(e->ioctx, path, DISK_O_CREAT | (reused ? 0 : DISK_O_TRUNC), fd);
-    free(path);
-    if (rc)
+    if (rc) {
+        free(path);
         return rc;
+    }
     if (!reused)
         rc = write_zeros(e, *fd, DISK_WAL_HEADER_SIZE, wal_prealloc(e));
     if (!rc)
@@ -131,6 +135,15 @@ int disk__wal_create(disk_env *e, uint64_t seq, uint64_t start_lsn, int *fd)
         rc = disk__sync(e, *fd);
     if (!rc)
         rc = e->io->sync_dir(e->ioctx, e->dir);
+    /* Appends go direct when the data file does: no page-cache writeback
+     * in the commit path. Buffered stays the fallback. */
+    int dfd;
+    if (!rc && e->direct && e->io->open(e->ioctx, path, DISK_O_DIRECT, &dfd) == 0) {
+        e->io->close(e->ioctx, *fd);
+        *fd = dfd;
+        *direct = 1;
+    }
+    free(path);
     if (rc) {
         e->io->close(e->ioctx, *fd);
         *fd = -1;
@@ -240,9 +253,10 @@ static int create(disk_env *e)
         rc = disk__sync(e, fd);
     free(sb);
     e->io->close(e->ioctx, fd);
-    int wfd = -1;
+    int wfd = -1, wdirect;
+    uint8_t hdr[DISK_WAL_HEADER_SIZE];
     if (!rc)
-        rc = disk__wal_create(e, 1, 1, &wfd);
+        rc = disk__wal_create(e, 1, 1, &wfd, &wdirect, hdr);
     if (wfd >= 0)
         e->io->close(e->ioctx, wfd);
     if (!rc)
@@ -719,8 +733,11 @@ int disk_open(const disk_options *opts, const char *dir, disk_env **out)
     free(cb);
     e->recovery_ns = nb_mono_ns() - t0; /* load + replay, before the new WAL file */
     if (!rc && !e->opt.read_only) {
-        rc = disk__wal_create(e, e->wal_seq, e->next_lsn, &e->wal_fd);
-        e->wal_off = DISK_WAL_HEADER_SIZE;
+        int fd = -1, direct = 0;
+        uint8_t hdr[DISK_WAL_HEADER_SIZE];
+        rc = disk__wal_create(e, e->wal_seq, e->next_lsn, &fd, &direct, hdr);
+        if (!rc)
+            disk__wal_use(e, fd, direct, hdr);
         /* Files older than the checkpoint whose removal a crash undid. */
         uint64_t first = e->wal_first;
         while (!rc && first > 1) {
@@ -787,6 +804,7 @@ int disk_close(disk_env *e)
     disk__alloc_free_all(&e->alloc);
     free(e->pending);
     free(e->wal_buf);
+    free(e->wal_tail);
     pthread_mutex_destroy(&e->ckpt_mu);
     pthread_mutex_destroy(&e->wal_mu);
     pthread_cond_destroy(&e->wal_cv);
