@@ -15,9 +15,11 @@
  *      published). Not an error — the collector frees them — but counted;
  *      with repair they are freed at once.
  *
- * Repair fixes what is safe without guessing: garbage slices are released
- * and unreferenced blocks freed. Damaged dentries, link counts and maps
- * are reported for a person (meta has no API to rewrite them in place).
+ * It starts with meta_check (the raw records: dentry twins, link counts,
+ * parents, cookies, orphans, map shapes, ids, usage counters). Repair
+ * fixes what is safe without guessing: meta_check's repairs, garbage
+ * slices released and unreferenced blocks freed. Missing blocks are
+ * reported for a person.
  */
 #include <errno.h>
 #include <stdarg.h>
@@ -99,6 +101,13 @@ NB_PRINTF(2, 3) static void problem(fsck *f, const char *fmt, ...)
     va_end(ap);
 }
 
+static void check_log(void *arg, const char *msg)
+{
+    fsck *f = arg;
+    if (f->out)
+        fprintf(f->out, "fsck: meta: %s\n", msg);
+}
+
 static int dirent_cb(void *arg, const meta_dirent *e)
 {
     fsck *f = arg;
@@ -142,14 +151,15 @@ static int dirent_cb(void *arg, const meta_dirent *e)
 static int slice_cb(void *arg, uint64_t ino, uint32_t chunk, const meta_slice *s)
 {
     fsck *f = arg;
-    iseen *in = imap_get(&f->seen, ino, false);
-    if (!in || in->links == 0) {
+    iseen *in = ino ? imap_get(&f->seen, ino, false) : NULL;
+    if (ino && (!in || in->links == 0)) { /* ino 0: a multipart part's slice */
         problem(f, "inode %llu is not reachable but has chunk %u (orphan)", (unsigned long long)ino,
                 chunk);
     }
     if (s->id == 0)
         return 0;
-    if ((uint64_t)s->off + s->len > s->size || (uint64_t)s->pos + s->len > META_CHUNK_SIZE) {
+    if ((uint64_t)s->off + s->len > s->size ||
+        (ino && (uint64_t)s->pos + s->len > META_CHUNK_SIZE)) {
         problem(f, "inode %llu chunk %u: slice %llu piece out of range", (unsigned long long)ino,
                 chunk, (unsigned long long)s->id);
         return 0;
@@ -197,8 +207,21 @@ int vfs_fsck(const char *data_dir, bool repair, FILE *report)
     int rc = vfs__open_stores(&o, &f.m, &f.ds);
     if (rc != 0)
         return rc;
+    /* First meta's own check of the raw records (dentry twins, link
+     * counts, parents, cookies, orphans, chunk map shapes, ids, usage);
+     * with repair it fixes what is safe. Then the walk below checks the
+     * same through the public API plus what meta cannot see: blocks. */
+    meta_check_report mr;
+    memset(&mr, 0, sizeof(mr));
+    rc = meta_check(f.m, repair ? META_CHECK_REPAIR : 0, check_log, &f, &mr);
+    if (rc == 0 && mr.problems > mr.repaired)
+        f.problems += mr.problems - mr.repaired;
+    if (rc == 0 && report && mr.problems)
+        fprintf(report, "fsck: meta: %llu problems, %llu repaired\n",
+                (unsigned long long)mr.problems, (unsigned long long)mr.repaired);
     meta_attr root;
-    rc = meta_getattr(f.m, VFS_ROOT_INO, &root);
+    if (rc == 0)
+        rc = meta_getattr(f.m, VFS_ROOT_INO, &root);
     if (rc == 0) {
         iseen *r = imap_get(&f.seen, VFS_ROOT_INO, true);
         r->links = 1;

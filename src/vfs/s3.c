@@ -37,7 +37,7 @@ int vfs_s3_key_check(const char *key)
     }
 }
 
-static int bucket_ino(vfs *v, const vfs_cred *c, const char *bucket, uint64_t *ino)
+int vfs__bucket_ino(vfs *v, const vfs_cred *c, const char *bucket, uint64_t *ino)
 {
     meta_attr a;
     if (!bucket || !*bucket || strchr(bucket, '/'))
@@ -67,8 +67,8 @@ static size_t next_seg(const char **p, char name[VFS_NAME_MAX + 1], bool *last)
 /* Walks the directories of key (every segment but the last) from dir;
  * *dir gets the last directory and *leaf the last segment ("" for a
  * marker). create: make missing ones (implicit). */
-static int walk_parents(vfs *v, const vfs_cred *c, const char *key, bool create, uint64_t *dir,
-                        char leaf[VFS_NAME_MAX + 1])
+int vfs__walk_parents(vfs *v, const vfs_cred *c, const char *key, bool create, uint64_t *dir,
+                      char leaf[VFS_NAME_MAX + 1])
 {
     const char *p = key;
     char name[VFS_NAME_MAX + 1];
@@ -103,10 +103,10 @@ int vfs_s3_lookup(vfs *v, const vfs_cred *c, const char *bucket, const char *key
     int rc = vfs_s3_key_check(key);
     uint64_t dir = 0;
     if (rc == 0)
-        rc = bucket_ino(v, c, bucket, &dir);
+        rc = vfs__bucket_ino(v, c, bucket, &dir);
     char leaf[VFS_NAME_MAX + 1];
     if (rc == 0)
-        rc = walk_parents(v, c, key, false, &dir, leaf);
+        rc = vfs__walk_parents(v, c, key, false, &dir, leaf);
     if (rc != 0)
         return rc == -ENOTDIR ? -ENOENT : rc;
     meta_attr a;
@@ -164,7 +164,7 @@ int vfs_put_begin(vfs *v, const vfs_cred *c, const char *bucket, const char *key
         rc = vfs_s3_key_check(key);
     uint64_t bino = 0;
     if (rc == 0)
-        rc = bucket_ino(v, c, bucket, &bino);
+        rc = vfs__bucket_ino(v, c, bucket, &bino);
     if (rc != 0)
         return rc;
     vfs_put *p = nb_xcalloc(1, sizeof(*p));
@@ -274,7 +274,7 @@ static int put_marker(vfs_put *p, nb_slice rec, vfs_attr *out)
     char leaf[VFS_NAME_MAX + 1];
     /* The marker's own directory is the last segment before the '/'. */
     char *k = nb_xstrndup(p->key, strlen(p->key) - 1);
-    int rc = walk_parents(v, c, k, true, &dir, leaf);
+    int rc = vfs__walk_parents(v, c, k, true, &dir, leaf);
     meta_attr a;
     if (rc == 0) {
         rc = vfs__errno(meta_mkdir(v->m, c, dir, leaf, 0755, &a));
@@ -317,7 +317,7 @@ int vfs_put_commit(vfs_put *p, nb_slice rec, vfs_attr *out)
     for (int tries = 0; rc == 0 && tries < 4; tries++) {
         uint64_t dir = p->bucket_ino;
         char leaf[VFS_NAME_MAX + 1];
-        rc = walk_parents(v, c, p->key, true, &dir, leaf);
+        rc = vfs__walk_parents(v, c, p->key, true, &dir, leaf);
         if (rc == 0)
             rc = vfs__errno(
                 meta_install(v->m, c, p->ino, dir, leaf, META_INSTALL_REPLACE, rec, out));
@@ -362,7 +362,7 @@ int vfs_s3_delete(vfs *v, const vfs_cred *c, const char *bucket, const char *key
         rc = vfs_s3_key_check(key);
     uint64_t bino = 0;
     if (rc == 0)
-        rc = bucket_ino(v, c, bucket, &bino);
+        rc = vfs__bucket_ino(v, c, bucket, &bino);
     if (rc != 0)
         return rc;
     size_t kl = strlen(key);
@@ -759,7 +759,7 @@ int vfs_s3_list(vfs *v, const vfs_cred *c, const char *bucket, const vfs_list_op
     *truncated = false;
     *next = NULL;
     uint64_t bino;
-    int rc = bucket_ino(v, c, bucket, &bino);
+    int rc = vfs__bucket_ino(v, c, bucket, &bino);
     if (rc != 0)
         return rc;
     rc = vfs__errno(meta_access(v->m, c, bino, 05)); /* R_OK | X_OK */

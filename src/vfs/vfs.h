@@ -331,6 +331,53 @@ typedef int (*vfs_list_cb)(void *arg, const vfs_list_entry *e);
 int vfs_s3_list(vfs *v, const vfs_cred *c, const char *bucket, const vfs_list_opts *o,
                 vfs_list_cb cb, void *arg, bool *truncated, char **next) NB_MUST_CHECK;
 
+/* ---- S3 multipart uploads ------------------------------------------------------------------- */
+
+/* An upload is a metadata record (meta_upload) with its parts; a part's
+ * bytes are slices written when it is uploaded, and Complete makes the
+ * object from those same slices (no data is copied): one metadata
+ * transaction installs it at the key, replacing any old object, and
+ * drops the upload. The gateway validates part order, ETags and sizes
+ * (InvalidPart, InvalidPartOrder, EntityTooSmall) from vfs_part_list. */
+typedef meta_upload vfs_upload;
+typedef meta_part vfs_part_info;
+
+/* Starts an upload of bucket/key (key rules as for PUT; a marker key is
+ * -EINVAL). owner may be NULL; rec is the encoded record the completed
+ * object gets. Nothing appears in the namespace until Complete. */
+int vfs_mpu_create(vfs *v, const vfs_cred *c, const char *bucket, const char *key,
+                   const char *owner, nb_slice rec, uint64_t *upload_id) NB_MUST_CHECK;
+/* The upload's record into *u (free with vfs_upload_free). NB_ENOTFOUND
+ * for an unknown upload (NoSuchUpload). */
+int vfs_mpu_get(vfs *v, uint64_t upload_id, vfs_upload *u) NB_MUST_CHECK;
+void vfs_upload_free(vfs_upload *u);
+/* Uploads of bucket in S3 order (key, then upload id) after (after_key,
+ * after_id); cb's argument is valid during the call, non-zero stops. */
+int vfs_mpu_list(vfs *v, const vfs_cred *c, const char *bucket, const char *after_key,
+                 uint64_t after_id, int (*cb)(void *arg, const vfs_upload *u),
+                 void *arg) NB_MUST_CHECK;
+/* Aborts: the upload and its parts go, their blocks are collected. */
+int vfs_mpu_abort(vfs *v, uint64_t upload_id) NB_MUST_CHECK;
+/* Parts in number order after `after` (cb's argument valid during the call). */
+int vfs_part_list(vfs *v, uint64_t upload_id, uint32_t after,
+                  int (*cb)(void *arg, const vfs_part_info *p), void *arg) NB_MUST_CHECK;
+
+/* UploadPart, streamed like a PUT: begin, write, commit (durable; replaces
+ * an earlier part with the same number). number is 1..10000 (-EINVAL). */
+typedef struct vfs_part vfs_part;
+int vfs_part_begin(vfs *v, uint64_t upload_id, uint32_t number, vfs_part **out) NB_MUST_CHECK;
+int vfs_part_write(vfs_part *p, const void *buf, size_t len) NB_MUST_CHECK;
+/* etag (borrowed) is stored with the part. Frees p either way. */
+int vfs_part_commit(vfs_part *p, const char *etag) NB_MUST_CHECK;
+void vfs_part_abort(vfs_part *p);
+
+/* CompleteMultipartUpload: the object is parts numbers[0..n) concatenated
+ * (each must exist: NB_ENOTFOUND otherwise, nothing changes), with record
+ * rec (rec.ptr NULL: the one given at create). Atomic and durable like a
+ * PUT. out may be NULL. */
+int vfs_mpu_complete(vfs *v, const vfs_cred *c, uint64_t upload_id, const uint32_t *numbers,
+                     size_t n, nb_slice rec, vfs_attr *out) NB_MUST_CHECK;
+
 /* ---- Background work ---------------------------------------------------------------------- */
 
 typedef struct vfs_maint_report {

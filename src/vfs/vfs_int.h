@@ -123,6 +123,13 @@ int vfs__file_publish(vfs_file *f, bool sync) NB_MUST_CHECK;
 /* Converts meta slices to data slices (out has room for n). */
 void vfs__to_data(const meta_slice *s, size_t n, data_slice *out);
 
+/* S3 helpers shared by s3.c and mpu.c. */
+int vfs__bucket_ino(vfs *v, const vfs_cred *c, const char *bucket, uint64_t *ino) NB_MUST_CHECK;
+/* Walks the directories of key from *dir (creating implicit ones with
+ * create); leaf gets the last segment ("" for a marker). */
+int vfs__walk_parents(vfs *v, const vfs_cred *c, const char *key, bool create, uint64_t *dir,
+                      char leaf[VFS_NAME_MAX + 1]) NB_MUST_CHECK;
+
 /* Maintenance (maint.c). */
 int vfs__maint_start(vfs *v) NB_MUST_CHECK;
 void vfs__maint_stop(vfs *v);

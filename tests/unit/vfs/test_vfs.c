@@ -472,6 +472,77 @@ static void test_copy_shares(void **state)
     free(data);
 }
 
+static int count_parts(void *arg, const vfs_part_info *p)
+{
+    (*(uint64_t *)arg) += p->size;
+    return 0;
+}
+
+static void test_multipart(void **state)
+{
+    (void)state;
+    free(g_dir);
+    g_dir = nb_test_dir("vfs_mpu");
+    vfs_options o;
+    vt_options(&o, g_dir);
+    o.collect_grace_ns = 1;
+    vfs *v;
+    ASSERT_OK(vfs_open(&o, &v));
+    ASSERT_OK(vfs_bucket_create(v, NULL, "b", 0755, &(vfs_bucket){.owner = "o"}));
+    uint64_t up, up2;
+    ASSERT_RC(vfs_mpu_create(v, NULL, "b", "d/", NULL, nb_slice_of(NULL, 0), &up), -EINVAL);
+    ASSERT_OK(vfs_mpu_create(v, NULL, "b", "d/obj", "o", nb_slice_of(NULL, 0), &up));
+    size_t n1 = (5u << 20) + 7, n2 = 1000;
+    uint8_t *d1 = nb_xmalloc(n1), d2[1000], d2b[1000];
+    vt_fill(31, d1, n1);
+    vt_fill(32, d2, n2);
+    vt_fill(33, d2b, n2);
+    vfs_part *p;
+    ASSERT_RC(vfs_part_begin(v, up, 0, &p), -EINVAL);
+    ASSERT_OK(vfs_part_begin(v, up, 2, &p));
+    ASSERT_OK(vfs_part_write(p, d2, n2));
+    ASSERT_OK(vfs_part_commit(p, "\"e2\""));
+    ASSERT_OK(vfs_part_begin(v, up, 1, &p));
+    for (size_t off = 0; off < n1; off += 65536)
+        ASSERT_OK(vfs_part_write(p, d1 + off, n1 - off < 65536 ? n1 - off : 65536));
+    ASSERT_OK(vfs_part_commit(p, "\"e1\""));
+    ASSERT_OK(vfs_part_begin(v, up, 2, &p)); /* replaces part 2 */
+    ASSERT_OK(vfs_part_write(p, d2b, n2));
+    ASSERT_OK(vfs_part_commit(p, "\"e2b\""));
+    uint64_t total = 0;
+    ASSERT_OK(vfs_part_list(v, up, 0, count_parts, &total));
+    assert_int_equal(total, n1 + n2);
+    /* nothing visible before Complete; a missing part changes nothing */
+    vfs_attr a;
+    ASSERT_RC(vfs_s3_lookup(v, NULL, "b", "d/obj", &a), -ENOENT);
+    uint32_t bad[2] = {1, 3};
+    ASSERT_RC(vfs_mpu_complete(v, NULL, up, bad, 2, nb_slice_of(NULL, 0), &a), NB_ENOTFOUND);
+    ASSERT_RC(vfs_s3_lookup(v, NULL, "b", "d/obj", &a), -ENOENT);
+    /* another upload, aborted */
+    ASSERT_OK(vfs_mpu_create(v, NULL, "b", "other", NULL, nb_slice_of(NULL, 0), &up2));
+    ASSERT_OK(vfs_part_begin(v, up2, 1, &p));
+    ASSERT_OK(vfs_part_write(p, d1, n1));
+    ASSERT_OK(vfs_part_commit(p, "x"));
+    ASSERT_OK(vfs_mpu_abort(v, up2));
+    vfs_maint_report r;
+    ASSERT_OK(vfs_maintain(v, &r));
+    /* Complete */
+    uint32_t nums[2] = {1, 2};
+    ASSERT_OK(vfs_mpu_complete(v, NULL, up, nums, 2, nb_slice_of(NULL, 0), &a));
+    assert_int_equal(a.size, n1 + n2);
+    vfs_upload u;
+    ASSERT_RC(vfs_mpu_get(v, up, &u), NB_ENOTFOUND);
+    ASSERT_OK(vfs_maintain(v, &r));
+    uint8_t *back;
+    assert_int_equal(vt_get_file(v, "b/d/obj", &back), n1 + n2);
+    assert_memory_equal(back, d1, n1);
+    assert_memory_equal(back + n1, d2b, n2);
+    free(back);
+    vfs_close(v);
+    ASSERT_OK(vfs_fsck(g_dir, false, stderr));
+    free(d1);
+}
+
 static void test_read_only_and_perms(void **state)
 {
     (void)state;
@@ -822,6 +893,7 @@ int main(void)
         cmocka_unit_test(test_dump_load),
         cmocka_unit_test(test_enospc),
         cmocka_unit_test(test_copy_shares),
+        cmocka_unit_test(test_multipart),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     if (rc == 0 && g_dir)
