@@ -30,6 +30,8 @@
 #   NKV_BENCH_FLAGS=""    extra nkv_bench flags for all three engines
 #   NKV_BENCH_DIR=build/bench-data/nkv   databases and raw logs
 #   MATRIX, STEPS, SYNC_OPS  passed through to the protocol (defaults: its own)
+#   NKV_BENCH_TABLE=DIR   run nothing; re-print the tables of an earlier run's
+#                         logs directory (NKV_BENCH_DIR/logs-*)
 # Exit status: 0 when every step of every available engine succeeded. An
 # engine that is not built into nkv_bench is reported and shown as n/a.
 set -u
@@ -42,7 +44,7 @@ if [ ! -f "$PROTO" ]; then
     exit 2
 fi
 BIN=${NKV_BENCH_BIN:-build/release/bench/nkv_bench/nkv_bench}
-if [ ! -x "$BIN" ]; then
+if [ -z "${NKV_BENCH_TABLE:-}" ] && [ ! -x "$BIN" ]; then
     echo "nkv.sh: $BIN not built; run 'make build' (or set NKV_BENCH_BIN)" >&2
     exit 2
 fi
@@ -56,21 +58,35 @@ WORK=${NKV_BENCH_DIR:-build/bench-data/nkv}
 if [ "${NKV_BENCH_QUICK:-0}" = 1 ]; then
     MATRIX=${MATRIX:-"100:100000:none:1 100:100000:snappy:2 4096:10000:none:1"}
     SYNC_OPS=${SYNC_OPS:-100}
-    mode=quick
+    mode="quick protocol"
 else
     MATRIX=${MATRIX:-"100:1000000:none:1 100:1000000:none:2 100:1000000:snappy:1 100:1000000:snappy:2 4096:100000:none:1 4096:100000:snappy:1"}
     SYNC_OPS=${SYNC_OPS:-1000}
-    mode=full
+    mode="full protocol"
 fi
 STEPS=${STEPS:-"fillseq fillrandom chain fillsync"}
+
+failures=0
+active=()
+if [ -n "${NKV_BENCH_TABLE:-}" ]; then
+    # Re-render the tables of an earlier run's logs directory.
+    LOGDIR=${NKV_BENCH_TABLE%/}
+    TSV="$LOGDIR/results.tsv"
+    [ -s "$TSV" ] || { echo "nkv.sh: no $TSV" >&2; exit 2; }
+    for e in $ENGINES; do
+        grep -q "engine=$e run=" "$TSV" && active+=("$e")
+    done
+    RUNS=$(grep -oE 'run=[0-9]+' "$TSV" | cut -d= -f2 | sort -n | tail -n 1)
+    mode="re-rendered from $LOGDIR"
+else
 
 stamp=$(date +%Y%m%d-%H%M%S)
 LOGDIR="$WORK/logs-$stamp"
 mkdir -p "$LOGDIR" || exit 2
 TSV="$LOGDIR/results.tsv"
+: >"$LOGDIR/lines.txt"
 
 # Which engines can run: nkv_bench refuses an engine it was built without.
-active=()
 for e in $ENGINES; do
     if [ "$e" = db_bench ]; then
         if [ -x "$DB_BENCH" ]; then
@@ -89,12 +105,11 @@ for e in $ENGINES; do
     rm -rf "$WORK/probe"
 done
 
-echo "nkv.sh: mode=$mode runs=$RUNS engines=${active[*]} bin=$BIN"
+echo "nkv.sh: $mode, runs=$RUNS, engines=${active[*]} bin=$BIN"
 echo "nkv.sh: MATRIX=\"$MATRIX\" STEPS=\"$STEPS\" SYNC_OPS=$SYNC_OPS logs=$LOGDIR"
 echo "nkv.sh: db_bench flags: $DB_BENCH_FLAGS; nkv_bench flags: ${NKV_BENCH_FLAGS:-(none)}"
 echo "nkv.sh: $(nproc) CPUs, load $(cut -d' ' -f1-3 /proc/loadavg) at start"
 
-failures=0
 for cell in $MATRIX; do
     for step in $STEPS; do
         for run in $(seq 1 "$RUNS"); do
@@ -112,17 +127,22 @@ for cell in $MATRIX; do
         done
     done
 done
+fi
+if [ ! -s "$TSV" ]; then
+    echo "nkv.sh: no results in $TSV" >&2
+    exit 1
+fi
 
 # ---- tables --------------------------------------------------------------
 # results.tsv columns: bench ops_per_s us_per_op value_size num comp threads
 # cpu_us_op cpu_s wall_s rss_kb load1 disk_bytes alloc_bytes table_bytes
 # found dialect tag
 echo
-echo "== nkv vs LevelDB vs RocksDB ($mode protocol, best of $RUNS alternated runs; $(date -u +%Y-%m-%dT%H:%MZ))"
+echo "== nkv vs LevelDB vs RocksDB ($mode, best of $RUNS alternated runs; $(date -u +%Y-%m-%dT%H:%MZ))"
 echo "   ops/s: best run; cpu: lowest cpu_us_op (CPU us per op, all threads incl. background)"
 echo "   nkv/best: nkv ops / max(leveldb, rocksdb) ops;  cpu x: min(leveldb, rocksdb) cpu / nkv cpu"
 echo "   rdb/dbb: rocksdb via nkv_bench / RocksDB's db_bench (ops)"
-awk -F'\t' -v engines="nkv leveldb rocksdb db_bench" '
+awk -F'\t' -v engines="nkv leveldb rocksdb db_bench" -v active=" ${active[*]} " '
 function eng(tag,   m) { if (match(tag, /engine=[a-z_]+/)) return substr(tag, RSTART + 7, RLENGTH - 7); return "?" }
 function fmt(x) { return x == "" ? "n/a" : x }
 function ratio(a, b) { return (a == "" || b == "" || b + 0 == 0 || a + 0 == 0) ? "n/a" : sprintf("%.2f", a / b) }
@@ -152,10 +172,18 @@ END {
         for (i = 1; i <= n; i++) printf " %9s", fmt(ops[key, E[i]])
         printf " |"
         for (i = 1; i <= n; i++) printf " %8s", fmt(cpu[key, E[i]])
-        bo = ""; if ((key, "leveldb") in ops) bo = ops[key, "leveldb"]
-        if ((key, "rocksdb") in ops && (bo == "" || ops[key, "rocksdb"] + 0 > bo + 0)) bo = ops[key, "rocksdb"]
-        bc = ""; if ((key, "leveldb") in cpu) bc = cpu[key, "leveldb"]
-        if ((key, "rocksdb") in cpu && (bc == "" || cpu[key, "rocksdb"] + 0 < bc + 0)) bc = cpu[key, "rocksdb"]
+        # The better of the reference engines that ran; n/a if one of them
+        # has no number for this cell (the better one is then unknown).
+        # (Values are tested, not "in": printing above created the keys.)
+        bo = ""; bc = ""; okc = 1; oko = 1
+        for (r = 1; r <= 2; r++) {
+            ref = r == 1 ? "leveldb" : "rocksdb"
+            if (index(active, " " ref " ") == 0) continue
+            if (ops[key, ref] != "") { if (bo == "" || ops[key, ref] + 0 > bo + 0) bo = ops[key, ref] } else oko = 0
+            if (cpu[key, ref] != "") { if (bc == "" || cpu[key, ref] + 0 < bc + 0) bc = cpu[key, ref] } else okc = 0
+        }
+        if (!oko) bo = ""
+        if (!okc) bc = ""
         printf " | %8s %6s %7s\n", ratio(ops[key, "nkv"], bo), ratio(bc, cpu[key, "nkv"]),
             ratio(ops[key, "rocksdb"], ops[key, "db_bench"])
     }
@@ -173,8 +201,13 @@ END {
             for (i = 1; i <= n; i++) printf " %9s", ((key, E[i]) in disk) ? sprintf("%.1f", disk[key, E[i]] / 1048576) : "n/a"
             printf " |"
             for (i = 1; i <= n; i++) printf " %9s", ((key, E[i]) in rss) ? sprintf("%.1f", rss[key, E[i]] / 1024) : "n/a"
-            md = ""; if ((key, "leveldb") in disk) md = disk[key, "leveldb"]
-            if ((key, "rocksdb") in disk && (md == "" || disk[key, "rocksdb"] + 0 < md + 0)) md = disk[key, "rocksdb"]
+            md = ""; okd = 1
+            for (r = 1; r <= 2; r++) {
+                ref = r == 1 ? "leveldb" : "rocksdb"
+                if (index(active, " " ref " ") == 0) continue
+                if (disk[key, ref] != "") { if (md == "" || disk[key, ref] + 0 < md + 0) md = disk[key, ref] } else okd = 0
+            }
+            if (!okd) md = ""
             printf " | %9s %9s\n", ratio(disk[key, "nkv"], md), ratio(rss[key, "nkv"], rss[key, "rocksdb"])
         }
     }
@@ -183,10 +216,10 @@ END {
 loads=$(awk -F'\t' 'NR > 1 && $12 != "" { if (min == "" || $12 < min) min = $12; if ($12 > max) max = $12 } END { print min "-" max }' "$TSV")
 echo
 echo "load1 during the run: $loads on $(nproc) CPUs (shared machine: ops/s is noisy, cpu_us_op less so)"
-nfail=$(grep -c ': FAIL' "$LOGDIR/lines.txt")
-nwarn=$(grep -c 'WARN_' "$LOGDIR/lines.txt")
-[ "$nfail" -gt 0 ] && echo "FAILED steps ($nfail):" && grep ': FAIL' "$LOGDIR/lines.txt"
-[ "$nwarn" -gt 0 ] && echo "warnings ($nwarn):" && grep 'WARN_' "$LOGDIR/lines.txt"
+nfail=$(grep -c ': FAIL' "$LOGDIR/lines.txt" 2>/dev/null)
+nwarn=$(grep -c 'WARN_' "$LOGDIR/lines.txt" 2>/dev/null)
+[ "${nfail:-0}" -gt 0 ] && echo "FAILED steps ($nfail):" && grep ': FAIL' "$LOGDIR/lines.txt"
+[ "${nwarn:-0}" -gt 0 ] && echo "warnings ($nwarn):" && grep 'WARN_' "$LOGDIR/lines.txt"
 echo "raw: $TSV; table: $LOGDIR/table.txt"
 if [ $failures -ne 0 ]; then
     echo "nkv.sh: $failures protocol invocation(s) failed" >&2
