@@ -15,58 +15,71 @@
 typedef struct merge_it {
     nkv__it base;
     nkv__it **kids;
+    nb_slice *keys; /* each child's current key, cached after every move
+                       (LevelDB's IteratorWrapper): comparisons make no
+                       indirect calls */
+    bool *valid;
     int n;
-    nkv__it *cur;
+    int cur; /* -1 when invalid */
     bool forward;
 } merge_it;
 
+static inline void sync_kid(merge_it *m, int i)
+{
+    m->valid[i] = IT_VALID(m->kids[i]);
+    if (m->valid[i])
+        m->keys[i] = IT_KEY(m->kids[i]);
+}
+
 static void find_smallest(merge_it *m)
 {
-    nkv__it *s = NULL;
-    for (int i = 0; i < m->n; i++) {
-        nkv__it *c = m->kids[i];
-        if (IT_VALID(c) && (!s || nkv__icmp(IT_KEY(c), IT_KEY(s)) < 0))
-            s = c;
-    }
+    int s = -1;
+    for (int i = 0; i < m->n; i++)
+        if (m->valid[i] && (s < 0 || nkv__icmp(m->keys[i], m->keys[s]) < 0))
+            s = i;
     m->cur = s;
 }
 
 static void find_largest(merge_it *m)
 {
-    nkv__it *s = NULL;
-    for (int i = m->n - 1; i >= 0; i--) {
-        nkv__it *c = m->kids[i];
-        if (IT_VALID(c) && (!s || nkv__icmp(IT_KEY(c), IT_KEY(s)) > 0))
-            s = c;
-    }
+    int s = -1;
+    for (int i = m->n - 1; i >= 0; i--)
+        if (m->valid[i] && (s < 0 || nkv__icmp(m->keys[i], m->keys[s]) > 0))
+            s = i;
     m->cur = s;
 }
 
 static bool mg_valid(nkv__it *i)
 {
-    return ((merge_it *)i)->cur != NULL;
+    return ((merge_it *)i)->cur >= 0;
 }
 static void mg_first(nkv__it *i)
 {
     merge_it *m = (merge_it *)i;
-    for (int k = 0; k < m->n; k++)
+    for (int k = 0; k < m->n; k++) {
         IT_FIRST(m->kids[k]);
+        sync_kid(m, k);
+    }
     find_smallest(m);
     m->forward = true;
 }
 static void mg_last(nkv__it *i)
 {
     merge_it *m = (merge_it *)i;
-    for (int k = 0; k < m->n; k++)
+    for (int k = 0; k < m->n; k++) {
         IT_LAST(m->kids[k]);
+        sync_kid(m, k);
+    }
     find_largest(m);
     m->forward = false;
 }
 static void mg_seek(nkv__it *i, nb_slice key)
 {
     merge_it *m = (merge_it *)i;
-    for (int k = 0; k < m->n; k++)
+    for (int k = 0; k < m->n; k++) {
         IT_SEEK(m->kids[k], key);
+        sync_kid(m, k);
+    }
     find_smallest(m);
     m->forward = true;
 }
@@ -74,47 +87,53 @@ static void mg_next(nkv__it *i)
 {
     merge_it *m = (merge_it *)i;
     if (!m->forward) {
-        nb_slice key = IT_KEY(m->cur);
+        nb_slice key = m->keys[m->cur];
         for (int k = 0; k < m->n; k++) {
-            nkv__it *c = m->kids[k];
-            if (c == m->cur)
+            if (k == m->cur)
                 continue;
+            nkv__it *c = m->kids[k];
             IT_SEEK(c, key);
             if (IT_VALID(c) && nkv__icmp(key, IT_KEY(c)) == 0)
                 IT_NEXT(c);
+            sync_kid(m, k);
         }
         m->forward = true;
     }
-    IT_NEXT(m->cur);
+    IT_NEXT(m->kids[m->cur]);
+    sync_kid(m, m->cur);
     find_smallest(m);
 }
 static void mg_prev(nkv__it *i)
 {
     merge_it *m = (merge_it *)i;
     if (m->forward) {
-        nb_slice key = IT_KEY(m->cur);
+        nb_slice key = m->keys[m->cur];
         for (int k = 0; k < m->n; k++) {
-            nkv__it *c = m->kids[k];
-            if (c == m->cur)
+            if (k == m->cur)
                 continue;
+            nkv__it *c = m->kids[k];
             IT_SEEK(c, key);
             if (IT_VALID(c))
                 IT_PREV(c);
             else
                 IT_LAST(c);
+            sync_kid(m, k);
         }
         m->forward = false;
     }
-    IT_PREV(m->cur);
+    IT_PREV(m->kids[m->cur]);
+    sync_kid(m, m->cur);
     find_largest(m);
 }
 static nb_slice mg_key(nkv__it *i)
 {
-    return IT_KEY(((merge_it *)i)->cur);
+    merge_it *m = (merge_it *)i;
+    return m->keys[m->cur];
 }
 static nb_slice mg_val(nkv__it *i)
 {
-    return IT_VAL(((merge_it *)i)->cur);
+    merge_it *m = (merge_it *)i;
+    return IT_VAL(m->kids[m->cur]);
 }
 static int mg_status(nkv__it *i)
 {
@@ -132,6 +151,8 @@ static void mg_free(nkv__it *i)
     for (int k = 0; k < m->n; k++)
         IT_FREE(m->kids[k]);
     free(m->kids);
+    free(m->keys);
+    free(m->valid);
     free(m);
 }
 
@@ -147,7 +168,10 @@ nkv__it *nkv__merge_iter(nkv__it **children, int n)
     m->kids = nb_xmalloc((size_t)(n ? n : 1) * sizeof *m->kids);
     if (n)
         memcpy(m->kids, children, (size_t)n * sizeof *m->kids);
+    m->keys = nb_xcalloc((size_t)(n ? n : 1), sizeof *m->keys);
+    m->valid = nb_xcalloc((size_t)(n ? n : 1), sizeof *m->valid);
     m->n = n;
+    m->cur = -1;
     m->forward = true;
     return &m->base;
 }

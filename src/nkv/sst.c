@@ -489,8 +489,13 @@ static int get_block(nkv_table *t, handle h, bool fill, nkv_block **out, nkv_cac
     int rc = read_block_ex(t, h, fill, out);
     if (rc)
         return rc;
-    if (t->cache && fill && (*out)->owned)
-        *ch = nkv__cache_insert(t->cache, key, sizeof key, *out, (*out)->size + 64, block_deleter);
+    /* A block read in place from the map is cached too, charged only for
+     * its descriptor: a hit then skips re-verifying the checksum. The
+     * entry can only be found through this table's cache id, and the table
+     * (so the map) stays open while a handle on the block is held. */
+    if (t->cache && fill)
+        *ch = nkv__cache_insert(t->cache, key, sizeof key, *out,
+                                (*out)->owned ? (*out)->size + 64 : 128, block_deleter);
     return 0;
 }
 
