@@ -987,4 +987,56 @@ int s3_cors_headers(const s3_cors_rule *r, const char *origin, const char *req_h
  * unique within the process (out: 17 bytes). Thread-safe. */
 void s3_request_id(char *out);
 
+/* ------------------------------------------------------------------------ */
+/* Gateway: the request handlers (gateway*.c, docs/s3.md "Gateway")         */
+/* ------------------------------------------------------------------------ */
+
+/* The gateway serves S3 over the namespace on libmicrohttpd connections
+ * that src/server accepts: the server hands every request that is not an
+ * admin endpoint to s3_gw_handle. A request context is made when the
+ * request line arrives (with the raw URI, which MHD decodes before the
+ * access handler sees it) and ends in s3_gw_req_done. Bodies stream both
+ * ways: PUT bytes go into vfs_put_write as they arrive, GET bytes are read
+ * with vfs_read as MHD sends them; memory per request is a few hundred KiB
+ * whatever the object size. Thread safety: one s3_gw serves every MHD
+ * thread; a request context belongs to the thread MHD runs it on. */
+
+typedef struct vfs vfs;
+struct MHD_Connection;
+
+typedef struct s3_gw s3_gw;
+typedef struct s3_gw_req s3_gw_req;
+
+/* Called after an S3 change to the namespace, so a FUSE mount drops what
+ * the kernel cached: for each (parent, name) whose entry changed (ino 0)
+ * and for each replaced or removed inode (parent 0, name NULL). */
+typedef void (*s3_gw_invalidate_fn)(void *ctx, uint64_t parent, const char *name, uint64_t ino);
+
+typedef struct s3_gw_options {
+    vfs *ns;                /* borrowed; outlives the gateway */
+    const char *access_key; /* root credentials (copied) */
+    const char *secret_key;
+    const char *region;             /* NULL: "us-east-1" */
+    const char *domain;             /* virtual-hosted style base domain; NULL: path style only */
+    s3_gw_invalidate_fn invalidate; /* NULL without a mount */
+    void *invalidate_ctx;
+} s3_gw_options;
+
+/* Makes a gateway. *out is owned; free with s3_gw_free. */
+int s3_gw_new(const s3_gw_options *o, s3_gw **out) NB_MUST_CHECK;
+void s3_gw_free(s3_gw *g);
+/* A context for the request whose raw request-target (path and query as
+ * sent) is raw_uri (copied). Owned; end it with s3_gw_req_done. */
+s3_gw_req *s3_gw_req_new(s3_gw *g, const char *raw_uri);
+/* The MHD access handler for r (same arguments as MHD's, MHD_Result as
+ * int): authenticates and routes on the first call (before MHD answers
+ * Expect: 100-continue), consumes the body as it arrives, answers at the
+ * end. */
+int s3_gw_handle(s3_gw_req *r, struct MHD_Connection *c, const char *method, const char *upload,
+                 size_t *upload_size);
+/* Ends r (completed: MHD finished the request normally); an unfinished
+ * upload is dropped. Returns the HTTP status answered, 0 when none. NULL is
+ * a no-op. */
+unsigned s3_gw_req_done(s3_gw_req *r, bool completed);
+
 #endif

@@ -65,14 +65,16 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 {
     server *s = cls;
     NB_UNUSED(version);
-    NB_UNUSED(upload);
-    NB_UNUSED(req_cls);
+    bool admin = strcmp(url, "/health") == 0 || strcmp(url, "/metrics") == 0;
+    /* Everything but the admin endpoints is S3. */
+    if (!admin && *req_cls)
+        return (enum MHD_Result)s3_gw_handle(*req_cls, c, method, upload, upload_size);
     /* Admin endpoints take no body; anything sent is refused rather than
      * buffered. */
     if (*upload_size != 0)
         return respond_text(s, c, MHD_HTTP_CONTENT_TOO_LARGE, "request body not accepted\n");
     bool get = strcmp(method, "GET") == 0 || strcmp(method, "HEAD") == 0;
-    if (strcmp(url, "/health") == 0 || strcmp(url, "/metrics") == 0) {
+    if (admin) {
         if (!get)
             return respond_text(s, c, MHD_HTTP_METHOD_NOT_ALLOWED, "method not allowed\n");
         size_t len;
@@ -86,14 +88,15 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     return respond_text(s, c, MHD_HTTP_NOT_FOUND, "not found\n");
 }
 
-/* Called when the request line has been parsed: the request is in flight. */
+/* Called when the request line has been parsed: the request is in flight.
+ * uri is the request-target as sent (the access handler gets it decoded):
+ * the gateway's request context keeps it for signature checks. */
 static void *on_uri(void *cls, const char *uri, struct MHD_Connection *c)
 {
     server *s = cls;
-    NB_UNUSED(uri);
     NB_UNUSED(c);
     atomic_fetch_add(&s->inflight_requests, 1);
-    return NULL;
+    return s->gw ? s3_gw_req_new(s->gw, uri) : NULL;
 }
 
 static void on_completed(void *cls, struct MHD_Connection *c, void **req_cls,
@@ -101,8 +104,10 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **req_cls,
 {
     server *s = cls;
     NB_UNUSED(c);
-    NB_UNUSED(req_cls);
-    NB_UNUSED(toe);
+    unsigned status = s3_gw_req_done(*req_cls, toe == MHD_REQUEST_TERMINATED_COMPLETED_OK);
+    *req_cls = NULL;
+    if (status)
+        count_status(s, status);
     atomic_fetch_sub(&s->inflight_requests, 1);
 }
 
@@ -194,6 +199,17 @@ static int lock_data_dir(server *s, char *err, size_t errlen)
     return rc;
 }
 
+/* The gateway changed the namespace: the kernel's caches for the mount
+ * must forget the old entries and contents. */
+static void invalidate_mount(void *ctx, uint64_t parent, const char *name, uint64_t ino)
+{
+    server *s = ctx;
+    if (name)
+        (void)nbfuse_invalidate_entry(s->mount, parent, name);
+    if (ino)
+        (void)nbfuse_invalidate_inode(s->mount, ino);
+}
+
 static int open_namespace(server *s, char *err, size_t errlen)
 {
     vfs_options vo;
@@ -206,12 +222,24 @@ static int open_namespace(server *s, char *err, size_t errlen)
         set_err(err, errlen, "cannot open the namespace in %s: %s", s->data_dir, nb_strerror(rc));
         return rc;
     }
-    if (!s->opts.mount.mountpoint)
-        return 0;
-    char merr[400] = "";
-    rc = nbfuse_mount(s->ns, &s->opts.mount, &s->mount, merr, sizeof merr);
+    if (s->opts.mount.mountpoint) {
+        char merr[400] = "";
+        rc = nbfuse_mount(s->ns, &s->opts.mount, &s->mount, merr, sizeof merr);
+        if (rc) {
+            set_err(err, errlen, "%s", merr[0] ? merr : nb_strerror(rc));
+            return rc;
+        }
+    }
+    s3_gw_options go = {
+        .ns = s->ns,
+        .access_key = s->access_key,
+        .secret_key = s->secret_key,
+        .invalidate = s->mount ? invalidate_mount : NULL,
+        .invalidate_ctx = s,
+    };
+    rc = s3_gw_new(&go, &s->gw);
     if (rc)
-        set_err(err, errlen, "%s", merr[0] ? merr : nb_strerror(rc));
+        set_err(err, errlen, "cannot start the S3 gateway: %s", nb_strerror(rc));
     return rc;
 }
 
@@ -241,10 +269,11 @@ int server_open(const server_options *o, server **out, char *err, size_t errlen)
     s->httpd = MHD_start_daemon(
         flags, 0, NULL, NULL, on_request, s, MHD_OPTION_LISTEN_SOCKET, s->listen_fd,
         MHD_OPTION_THREAD_POOL_SIZE, (unsigned)(o->threads ? o->threads : 1),
-        MHD_OPTION_CONNECTION_LIMIT, o->max_connections, MHD_OPTION_CONNECTION_TIMEOUT,
-        o->idle_timeout_s, MHD_OPTION_URI_LOG_CALLBACK, on_uri, s, MHD_OPTION_NOTIFY_COMPLETED,
-        on_completed, s, MHD_OPTION_NOTIFY_CONNECTION, on_connection, s, MHD_OPTION_EXTERNAL_LOGGER,
-        on_mhd_log, s, MHD_OPTION_END);
+        MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(256u << 10), MHD_OPTION_CONNECTION_LIMIT,
+        o->max_connections, MHD_OPTION_CONNECTION_TIMEOUT, o->idle_timeout_s,
+        MHD_OPTION_URI_LOG_CALLBACK, on_uri, s, MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
+        MHD_OPTION_NOTIFY_CONNECTION, on_connection, s, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, s,
+        MHD_OPTION_END);
     if (!s->httpd) {
         set_err(err, errlen, "cannot start the HTTP server on port %d", s->port);
         server_free(s);
@@ -278,6 +307,8 @@ int server_credentials_generated(const server *s)
  * namespace publishes what handles still hold and closes. */
 static void close_namespace(server *s)
 {
+    s3_gw_free(s->gw);
+    s->gw = NULL;
     nbfuse_unmount(s->mount);
     s->mount = NULL;
     vfs_close(s->ns);

@@ -7,6 +7,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "s3/s3.h"
 #include "server/server.h"
 
 #define SERVER_KEY_MAX    128
@@ -22,6 +23,7 @@ struct server {
     struct MHD_Daemon *httpd;
     vfs *ns;       /* the namespace */
     nbfuse *mount; /* NULL without --mount */
+    s3_gw *gw;     /* the S3 gateway: every request but the admin endpoints */
     bool stopped;
     uint64_t started_mono_ns;
     char access_key[SERVER_KEY_MAX];

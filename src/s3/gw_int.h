@@ -1,0 +1,154 @@
+/*
+ * gw_int.h — private declarations of the gateway (gateway.c, gw_bucket.c,
+ * gw_object.c, gw_multipart.c). The request pipeline and the answer
+ * object are described in gateway.c.
+ */
+#ifndef NB_S3_GW_INT_H
+#define NB_S3_GW_INT_H
+
+#include "s3/s3.h"
+#include "vfs/vfs.h"
+
+/* The hidden directory under the root that holds multipart uploads: a
+ * name that is never a valid bucket name (it starts with '.'), left out of
+ * ListBuckets and refused as a bucket. */
+#define GW_UPLOADS_DIR ".nebula-uploads"
+/* Size of the pieces GET bodies are read in and copies are made with. */
+#define GW_IO_BLOCK (256u << 10)
+
+struct s3_gw {
+    vfs *ns;
+    char access_key[S3_ACCESS_KEY_MAX + 1];
+    char secret_key[S3_SECRET_KEY_MAX + 1];
+    char region[64];
+    char *domain;
+    s3_gw_invalidate_fn invalidate;
+    void *invalidate_ctx;
+};
+
+/* What a handler answers: status, headers, and a body that is either a
+ * buffer or a byte range of an open file streamed by MHD. */
+typedef struct gw_answer {
+    unsigned status; /* 0: 200 */
+    s3_meta hdrs;    /* extra headers (owned) */
+    nb_buf body;     /* buffer body (XML) */
+    vfs_file *file;  /* streaming body (owned) */
+    uint64_t file_off, file_len;
+    uint64_t length; /* Content-Length of a HEAD answer / of an empty stream */
+    bool has_length; /* HEAD: report length without a body */
+} gw_answer;
+
+/* How a request's body is consumed. */
+typedef enum gw_body_mode {
+    GW_BODY_COLLECT, /* kept in r->body up to S3_XML_BODY_MAX (XML, tagging) */
+    GW_BODY_PUT,     /* streamed into r->put (PutObject, UploadPart) */
+} gw_body_mode;
+
+struct s3_gw_req {
+    s3_gw *g;
+    char *raw_uri;
+    char *path;  /* raw path (owned copy) */
+    char *query; /* raw query or NULL (points into path's allocation) */
+    bool started;
+    bool answered;
+    unsigned status;
+    char request_id[17];
+
+    /* Filled on the first call. */
+    struct MHD_Connection *conn;
+    s3_header *hdrs;
+    size_t n_hdrs, cap_hdrs;
+    s3_http_req req;
+    s3_target t;
+    s3_query q;
+    s3_op op;
+    s3_auth auth;
+    bool head; /* HEAD request */
+
+    /* Body. */
+    gw_body_mode body_mode;
+    int err; /* sticky error met while reading the body */
+    nb_buf body;
+    s3_chunked *chunked;
+    s3_digest *md5, *sha256, *cks;
+    s3_checksum checksum;
+    bool has_md5;
+    uint8_t content_md5[16];
+    uint64_t expect_len; /* payload length */
+    uint64_t got;        /* payload bytes seen */
+    vfs_put *put;
+    /* PutObject / UploadPart state. */
+    vfs_objrec rec;   /* the record to store */
+    uint32_t part;    /* UploadPart number */
+    char *put_bucket; /* where r->put goes (the hidden area for parts) */
+    char *put_key;
+    uint64_t old_ino; /* the object replaced, for the mount's caches */
+};
+
+/* ---- gateway.c ---- */
+/* Adds a header to the answer (copied). */
+void gw_hdr(gw_answer *a, const char *name, const char *value);
+void gw_hdrf(gw_answer *a, const char *name, const char *fmt, ...) NB_PRINTF(3, 4);
+/* Tells the mount about a change to bucket/key: every entry on the path
+ * and the replaced inode old_ino (0: none). No-op without a mount. */
+void gw_notify_key(s3_gw *g, const char *bucket, const char *key, uint64_t old_ino);
+/* Maps a vfs error for an object operation to its S3 error. */
+int gw_key_err(int rc);
+/* 0 when bucket exists (a directory under the root that is not hidden),
+ * NoSuchBucket otherwise; b (may be NULL) gets its record (zeroed when it
+ * has none; free with vfs_bucket_free). */
+int gw_bucket_check(s3_gw *g, const char *bucket, vfs_bucket *b) NB_MUST_CHECK;
+/* The owner of everything (root), for listings. */
+extern const s3_owner gw_owner_root;
+/* The ETag (quoted, S3_ETAG_MAX + 2 bytes) of object ino with attributes
+ * a: from its record when the record belongs to its current content,
+ * otherwise the MD5 of its bytes, computed now and kept in the record.
+ * rec (may be NULL) receives the decoded record (free with
+ * vfs_objrec_free). */
+int gw_object_etag(s3_gw *g, const vfs_attr *a, char *etag, vfs_objrec *rec) NB_MUST_CHECK;
+/* Stores rec on ino with etag_mtime_ns set to mtime_ns. */
+int gw_objrec_store(s3_gw *g, uint64_t ino, vfs_objrec *rec, int64_t mtime_ns) NB_MUST_CHECK;
+/* Copies every x-amz-meta-*, system header and tag into rec. */
+int gw_rec_from_req(s3_gw_req *r, vfs_objrec *rec) NB_MUST_CHECK;
+/* etag without its quotes into out (S3_ETAG_MAX + 2 bytes). */
+void gw_unquote(const char *etag, char *out);
+/* Copies [off, off+len) of the object with attributes sa into p; md5 (may
+ * be NULL) receives the MD5 of the bytes. */
+int gw_copy_bytes(s3_gw *g, const vfs_attr *sa, uint64_t off, uint64_t len, vfs_put *p,
+                  uint8_t *md5) NB_MUST_CHECK;
+/* Random upload id of 32 hex digits (out: 33 bytes). */
+void gw_random_id(char *out);
+
+/* Body streaming for PutObject / UploadPart (gw_object.c). */
+int gw_put_start(s3_gw_req *r, const char *bucket, const char *key) NB_MUST_CHECK;
+int gw_put_data(s3_gw_req *r, const uint8_t *p, size_t n) NB_MUST_CHECK;
+/* Checks digests and the length; fills etag (quoted) and the checksum
+ * value. Does not publish. */
+int gw_put_verify(s3_gw_req *r, char *etag, char *cks_b64) NB_MUST_CHECK;
+
+/* ---- handlers: one per operation ---- */
+int gw_list_buckets(s3_gw_req *r, gw_answer *a);
+int gw_create_bucket(s3_gw_req *r, gw_answer *a);
+int gw_delete_bucket(s3_gw_req *r, gw_answer *a);
+int gw_head_bucket(s3_gw_req *r, gw_answer *a);
+int gw_bucket_location(s3_gw_req *r, gw_answer *a);
+int gw_bucket_versioning(s3_gw_req *r, gw_answer *a);
+int gw_bucket_acl(s3_gw_req *r, gw_answer *a);
+int gw_list_objects(s3_gw_req *r, gw_answer *a);
+int gw_put_object_start(s3_gw_req *r);
+int gw_put_object(s3_gw_req *r, gw_answer *a);
+int gw_get_object(s3_gw_req *r, gw_answer *a);
+int gw_delete_object(s3_gw_req *r, gw_answer *a);
+int gw_delete_objects(s3_gw_req *r, gw_answer *a);
+int gw_copy_object(s3_gw_req *r, gw_answer *a);
+int gw_object_acl(s3_gw_req *r, gw_answer *a);
+int gw_object_tagging(s3_gw_req *r, gw_answer *a);
+int gw_create_upload(s3_gw_req *r, gw_answer *a);
+int gw_upload_part_start(s3_gw_req *r);
+int gw_upload_part(s3_gw_req *r, gw_answer *a);
+int gw_complete_upload(s3_gw_req *r, gw_answer *a);
+int gw_abort_upload(s3_gw_req *r, gw_answer *a);
+int gw_list_parts(s3_gw_req *r, gw_answer *a);
+int gw_list_uploads(s3_gw_req *r, gw_answer *a);
+
+#endif

@@ -1,0 +1,103 @@
+"""One namespace: with `nebula server --mount DIR`, an object PUT through
+S3 is a file under the mount with the same bytes at once, and a file
+written under the mount is an object GET returns (Content-Length, ETag =
+MD5 of its bytes, docs/s3.md "ETags")."""
+import hashlib
+import os
+import subprocess
+
+import pytest
+
+from test_s3_helpers import S3Server
+
+
+def is_mounted(path):
+    with open("/proc/self/mountinfo") as f:
+        return any(line.split()[4] == str(path) for line in f)
+
+
+@pytest.fixture(scope="module")
+def m(tmp_path_factory):
+    base = tmp_path_factory.mktemp("s3mount")
+    mnt = base / "mnt"
+    mnt.mkdir()
+    s = S3Server(str(base / "data"), "--mount", str(mnt))
+    assert is_mounted(mnt)
+    s.mnt = mnt
+    yield s
+    assert s.stop() == 0
+    if is_mounted(mnt):
+        subprocess.run(["umount", "-l", str(mnt)])
+
+
+def test_s3_put_is_a_file_at_once(m):
+    s3 = m.client()
+    s3.create_bucket(Bucket="shared")
+    assert os.path.isdir(m.mnt / "shared")
+    s3.put_object(Bucket="shared", Key="dir/a.txt", Body=b"version one")
+    p = m.mnt / "shared" / "dir" / "a.txt"
+    assert p.read_bytes() == b"version one"
+    # Overwrite: the mount shows the new bytes right after the PUT (the
+    # kernel's cached attributes and pages were dropped).
+    s3.put_object(Bucket="shared", Key="dir/a.txt", Body=b"version two, longer")
+    assert p.read_bytes() == b"version two, longer"
+    assert os.stat(p).st_size == len(b"version two, longer")
+    s3.put_object(Bucket="shared", Key="dir/a.txt", Body=b"3")
+    with open(p, "rb") as f:
+        assert f.read() == b"3"
+    # Multipart and copy land as files too; the hidden upload area shows
+    # only while an upload is in progress.
+    uid = s3.create_multipart_upload(Bucket="shared", Key="mp.bin")["UploadId"]
+    assert os.path.isdir(m.mnt / ".nebula-uploads")
+    p1, p2 = os.urandom(5 << 20), b"end"
+    e1 = s3.upload_part(Bucket="shared", Key="mp.bin", UploadId=uid, PartNumber=1, Body=p1)
+    e2 = s3.upload_part(Bucket="shared", Key="mp.bin", UploadId=uid, PartNumber=2, Body=p2)
+    s3.complete_multipart_upload(
+        Bucket="shared", Key="mp.bin", UploadId=uid,
+        MultipartUpload={"Parts": [{"PartNumber": 1, "ETag": e1["ETag"]},
+                                   {"PartNumber": 2, "ETag": e2["ETag"]}]})
+    assert (m.mnt / "shared" / "mp.bin").read_bytes() == p1 + p2
+    assert not os.path.exists(m.mnt / ".nebula-uploads")
+    s3.delete_object(Bucket="shared", Key="mp.bin")
+    s3.copy_object(Bucket="shared", Key="copy.txt", CopySource="shared/dir/a.txt")
+    assert (m.mnt / "shared" / "copy.txt").read_bytes() == b"3"
+    # Delete: gone from the mount, implicit directories with it.
+    s3.delete_object(Bucket="shared", Key="dir/a.txt")
+    assert not p.exists()
+    assert not (m.mnt / "shared" / "dir").exists()
+    s3.delete_object(Bucket="shared", Key="copy.txt")
+    s3.delete_bucket(Bucket="shared")
+    assert not (m.mnt / "shared").exists()
+
+
+def test_file_written_under_mount_is_an_object(m):
+    s3 = m.client()
+    os.mkdir(m.mnt / "posix")
+    d = m.mnt / "posix" / "x" / "y"
+    os.makedirs(d)
+    data = os.urandom(3 << 20) + b"tail"
+    with open(d / "f.bin", "wb") as f:
+        f.write(data)
+    (m.mnt / "posix" / "small").write_bytes(b"small file")
+    # A top-level directory made under the mount is a bucket.
+    assert "posix" in [b["Name"] for b in s3.list_buckets()["Buckets"]]
+    g = s3.get_object(Bucket="posix", Key="x/y/f.bin")
+    assert g["ContentLength"] == len(data)
+    assert g["Body"].read() == data
+    assert g["ETag"] == '"%s"' % hashlib.md5(data).hexdigest()
+    r = s3.list_objects_v2(Bucket="posix")
+    assert [(o["Key"], o["Size"], o["ETag"]) for o in r["Contents"]] == [
+        ("small", 10, '"%s"' % hashlib.md5(b"small file").hexdigest()),
+        ("x/y/f.bin", len(data), '"%s"' % hashlib.md5(data).hexdigest())]
+    # Rewritten through the mount after an S3 PUT: the ETag follows the bytes.
+    s3.put_object(Bucket="posix", Key="small", Body=b"from s3")
+    assert s3.head_object(Bucket="posix", Key="small")["ETag"] == \
+        '"%s"' % hashlib.md5(b"from s3").hexdigest()
+    with open(m.mnt / "posix" / "small", "r+b") as f:
+        f.write(b"FROM")
+    h = s3.head_object(Bucket="posix", Key="small")
+    assert h["ETag"] == '"%s"' % hashlib.md5(b"FROM s3").hexdigest()
+    assert s3.get_object(Bucket="posix", Key="small")["Body"].read() == b"FROM s3"
+    # Ranges work on files from the mount too.
+    g = s3.get_object(Bucket="posix", Key="x/y/f.bin", Range="bytes=-4")
+    assert g["Body"].read() == b"tail"
