@@ -217,8 +217,11 @@ int vfs_fallocate(vfs_file *f, int mode, uint64_t off, uint64_t len) NB_MUST_CHE
 /* lseek(2) with SEEK_DATA or SEEK_HOLE: the next data or hole offset at or
  * after off into *out. -ENXIO past the end. Other whence: -EINVAL. */
 int vfs_lseek(vfs_file *f, uint64_t off, int whence, uint64_t *out) NB_MUST_CHECK;
-/* copy_file_range(2): copies len bytes; *copied short only at the source's
- * end of file. fin must be readable, fout writable (-EBADF). */
+/* copy_file_range(2): copies len bytes by sharing the source's slices
+ * (metadata only, no data is read or written; both handles' buffers are
+ * published first). *copied is short only at the source's end of file.
+ * fin must be readable, fout writable and not O_APPEND (-EBADF); the same
+ * file with overlapping ranges is -EINVAL. */
 int vfs_copy_range(vfs_file *fin, uint64_t off_in, vfs_file *fout, uint64_t off_out, size_t len,
                    size_t *copied) NB_MUST_CHECK;
 

@@ -414,9 +414,8 @@ static void test_crash(void **state)
     /* a final repair pass frees whatever the kills left behind */
     ASSERT_OK(vfs_fsck(g_dir, true, stderr));
     ASSERT_OK(vfs_fsck(g_dir, false, stderr));
-    nb_test_rmdir(g_dir);
-    free(g_dir);
     free(g_files);
+    g_files = NULL;
 }
 
 int main(void)
@@ -424,5 +423,9 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_crash),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    int rc = cmocka_run_group_tests(tests, NULL, NULL);
+    if (g_dir)
+        nb_test_rmdir(g_dir);
+    free(g_dir);
+    return rc;
 }

@@ -604,6 +604,13 @@ static char *g_vdir;
 static void setup_dirs(const char *name)
 {
     umask(0);
+    if (g_v)
+        vfs_close(g_v); /* a failed test left it open */
+    g_v = NULL;
+    if (g_local)
+        nb_test_rmdir(g_local);
+    if (g_vdir)
+        nb_test_rmdir(g_vdir);
     free(g_local);
     free(g_vdir);
     char *n1 = nb_xasprintf("%s_local", name), *n2 = nb_xasprintf("%s_vfs", name);
@@ -634,6 +641,7 @@ static void finish(void)
 {
     compare_tree("", VFS_ROOT_INO);
     vfs_close(g_v);
+    g_v = NULL;
     /* After a reopen the tree is the same and fsck is clean. */
     g_v = vt_open(g_vdir);
     compare_tree("", VFS_ROOT_INO);
@@ -722,6 +730,12 @@ int main(void)
         cmocka_unit_test(test_concurrent),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
+    if (g_v)
+        vfs_close(g_v);
+    if (g_local)
+        nb_test_rmdir(g_local);
+    if (g_vdir)
+        nb_test_rmdir(g_vdir);
     free(g_local);
     free(g_vdir);
     return rc;
