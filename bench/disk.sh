@@ -7,7 +7,10 @@
 # engine holding 1,000,000 blobs with two data-region sizes.
 #   env: DISK_BENCH_SECONDS (1), DISK_BENCH_ROUNDS (3), DISK_BENCH_BLOBS
 #        (1000000), DISK_BENCH_DIR (build/release/disk-bench-tmp),
-#        DISK_BENCH_BIN (build/release/bench/disk_bench/disk_bench)
+#        DISK_BENCH_BIN (build/release/bench/disk_bench/disk_bench),
+#        DISK_BENCH_GIB (4,16: data-region sizes for the recovery runs;
+#        each is fallocated, so the disk needs that much free space)
+# Disk space: about 1.5 GiB for the ops runs, then the largest GIB value.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=${DISK_BENCH_BIN:-build/release/bench/disk_bench/disk_bench}
@@ -15,6 +18,7 @@ DIR=${DISK_BENCH_DIR:-build/release/disk-bench-tmp}
 SECS=${DISK_BENCH_SECONDS:-1}
 ROUNDS=${DISK_BENCH_ROUNDS:-3}
 BLOBS=${DISK_BENCH_BLOBS:-1000000}
+GIB=${DISK_BENCH_GIB:-4,16}
 
 [ -x "$BIN" ] || { echo "disk bench: $BIN missing (make build)" >&2; exit 1; }
 rm -rf "$DIR"
@@ -43,4 +47,4 @@ else
 fi
 
 echo
-"$BIN" --dir "$DIR" --skip-ops --recovery "$BLOBS" --recovery-gib 4,16
+"$BIN" --dir "$DIR" --skip-ops --recovery "$BLOBS" --recovery-gib "$GIB"

@@ -238,7 +238,7 @@ static void ops_bench(const char *base, double secs, long *sizes, int n_sizes, l
            "eng MiB/s", "ref", "ref ops/s", "ref MiB/s", "eng/ref");
     for (int si = 0; si < n_sizes; si++) {
         size_t size = (size_t)sizes[si];
-        uint64_t k = (1ull << 30) / size;
+        uint64_t k = (256ull << 20) / size; /* live set: 256 MiB a side */
         if (k > 100000)
             k = 100000;
         uint8_t *src = nb_xaligned_alloc(4096, size);
@@ -256,7 +256,7 @@ static void ops_bench(const char *base, double secs, long *sizes, int n_sizes, l
             die("mkdir", -errno);
         disk_options o;
         disk_options_init(&o);
-        o.capacity = 2ull << 30;
+        o.capacity = 1ull << 30;
         o.max_blob = 8u << 20;
         o.prefill = prefill;
         disk_env *e;

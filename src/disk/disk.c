@@ -203,7 +203,10 @@ static int sync_batch(disk_env *e, int wal_fd, const disk__rec *r, size_t n)
 
 static void gather(disk_env *e)
 {
-    if (e->opt.no_sync || __atomic_load_n(&e->writing, __ATOMIC_RELAXED) <= 0)
+    /* Only the puts already writing now: later ones would keep a steady
+     * stream of writers waiting here for the whole GATHER_NS. */
+    uint64_t want = __atomic_load_n(&e->w_started, __ATOMIC_RELAXED);
+    if (e->opt.no_sync || __atomic_load_n(&e->w_queued, __ATOMIC_RELAXED) >= want)
         return;
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
@@ -211,7 +214,7 @@ static void gather(disk_env *e)
     ts.tv_sec += (time_t)(ns / NB_NS_PER_SEC);
     ts.tv_nsec = (long)(ns % NB_NS_PER_SEC);
     e->gathering = 1;
-    while (__atomic_load_n(&e->writing, __ATOMIC_RELAXED) > 0 && !e->failed)
+    while (__atomic_load_n(&e->w_queued, __ATOMIC_RELAXED) < want && !e->failed)
         if (pthread_cond_timedwait(&e->gather_cv, &e->wal_mu, &ts) != 0)
             break;
     e->gathering = 0;
@@ -225,7 +228,7 @@ static int commit(disk_env *e, disk__rec *r)
     if (e->failed) {
         int rc = e->failed;
         if (r->type == DISK_REC_PUT)
-            __atomic_fetch_sub(&e->writing, 1, __ATOMIC_RELAXED);
+            __atomic_fetch_add(&e->w_queued, 1, __ATOMIC_RELAXED);
         pthread_mutex_unlock(&e->wal_mu);
         return rc;
     }
@@ -236,7 +239,7 @@ static int commit(disk_env *e, disk__rec *r)
     }
     e->pending[e->n_pending++] = *r;
     if (r->type == DISK_REC_PUT)
-        __atomic_fetch_sub(&e->writing, 1, __ATOMIC_RELAXED);
+        __atomic_fetch_add(&e->w_queued, 1, __ATOMIC_RELAXED);
     if (e->gathering)
         pthread_cond_signal(&e->gather_cv);
     disk__rec *batch = NULL;
@@ -377,7 +380,7 @@ int disk_put(disk_env *e, disk_id id, const void *data, size_t len)
 
     /* O_DIRECT wants aligned memory and whole blocks: bounce through an
      * aligned, zero-padded copy unless the caller's buffer already is. */
-    __atomic_fetch_add(&e->writing, 1, __ATOMIC_RELAXED); /* commit() takes it back */
+    __atomic_fetch_add(&e->w_started, 1, __ATOMIC_RELAXED); /* commit() counts it queued */
     size_t wlen = len;
     const void *src = data;
     void *bounce = NULL;
@@ -396,7 +399,7 @@ int disk_put(disk_env *e, disk_id id, const void *data, size_t len)
             .type = DISK_REC_PUT, .id = id, .off = off, .len = (uint32_t)len, .crc = crc};
         rc = commit(e, &r);
     } else {
-        __atomic_fetch_sub(&e->writing, 1, __ATOMIC_RELAXED);
+        __atomic_fetch_add(&e->w_queued, 1, __ATOMIC_RELAXED);
     }
     if (rc) {
         /* Never acknowledged: after a restart the extent is free anyway. */

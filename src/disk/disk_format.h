@@ -55,12 +55,14 @@
  *
  *   WAL files are preallocated (written with zeros, or a retired file
  *   reused), so appending never changes a file's size and fdatasync
- *   commits no metadata. A file's records end at the first record that is
- *   short, fails its CRC, or whose lsn is not the expected one; what
- *   follows is zeros, a torn write, or records of the file's previous life
- *   (whose lsns are all lower than start_lsn), and is ignored. A header
- *   that is damaged or names another seq (a reuse cut short by a crash)
- *   ends the WAL, and is legal only in the last file.
+ *   commits no metadata. When the data file is O_DIRECT the WAL is too: a
+ *   batch is written as whole 4 KiB blocks, rewriting the partial last
+ *   block with its earlier bytes unchanged (a torn rewrite leaves them
+ *   intact, sector by sector) and zeros after the batch. A file's records end at the first record
+ * that is short, fails its CRC, or whose lsn is not the expected one; what follows is zeros, a torn
+ * write, or records of the file's previous life (whose lsns are all lower than start_lsn), and is
+ * ignored. A header that is damaged or names another seq (a reuse cut short by a crash) ends the
+ * WAL, and is legal only in the last file.
  *
  *   Batches: a group commit writes its records in one pwrite, the last one
  *   flagged END, then syncs the WAL and the data file together (in

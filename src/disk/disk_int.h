@@ -157,7 +157,8 @@ struct disk_env {
     int inflight;         /* batches written to the WAL, not yet applied */
     int blocked;          /* a checkpoint is switching WAL files */
     uint64_t written_lsn; /* every record <= this is in the WAL file (maybe not synced) */
-    int writing;          /* puts writing their data, about to queue (atomic) */
+    uint64_t w_started;   /* puts that began writing their data (atomic) */
+    uint64_t w_queued;    /* ... of which queued their record or gave up (atomic) */
     int gathering;        /* the leader waits for them on gather_cv */
     pthread_cond_t gather_cv;
     int failed; /* sticky error after a failed write or sync */
