@@ -25,7 +25,7 @@ test_pkgs=(
     clang-format curl python3 python3-pytest procps psmisc
     awscli s3cmd python3-boto3   # real S3 clients for the gateway tests
 )
-bench_pkgs=(rocksdb-tools nginx-light wrk)
+bench_pkgs=(rocksdb-tools nginx-light wrk fio)
 
 case "$what" in
 build) want=("${build_pkgs[@]}") ;;
