@@ -1,0 +1,111 @@
+#!/usr/bin/env bash
+# The POSIX mount against its references, in one run: the same fio jobs and
+# a small-file metadata loop on (1) a local directory, (2) libfuse's own
+# passthrough_ll example over a local directory (the FUSE reference, built
+# here from Debian's libfuse3-dev examples), and (3) `nebula server
+# --mount`. Rounds alternate A,B,C; medians and ratios are printed.
+#   env: FUSE_BENCH_SIZE (1G)  FUSE_BENCH_ROUNDS (3)  FUSE_BENCH_FILES (10000)
+#        FUSE_BENCH_RUNTIME (10, seconds for random reads)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+SIZE=${FUSE_BENCH_SIZE:-1G}
+ROUNDS=${FUSE_BENCH_ROUNDS:-3}
+NFILES=${FUSE_BENCH_FILES:-10000}
+RUNTIME=${FUSE_BENCH_RUNTIME:-10}
+NEBULA=build/release/src/cli/nebula
+EXAMPLE=/usr/share/doc/libfuse3-dev/examples/passthrough_ll.c
+for t in fio gcc pkg-config; do
+    command -v $t >/dev/null || { echo "fuse bench: $t missing (scripts/deps.sh bench)" >&2; exit 1; }
+done
+[ -f "$EXAMPLE" ] || { echo "fuse bench: $EXAMPLE missing (libfuse3-dev)" >&2; exit 1; }
+
+work=$(mktemp -d /var/tmp/nebula-fuse-bench.XXXXXX)
+mkdir -p "$work"/{local,pt_src,pt_mnt,nb_mnt}
+gcc -O2 -w -o "$work/passthrough_ll" "$EXAMPLE" $(pkg-config --cflags --libs fuse3)
+"$work/passthrough_ll" -f -o source="$work/pt_src" "$work/pt_mnt" 2>"$work/pt.log" &
+pt_pid=$!
+"$NEBULA" server --data "$work/nb_data" --listen 127.0.0.1:0 --mount "$work/nb_mnt" \
+    --log-level warn >"$work/nb.out" 2>&1 &
+nb_pid=$!
+cleanup() {
+    kill "$nb_pid" 2>/dev/null || true
+    wait "$nb_pid" 2>/dev/null || true
+    fusermount3 -u "$work/pt_mnt" 2>/dev/null || true
+    wait "$pt_pid" 2>/dev/null || true
+    rm -rf "$work"
+}
+trap cleanup EXIT
+for _ in $(seq 100); do
+    grep -q "Press Ctrl-C" "$work/nb.out" 2>/dev/null && mountpoint -q "$work/pt_mnt" && break
+    sleep 0.1
+done
+mountpoint -q "$work/nb_mnt" || { cat "$work/nb.out" >&2; exit 1; }
+
+drop_caches() { sync; echo 3 >/proc/sys/vm/drop_caches 2>/dev/null || true; }
+
+fio_bw() { # dir rw bs [jobs] -> MiB/s (reads: IOPS for 4k)
+    local dir=$1 rw=$2 bs=$3 jobs=${4:-1} extra=()
+    [ "$rw" = randread ] && extra=(--time_based --runtime="$RUNTIME")
+    [ "$rw" = write ] && extra=(--end_fsync=1)
+    fio --name=b --directory="$dir" --filename=bench.dat --rw="$rw" --bs="$bs" --size="$SIZE" \
+        --numjobs="$jobs" --ioengine=psync --group_reporting --output-format=terse \
+        --terse-version=3 "${extra[@]}" 2>/dev/null |
+        awk -F';' -v rw="$rw" -v bs="$bs" '{
+            if (rw == "write") printf "%.1f\n", $48 / 1024;      # write bw KiB/s
+            else if (bs == "4k") printf "%.0f\n", $8;            # read IOPS
+            else printf "%.1f\n", $7 / 1024 }'                    # read bw KiB/s
+}
+
+meta_ops() { # dir -> "create stat delete" ops/s
+    /usr/bin/python3 - "$1" "$NFILES" <<'PY'
+import os, sys, time
+d, n = sys.argv[1], int(sys.argv[2])
+top = os.path.join(d, "meta"); os.mkdir(top)
+names = [os.path.join(top, "f%06d" % i) for i in range(n)]
+t = time.monotonic()
+for p in names:
+    with open(p, "wb") as f: f.write(b"x")
+c = n / (time.monotonic() - t); t = time.monotonic()
+for p in names: os.stat(p)
+s = n / (time.monotonic() - t); t = time.monotonic()
+for p in names: os.unlink(p)
+u = n / (time.monotonic() - t)
+os.rmdir(top)
+print("%.0f %.0f %.0f" % (c, s, u))
+PY
+}
+
+declare -A R
+targets=(local passthrough nebula)
+dir_of() { case $1 in local) echo "$work/local" ;; passthrough) echo "$work/pt_mnt" ;; nebula) echo "$work/nb_mnt" ;; esac; }
+for r in $(seq "$ROUNDS"); do
+    for t in "${targets[@]}"; do
+        d=$(dir_of "$t")
+        R[$t,seqwrite,$r]=$(fio_bw "$d" write 1M)
+        drop_caches
+        R[$t,seqread,$r]=$(fio_bw "$d" read 1M)
+        drop_caches
+        R[$t,randread,$r]=$(fio_bw "$d" randread 4k 4)
+        rm -f "$d"/bench.dat*
+        read -r c s u < <(meta_ops "$d")
+        R[$t,create,$r]=$c
+        R[$t,stat,$r]=$s
+        R[$t,delete,$r]=$u
+        echo "round $r $t: seqwrite ${R[$t,seqwrite,$r]} MiB/s, seqread ${R[$t,seqread,$r]} MiB/s," \
+            "randread ${R[$t,randread,$r]} IOPS, create $c/s, stat $s/s, delete $u/s" >&2
+    done
+done
+
+median() { printf "%s\n" "$@" | sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
+printf "%-10s %12s %12s %12s %10s %10s\n" metric local passthrough nebula "/pt" "/local"
+for m in seqwrite seqread randread create stat delete; do
+    vals=()
+    for t in "${targets[@]}"; do
+        xs=()
+        for r in $(seq "$ROUNDS"); do xs+=("${R[$t,$m,$r]}"); done
+        vals+=("$(median "${xs[@]}")")
+    done
+    awk -v m="$m" -v l="${vals[0]}" -v p="${vals[1]}" -v n="${vals[2]}" 'BEGIN {
+        printf "%-10s %12s %12s %12s %10.2f %10.2f\n", m, l, p, n, (p > 0 ? n / p : 0), (l > 0 ? n / l : 0) }'
+done
+echo "units: seqwrite/seqread MiB/s (1 MiB blocks, $SIZE file), randread IOPS (4 KiB, 4 jobs), create/stat/delete files per second ($NFILES files)"
