@@ -83,7 +83,9 @@ int gw_put_verify(s3_gw_req *r, char *etag, char *cks_b64)
 
 int gw_put_object_start(s3_gw_req *r)
 {
-    int rc = gw_bucket_check(r->g, r->t.bucket, NULL);
+    /* The bucket itself is checked by vfs_put_begin (NoSuchBucket); hidden
+     * directories are not buckets. */
+    int rc = r->t.bucket[0] == '.' ? S3_ERR_NO_SUCH_BUCKET : 0;
     s3_acl acl;
     if (rc == 0)
         rc = s3_acl_from_req(&r->req, &acl);
@@ -91,12 +93,14 @@ int gw_put_object_start(s3_gw_req *r)
         rc = gw_rec_from_req(r, &r->rec);
     if (rc != 0)
         return rc;
-    vfs_attr old;
-    bool exists = vfs_s3_lookup(r->g->ns, NULL, r->t.bucket, r->t.key, &old) == 0;
     const char *inm = s3_req_header(&r->req, "if-none-match");
+    const char *im = s3_req_header(&r->req, "if-match");
+    /* The object replaced: for conditions and for the mount's caches. */
+    vfs_attr old = {0};
+    bool exists = (inm || im || r->g->invalidate) &&
+                  vfs_s3_lookup(r->g->ns, NULL, r->t.bucket, r->t.key, &old) == 0;
     if (inm && strcmp(inm, "*") == 0 && exists)
         return S3_ERR_PRECONDITION_FAILED;
-    const char *im = s3_req_header(&r->req, "if-match");
     if (im && !exists)
         return S3_ERR_NO_SUCH_KEY;
     if (im) {
@@ -184,16 +188,17 @@ static void sys_header(gw_answer *a, const s3_meta *ov, const char *name, const 
         gw_hdr(a, name, v);
 }
 
+/* The object of the request. The bucket is looked at only when the key is
+ * missing (to tell NoSuchBucket from NoSuchKey): one lookup fewer per GET. */
 static int lookup_object(s3_gw_req *r, vfs_attr *attr)
 {
-    int rc = gw_bucket_check(r->g, r->t.bucket, NULL);
-    if (rc != 0)
-        return rc;
-    if (!r->t.key[0])
-        return S3_ERR_NO_SUCH_KEY;
-    rc = vfs_s3_lookup(r->g->ns, NULL, r->t.bucket, r->t.key, attr);
-    if (rc == -EINVAL || rc == -ENOENT || rc == -ENOTDIR)
-        return S3_ERR_NO_SUCH_KEY;
+    if (!r->t.bucket[0] || r->t.bucket[0] == '.')
+        return S3_ERR_NO_SUCH_BUCKET;
+    int rc = r->t.key[0] ? vfs_s3_lookup(r->g->ns, NULL, r->t.bucket, r->t.key, attr) : -ENOENT;
+    if (rc == -EINVAL || rc == -ENOENT || rc == -ENOTDIR) {
+        rc = gw_bucket_check(r->g, r->t.bucket, NULL);
+        return rc ? rc : S3_ERR_NO_SUCH_KEY;
+    }
     return gw_key_err(rc);
 }
 
