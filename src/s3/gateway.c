@@ -169,8 +169,11 @@ static int send_answer(s3_gw_req *r, gw_answer *a)
         s->f = a->file;
         s->off = a->file_off;
         a->file = NULL;
-        resp = MHD_create_response_from_callback(a->file_len, GW_IO_BLOCK, stream_read, s,
-                                                 stream_free);
+        /* MHD allocates (and clears) a buffer of the block size per
+         * response: no bigger than the body. */
+        size_t block = a->file_len < GW_IO_BLOCK ? (size_t)a->file_len : GW_IO_BLOCK;
+        resp = MHD_create_response_from_callback(a->file_len, block < 4096 ? 4096 : block,
+                                                 stream_read, s, stream_free);
         if (!resp)
             stream_free(s);
     } else if (a->has_length && (r->head || a->file_len == 0)) {
