@@ -206,6 +206,7 @@ static int file_new(vfs *v, uint64_t ino, int flags, vfs_file **out)
     if (f->in->files)
         f->in->files->iprev = f;
     f->in->files = f;
+    __atomic_store_n(&v->nfiles, v->nfiles + 1, __ATOMIC_RELEASE);
     pthread_mutex_unlock(&v->itab_mu);
     *out = f;
     return 0;
@@ -227,6 +228,7 @@ static void file_free(vfs_file *f)
         f->in->files = f->inext;
     if (f->inext)
         f->inext->iprev = f->iprev;
+    __atomic_store_n(&v->nfiles, v->nfiles - 1, __ATOMIC_RELEASE);
     pthread_mutex_unlock(&v->itab_mu);
     vfs__inode_put(v, f->in);
     data_ra_free(f->ra);

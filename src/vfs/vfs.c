@@ -219,6 +219,11 @@ void vfs__inode_put(vfs *v, vfs__inode *in)
 static uint64_t pending_end(vfs *v, uint64_t ino)
 {
     uint64_t end = 0;
+    /* No handle open anywhere (the common case for lookups and stats):
+     * nothing is buffered, skip the table lock. A handle opened right now
+     * has buffered nothing yet. */
+    if (__atomic_load_n(&v->nfiles, __ATOMIC_ACQUIRE) == 0)
+        return 0;
     pthread_mutex_lock(&v->itab_mu);
     vfs__inode *in = vfs__inode_find(v, ino);
     for (vfs_file *f = in ? in->files : NULL; f; f = f->inext) {

@@ -90,6 +90,7 @@ struct vfs {
     pthread_mutex_t itab_mu;
     vfs__inode *itab[VFS__IBUCKETS];
     vfs_file *files; /* every open handle (under itab_mu) */
+    uint64_t nfiles; /* how many: read without the lock by getattr's fast path */
     pthread_mutex_t maint_mu;
     /* Slices may be shared between inodes (copy_file_range). Copies hold
      * it for reading from their map read to their publish; the collector
