@@ -293,6 +293,8 @@ int vfs_mpu_complete(vfs *v, const vfs_cred *c, uint64_t upload_id, const uint32
         if (rc == 0)
             rc = meta_upload_complete(v->m, c, upload_id, ino, dir, leaf, META_INSTALL_REPLACE, r,
                                       out);
+        if (rc == 0)
+            vfs__notify(v, VFS_NOTIFY_ENTRY, dir, leaf, 0);
         if (rc != -ENOENT)
             break;
         if (tries < 3)

@@ -86,6 +86,7 @@ int vfs__walk_parents(vfs *v, const vfs_cred *c, const char *key, bool create, u
             if (rc == 0) {
                 nb_slice one = nb_slice_of("1", 1);
                 VFS__IGNORE(meta_xattr_set(v->m, NULL, a.ino, VFS__IMPLICIT_XATTR, one, 0));
+                vfs__notify(v, VFS_NOTIFY_ENTRY, *dir, name, 0);
             } else if (rc == -EEXIST) {
                 rc = vfs__errno(meta_lookup(v->m, c, *dir, name, &a));
             }
@@ -278,6 +279,8 @@ static int put_marker(vfs_put *p, nb_slice rec, vfs_attr *out)
     meta_attr a;
     if (rc == 0) {
         rc = vfs__errno(meta_mkdir(v->m, c, dir, leaf, 0755, &a));
+        if (rc == 0)
+            vfs__notify(v, VFS_NOTIFY_ENTRY, dir, leaf, 0);
         if (rc == -EEXIST) {
             rc = vfs__errno(meta_lookup(v->m, c, dir, leaf, &a));
             if (rc == 0 && !S_ISDIR(a.mode))
@@ -321,6 +324,8 @@ int vfs_put_commit(vfs_put *p, nb_slice rec, vfs_attr *out)
         if (rc == 0)
             rc = vfs__errno(
                 meta_install(v->m, c, p->ino, dir, leaf, META_INSTALL_REPLACE, rec, out));
+        if (rc == 0)
+            vfs__notify(v, VFS_NOTIFY_ENTRY, dir, leaf, 0);
         if (rc != -ENOENT)
             break;
         if (tries < 3)
@@ -402,10 +407,12 @@ int vfs_s3_delete(vfs *v, const vfs_cred *c, const char *bucket, const char *key
                 if (rc == -ENOTEMPTY)
                     rc = 0; /* the marker of a non-empty directory is not an object */
                 else if (rc == 0)
-                    VFS__IGNORE(meta_objrec_set(v->m, a.ino, nb_slice_of(NULL, 0)));
+                    vfs__notify(v, VFS_NOTIFY_ENTRY, dir, name, a.ino);
             }
         } else if (rc == 0) {
             rc = S_ISREG(a.mode) ? vfs__errno(meta_unlink(v->m, c, dir, name)) : -ENOENT;
+            if (rc == 0)
+                vfs__notify(v, VFS_NOTIFY_ENTRY, dir, name, a.ino);
         }
     }
     /* Implicit parents left empty go too, deepest first. */
@@ -420,6 +427,7 @@ int vfs_s3_delete(vfs *v, const vfs_cred *c, const char *bucket, const char *key
         nb_buf_free(&x);
         if (xrc != 0 || meta_rmdir(v->m, c, chain[depth], names[depth]) != 0)
             break;
+        vfs__notify(v, VFS_NOTIFY_ENTRY, chain[depth], names[depth], a.ino);
     }
     for (size_t i = 0; i < ndepth; i++)
         free(names[i]);
@@ -464,7 +472,10 @@ int vfs_bucket_create(vfs *v, const vfs_cred *c, const char *name, uint32_t mode
     int rc = vfs__ro(v);
     if (rc != 0)
         return rc;
-    return vfs__errno(meta_bucket_create(v->m, c, name, mode, b));
+    rc = vfs__errno(meta_bucket_create(v->m, c, name, mode, b));
+    if (rc == 0)
+        vfs__notify(v, VFS_NOTIFY_ENTRY, VFS_ROOT_INO, name, 0);
+    return rc;
 }
 
 int vfs_bucket_get(vfs *v, const char *name, vfs_bucket *b)
@@ -490,7 +501,10 @@ int vfs_bucket_delete(vfs *v, const vfs_cred *c, const char *name)
     int rc = vfs__ro(v);
     if (rc != 0)
         return rc;
-    return vfs__errno(meta_rmdir(v->m, c, VFS_ROOT_INO, name));
+    rc = vfs__errno(meta_rmdir(v->m, c, VFS_ROOT_INO, name));
+    if (rc == 0)
+        vfs__notify(v, VFS_NOTIFY_ENTRY, VFS_ROOT_INO, name, 0);
+    return rc;
 }
 
 /* ---- ListObjects ----------------------------------------------------------------------------- */

@@ -161,6 +161,20 @@ void vfs_close(vfs *v)
     free(v);
 }
 
+void vfs_set_notify(vfs *v, vfs_notify_cb cb, void *arg)
+{
+    v->notify = cb;
+    v->notify_arg = arg;
+}
+
+void vfs__notify(vfs *v, int kind, uint64_t parent, const char *name, uint64_t ino)
+{
+    if (!v->notify)
+        return;
+    vfs_notify n = {kind, parent, name, ino};
+    v->notify(v->notify_arg, &n);
+}
+
 int vfs_sync(vfs *v)
 {
     if (v->o.read_only)

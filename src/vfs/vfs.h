@@ -381,6 +381,31 @@ void vfs_part_abort(vfs_part *p);
 int vfs_mpu_complete(vfs *v, const vfs_cred *c, uint64_t upload_id, const uint32_t *numbers,
                      size_t n, nb_slice rec, vfs_attr *out) NB_MUST_CHECK;
 
+/* ---- Change notifications ---------------------------------------------------------------------
+ */
+
+/* Changes made through the S3 calls (PUT, DELETE with the implicit
+ * directories it removes, multipart Complete, bucket create/delete) are
+ * reported to one callback, so the FUSE front end can invalidate the
+ * kernel's caches for them (fuse_lowlevel_notify_inval_entry/_inode):
+ * the kernel knows about changes made through the mount, not these.
+ *   VFS_NOTIFY_ENTRY: name in directory parent now names another inode
+ *                     or nothing (ino: the old inode, 0 if none known)
+ *   VFS_NOTIFY_INODE: ino's data or attributes changed
+ * The callback runs on the caller's thread after the change is committed,
+ * with no vfs lock held; it may call vfs but should be quick. name is
+ * valid during the call. */
+enum { VFS_NOTIFY_ENTRY = 1, VFS_NOTIFY_INODE = 2 };
+typedef struct vfs_notify {
+    int kind;
+    uint64_t parent;
+    const char *name;
+    uint64_t ino;
+} vfs_notify;
+typedef void (*vfs_notify_cb)(void *arg, const vfs_notify *n);
+/* Sets (cb NULL: clears) the callback. Set it before other threads use v. */
+void vfs_set_notify(vfs *v, vfs_notify_cb cb, void *arg);
+
 /* ---- Background work ---------------------------------------------------------------------- */
 
 typedef struct vfs_maint_report {

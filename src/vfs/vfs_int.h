@@ -102,6 +102,8 @@ struct vfs {
     pthread_t timer;
     bool timer_on, stop;
     uint64_t collect_grace_ns;
+    vfs_notify_cb notify;
+    void *notify_arg;
 };
 
 /* Maps data-path codes to the errno a file system returns: checksum,
@@ -130,6 +132,9 @@ int vfs__bucket_ino(vfs *v, const vfs_cred *c, const char *bucket, uint64_t *ino
  * create); leaf gets the last segment ("" for a marker). */
 int vfs__walk_parents(vfs *v, const vfs_cred *c, const char *key, bool create, uint64_t *dir,
                       char leaf[VFS_NAME_MAX + 1]) NB_MUST_CHECK;
+
+/* Reports a change to the notification callback, if any. */
+void vfs__notify(vfs *v, int kind, uint64_t parent, const char *name, uint64_t ino);
 
 /* Maintenance (maint.c). */
 int vfs__maint_start(vfs *v) NB_MUST_CHECK;

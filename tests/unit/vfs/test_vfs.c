@@ -640,10 +640,26 @@ static void check_list(vfs *v, const char *prefix, const char *delim, const char
     free(got);
 }
 
+typedef struct notes {
+    int entries;
+    char last[64];
+} notes;
+
+static void note_cb(void *arg, const vfs_notify *n)
+{
+    notes *t = arg;
+    if (n->kind == VFS_NOTIFY_ENTRY) {
+        t->entries++;
+        snprintf(t->last, sizeof t->last, "%s", n->name);
+    }
+}
+
 static void test_s3(void **state)
 {
     (void)state;
     vfs *v = fresh("vfs_s3");
+    notes nt = {0, ""};
+    vfs_set_notify(v, note_cb, &nt);
     vfs_bucket bk;
     memset(&bk, 0, sizeof bk);
     bk.owner = "root";
@@ -663,7 +679,9 @@ static void test_s3(void **state)
     put(v, "b", "a.txt", "t");
     put(v, "b", "a/b!", "bang");
     put(v, "b", "z", "zz");
-    put(v, "b", "a/b/c", "ABC"); /* atomic replace */
+    put(v, "b", "a/b/c", "ABC");  /* atomic replace */
+    assert_true(nt.entries >= 8); /* bucket, 2 implicit dirs, 5 installs */
+    assert_string_equal(nt.last, "c");
     vfs_attr a;
     ASSERT_OK(vfs_s3_lookup(v, NULL, "b", "a/b/c", &a));
     assert_int_equal(a.size, 3);
