@@ -671,6 +671,8 @@ static int dispatch(s3_gw_req *r, gw_answer *a)
         return gw_create_upload(r, a);
     case S3_OP_UPLOAD_PART:
         return gw_upload_part(r, a);
+    case S3_OP_UPLOAD_PART_COPY:
+        return gw_upload_part_copy(r, a);
     case S3_OP_COMPLETE_MULTIPART_UPLOAD:
         return gw_complete_upload(r, a);
     case S3_OP_ABORT_MULTIPART_UPLOAD:

@@ -146,6 +146,7 @@ int gw_object_tagging(s3_gw_req *r, gw_answer *a);
 int gw_create_upload(s3_gw_req *r, gw_answer *a);
 int gw_upload_part_start(s3_gw_req *r);
 int gw_upload_part(s3_gw_req *r, gw_answer *a);
+int gw_upload_part_copy(s3_gw_req *r, gw_answer *a);
 int gw_complete_upload(s3_gw_req *r, gw_answer *a);
 int gw_abort_upload(s3_gw_req *r, gw_answer *a);
 int gw_list_parts(s3_gw_req *r, gw_answer *a);

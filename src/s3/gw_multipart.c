@@ -102,6 +102,7 @@ static int upload_load(s3_gw *g, const char *id, upload *u)
  * key. */
 static int upload_of_req(s3_gw_req *r, upload *u)
 {
+    memset(u, 0, sizeof *u);
     int rc = gw_bucket_check(r->g, r->t.bucket, NULL);
     if (rc == 0)
         rc = upload_load(r->g, s3_query_get(&r->q, "uploadId"), u);
@@ -267,6 +268,7 @@ static int part_number(s3_gw_req *r, uint32_t *out)
 int gw_upload_part_start(s3_gw_req *r)
 {
     upload u;
+    memset(&u, 0, sizeof u);
     int rc = part_number(r, &r->part);
     if (rc == 0)
         rc = upload_of_req(r, &u);
@@ -306,6 +308,87 @@ int gw_upload_part(s3_gw_req *r, gw_answer *a)
     if (r->checksum.present && cks[0])
         gw_hdr(a, r->checksum.header, cks);
     return 0;
+}
+
+/* UploadPartCopy: a byte range of an existing object becomes a part,
+ * copied through an atomic put like UploadPart's body. */
+int gw_upload_part_copy(s3_gw_req *r, gw_answer *a)
+{
+    upload u;
+    memset(&u, 0, sizeof u);
+    uint32_t pn = 0;
+    int rc = part_number(r, &pn);
+    if (rc == 0)
+        rc = upload_of_req(r, &u);
+    s3_copy_source cs;
+    if (rc == 0)
+        rc = s3_copy_source_parse(s3_req_header(&r->req, "x-amz-copy-source"), &cs);
+    if (rc == 0 && cs.version_id[0] && strcmp(cs.version_id, "null") != 0)
+        rc = S3_ERR_NO_SUCH_VERSION;
+    if (rc == 0)
+        rc = gw_bucket_check(r->g, cs.bucket, NULL);
+    vfs_attr sa;
+    if (rc == 0) {
+        rc = vfs_s3_lookup(r->g->ns, NULL, cs.bucket, cs.key, &sa);
+        if (rc == -EINVAL || rc == -ENOENT || rc == -ENOTDIR)
+            rc = S3_ERR_NO_SUCH_KEY;
+    }
+    char etag[S3_ETAG_MAX + 2], bare[S3_ETAG_MAX + 2];
+    if (rc == 0)
+        rc = gw_object_etag(r->g, &sa, etag, NULL);
+    if (rc == 0) {
+        gw_unquote(etag, bare);
+        s3_cond c;
+        s3_cond_from_req(&r->req, "x-amz-copy-source-", &c);
+        rc = s3_cond_eval(&c, bare, sa.mtime_ns / (int64_t)NB_NS_PER_SEC, false);
+    }
+    uint64_t size = rc == 0 && !S_ISDIR(sa.mode) ? sa.size : 0, off = 0, len = size;
+    const char *range = s3_req_header(&r->req, "x-amz-copy-source-range");
+    if (rc == 0 && range) {
+        s3_range rg;
+        rc = s3_copy_range_parse(range, size, &rg);
+        if (rc == 0) {
+            off = rg.start;
+            len = rg.end - rg.start + 1;
+        }
+    }
+    if (rc == 0 && len > S3_MAX_PUT_SIZE)
+        rc = S3_ERR_ENTITY_TOO_LARGE;
+    vfs_put *p = NULL;
+    char key[64];
+    snprintf(key, sizeof key, "%s/p%05u", u.id, pn);
+    if (rc == 0) {
+        rc = vfs_put_begin(r->g->ns, NULL, GW_UPLOADS_DIR, key, 0600, &p);
+        if (rc == -ENOENT)
+            rc = S3_ERR_NO_SUCH_UPLOAD;
+    }
+    uint8_t md5[16];
+    if (rc == 0)
+        rc = gw_copy_bytes(r->g, &sa, off, len, p, md5);
+    nb_buf enc = NB_BUF_INIT;
+    if (rc == 0) {
+        char hex[33];
+        s3_etag_md5(md5, hex);
+        snprintf(etag, sizeof etag, "\"%s\"", hex);
+        vfs_objrec rec = {0};
+        rec.etag = etag;
+        rc = vfs_objrec_encode(&rec, &enc);
+    }
+    vfs_attr pa;
+    if (rc == 0) {
+        rc = vfs_put_commit(p, nb_buf_slice(&enc), &pa);
+        p = NULL;
+        if (rc == -ENOENT)
+            rc = S3_ERR_NO_SUCH_UPLOAD;
+    }
+    vfs_put_abort(p);
+    nb_buf_free(&enc);
+    if (rc == 0) {
+        gw_unquote(etag, bare);
+        rc = s3_xml_copy_result(&a->body, bare, pa.mtime_ns / (int64_t)NB_NS_PER_SEC, true);
+    }
+    upload_free(&u);
+    return rc;
 }
 
 /* The ETag (quoted) stored with a part. */

@@ -410,6 +410,38 @@ def test_multipart_api(s3):
     assert [o["Key"] for o in s3.list_objects_v2(Bucket="mpu")["Contents"]] == ["big/obj"]
 
 
+def test_upload_part_copy(s3):
+    s3.create_bucket(Bucket="mpcopy")
+    src = bytes(range(256)) * (24 << 10)  # 6 MiB
+    s3.put_object(Bucket="mpcopy", Key="src", Body=src)
+    uid = s3.create_multipart_upload(Bucket="mpcopy", Key="dst")["UploadId"]
+    r1 = s3.upload_part_copy(Bucket="mpcopy", Key="dst", UploadId=uid, PartNumber=1,
+                             CopySource={"Bucket": "mpcopy", "Key": "src"})
+    assert r1["CopyPartResult"]["ETag"] == '"%s"' % md5hex(src)
+    r2 = s3.upload_part_copy(Bucket="mpcopy", Key="dst", UploadId=uid, PartNumber=2,
+                             CopySource="mpcopy/src", CopySourceRange="bytes=10-109")
+    assert r2["CopyPartResult"]["ETag"] == '"%s"' % md5hex(src[10:110])
+    fails("InvalidRange", 416, s3.upload_part_copy, Bucket="mpcopy", Key="dst", UploadId=uid,
+          PartNumber=3, CopySource="mpcopy/src", CopySourceRange="bytes=0-%d" % len(src))
+    fails("NoSuchKey", 404, s3.upload_part_copy, Bucket="mpcopy", Key="dst", UploadId=uid,
+          PartNumber=3, CopySource="mpcopy/nope")
+    fails("PreconditionFailed", 412, s3.upload_part_copy, Bucket="mpcopy", Key="dst",
+          UploadId=uid, PartNumber=3, CopySource="mpcopy/src", CopySourceIfMatch='"00"')
+    s3.complete_multipart_upload(
+        Bucket="mpcopy", Key="dst", UploadId=uid,
+        MultipartUpload={"Parts": [{"PartNumber": 1, "ETag": r1["CopyPartResult"]["ETag"]},
+                                   {"PartNumber": 2, "ETag": r2["CopyPartResult"]["ETag"]}]})
+    assert s3.get_object(Bucket="mpcopy", Key="dst")["Body"].read() == src + src[10:110]
+    # Upload operations on a bucket that does not exist.
+    fails("NoSuchBucket", 404, s3.list_parts, Bucket="nobucket", Key="k", UploadId=uid)
+    fails("NoSuchBucket", 404, s3.upload_part, Bucket="nobucket", Key="k", UploadId=uid,
+          PartNumber=1, Body=b"x")
+    fails("NoSuchBucket", 404, s3.upload_part_copy, Bucket="nobucket", Key="k", UploadId=uid,
+          PartNumber=1, CopySource="mpcopy/src")
+    fails("NoSuchBucket", 404, s3.abort_multipart_upload, Bucket="nobucket", Key="k",
+          UploadId=uid)
+
+
 def test_list_multipart_uploads_markers(s3):
     s3.create_bucket(Bucket="mpl")
     ids = {}

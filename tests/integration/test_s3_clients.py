@@ -56,8 +56,13 @@ def test_aws_cli(srv, big, tmp_path):
                               "big/obj.bin").stdout)
     assert head["ContentLength"] == BIG
     assert head["ETag"].endswith('-8"')
+    # Server-side copy of a large object: multipart with UploadPartCopy.
+    srv.aws("s3", "cp", "--no-progress", "s3://awscli/big/obj.bin", "s3://awscli/big/copy.bin")
+    head = json.loads(srv.aws("s3api", "head-object", "--bucket", "awscli", "--key",
+                              "big/copy.bin").stdout)
+    assert head["ContentLength"] == BIG and head["ETag"].endswith('-8"')
     back = tmp_path / "back.bin"
-    srv.aws("s3", "cp", "--no-progress", "s3://awscli/big/obj.bin", str(back))
+    srv.aws("s3", "cp", "--no-progress", "s3://awscli/big/copy.bin", str(back))
     assert md5_file(back) == md5_file(big)
     r = srv.aws("s3api", "get-object", "--bucket", "awscli", "--key", "nope", str(tmp_path / "x"),
                 check=False)
