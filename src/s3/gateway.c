@@ -524,6 +524,8 @@ static int anonymous_check(s3_gw_req *r)
     case S3_OP_LIST_OBJECTS_V2:
     case S3_OP_HEAD_BUCKET:
         return pub ? 0 : S3_ERR_ACCESS_DENIED;
+    case S3_OP_CORS_PREFLIGHT: /* browsers send preflights without credentials */
+        return 0;
     default:
         return S3_ERR_ACCESS_DENIED;
     }
@@ -650,6 +652,18 @@ static int dispatch(s3_gw_req *r, gw_answer *a)
     case S3_OP_LIST_OBJECTS:
     case S3_OP_LIST_OBJECTS_V2:
         return gw_list_objects(r, a);
+    case S3_OP_PUT_BUCKET_TAGGING:
+    case S3_OP_GET_BUCKET_TAGGING:
+    case S3_OP_DELETE_BUCKET_TAGGING:
+    case S3_OP_PUT_BUCKET_CORS:
+    case S3_OP_GET_BUCKET_CORS:
+    case S3_OP_DELETE_BUCKET_CORS:
+    case S3_OP_PUT_BUCKET_LIFECYCLE:
+    case S3_OP_GET_BUCKET_LIFECYCLE:
+    case S3_OP_DELETE_BUCKET_LIFECYCLE:
+        return gw_bucket_config(r, a);
+    case S3_OP_CORS_PREFLIGHT:
+        return gw_cors_preflight(r, a);
     case S3_OP_PUT_OBJECT:
         return gw_put_object(r, a);
     case S3_OP_GET_OBJECT:
@@ -715,6 +729,8 @@ int s3_gw_handle(s3_gw_req *r, struct MHD_Connection *c, const char *method, con
     gw_answer a = {0};
     if (rc == 0)
         rc = dispatch(r, &a);
+    if (rc == 0)
+        gw_cors_actual(r, &a);
     if (rc != 0)
         error_body(r, &a, rc);
     int ret = send_answer(r, &a);

@@ -300,3 +300,130 @@ int gw_list_objects(s3_gw_req *r, gw_answer *a)
     s3_list_args_free(&la);
     return rc;
 }
+
+/* ---- bucket configurations: tagging, CORS, lifecycle ---------------------------------------- */
+
+/* The blob of the bucket record an operation keeps its document in. */
+static nb_buf *config_blob(vfs_bucket *b, s3_op op)
+{
+    switch (op) {
+    case S3_OP_PUT_BUCKET_TAGGING:
+    case S3_OP_GET_BUCKET_TAGGING:
+    case S3_OP_DELETE_BUCKET_TAGGING:
+        return &b->tagging;
+    case S3_OP_PUT_BUCKET_CORS:
+    case S3_OP_GET_BUCKET_CORS:
+    case S3_OP_DELETE_BUCKET_CORS:
+        return &b->cors;
+    default:
+        return &b->lifecycle;
+    }
+}
+
+/* Validates a configuration document before it is stored as sent. */
+static int config_validate(s3_op op, const nb_buf *body)
+{
+    int rc;
+    if (op == S3_OP_PUT_BUCKET_TAGGING) {
+        s3_tagset t = {0};
+        rc = s3_parse_tagging(body->data, body->len, true, &t);
+        s3_tagset_free(&t);
+    } else if (op == S3_OP_PUT_BUCKET_CORS) {
+        s3_cors c = {0};
+        rc = s3_parse_cors(body->data, body->len, &c);
+        s3_cors_free(&c);
+    } else {
+        s3_lifecycle l = {0};
+        rc = s3_parse_lifecycle(body->data, body->len, &l);
+        s3_lifecycle_free(&l);
+    }
+    return rc;
+}
+
+int gw_bucket_config(s3_gw_req *r, gw_answer *a)
+{
+    vfs_bucket b;
+    int rc = gw_bucket_check(r->g, r->t.bucket, &b);
+    if (rc != 0)
+        return rc;
+    nb_buf *blob = config_blob(&b, r->op);
+    switch (r->op) {
+    case S3_OP_GET_BUCKET_TAGGING:
+    case S3_OP_GET_BUCKET_CORS:
+    case S3_OP_GET_BUCKET_LIFECYCLE:
+        if (blob->len == 0)
+            rc = r->op == S3_OP_GET_BUCKET_TAGGING ? S3_ERR_NO_SUCH_TAG_SET
+                 : r->op == S3_OP_GET_BUCKET_CORS  ? S3_ERR_NO_SUCH_CORS
+                                                   : S3_ERR_NO_SUCH_LIFECYCLE;
+        else
+            rc = nb_buf_append(&a->body, blob->data, blob->len);
+        break;
+    case S3_OP_PUT_BUCKET_TAGGING:
+    case S3_OP_PUT_BUCKET_CORS:
+    case S3_OP_PUT_BUCKET_LIFECYCLE:
+        rc = config_validate(r->op, &r->body);
+        if (rc == 0) {
+            nb_buf_reset(blob);
+            rc = nb_buf_append(blob, r->body.data, r->body.len);
+        }
+        if (rc == 0)
+            rc = vfs_bucket_update(r->g->ns, r->t.bucket, &b);
+        if (rc == 0 && r->op == S3_OP_PUT_BUCKET_TAGGING)
+            a->status = 204;
+        break;
+    default: /* DELETE */
+        nb_buf_reset(blob);
+        rc = vfs_bucket_update(r->g->ns, r->t.bucket, &b);
+        if (rc == 0)
+            a->status = 204;
+        break;
+    }
+    vfs_bucket_free(&b);
+    return rc;
+}
+
+/* The CORS rule of bucket allowing origin and method (and, for a
+ * preflight, the requested headers) into headers of the answer.
+ * NB_ENOTFOUND when no rule allows it. */
+static int cors_apply(s3_gw_req *r, gw_answer *a, const char *method, bool preflight)
+{
+    const char *origin = s3_req_header(&r->req, "origin");
+    const char *req_headers =
+        preflight ? s3_req_header(&r->req, "access-control-request-headers") : NULL;
+    if (!origin || !method)
+        return NB_ENOTFOUND;
+    vfs_bucket b;
+    int rc = gw_bucket_check(r->g, r->t.bucket, &b);
+    if (rc != 0)
+        return rc;
+    s3_cors c = {0};
+    if (b.cors.len == 0 || s3_parse_cors(b.cors.data, b.cors.len, &c) != 0)
+        rc = NB_ENOTFOUND;
+    const s3_cors_rule *rule = rc == 0 ? s3_cors_match(&c, origin, method, req_headers) : NULL;
+    s3_meta h = {0};
+    if (rc == 0 && !rule)
+        rc = NB_ENOTFOUND;
+    if (rc == 0)
+        rc = s3_cors_headers(rule, origin, req_headers, preflight, &h);
+    for (size_t i = 0; rc == 0 && i < h.n; i++)
+        gw_hdr(a, h.items[i].name, h.items[i].value);
+    s3_meta_free(&h);
+    s3_cors_free(&c);
+    vfs_bucket_free(&b);
+    return rc;
+}
+
+int gw_cors_preflight(s3_gw_req *r, gw_answer *a)
+{
+    if (!s3_req_header(&r->req, "origin") ||
+        !s3_req_header(&r->req, "access-control-request-method"))
+        return S3_ERR_INVALID_REQUEST;
+    int rc = cors_apply(r, a, s3_req_header(&r->req, "access-control-request-method"), true);
+    return rc == NB_ENOTFOUND ? S3_ERR_ACCESS_DENIED : rc;
+}
+
+void gw_cors_actual(s3_gw_req *r, gw_answer *a)
+{
+    if (r->t.bucket[0] && r->op != S3_OP_CORS_PREFLIGHT && s3_req_header(&r->req, "origin"))
+        (void)!cors_apply(r, a, r->req.method, false);
+}

@@ -135,6 +135,13 @@ int gw_bucket_location(s3_gw_req *r, gw_answer *a);
 int gw_bucket_versioning(s3_gw_req *r, gw_answer *a);
 int gw_bucket_acl(s3_gw_req *r, gw_answer *a);
 int gw_list_objects(s3_gw_req *r, gw_answer *a);
+/* Put/Get/Delete of the bucket's tagging, CORS and lifecycle documents
+ * (validated, stored as sent in the bucket record). */
+int gw_bucket_config(s3_gw_req *r, gw_answer *a);
+/* OPTIONS preflight against the bucket's CORS rules. */
+int gw_cors_preflight(s3_gw_req *r, gw_answer *a);
+/* CORS headers for a request with an Origin that a rule allows. */
+void gw_cors_actual(s3_gw_req *r, gw_answer *a);
 int gw_put_object_start(s3_gw_req *r);
 int gw_put_object(s3_gw_req *r, gw_answer *a);
 int gw_get_object(s3_gw_req *r, gw_answer *a);

@@ -287,6 +287,59 @@ def test_object_tagging(s3):
     assert s3.get_object(Bucket="tags", Key="t")["Body"].read() == b"x"
 
 
+def test_bucket_tagging_cors_lifecycle(srv, s3):
+    s3.create_bucket(Bucket="conf")
+    fails("NoSuchTagSet", 404, s3.get_bucket_tagging, Bucket="conf")
+    s3.put_bucket_tagging(Bucket="conf", Tagging={"TagSet": [{"Key": "team", "Value": "ml"}]})
+    assert s3.get_bucket_tagging(Bucket="conf")["TagSet"] == [{"Key": "team", "Value": "ml"}]
+    fails("InvalidTag", 400, s3.put_bucket_tagging, Bucket="conf",
+          Tagging={"TagSet": [{"Key": "a", "Value": "1"}, {"Key": "a", "Value": "2"}]})
+    s3.delete_bucket_tagging(Bucket="conf")
+    fails("NoSuchTagSet", 404, s3.get_bucket_tagging, Bucket="conf")
+
+    fails("NoSuchCORSConfiguration", 404, s3.get_bucket_cors, Bucket="conf")
+    rules = [{"AllowedOrigins": ["https://app.example"], "AllowedMethods": ["GET", "PUT"],
+              "AllowedHeaders": ["*"], "ExposeHeaders": ["ETag"], "MaxAgeSeconds": 600}]
+    s3.put_bucket_cors(Bucket="conf", CORSConfiguration={"CORSRules": rules})
+    got = s3.get_bucket_cors(Bucket="conf")["CORSRules"]
+    assert got[0]["AllowedOrigins"] == ["https://app.example"]
+    assert got[0]["AllowedMethods"] == ["GET", "PUT"]
+    r = requests.options(srv.endpoint + "/conf/k", timeout=10,
+                         headers={"Origin": "https://app.example",
+                                  "Access-Control-Request-Method": "PUT",
+                                  "Access-Control-Request-Headers": "content-type"})
+    assert r.status_code == 200, r.text
+    assert r.headers["Access-Control-Allow-Origin"] == "https://app.example"
+    assert "PUT" in r.headers["Access-Control-Allow-Methods"]
+    r = requests.options(srv.endpoint + "/conf/k", timeout=10,
+                         headers={"Origin": "https://evil.example",
+                                  "Access-Control-Request-Method": "GET"})
+    assert r.status_code == 403
+    s3.put_object(Bucket="conf", Key="k", Body=b"x")
+    url = s3.generate_presigned_url("get_object", Params={"Bucket": "conf", "Key": "k"})
+    r = requests.get(url, headers={"Origin": "https://app.example"}, timeout=10)
+    assert r.headers.get("Access-Control-Allow-Origin") == "https://app.example"
+    fails("MalformedXML", 400, s3.put_bucket_cors, Bucket="conf",
+          CORSConfiguration={"CORSRules": [{"AllowedOrigins": ["*"], "AllowedMethods": []}]})
+    s3.delete_bucket_cors(Bucket="conf")
+    fails("NoSuchCORSConfiguration", 404, s3.get_bucket_cors, Bucket="conf")
+
+    fails("NoSuchLifecycleConfiguration", 404, s3.get_bucket_lifecycle_configuration,
+          Bucket="conf")
+    lc = {"Rules": [{"ID": "expire-tmp", "Status": "Enabled", "Filter": {"Prefix": "tmp/"},
+                     "Expiration": {"Days": 7}}]}
+    s3.put_bucket_lifecycle_configuration(Bucket="conf", LifecycleConfiguration=lc)
+    got = s3.get_bucket_lifecycle_configuration(Bucket="conf")["Rules"]
+    assert got[0]["ID"] == "expire-tmp" and got[0]["Expiration"]["Days"] == 7
+    bad = {"Rules": [{"ID": "x", "Status": "Enabled", "Filter": {"Prefix": ""},
+                      "Expiration": {"Days": 0}}]}
+    fails("InvalidArgument", 400, s3.put_bucket_lifecycle_configuration, Bucket="conf",
+          LifecycleConfiguration=bad)
+    s3.delete_bucket_lifecycle(Bucket="conf")
+    fails("NoSuchLifecycleConfiguration", 404, s3.get_bucket_lifecycle_configuration,
+          Bucket="conf")
+
+
 # ---- listings ---------------------------------------------------------------------------------
 
 
