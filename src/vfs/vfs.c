@@ -42,6 +42,53 @@ int vfs__ro(vfs *v)
     return v->o.read_only ? -EROFS : 0;
 }
 
+/* The engine to open DIR/meta with: as recorded in DIR/meta-engine, else
+ * as asked (NULL = kv's default). Asking for another engine than the one
+ * recorded is -EINVAL: a store is never opened by the wrong backend. */
+static int meta_engine_choose(const char *dir, const char *want, char **out)
+{
+    char *path = nb_xasprintf("%s/meta-engine", dir);
+    char *text = NULL;
+    size_t len = 0;
+    int rc = nb_read_file(path, 64, &text, &len);
+    free(path);
+    *out = NULL;
+    if (rc == -ENOENT) {
+        *out = want && *want ? nb_xstrdup(want) : NULL;
+        return 0;
+    }
+    if (rc != 0)
+        return rc;
+    while (len > 0 && (text[len - 1] == '\n' || text[len - 1] == ' '))
+        text[--len] = 0;
+    if (want && *want && strcmp(want, text) != 0) {
+        NB_ERROR("vfs: %s holds a %s metadata store, not %s", dir, text, want);
+        free(text);
+        return -EINVAL;
+    }
+    *out = text;
+    return 0;
+}
+
+/* Records an explicitly chosen engine. A store made with the default is
+ * not recorded (meta cannot name kv's default without vfs reaching into
+ * kv) and opens with whatever the default is. */
+static int meta_engine_record(const char *dir, const char *engine)
+{
+    if (!engine || !*engine)
+        return 0;
+    char *path = nb_xasprintf("%s/meta-engine", dir);
+    struct stat st;
+    int rc = 0;
+    if (stat(path, &st) != 0) {
+        char *line = nb_xasprintf("%s\n", engine);
+        rc = nb_write_file_atomic(path, line, strlen(line), 0644);
+        free(line);
+    }
+    free(path);
+    return rc;
+}
+
 int vfs__open_stores(const vfs_options *o, meta **mout, data_store **dsout)
 {
     *mout = NULL;
@@ -81,18 +128,30 @@ int vfs__open_stores(const vfs_options *o, meta **mout, data_store **dsout)
         dso.collect_grace_ns = o->collect_grace_ns;
         rc = data_store_open(bs, &dso, dsout);
     }
+    /* The kv engine is recorded in DIR/meta-engine when the store is made,
+     * so that later opens (and fsck, dump, load) pick the same one. */
+    char *engine = NULL;
+    if (rc == 0)
+        rc = meta_engine_choose(o->data_dir, o->meta_engine, &engine);
     if (rc == 0) {
         meta_options mo;
         meta_options_init(&mo);
-        mo.engine = o->meta_engine;
+        mo.engine = engine;
         mo.sync = o->sync ? 1 : 0;
         mo.max_bytes = o->capacity_bytes;
         mo.max_inodes = o->capacity_inodes;
         rc = meta_open(mdir, &mo, mout);
+        if (rc == 0 && !o->read_only)
+            rc = meta_engine_record(o->data_dir, engine);
         if (rc != 0) {
-            data_store_close(*dsout);
-            *dsout = NULL;
+            meta_close(*mout);
+            *mout = NULL;
         }
+    }
+    free(engine);
+    if (rc != 0 && *dsout) {
+        data_store_close(*dsout);
+        *dsout = NULL;
     }
     free(mdir);
     free(bdir);

@@ -37,12 +37,14 @@ static inline void vt_fill(uint64_t seed, uint8_t *p, size_t n)
 }
 
 /* Test options: the block store from $NB_VFS_BLOCK_STORE ("dir" or "disk";
- * unset = dir), no timer thread, a small cache. */
+ * unset = dir), the kv engine from $NB_VFS_META_ENGINE (unset = kv's
+ * default), no timer thread, a small cache. */
 static inline void vt_options(vfs_options *o, const char *dir)
 {
     vfs_options_init(o);
     o->data_dir = dir;
     o->block_store = getenv("NB_VFS_BLOCK_STORE");
+    o->meta_engine = getenv("NB_VFS_META_ENGINE");
     o->maintain_interval_ms = -1;
     o->cache_bytes = 16u << 20;
 }
