@@ -151,6 +151,11 @@ static void error_body(s3_gw_req *r, gw_answer *a, int rc)
 {
     const s3_error *e = s3_error_of(rc);
     a->status = (unsigned)e->http_status;
+    /* Whatever body the handler had prepared is not sent. */
+    a->has_length = false;
+    if (a->file)
+        (void)vfs_release(a->file);
+    a->file = NULL;
     if (rc == S3_ERR_NOT_MODIFIED || r->head)
         return;
     nb_buf_reset(&a->body);
