@@ -180,3 +180,22 @@ def test_many_idle_connections(srv):
     finally:
         for s in socks:
             s.close()
+
+
+def test_skew_size_and_method_errors(srv):
+    # A request signed 20 minutes ago: RequestTimeTooSkewed.
+    old = datetime.datetime.now(datetime.timezone.utc) - datetime.timedelta(minutes=20)
+    h, *_ = signed_request(srv, "GET", "/bad/keep", {}, "UNSIGNED-PAYLOAD", now=old)
+    r = raw(srv, "GET", "/bad/keep", h)
+    assert r.startswith(b"HTTP/1.1 403") and b"RequestTimeTooSkewed" in r, r[:300]
+    # 6 GiB announced with Expect: 100-continue: refused before the body.
+    h, *_ = signed_request(srv, "PUT", "/bad/huge", {"content-length": str(6 << 30)},
+                           "UNSIGNED-PAYLOAD")
+    h["expect"] = "100-continue"
+    r = raw(srv, "PUT", "/bad/huge", h)
+    assert r.startswith(b"HTTP/1.1 400") and b"EntityTooLarge" in r, r[:300]
+    # A method S3 has no operation for.
+    h, *_ = signed_request(srv, "PATCH", "/bad/keep", {}, "UNSIGNED-PAYLOAD")
+    r = raw(srv, "PATCH", "/bad/keep", h)
+    assert r.startswith(b"HTTP/1.1 405") and b"MethodNotAllowed" in r, r[:300]
+    assert not exists(srv, "huge")
