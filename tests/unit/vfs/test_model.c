@@ -13,6 +13,7 @@
  * 3000), reduced under sanitizers, x20 with NB_SOAK=1. Seed: NB_TEST_SEED.
  */
 #include <dirent.h>
+#include <linux/falloc.h>
 #include <linux/fs.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -336,6 +337,29 @@ static int l_copy(const char *a, const char *b, uint64_t oi, uint64_t oo, size_t
     return rc;
 }
 
+static int v_fallocate(const char *a, int mode, uint64_t off, uint64_t len)
+{
+    vfs_file *f;
+    int rc = v_openf(a, O_WRONLY, 0, &f);
+    if (rc != 0)
+        return rc;
+    rc = vfs_fallocate(f, mode, off, len);
+    int r2 = vfs_release(f);
+    return rc ? rc : r2;
+}
+
+static int l_fallocate(const char *a, int mode, uint64_t off, uint64_t len)
+{
+    char *p = lp(a);
+    int fd = open(p, O_WRONLY);
+    free(p);
+    if (fd < 0)
+        return -errno;
+    int rc = fallocate(fd, mode, (off_t)off, (off_t)len) < 0 ? -errno : 0;
+    close(fd);
+    return rc;
+}
+
 /* ---- The random sequence -----------------------------------------------------------------------
  */
 
@@ -467,7 +491,16 @@ static void run_ops(worker *w)
             CHECK(w, what, v_copy(a, b, oi, oo, len, &n1), l_copy(a, b, oi, oo, len, &n2));
             if (!w->fail && n1 != n2)
                 w->fail = nb_xasprintf("op %d %s: vfs copied %zu, local %zu", i, what, n1, n2);
-        } else if (op < 94) {
+        } else if (op < 93) {
+            static const int modes[] = {
+                0, FALLOC_FL_KEEP_SIZE, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+                FALLOC_FL_ZERO_RANGE, FALLOC_FL_ZERO_RANGE | FALLOC_FL_KEEP_SIZE};
+            int mode = modes[vt_below(&w->rng, NB_ARRAY_LEN(modes))];
+            uint64_t off = vt_below(&w->rng, 80000), len = vt_below(&w->rng, 40000);
+            snprintf(what, sizeof what, "fallocate %s mode %x off %llu len %llu", a, mode,
+                     (unsigned long long)off, (unsigned long long)len);
+            CHECK(w, what, v_fallocate(a, mode, off, len), l_fallocate(a, mode, off, len));
+        } else if (op < 96) {
             uint32_t mode = (uint32_t)(vt_below(&w->rng, 2) ? 0644 : 0755) |
                             (vt_below(&w->rng, 4) == 0 ? 01000 : 0);
             snprintf(what, sizeof what, "chmod %s %o", a, mode);
