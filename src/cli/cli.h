@@ -12,6 +12,9 @@ enum { CLI_EXIT_OK = 0, CLI_EXIT_FAIL = 1, CLI_EXIT_USAGE = 2 };
 int cli_server(int argc, char **argv);
 int cli_version(int argc, char **argv);
 int cli_disk(int argc, char **argv);
+int cli_fsck(int argc, char **argv);
+int cli_dump(int argc, char **argv);
+int cli_load(int argc, char **argv);
 
 /* Parses a subcommand's arguments; on --help prints help and returns with
  * *exit_code = 0 and *cfg NULL; on bad usage prints one line and sets

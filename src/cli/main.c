@@ -19,6 +19,9 @@ static int cli_help(int argc, char **argv);
 
 static const subcommand commands[] = {
     {"server", "Run everything in one process: S3 gateway, metadata, data.", cli_server},
+    {"fsck", "Check (and with --repair fix) a data directory's namespace.", cli_fsck},
+    {"dump", "Write a data directory's metadata as JSON.", cli_dump},
+    {"load", "Load metadata written by dump into an empty data directory.", cli_load},
     {"disk", "Check or show statistics of a disk-engine directory.", cli_disk},
     {"version", "Print the version.", cli_version},
     {"help", "Show help for nebula or one of its commands.", cli_help},
