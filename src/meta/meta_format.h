@@ -141,7 +141,7 @@ enum {
     META_PR_SLICES = 4, /* n x 24-byte slice entries, as in chunk maps */
 };
 
-#define META_NSTRIPES 1024 /* lock stripes = usage counter keys */
+#define META_NSTRIPES 1024  /* lock stripes = usage counter keys */
 #define META_ID_BATCH 65536 /* ids reserved per allocator write (one synced write each) */
 
 #endif
