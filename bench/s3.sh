@@ -7,8 +7,8 @@
 # op, and the ratios nebula/nginx (ops/s: higher is better; CPU: lower).
 #   env: S3_BENCH_ROUNDS (2), DURATION (seconds per cell, 10),
 #        NEBULA (binary, build/release/src/cli/nebula), CELLS (matrix.sh),
-#        S3_BENCH_THREADS (server HTTP threads, 8: a PUT holds its thread
-#        while vfs syncs it, so threads are the gateway's concurrency)
+#        S3_BENCH_THREADS (server HTTP threads, 2 = one per core, the
+#        server's default here; commits run on the gateway's own workers)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROUNDS=${S3_BENCH_ROUNDS:-2}
@@ -30,7 +30,7 @@ export S3BENCH=$work/s3bench
 KEY=S3BENCHACCESSKEY0001
 SECRET=s3bench-secret-key-0000000000000000000001
 NEBULA_ACCESS_KEY=$KEY NEBULA_SECRET_KEY=$SECRET "$NEBULA" server --data "$work/data" \
-    --listen 127.0.0.1:$NB_PORT --threads "${S3_BENCH_THREADS:-8}" --log-level warn \
+    --listen 127.0.0.1:$NB_PORT --threads "${S3_BENCH_THREADS:-2}" --log-level warn \
     >"$work/nebula.out" 2>&1 &
 nb_pid=$!
 cleanup() {

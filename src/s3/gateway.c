@@ -42,6 +42,11 @@ int s3_gw_new(const s3_gw_options *o, s3_gw **out)
         strlen(o->secret_key) > S3_SECRET_KEY_MAX)
         return NB_EUSAGE;
     s3_gw *g = nb_xcalloc(1, sizeof *g);
+    int rc = nb_pool_new(GW_COMMIT_THREADS, "s3-commit", &g->commits);
+    if (rc != 0) {
+        free(g);
+        return rc;
+    }
     g->ns = o->ns;
     snprintf(g->access_key, sizeof g->access_key, "%s", o->access_key);
     snprintf(g->secret_key, sizeof g->secret_key, "%s", o->secret_key);
@@ -53,10 +58,17 @@ int s3_gw_new(const s3_gw_options *o, s3_gw **out)
     return 0;
 }
 
+void s3_gw_drain(s3_gw *g)
+{
+    if (g)
+        nb_pool_wait(g->commits);
+}
+
 void s3_gw_free(s3_gw *g)
 {
     if (!g)
         return;
+    nb_pool_free(g->commits);
     free(g->domain);
     free(g);
 }
@@ -480,6 +492,7 @@ unsigned s3_gw_req_done(s3_gw_req *r, bool completed)
         vfs_put_abort(r->put);
     }
     unsigned st = r->answered ? r->status : 0;
+    answer_free(&r->ans);
     s3_chunked_free(r->chunked);
     s3_digest_free(r->md5);
     s3_digest_free(r->sha256);
@@ -705,6 +718,43 @@ static int dispatch(s3_gw_req *r, gw_answer *a)
     }
 }
 
+/* Writes that wait for a sync (or copy bytes) finish on a commit worker. */
+static bool slow_op(s3_op op)
+{
+    switch (op) {
+    case S3_OP_PUT_OBJECT:
+    case S3_OP_UPLOAD_PART:
+    case S3_OP_UPLOAD_PART_COPY:
+    case S3_OP_COPY_OBJECT:
+    case S3_OP_COMPLETE_MULTIPART_UPLOAD:
+    case S3_OP_DELETE_OBJECTS:
+        return true;
+    default:
+        return false;
+    }
+}
+
+/* The end of a request: body checks, the handler, CORS headers. */
+static void finish(s3_gw_req *r)
+{
+    int rc = r->err ? r->err : finish_body(r);
+    if (rc == 0)
+        rc = dispatch(r, &r->ans);
+    if (rc == 0)
+        gw_cors_actual(r, &r->ans);
+    r->final_rc = rc;
+}
+
+static void finish_task(void *arg)
+{
+    s3_gw_req *r = arg;
+    finish(r);
+    r->async_done = true;
+    /* Last: once resumed, MHD calls the access handler again (on its own
+     * thread), which sends r->ans. */
+    MHD_resume_connection(r->conn);
+}
+
 int s3_gw_handle(s3_gw_req *r, struct MHD_Connection *c, const char *method, const char *upload,
                  size_t *upload_size)
 {
@@ -730,15 +780,20 @@ int s3_gw_handle(s3_gw_req *r, struct MHD_Connection *c, const char *method, con
         *upload_size = 0;
         return MHD_YES;
     }
-    int rc = r->err ? r->err : finish_body(r);
-    gw_answer a = {0};
-    if (rc == 0)
-        rc = dispatch(r, &a);
-    if (rc == 0)
-        gw_cors_actual(r, &a);
-    if (rc != 0)
-        error_body(r, &a, rc);
-    int ret = send_answer(r, &a);
-    answer_free(&a);
+    if (!r->async_done) {
+        if (r->async_pending)
+            return MHD_YES; /* not resumed yet */
+        if (r->err == 0 && slow_op(r->op)) {
+            r->async_pending = true;
+            MHD_suspend_connection(c);
+            nb_pool_submit(r->g->commits, finish_task, r);
+            return MHD_YES;
+        }
+        finish(r);
+    }
+    if (r->final_rc != 0)
+        error_body(r, &r->ans, r->final_rc);
+    int ret = send_answer(r, &r->ans);
+    answer_free(&r->ans);
     return ret;
 }

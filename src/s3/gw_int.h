@@ -6,6 +6,7 @@
 #ifndef NB_S3_GW_INT_H
 #define NB_S3_GW_INT_H
 
+#include "common/threadpool.h"
 #include "s3/s3.h"
 #include "vfs/vfs.h"
 
@@ -16,8 +17,13 @@
 /* Size of the pieces GET bodies are read in and copies are made with. */
 #define GW_IO_BLOCK (256u << 10)
 
+/* Workers that run the slow end of writes (commits that sync, copies),
+ * so MHD's threads go on serving while they wait. */
+#define GW_COMMIT_THREADS 16
+
 struct s3_gw {
     vfs *ns;
+    nb_pool *commits; /* GW_COMMIT_THREADS workers */
     char access_key[S3_ACCESS_KEY_MAX + 1];
     char secret_key[S3_SECRET_KEY_MAX + 1];
     char region[64];
@@ -83,6 +89,13 @@ struct s3_gw_req {
     char *put_bucket; /* where r->put goes (the hidden area for parts) */
     char *put_key;
     uint64_t old_ino; /* the object replaced, for the mount's caches */
+
+    /* The last step, when it runs on a commit worker (the connection is
+     * suspended meanwhile). */
+    bool async_pending; /* handed to a worker */
+    bool async_done;    /* the worker filled final_rc and ans */
+    int final_rc;
+    gw_answer ans;
 };
 
 /* ---- gateway.c ---- */

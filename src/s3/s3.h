@@ -1022,8 +1022,14 @@ typedef struct s3_gw_options {
     void *invalidate_ctx;
 } s3_gw_options;
 
-/* Makes a gateway. *out is owned; free with s3_gw_free. */
+/* Makes a gateway. *out is owned; free with s3_gw_free. The MHD daemon
+ * must allow suspending connections (MHD_ALLOW_SUSPEND_RESUME): commits
+ * run on the gateway's own workers while their connection is suspended. */
 int s3_gw_new(const s3_gw_options *o, s3_gw **out) NB_MUST_CHECK;
+/* Waits until no request's work runs on the gateway's workers (each such
+ * request's connection has been resumed). Call before MHD_stop_daemon,
+ * which must not meet suspended connections. */
+void s3_gw_drain(s3_gw *g);
 void s3_gw_free(s3_gw *g);
 /* A context for the request whose raw request-target (path and query as
  * sent) is raw_uri (copied). Owned; end it with s3_gw_req_done. */

@@ -264,8 +264,9 @@ int server_open(const server_options *o, server **out, char *err, size_t errlen)
         server_free(s);
         return rc;
     }
-    unsigned flags =
-        MHD_USE_EPOLL_INTERNAL_THREAD | MHD_USE_ITC | MHD_USE_ERROR_LOG | MHD_USE_TURBO;
+    /* Suspend/resume: the gateway finishes writes on its own workers. */
+    unsigned flags = MHD_USE_EPOLL_INTERNAL_THREAD | MHD_USE_ITC | MHD_USE_ERROR_LOG |
+                     MHD_USE_TURBO | MHD_ALLOW_SUSPEND_RESUME;
     s->httpd = MHD_start_daemon(
         flags, 0, NULL, NULL, on_request, s, MHD_OPTION_LISTEN_SOCKET, s->listen_fd,
         MHD_OPTION_THREAD_POOL_SIZE, (unsigned)(o->threads ? o->threads : 1),
@@ -337,6 +338,9 @@ void server_shutdown(server *s)
     if (n > 0)
         NB_WARN("shutdown: %lld requests still in flight after %us; closing them", (long long)n,
                 s->opts.shutdown_grace_s);
+    /* Connections suspended for a gateway commit are resumed by it; MHD
+     * must not be stopped with any still suspended. */
+    s3_gw_drain(s->gw);
     MHD_stop_daemon(s->httpd);
     s->httpd = NULL;
     close_namespace(s);
