@@ -486,10 +486,11 @@ unsigned s3_gw_req_done(s3_gw_req *r, bool completed)
 {
     if (!r)
         return 0;
-    if (r->put) {
+    if (r->put || r->part) {
         if (completed)
             NB_DEBUG("s3: %s: upload not published", r->request_id);
         vfs_put_abort(r->put);
+        vfs_part_abort(r->part);
     }
     unsigned st = r->answered ? r->status : 0;
     answer_free(&r->ans);
@@ -499,8 +500,6 @@ unsigned s3_gw_req_done(s3_gw_req *r, bool completed)
     s3_digest_free(r->cks);
     nb_buf_free(&r->body);
     vfs_objrec_free(&r->rec);
-    free(r->put_bucket);
-    free(r->put_key);
     s3_query_free(&r->q);
     free(r->hdrs);
     free(r->path);
@@ -772,9 +771,11 @@ int s3_gw_handle(s3_gw_req *r, struct MHD_Connection *c, const char *method, con
     if (*upload_size) {
         if (r->err == 0) {
             r->err = feed(r, upload, *upload_size);
-            if (r->err && r->put) {
+            if (r->err) {
                 vfs_put_abort(r->put);
                 r->put = NULL;
+                vfs_part_abort(r->part);
+                r->part = NULL;
             }
         }
         *upload_size = 0;

@@ -10,10 +10,6 @@
 #include "s3/s3.h"
 #include "vfs/vfs.h"
 
-/* The hidden directory under the root that holds multipart uploads: a
- * name that is never a valid bucket name (it starts with '.'), left out of
- * ListBuckets and refused as a bucket. */
-#define GW_UPLOADS_DIR ".nebula-uploads"
 /* Size of the pieces GET bodies are read in and copies are made with. */
 #define GW_IO_BLOCK (256u << 10)
 
@@ -47,7 +43,7 @@ typedef struct gw_answer {
 /* How a request's body is consumed. */
 typedef enum gw_body_mode {
     GW_BODY_COLLECT, /* kept in r->body up to S3_XML_BODY_MAX (XML, tagging) */
-    GW_BODY_PUT,     /* streamed into r->put (PutObject, UploadPart) */
+    GW_BODY_PUT,     /* streamed into r->put (PutObject) or r->part (UploadPart) */
 } gw_body_mode;
 
 struct s3_gw_req {
@@ -85,9 +81,9 @@ struct s3_gw_req {
     vfs_put *put;
     /* PutObject / UploadPart state. */
     vfs_objrec rec;   /* the record to store */
-    uint32_t part;    /* UploadPart number */
-    char *put_bucket; /* where r->put goes (the hidden area for parts) */
-    char *put_key;
+    uint32_t part_no; /* UploadPart number */
+    vfs_part *part;   /* UploadPart: where the body goes */
+    uint64_t upload_id;
     uint64_t old_ino; /* the object replaced, for the mount's caches */
 
     /* The last step, when it runs on a commit worker (the connection is
@@ -125,14 +121,16 @@ int gw_objrec_store(s3_gw *g, uint64_t ino, vfs_objrec *rec, int64_t mtime_ns) N
 int gw_rec_from_req(s3_gw_req *r, vfs_objrec *rec) NB_MUST_CHECK;
 /* etag without its quotes into out (S3_ETAG_MAX + 2 bytes). */
 void gw_unquote(const char *etag, char *out);
-/* Copies [off, off+len) of the object with attributes sa into p; md5 (may
- * be NULL) receives the MD5 of the bytes. */
+/* Copies [off, off+len) of the object with attributes sa into the put p
+ * or else the part; md5 (may be NULL) receives the MD5 of the bytes. */
 int gw_copy_bytes(s3_gw *g, const vfs_attr *sa, uint64_t off, uint64_t len, vfs_put *p,
-                  uint8_t *md5) NB_MUST_CHECK;
+                  vfs_part *part, uint8_t *md5) NB_MUST_CHECK;
 /* Random upload id of 32 hex digits (out: 33 bytes). */
 void gw_random_id(char *out);
 
 /* Body streaming for PutObject / UploadPart (gw_object.c). */
+/* Length, Content-MD5, checksum and digests for a body to stream. */
+int gw_body_start(s3_gw_req *r) NB_MUST_CHECK;
 int gw_put_start(s3_gw_req *r, const char *bucket, const char *key) NB_MUST_CHECK;
 int gw_put_data(s3_gw_req *r, const uint8_t *p, size_t n) NB_MUST_CHECK;
 /* Checks digests and the length; fills etag (quoted) and the checksum

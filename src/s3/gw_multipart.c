@@ -1,28 +1,18 @@
 /*
- * gw_multipart.c — multipart uploads over the namespace.
+ * gw_multipart.c — multipart uploads on vfs's upload records
+ * (vfs_mpu_*, vfs_part_*): a part's body streams into new slices as it
+ * arrives (vfs_part_write), and Complete makes the object from those same
+ * slices in one metadata transaction (no data is copied). Nothing is
+ * visible in the namespace before Complete.
  *
- * vfs has no upload records yet (meta has them, docs/vfs.md §10), so an
- * upload lives in the hidden directory GW_UPLOADS_DIR under the root, as
- * ordinary files written with atomic puts:
- *
- *   .nebula-uploads/<id>/          the upload (a directory marker)
- *   .nebula-uploads/<id>/info      "<bucket>\n<key>"; its object record is
- *                                  the completed object's (headers, user
- *                                  metadata, tags); its mtime = initiated
- *   .nebula-uploads/<id>/p00001    part 1; its record holds the part ETag
- *
- * The hidden directory exists while uploads do: the first upload makes
- * it, removing the last one removes it, so the mount's root shows it only
- * while an upload is in progress.
- *
- * <id> is 32 random hex digits (unreserved characters, as SigV2 needs).
- * Complete streams the parts in order into one atomic put at the key (the
- * final object appears whole or not at all), then removes the upload.
- * The copy costs a read and a write of the object; with vfs access to
- * meta's upload records the parts become slices of the object instead.
+ * Upload ids are vfs's 64-bit ids written as 16 lowercase hex digits
+ * (unreserved characters, as SigV2 needs). The gateway checks what S3
+ * requires around them: the upload belongs to the bucket and key of the
+ * request (NoSuchUpload otherwise), part numbers, ETags, order and sizes.
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -31,183 +21,65 @@
 #include "common/common.h"
 #include "s3/gw_int.h"
 
-typedef struct upload {
-    char id[33];
-    char *bucket, *key;
-    int64_t initiated_ns;
-    vfs_objrec rec;
-} upload;
-
-static void upload_free(upload *u)
+static void id_format(uint64_t id, char out[17])
 {
-    free(u->bucket);
-    free(u->key);
-    vfs_objrec_free(&u->rec);
-    memset(u, 0, sizeof *u);
+    snprintf(out, 17, "%016" PRIx64, id);
 }
 
-static bool id_ok(const char *id)
+static int id_parse(const char *s, uint64_t *out)
 {
-    size_t n = strlen(id);
-    if (n != 32)
-        return false;
-    for (size_t i = 0; i < n; i++)
-        if (!((id[i] >= '0' && id[i] <= '9') || (id[i] >= 'a' && id[i] <= 'f')))
-            return false;
-    return true;
-}
-
-/* Reads upload id; NoSuchUpload when it does not exist. */
-static int upload_load(s3_gw *g, const char *id, upload *u)
-{
-    memset(u, 0, sizeof *u);
-    if (!id || !id_ok(id))
+    if (!s || strlen(s) != 16)
         return S3_ERR_NO_SUCH_UPLOAD;
-    snprintf(u->id, sizeof u->id, "%s", id);
-    char key[64];
-    snprintf(key, sizeof key, "%s/info", id);
-    vfs_attr a;
-    int rc = vfs_s3_lookup(g->ns, NULL, GW_UPLOADS_DIR, key, &a);
-    if (rc != 0)
-        return rc == -ENOENT ? S3_ERR_NO_SUCH_UPLOAD : rc;
-    if (a.size > 2 * S3_KEY_MAX)
-        return S3_ERR_NO_SUCH_UPLOAD;
-    vfs_file *f = NULL;
-    rc = vfs_file_open(g->ns, NULL, a.ino, O_RDONLY, &f);
-    char buf[2 * S3_KEY_MAX + 2];
-    size_t got = 0;
-    if (rc == 0)
-        rc = vfs_read(f, 0, buf, a.size, &got);
-    if (f)
-        (void)vfs_release(f);
-    if (rc != 0)
-        return rc == -ENOENT ? S3_ERR_NO_SUCH_UPLOAD : rc;
-    buf[got] = 0;
-    char *nl = strchr(buf, '\n');
-    if (!nl)
-        return S3_ERR_NO_SUCH_UPLOAD;
-    *nl = 0;
-    u->bucket = nb_xstrdup(buf);
-    u->key = nb_xstrdup(nl + 1);
-    u->initiated_ns = a.mtime_ns;
-    nb_buf enc = NB_BUF_INIT;
-    if (vfs_objrec_get(g->ns, a.ino, &enc) == 0 &&
-        vfs_objrec_decode(nb_buf_slice(&enc), &u->rec) != 0)
-        memset(&u->rec, 0, sizeof u->rec);
-    nb_buf_free(&enc);
+    uint64_t v = 0;
+    for (int i = 0; i < 16; i++) {
+        char c = s[i];
+        int d = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+        if (d < 0)
+            return S3_ERR_NO_SUCH_UPLOAD;
+        v = v << 4 | (uint64_t)d;
+    }
+    *out = v;
     return 0;
 }
 
-/* Loads the upload of the request and checks it belongs to its bucket and
- * key. */
-static int upload_of_req(s3_gw_req *r, upload *u)
+/* The upload of the request, checked to belong to its bucket and key.
+ * *u is zeroed first (free with vfs_upload_free on every path). */
+static int upload_of_req(s3_gw_req *r, vfs_upload *u, uint64_t *id)
 {
     memset(u, 0, sizeof *u);
-    int rc = gw_bucket_check(r->g, r->t.bucket, NULL);
-    if (rc == 0)
-        rc = upload_load(r->g, s3_query_get(&r->q, "uploadId"), u);
-    if (rc == 0 && (strcmp(u->bucket, r->t.bucket) != 0 || strcmp(u->key, r->t.key) != 0))
+    vfs_bucket b;
+    int rc = gw_bucket_check(r->g, r->t.bucket, &b);
+    if (rc != 0)
+        return rc;
+    rc = id_parse(s3_query_get(&r->q, "uploadId"), id);
+    if (rc == 0) {
+        rc = vfs_mpu_get(r->g->ns, *id, u);
+        if (rc == NB_ENOTFOUND || rc == -ENOENT)
+            rc = S3_ERR_NO_SUCH_UPLOAD;
+    }
+    if (rc == 0 && (u->bucket != b.ino || !u->key || strcmp(u->key, r->t.key) != 0))
         rc = S3_ERR_NO_SUCH_UPLOAD;
+    vfs_bucket_free(&b);
     return rc;
 }
 
-/* Writes a small object in the hidden area. */
-static int put_small(s3_gw *g, const char *key, const void *data, size_t n, const vfs_objrec *rec)
+static int part_number(s3_gw_req *r, uint32_t *out)
 {
-    vfs_put *p = NULL;
-    int rc = vfs_put_begin(g->ns, NULL, GW_UPLOADS_DIR, key, 0600, &p);
-    if (rc == 0 && n)
-        rc = vfs_put_write(p, data, n);
-    nb_buf enc = NB_BUF_INIT;
-    if (rc == 0 && rec)
-        rc = vfs_objrec_encode(rec, &enc);
-    if (rc == 0) {
-        rc = vfs_put_commit(p, rec ? nb_buf_slice(&enc) : nb_slice_of(NULL, 0), NULL);
-        p = NULL;
-    }
-    vfs_put_abort(p);
-    nb_buf_free(&enc);
-    return rc;
-}
-
-typedef struct key_list {
-    char **v;
-    size_t n, cap;
-    vfs_attr *attrs;
-} key_list;
-
-static int key_cb(void *arg, const vfs_list_entry *e)
-{
-    key_list *l = arg;
-    if (l->n == l->cap) {
-        l->cap = l->cap ? l->cap * 2 : 64;
-        l->v = nb_xrealloc(l->v, l->cap * sizeof *l->v);
-        l->attrs = nb_xrealloc(l->attrs, l->cap * sizeof *l->attrs);
-    }
-    l->v[l->n] = nb_xstrndup(e->key, e->key_len);
-    if (e->attr)
-        l->attrs[l->n] = *e->attr;
-    else
-        memset(&l->attrs[l->n], 0, sizeof l->attrs[l->n]);
-    l->n++;
+    const char *pn = s3_query_get(&r->q, "partNumber");
+    char *end;
+    long n = pn ? strtol(pn, &end, 10) : 0;
+    if (!pn || *end || n < 1 || n > S3_MAX_PARTS)
+        return S3_ERR_INVALID_ARGUMENT;
+    *out = (uint32_t)n;
     return 0;
 }
 
-static void key_list_free(key_list *l)
+static int part_err(int rc)
 {
-    for (size_t i = 0; i < l->n; i++)
-        free(l->v[i]);
-    free(l->v);
-    free(l->attrs);
-    memset(l, 0, sizeof *l);
+    return rc == NB_ENOTFOUND || rc == -ENOENT ? S3_ERR_NO_SUCH_UPLOAD : rc;
 }
 
-/* Every key of the hidden area under prefix (with delimiter: the groups),
- * all pages. */
-static int list_all(s3_gw *g, const char *prefix, const char *delim, const char *after, size_t max,
-                    key_list *l)
-{
-    char *start = after ? nb_xstrdup(after) : NULL;
-    int rc = 0;
-    for (;;) {
-        bool trunc = false;
-        char *next = NULL;
-        vfs_list_opts o = {
-            .prefix = prefix, .delimiter = delim, .start_after = start, .max_keys = 1000};
-        rc = vfs_s3_list(g->ns, NULL, GW_UPLOADS_DIR, &o, key_cb, l, &trunc, &next);
-        free(start);
-        start = next;
-        if (rc != 0 || !trunc || !next || (max && l->n >= max))
-            break;
-    }
-    free(start);
-    return rc;
-}
-
-static int upload_remove(s3_gw *g, const char *id)
-{
-    char prefix[40];
-    snprintf(prefix, sizeof prefix, "%s/", id);
-    key_list l = {0};
-    int rc = list_all(g, prefix, NULL, NULL, 0, &l);
-    for (size_t i = 0; rc == 0 && i < l.n; i++) {
-        rc = vfs_s3_delete(g->ns, NULL, GW_UPLOADS_DIR, l.v[i]);
-        if (rc == -ENOENT)
-            rc = 0;
-    }
-    key_list_free(&l);
-    if (rc == 0) {
-        rc = vfs_s3_delete(g->ns, NULL, GW_UPLOADS_DIR, prefix);
-        if (rc == -ENOENT)
-            rc = 0;
-    }
-    /* The last upload takes the hidden directory with it. */
-    if (rc == 0 && vfs_rmdir(g->ns, NULL, VFS_ROOT_INO, GW_UPLOADS_DIR) == 0 && g->invalidate)
-        g->invalidate(g->invalidate_ctx, VFS_ROOT_INO, GW_UPLOADS_DIR, 0);
-    return rc;
-}
-
-/* ---- Create / UploadPart -------------------------------------------------------------------- */
+/* ---- Create / UploadPart / UploadPartCopy --------------------------------------------------- */
 
 int gw_create_upload(s3_gw_req *r, gw_answer *a)
 {
@@ -225,61 +97,37 @@ int gw_create_upload(s3_gw_req *r, gw_answer *a)
     s3_checksum ck;
     if (rc == 0)
         rc = s3_checksum_from_req(&r->req, &ck);
-    char id[33], key[64];
-    gw_random_id(id);
-    snprintf(key, sizeof key, "%s/", id);
-    /* The hidden directory may be removed by the end of another upload
-     * between our mkdir and our put: try again. */
-    for (int tries = 0; rc == 0 && tries < 5; tries++) {
-        rc = vfs_mkdir(r->g->ns, NULL, VFS_ROOT_INO, GW_UPLOADS_DIR, S_IFDIR | 0700, NULL);
-        if (rc == 0 && r->g->invalidate)
-            r->g->invalidate(r->g->invalidate_ctx, VFS_ROOT_INO, GW_UPLOADS_DIR, 0);
-        if (rc == -EEXIST)
-            rc = 0;
-        if (rc == 0)
-            rc = put_small(r->g, key, NULL, 0, NULL);
-        if (rc != -ENOENT)
-            break;
-        rc = 0;
-    }
-    if (rc == 0) {
-        snprintf(key, sizeof key, "%s/info", id);
-        char *info = nb_xasprintf("%s\n%s", r->t.bucket, r->t.key);
-        rc = put_small(r->g, key, info, strlen(info), &rec);
-        free(info);
-    }
-    vfs_objrec_free(&rec);
+    nb_buf enc = NB_BUF_INIT;
     if (rc == 0)
-        rc = s3_xml_initiate_upload(&a->body, r->t.bucket, r->t.key, id);
+        rc = vfs_objrec_encode(&rec, &enc);
+    uint64_t id = 0;
+    if (rc == 0) {
+        rc = gw_key_err(vfs_mpu_create(r->g->ns, NULL, r->t.bucket, r->t.key, r->auth.access_key,
+                                       nb_buf_slice(&enc), &id));
+        if (rc == S3_ERR_NO_SUCH_KEY)
+            rc = S3_ERR_NO_SUCH_BUCKET;
+    }
+    nb_buf_free(&enc);
+    vfs_objrec_free(&rec);
+    char ids[17];
+    id_format(id, ids);
+    if (rc == 0)
+        rc = s3_xml_initiate_upload(&a->body, r->t.bucket, r->t.key, ids);
     return rc;
-}
-
-static int part_number(s3_gw_req *r, uint32_t *out)
-{
-    const char *pn = s3_query_get(&r->q, "partNumber");
-    char *end;
-    long n = pn ? strtol(pn, &end, 10) : 0;
-    if (!pn || *end || n < 1 || n > S3_MAX_PARTS)
-        return S3_ERR_INVALID_ARGUMENT;
-    *out = (uint32_t)n;
-    return 0;
 }
 
 int gw_upload_part_start(s3_gw_req *r)
 {
-    upload u;
+    vfs_upload u;
     memset(&u, 0, sizeof u);
-    int rc = part_number(r, &r->part);
+    int rc = part_number(r, &r->part_no);
     if (rc == 0)
-        rc = upload_of_req(r, &u);
-    if (rc == 0) {
-        char key[64];
-        snprintf(key, sizeof key, "%s/p%05u", u.id, r->part);
-        rc = gw_put_start(r, GW_UPLOADS_DIR, key);
-        if (rc == S3_ERR_NO_SUCH_BUCKET)
-            rc = S3_ERR_NO_SUCH_UPLOAD;
-    }
-    upload_free(&u);
+        rc = upload_of_req(r, &u, &r->upload_id);
+    vfs_upload_free(&u);
+    if (rc == 0)
+        rc = gw_body_start(r);
+    if (rc == 0)
+        rc = part_err(vfs_part_begin(r->g->ns, r->upload_id, r->part_no, &r->part));
     return rc;
 }
 
@@ -289,19 +137,9 @@ int gw_upload_part(s3_gw_req *r, gw_answer *a)
     int rc = gw_put_verify(r, etag, cks);
     if (rc != 0)
         return rc;
-    vfs_objrec rec = {0};
-    rec.etag = etag;
-    nb_buf enc = NB_BUF_INIT;
-    rc = vfs_objrec_encode(&rec, &enc);
-    vfs_put *p = r->put;
-    r->put = NULL;
-    if (rc == 0)
-        rc = vfs_put_commit(p, nb_buf_slice(&enc), NULL);
-    else
-        vfs_put_abort(p);
-    nb_buf_free(&enc);
-    if (rc == -ENOENT)
-        rc = S3_ERR_NO_SUCH_UPLOAD; /* aborted meanwhile */
+    vfs_part *p = r->part;
+    r->part = NULL;
+    rc = part_err(vfs_part_commit(p, etag));
     if (rc != 0)
         return rc;
     gw_hdr(a, "ETag", etag);
@@ -310,16 +148,17 @@ int gw_upload_part(s3_gw_req *r, gw_answer *a)
     return 0;
 }
 
-/* UploadPartCopy: a byte range of an existing object becomes a part,
- * copied through an atomic put like UploadPart's body. */
+/* UploadPartCopy: a byte range of an existing object becomes a part. */
 int gw_upload_part_copy(s3_gw_req *r, gw_answer *a)
 {
-    upload u;
+    vfs_upload u;
     memset(&u, 0, sizeof u);
     uint32_t pn = 0;
+    uint64_t id = 0;
     int rc = part_number(r, &pn);
     if (rc == 0)
-        rc = upload_of_req(r, &u);
+        rc = upload_of_req(r, &u, &id);
+    vfs_upload_free(&u);
     s3_copy_source cs;
     if (rc == 0)
         rc = s3_copy_source_parse(s3_req_header(&r->req, "x-amz-copy-source"), &cs);
@@ -354,153 +193,157 @@ int gw_upload_part_copy(s3_gw_req *r, gw_answer *a)
     }
     if (rc == 0 && len > S3_MAX_PUT_SIZE)
         rc = S3_ERR_ENTITY_TOO_LARGE;
-    vfs_put *p = NULL;
-    char key[64];
-    snprintf(key, sizeof key, "%s/p%05u", u.id, pn);
-    if (rc == 0) {
-        rc = vfs_put_begin(r->g->ns, NULL, GW_UPLOADS_DIR, key, 0600, &p);
-        if (rc == -ENOENT)
-            rc = S3_ERR_NO_SUCH_UPLOAD;
-    }
+    vfs_part *p = NULL;
+    if (rc == 0)
+        rc = part_err(vfs_part_begin(r->g->ns, id, pn, &p));
     uint8_t md5[16];
     if (rc == 0)
-        rc = gw_copy_bytes(r->g, &sa, off, len, p, md5);
-    nb_buf enc = NB_BUF_INIT;
+        rc = gw_copy_bytes(r->g, &sa, off, len, NULL, p, md5);
     if (rc == 0) {
         char hex[33];
         s3_etag_md5(md5, hex);
         snprintf(etag, sizeof etag, "\"%s\"", hex);
-        vfs_objrec rec = {0};
-        rec.etag = etag;
-        rc = vfs_objrec_encode(&rec, &enc);
-    }
-    vfs_attr pa;
-    if (rc == 0) {
-        rc = vfs_put_commit(p, nb_buf_slice(&enc), &pa);
+        rc = part_err(vfs_part_commit(p, etag));
         p = NULL;
-        if (rc == -ENOENT)
-            rc = S3_ERR_NO_SUCH_UPLOAD;
     }
-    vfs_put_abort(p);
-    nb_buf_free(&enc);
+    vfs_part_abort(p);
     if (rc == 0) {
         gw_unquote(etag, bare);
-        rc = s3_xml_copy_result(&a->body, bare, pa.mtime_ns / (int64_t)NB_NS_PER_SEC, true);
+        rc = s3_xml_copy_result(&a->body, bare, (int64_t)(nb_wall_ns() / NB_NS_PER_SEC), true);
     }
-    upload_free(&u);
     return rc;
 }
 
-/* The ETag (quoted) stored with a part. */
-static int part_etag(s3_gw *g, uint64_t ino, char *etag)
+/* ---- parts ---------------------------------------------------------------------------------- */
+
+typedef struct part_ent {
+    uint32_t number;
+    char *etag; /* as stored (quoted) */
+    uint64_t size;
+    int64_t mtime_ns;
+} part_ent;
+
+typedef struct part_list {
+    part_ent *v;
+    size_t n, cap, max; /* max 0: all */
+} part_list;
+
+static int part_cb(void *arg, const vfs_part_info *p)
 {
-    nb_buf enc = NB_BUF_INIT;
-    vfs_objrec rec = {0};
-    int rc = vfs_objrec_get(g->ns, ino, &enc);
-    if (rc == 0)
-        rc = vfs_objrec_decode(nb_buf_slice(&enc), &rec);
-    nb_buf_free(&enc);
-    if (rc == 0 && !rec.etag)
-        rc = S3_ERR_INVALID_PART;
-    if (rc == 0)
-        snprintf(etag, S3_ETAG_MAX + 2, "%s", rec.etag);
-    vfs_objrec_free(&rec);
-    return rc;
+    part_list *l = arg;
+    if (l->n == l->cap) {
+        l->cap = l->cap ? l->cap * 2 : 64;
+        l->v = nb_xrealloc(l->v, l->cap * sizeof *l->v);
+    }
+    l->v[l->n].number = p->number;
+    l->v[l->n].etag = nb_xstrdup(p->etag ? p->etag : "");
+    l->v[l->n].size = p->size;
+    l->v[l->n].mtime_ns = p->mtime_ns;
+    l->n++;
+    return l->max && l->n >= l->max;
+}
+
+static void part_list_free(part_list *l)
+{
+    for (size_t i = 0; i < l->n; i++)
+        free(l->v[i].etag);
+    free(l->v);
+    memset(l, 0, sizeof *l);
 }
 
 /* ---- Complete / Abort ----------------------------------------------------------------------- */
 
 int gw_complete_upload(s3_gw_req *r, gw_answer *a)
 {
-    upload u;
-    int rc = upload_of_req(r, &u);
+    vfs_upload u;
+    uint64_t id = 0;
+    int rc = upload_of_req(r, &u, &id);
     s3_complete_req cr = {0};
     if (rc == 0)
         rc = s3_parse_complete(r->body.data, r->body.len, &cr);
-    vfs_attr *pa = NULL;
-    char **etags = NULL;
-    uint64_t *sizes = NULL;
-    if (rc == 0) {
-        pa = nb_xcalloc(cr.n, sizeof *pa);
-        etags = nb_xcalloc(cr.n, sizeof *etags);
-        sizes = nb_xcalloc(cr.n, sizeof *sizes);
-    }
+    part_list pl = {0};
+    if (rc == 0)
+        rc = part_err(vfs_part_list(r->g->ns, id, 0, part_cb, &pl));
+    char **etags = rc == 0 ? nb_xcalloc(cr.n, sizeof *etags) : NULL;
+    uint64_t *sizes = rc == 0 ? nb_xcalloc(cr.n, sizeof *sizes) : NULL;
+    uint32_t *numbers = rc == 0 ? nb_xcalloc(cr.n, sizeof *numbers) : NULL;
+    /* Both lists are in ascending part order. */
+    size_t j = 0;
     for (size_t i = 0; rc == 0 && i < cr.n; i++) {
-        char key[64], etag[S3_ETAG_MAX + 2], bare[S3_ETAG_MAX + 2];
-        snprintf(key, sizeof key, "%s/p%05u", u.id, cr.parts[i].number);
-        rc = vfs_s3_lookup(r->g->ns, NULL, GW_UPLOADS_DIR, key, &pa[i]);
-        if (rc == -ENOENT)
+        while (j < pl.n && pl.v[j].number < cr.parts[i].number)
+            j++;
+        char bare[S3_ETAG_MAX + 2];
+        if (j == pl.n || pl.v[j].number != cr.parts[i].number) {
             rc = S3_ERR_INVALID_PART;
-        if (rc == 0)
-            rc = part_etag(r->g, pa[i].ino, etag);
-        if (rc == 0) {
-            gw_unquote(etag, bare);
-            if (strcmp(bare, cr.parts[i].etag) != 0)
-                rc = S3_ERR_INVALID_PART;
+            break;
         }
-        if (rc == 0) {
-            etags[i] = nb_xstrdup(bare);
-            sizes[i] = pa[i].size;
+        gw_unquote(pl.v[j].etag, bare);
+        if (strcmp(bare, cr.parts[i].etag) != 0) {
+            rc = S3_ERR_INVALID_PART;
+            break;
         }
+        etags[i] = nb_xstrdup(bare);
+        sizes[i] = pl.v[j].size;
+        numbers[i] = pl.v[j].number;
     }
     if (rc == 0)
         rc = s3_parts_size_check(sizes, cr.n);
     char mp[S3_ETAG_MAX];
     if (rc == 0)
         rc = s3_etag_multipart((const char *const *)etags, cr.n, mp);
-    vfs_attr old;
-    uint64_t old_ino = 0;
-    if (rc == 0 && vfs_s3_lookup(r->g->ns, NULL, u.bucket, u.key, &old) == 0 && S_ISREG(old.mode))
-        old_ino = old.ino;
-    vfs_put *p = NULL;
-    if (rc == 0)
-        rc = gw_key_err(vfs_put_begin(r->g->ns, NULL, u.bucket, u.key, 0644, &p));
-    for (size_t i = 0; rc == 0 && i < cr.n; i++)
-        rc = gw_copy_bytes(r->g, &pa[i], 0, pa[i].size, p, NULL);
+    vfs_objrec rec = {0};
+    if (rc == 0 && u.objrec.len && vfs_objrec_decode(nb_buf_slice(&u.objrec), &rec) != 0)
+        memset(&rec, 0, sizeof rec);
     char etag[S3_ETAG_MAX + 2];
     snprintf(etag, sizeof etag, "\"%s\"", mp);
     nb_buf enc = NB_BUF_INIT;
     if (rc == 0) {
-        free(u.rec.etag);
-        u.rec.etag = nb_xstrdup(etag);
-        u.rec.parts = (uint32_t)cr.n;
-        rc = vfs_objrec_encode(&u.rec, &enc);
+        free(rec.etag);
+        rec.etag = nb_xstrdup(etag);
+        rec.parts = (uint32_t)cr.n;
+        rc = vfs_objrec_encode(&rec, &enc);
     }
-    vfs_attr attr;
+    vfs_attr old, attr;
+    uint64_t old_ino = 0;
+    if (rc == 0 && r->g->invalidate &&
+        vfs_s3_lookup(r->g->ns, NULL, r->t.bucket, r->t.key, &old) == 0 && S_ISREG(old.mode))
+        old_ino = old.ino;
     if (rc == 0) {
-        rc = gw_key_err(vfs_put_commit(p, nb_buf_slice(&enc), &attr));
-        p = NULL;
+        rc = vfs_mpu_complete(r->g->ns, NULL, id, numbers, cr.n, nb_buf_slice(&enc), &attr);
+        if (rc == NB_ENOTFOUND)
+            rc = S3_ERR_INVALID_PART; /* a part or the upload went meanwhile */
+        else
+            rc = gw_key_err(rc);
     }
-    vfs_put_abort(p);
     nb_buf_free(&enc);
     if (rc == 0) {
-        if (gw_objrec_store(r->g, attr.ino, &u.rec, attr.mtime_ns) != 0)
+        if (gw_objrec_store(r->g, attr.ino, &rec, attr.mtime_ns) != 0)
             NB_WARN("s3: %s: cannot stamp the ETag record", r->request_id);
-        gw_notify_key(r->g, u.bucket, u.key, old_ino);
-        int rrc = upload_remove(r->g, u.id);
-        if (rrc != 0)
-            NB_WARN("s3: upload %s completed but not removed: %s", u.id, nb_strerror(rrc));
+        gw_notify_key(r->g, r->t.bucket, r->t.key, old_ino);
         char loc[S3_KEY_MAX + 80];
-        snprintf(loc, sizeof loc, "/%s/%s", u.bucket, u.key);
-        rc = s3_xml_complete_upload(&a->body, loc, u.bucket, u.key, mp);
+        snprintf(loc, sizeof loc, "/%s/%s", r->t.bucket, r->t.key);
+        rc = s3_xml_complete_upload(&a->body, loc, r->t.bucket, r->t.key, mp);
     }
+    vfs_objrec_free(&rec);
     for (size_t i = 0; etags && i < cr.n; i++)
         free(etags[i]);
     free(etags);
     free(sizes);
-    free(pa);
+    free(numbers);
+    part_list_free(&pl);
     s3_complete_req_free(&cr);
-    upload_free(&u);
+    vfs_upload_free(&u);
     return rc;
 }
 
 int gw_abort_upload(s3_gw_req *r, gw_answer *a)
 {
-    upload u;
-    int rc = upload_of_req(r, &u);
+    vfs_upload u;
+    uint64_t id = 0;
+    int rc = upload_of_req(r, &u, &id);
+    vfs_upload_free(&u);
     if (rc == 0)
-        rc = upload_remove(r->g, u.id);
-    upload_free(&u);
+        rc = part_err(vfs_mpu_abort(r->g->ns, id));
     if (rc == 0)
         a->status = 204;
     return rc;
@@ -510,28 +353,28 @@ int gw_abort_upload(s3_gw_req *r, gw_answer *a)
 
 int gw_list_parts(s3_gw_req *r, gw_answer *a)
 {
-    upload u;
-    int rc = upload_of_req(r, &u);
+    vfs_upload u;
+    uint64_t id = 0;
+    int rc = upload_of_req(r, &u, &id);
+    vfs_upload_free(&u);
     s3_list_args la;
     memset(&la, 0, sizeof la);
     if (rc == 0)
         rc = s3_list_args_parse(S3_OP_LIST_PARTS, &r->q, &la);
-    key_list l = {0};
-    char prefix[40], after[48];
-    snprintf(prefix, sizeof prefix, "%s/p", u.id);
-    snprintf(after, sizeof after, "%s/p%05u", u.id, la.part_marker);
+    part_list pl = {.max = (size_t)la.max_keys + 1};
     if (rc == 0)
-        rc = list_all(r->g, prefix, NULL, la.part_marker ? after : NULL, la.max_keys + 1, &l);
+        rc = part_err(vfs_part_list(r->g->ns, id, la.part_marker, part_cb, &pl));
     if (rc == 0) {
-        bool trunc = l.n > la.max_keys;
-        size_t n = trunc ? la.max_keys : l.n;
-        uint32_t last = n ? (uint32_t)strtoul(l.v[n - 1] + strlen(prefix), NULL, 10) : 0;
+        bool trunc = pl.n > la.max_keys;
+        size_t n = trunc ? la.max_keys : pl.n;
+        char ids[17];
+        id_format(id, ids);
         s3_parts_params pp = {
             .bucket = r->t.bucket,
             .key = r->t.key,
-            .upload_id = u.id,
+            .upload_id = ids,
             .part_number_marker = la.part_marker,
-            .next_part_number_marker = last,
+            .next_part_number_marker = n ? pl.v[n - 1].number : 0,
             .max_parts = la.max_keys,
             .truncated = trunc,
             .owner = &gw_owner_root,
@@ -540,26 +383,45 @@ int gw_list_parts(s3_gw_req *r, gw_answer *a)
         s3_xml x;
         s3_xml_parts_begin(&x, &a->body, &pp);
         for (size_t i = 0; i < n; i++) {
-            char etag[S3_ETAG_MAX + 2], bare[S3_ETAG_MAX + 2];
-            if (part_etag(r->g, l.attrs[i].ino, etag) != 0)
-                continue;
-            gw_unquote(etag, bare);
-            s3_xml_part(&x, (uint32_t)strtoul(l.v[i] + strlen(prefix), NULL, 10),
-                        l.attrs[i].mtime_ns / (int64_t)NB_NS_PER_SEC, bare, l.attrs[i].size);
+            char bare[S3_ETAG_MAX + 2];
+            gw_unquote(pl.v[i].etag, bare);
+            s3_xml_part(&x, pl.v[i].number, pl.v[i].mtime_ns / (int64_t)NB_NS_PER_SEC, bare,
+                        pl.v[i].size);
         }
         rc = s3_xml_end(&x);
     }
-    key_list_free(&l);
+    part_list_free(&pl);
     s3_list_args_free(&la);
-    upload_free(&u);
     return rc;
 }
 
-static int upload_cmp(const void *a, const void *b)
+typedef struct up_ent {
+    char *key;
+    char id[17];
+    int64_t initiated_ns;
+} up_ent;
+
+typedef struct up_list {
+    up_ent *v;
+    size_t n, cap;
+    const char *prefix;
+    size_t limit; /* stop after this many (no delimiter: one page + 1) */
+} up_list;
+
+static int up_cb(void *arg, const vfs_upload *u)
 {
-    const upload *x = a, *y = b;
-    int c = strcmp(x->key, y->key);
-    return c ? c : strcmp(x->id, y->id);
+    up_list *l = arg;
+    if (!u->key || strncmp(u->key, l->prefix, strlen(l->prefix)) != 0)
+        return 0;
+    if (l->n == l->cap) {
+        l->cap = l->cap ? l->cap * 2 : 64;
+        l->v = nb_xrealloc(l->v, l->cap * sizeof *l->v);
+    }
+    up_ent *e = &l->v[l->n++];
+    e->key = nb_xstrdup(u->key);
+    id_format(u->id, e->id);
+    e->initiated_ns = u->initiated_ns;
+    return l->limit && l->n >= l->limit;
 }
 
 int gw_list_uploads(s3_gw_req *r, gw_answer *a)
@@ -569,43 +431,30 @@ int gw_list_uploads(s3_gw_req *r, gw_answer *a)
     memset(&la, 0, sizeof la);
     if (rc == 0)
         rc = s3_list_args_parse(S3_OP_LIST_MULTIPART_UPLOADS, &r->q, &la);
-    key_list l = {0};
+    up_list l = {.prefix = la.prefix ? la.prefix : ""};
+    l.limit = la.delimiter ? 0 : (size_t)la.max_keys + 1;
+    /* key-marker alone: uploads of later keys; with upload-id-marker:
+     * later uploads of that key too. */
+    const char *after_key = la.marker && *la.marker ? la.marker : NULL;
+    uint64_t after_id = UINT64_MAX;
+    if (rc == 0 && after_key && la.version_marker && *la.version_marker &&
+        id_parse(la.version_marker, &after_id) != 0)
+        rc = S3_ERR_INVALID_ARGUMENT;
     if (rc == 0)
-        rc = list_all(r->g, "", "/", NULL, 0, &l);
+        rc = vfs_mpu_list(r->g->ns, NULL, r->t.bucket, after_key, after_key ? after_id : 0, up_cb,
+                          &l);
     if (rc == -ENOENT)
-        rc = 0; /* no upload at all: no hidden directory */
-    upload *v = NULL;
-    size_t n = 0;
-    for (size_t i = 0; rc == 0 && i < l.n; i++) {
-        char id[33];
-        snprintf(id, sizeof id, "%.32s", l.v[i]);
-        upload u;
-        if (upload_load(r->g, id, &u) != 0)
-            continue;
-        if (strcmp(u.bucket, r->t.bucket) != 0 || strncmp(u.key, la.prefix, strlen(la.prefix)) ||
-            (la.marker && *la.marker &&
-             (strcmp(u.key, la.marker) < 0 ||
-              (strcmp(u.key, la.marker) == 0 &&
-               (!la.version_marker || strcmp(u.id, la.version_marker) <= 0))))) {
-            upload_free(&u);
-            continue;
-        }
-        v = nb_xrealloc(v, (n + 1) * sizeof *v);
-        v[n++] = u;
-    }
+        rc = S3_ERR_NO_SUCH_BUCKET;
     if (rc == 0) {
-        if (n)
-            qsort(v, n, sizeof *v, upload_cmp);
-        /* The page: uploads, or common prefixes that group them. */
-        size_t plen = strlen(la.prefix), i = 0, shown = 0;
-        char **cp = nb_xcalloc(n + 1, sizeof *cp); /* per entry: its group, or NULL */
-        bool *show = nb_xcalloc(n + 1, sizeof *show);
+        size_t plen = strlen(l.prefix), i = 0, shown = 0;
+        char **cp = nb_xcalloc(l.n + 1, sizeof *cp); /* per entry: its group, or NULL */
+        bool *show = nb_xcalloc(l.n + 1, sizeof *show);
         const char *last_group = NULL;
-        for (; i < n && shown < la.max_keys; i++) {
-            const char *d = la.delimiter ? strstr(v[i].key + plen, la.delimiter) : NULL;
+        for (; i < l.n && shown < la.max_keys; i++) {
+            const char *d = la.delimiter ? strstr(l.v[i].key + plen, la.delimiter) : NULL;
             if (d) {
-                size_t cl = (size_t)(d - v[i].key) + strlen(la.delimiter);
-                cp[i] = nb_xstrndup(v[i].key, cl);
+                size_t cl = (size_t)(d - l.v[i].key) + strlen(la.delimiter);
+                cp[i] = nb_xstrndup(l.v[i].key, cl);
                 if (last_group && strcmp(last_group, cp[i]) == 0)
                     continue;
                 last_group = cp[i];
@@ -618,15 +467,15 @@ int gw_list_uploads(s3_gw_req *r, gw_answer *a)
             last--;
         s3_uploads_params up = {
             .url_encode = la.url_encode,
-            .truncated = i < n,
+            .truncated = i < l.n,
             .bucket = r->t.bucket,
             .prefix = la.prefix,
             .delimiter = la.delimiter,
             .max_uploads = la.max_keys,
             .key_marker = la.marker,
             .upload_id_marker = la.version_marker,
-            .next_key_marker = i < n && last ? v[last - 1].key : NULL,
-            .next_upload_id_marker = i < n && last ? v[last - 1].id : NULL,
+            .next_key_marker = i < l.n && last ? l.v[last - 1].key : NULL,
+            .next_upload_id_marker = i < l.n && last ? l.v[last - 1].id : NULL,
         };
         s3_xml x;
         s3_xml_uploads_begin(&x, &a->body, &up);
@@ -636,19 +485,18 @@ int gw_list_uploads(s3_gw_req *r, gw_answer *a)
             if (cp[j])
                 s3_xml_common_prefix(&x, la.url_encode, cp[j]);
             else
-                s3_xml_upload(&x, la.url_encode, v[j].key, v[j].id, &gw_owner_root,
-                              v[j].initiated_ns / (int64_t)NB_NS_PER_SEC);
+                s3_xml_upload(&x, la.url_encode, l.v[j].key, l.v[j].id, &gw_owner_root,
+                              l.v[j].initiated_ns / (int64_t)NB_NS_PER_SEC);
         }
         rc = s3_xml_end(&x);
-        for (size_t j = 0; j < n; j++)
+        for (size_t j = 0; j < l.n; j++)
             free(cp[j]);
         free(cp);
         free(show);
     }
-    for (size_t i = 0; i < n; i++)
-        upload_free(&v[i]);
-    free(v);
-    key_list_free(&l);
+    for (size_t j = 0; j < l.n; j++)
+        free(l.v[j].key);
+    free(l.v);
     s3_list_args_free(&la);
     return rc;
 }

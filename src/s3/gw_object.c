@@ -17,7 +17,7 @@
 
 /* ---- streaming a body into a put ------------------------------------------------------------ */
 
-int gw_put_start(s3_gw_req *r, const char *bucket, const char *key)
+int gw_body_start(s3_gw_req *r)
 {
     int rc = s3_payload_length(&r->req, &r->auth, S3_MAX_PUT_SIZE, &r->expect_len);
     const char *md5 = s3_req_header(&r->req, "content-md5");
@@ -32,15 +32,18 @@ int gw_put_start(s3_gw_req *r, const char *bucket, const char *key)
     if (rc == 0)
         rc = s3_digest_new(S3_DIGEST_MD5, &r->md5);
     if (rc == 0)
+        r->body_mode = GW_BODY_PUT;
+    return rc;
+}
+
+int gw_put_start(s3_gw_req *r, const char *bucket, const char *key)
+{
+    int rc = gw_body_start(r);
+    if (rc == 0)
         rc = gw_key_err(vfs_put_begin(r->g->ns, NULL, bucket, key, 0644, &r->put));
     if (rc == S3_ERR_NO_SUCH_KEY)
         rc = S3_ERR_NO_SUCH_BUCKET;
-    if (rc != 0)
-        return rc;
-    r->put_bucket = nb_xstrdup(bucket);
-    r->put_key = nb_xstrdup(key);
-    r->body_mode = GW_BODY_PUT;
-    return 0;
+    return rc;
 }
 
 int gw_put_data(s3_gw_req *r, const uint8_t *p, size_t n)
@@ -51,7 +54,7 @@ int gw_put_data(s3_gw_req *r, const uint8_t *p, size_t n)
     s3_digest_update(r->md5, p, n);
     if (r->cks)
         s3_digest_update(r->cks, p, n);
-    return vfs_put_write(r->put, p, n);
+    return r->put ? vfs_put_write(r->put, p, n) : vfs_part_write(r->part, p, n);
 }
 
 int gw_put_verify(s3_gw_req *r, char *etag, char *cks_b64)
@@ -372,7 +375,7 @@ int gw_delete_objects(s3_gw_req *r, gw_answer *a)
 
 /* Streams object src (attributes sa) into the put p, computing its MD5. */
 int gw_copy_bytes(s3_gw *g, const vfs_attr *sa, uint64_t off, uint64_t len, vfs_put *p,
-                  uint8_t *md5)
+                  vfs_part *part, uint8_t *md5)
 {
     s3_digest *d = NULL;
     int rc = md5 ? s3_digest_new(S3_DIGEST_MD5, &d) : 0;
@@ -391,7 +394,7 @@ int gw_copy_bytes(s3_gw *g, const vfs_attr *sa, uint64_t off, uint64_t len, vfs_
         if (rc == 0) {
             if (d)
                 s3_digest_update(d, buf, got);
-            rc = vfs_put_write(p, buf, got);
+            rc = p ? vfs_put_write(p, buf, got) : vfs_part_write(part, buf, got);
             done += got;
         }
     }
@@ -527,7 +530,7 @@ int gw_copy_object(s3_gw_req *r, gw_answer *a)
         uint8_t md5[S3_DIGEST_MAX];
         uint64_t len = S_ISDIR(sa.mode) ? 0 : sa.size;
         if (rc == 0)
-            rc = gw_copy_bytes(r->g, &sa, 0, len, p, md5);
+            rc = gw_copy_bytes(r->g, &sa, 0, len, p, NULL, md5);
         if (rc == 0) {
             char hex[33];
             s3_etag_md5(md5, hex);
