@@ -18,12 +18,17 @@ static const kv__ops *const engines[] = {
 };
 
 static const char *const engine_names[] = {
-    "rocksdb",
 #ifdef NB_KV_HAVE_NKV
     "nkv",
 #endif
+    "rocksdb",
     NULL,
 };
+
+const char *kv_default_engine(void)
+{
+    return engine_names[0];
+}
 
 const char *const *kv_engines(void)
 {
@@ -41,7 +46,7 @@ int kv_open(const char *engine, const char *dir, const kv_options *o, kv_db **ou
 {
     *out = NULL;
     if (!engine || !*engine)
-        engine = KV_DEFAULT_ENGINE;
+        engine = kv_default_engine();
     const kv__ops *ops = NULL;
     for (size_t i = 0; i < NB_ARRAY_LEN(engines); i++) {
         if (strcmp(engines[i]->name, engine) == 0)

@@ -5,8 +5,8 @@
  * write batches, ordered iterators, consistent snapshots and per-write
  * durability. Engines ("backends") sit behind one ops table and are chosen
  * by name at open time: "rocksdb" (Debian's librocksdb through its C API,
- * the default until nkv passes its crash test) and "nkv" (our own LSM
- * engine, once it is built in). Every backend passes the same conformance
+ * the reference) and "nkv" (our own LSM engine, the default whenever it
+ * is built in). Every backend passes the same conformance
  * suite (tests/unit/kv/test_kv.c). See docs/kv.md.
  *
  * Keys order bytewise (memcmp, shorter first on a common prefix).
@@ -33,8 +33,10 @@ typedef struct kv_batch kv_batch;
 typedef struct kv_snapshot kv_snapshot;
 typedef struct kv_iter kv_iter;
 
-/* The name of the backend used when kv_open() is given NULL or "". */
-#define KV_DEFAULT_ENGINE "rocksdb"
+/* The name of the backend used when kv_open() is given NULL or "": "nkv",
+ * our own engine, when it is built in (it passed its crash test and every
+ * kv and meta test), else "rocksdb". Static storage. */
+const char *kv_default_engine(void);
 
 typedef struct kv_options {
     int create_if_missing; /* create the store when dir holds none (default 1) */
@@ -52,7 +54,7 @@ void kv_options_init(kv_options *o);
 const char *const *kv_engines(void);
 
 /* Opens (or creates) the store in dir with the named backend (NULL or ""
- * selects KV_DEFAULT_ENGINE). o may be NULL for defaults. Borrows all
+ * selects kv_default_engine()). o may be NULL for defaults. Borrows all
  * arguments. On success *out holds a handle to close with kv_close();
  * on failure *out is NULL. NB_EUSAGE for an unknown engine name. */
 int kv_open(const char *engine, const char *dir, const kv_options *o, kv_db **out) NB_MUST_CHECK;

@@ -23,6 +23,11 @@ void meta_options_init(meta_options *o)
     o->protected_hardlinks = 1;
 }
 
+const char *meta_default_engine(void)
+{
+    return kv_default_engine();
+}
+
 int64_t meta__now(void)
 {
     return (int64_t)nb_wall_ns();

@@ -64,6 +64,9 @@ typedef struct meta_options {
 } meta_options;
 
 void meta_options_init(meta_options *o);
+/* The kv backend a store is made with when meta_options.engine is NULL
+ * ("nkv" when built in). Static storage. */
+const char *meta_default_engine(void);
 
 /* Opens (creating if empty) the metadata store in dir. Borrows all
  * arguments (o may be NULL). Reclaims inodes left open-but-unlinked by a

@@ -256,10 +256,12 @@ int server_open(const server_options *o, server **out, char *err, size_t errlen)
     int rc = lock_data_dir(s, err, errlen);
     if (!rc)
         rc = server__credentials_init(s, err, errlen);
-    if (!rc)
-        rc = open_namespace(s, err, errlen);
+    /* Bind before opening the namespace: a busy port fails fast and
+     * creates nothing. */
     if (!rc)
         rc = listen_on(s, err, errlen);
+    if (!rc)
+        rc = open_namespace(s, err, errlen);
     if (rc) {
         server_free(s);
         return rc;

@@ -43,8 +43,10 @@ int vfs__ro(vfs *v)
 }
 
 /* The engine to open DIR/meta with: as recorded in DIR/meta-engine, else
- * as asked (NULL = kv's default). Asking for another engine than the one
- * recorded is -EINVAL: a store is never opened by the wrong backend. */
+ * as asked, else meta's default. A metadata store that predates the
+ * record was made when rocksdb was the default. Asking for another engine
+ * than the one recorded is -EINVAL: a store is never opened by the wrong
+ * backend. *out is always a name. */
 static int meta_engine_choose(const char *dir, const char *want, char **out)
 {
     char *path = nb_xasprintf("%s/meta-engine", dir);
@@ -54,7 +56,14 @@ static int meta_engine_choose(const char *dir, const char *want, char **out)
     free(path);
     *out = NULL;
     if (rc == -ENOENT) {
-        *out = want && *want ? nb_xstrdup(want) : NULL;
+        char *mdir = nb_xasprintf("%s/meta", dir);
+        struct stat st;
+        bool legacy = stat(mdir, &st) == 0;
+        free(mdir);
+        if (want && *want)
+            *out = nb_xstrdup(want);
+        else
+            *out = nb_xstrdup(legacy ? "rocksdb" : meta_default_engine());
         return 0;
     }
     if (rc != 0)
@@ -70,13 +79,9 @@ static int meta_engine_choose(const char *dir, const char *want, char **out)
     return 0;
 }
 
-/* Records an explicitly chosen engine. A store made with the default is
- * not recorded (meta cannot name kv's default without vfs reaching into
- * kv) and opens with whatever the default is. */
+/* Records the engine the store was made with, once. */
 static int meta_engine_record(const char *dir, const char *engine)
 {
-    if (!engine || !*engine)
-        return 0;
     char *path = nb_xasprintf("%s/meta-engine", dir);
     struct stat st;
     int rc = 0;
