@@ -210,7 +210,17 @@ def test_graceful_shutdown_finishes_inflight_request(tmp_path, sig):
     with Server(data) as s:
         c = socket.create_connection(("127.0.0.1", s.port), timeout=10)
         c.sendall(b"GET /health HTTP/1.1\r\n")  # request line only: in flight
-        time.sleep(0.3)
+        # Wait until the server counts it (the /metrics request counts too),
+        # however slow a loaded machine is.
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            _, _, body = get(s.port, "/metrics")
+            _, samples = parse_prometheus(body.decode())
+            if metric(samples, "nebula_http_inflight_requests") >= 2:
+                break
+            time.sleep(0.05)
+        else:
+            pytest.fail("the partial request never counted as in flight")
         s.proc.send_signal(sig)
         time.sleep(0.5)
         assert s.proc.poll() is None, "server exited with a request in flight"
