@@ -13,7 +13,6 @@
  */
 #include <errno.h>
 #include <fcntl.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -35,15 +34,6 @@ void nbfuse_options_init(nbfuse_options *o)
     o->entry_timeout = 1.0;
     o->attr_timeout = 1.0;
     o->max_threads = 16;
-}
-
-static void set_err(char *err, size_t errlen, const char *fmt, ...) NB_PRINTF(3, 4);
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
 }
 
 /* Lazy unmount: umount2 as root, fusermount3 otherwise. */
@@ -103,7 +93,7 @@ static int reclaim(const char *mp, char *err, size_t errlen)
     struct stat st;
     if (stat(mp, &st) == 0) {
         if (!S_ISDIR(st.st_mode)) {
-            set_err(err, errlen, "mount point %s is not a directory", mp);
+            snprintf(err, errlen, "mount point %s is not a directory", mp);
             return -ENOTDIR;
         }
         return 0;
@@ -116,7 +106,7 @@ static int reclaim(const char *mp, char *err, size_t errlen)
             return 0;
         }
     }
-    set_err(err, errlen, "mount point %s: %s", mp, nb_strerror(rc));
+    snprintf(err, errlen, "mount point %s: %s", mp, nb_strerror(rc));
     return rc;
 }
 
@@ -140,20 +130,20 @@ int nbfuse_mount(vfs *v, const nbfuse_options *o, nbfuse **out, char *err, size_
     f->se = fuse_session_new(&args, &nbfuse__ops, sizeof nbfuse__ops, f);
     fuse_opt_free_args(&args); /* libfuse may have grown the list */
     if (!f->se) {
-        set_err(err, errlen, "cannot start a FUSE session (is /dev/fuse there?)");
+        snprintf(err, errlen, "cannot start a FUSE session (is /dev/fuse there?)");
         rc = NB_EINTERNAL;
         goto fail;
     }
     if (fuse_session_mount(f->se, f->mountpoint) != 0) {
-        set_err(err, errlen, "cannot mount on %s (see the log; is fuse3 installed?)",
-                f->mountpoint);
+        snprintf(err, errlen, "cannot mount on %s (see the log; is fuse3 installed?)",
+                 f->mountpoint);
         rc = -EIO;
         goto fail;
     }
     int perr = pthread_create(&f->loop_thread, NULL, loop_main, f);
     if (perr) {
         fuse_session_unmount(f->se);
-        set_err(err, errlen, "cannot start FUSE threads: %s", strerror(perr));
+        snprintf(err, errlen, "cannot start FUSE threads: %s", strerror(perr));
         rc = -perr;
         goto fail;
     }

@@ -22,15 +22,6 @@
 #include "common/common.h"
 #include "server/server_int.h"
 
-static void set_err(char *err, size_t errlen, const char *fmt, ...) NB_PRINTF(3, 4);
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-}
-
 static void count_status(server *s, unsigned status)
 {
     if (status >= SERVER_STATUS_MIN && status <= SERVER_STATUS_MAX)
@@ -144,8 +135,8 @@ static int listen_on(server *s, char *err, size_t errlen)
     hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
     int gai = getaddrinfo(s->opts.listen_host, port, &hints, &res);
     if (gai != 0) {
-        set_err(err, errlen, "cannot resolve listen address '%s': %s", s->opts.listen_host,
-                gai_strerror(gai));
+        snprintf(err, errlen, "cannot resolve listen address '%s': %s", s->opts.listen_host,
+                 gai_strerror(gai));
         return NB_EUSAGE;
     }
     int rc = 0;
@@ -162,8 +153,8 @@ static int listen_on(server *s, char *err, size_t errlen)
     if (rc) {
         if (fd >= 0)
             close(fd);
-        set_err(err, errlen, "cannot listen on %s:%d: %s", s->opts.listen_host, s->opts.port,
-                nb_strerror(rc));
+        snprintf(err, errlen, "cannot listen on %s:%d: %s", s->opts.listen_host, s->opts.port,
+                 nb_strerror(rc));
         return rc;
     }
     struct sockaddr_storage ss;
@@ -179,22 +170,23 @@ static int lock_data_dir(server *s, char *err, size_t errlen)
 {
     int rc = nb_mkdir_p(s->data_dir, 0755);
     if (rc) {
-        set_err(err, errlen, "cannot create data directory %s: %s", s->data_dir, nb_strerror(rc));
+        snprintf(err, errlen, "cannot create data directory %s: %s", s->data_dir, nb_strerror(rc));
         return rc;
     }
     if (access(s->data_dir, W_OK | X_OK) != 0) {
         rc = -errno;
-        set_err(err, errlen, "data directory %s is not writable: %s", s->data_dir, nb_strerror(rc));
+        snprintf(err, errlen, "data directory %s is not writable: %s", s->data_dir,
+                 nb_strerror(rc));
         return rc;
     }
     char *lock = nb_xasprintf("%s/LOCK", s->data_dir);
     pid_t holder = 0;
     rc = nb_lock_file(lock, &s->lock_fd, &holder);
     if (rc == NB_ELOCKED)
-        set_err(err, errlen, "data directory %s is in use by another nebula server (pid %d)",
-                s->data_dir, (int)holder);
+        snprintf(err, errlen, "data directory %s is in use by another nebula server (pid %d)",
+                 s->data_dir, (int)holder);
     else if (rc)
-        set_err(err, errlen, "cannot lock %s: %s", lock, nb_strerror(rc));
+        snprintf(err, errlen, "cannot lock %s: %s", lock, nb_strerror(rc));
     free(lock);
     return rc;
 }
@@ -219,14 +211,14 @@ static int open_namespace(server *s, char *err, size_t errlen)
     vo.cache_bytes = s->opts.cache_bytes;
     int rc = vfs_open(&vo, &s->ns);
     if (rc) {
-        set_err(err, errlen, "cannot open the namespace in %s: %s", s->data_dir, nb_strerror(rc));
+        snprintf(err, errlen, "cannot open the namespace in %s: %s", s->data_dir, nb_strerror(rc));
         return rc;
     }
     if (s->opts.mount.mountpoint) {
         char merr[400] = "";
         rc = nbfuse_mount(s->ns, &s->opts.mount, &s->mount, merr, sizeof merr);
         if (rc) {
-            set_err(err, errlen, "%s", merr[0] ? merr : nb_strerror(rc));
+            snprintf(err, errlen, "%s", merr[0] ? merr : nb_strerror(rc));
             return rc;
         }
     }
@@ -239,7 +231,7 @@ static int open_namespace(server *s, char *err, size_t errlen)
     };
     rc = s3_gw_new(&go, &s->gw);
     if (rc)
-        set_err(err, errlen, "cannot start the S3 gateway: %s", nb_strerror(rc));
+        snprintf(err, errlen, "cannot start the S3 gateway: %s", nb_strerror(rc));
     return rc;
 }
 
@@ -278,7 +270,7 @@ int server_open(const server_options *o, server **out, char *err, size_t errlen)
         MHD_OPTION_NOTIFY_CONNECTION, on_connection, s, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, s,
         MHD_OPTION_END);
     if (!s->httpd) {
-        set_err(err, errlen, "cannot start the HTTP server on port %d", s->port);
+        snprintf(err, errlen, "cannot start the HTTP server on port %d", s->port);
         server_free(s);
         return NB_EINTERNAL;
     }
