@@ -16,7 +16,11 @@
  * into place and fsyncs the target directory (deferred to data_bs_sync with
  * DATA_PUT_DEFER_SYNC). A crash leaves either nothing, a file in tmp/
  * (removed on the next open), or a complete block that nothing may
- * reference yet (the collector's business). The format of a block file is
+ * reference yet (the collector's business). With DATA_PUT_NO_SYNC the put
+ * syncs nothing and data_bs_sync_full fdatasyncs the block files and then
+ * their directories: a power loss before that may leave a torn block under
+ * its final name, which its CRCs reject (the caller's metadata must not
+ * depend on such a block: vfs records it as unsynced, docs/vfs.md). The format of a block file is
  * in data_format.h and docs/data.md.
  */
 #include <dirent.h>
@@ -182,7 +186,7 @@ static int dir_put(data_bs *bs, data_key k, const void *buf, size_t len, unsigne
                                 (off_t)(hlen + pdone));
         }
     }
-    if (rc == 0 && fsync(fd) != 0)
+    if (rc == 0 && !(flags & DATA_PUT_NO_SYNC) && fsync(fd) != 0)
         rc = -errno;
     if (close(fd) != 0 && rc == 0)
         rc = -errno;
@@ -192,7 +196,7 @@ static int dir_put(data_bs *bs, data_key k, const void *buf, size_t len, unsigne
         unlink(tmp);
         return map_enospc(rc);
     }
-    if (!(flags & DATA_PUT_DEFER_SYNC)) {
+    if (!(flags & (DATA_PUT_DEFER_SYNC | DATA_PUT_NO_SYNC))) {
         char fdir[PATH_MAX];
         fan_path(d, fan, fdir, sizeof fdir);
         rc = nb_fsync_dir(fdir);
@@ -223,6 +227,26 @@ static int dir_sync(data_bs *bs, const data_key *keys, size_t n)
     }
     free(fans);
     return rc;
+}
+
+static int dir_sync_data(data_bs *bs, const data_key *keys, size_t n)
+{
+    bs_dir *d = (bs_dir *)bs;
+    for (size_t i = 0; i < n; i++) {
+        char path[PATH_MAX];
+        blk_path(d, keys[i], path, sizeof path);
+        int fd = open(path, O_RDONLY | O_CLOEXEC);
+        if (fd < 0) {
+            if (errno == ENOENT)
+                continue; /* deleted meanwhile: nothing to make durable */
+            return -errno;
+        }
+        int rc = fdatasync(fd) != 0 ? -errno : 0;
+        close(fd);
+        if (rc)
+            return map_enospc(rc);
+    }
+    return 0;
 }
 
 /* Opens block k for reading; NB_ENOTFOUND if absent. */
@@ -603,6 +627,7 @@ const data_bs_ops data__bs_dir_ops = {
     .cheap_ranges = true,
     .put = dir_put,
     .sync = dir_sync,
+    .sync_data = dir_sync_data,
     .get = dir_get,
     .get_all = dir_get_all,
     .stat = dir_stat,

@@ -47,6 +47,7 @@ typedef struct data_bs data_bs;
 
 /* put flags */
 #define DATA_PUT_DEFER_SYNC 1u /* readable at once, durable only after data_bs_sync() */
+#define DATA_PUT_NO_SYNC    2u /* nothing synced: durable only after data_bs_sync_full() */
 
 /* Opens (creating if needed) a `dir` block store under dir: a file per
  * block. Takes an exclusive lock on the directory and removes temporary
@@ -78,6 +79,10 @@ int data_bs_put(data_bs *bs, data_key k, const void *buf, size_t len, unsigned f
 /* Makes the blocks named in keys[0..n) durable (those put with
  * DATA_PUT_DEFER_SYNC). keys is borrowed. */
 int data_bs_sync(data_bs *bs, const data_key *keys, size_t n) NB_MUST_CHECK;
+/* Makes the blocks named in keys[0..n) durable, those put with
+ * DATA_PUT_NO_SYNC included (their bytes and their names). Keys of blocks
+ * deleted meanwhile are skipped. keys is borrowed. */
+int data_bs_sync_full(data_bs *bs, const data_key *keys, size_t n) NB_MUST_CHECK;
 /* Reads up to len bytes of block k's payload from off into buf (borrowed),
  * verifying the CRC32C of every 64 KiB segment touched. *got receives the
  * bytes read: fewer than len only at the block's end (0 at or past it). */
@@ -169,11 +174,19 @@ typedef struct data_writer data_writer;
  * slice is "held": the collector never frees its blocks. *out is owned;
  * end it with data_writer_finish or data_writer_abort. */
 int data_writer_new(data_store *s, uint64_t id, data_writer **out) NB_MUST_CHECK;
+/* writer flags. LAZY: finish syncs nothing; the caller makes the slice
+ * durable later with data_slice_sync. */
+#define DATA_WRITER_LAZY 1u
+/* data_writer_new with flags (DATA_WRITER_*). */
+int data_writer_new_flags(data_store *s, uint64_t id, unsigned flags,
+                          data_writer **out) NB_MUST_CHECK;
 /* Appends bytes (borrowed). Full 4 MiB blocks are written in the background
  * on the write pool, at most writer_inflight at a time. */
 int data_writer_append(data_writer *w, const void *buf, size_t len) NB_MUST_CHECK;
 /* Writes the last (short) block, waits for every block, syncs them once
- * and frees w. On 0 the slice's *len_out bytes are durable. On error the
+ * (not for a DATA_WRITER_LAZY writer: then they are readable but durable
+ * only after data_slice_sync) and frees w. On 0 the slice's *len_out bytes
+ * are durable (lazy: readable). On error the
  * blocks written are deleted and the hold released. Either way w is gone. */
 int data_writer_finish(data_writer *w, uint64_t *len_out) NB_MUST_CHECK;
 /* Abandons the slice: waits for blocks in flight, deletes them, releases
@@ -183,6 +196,10 @@ void data_writer_abort(data_writer *w);
 uint64_t data_writer_len(const data_writer *w);
 /* Convenience: writes buf (borrowed) as slice id; durable and held on 0. */
 int data_slice_write(data_store *s, uint64_t id, const void *buf, size_t len) NB_MUST_CHECK;
+/* Makes the blocks of slices ids[i] (of sizes[i] bytes) durable, for
+ * slices written by lazy writers. Blocks deleted meanwhile are skipped. */
+int data_slice_sync(data_store *s, const uint64_t *ids, const uint64_t *sizes,
+                    size_t n) NB_MUST_CHECK;
 /* Ends the hold on a slice once the caller has published it in metadata
  * (or decided to drop it). Unknown ids are ignored. */
 void data_slice_unhold(data_store *s, uint64_t id);

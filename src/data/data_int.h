@@ -26,6 +26,9 @@ typedef struct data_bs_ops {
     bool cheap_ranges;
     int (*put)(data_bs *bs, data_key k, const void *buf, size_t len, unsigned flags);
     int (*sync)(data_bs *bs, const data_key *keys, size_t n);
+    /* Optional: makes the bytes of DATA_PUT_NO_SYNC blocks durable (then
+     * sync makes their names durable). NULL: puts always sync their bytes. */
+    int (*sync_data)(data_bs *bs, const data_key *keys, size_t n);
     int (*get)(data_bs *bs, data_key k, uint64_t off, size_t len, void *buf, size_t *got);
     int (*get_all)(data_bs *bs, data_key k, uint8_t **out, size_t *len);
     int (*stat)(data_bs *bs, data_key k, size_t *len);

@@ -26,6 +26,7 @@ struct data_writer {
     size_t cur_len;
     uint32_t next_block; /* index of the block in cur */
     uint64_t len;
+    unsigned flags; /* DATA_WRITER_* */
     data_wait wait; /* blocks in flight; first error */
 };
 
@@ -39,7 +40,8 @@ typedef struct put_task {
 static void put_run(void *arg)
 {
     put_task *t = arg;
-    int rc = data_bs_put(t->w->s->bs, t->k, t->buf, t->len, DATA_PUT_DEFER_SYNC);
+    unsigned pf = (t->w->flags & DATA_WRITER_LAZY) ? DATA_PUT_NO_SYNC : DATA_PUT_DEFER_SYNC;
+    int rc = data_bs_put(t->w->s->bs, t->k, t->buf, t->len, pf);
     if (rc)
         NB_WARN("data: writing block %016llx.%08x: %s", (unsigned long long)t->k.slice_id,
                 t->k.block, nb_strerror(rc));
@@ -51,13 +53,19 @@ static void put_run(void *arg)
 
 int data_writer_new(data_store *s, uint64_t id, data_writer **out)
 {
+    return data_writer_new_flags(s, id, 0, out);
+}
+
+int data_writer_new_flags(data_store *s, uint64_t id, unsigned flags, data_writer **out)
+{
     *out = NULL;
-    if (id == 0)
+    if (id == 0 || (flags & ~DATA_WRITER_LAZY))
         return NB_EUSAGE;
     data_writer *w = nb_xcalloc(1, sizeof *w);
     w->magic = WRITER_MAGIC;
     w->s = s;
     w->id = id;
+    w->flags = flags;
     data__wait_init(&w->wait);
     data__hold_add(s, id);
     *out = w;
@@ -142,7 +150,7 @@ int data_writer_finish(data_writer *w, uint64_t *len_out)
     int rc2 = data__wait_all(&w->wait);
     if (!rc)
         rc = rc2;
-    if (rc == 0 && w->next_block) {
+    if (rc == 0 && w->next_block && !(w->flags & DATA_WRITER_LAZY)) {
         data_key *keys = nb_xmalloc(w->next_block * sizeof *keys);
         for (uint32_t b = 0; b < w->next_block; b++) {
             keys[b].slice_id = w->id;
@@ -162,6 +170,28 @@ int data_writer_finish(data_writer *w, uint64_t *len_out)
     w->magic = 0;
     free(w);
     return 0;
+}
+
+int data_slice_sync(data_store *s, const uint64_t *ids, const uint64_t *sizes, size_t n)
+{
+    size_t nk = 0;
+    for (size_t i = 0; i < n; i++)
+        nk += data_slice_blocks(sizes[i]);
+    if (nk == 0)
+        return 0;
+    data_key *keys = nb_xmalloc(nk * sizeof *keys);
+    nk = 0;
+    for (size_t i = 0; i < n; i++) {
+        uint32_t nb = data_slice_blocks(sizes[i]);
+        for (uint32_t b = 0; b < nb; b++) {
+            keys[nk].slice_id = ids[i];
+            keys[nk].block = b;
+            nk++;
+        }
+    }
+    int rc = data_bs_sync_full(s->bs, keys, nk);
+    free(keys);
+    return rc;
 }
 
 void data_writer_abort(data_writer *w)

@@ -285,6 +285,7 @@ typedef struct meta_write {
 
 #define META_PUBLISH_SIZE     1u /* set the size to `size` exactly (else max(size, old, ends)) */
 #define META_PUBLISH_KILLPRIV 2u /* clear setuid/setgid (a write by a non-root caller) */
+#define META_PUBLISH_UNSYNCED 4u /* blocks not durable yet: record the slices as unsynced */
 
 /* Publishes written slices: appends them to their chunk maps, grows the
  * size to cover them (or sets it, with META_PUBLISH_SIZE), sets mtime and
@@ -315,6 +316,21 @@ int meta_garbage_list(meta *m, uint64_t after, meta_garbage *out, size_t max,
                       size_t *n) NB_MUST_CHECK;
 /* Forgets garbage slices whose blocks the collector has deleted. */
 int meta_garbage_done(meta *m, const uint64_t *ids, size_t n) NB_MUST_CHECK;
+
+/* Unsynced slices: published with META_PUBLISH_UNSYNCED, their blocks not
+ * yet known durable. The record goes in the publish's own batch and is
+ * removed (meta_unsynced_done) only after the blocks were synced, so
+ * whenever metadata naming such a slice survives a crash, so does its
+ * record, and recovery can check the blocks (docs/vfs.md). Same shape as
+ * the garbage list. */
+int meta_unsynced_list(meta *m, uint64_t after, meta_garbage *out, size_t max,
+                       size_t *n) NB_MUST_CHECK;
+int meta_unsynced_done(meta *m, const uint64_t *ids, size_t n) NB_MUST_CHECK;
+/* Recovery of lost unsynced slices: removes every piece of the slices
+ * ids[0..n) from every chunk map (the bytes below show through: older
+ * slices or zeros) and their unsynced records, in one batch, durably.
+ * Offline only (no other meta call may run at the same time). */
+int meta_slices_forget(meta *m, const uint64_t *ids, size_t n) NB_MUST_CHECK;
 
 /* Calls cb for every slice referenced by any chunk map, then for every
  * slice held by a multipart part (with ino 0 and chunk = part number) (for the collector

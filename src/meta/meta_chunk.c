@@ -14,6 +14,7 @@
  * growing a file never uncovers old bytes.
  */
 #include <errno.h>
+#include <stdbool.h>
 #include <string.h>
 #include <sys/stat.h>
 
@@ -366,6 +367,20 @@ int meta_publish(meta *m, uint64_t ino, const meta_write *w, size_t n, uint64_t 
         meta__key_ino(k, META_K_OBJREC, ino);
         kv_batch_put(t.b, nb_slice_of(k, 9), objrec);
     }
+    if (flags & META_PUBLISH_UNSYNCED) {
+        for (size_t i = 0; i < n; i++) {
+            const meta_slice *s = &w[i].slice;
+            bool seen = s->id == 0;
+            for (size_t j = 0; j < i && !seen; j++)
+                seen = w[j].slice.id == s->id;
+            if (seen)
+                continue;
+            uint8_t k[9], v[5] = {META_UNSYNCED_V1};
+            meta__key_ino(k, META_K_UNSYNC, s->id);
+            nb_put_u32le(v + 1, s->size);
+            kv_batch_put(t.b, nb_slice_of(k, 9), nb_slice_of(v, 5));
+        }
+    }
     rc = meta__txn_commit(&t, sync);
     if (rc == 0 && out)
         *out = in.a;
@@ -418,11 +433,11 @@ int meta_chunk_replace(meta *m, uint64_t ino, uint32_t idx, const meta_slice *ol
 
 /* ---- garbage ---- */
 
-int meta_garbage_list(meta *m, uint64_t after, meta_garbage *out, size_t max, size_t *n)
+static int slist(meta *m, uint8_t tag, uint64_t after, meta_garbage *out, size_t max, size_t *n)
 {
     *n = 0;
-    uint8_t p[1] = {META_K_GARBAGE}, start[9];
-    meta__key_ino(start, META_K_GARBAGE, after + 1);
+    uint8_t p[1] = {tag}, start[9];
+    meta__key_ino(start, tag, after + 1);
     kv_iter_options io = {.prefix = nb_slice_of(p, 1)};
     kv_iter *it = NULL;
     int rc = kv_iter_new(m->kv, &io, &it);
@@ -432,7 +447,7 @@ int meta_garbage_list(meta *m, uint64_t after, meta_garbage *out, size_t max, si
          kv_iter_valid(it) && *n < max; kv_iter_next(it)) {
         nb_slice k = kv_iter_key(it), v = kv_iter_value(it);
         if (k.len != 9 || v.len < 5 || v.ptr[0] != META_GARBAGE_V1) {
-            rc = NB_CORRUPT("bad garbage record");
+            rc = NB_CORRUPT("bad %s record", tag == META_K_GARBAGE ? "garbage" : "unsynced");
             break;
         }
         uint64_t id = nb_get_u64be(k.ptr + 1);
@@ -448,16 +463,88 @@ int meta_garbage_list(meta *m, uint64_t after, meta_garbage *out, size_t max, si
     return rc;
 }
 
-int meta_garbage_done(meta *m, const uint64_t *ids, size_t n)
+int meta_garbage_list(meta *m, uint64_t after, meta_garbage *out, size_t max, size_t *n)
+{
+    return slist(m, META_K_GARBAGE, after, out, max, n);
+}
+
+int meta_unsynced_list(meta *m, uint64_t after, meta_garbage *out, size_t max, size_t *n)
+{
+    return slist(m, META_K_UNSYNC, after, out, max, n);
+}
+
+static int sdone(meta *m, uint8_t tag, const uint64_t *ids, size_t n)
 {
     kv_batch *b = kv_batch_new();
     for (size_t i = 0; i < n; i++) {
         uint8_t k[9];
-        meta__key_ino(k, META_K_GARBAGE, ids[i]);
+        meta__key_ino(k, tag, ids[i]);
         kv_batch_delete(b, nb_slice_of(k, 9));
     }
     int rc = kv_write(m->kv, b, m->opts.sync ? KV_SYNC : 0);
     kv_batch_free(b);
+    return rc;
+}
+
+int meta_garbage_done(meta *m, const uint64_t *ids, size_t n)
+{
+    return sdone(m, META_K_GARBAGE, ids, n);
+}
+
+int meta_unsynced_done(meta *m, const uint64_t *ids, size_t n)
+{
+    return n ? sdone(m, META_K_UNSYNC, ids, n) : 0;
+}
+
+static bool id_in(const uint64_t *ids, size_t n, uint64_t id)
+{
+    for (size_t i = 0; i < n; i++)
+        if (ids[i] == id)
+            return true;
+    return false;
+}
+
+int meta_slices_forget(meta *m, const uint64_t *ids, size_t n)
+{
+    uint8_t p[1] = {META_K_CHUNK};
+    kv_iter_options io = {.prefix = nb_slice_of(p, 1)};
+    kv_iter *it = NULL;
+    int rc = kv_iter_new(m->kv, &io, &it);
+    if (rc != 0)
+        return rc;
+    meta__txn t;
+    meta__txn_init(&t, m);
+    for (kv_iter_seek_first(it); kv_iter_valid(it) && rc == 0; kv_iter_next(it)) {
+        nb_slice k = kv_iter_key(it);
+        if (k.len != 13) {
+            rc = NB_CORRUPT("bad chunk key");
+            break;
+        }
+        uint64_t ino = nb_get_u64be(k.ptr + 1);
+        uint32_t idx = nb_get_u32be(k.ptr + 9);
+        smap sm = {0};
+        rc = decode_map(kv_iter_value(it), ino, idx, &sm);
+        size_t j = 0;
+        for (size_t i = 0; rc == 0 && i < sm.n; i++)
+            if (!id_in(ids, n, sm.s[i].id))
+                sm.s[j++] = sm.s[i];
+        if (rc == 0 && j != sm.n) {
+            sm.n = j;
+            write_map(&t, ino, idx, &sm);
+        }
+        free(sm.s);
+    }
+    if (rc == 0)
+        rc = kv_iter_status(it);
+    kv_iter_free(it);
+    for (size_t i = 0; rc == 0 && i < n; i++) {
+        uint8_t uk[9];
+        meta__key_ino(uk, META_K_UNSYNC, ids[i]);
+        kv_batch_delete(t.b, nb_slice_of(uk, 9));
+    }
+    if (rc == 0)
+        rc = meta__txn_commit(&t, 1);
+    meta__txn_end(&t);
     return rc;
 }
 

@@ -19,6 +19,7 @@
  *   'C'  'C' ino:u64 chunk:u32            chunk map
  *   'O'  'O' ino:u64                      orphan (open but unlinked)
  *   'G'  'G' slice:u64                    garbage slice
+ *   'W'  'W' slice:u64                    unsynced slice (published, blocks not yet durable)
  *   'o'  'o' ino:u64                      S3 object record
  *   'b'  'b' ino:u64                      S3 bucket record
  *   'M'  'M' upload:u64                   S3 multipart upload
@@ -42,6 +43,7 @@
 #define META_K_CHUNK   'C'
 #define META_K_ORPHAN  'O'
 #define META_K_GARBAGE 'G'
+#define META_K_UNSYNC  'W'
 #define META_K_OBJREC  'o'
 #define META_K_BUCKET  'b'
 #define META_K_UPLOAD  'M'
@@ -91,6 +93,8 @@
 #define META_ORPHAN_V1 1
 /* Garbage value ('G'): ver u8 = 1, size u32. */
 #define META_GARBAGE_V1 1
+/* Unsynced value ('W'): ver u8 = 1, size u32 (as garbage). */
+#define META_UNSYNCED_V1 1
 /* Usage value ('U'): ver u8 = 1, inodes i64, bytes i64. */
 #define META_USAGE_V1 1
 /* Id value ('I'): ver u8 = 1, high u64. */

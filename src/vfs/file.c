@@ -50,13 +50,22 @@ static void pw_add(vfs_file *f, uint32_t chunk, meta_slice s)
     f->npw++;
 }
 
-static void held_add(vfs_file *f, uint64_t id)
+static void held_add(vfs_file *f, uint64_t id, uint64_t size)
 {
     if (f->nheld == f->capheld) {
         f->capheld = f->capheld ? f->capheld * 2 : 8;
         f->held = nb_xrealloc(f->held, f->capheld * sizeof(*f->held));
+        f->held_size = nb_xrealloc(f->held_size, f->capheld * sizeof(*f->held_size));
     }
+    f->held_size[f->nheld] = size;
     f->held[f->nheld++] = id;
+}
+
+/* Slices of open files are written lazily (no fsync until vfs__sync, see
+ * sync.c), except with o.sync, where every publish is durable at once. */
+static unsigned writer_flags(const vfs *v)
+{
+    return v->o.sync ? 0 : DATA_WRITER_LAZY;
 }
 
 /* Adds pieces for [file_off, file_off+len) stored at slice_off of slice id
@@ -96,7 +105,7 @@ static int writer_finish(vfs_file *f)
         data_slice_unhold(f->v->ds, f->w_id);
         return vfs__errno(rc);
     }
-    held_add(f, f->w_id);
+    held_add(f, f->w_id, len);
     if (len > 0)
         pw_add_range(f, f->w_id, (uint32_t)len, 0, f->w_off, len);
     return 0;
@@ -121,7 +130,7 @@ static int segs_spill(vfs_file *f)
     if (rc != 0)
         return vfs__errno(rc);
     data_writer *w;
-    rc = data_writer_new(v->ds, id, &w);
+    rc = data_writer_new_flags(v->ds, id, writer_flags(v), &w);
     if (rc != 0)
         return vfs__errno(rc);
     for (size_t i = 0; i < f->nsegs && rc == 0; i++)
@@ -136,7 +145,7 @@ static int segs_spill(vfs_file *f)
         data_slice_unhold(v->ds, id);
         return vfs__errno(rc);
     }
-    held_add(f, id);
+    held_add(f, id, len);
     uint64_t soff = 0;
     for (size_t i = 0; i < f->nsegs; i++) {
         pw_add_range(f, id, (uint32_t)len, soff, f->segs[i].off, f->segs[i].len);
@@ -152,15 +161,22 @@ int vfs__file_publish(vfs_file *f, bool sync)
     int rc = writer_finish(f);
     if (rc == 0)
         rc = segs_spill(f);
+    bool lazy = writer_flags(v) != 0 && f->nheld > 0;
+    bool full = false;
     if (rc == 0 && f->npw > 0) {
         pthread_mutex_lock(&f->in->mu);
-        rc = meta_publish(v->m, f->ino, f->pw, f->npw, 0, 0, 0, nb_slice_of(NULL, 0), sync ? 1 : 0,
-                          NULL);
+        rc = meta_publish(v->m, f->ino, f->pw, f->npw, 0, lazy ? META_PUBLISH_UNSYNCED : 0, 0,
+                          nb_slice_of(NULL, 0), sync && !lazy ? 1 : 0, NULL);
         pthread_mutex_unlock(&f->in->mu);
+        if (rc == 0 && lazy)
+            full = vfs__unsynced_add(v, f->held, f->held_size, f->nheld);
         rc = vfs__errno(rc);
-    } else if (rc == 0 && sync) {
-        rc = vfs__errno(meta_sync(v->m));
     }
+    /* fsync: this handle's blocks and metadata, and with them everything
+     * published before (group commit). A full unsynced list is synced by
+     * the publisher that filled it. */
+    if (rc == 0 && (sync ? (lazy || f->npw == 0) : full))
+        rc = vfs__errno(vfs__sync(v));
     /* Published or failed, the buffered data is done with: a failed publish
      * is a write-back error reported now (the blocks become garbage). */
     for (size_t i = 0; i < f->nheld; i++)
@@ -236,6 +252,7 @@ static void file_free(vfs_file *f)
     free(f->segs);
     free(f->pw);
     free(f->held);
+    free(f->held_size);
     pthread_mutex_destroy(&f->mu);
     free(f);
 }
@@ -418,7 +435,7 @@ static int writer_start(vfs_file *f, uint64_t off)
     rc = new_slice_id(f->v, &id);
     if (rc != 0)
         return vfs__errno(rc);
-    rc = data_writer_new(f->v->ds, id, &f->w);
+    rc = data_writer_new_flags(f->v->ds, id, writer_flags(f->v), &f->w);
     if (rc != 0)
         return vfs__errno(rc);
     f->w_id = id;

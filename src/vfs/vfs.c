@@ -148,6 +148,9 @@ int vfs__open_stores(const vfs_options *o, meta **mout, data_store **dsout)
         rc = meta_open(mdir, &mo, mout);
         if (rc == 0 && !o->read_only)
             rc = meta_engine_record(o->data_dir, engine);
+        /* Slices published but maybe not synced before a crash. */
+        if (rc == 0 && !o->read_only)
+            rc = vfs__recover_unsynced(*mout, *dsout, NULL);
         if (rc != 0) {
             meta_close(*mout);
             *mout = NULL;
@@ -187,6 +190,7 @@ int vfs_open(const vfs_options *o, vfs **out)
     pthread_rwlock_init(&v->share_lk, NULL);
     pthread_mutex_init(&v->timer_mu, NULL);
     pthread_cond_init(&v->timer_cv, NULL);
+    vfs__sync_init(v);
     if (o->maintain_interval_ms >= 0 && !o->read_only) {
         rc = vfs__maint_start(v);
         if (rc != 0) {
@@ -212,8 +216,8 @@ void vfs_close(vfs *v)
         NB_WARN("vfs_close: inode %llu still open; releasing it", (unsigned long long)f->ino);
         (void)vfs_release(f);
     }
-    if (!v->o.read_only && meta_sync(v->m) != 0)
-        NB_WARN("vfs_close: metadata sync failed");
+    if (!v->o.read_only && vfs__sync(v) != 0)
+        NB_WARN("vfs_close: sync failed");
     meta_close(v->m);
     data_store_close(v->ds);
     pthread_mutex_destroy(&v->itab_mu);
@@ -221,6 +225,7 @@ void vfs_close(vfs *v)
     pthread_rwlock_destroy(&v->share_lk);
     pthread_mutex_destroy(&v->timer_mu);
     pthread_cond_destroy(&v->timer_cv);
+    vfs__sync_destroy(v);
     free(v->data_dir);
     free(v);
 }
@@ -243,7 +248,7 @@ int vfs_sync(vfs *v)
 {
     if (v->o.read_only)
         return 0;
-    return vfs__errno(meta_sync(v->m));
+    return vfs__errno(vfs__sync(v));
 }
 
 /* ---- Open-inode table ---------------------------------------------------------------------- */

@@ -73,7 +73,7 @@ struct vfs_file {
     /* Written (durable, held) but unpublished pieces, oldest first. */
     meta_write *pw;
     size_t npw, cappw;
-    uint64_t *held;
+    uint64_t *held, *held_size; /* slices written for this handle, and their sizes */
     size_t nheld, capheld;
     uint64_t pend_end;              /* the end of the furthest unpublished write (0: none);
                                        written under mu, read atomically by getattr */
@@ -104,6 +104,15 @@ struct vfs {
     uint64_t collect_grace_ns;
     vfs_notify_cb notify;
     void *notify_arg;
+    /* Published slices whose blocks are not synced yet (sync.c), and the
+     * group commit's tickets; all under sync_mu (a leaf lock). */
+    pthread_mutex_t sync_mu;
+    pthread_cond_t sync_cv;
+    uint64_t *us_id, *us_size;
+    size_t nus, capus;
+    uint64_t us_bytes;
+    uint64_t sync_req, sync_done;
+    bool sync_busy;
 };
 
 /* Maps data-path codes to the errno a file system returns: checksum,
@@ -135,6 +144,18 @@ int vfs__walk_parents(vfs *v, const vfs_cred *c, const char *key, bool create, u
 
 /* Reports a change to the notification callback, if any. */
 void vfs__notify(vfs *v, int kind, uint64_t parent, const char *name, uint64_t ino);
+
+/* Ordered write-back (sync.c). vfs__unsynced_add lists published slices
+ * whose blocks are not synced; true when the list is full (the caller
+ * then calls vfs__sync). vfs__sync makes every listed slice and all
+ * metadata durable, sharing the work with concurrent callers.
+ * vfs__recover_unsynced checks the slices recorded unsynced after a
+ * crash and drops lost ones from the chunk maps (*lost may be NULL). */
+void vfs__sync_init(vfs *v);
+void vfs__sync_destroy(vfs *v);
+bool vfs__unsynced_add(vfs *v, const uint64_t *ids, const uint64_t *sizes, size_t n);
+int vfs__sync(vfs *v) NB_MUST_CHECK;
+int vfs__recover_unsynced(meta *m, data_store *ds, uint64_t *lost) NB_MUST_CHECK;
 
 /* Maintenance (maint.c). */
 int vfs__maint_start(vfs *v) NB_MUST_CHECK;
