@@ -188,6 +188,10 @@ static int dir_put(data_bs *bs, data_key k, const void *buf, size_t len, unsigne
     }
     if (rc == 0 && !(flags & DATA_PUT_NO_SYNC) && fsync(fd) != 0)
         rc = -errno;
+    /* Unsynced but large: start its write-back now, so that the sync that
+     * comes later mostly waits for I/O already done. */
+    if (rc == 0 && (flags & DATA_PUT_NO_SYNC) && len >= DATA_SEG_SIZE * 16)
+        (void)sync_file_range(fd, 0, 0, SYNC_FILE_RANGE_WRITE);
     if (close(fd) != 0 && rc == 0)
         rc = -errno;
     if (rc == 0 && rename(tmp, dst) != 0)

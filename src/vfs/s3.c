@@ -310,10 +310,27 @@ int vfs_put_commit(vfs_put *p, nb_slice rec, vfs_attr *out)
         return rc;
     }
     const meta_cred *c = p->cred.uid || p->cred.gid || p->groups ? &p->cred : NULL;
+    /* The record's ETag belongs to the mtime this commit gives the file:
+     * stamped here, in the same batch as the object, so a later write
+     * through the mount (which changes the mtime) marks it stale. */
+    int64_t mtime = (int64_t)nb_wall_ns();
+    nb_buf stamped = NB_BUF_INIT;
+    if (rc == 0 && rec.ptr) {
+        vfs_objrec r;
+        memset(&r, 0, sizeof(r));
+        rc = meta_objrec_decode(rec, &r);
+        if (rc == 0) {
+            r.etag_mtime_ns = mtime;
+            rc = meta_objrec_encode(&r, &stamped);
+        }
+        meta_objrec_free(&r);
+        rec = nb_buf_slice(&stamped);
+        rc = vfs__errno(rc);
+    }
     if (rc == 0)
         rc = put_finish_writer(p);
     if (rc == 0)
-        rc = vfs__errno(meta_publish(v->m, p->ino, p->pw, p->npw, p->size, META_PUBLISH_SIZE, 0,
+        rc = vfs__errno(meta_publish(v->m, p->ino, p->pw, p->npw, p->size, META_PUBLISH_SIZE, mtime,
                                      nb_slice_of(NULL, 0), 0, NULL));
     /* Parents may vanish under us (a DELETE removing implicit
      * directories): try again a few times. */
@@ -332,7 +349,8 @@ int vfs_put_commit(vfs_put *p, nb_slice rec, vfs_attr *out)
             rc = 0;
     }
     if (rc == 0)
-        rc = vfs__errno(meta_sync(v->m));
+        rc = vfs__errno(vfs__sync(v)); /* group commit with concurrent syncs */
+    nb_buf_free(&stamped);
     vfs_put_abort(p);
     return rc;
 }

@@ -282,7 +282,9 @@ int vfs_put_begin(vfs *v, const vfs_cred *c, const char *bucket, const char *key
 int vfs_put_write(vfs_put *p, const void *buf, size_t len) NB_MUST_CHECK;
 /* Makes the bytes durable, creates missing parent directories and
  * installs the object with record rec (encoded with vfs_objrec_encode;
- * rec.ptr NULL = none), durably. Frees p either way. out may be NULL. */
+ * rec.ptr NULL = none), durably. The record is stored with its
+ * etag_mtime_ns set to the mtime the commit gives the file. Frees p
+ * either way. out may be NULL. */
 int vfs_put_commit(vfs_put *p, nb_slice rec, vfs_attr *out) NB_MUST_CHECK;
 /* Drops the put; nothing becomes visible. NULL is a no-op. */
 void vfs_put_abort(vfs_put *p);

@@ -718,6 +718,9 @@ static void test_s3(void **state)
     vfs_objrec r2;
     ASSERT_OK(vfs_objrec_decode(nb_buf_slice(&got), &r2));
     assert_string_equal(r2.etag, "\"abc\"");
+    /* stamped with the mtime the commit gave the file */
+    assert_true(a.mtime_ns != 0);
+    assert_true(r2.etag_mtime_ns == a.mtime_ns);
     vfs_objrec_free(&r2);
     nb_buf_free(&got);
     nb_buf_free(&rb);
