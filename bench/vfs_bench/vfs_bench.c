@@ -6,7 +6,8 @@
  *   metadata: create (create+release / open(O_CREAT|O_EXCL)+close), stat
  *             (lookup / stat), readdir of the whole directory (readdir /
  *             readdir(3)), rename, unlink — N files in one directory, with
- *             1 and 2 threads (each thread its own names, same directory)
+ *             1 and 2 threads (each thread its own names, same directory) —
+ *             and "small file": create + write 1 KiB + close, N more files
  *   data:     sequential write of a file in 1 MiB writes + fsync, then a
  *             sequential read after dropping caches (the kernel's page cache
  *             via /proc/sys/vm/drop_caches when we may, vfs by reopening it)
@@ -91,8 +92,13 @@ static vfs *open_vfs(const char *dir)
 /* ---- Metadata ---------------------------------------------------------------------------------
  */
 
-enum { OP_CREATE, OP_STAT, OP_READDIR, OP_RENAME, OP_UNLINK, OP_N };
-static const char *op_names[OP_N] = {"create", "stat", "readdir", "rename", "unlink"};
+enum { OP_CREATE, OP_STAT, OP_READDIR, OP_RENAME, OP_UNLINK, OP_SMALL, OP_N };
+static const char *op_names[OP_N] = {"create", "stat", "readdir", "rename", "unlink", "small file"};
+
+/* OP_SMALL: create + write SMALL_SIZE bytes + close, no fsync (what a
+ * mount sees for many small files: each close publishes). */
+#define SMALL_SIZE 1024
+static const uint8_t small_data[SMALL_SIZE];
 
 typedef struct job {
     vfs *v;         /* NULL: local */
@@ -154,6 +160,14 @@ static void *job_main(void *arg)
             case OP_UNLINK:
                 rc = vfs_unlink(j->v, NULL, j->dino, name2);
                 break;
+            case OP_SMALL:
+                snprintf(name, sizeof name, "small-%08ld", i);
+                rc = vfs_create(j->v, NULL, j->dino, name, 0644, O_WRONLY | O_EXCL, NULL, &f);
+                if (rc == 0)
+                    rc = vfs_write(f, 0, small_data, SMALL_SIZE, NULL);
+                if (rc == 0)
+                    rc = vfs_release(f);
+                break;
             }
         } else {
             snprintf(path, sizeof path, "%s/%s", j->ld, name);
@@ -176,6 +190,17 @@ static void *job_main(void *arg)
             case OP_UNLINK:
                 rc = unlink(path2) < 0 ? -errno : 0;
                 break;
+            case OP_SMALL: {
+                snprintf(path, sizeof path, "%s/small-%08ld", j->ld, i);
+                int fd = open(path, O_WRONLY | O_CREAT | O_EXCL, 0644);
+                rc = fd < 0 ? -errno : 0;
+                if (fd >= 0) {
+                    if (write(fd, small_data, SMALL_SIZE) != SMALL_SIZE)
+                        rc = -EIO;
+                    close(fd);
+                }
+                break;
+            }
             }
         }
         if (rc != 0)

@@ -164,7 +164,13 @@ typedef struct data_slice {
     uint32_t chunk_off;
     uint32_t len;
     uint64_t slice_off;
+    /* Inline slices (id has DATA_SLICE_INLINE): the whole slice's bytes,
+     * borrowed, kept by the caller (vfs: in metadata); never in the block
+     * store. NULL for every other slice. */
+    const uint8_t *bytes;
 } data_slice;
+/* Marks the id of an inline slice (the same bit as META_SLICE_INLINE). */
+#define DATA_SLICE_INLINE (1ull << 63)
 
 /* ---- Writing slices ---- */
 

@@ -271,7 +271,8 @@ static void prefetch(data_store *s, const data_slice *slices, size_t n, uint64_t
     data_key last = {0, 0};
     for (size_t i = 0; i < npc; i++) {
         data_key k = pc[i].key;
-        if (k.slice_id == 0 || (k.slice_id == last.slice_id && k.block == last.block))
+        if (k.slice_id == 0 || (k.slice_id & DATA_SLICE_INLINE) ||
+            (k.slice_id == last.slice_id && k.block == last.block))
             continue;
         last = k;
         data_block *b = data__cache_peek(s->cache, k);
@@ -314,6 +315,21 @@ static bool ra_note(data_ra *ra, uint32_t off, size_t len)
 
 /* ---- The read ---- */
 
+/* Copies an inline slice's piece from the bytes the caller passed. */
+static int copy_inline(const data_slice *slices, size_t n, const data_piece *p, uint8_t *dst)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (slices[i].id != p->key.slice_id)
+            continue;
+        if (!slices[i].bytes)
+            return NB_EUSAGE;
+        uint64_t so = (uint64_t)p->key.block * DATA_BLOCK_SIZE + p->block_off;
+        memcpy(dst, slices[i].bytes + so, p->len);
+        return 0;
+    }
+    return NB_EUSAGE;
+}
+
 int data_chunk_read(data_store *s, data_ra *ra, const data_slice *slices, size_t n, uint32_t off,
                     size_t len, void *buf)
 {
@@ -327,11 +343,17 @@ int data_chunk_read(data_store *s, data_ra *ra, const data_slice *slices, size_t
 
     /* Holes are zeroed here; the rest is grouped by block. */
     size_t nblk = 0;
-    for (size_t i = 0; i < npc; i++) {
+    for (size_t i = 0; i < npc && rc == 0; i++) {
         if (pc[i].key.slice_id == 0)
             memset(out + (pc[i].chunk_off - off), 0, pc[i].len);
+        else if (pc[i].key.slice_id & DATA_SLICE_INLINE)
+            rc = copy_inline(slices, n, &pc[i], out + (pc[i].chunk_off - off));
         else
             pc[nblk++] = pc[i];
+    }
+    if (rc) {
+        free(pc);
+        return rc;
     }
     qsort(pc, nblk, sizeof *pc, cmp_piece_key);
     fetch *fs = nb_xmalloc((nblk ? nblk : 1) * sizeof *fs);

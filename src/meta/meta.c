@@ -631,6 +631,16 @@ static int check_format(meta *m)
             rc = NB_EVERSION;
         else if (nb_get_u32le(v.data + 4) < 1)
             rc = NB_CORRUPT("metadata format version 0");
+        else if (nb_get_u32le(v.data + 4) < META_FORMAT_VERSION) {
+            /* An older store: everything it holds reads the same; record
+             * the new version before writing anything only it has (so an
+             * older binary refuses the store instead of misreading it). */
+            nb_put_u32le(v.data + 4, META_FORMAT_VERSION);
+            kv_batch *b = kv_batch_new();
+            kv_batch_put(b, nb_slice_of(fk, 1), nb_buf_slice(&v));
+            rc = kv_write(m->kv, b, KV_SYNC);
+            kv_batch_free(b);
+        }
     }
     nb_buf_free(&v);
     return rc;

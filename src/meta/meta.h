@@ -260,6 +260,11 @@ int meta_install(meta *m, const meta_cred *c, uint64_t ino, uint64_t parent, con
  * are bytes [off, off+len) of slice id, a slice of size bytes stored as
  * ceil(size / META_BLOCK_SIZE) blocks keyed (id, block index). id 0 is a
  * hole (zeros). */
+/* A slice id with this bit set is an inline slice: a small slice whose
+ * bytes are kept in metadata ('L' record, meta_inline_get) instead of the
+ * block store. Ids from meta_id_alloc never have it. */
+#define META_SLICE_INLINE (1ull << 63)
+
 typedef struct meta_slice {
     uint64_t id;
     uint32_t size;
@@ -295,6 +300,23 @@ typedef struct meta_write {
 int meta_publish(meta *m, uint64_t ino, const meta_write *w, size_t n, uint64_t size,
                  unsigned flags, int64_t mtime_ns, nb_slice objrec, int sync,
                  meta_attr *out) NB_MUST_CHECK;
+/* The bytes of a new inline slice (id has META_SLICE_INLINE). */
+typedef struct meta_inline {
+    uint64_t id;
+    nb_slice bytes; /* borrowed */
+} meta_inline;
+/* meta_publish that also stores inline slices' bytes in the same batch. */
+int meta_publish_inline(meta *m, uint64_t ino, const meta_write *w, size_t n, uint64_t size,
+                        unsigned flags, int64_t mtime_ns, nb_slice objrec, int sync,
+                        const meta_inline *inl, size_t ninl, meta_attr *out) NB_MUST_CHECK;
+/* The bytes of inline slice id into *out (replaced). NB_ENOTFOUND if
+ * there is none. */
+int meta_inline_get(meta *m, uint64_t id, nb_buf *out) NB_MUST_CHECK;
+/* Stores inline slice bytes by themselves (nebula load). */
+int meta_inline_put(meta *m, uint64_t id, nb_slice bytes) NB_MUST_CHECK;
+/* Deletes the bytes of inline slices nothing references any more (the
+ * collector's counterpart of deleting blocks). */
+int meta_inline_drop(meta *m, const uint64_t *ids, size_t n) NB_MUST_CHECK;
 
 /* Compaction: if chunk idx still begins with the first nold slices equal
  * to old, replaces those with the nnew slices in repl (appended later

@@ -253,7 +253,7 @@ static int scan_owned(ck *c, nb_slice k, nb_slice v)
         slices_ok = k.len == 13 && v.len >= 1 && v.ptr[0] == META_CHUNK_V1 &&
                     (v.len - 1) % META_SLICE_LEN == 0;
         for (size_t off = 1; slices_ok && off < v.len; off += META_SLICE_LEN) {
-            uint64_t id = nb_get_u64le(v.ptr + off);
+            uint64_t id = nb_get_u64le(v.ptr + off) & ~META_SLICE_INLINE;
             if (id > c->max_slice)
                 c->max_slice = id;
         }
@@ -292,7 +292,7 @@ static int scan_slice_ids(ck *c, nb_slice k, nb_slice v)
 {
     (void)v;
     if (k.len >= 9) {
-        uint64_t id = nb_get_u64be(k.ptr + 1);
+        uint64_t id = nb_get_u64be(k.ptr + 1) & ~META_SLICE_INLINE;
         if (id > c->max_slice)
             c->max_slice = id;
     }
@@ -315,8 +315,8 @@ static int scan_part(ck *c, nb_slice k, nb_slice v)
         return 0;
     }
     for (size_t i = 0; i < pt.nslices; i++) {
-        if (pt.slices[i].id > c->max_slice)
-            c->max_slice = pt.slices[i].id;
+        if ((pt.slices[i].id & ~META_SLICE_INLINE) > c->max_slice)
+            c->max_slice = pt.slices[i].id & ~META_SLICE_INLINE;
     }
     meta_part_free(&pt);
     return 0;

@@ -290,9 +290,56 @@ static int cmp_write(const void *a, const void *b)
     return x < y ? -1 : x > y; /* stable: keep publish order within a chunk */
 }
 
+static void inline_put(kv_batch *b, uint64_t id, nb_slice bytes)
+{
+    uint8_t k[9];
+    meta__key_ino(k, META_K_INLINE, id);
+    nb_buf v = NB_BUF_INIT;
+    int rc = nb_buf_put_u8(&v, META_INLINE_V1);
+    rc |= nb_buf_append(&v, bytes.ptr, bytes.len);
+    NB_ASSERT(rc == 0);
+    kv_batch_put(b, nb_slice_of(k, 9), nb_buf_slice(&v));
+    nb_buf_free(&v);
+}
+
+int meta_inline_get(meta *m, uint64_t id, nb_buf *out)
+{
+    uint8_t k[9];
+    meta__key_ino(k, META_K_INLINE, id);
+    int rc = kv_get(m->kv, NULL, nb_slice_of(k, 9), out);
+    if (rc == 0 && (out->len < 1 || out->data[0] != META_INLINE_V1))
+        rc = NB_CORRUPT("inline slice %llu: bad record", (unsigned long long)id);
+    if (rc == 0) {
+        memmove(out->data, out->data + 1, out->len - 1);
+        out->len--;
+    }
+    return rc;
+}
+
+int meta_inline_put(meta *m, uint64_t id, nb_slice bytes)
+{
+    if (!(id & META_SLICE_INLINE))
+        return NB_EUSAGE;
+    kv_batch *b = kv_batch_new();
+    inline_put(b, id, bytes);
+    int rc = kv_write(m->kv, b, m->opts.sync ? KV_SYNC : 0);
+    kv_batch_free(b);
+    return rc;
+}
+
 int meta_publish(meta *m, uint64_t ino, const meta_write *w, size_t n, uint64_t size,
                  unsigned flags, int64_t mtime_ns, nb_slice objrec, int sync, meta_attr *out)
 {
+    return meta_publish_inline(m, ino, w, n, size, flags, mtime_ns, objrec, sync, NULL, 0, out);
+}
+
+int meta_publish_inline(meta *m, uint64_t ino, const meta_write *w, size_t n, uint64_t size,
+                        unsigned flags, int64_t mtime_ns, nb_slice objrec, int sync,
+                        const meta_inline *inl, size_t ninl, meta_attr *out)
+{
+    for (size_t i = 0; i < ninl; i++)
+        if (!(inl[i].id & META_SLICE_INLINE))
+            return -EINVAL;
     uint64_t end = 0;
     for (size_t i = 0; i < n; i++) {
         const meta_slice *s = &w[i].slice;
@@ -367,10 +414,12 @@ int meta_publish(meta *m, uint64_t ino, const meta_write *w, size_t n, uint64_t 
         meta__key_ino(k, META_K_OBJREC, ino);
         kv_batch_put(t.b, nb_slice_of(k, 9), objrec);
     }
+    for (size_t i = 0; i < ninl; i++)
+        inline_put(t.b, inl[i].id, inl[i].bytes);
     if (flags & META_PUBLISH_UNSYNCED) {
         for (size_t i = 0; i < n; i++) {
             const meta_slice *s = &w[i].slice;
-            bool seen = s->id == 0;
+            bool seen = s->id == 0 || (s->id & META_SLICE_INLINE);
             for (size_t j = 0; j < i && !seen; j++)
                 seen = w[j].slice.id == s->id;
             if (seen)
@@ -489,6 +538,11 @@ static int sdone(meta *m, uint8_t tag, const uint64_t *ids, size_t n)
 int meta_garbage_done(meta *m, const uint64_t *ids, size_t n)
 {
     return sdone(m, META_K_GARBAGE, ids, n);
+}
+
+int meta_inline_drop(meta *m, const uint64_t *ids, size_t n)
+{
+    return n ? sdone(m, META_K_INLINE, ids, n) : 0;
 }
 
 int meta_unsynced_done(meta *m, const uint64_t *ids, size_t n)

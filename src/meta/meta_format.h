@@ -20,6 +20,7 @@
  *   'O'  'O' ino:u64                      orphan (open but unlinked)
  *   'G'  'G' slice:u64                    garbage slice
  *   'W'  'W' slice:u64                    unsynced slice (published, blocks not yet durable)
+ *   'L'  'L' slice:u64                    inline slice bytes (id has bit 63 set)
  *   'o'  'o' ino:u64                      S3 object record
  *   'b'  'b' ino:u64                      S3 bucket record
  *   'M'  'M' upload:u64                   S3 multipart upload
@@ -30,7 +31,7 @@
 #ifndef NB_META_META_FORMAT_H
 #define NB_META_META_FORMAT_H
 
-#define META_FORMAT_VERSION 1u
+#define META_FORMAT_VERSION 2u          /* 2: inline slices ('L') */
 #define META_FORMAT_MAGIC   0x444d424eu /* "NBMD" little-endian */
 
 #define META_K_FORMAT  'F'
@@ -45,6 +46,7 @@
 #define META_K_ORPHAN  'O'
 #define META_K_GARBAGE 'G'
 #define META_K_UNSYNC  'W'
+#define META_K_INLINE  'L'
 #define META_K_OBJREC  'o'
 #define META_K_BUCKET  'b'
 #define META_K_UPLOAD  'M'
@@ -97,6 +99,8 @@
 #define META_GARBAGE_V1 1
 /* Unsynced value ('W'): ver u8 = 1, size u32 (as garbage). */
 #define META_UNSYNCED_V1 1
+/* Inline slice value ('L'): ver u8 = 1, then the slice's bytes. */
+#define META_INLINE_V1 1
 /* Usage value ('U'): ver u8 = 1, inodes i64, bytes i64. */
 #define META_USAGE_V1 1
 /* Id value ('I'): ver u8 = 1, high u64. */

@@ -10,7 +10,8 @@
  *
  * Nodes come in breadth-first order, so a directory precedes its entries.
  * An inode's attributes, symlink target, xattrs (hex), chunk maps
- * ([id, size, off, len, pos] per slice), object record (hex) and bucket
+ * ([id, size, off, len, pos] per slice; inline slices add their bytes in
+ * hex), object record (hex) and bucket
  * record come with its first name only; further names of it (hard links)
  * carry parent, name and ino. Inode numbers are the dump's own: load
  * allocates new ones. Slices keep their ids, so a load must sit next to
@@ -160,9 +161,18 @@ static int dump_inode(dumper *d, const meta_attr *a)
             if (rc == 0 && n) {
                 fprintf(o, "%s{\"index\": %llu, \"slices\": [", first ? ", \"chunks\": [" : ", ",
                         (unsigned long long)c);
-                for (size_t i = 0; i < n; i++)
-                    fprintf(o, "%s[%llu, %u, %u, %u, %u]", i ? ", " : "",
+                for (size_t i = 0; rc == 0 && i < n; i++) {
+                    fprintf(o, "%s[%llu, %u, %u, %u, %u", i ? ", " : "",
                             (unsigned long long)s[i].id, s[i].size, s[i].off, s[i].len, s[i].pos);
+                    if (s[i].id & META_SLICE_INLINE) { /* its bytes, hex */
+                        rc = meta_inline_get(d->m, s[i].id, &v);
+                        if (rc == 0) {
+                            fputs(", ", o);
+                            put_hex(o, v.data, v.len);
+                        }
+                    }
+                    fputc(']', o);
+                }
                 fputs("]}", o);
                 first = false;
             }
@@ -342,7 +352,7 @@ static int load_data(meta *m, uint64_t ino, const vfs__json *n)
         const vfs__json *sl = vfs__json_get(ch->kids[i], "slices");
         for (size_t k = 0; sl && sl->type == VFS__J_ARR && k < sl->n; k++) {
             const vfs__json *s = sl->kids[k];
-            if (s->type != VFS__J_ARR || s->n != 5) {
+            if (s->type != VFS__J_ARR || (s->n != 5 && s->n != 6)) {
                 free(w);
                 return NB_CORRUPT("dump: bad slice");
             }
@@ -356,6 +366,19 @@ static int load_data(meta *m, uint64_t ino, const vfs__json *n)
             w[nw].slice.off = (uint32_t)strtoul(s->kids[2]->str ? s->kids[2]->str : "0", NULL, 10);
             w[nw].slice.len = (uint32_t)strtoul(s->kids[3]->str ? s->kids[3]->str : "0", NULL, 10);
             w[nw].slice.pos = (uint32_t)strtoul(s->kids[4]->str ? s->kids[4]->str : "0", NULL, 10);
+            if (s->n == 6) { /* an inline slice and its bytes */
+                nb_buf b = NB_BUF_INIT;
+                int hrc = !(w[nw].slice.id & META_SLICE_INLINE) || !s->kids[5]->str
+                              ? NB_CORRUPT("dump: bad inline slice")
+                              : get_hex(s->kids[5]->str, s->kids[5]->len, &b);
+                if (hrc == 0)
+                    hrc = meta_inline_put(m, w[nw].slice.id, nb_buf_slice(&b));
+                nb_buf_free(&b);
+                if (hrc != 0) {
+                    free(w);
+                    return hrc;
+                }
+            }
             nw++;
         }
     }

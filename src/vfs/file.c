@@ -36,7 +36,47 @@ void vfs__to_data(const meta_slice *s, size_t n, data_slice *out)
         out[i].chunk_off = s[i].pos;
         out[i].len = s[i].len;
         out[i].slice_off = s[i].off;
+        out[i].bytes = NULL;
     }
+}
+
+int vfs__inline_load(vfs *v, vfs_file *f, data_slice *out, size_t n, nb_buf *bufs)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (!(out[i].id & META_SLICE_INLINE))
+            continue;
+        for (size_t j = 0; f && j < f->ninl && !out[i].bytes; j++)
+            if (f->inl[j].id == out[i].id)
+                out[i].bytes = f->inl[j].bytes.ptr;
+        for (size_t j = 0; j < i && !out[i].bytes; j++)
+            if (out[j].id == out[i].id)
+                out[i].bytes = out[j].bytes;
+        if (out[i].bytes)
+            continue;
+        int rc = meta_inline_get(v->m, out[i].id, &bufs[i]);
+        if (rc != 0 || bufs[i].len < out[i].slice_off + out[i].len) {
+            NB_ERROR("vfs: inline slice %llu: %s",
+                     (unsigned long long)(out[i].id & ~META_SLICE_INLINE),
+                     rc ? nb_strerror(rc) : "shorter than its map says");
+            return -EIO;
+        }
+        out[i].bytes = bufs[i].data;
+    }
+    return 0;
+}
+
+void vfs__bufs_free(nb_buf *bufs, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        nb_buf_free(&bufs[i]);
+    free(bufs);
+}
+
+static void inl_free(vfs_file *f)
+{
+    for (size_t i = 0; i < f->ninl; i++)
+        free((void *)f->inl[i].bytes.ptr);
+    f->ninl = 0;
 }
 
 static void pw_add(vfs_file *f, uint32_t chunk, meta_slice s)
@@ -119,6 +159,33 @@ static void segs_free(vfs_file *f)
     f->seg_bytes = 0;
 }
 
+/* Small spills become inline slices: their bytes go into the publish's
+ * metadata batch, no block is written. */
+static int segs_spill_inline(vfs_file *f, uint64_t id)
+{
+    uint8_t *buf = nb_xmalloc(f->seg_bytes ? f->seg_bytes : 1);
+    uint64_t len = 0;
+    for (size_t i = 0; i < f->nsegs; i++) {
+        memcpy(buf + len, f->segs[i].buf, f->segs[i].len);
+        len += f->segs[i].len;
+    }
+    if (f->ninl == f->capinl) {
+        f->capinl = f->capinl ? f->capinl * 2 : 4;
+        f->inl = nb_xrealloc(f->inl, f->capinl * sizeof(*f->inl));
+    }
+    id |= META_SLICE_INLINE;
+    f->inl[f->ninl].id = id;
+    f->inl[f->ninl].bytes = nb_slice_of(buf, len);
+    f->ninl++;
+    uint64_t soff = 0;
+    for (size_t i = 0; i < f->nsegs; i++) {
+        pw_add_range(f, id, (uint32_t)len, soff, f->segs[i].off, f->segs[i].len);
+        soff += f->segs[i].len;
+    }
+    segs_free(f);
+    return 0;
+}
+
 /* Writes every in-memory segment into one new slice and moves them to pw. */
 static int segs_spill(vfs_file *f)
 {
@@ -129,6 +196,8 @@ static int segs_spill(vfs_file *f)
     int rc = new_slice_id(v, &id);
     if (rc != 0)
         return vfs__errno(rc);
+    if (f->seg_bytes <= VFS__INLINE_MAX)
+        return segs_spill_inline(f, id);
     data_writer *w;
     rc = data_writer_new_flags(v->ds, id, writer_flags(v), &w);
     if (rc != 0)
@@ -165,17 +234,18 @@ int vfs__file_publish(vfs_file *f, bool sync)
     bool full = false;
     if (rc == 0 && f->npw > 0) {
         pthread_mutex_lock(&f->in->mu);
-        rc = meta_publish(v->m, f->ino, f->pw, f->npw, 0, lazy ? META_PUBLISH_UNSYNCED : 0, 0,
-                          nb_slice_of(NULL, 0), sync && !lazy ? 1 : 0, NULL);
+        rc = meta_publish_inline(v->m, f->ino, f->pw, f->npw, 0, lazy ? META_PUBLISH_UNSYNCED : 0,
+                                 0, nb_slice_of(NULL, 0), 0, f->inl, f->ninl, NULL);
         pthread_mutex_unlock(&f->in->mu);
         if (rc == 0 && lazy)
             full = vfs__unsynced_add(v, f->held, f->held_size, f->nheld);
         rc = vfs__errno(rc);
     }
+    inl_free(f);
     /* fsync: this handle's blocks and metadata, and with them everything
-     * published before (group commit). A full unsynced list is synced by
-     * the publisher that filled it. */
-    if (rc == 0 && (sync ? (lazy || f->npw == 0) : full))
+     * published before, by any handle (group commit). A full unsynced list
+     * is synced by the publisher that filled it. */
+    if (rc == 0 && (sync || full))
         rc = vfs__errno(vfs__sync(v));
     /* Published or failed, the buffered data is done with: a failed publish
      * is a write-back error reported now (the blocks become garbage). */
@@ -253,6 +323,8 @@ static void file_free(vfs_file *f)
     free(f->pw);
     free(f->held);
     free(f->held_size);
+    inl_free(f);
+    free(f->inl);
     pthread_mutex_destroy(&f->mu);
     free(f);
 }
@@ -541,10 +613,14 @@ static int read_chunk(vfs_file *f, uint32_t idx, uint32_t off, size_t len, uint8
     for (size_t i = 0; i < f->npw; i++)
         if (f->pw[i].chunk == idx)
             vfs__to_data(&f->pw[i].slice, 1, &ds[k++]);
-    rc = data_chunk_read(v->ds, f->ra, ds, k, off, len, buf);
+    nb_buf *bufs = nb_xcalloc(k, sizeof(*bufs));
+    rc = vfs__inline_load(v, f, ds, k, bufs);
+    if (rc == 0)
+        rc = vfs__errno(data_chunk_read(v->ds, f->ra, ds, k, off, len, buf));
+    vfs__bufs_free(bufs, k);
     free(ds);
     free(ms);
-    return vfs__errno(rc);
+    return rc;
 }
 
 int vfs_read(vfs_file *f, uint64_t off, void *buf, size_t len, size_t *got)

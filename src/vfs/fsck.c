@@ -167,6 +167,21 @@ static int slice_cb(void *arg, uint64_t ino, uint32_t chunk, const meta_slice *s
     if (imap_get(&f->slices, s->id, false))
         return 0;
     imap_get(&f->slices, s->id, true);
+    if (s->id & META_SLICE_INLINE) {
+        /* Its bytes are in meta, all of them. */
+        nb_buf b = NB_BUF_INIT;
+        int rc = meta_inline_get(f->m, s->id, &b);
+        if (rc == NB_ENOTFOUND)
+            problem(f, "inode %llu chunk %u: inline slice %llu has no bytes",
+                    (unsigned long long)ino, chunk,
+                    (unsigned long long)(s->id & ~META_SLICE_INLINE));
+        else if (rc == 0 && b.len != s->size)
+            problem(f, "inode %llu chunk %u: inline slice %llu has %zu bytes, want %u",
+                    (unsigned long long)ino, chunk,
+                    (unsigned long long)(s->id & ~META_SLICE_INLINE), b.len, s->size);
+        nb_buf_free(&b);
+        return rc == NB_ENOTFOUND ? 0 : rc;
+    }
     uint32_t nb = data_slice_blocks(s->size);
     for (uint32_t b = 0; b < nb; b++) {
         data_key k = {.slice_id = s->id, .block = b};

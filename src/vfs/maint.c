@@ -64,12 +64,16 @@ static int compact_one(vfs *v, uint64_t ino, uint32_t idx, bool *done)
     }
     data_slice *ds = nb_xmalloc(n * sizeof(*ds));
     vfs__to_data(ms, n, ds);
+    nb_buf *bufs = nb_xcalloc(n, sizeof(*bufs));
+    rc = vfs__inline_load(v, NULL, ds, n, bufs);
     uint64_t id;
-    rc = meta_id_alloc(v->m, META_ID_SLICE, 1, &id);
+    if (rc == 0)
+        rc = meta_id_alloc(v->m, META_ID_SLICE, 1, &id);
     data_slice out;
     if (rc == 0)
         rc = data_chunk_compact(v->ds, ds, n, id, &out);
     data_pin_end(v->ds, pin);
+    vfs__bufs_free(bufs, n);
     free(ds);
     if (rc == NB_ENOTFOUND) {
         /* Nothing visible: the map is all holes. Replace it by one hole. */
@@ -204,14 +208,21 @@ static int release_garbage(vfs *v, uint64_t *released)
         rc = meta_garbage_list(v->m, after, g, NB_ARRAY_LEN(g), &n);
         if (rc != 0 || n == 0)
             break;
+        uint64_t inl[256];
+        size_t ninl = 0;
         for (size_t i = 0; i < n; i++) {
             if (g[i].id != 0 && !idset_has(&live, g[i].id)) {
-                data_slice_release(v->ds, g[i].id, g[i].size);
+                if (g[i].id & META_SLICE_INLINE)
+                    inl[ninl++] = g[i].id; /* its bytes live in meta, not in blocks */
+                else
+                    data_slice_release(v->ds, g[i].id, g[i].size);
                 (*released)++;
             }
             ids[i] = g[i].id;
         }
-        rc = meta_garbage_done(v->m, ids, n);
+        rc = meta_inline_drop(v->m, inl, ninl);
+        if (rc == 0)
+            rc = meta_garbage_done(v->m, ids, n);
         after = g[n - 1].id;
     }
     pthread_rwlock_unlock(&v->share_lk);

@@ -28,6 +28,7 @@
 #define VFS__WRITER_MAX     (256u << 20) /* a slice writer is finished at this length */
 #define VFS__SEG_TO_WR      (1u << 20)   /* a single coalesced segment this big becomes a writer */
 #define VFS__MAX_PENDING    512          /* published early beyond this many pending pieces */
+#define VFS__INLINE_MAX     (16u << 10)  /* slices up to this size are kept in metadata */
 #define VFS__IMPLICIT_XATTR "trusted.nebula.implicit"
 #define VFS__RESERVED_XATTR "trusted.nebula."
 
@@ -75,6 +76,9 @@ struct vfs_file {
     size_t npw, cappw;
     uint64_t *held, *held_size; /* slices written for this handle, and their sizes */
     size_t nheld, capheld;
+    /* Unpublished inline slices (their pieces are in pw): bytes owned. */
+    meta_inline *inl;
+    size_t ninl, capinl;
     uint64_t pend_end;              /* the end of the furthest unpublished write (0: none);
                                        written under mu, read atomically by getattr */
     int wb_err;                     /* a deferred write-back error, returned by the next flush */
@@ -134,6 +138,11 @@ void vfs__inode_put(vfs *v, vfs__inode *in);
 int vfs__file_publish(vfs_file *f, bool sync) NB_MUST_CHECK;
 /* Converts meta slices to data slices (out has room for n). */
 void vfs__to_data(const meta_slice *s, size_t n, data_slice *out);
+/* Points inline slices of out[0..n) at their bytes: from f's unpublished
+ * inline slices (f may be NULL), else read from meta into bufs[i] (bufs
+ * has room for n, zeroed; free with vfs__bufs_free). -EIO if missing. */
+int vfs__inline_load(vfs *v, vfs_file *f, data_slice *out, size_t n, nb_buf *bufs) NB_MUST_CHECK;
+void vfs__bufs_free(nb_buf *bufs, size_t n);
 
 /* S3 helpers shared by s3.c and mpu.c. */
 int vfs__bucket_ino(vfs *v, const vfs_cred *c, const char *bucket, uint64_t *ino) NB_MUST_CHECK;

@@ -122,7 +122,7 @@ static void crash_cycles(const char *backend)
         uint8_t *want = nb_xmalloc(6u << 20);
         for (size_t i = 0; i < a.n; i++) {
             uint64_t len = slice_len(a.ids[i]);
-            data_slice sl = {a.ids[i], 0, (uint32_t)len, 0};
+            data_slice sl = {a.ids[i], 0, (uint32_t)len, 0, NULL};
             ASSERT_OK(data_chunk_read(s, NULL, &sl, 1, 0, len, got));
             dt_fill(a.ids[i], 0, want, len);
             if (memcmp(got, want, len) != 0)

@@ -280,7 +280,7 @@ static void run_model(int ops, int nreaders, const char *backend)
             /* Punch zeros (a truncate-and-extend, say). */
             uint32_t a = (uint32_t)dt_below(&seed, SPAN);
             uint32_t len = 1 + (uint32_t)dt_below(&seed, SPAN - a);
-            data_slice z = {0, a, len, 0};
+            data_slice z = {0, a, len, 0, NULL};
             nl[n++] = z;
             commit(nl, n);
         } else if (r < 28) {
@@ -310,7 +310,7 @@ static void run_model(int ops, int nreaders, const char *backend)
                 off += step;
             }
             ASSERT_OK(data_writer_finish(w, NULL));
-            data_slice s = {id, a, len, lead};
+            data_slice s = {id, a, len, lead, NULL};
             nl[n++] = s;
             commit(nl, n);
             data_slice_unhold(st, id);

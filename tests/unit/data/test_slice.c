@@ -67,7 +67,7 @@ static void test_writer_blocks(void **state)
     assert_int_equal(blen, 1000);
     ASSERT_RC(data_bs_stat(data_store_bs(st), k3, &blen), NB_ENOTFOUND);
     /* Reading the slice back as a chunk. */
-    data_slice sl = {7, 0, (uint32_t)len, 0};
+    data_slice sl = {7, 0, (uint32_t)len, 0, NULL};
     uint8_t *out = nb_xmalloc(len);
     ASSERT_OK(data_chunk_read(st, NULL, &sl, 1, 0, len, out));
     assert_memory_equal(out, buf, len);
@@ -93,7 +93,7 @@ static void test_plan(void **state)
     /* Old slice 1 over [0, 10 MiB), newer 2 over [1 MiB, 2 MiB), a hole at
      * [12, 13) MiB, and 3 at [13 MiB, 14 MiB) read from 5 MiB into it. */
     const uint32_t M = 1u << 20;
-    data_slice sl[] = {{1, 0, 10 * M, 0}, {2, M, M, 0}, {3, 13 * M, M, 5 * M}};
+    data_slice sl[] = {{1, 0, 10 * M, 0, NULL}, {2, M, M, 0, NULL}, {3, 13 * M, M, 5 * M, NULL}};
     data_piece *p;
     size_t n;
     ASSERT_OK(data_chunk_plan(sl, 3, 0, 14 * M, &p, &n));
@@ -187,7 +187,7 @@ static void test_readahead(void **state)
     /* A 24 MiB slice read sequentially in 256 KiB pieces. */
     size_t len = 24u << 20;
     ASSERT_OK(dt_write_slice(st, 500, len));
-    data_slice sl = {500, 0, (uint32_t)len, 0};
+    data_slice sl = {500, 0, (uint32_t)len, 0, NULL};
     data_ra *ra = data_ra_new();
     uint8_t *got = nb_xmalloc(256u << 10);
     uint8_t *want = nb_xmalloc(256u << 10);
@@ -204,7 +204,7 @@ static void test_readahead(void **state)
     assert_true(cs.readahead_hits >= 1);
     /* A random small read bypasses the cache when the block is not in it. */
     ASSERT_OK(dt_write_slice(st, 501, DATA_BLOCK_SIZE));
-    data_slice s2 = {501, 0, DATA_BLOCK_SIZE, 0};
+    data_slice s2 = {501, 0, DATA_BLOCK_SIZE, 0, NULL};
     data_store_cache_stats(st, &cs);
     uint64_t misses = cs.misses;
     data_ra *ra2 = data_ra_new();
@@ -217,8 +217,8 @@ static void test_readahead(void **state)
      * sequential: the second chunk's first read triggers readahead. */
     data_ra *ra3 = data_ra_new();
     ASSERT_OK(dt_write_slice(st, 502, 12u << 20));
-    data_slice tail = {501, DATA_CHUNK_SIZE - DATA_BLOCK_SIZE, DATA_BLOCK_SIZE, 0};
-    data_slice next = {502, 0, 12u << 20, 0};
+    data_slice tail = {501, DATA_CHUNK_SIZE - DATA_BLOCK_SIZE, DATA_BLOCK_SIZE, 0, NULL};
+    data_slice next = {502, 0, 12u << 20, 0, NULL};
     ASSERT_OK(data_chunk_read(st, ra3, &tail, 1, DATA_CHUNK_SIZE - (512u << 10), 256u << 10, got));
     ASSERT_OK(data_chunk_read(st, ra3, &tail, 1, DATA_CHUNK_SIZE - (256u << 10), 256u << 10, got));
     data_store_cache_stats(st, &cs);
@@ -244,7 +244,7 @@ static void test_corrupt_block_is_error(void **state)
 {
     (void)state;
     ASSERT_OK(dt_write_slice(st, 600, 100000));
-    data_slice sl[] = {{600, 0, 100000, 0}, {0, 10, 10, 0}};
+    data_slice sl[] = {{600, 0, 100000, 0, NULL}, {0, 10, 10, 0, NULL}};
     uint8_t *got = nb_xmalloc(100000);
     ASSERT_OK(data_chunk_read(st, NULL, sl, 2, 0, 100000, got));
     assert_int_equal(got[15], 0); /* id 0 is explicit zeros */
@@ -260,10 +260,10 @@ static void test_corrupt_block_is_error(void **state)
     /* Bytes far from the flipped segment still read. */
     ASSERT_OK(data_chunk_read(st, NULL, sl, 2, 90000, 1000, got));
     /* A slice list that claims more than the block holds. */
-    data_slice bad = {600, 0, 200000, 0};
+    data_slice bad = {600, 0, 200000, 0, NULL};
     ASSERT_RC(data_chunk_read(st, NULL, &bad, 1, 150000, 10, got), NB_ECORRUPT);
     /* A missing slice. */
-    data_slice gone = {601, 0, 100, 0};
+    data_slice gone = {601, 0, 100, 0, NULL};
     ASSERT_RC(data_chunk_read(st, NULL, &gone, 1, 0, 100, got), NB_ENOTFOUND);
     free(got);
 }
@@ -304,11 +304,48 @@ static void test_compaction_equivalence(void **state)
         ASSERT_RC(data_bs_stat(data_store_bs(st), k0, NULL), NB_ENOTFOUND);
         free(sl);
     }
-    data_slice hole = {0, 0, 100, 0};
+    data_slice hole = {0, 0, 100, 0, NULL};
     data_slice out;
     ASSERT_RC(data_chunk_compact(st, &hole, 1, id, &out), NB_ENOTFOUND);
     free(before);
     free(after);
+}
+
+/* Inline slices: bytes the caller passes, laid over block slices like any
+ * other slice, and kept by compaction. */
+static void test_inline_slices(void **state)
+{
+    (void)state;
+    const uint32_t len = 300000;
+    uint8_t *blk = nb_xmalloc(len), *got = nb_xmalloc(len), *want = nb_xmalloc(len);
+    for (uint32_t i = 0; i < len; i++)
+        blk[i] = (uint8_t)(i * 7 + 1);
+    ASSERT_OK(data_slice_write(st, 700, blk, len));
+    data_slice_unhold(st, 700);
+    static const uint8_t small[] = "inline bytes, not in the block store";
+    uint64_t iid = DATA_SLICE_INLINE | 701;
+    /* block slice 700 over [0, len); inline bytes [6, 6+20) of 701 at 1000 */
+    data_slice sl[] = {{700, 0, len, 0, NULL}, {iid, 1000, 20, 6, small}};
+    memcpy(want, blk, len);
+    memcpy(want + 1000, small + 6, 20);
+    ASSERT_OK(data_chunk_read(st, NULL, sl, 2, 0, len, got));
+    assert_memory_equal(got, want, len);
+    ASSERT_OK(data_chunk_read(st, NULL, sl, 2, 1010, 5, got));
+    assert_memory_equal(got, small + 16, 5);
+    /* without its bytes an inline slice is a usage error, never zeros */
+    data_slice nobytes[] = {{iid, 0, 10, 0, NULL}};
+    ASSERT_RC(data_chunk_read(st, NULL, nobytes, 1, 0, 10, got), NB_EUSAGE);
+    /* compaction copies the inline bytes into the new block slice */
+    data_slice c;
+    data_pin pin = data_pin_begin(st);
+    ASSERT_OK(data_chunk_compact(st, sl, 2, 702, &c));
+    data_pin_end(st, pin);
+    data_slice_unhold(st, c.id);
+    ASSERT_OK(data_chunk_read(st, NULL, &c, 1, 0, len, got));
+    assert_memory_equal(got, want, len);
+    free(blk);
+    free(got);
+    free(want);
 }
 
 int main(void)
@@ -316,6 +353,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_writer_blocks, setup, teardown),
         cmocka_unit_test_setup_teardown(test_plan, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_inline_slices, setup, teardown),
         cmocka_unit_test_setup_teardown(test_random_overlaps, setup, teardown),
         cmocka_unit_test_setup_teardown(test_readahead, setup, teardown),
         cmocka_unit_test_setup_teardown(test_corrupt_block_is_error, setup, teardown),

@@ -363,7 +363,7 @@ static void test_corrupt_block(void **state)
     if (vt_disk_backend())
         skip(); /* flips a byte of a dir-backend block file */
     vfs *v = fresh("vfs_corrupt");
-    uint8_t data[5000];
+    uint8_t data[20000]; /* above the inline limit: a block */
     vt_fill(3, data, sizeof data);
     vt_put_file(v, "f", data, sizeof data);
     vfs_close(v);
@@ -375,7 +375,7 @@ static void test_corrupt_block(void **state)
     ASSERT_OK(vfs_resolve(v, NULL, "f", 0, &a));
     vfs_file *f;
     ASSERT_OK(vfs_file_open(v, NULL, a.ino, O_RDONLY, &f));
-    uint8_t buf[5000];
+    uint8_t buf[20000];
     size_t got;
     ASSERT_RC(vfs_read(f, 0, buf, sizeof buf, &got), -EIO);
     ASSERT_OK(vfs_release(f));
@@ -848,6 +848,8 @@ static void test_dump_load(void **state)
     bk.owner = "AKIDOWNER";
     ASSERT_OK(vfs_bucket_create(v, NULL, "bkt", 0755, &bk));
     put(v, "bkt", "x/y", "object");
+    /* a small file: an inline slice, its bytes in the dump */
+    vt_put_file(v, "small", "tiny", 4);
     vfs_close(v);
 
     char *path = nb_xasprintf("%s/dump.json", g_dir);
@@ -872,6 +874,9 @@ static void test_dump_load(void **state)
     uint8_t *back;
     assert_int_equal(vt_get_file(v, "hard", &back), sizeof data);
     assert_memory_equal(back, data, sizeof data);
+    free(back);
+    assert_int_equal(vt_get_file(v, "small", &back), 4);
+    assert_memory_equal(back, "tiny", 4);
     free(back);
     ASSERT_OK(vfs_resolve(v, NULL, "dir \"q\"\n\x01\xff/sym", VFS_RESOLVE_FOLLOW, &a));
     ASSERT_OK(vfs_resolve(v, NULL, "hard", 0, &f));
