@@ -175,8 +175,7 @@ int meta_version_find(meta *m, uint64_t bucket, const char *key, const char *ver
     for (size_t i = 0; rc == NB_ENOTFOUND && i < l.n; i++) {
         if (strcmp(l.v[i].version_id, version_id) == 0) {
             *out = l.v[i];
-            l.v[i].key = NULL;
-            out->key = nb_xstrdup(key);
+            l.v[i].key = NULL; /* moved to out */
             rc = 0;
         }
     }

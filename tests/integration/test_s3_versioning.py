@@ -250,7 +250,9 @@ def test_fsck_clean_after(srv):
     for i in range(3):
         s3.put_object(Bucket="vfsck", Key="x/y", Body=os.urandom(100000 + i))
     s3.delete_object(Bucket="vfsck", Key="x/y")
-    assert srv.stop() == 0
+    rc = srv.server.stop()
+    assert rc == 0, srv.server.stderr()[-4000:]
+    srv.stop()
     if is_mounted(srv.mnt):
         subprocess.run(["umount", "-l", str(srv.mnt)])
     r = run("fsck", srv.data)
