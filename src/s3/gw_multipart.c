@@ -305,6 +305,9 @@ int gw_complete_upload(s3_gw_req *r, gw_answer *a)
         rec.parts = (uint32_t)cr.n;
         free(rec.version_id);
         rec.version_id = vmode != VFS_VER_OFF ? nb_xstrdup(vid) : NULL;
+        free(rec.part_sizes); /* GetObject partNumber needs each part's size */
+        rec.part_sizes = nb_xmalloc(cr.n * sizeof *rec.part_sizes);
+        memcpy(rec.part_sizes, sizes, cr.n * sizeof *rec.part_sizes);
         rc = vfs_objrec_encode(&rec, &enc);
     }
     vfs_attr old, attr;
