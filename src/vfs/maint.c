@@ -283,6 +283,13 @@ static void *timer_main(void *arg)
         int rc = vfs_maintain(v, NULL);
         if (rc != 0)
             NB_WARN("vfs: background maintenance failed: %s", nb_strerror(rc));
+        /* Bounds how long closed files stay not durable (ext4 commits
+         * every few seconds for the same reason). */
+        pthread_mutex_lock(&v->sync_mu);
+        bool pending = v->nus > 0;
+        pthread_mutex_unlock(&v->sync_mu);
+        if (pending && (rc = vfs__sync(v)) != 0)
+            NB_WARN("vfs: background sync failed: %s", nb_strerror(rc));
         pthread_mutex_lock(&v->timer_mu);
     }
     pthread_mutex_unlock(&v->timer_mu);
