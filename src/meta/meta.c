@@ -205,6 +205,7 @@ int meta__inode_decode(nb_slice v, uint64_t ino, meta__inode *out)
     a->generation = nb_get_u64le(p + META_INO_OFF_GEN);
     a->parent = nb_get_u64le(p + META_INO_OFF_PAR);
     out->cookie = nb_get_u64le(p + META_INO_OFF_COOK);
+    out->flags = p[META_INO_OFF_FLAGS];
     return 0;
 }
 
@@ -227,6 +228,7 @@ void meta__inode_put(meta__txn *t, const meta__inode *in)
     uint8_t v[META_INODE_LEN] = {0};
     const meta_attr *a = &in->a;
     v[META_INO_OFF_VER] = META_INODE_V1;
+    v[META_INO_OFF_FLAGS] = in->flags;
     nb_put_u32le(v + META_INO_OFF_MODE, a->mode);
     nb_put_u32le(v + META_INO_OFF_UID, a->uid);
     nb_put_u32le(v + META_INO_OFF_GID, a->gid);
@@ -511,8 +513,10 @@ int meta__destroy(meta__txn *t, const meta__inode *in)
         meta__key_ino(k, single[i], ino);
         kv_batch_delete(t->b, nb_slice_of(k, 9));
     }
-    int rc = delete_prefix(t, META_K_XATTR, ino);
-    if (rc == 0 && S_ISREG(in->a.mode))
+    int rc = 0;
+    if (!(in->flags & META_INO_F_NOXATTR))
+        rc = delete_prefix(t, META_K_XATTR, ino);
+    if (rc == 0 && S_ISREG(in->a.mode) && !(in->flags & META_INO_F_NOCHUNK))
         rc = delete_prefix(t, META_K_CHUNK, ino);
     t->d_inodes -= 1;
     if (S_ISREG(in->a.mode))

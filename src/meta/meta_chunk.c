@@ -400,6 +400,8 @@ int meta_publish_inline(meta *m, uint64_t ino, const meta_write *w, size_t n, ui
     if (rc != 0)
         goto out;
     int64_t now = mtime_ns ? mtime_ns : meta__now();
+    if (n)
+        in.flags &= (uint8_t)~META_INO_F_NOCHUNK;
     t.d_bytes += (int64_t)nsize - (int64_t)in.a.size;
     in.a.size = nsize;
     in.a.mtime_ns = in.a.ctime_ns = now;

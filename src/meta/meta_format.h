@@ -63,7 +63,7 @@
 #define META_INODE_V1      1
 #define META_INODE_LEN     96
 #define META_INO_OFF_VER   0  /* u8 */
-#define META_INO_OFF_FLAGS 1  /* u8: reserved, 0 */
+#define META_INO_OFF_FLAGS 1  /* u8: META_INO_F_* (0 in records that predate them) */
 #define META_INO_OFF_RES   2  /* u16: reserved, 0 */
 #define META_INO_OFF_MODE  4  /* u32 */
 #define META_INO_OFF_UID   8  /* u32 */
@@ -79,6 +79,12 @@
 #define META_INO_OFF_GEN   72 /* u64 */
 #define META_INO_OFF_PAR   80 /* u64 */
 #define META_INO_OFF_COOK  88 /* u64: directories: next readdir cookie */
+
+/* Inode flags: set when an inode is made and cleared for good by the
+ * first xattr set / first publish, so destroying an inode that never had
+ * any skips the prefix scan for them. 0 (old records) means "may have". */
+#define META_INO_F_NOXATTR 0x01u /* no 'X' record was ever written */
+#define META_INO_F_NOCHUNK 0x02u /* no 'C' record was ever written */
 
 /* Dentry value ('D'), version 1: ver u8, type u8, ino u64, cookie u64. */
 #define META_DENTRY_V1  1

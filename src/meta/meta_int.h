@@ -22,6 +22,7 @@
 typedef struct meta__inode {
     meta_attr a;
     uint64_t cookie; /* directories: next readdir cookie */
+    uint8_t flags;   /* META_INO_F_* */
 } meta__inode;
 
 typedef struct meta__ocnt {

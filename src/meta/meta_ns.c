@@ -165,6 +165,7 @@ static int do_make(meta *m, const meta_cred *c, uint64_t parent, const char *nam
     in.a.generation = 1;
     in.a.parent = parent;
     in.cookie = META_COOKIE_FIRST;
+    in.flags = META_INO_F_NOXATTR | META_INO_F_NOCHUNK;
     meta__inode_put(&t, &in);
     if (type == S_IFLNK) {
         uint8_t k[9];

@@ -103,6 +103,8 @@ static int xattr_change(meta *m, const meta_cred *c, uint64_t ino, const char *n
             kv_batch_put(t.b, nb_buf_slice(&k), *value);
         else
             kv_batch_delete(t.b, nb_buf_slice(&k));
+        if (value)
+            in.flags &= (uint8_t)~META_INO_F_NOXATTR;
         in.a.ctime_ns = meta__now();
         meta__inode_put(&t, &in);
         rc = meta__txn_commit(&t, 0);

@@ -537,6 +537,12 @@ static void test_ids(void **state)
     meta_close(m);
 }
 
+static void print_problem(void *arg, const char *msg)
+{
+    (void)arg;
+    fprintf(stderr, "meta_check: %s\n", msg);
+}
+
 static void test_xattr(void **state)
 {
     (void)state;
@@ -570,8 +576,21 @@ static void test_xattr(void **state)
               -E2BIG);
     ASSERT_OK(meta_xattr_remove(m, &root_cred, f, "user.a"));
     ASSERT_RC(meta_xattr_remove(m, &root_cred, f, "user.a"), -ENODATA);
-    /* xattrs go with the inode. */
+    /* xattrs and chunk maps go with the inode (the inode's flags say it
+     * has some, so its destruction scans for them). */
+    uint64_t sid;
+    ASSERT_OK(meta_id_alloc(m, META_ID_SLICE, 1, &sid));
+    meta_write w = {.chunk = 0, .slice = {.id = sid, .size = 10, .off = 0, .len = 10, .pos = 0}};
+    ASSERT_OK(meta_publish(m, f, &w, 1, 0, 0, 0, nb_slice_of(NULL, 0), 0, NULL));
     ASSERT_OK(meta_unlink(m, &root_cred, ROOT, "f"));
+    meta_check_report r;
+    ASSERT_OK(meta_check(m, 0, print_problem, NULL, &r));
+    assert_int_equal(r.problems, 0);
+    meta_garbage g[4];
+    size_t ng = 0;
+    ASSERT_OK(meta_garbage_list(m, 0, g, 4, &ng));
+    assert_int_equal(ng, 1);
+    assert_int_equal(g[0].id, sid);
     f = mk(m, ROOT, "f", S_IFREG | 0644);
     ASSERT_OK(meta_xattr_list(m, &root_cred, f, &v));
     assert_int_equal(v.len, 0);
@@ -1023,12 +1042,6 @@ static void *churn(void *arg)
             abort();
     }
     return NULL;
-}
-
-static void print_problem(void *arg, const char *msg)
-{
-    (void)arg;
-    fprintf(stderr, "meta_check: %s\n", msg);
 }
 
 static void expect_clean(meta *m)
