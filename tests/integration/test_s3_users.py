@@ -195,6 +195,17 @@ def test_owners_and_isolation(srv, users):
     fails("AccessDenied", 403, bob.abort_multipart_upload, Bucket="alice-data", Key="mp",
           UploadId=uid)
     alice.abort_multipart_upload(Bucket="alice-data", Key="mp", UploadId=uid)
+    # Versioning is the owner's too, and versions are the bucket owner's.
+    fails("AccessDenied", 403, bob.put_bucket_versioning, Bucket="alice-data",
+          VersioningConfiguration={"Status": "Enabled"})
+    alice.put_bucket_versioning(Bucket="alice-data", VersioningConfiguration={"Status": "Enabled"})
+    alice.put_object(Bucket="alice-data", Key="v", Body=b"1")
+    alice.put_object(Bucket="alice-data", Key="v", Body=b"2")
+    vs = alice.list_object_versions(Bucket="alice-data", Prefix="v")["Versions"]
+    assert len(vs) == 2 and {v["Owner"]["ID"] for v in vs} == {aak}
+    fails("AccessDenied", 403, bob.list_object_versions, Bucket="alice-data")
+    fails("AccessDenied", 403, bob.get_object, Bucket="alice-data", Key="v",
+          VersionId=vs[1]["VersionId"])
 
 
 def test_anonymous_and_acls(srv, users):
