@@ -23,7 +23,7 @@ build_pkgs=(
 # What the tests drive the real binaries with.
 test_pkgs=(
     clang-format curl python3 python3-pytest procps psmisc
-    awscli s3cmd python3-boto3   # real S3 clients for the gateway tests
+    awscli s3cmd python3-boto3 rclone  # real S3 clients for the gateway tests
 )
 bench_pkgs=(rocksdb-tools nginx-light wrk fio)
 
