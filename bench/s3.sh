@@ -17,6 +17,8 @@ ROUNDS=${S3_BENCH_ROUNDS:-2}
 export DURATION=${DURATION:-10}
 NEBULA=${NEBULA:-build/release/src/cli/nebula}
 SHARED=${NB_SHARED_BENCH:-../shared/bench}
+# A worktree under wt/ finds the shared tools one level further up.
+[ -n "${NB_SHARED_BENCH:-}" ] || [ -d "$SHARED" ] || SHARED=../../shared/bench
 NB_PORT=18092
 export NGINX_REF_ROOT=/tmp/nebula-s3bench-nginx NGINX_REF_PORT=18093
 
