@@ -34,9 +34,11 @@ typedef struct server_options {
     unsigned shutdown_grace_s; /* in-flight requests get this long at shutdown */
     const char *access_key;    /* root credentials; NULL: load or generate */
     const char *secret_key;
-    const char *meta_engine; /* kv backend of the metadata; NULL: default */
-    size_t cache_bytes;      /* block cache; 0: default */
-    nbfuse_options mount;    /* mount.mountpoint NULL: no FUSE mount */
+    const char *meta_engine;     /* kv backend of the metadata; NULL: default */
+    size_t cache_bytes;          /* block cache; 0: default */
+    nbfuse_options mount;        /* mount.mountpoint NULL: no FUSE mount */
+    double lifecycle_interval_s; /* S3 lifecycle scans this often; <= 0: never */
+    double lifecycle_day_s;      /* length of a lifecycle "day" (tests); <= 0: 86400 */
 } server_options;
 
 typedef struct server server;
