@@ -152,7 +152,21 @@ static int write_batch(disk_env *e, disk__rec *r, size_t n)
         disk__rec_encode(e->wal_buf + head + i * DISK_WAL_REC_SIZE, &r[i]);
     if (len > head + need)
         memset(e->wal_buf + head + need, 0, len - head - need);
-    int rc = e->io->pwrite(e->ioctx, e->wal_fd, e->wal_buf, len, at);
+    int rc = 0;
+    if (at + len > e->wal_end) {
+        /* Zeros a step ahead: the batch's fdatasync then commits the size
+         * change once per DISK_WAL_STEP, not on every append. */
+        uint64_t from = (e->wal_end + WAL_BLOCK - 1) & ~(uint64_t)(WAL_BLOCK - 1);
+        uint64_t to = (at + len + DISK_WAL_STEP - 1) / DISK_WAL_STEP * DISK_WAL_STEP;
+        if (from < at)
+            rc = disk__write_zeros(e, e->wal_fd, from, at);
+        if (!rc && at + len < to)
+            rc = disk__write_zeros(e, e->wal_fd, at + len, to);
+        if (rc)
+            return rc;
+        e->wal_end = to;
+    }
+    rc = e->io->pwrite(e->ioctx, e->wal_fd, e->wal_buf, len, at);
     if (rc)
         return rc;
     e->wal_off += need;
@@ -163,10 +177,11 @@ static int write_batch(disk_env *e, disk__rec *r, size_t n)
     return 0;
 }
 
-void disk__wal_use(disk_env *e, int fd, int direct, const uint8_t *hdr)
+void disk__wal_use(disk_env *e, int fd, int direct, const uint8_t *hdr, uint64_t end)
 {
     e->wal_fd = fd;
     e->wal_off = DISK_WAL_HEADER_SIZE;
+    e->wal_end = end;
     e->wal_direct = direct;
     if (!e->wal_tail)
         e->wal_tail = nb_xaligned_alloc(WAL_BLOCK, WAL_BLOCK);
@@ -322,9 +337,10 @@ int disk__checkpoint(disk_env *e)
      * the checkpoint names them (it already is unless no_sync). */
     int fd = -1, direct = 0;
     uint8_t hdr[DISK_WAL_HEADER_SIZE];
+    uint64_t end = 0;
     int rc = disk__sync(e, e->data_fd);
     if (!rc)
-        rc = disk__wal_create(e, new_seq, start, &fd, &direct, hdr);
+        rc = disk__wal_create(e, new_seq, start, &fd, &direct, hdr, &end);
 
     pthread_mutex_lock(&e->wal_mu);
     if (rc) {
@@ -335,9 +351,10 @@ int disk__checkpoint(disk_env *e)
         return rc;
     }
     int old_fd = e->wal_fd;
-    disk__wal_use(e, fd, direct, hdr);
+    disk__wal_use(e, fd, direct, hdr, end);
     e->wal_seq = new_seq;
     pthread_mutex_lock(&e->mu);
+    uint64_t data_size = e->data_size;
     uint64_t n = e->index.n, k = 0;
     disk__ent *snap = nb_xmalloc((n ? n : 1) * sizeof *snap);
     for (uint64_t i = 0; i < e->index.cap; i++)
@@ -352,7 +369,7 @@ int disk__checkpoint(disk_env *e)
         rc = disk__sync(e, old_fd); /* nothing pending; cheap belt and braces */
     e->io->close(e->ioctx, old_fd);
     if (!rc)
-        rc = disk__ckpt_write(e, snap, k, new_seq, start);
+        rc = disk__ckpt_write(e, snap, k, new_seq, start, data_size);
     free(snap);
     if (!rc) {
         disk__wal_retire(e, e->wal_first, new_seq);
@@ -363,6 +380,76 @@ int disk__checkpoint(disk_env *e)
     return rc;
 }
 
+/* Grows the data file so that a run of n AUs fits, unless another writer
+ * grew it since we saw it at `seen` bytes (then the caller just retries).
+ * fallocate, then fsync: the new size is durable before any extent in it
+ * is handed out, so a durable record never points past the file's end.
+ * NB_ENOSPACE when the capacity or the file system's reserve is reached. */
+static int grow(disk_env *e, uint64_t n, uint64_t seen)
+{
+    pthread_mutex_lock(&e->grow_mu);
+    uint64_t cur = e->data_size; /* changes only under grow_mu */
+    int rc = 0;
+    if (cur == seen) {
+        uint64_t step = e->opt.grow_step;
+        if (!step) {
+            step = cur / 4;
+            if (step < DISK__GROW_MIN)
+                step = DISK__GROW_MIN;
+            if (step > DISK__GROW_MAX)
+                step = DISK__GROW_MAX;
+        }
+        if (step < n * e->au)
+            step = n * e->au;
+        uint64_t limit = disk__data_limit(e);
+        uint64_t want = (cur + step) / e->au * e->au;
+        if (want > limit)
+            want = limit;
+        if (want < cur + n * e->au) {
+            rc = NB_ENOSPACE;
+        } else {
+            rc = e->io->resize(e->ioctx, e->data_fd, want);
+            if (!rc && e->opt.prefill)
+                rc = disk__write_zeros(e, e->data_fd, cur, want);
+            if (!rc)
+                rc = disk__sync(e, e->data_fd);
+            if (rc == -ENOSPC || rc == -EDQUOT)
+                rc = NB_ENOSPACE;
+            if (rc) {
+                NB_WARN("disk %s: cannot grow %s from %llu to %llu bytes: %s", e->dir,
+                        DISK_DATA_FILE, (unsigned long long)cur, (unsigned long long)want,
+                        nb_strerror(rc));
+            } else {
+                pthread_mutex_lock(&e->mu);
+                disk__alloc_grow(&e->alloc, want / e->au - 1);
+                e->data_size = want;
+                pthread_mutex_unlock(&e->mu);
+                count(&e->n_grows, 1);
+                NB_DEBUG("disk %s: %s grew to %llu bytes", e->dir, DISK_DATA_FILE,
+                         (unsigned long long)want);
+            }
+        }
+    }
+    pthread_mutex_unlock(&e->grow_mu);
+    return rc;
+}
+
+/* Allocates n AUs, growing the data file when the region has no run. */
+static int alloc_extent(disk_env *e, uint64_t n, uint64_t *au)
+{
+    for (;;) {
+        pthread_mutex_lock(&e->mu);
+        int rc = disk__alloc_get(&e->alloc, n, au);
+        uint64_t seen = e->data_size;
+        pthread_mutex_unlock(&e->mu);
+        if (rc != NB_ENOSPACE)
+            return rc;
+        rc = grow(e, n, seen);
+        if (rc)
+            return rc;
+    }
+}
+
 int disk_put(disk_env *e, disk_id id, const void *data, size_t len)
 {
     if (e->opt.read_only)
@@ -370,9 +457,7 @@ int disk_put(disk_env *e, disk_id id, const void *data, size_t len)
     if (len > e->opt.max_blob)
         return NB_ETOOBIG;
     uint64_t n = n_aus(e, len), au;
-    pthread_mutex_lock(&e->mu);
-    int rc = disk__alloc_get(&e->alloc, n, &au);
-    pthread_mutex_unlock(&e->mu);
+    int rc = alloc_extent(e, n, &au);
     if (rc)
         return rc;
     uint64_t off = (au + 1) * e->au;
@@ -586,7 +671,10 @@ void disk_stats_get(disk_env *e, disk_stats *st)
     st->blobs = e->index.n;
     st->bytes_live = e->bytes_live;
     st->bytes_allocated = e->alloc.used * e->au;
-    st->capacity = e->alloc.n_au * e->au;
+    st->region = e->alloc.n_au * e->au;
+    st->capacity = disk__data_limit(e) - e->au;
+    if (st->capacity < st->region)
+        st->capacity = st->region;
     st->bytes_free = st->capacity - st->bytes_allocated;
     st->largest_free = disk__alloc_largest_free(&e->alloc) * e->au;
     st->pinned = e->pins.n;
@@ -598,6 +686,7 @@ void disk_stats_get(disk_env *e, disk_stats *st)
     st->group_commits = __atomic_load_n(&e->n_groups, __ATOMIC_RELAXED);
     st->fsyncs = __atomic_load_n(&e->n_fsyncs, __ATOMIC_RELAXED);
     st->checkpoints = __atomic_load_n(&e->n_ckpts, __ATOMIC_RELAXED);
+    st->grows = __atomic_load_n(&e->n_grows, __ATOMIC_RELAXED);
     st->recovery_ns = e->recovery_ns;
     st->replayed = e->replayed;
     st->io_uring = e->uring != NULL;

@@ -71,6 +71,10 @@ typedef struct disk__alloc {
  * once. Recovery checks the data of this many final batches. */
 #define DISK__COMMIT_DEPTH 2
 
+/* The data file's smallest growth step, and its default initial size. */
+#define DISK__GROW_MIN (16ull << 20)
+#define DISK__GROW_MAX (1ull << 30)
+
 /* Allocations of at least this many AUs start from the large cursor. */
 #define DISK__LARGE_AUS 16u
 
@@ -79,6 +83,8 @@ void disk__alloc_free_all(disk__alloc *a);
 /* Finds n free contiguous AUs, marks them used, sets *au. NB_ENOSPACE. */
 int disk__alloc_get(disk__alloc *a, uint64_t n, uint64_t *au);
 void disk__alloc_put(disk__alloc *a, uint64_t au, uint64_t n);
+/* Extends the region to n_au AUs (>= the current count), the new ones free. */
+void disk__alloc_grow(disk__alloc *a, uint64_t n_au);
 /* Marks [au, au+n) used; NB_ECORRUPT if out of range or any is in use. */
 int disk__alloc_mark(disk__alloc *a, uint64_t au, uint64_t n);
 uint64_t disk__alloc_largest_free(const disk__alloc *a);
@@ -117,17 +123,24 @@ int disk__sync(disk_env *e, int fd);
 int disk__checkpoint(disk_env *e);
 /* Creates WAL file seq (replacing any) with its header, durable. *fd is
  * opened with O_DIRECT when the data file is and the file system allows
- * (then *direct = 1); hdr receives the header's 64 bytes. */
+ * (then *direct = 1); hdr receives the header's 64 bytes, *end the bytes
+ * already written (header and zeros) from the start of the file. */
 int disk__wal_create(disk_env *e, uint64_t seq, uint64_t start_lsn, int *fd, int *direct,
-                     uint8_t *hdr);
+                     uint8_t *hdr, uint64_t *end);
 /* Makes fd the current WAL file, its records starting after the header.
  * Under wal_mu (or before the engine is shared). */
-void disk__wal_use(disk_env *e, int fd, int direct, const uint8_t *hdr);
+void disk__wal_use(disk_env *e, int fd, int direct, const uint8_t *hdr, uint64_t end);
+/* Writes zeros to [from, to) of fd through the I/O table. */
+int disk__write_zeros(disk_env *e, int fd, uint64_t from, uint64_t to);
+/* The data region's bound: opt.capacity (rounded to the AU), else the
+ * file's size now plus what the file system can give beyond the reserve.
+ * Under grow_mu or mu (reads data_size). */
+uint64_t disk__data_limit(disk_env *e);
 /* Removes WAL files [from, to), keeping the newest as the spare. */
 void disk__wal_retire(disk_env *e, uint64_t from, uint64_t to);
 /* Writes CHECKPOINT atomically: temporary file, sync, rename, dir sync. */
 int disk__ckpt_write(disk_env *e, const disk__ent *ents, uint64_t n, uint64_t wal_seq,
-                     uint64_t next_lsn);
+                     uint64_t next_lsn, uint64_t data_size);
 
 /* ---- the engine ---- */
 
@@ -142,8 +155,10 @@ struct disk_env {
     int ref_fd; /* data.0 without O_DIRECT, for disk_read_ref callers */
     int direct;
     uint32_t au;
-    uint64_t data_size;
+    uint64_t data_size; /* data.0's size in use: changes under grow_mu and mu */
     uint8_t uuid[16];
+
+    pthread_mutex_t grow_mu; /* one growth of the data file at a time */
 
     pthread_mutex_t ckpt_mu;
 
@@ -164,7 +179,8 @@ struct disk_env {
     int failed; /* sticky error after a failed write or sync */
     int wal_fd;
     uint64_t wal_seq;
-    uint64_t wal_off;   /* end of the current WAL file */
+    uint64_t wal_off;   /* end of the current WAL file's records */
+    uint64_t wal_end;   /* bytes of it written (zeros ahead of the records) */
     uint64_t wal_first; /* the oldest WAL file that may still exist */
     int have_spare;     /* DISK_WAL_SPARE exists */
     uint8_t *wal_buf;   /* the leader's encoding buffer (4096-aligned) */
@@ -179,7 +195,7 @@ struct disk_env {
     uint64_t bytes_live;
 
     /* Counters, updated with __atomic builtins. */
-    uint64_t n_puts, n_reads, n_deletes, n_groups, n_fsyncs, n_ckpts;
+    uint64_t n_puts, n_reads, n_deletes, n_groups, n_fsyncs, n_ckpts, n_grows;
     uint64_t recovery_ns, replayed;
     uint64_t dropped; /* final-batch puts dropped at open (data not on disk) */
 };

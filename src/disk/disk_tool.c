@@ -108,6 +108,7 @@ static int cmd_stats(const char *dir)
     printf("bytes_allocated  %llu\n", (unsigned long long)st.bytes_allocated);
     printf("capacity         %llu\n", (unsigned long long)st.capacity);
     printf("bytes_free       %llu\n", (unsigned long long)st.bytes_free);
+    printf("region           %llu\n", (unsigned long long)st.region);
     printf("largest_free     %llu\n", (unsigned long long)st.largest_free);
     printf("au_size          %u\n", st.au_size);
     printf("wal_seq          %llu\n", (unsigned long long)st.wal_seq);

@@ -22,6 +22,7 @@
 #include <string.h>
 #include <sys/random.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include "common/clock.h"
@@ -37,7 +38,7 @@
 void disk_options_init(disk_options *o)
 {
     memset(o, 0, sizeof *o);
-    o->capacity = 1ull << 30;
+    o->reserve = DISK_RESERVE_AUTO;
     o->au_size = 4096;
     o->max_blob = 64u << 20;
     o->wal_max_bytes = 64ull << 20;
@@ -74,18 +75,30 @@ static int read_all(disk_env *e, const char *path, uint8_t **buf, size_t *len)
     return rc;
 }
 
-/* Bytes a new WAL file is preallocated to: the checkpoint threshold plus
- * room for the batches that land while a checkpoint switches files. */
-static uint64_t wal_prealloc(const disk_env *e)
+uint64_t disk__data_limit(disk_env *e)
 {
-    uint64_t slack = e->opt.wal_max_bytes / 4 < (1u << 20) ? e->opt.wal_max_bytes / 4 : (1u << 20);
-    uint64_t want = e->opt.wal_max_bytes + slack + 4096;
-    if (e->opt.wal_max_bytes > (128ull << 20))
-        want = 128ull << 20;
-    return want;
+    uint64_t cur = e->data_size;
+    if (e->opt.capacity) {
+        uint64_t cap = e->opt.capacity / e->au * e->au;
+        return cap > cur ? cap : cur;
+    }
+    if (e->opt.io)
+        return UINT64_MAX / 2; /* a test table: no file system to ask */
+    struct statvfs sv;
+    if (statvfs(e->dir, &sv) != 0)
+        return cur;
+    uint64_t avail = (uint64_t)sv.f_bavail * sv.f_frsize;
+    uint64_t reserve = e->opt.reserve;
+    if (reserve == DISK_RESERVE_AUTO) {
+        reserve = (uint64_t)sv.f_blocks * sv.f_frsize / 20;
+        if (reserve > (4ull << 30))
+            reserve = 4ull << 30;
+    }
+    uint64_t room = avail > reserve ? avail - reserve : 0;
+    return (cur + room) / e->au * e->au;
 }
 
-static int write_zeros(disk_env *e, int fd, uint64_t from, uint64_t to)
+int disk__write_zeros(disk_env *e, int fd, uint64_t from, uint64_t to)
 {
     size_t chunk = 1u << 20;
     uint8_t *z = nb_xaligned_alloc(4096, chunk);
@@ -100,7 +113,7 @@ static int write_zeros(disk_env *e, int fd, uint64_t from, uint64_t to)
 }
 
 int disk__wal_create(disk_env *e, uint64_t seq, uint64_t start_lsn, int *fd, int *direct,
-                     uint8_t *hdr)
+                     uint8_t *hdr, uint64_t *end)
 {
     *direct = 0;
     uint8_t h[DISK_WAL_HEADER_SIZE] = {0};
@@ -127,8 +140,13 @@ int disk__wal_create(disk_env *e, uint64_t seq, uint64_t start_lsn, int *fd, int
         free(path);
         return rc;
     }
+    /* A new file starts with DISK_WAL_STEP of zeros; appends extend it a
+     * step at a time (disk.c). A reused one is written as far as it goes. */
+    *end = DISK_WAL_STEP;
     if (!reused)
-        rc = write_zeros(e, *fd, DISK_WAL_HEADER_SIZE, wal_prealloc(e));
+        rc = disk__write_zeros(e, *fd, DISK_WAL_HEADER_SIZE, DISK_WAL_STEP);
+    else
+        rc = e->io->size(e->ioctx, *fd, end);
     if (!rc)
         rc = e->io->pwrite(e->ioctx, *fd, h, sizeof h, 0);
     if (!rc)
@@ -171,7 +189,7 @@ void disk__wal_retire(disk_env *e, uint64_t from, uint64_t to)
 }
 
 int disk__ckpt_write(disk_env *e, const disk__ent *ents, uint64_t n, uint64_t wal_seq,
-                     uint64_t next_lsn)
+                     uint64_t next_lsn, uint64_t data_size)
 {
     size_t size = DISK_CKPT_HEADER + n * DISK_CKPT_ENTRY;
     uint8_t *b = nb_xcalloc(1, size);
@@ -190,7 +208,7 @@ int disk__ckpt_write(disk_env *e, const disk__ent *ents, uint64_t n, uint64_t wa
     nb_put_u64le(b + 32, wal_seq);
     nb_put_u64le(b + 40, next_lsn);
     nb_put_u64le(b + 48, n);
-    nb_put_u64le(b + 56, e->data_size);
+    nb_put_u64le(b + 56, data_size);
     nb_put_u32le(b + 64, e->au);
     nb_put_u32le(b + 68, crc_masked(b + DISK_CKPT_HEADER, size - DISK_CKPT_HEADER));
     nb_put_u32le(b + 76, crc_masked(b, 76));
@@ -217,11 +235,15 @@ int disk__ckpt_write(disk_env *e, const disk__ent *ents, uint64_t n, uint64_t wa
 }
 
 /* First open: data file with superblock, WAL 1, then CHECKPOINT last: its
- * presence is what says the engine exists. */
+ * presence is what says the engine exists. The data file starts at
+ * initial_size (default: one growth step) and grows as puts need room. */
 static int create(disk_env *e)
 {
     e->au = e->opt.au_size;
-    e->data_size = e->opt.capacity / e->au * e->au;
+    uint64_t size = e->opt.initial_size ? e->opt.initial_size : DISK__GROW_MIN;
+    if (e->opt.capacity && size > e->opt.capacity)
+        size = e->opt.capacity;
+    e->data_size = size / e->au * e->au;
     if (e->data_size < 2ull * e->au)
         return NB_EUSAGE;
     if (getrandom(e->uuid, sizeof e->uuid, 0) != (ssize_t)sizeof e->uuid) {
@@ -246,7 +268,7 @@ static int create(disk_env *e)
     nb_put_u32le(sb + 60, crc_masked(sb, 60));
     rc = e->io->resize(e->ioctx, fd, e->data_size);
     if (!rc && e->opt.prefill)
-        rc = write_zeros(e, fd, e->au, e->data_size);
+        rc = disk__write_zeros(e, fd, e->au, e->data_size);
     if (!rc)
         rc = e->io->pwrite(e->ioctx, fd, sb, e->au, 0);
     if (!rc)
@@ -255,12 +277,13 @@ static int create(disk_env *e)
     e->io->close(e->ioctx, fd);
     int wfd = -1, wdirect;
     uint8_t hdr[DISK_WAL_HEADER_SIZE];
+    uint64_t wend;
     if (!rc)
-        rc = disk__wal_create(e, 1, 1, &wfd, &wdirect, hdr);
+        rc = disk__wal_create(e, 1, 1, &wfd, &wdirect, hdr, &wend);
     if (wfd >= 0)
         e->io->close(e->ioctx, wfd);
     if (!rc)
-        rc = disk__ckpt_write(e, NULL, 0, 1, 1);
+        rc = disk__ckpt_write(e, NULL, 0, 1, 1, e->data_size);
     if (rc)
         NB_ERROR("disk %s: cannot create engine: %s", e->dir, nb_strerror(rc));
     return rc;
@@ -349,8 +372,9 @@ static int open_data(disk_env *e, const ckpt_info *c)
     }
     if (!rc && nb_get_u32le(sb + 60) != crc_masked(sb, 60))
         rc = NB_CORRUPT("disk %s: superblock checksum mismatch", e->dir);
+    /* The superblock holds the size at creation; the file only grows. */
     if (!rc && (memcmp(sb + 16, e->uuid, 16) != 0 || nb_get_u32le(sb + 12) != c->au ||
-                nb_get_u64le(sb + 32) != c->data_size))
+                nb_get_u64le(sb + 32) > c->data_size))
         rc = NB_CORRUPT("disk %s: superblock does not match CHECKPOINT (another engine's file?)",
                         e->dir);
     free(sb);
@@ -360,6 +384,10 @@ static int open_data(disk_env *e, const ckpt_info *c)
     if (!rc && size < c->data_size)
         rc = NB_CORRUPT("disk %s: %s is %llu bytes but the checkpoint records %llu", e->dir,
                         DISK_DATA_FILE, (unsigned long long)size, (unsigned long long)c->data_size);
+    /* The file may have grown after the checkpoint: every growth was made
+     * durable before any extent in it was used. */
+    if (!rc)
+        e->data_size = size / c->au * c->au;
     if (!rc && e->direct) {
         /* Refs hand out a descriptor for pread/sendfile at any alignment. */
         char *p2 = nb_xasprintf("%s/%s", e->dir, DISK_DATA_FILE);
@@ -585,7 +613,7 @@ static int recover(disk_env *e, const uint8_t *cb, size_t clen)
     rc = open_data(e, &c);
     if (rc)
         return rc;
-    disk__alloc_init(&e->alloc, c.data_size / c.au - 1);
+    disk__alloc_init(&e->alloc, e->data_size / c.au - 1);
     disk__map_init(&e->index, c.n);
     const uint8_t *p = c.ents;
     for (uint64_t i = 0; i < c.n; i++, p += DISK_CKPT_ENTRY) {
@@ -662,6 +690,7 @@ int disk_open(const disk_options *opts, const char *dir, disk_env **out)
     e->dir = nb_xstrdup(dir);
     e->lock_fd = e->data_fd = e->ref_fd = e->wal_fd = -1;
     pthread_mutex_init(&e->ckpt_mu, NULL);
+    pthread_mutex_init(&e->grow_mu, NULL);
     pthread_mutex_init(&e->wal_mu, NULL);
     pthread_cond_init(&e->wal_cv, NULL);
     pthread_cond_init(&e->gather_cv, NULL);
@@ -735,9 +764,10 @@ int disk_open(const disk_options *opts, const char *dir, disk_env **out)
     if (!rc && !e->opt.read_only) {
         int fd = -1, direct = 0;
         uint8_t hdr[DISK_WAL_HEADER_SIZE];
-        rc = disk__wal_create(e, e->wal_seq, e->next_lsn, &fd, &direct, hdr);
+        uint64_t end = 0;
+        rc = disk__wal_create(e, e->wal_seq, e->next_lsn, &fd, &direct, hdr, &end);
         if (!rc)
-            disk__wal_use(e, fd, direct, hdr);
+            disk__wal_use(e, fd, direct, hdr, end);
         /* Files older than the checkpoint whose removal a crash undid. */
         uint64_t first = e->wal_first;
         while (!rc && first > 1) {
@@ -806,6 +836,7 @@ int disk_close(disk_env *e)
     free(e->wal_buf);
     free(e->wal_tail);
     pthread_mutex_destroy(&e->ckpt_mu);
+    pthread_mutex_destroy(&e->grow_mu);
     pthread_mutex_destroy(&e->wal_mu);
     pthread_cond_destroy(&e->wal_cv);
     pthread_cond_destroy(&e->gather_cv);

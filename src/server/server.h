@@ -20,6 +20,7 @@
 #define NB_SERVER_SERVER_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "common/status.h"
 #include "fuse/fuse.h"
@@ -36,6 +37,9 @@ typedef struct server_options {
     const char *secret_key;
     const char *meta_engine; /* kv backend of the metadata; NULL: default */
     size_t cache_bytes;      /* block cache; 0: default */
+    const char *block_store; /* for a new data directory: "disk" or "dir"; NULL: disk */
+    uint64_t disk_size;      /* disk store's bound; 0: the file system's free space */
+    uint64_t disk_reserve;   /* free space the disk store leaves; 0: default */
     nbfuse_options mount;    /* mount.mountpoint NULL: no FUSE mount */
 } server_options;
 

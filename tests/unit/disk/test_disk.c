@@ -171,6 +171,109 @@ static void test_enospace(void **state)
     free(dir);
 }
 
+static uint64_t file_size(const char *dir, const char *name)
+{
+    char *p = nb_xasprintf("%s/%s", dir, name);
+    struct stat st;
+    assert_int_equal(stat(p, &st), 0);
+    free(p);
+    return (uint64_t)st.st_size;
+}
+
+/* The data file starts small and grows in steps up to the capacity; a put
+ * that does not fit then is NB_ENOSPACE, and a reopen finds every blob,
+ * including those in the grown part. */
+static void test_grow(void **state)
+{
+    const mode *m = *state;
+    char *dir = nb_test_dir("grow");
+    disk_options o;
+    dt_opts(&o, m->io, m->direct);
+    o.initial_size = 1ull << 20;
+    o.grow_step = 1ull << 20;
+    o.capacity = 4ull << 20;
+    disk_env *e;
+    ASSERT_OK(disk_open(&o, dir, &e));
+    assert_int_equal(file_size(dir, DISK_DATA_FILE), 1ull << 20);
+    disk_stats st;
+    disk_stats_get(e, &st);
+    assert_int_equal(st.capacity, (4ull << 20) - 4096);
+    assert_int_equal(st.region, (1ull << 20) - 4096);
+    uint64_t n = 0;
+    int rc;
+    uint8_t *b = malloc(65536);
+    for (;; n++) {
+        dt_fill(b, 65536, dt_id(n), 1);
+        if ((rc = disk_put(e, dt_id(n), b, 65536)) != 0)
+            break;
+    }
+    ASSERT_RC(rc, NB_ENOSPACE);
+    assert_int_equal(n, 63); /* as if the whole 4 MiB had been there */
+    assert_int_equal(file_size(dir, DISK_DATA_FILE), 4ull << 20);
+    disk_stats_get(e, &st);
+    assert_int_equal(st.grows, 3);
+    assert_int_equal(st.region, st.capacity);
+    ASSERT_OK(disk_close(e));
+    /* Reopen from the WAL alone (the last blobs) and from the checkpoint. */
+    o.close_checkpoint = 0;
+    for (int round = 0; round < 2; round++) {
+        ASSERT_OK(disk_open(&o, dir, &e));
+        for (uint64_t i = 0; i < n; i++)
+            expect_ver(e, i, 65536, 1);
+        if (round == 0)
+            for (uint64_t i = 0; i < 8; i++)
+                put_ver(e, 100 + i, 4096, 2);
+        ASSERT_OK(disk_close(e));
+    }
+    /* A bigger capacity on a later open lets it grow again. */
+    o.capacity = 6ull << 20;
+    ASSERT_OK(disk_open(&o, dir, &e));
+    put_ver(e, 200, 65536, 3);
+    expect_ver(e, 200, 65536, 3);
+    ASSERT_OK(disk_close(e));
+    assert_int_equal(file_size(dir, DISK_DATA_FILE), 5ull << 20);
+    free(b);
+    nb_test_rmdir(dir);
+    free(dir);
+}
+
+/* Without a capacity, growth stops where the file system's free space
+ * would fall under the reserve: a reserve above the free space means no
+ * growth at all. */
+static void test_grow_reserve(void **state)
+{
+    (void)state;
+    char *dir = nb_test_dir("reserve");
+    disk_options o;
+    dt_opts(&o, DISK_IO_POSIX, DISK_DIRECT_OFF);
+    o.capacity = 0;
+    o.initial_size = 1ull << 20;
+    o.reserve = UINT64_MAX - 1;
+    disk_env *e;
+    ASSERT_OK(disk_open(&o, dir, &e));
+    disk_stats st;
+    disk_stats_get(e, &st);
+    assert_int_equal(st.capacity, st.region);
+    uint8_t *b = calloc(1, 65536);
+    int n = 0, rc;
+    while ((rc = disk_put(e, dt_id((uint64_t)n), b, 65536)) == 0)
+        n++;
+    ASSERT_RC(rc, NB_ENOSPACE);
+    assert_int_equal(n, 15);
+    ASSERT_OK(disk_close(e));
+    /* The default reserve: a 1 MiB file grows. */
+    o.reserve = DISK_RESERVE_AUTO;
+    ASSERT_OK(disk_open(&o, dir, &e));
+    disk_stats_get(e, &st);
+    assert_true(st.capacity > st.region);
+    ASSERT_OK(disk_put(e, dt_id(99), b, 65536));
+    ASSERT_OK(disk_close(e));
+    assert_true(file_size(dir, DISK_DATA_FILE) > (1ull << 20));
+    free(b);
+    nb_test_rmdir(dir);
+    free(dir);
+}
+
 static void test_ref_pin(void **state)
 {
     const mode *m = *state;
@@ -381,14 +484,14 @@ static void test_newer_wal_version(void **state)
     ASSERT_OK(disk_close(e));
     char *w = last_wal(dir);
     int fd = open(w, O_RDWR);
-    uint8_t v[4] = {2, 0, 0, 0};
+    uint8_t v[4] = {DISK_FORMAT_VERSION + 1, 0, 0, 0};
     ASSERT_OK(nb_pwrite_full(fd, v, 4, 8));
     ASSERT_RC(disk_open(&o, dir, &e), NB_EVERSION);
     assert_null(e);
     char *argv[] = {"disk", "stats", dir, NULL};
     assert_int_equal(disk_tool_main(3, argv), 2);
     /* Nothing was changed: with the version restored all is there. */
-    v[0] = 1;
+    v[0] = DISK_FORMAT_VERSION;
     ASSERT_OK(nb_pwrite_full(fd, v, 4, 8));
     close(fd);
     ASSERT_OK(disk_open(&o, dir, &e));
@@ -401,7 +504,7 @@ static void test_newer_wal_version(void **state)
     v[0] = 9;
     ASSERT_OK(nb_pwrite_full(fd, v, 4, 8));
     ASSERT_RC(disk_open(&o, dir, &e), NB_EVERSION);
-    v[0] = 1;
+    v[0] = DISK_FORMAT_VERSION;
     ASSERT_OK(nb_pwrite_full(fd, v, 4, 8));
     close(fd);
     ASSERT_OK(disk_open(&o, dir, &e));
@@ -557,6 +660,9 @@ int main(void)
         cmocka_unit_test_prestate(test_basic, &uring_direct),
         cmocka_unit_test(test_too_big_and_usage),
         cmocka_unit_test(test_enospace),
+        cmocka_unit_test_prestate(test_grow, &posix_buffered),
+        cmocka_unit_test_prestate(test_grow, &uring_direct),
+        cmocka_unit_test(test_grow_reserve),
         cmocka_unit_test_prestate(test_ref_pin, &posix_buffered),
         cmocka_unit_test_prestate(test_ref_pin, &uring_direct),
         cmocka_unit_test_prestate(test_checksum, &posix_buffered),

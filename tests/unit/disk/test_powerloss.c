@@ -36,6 +36,8 @@ static void opts(disk_options *o, memfs *fs)
 {
     disk_options_init(o);
     o->capacity = 512 * 1024;
+    o->initial_size = 128 * 1024; /* so power cuts also land in growths */
+    o->grow_step = 64 * 1024;
     o->max_blob = 64 * 1024;
     o->wal_max_bytes = 1024; /* checkpoint every ~20 records */
     o->io = &memfs_ops;
