@@ -372,8 +372,11 @@ int disk__checkpoint(disk_env *e)
         rc = disk__ckpt_write(e, snap, k, new_seq, start, data_size);
     free(snap);
     if (!rc) {
-        disk__wal_retire(e, e->wal_first, new_seq);
-        e->wal_first = new_seq;
+        /* The previous copy stays the fallback: keep the WAL from it on. */
+        disk__wal_retire(e, e->wal_first, e->ckpt_seq);
+        if (e->ckpt_seq > e->wal_first)
+            e->wal_first = e->ckpt_seq;
+        e->ckpt_seq = new_seq;
         count(&e->n_ckpts, 1);
     }
     pthread_mutex_unlock(&e->ckpt_mu);

@@ -126,9 +126,10 @@
 #define DISK_REC_DEL 2u
 #define DISK_REC_END 1u
 
-#define DISK_DATA_FILE "data.0"
-#define DISK_CKPT_FILE "CHECKPOINT"
-#define DISK_LOCK_FILE "LOCK"
-#define DISK_WAL_SPARE "wal-spare.log"
+#define DISK_DATA_FILE  "data.0"
+#define DISK_CKPT_FILE  "CHECKPOINT"
+#define DISK_CKPT_FILE2 "CHECKPOINT.1"
+#define DISK_LOCK_FILE  "LOCK"
+#define DISK_WAL_SPARE  "wal-spare.log"
 
 #endif

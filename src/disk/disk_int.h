@@ -113,6 +113,8 @@ void disk__rec_encode(uint8_t *p, const disk__rec *r);
 /* Returns 0 when p holds a valid record, else -1. */
 int disk__rec_decode(const uint8_t *p, disk__rec *r);
 char *disk__wal_path(const char *dir, uint64_t seq);
+/* DIR/CHECKPOINT (slot 0) or DIR/CHECKPOINT.1 (slot 1); owned. */
+char *disk__ckpt_path(const char *dir, int slot);
 
 /* ---- disk.c and open.c ---- */
 
@@ -138,7 +140,8 @@ int disk__write_zeros(disk_env *e, int fd, uint64_t from, uint64_t to);
 uint64_t disk__data_limit(disk_env *e);
 /* Removes WAL files [from, to), keeping the newest as the spare. */
 void disk__wal_retire(disk_env *e, uint64_t from, uint64_t to);
-/* Writes CHECKPOINT atomically: temporary file, sync, rename, dir sync. */
+/* Writes the checkpoint atomically (temporary file, sync, rename, dir
+ * sync) over the older of the two copies, which becomes the newest. */
 int disk__ckpt_write(disk_env *e, const disk__ent *ents, uint64_t n, uint64_t wal_seq,
                      uint64_t next_lsn, uint64_t data_size);
 
@@ -182,6 +185,8 @@ struct disk_env {
     uint64_t wal_off;   /* end of the current WAL file's records */
     uint64_t wal_end;   /* bytes of it written (zeros ahead of the records) */
     uint64_t wal_first; /* the oldest WAL file that may still exist */
+    int ckpt_slot;      /* the copy (0 CHECKPOINT, 1 CHECKPOINT.1) recovery would pick */
+    uint64_t ckpt_seq;  /* its wal_seq: WAL files from the other copy's on are kept */
     int have_spare;     /* DISK_WAL_SPARE exists */
     uint8_t *wal_buf;   /* the leader's encoding buffer (4096-aligned) */
     size_t wal_buf_cap;

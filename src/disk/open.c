@@ -213,8 +213,11 @@ int disk__ckpt_write(disk_env *e, const disk__ent *ents, uint64_t n, uint64_t wa
     nb_put_u32le(b + 68, crc_masked(b + DISK_CKPT_HEADER, size - DISK_CKPT_HEADER));
     nb_put_u32le(b + 76, crc_masked(b, 76));
 
+    /* Two copies: the new one replaces the older, so a damaged newest copy
+     * still leaves the previous one (and the WAL files after it). */
+    int slot = 1 - e->ckpt_slot;
     char *tmp = nb_xasprintf("%s/%s.tmp", e->dir, DISK_CKPT_FILE);
-    char *dst = nb_xasprintf("%s/%s", e->dir, DISK_CKPT_FILE);
+    char *dst = disk__ckpt_path(e->dir, slot);
     int fd;
     int rc = e->io->open(e->ioctx, tmp, DISK_O_CREAT | DISK_O_TRUNC, &fd);
     if (!rc) {
@@ -228,10 +231,17 @@ int disk__ckpt_write(disk_env *e, const disk__ent *ents, uint64_t n, uint64_t wa
         rc = e->io->rename(e->ioctx, tmp, dst);
     if (!rc)
         rc = e->io->sync_dir(e->ioctx, e->dir);
+    if (!rc)
+        e->ckpt_slot = slot;
     free(tmp);
     free(dst);
     free(b);
     return rc;
+}
+
+char *disk__ckpt_path(const char *dir, int slot)
+{
+    return nb_xasprintf("%s/%s", dir, slot ? DISK_CKPT_FILE2 : DISK_CKPT_FILE);
 }
 
 /* First open: data file with superblock, WAL 1, then CHECKPOINT last: its
@@ -292,21 +302,22 @@ static int create(disk_env *e)
 typedef struct ckpt_info {
     uint64_t wal_seq, next_lsn, n, data_size;
     uint32_t au;
+    uint8_t uuid[16];
     const uint8_t *ents;
 } ckpt_info;
 
-static int parse_ckpt(disk_env *e, const uint8_t *b, size_t len, ckpt_info *c)
+static int parse_ckpt(disk_env *e, const char *name, const uint8_t *b, size_t len, ckpt_info *c)
 {
     if (len < DISK_CKPT_HEADER || memcmp(b, DISK_CKPT_MAGIC, 8) != 0)
-        return NB_CORRUPT("disk %s: CHECKPOINT: bad magic or short (%zu bytes)", e->dir, len);
+        return NB_CORRUPT("disk %s: %s: bad magic or short (%zu bytes)", e->dir, name, len);
     uint32_t version = nb_get_u32le(b + 8);
     if (version > DISK_FORMAT_VERSION) {
-        NB_ERROR("disk %s: CHECKPOINT has format version %u, this build reads up to %u", e->dir,
+        NB_ERROR("disk %s: %s has format version %u, this build reads up to %u", e->dir, name,
                  version, DISK_FORMAT_VERSION);
         return NB_EVERSION;
     }
     if (nb_get_u32le(b + 76) != crc_masked(b, 76))
-        return NB_CORRUPT("disk %s: CHECKPOINT header checksum mismatch", e->dir);
+        return NB_CORRUPT("disk %s: %s header checksum mismatch", e->dir, name);
     c->wal_seq = nb_get_u64le(b + 32);
     c->next_lsn = nb_get_u64le(b + 40);
     c->n = nb_get_u64le(b + 48);
@@ -315,13 +326,13 @@ static int parse_ckpt(disk_env *e, const uint8_t *b, size_t len, ckpt_info *c)
     if (nb_get_u32le(b + 12) != DISK_CKPT_ENTRY ||
         c->n > (len - DISK_CKPT_HEADER) / DISK_CKPT_ENTRY ||
         len != DISK_CKPT_HEADER + c->n * DISK_CKPT_ENTRY)
-        return NB_CORRUPT("disk %s: CHECKPOINT is %zu bytes for %llu entries", e->dir, len,
+        return NB_CORRUPT("disk %s: %s is %zu bytes for %llu entries", e->dir, name, len,
                           (unsigned long long)c->n);
     if (nb_get_u32le(b + 68) != crc_masked(b + DISK_CKPT_HEADER, len - DISK_CKPT_HEADER))
-        return NB_CORRUPT("disk %s: CHECKPOINT entries checksum mismatch", e->dir);
+        return NB_CORRUPT("disk %s: %s entries checksum mismatch", e->dir, name);
     if (c->au < 4096 || (c->au & (c->au - 1)) || c->data_size % c->au || c->wal_seq == 0)
-        return NB_CORRUPT("disk %s: CHECKPOINT has bad geometry", e->dir);
-    memcpy(e->uuid, b + 16, 16);
+        return NB_CORRUPT("disk %s: %s has bad geometry", e->dir, name);
+    memcpy(c->uuid, b + 16, 16);
     c->ents = b + DISK_CKPT_HEADER;
     return 0;
 }
@@ -602,10 +613,50 @@ static int apply_final_batch(disk_env *e, replay *rp)
     return rc;
 }
 
-static int recover(disk_env *e, const uint8_t *cb, size_t clen)
+/* Picks the checkpoint to recover from: the valid copy with the higher
+ * wal_seq; a damaged copy is skipped (logged); with no valid copy, one of
+ * a newer format fails the open with NB_EVERSION. Records in e the slot and wal_seq it picked and
+ * the oldest WAL file either valid copy needs. */
+static int pick_ckpt(disk_env *e, uint8_t *const cb[2], const size_t clen[2], const int rcs[2],
+                     ckpt_info *out)
+{
+    ckpt_info c[2];
+    int prc[2], best = -1;
+    for (int s = 0; s < 2; s++) {
+        prc[s] = rcs[s];
+        if (!prc[s])
+            prc[s] = parse_ckpt(e, s ? DISK_CKPT_FILE2 : DISK_CKPT_FILE, cb[s], clen[s], &c[s]);
+        if (prc[s] && prc[s] != -ENOENT && prc[s] != NB_ECORRUPT && prc[s] != NB_EVERSION)
+            return prc[s]; /* an I/O error: nothing to decide on */
+        if (!prc[s] && (best < 0 || c[s].wal_seq > c[best].wal_seq))
+            best = s;
+    }
+    /* A copy that claims a newer format next to a valid one is bit rot or
+     * a newer build's; either way the WAL files a newer build made carry
+     * its version and stop the replay, so the valid copy is safe to use. */
+    if (best < 0)
+        return prc[0] == NB_EVERSION || prc[1] == NB_EVERSION ? NB_EVERSION
+               : prc[0] == -ENOENT                            ? prc[1]
+                                                              : prc[0];
+    int other = 1 - best;
+    if (prc[other] == NB_ECORRUPT || prc[other] == NB_EVERSION)
+        NB_WARN("disk %s: %s is damaged; recovering from %s and the WAL after it", e->dir,
+                other ? DISK_CKPT_FILE2 : DISK_CKPT_FILE, best ? DISK_CKPT_FILE2 : DISK_CKPT_FILE);
+    if (!prc[other] && memcmp(c[other].uuid, c[best].uuid, 16) != 0)
+        return NB_CORRUPT("disk %s: the two checkpoint copies belong to different engines", e->dir);
+    *out = c[best];
+    memcpy(e->uuid, c[best].uuid, 16);
+    e->ckpt_slot = best;
+    e->ckpt_seq = c[best].wal_seq;
+    e->wal_first =
+        !prc[other] && c[other].wal_seq < c[best].wal_seq ? c[other].wal_seq : c[best].wal_seq;
+    return 0;
+}
+
+static int recover(disk_env *e, uint8_t *const cb[2], const size_t clen[2], const int rcs[2])
 {
     ckpt_info c;
-    int rc = parse_ckpt(e, cb, clen, &c);
+    int rc = pick_ckpt(e, cb, clen, rcs, &c);
     if (rc)
         return rc;
     e->au = c.au;
@@ -661,7 +712,6 @@ static int recover(disk_env *e, const uint8_t *cb, size_t clen)
     free(rp.last);
     if (rc)
         return rc;
-    e->wal_first = c.wal_seq;
     e->wal_seq = last_good + 1; /* replaces a file with a torn header */
     char *spare = nb_xasprintf("%s/%s", e->dir, DISK_WAL_SPARE);
     int sfd;
@@ -733,11 +783,17 @@ int disk_open(const disk_options *opts, const char *dir, disk_env **out)
         }
     }
 
-    uint8_t *cb = NULL;
-    size_t clen = 0;
+    uint8_t *cb[2] = {NULL, NULL};
+    size_t clen[2] = {0, 0};
+    int rcs[2] = {0, 0};
+    e->ckpt_slot = 1; /* so a new engine's first checkpoint is CHECKPOINT */
     if (!rc) {
-        char *path = nb_xasprintf("%s/%s", dir, DISK_CKPT_FILE);
-        rc = read_all(e, path, &cb, &clen);
+        for (int s = 0; s < 2; s++) {
+            char *path = disk__ckpt_path(dir, s);
+            rcs[s] = read_all(e, path, &cb[s], &clen[s]);
+            free(path);
+        }
+        rc = rcs[0] == -ENOENT && rcs[1] == -ENOENT ? -ENOENT : 0;
         if (rc == -ENOENT && e->opt.read_only) {
             rc = NB_ENOTFOUND;
         } else if (rc == -ENOENT) {
@@ -750,16 +806,18 @@ int disk_open(const disk_options *opts, const char *dir, disk_env **out)
                 rc = NB_CORRUPT("disk %s: WAL files but no CHECKPOINT", dir);
             } else {
                 rc = create(e);
+                char *path = disk__ckpt_path(dir, 0);
                 if (!rc)
-                    rc = read_all(e, path, &cb, &clen);
+                    rc = rcs[0] = read_all(e, path, &cb[0], &clen[0]);
+                free(path);
             }
             free(w1);
         }
-        free(path);
     }
     if (!rc)
-        rc = recover(e, cb, clen);
-    free(cb);
+        rc = recover(e, cb, clen, rcs);
+    free(cb[0]);
+    free(cb[1]);
     e->recovery_ns = nb_mono_ns() - t0; /* load + replay, before the new WAL file */
     if (!rc && !e->opt.read_only) {
         int fd = -1, direct = 0;
@@ -783,8 +841,12 @@ int disk_open(const disk_options *opts, const char *dir, disk_env **out)
         (e->dropped || e->wal_seq - e->wal_first >= 4 ||
          e->replayed * DISK_WAL_REC_SIZE >= e->opt.wal_max_bytes / 2)) {
         /* After dropping puts, the checkpoint is what keeps a later replay
-         * from judging those records again once their extents are reused. */
+         * from judging those records again once their extents are reused;
+         * then both copies must postdate the decision (a fallback to an
+         * older copy would replay those records as settled). */
         rc = disk__checkpoint(e);
+        if (!rc && e->dropped)
+            rc = disk__checkpoint(e);
     }
     if (rc) {
         e->opt.close_checkpoint = 0;

@@ -8,6 +8,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "common/coding.h"
 #include "disk/disk_format.h"
 
 #include "disk_test.h"
@@ -540,15 +541,76 @@ static void test_small_data_file(void **state)
     for (uint64_t i = 0; i < 5; i++)
         expect_ver(e, i, 5000, 1);
     ASSERT_OK(disk_close(e));
-    /* A damaged checkpoint is an error, never an empty engine. */
+    /* Both checkpoint copies damaged is an error, never an empty engine. */
     char *ck = nb_xasprintf("%s/%s", dir, DISK_CKPT_FILE);
+    char *ck2 = nb_xasprintf("%s/%s", dir, DISK_CKPT_FILE2);
     corrupt_byte(ck, 90);
+    corrupt_byte(ck2, 20);
     ASSERT_RC(disk_open(&o, dir, &e), NB_ECORRUPT);
     corrupt_byte(ck, 90);
+    corrupt_byte(ck2, 20);
     ASSERT_OK(disk_open(&o, dir, &e));
     ASSERT_OK(disk_close(e));
     free(ck);
+    free(ck2);
     free(data);
+    nb_test_rmdir(dir);
+    free(dir);
+}
+
+/* The newest checkpoint copy damaged (a flipped byte in its header or
+ * entries, or torn short): recovery takes the other copy and replays the
+ * WAL after it, losing nothing; the next checkpoint replaces the damaged
+ * copy. */
+static void test_checkpoint_copies(void **state)
+{
+    (void)state;
+    char *dir = nb_test_dir("ckcopies");
+    char *path[2] = {nb_xasprintf("%s/%s", dir, DISK_CKPT_FILE),
+                     nb_xasprintf("%s/%s", dir, DISK_CKPT_FILE2)};
+    disk_options o;
+    dt_opts(&o, DISK_IO_POSIX, DISK_DIRECT_OFF);
+    o.wal_max_bytes = 4096; /* checkpoints while writing, too */
+    uint64_t ver = 0;
+    for (int damage = 0; damage < 4; damage++) {
+        disk_env *e;
+        ASSERT_OK(disk_open(&o, dir, &e));
+        for (uint64_t i = 0; i < 40 && damage > 0; i++)
+            expect_ver(e, i, 3000 + i, ver);
+        ver++;
+        for (uint64_t i = 0; i < 40; i++)
+            put_ver(e, i, 3000 + i, ver);
+        ASSERT_OK(disk_close(e)); /* a checkpoint */
+        /* Damage whichever copy is newer (the larger wal_seq). */
+        uint64_t seq[2] = {0, 0};
+        for (int s = 0; s < 2; s++) {
+            int fd = open(path[s], O_RDONLY);
+            assert_true(fd >= 0);
+            uint8_t b[8];
+            size_t got;
+            ASSERT_OK(nb_pread_full(fd, b, 8, 32, &got));
+            close(fd);
+            seq[s] = nb_get_u64le(b);
+        }
+        const char *newest = seq[1] > seq[0] ? path[1] : path[0];
+        if (damage == 0)
+            corrupt_byte(newest, 40); /* the header */
+        else if (damage == 1)
+            corrupt_byte(newest, 80 + 7 * 32 + 3); /* an entry */
+        else if (damage == 2)
+            assert_int_equal(truncate(newest, 100), 0); /* torn */
+        else
+            assert_int_equal(unlink(newest), 0);
+    }
+    disk_env *e;
+    ASSERT_OK(disk_open(&o, dir, &e));
+    for (uint64_t i = 0; i < 40; i++)
+        expect_ver(e, i, 3000 + i, ver);
+    ASSERT_OK(disk_close(e));
+    char *argv[] = {"disk", "check", dir, NULL};
+    assert_int_equal(disk_tool_main(3, argv), 0);
+    free(path[0]);
+    free(path[1]);
     nb_test_rmdir(dir);
     free(dir);
 }
@@ -671,6 +733,7 @@ int main(void)
         cmocka_unit_test(test_truncated_wal),
         cmocka_unit_test(test_newer_wal_version),
         cmocka_unit_test(test_small_data_file),
+        cmocka_unit_test(test_checkpoint_copies),
         cmocka_unit_test(test_tool),
         cmocka_unit_test_prestate(test_threads, &posix_buffered),
         cmocka_unit_test_prestate(test_threads, &uring_direct),

@@ -12,6 +12,8 @@
  */
 #include <pthread.h>
 
+#include "disk/disk_format.h"
+
 #include "disk_test.h"
 #include "memfs.h"
 
@@ -31,6 +33,7 @@ typedef struct model {
 } model;
 
 static uint64_t crash_points;
+static uint64_t ckpt_damaged; /* power cuts that also damaged a checkpoint copy */
 
 static void opts(disk_options *o, memfs *fs)
 {
@@ -172,6 +175,19 @@ static void trial(uint64_t seed)
                     (unsigned long long)memfs_ops_done(fs));
         memfs_power_cut(fs);
         crash_points++;
+        /* Every third cut also damages one checkpoint copy when there are
+         * two: recovery must fall back to the other and the WAL after it. */
+        if (dt_rand(&rng) % 3 == 0 && memfs_corrupt(fs, "/pl/" DISK_CKPT_FILE, 0) == 0) {
+            if (memfs_corrupt(fs, "/pl/" DISK_CKPT_FILE2, 0) == 0) {
+                memfs_corrupt(fs, "/pl/" DISK_CKPT_FILE2, 0); /* undo */
+                const char *victim = dt_rand(&rng) % 2 ? DISK_CKPT_FILE : DISK_CKPT_FILE2;
+                char *p = nb_xasprintf("/pl/%s", victim);
+                memfs_corrupt(fs, p, dt_rand(&rng));
+                free(p);
+                ckpt_damaged++;
+            }
+            memfs_corrupt(fs, "/pl/" DISK_CKPT_FILE, 0); /* undo */
+        }
         int rc = disk_open(&o, "/pl", &e);
         if (rc)
             fail_msg("seed %llu round %d: recovery failed: %s", (unsigned long long)seed, round,
@@ -202,7 +218,9 @@ static void test_power_loss(void **state)
     for (int t = 0; t < trials; t++)
         trial(seed + (uint64_t)t * 7919);
     nb_log_set_level(NB_LOG_INFO);
-    fprintf(stderr, "power loss: %llu crash points recovered\n", (unsigned long long)crash_points);
+    fprintf(stderr,
+            "power loss: %llu crash points recovered, %llu with a damaged checkpoint copy\n",
+            (unsigned long long)crash_points, (unsigned long long)ckpt_damaged);
 }
 
 /* A clean close followed by a power cut loses nothing and replays nothing.
