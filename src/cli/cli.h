@@ -15,6 +15,7 @@ int cli_disk(int argc, char **argv);
 int cli_fsck(int argc, char **argv);
 int cli_dump(int argc, char **argv);
 int cli_load(int argc, char **argv);
+int cli_admin(int argc, char **argv);
 
 /* Parses a subcommand's arguments; on --help prints help and returns with
  * *exit_code = 0 and *cfg NULL; on bad usage prints one line and sets

@@ -22,6 +22,7 @@ static const subcommand commands[] = {
     {"fsck", "Check (and with --repair fix) a data directory's namespace.", cli_fsck},
     {"dump", "Write a data directory's metadata as JSON.", cli_dump},
     {"load", "Load metadata written by dump into an empty data directory.", cli_load},
+    {"admin", "Manage S3 users (admin user add|list|remove).", cli_admin},
     {"disk", "Check or show statistics of a disk-engine directory.", cli_disk},
     {"version", "Print the version.", cli_version},
     {"help", "Show help for nebula or one of its commands.", cli_help},

@@ -382,6 +382,7 @@ typedef struct meta_objrec {
     char *checksum;        /* base64 as S3 returns it */
     int64_t etag_mtime_ns; /* the inode mtime the ETag was computed for */
     uint32_t parts;        /* multipart part count (0: single PUT) */
+    uint64_t *part_sizes;  /* sizes of the parts in order (owned; NULL or `parts` entries) */
     size_t nmeta;
     meta_kvpair *meta; /* x-amz-meta-* (key without the prefix) */
     size_t ntags;
@@ -437,6 +438,39 @@ int meta_bucket_create(meta *m, const meta_cred *c, const char *name, uint32_t m
 int meta_bucket_get(meta *m, const char *name, meta_bucket *b) NB_MUST_CHECK;
 /* Rewrites the record of bucket name (ino and ctime_ns kept). -ENOENT. */
 int meta_bucket_update(meta *m, const char *name, const meta_bucket *b) NB_MUST_CHECK;
+
+/* ---- S3 users -------------------------------------------------------------------------------- */
+
+/* A user beyond root: S3 credentials kept under key 'K' access-key
+ * (docs/metadata-format.md). Root's credentials are not here (the server
+ * takes them from its environment or DATA/root-credentials). */
+typedef struct meta_user {
+    char *access_key; /* 3..128 of A-Z a-z 0-9 - _ . (meta_user_key_check) */
+    char *secret_key; /* never empty */
+    int64_t ctime_ns; /* when it was added */
+    char *name;       /* display name; may be NULL */
+} meta_user;
+
+#define META_USER_KEY_MIN 3
+#define META_USER_KEY_MAX 128
+
+/* 0 when access_key is a valid user access key, NB_EUSAGE otherwise. */
+int meta_user_key_check(const char *access_key) NB_MUST_CHECK;
+/* Adds u (borrowed), synced. -EEXIST when the access key is taken,
+ * NB_EUSAGE for a bad access key or an empty secret. */
+int meta_user_add(meta *m, const meta_user *u) NB_MUST_CHECK;
+/* Reads the user of access_key into *u (zeroed first; free with
+ * meta_user_free). NB_ENOTFOUND when there is none. */
+int meta_user_get(meta *m, const char *access_key, meta_user *u) NB_MUST_CHECK;
+/* Removes the user, synced. NB_ENOTFOUND when there is none. */
+int meta_user_remove(meta *m, const char *access_key) NB_MUST_CHECK;
+/* Every user in access-key byte order; cb's argument is valid during the
+ * call; non-zero from cb stops and is returned. */
+int meta_user_list(meta *m, int (*cb)(void *arg, const meta_user *u), void *arg) NB_MUST_CHECK;
+void meta_user_free(meta_user *u);
+/* The record value without its key, and back (for tests and tools). */
+int meta_user_encode(const meta_user *u, nb_buf *out) NB_MUST_CHECK;
+int meta_user_decode(nb_slice access_key, nb_slice in, meta_user *u) NB_MUST_CHECK;
 
 /* ---- S3 multipart uploads ----------------------------------------------------------------- */
 

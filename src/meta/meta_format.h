@@ -24,6 +24,7 @@
  *   'M'  'M' upload:u64                   S3 multipart upload
  *   'm'  'm' bucket:u64 key 0x00 upload:u64   upload index by bucket and key (empty value)
  *   'P'  'P' upload:u64 part:u32          S3 multipart part
+ *   'K'  'K' access-key bytes             S3 user (secret, created, name)
  */
 #ifndef NB_META_META_FORMAT_H
 #define NB_META_META_FORMAT_H
@@ -47,6 +48,7 @@
 #define META_K_UPLOAD  'M'
 #define META_K_UPINDEX 'm'
 #define META_K_PART    'P'
+#define META_K_USER    'K'
 
 /* Format record: magic u32, version u32, created_ns u64, flags u32. */
 #define META_FORMAT_REC_LEN 20
@@ -113,6 +115,7 @@ enum {
     META_OR_CSUM = 11,
     META_OR_ETAG_MTIME = 12, /* 8 bytes i64 LE */
     META_OR_PARTS = 13,      /* 4 bytes u32 LE */
+    META_OR_PART_SIZES = 14, /* parts x u64 LE */
     META_OR_META = 20,       /* varint klen, key, value */
     META_OR_TAG = 21,        /* varint klen, key, value */
 };
@@ -127,6 +130,11 @@ enum {
     META_BR_POLICY = 8,
 };
 
+enum {
+    META_USR_SECRET = 1,
+    META_USR_CTIME = 2, /* 8 bytes i64 LE */
+    META_USR_NAME = 3,
+};
 enum {
     META_UR_BUCKET = 1, /* 8 bytes u64 LE */
     META_UR_KEY = 2,

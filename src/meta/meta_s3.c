@@ -70,6 +70,13 @@ int meta_objrec_encode(const meta_objrec *r, nb_buf *out)
         rc = rc ? rc : put_u64(out, META_OR_ETAG_MTIME, (uint64_t)r->etag_mtime_ns);
     if (r->parts)
         rc = rc ? rc : put_u32(out, META_OR_PARTS, r->parts);
+    if (r->parts && r->part_sizes) {
+        nb_buf f = NB_BUF_INIT;
+        for (uint32_t i = 0; i < r->parts && rc == 0; i++)
+            rc = nb_buf_put_u64le(&f, r->part_sizes[i]);
+        rc = rc ? rc : put_field(out, META_OR_PART_SIZES, nb_buf_slice(&f));
+        nb_buf_free(&f);
+    }
     for (size_t i = 0; i < r->nmeta && rc == 0; i++)
         rc = put_pair(out, META_OR_META, &r->meta[i]);
     for (size_t i = 0; i < r->ntags && rc == 0; i++)
@@ -127,6 +134,7 @@ int meta_objrec_decode(nb_slice in, meta_objrec *r)
     int rc = check_version(in, &p);
     uint8_t tag;
     nb_slice v = {0};
+    size_t nsizes = 0;
     while (rc == 0 && (rc = next_field(&p, end, &tag, &v)) == 1) {
         rc = 0;
         char **s = NULL;
@@ -176,6 +184,17 @@ int meta_objrec_decode(nb_slice in, meta_objrec *r)
             else
                 r->parts = nb_get_u32le(v.ptr);
             break;
+        case META_OR_PART_SIZES:
+            if (v.len % 8 != 0 || v.len == 0) {
+                rc = NB_CORRUPT("part sizes field of %zu bytes", v.len);
+                break;
+            }
+            free(r->part_sizes);
+            nsizes = v.len / 8;
+            r->part_sizes = nb_xmalloc(v.len);
+            for (size_t i = 0; i < nsizes; i++)
+                r->part_sizes[i] = nb_get_u64le(v.ptr + 8 * i);
+            break;
         case META_OR_META:
             rc = decode_pair(v, &r->meta, &r->nmeta);
             break;
@@ -190,6 +209,8 @@ int meta_objrec_decode(nb_slice in, meta_objrec *r)
             *s = dup_slice(v);
         }
     }
+    if (rc == 0 && r->part_sizes && nsizes != r->parts)
+        rc = NB_CORRUPT("%zu part sizes for %u parts", nsizes, r->parts);
     if (rc != 0)
         meta_objrec_free(r);
     return rc;
@@ -221,6 +242,7 @@ void meta_objrec_free(meta_objrec *r)
                     r->checksum};
     for (size_t i = 0; i < NB_ARRAY_LEN(strs); i++)
         free(strs[i]);
+    free(r->part_sizes);
     free_pairs(r->meta, r->nmeta);
     free_pairs(r->tags, r->ntags);
     memset(r, 0, sizeof(*r));

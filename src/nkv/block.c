@@ -110,22 +110,48 @@ int nkv__block_new(uint8_t *data, size_t size, nkv_block **out)
     return 0;
 }
 
-int nkv__block_new_ref(const uint8_t *data, size_t size, nkv_block **out)
+int nkv__block_init_ref(nkv_block *b, const uint8_t *data, size_t size)
 {
-    *out = NULL;
     if (size < 4)
         return NB_CORRUPT("nkv: block of %zu bytes is too small", size);
     uint32_t n = nb_get_u32le(data + size - 4);
     if (n == 0 || (uint64_t)n * 4 + 4 > size)
         return NB_CORRUPT("nkv: block has %u restarts for %zu bytes", n, size);
-    nkv_block *b = nb_xmalloc(sizeof *b);
     b->data = (uint8_t *)data;
     b->size = size;
     b->owned = false;
     b->nrestarts = n;
     b->restart_off = (uint32_t)(size - 4 - (size_t)n * 4);
-    *out = b;
     return 0;
+}
+
+int nkv__block_new_ref(const uint8_t *data, size_t size, nkv_block **out)
+{
+    *out = NULL;
+    nkv_block tmp;
+    int rc = nkv__block_init_ref(&tmp, data, size);
+    if (rc)
+        return rc;
+    *out = nb_xmalloc(sizeof tmp);
+    **out = tmp;
+    return 0;
+}
+
+bool nkv__block_restart_each(const nkv_block *b)
+{
+    const uint8_t *base = b->data, *p = base, *end = base + b->restart_off;
+    uint32_t i = 0;
+    while (p < end) {
+        if (i >= b->nrestarts || nb_get_u32le(base + b->restart_off + 4 * (size_t)i) != p - base)
+            return false;
+        uint64_t a, k, v;
+        if (!(p = nb_varint_decode(p, end, &a)) || !(p = nb_varint_decode(p, end, &k)) ||
+            !(p = nb_varint_decode(p, end, &v)) || a != 0 || (uint64_t)(end - p) < k + v)
+            return false;
+        p += k + v;
+        i++;
+    }
+    return i == b->nrestarts;
 }
 
 void nkv__block_free(nkv_block *b)
@@ -137,19 +163,7 @@ void nkv__block_free(nkv_block *b)
     free(b);
 }
 
-typedef struct block_it {
-    nkv__it base;
-    nkv_block *b;
-    bool icmp;
-    uint32_t cur;  /* offset of the current entry; >= restart_off when invalid */
-    uint32_t next; /* offset after it */
-    uint32_t ridx; /* restart block containing cur */
-    nb_buf key;
-    nb_slice val;
-    int status;
-    nkv__release_fn release;
-    void *ra, *rb;
-} block_it;
+typedef nkv_block_it block_it;
 
 static inline int bcmp_keys(block_it *it, nb_slice a, nb_slice b)
 {
@@ -194,6 +208,17 @@ static void bi_corrupt(block_it *it)
     it->ridx = it->b->nrestarts;
 }
 
+static void grow_key(block_it *it, size_t need)
+{
+    size_t cap = it->kcap * 2 > need ? it->kcap * 2 : need;
+    uint8_t *k = nb_xmalloc(cap);
+    memcpy(k, it->key, it->klen);
+    if (it->key != it->kin)
+        free(it->key);
+    it->key = k;
+    it->kcap = (uint32_t)cap;
+}
+
 /* Parses the entry at it->next into key/val; false at the end. */
 static bool parse_next(block_it *it)
 {
@@ -207,12 +232,14 @@ static bool parse_next(block_it *it)
     }
     uint32_t shared, unshared, vlen;
     p = decode_entry(p, end, &shared, &unshared, &vlen);
-    if (!p || it->key.len < shared) {
+    if (!p || it->klen < shared) {
         bi_corrupt(it);
         return false;
     }
-    it->key.len = shared;
-    NB_ASSERT(nb_buf_append(&it->key, p, unshared) == 0);
+    if ((size_t)shared + unshared > it->kcap)
+        grow_key(it, (size_t)shared + unshared);
+    memcpy(it->key + shared, p, unshared);
+    it->klen = shared + unshared;
     it->val = nb_slice_of(p + unshared, vlen);
     it->next = (uint32_t)(p + unshared + vlen - base);
     while (it->ridx + 1 < it->b->nrestarts && restart_at(it, it->ridx + 1) <= it->cur)
@@ -222,7 +249,7 @@ static bool parse_next(block_it *it)
 
 static void seek_restart(block_it *it, uint32_t idx)
 {
-    it->key.len = 0;
+    it->klen = 0;
     it->ridx = idx;
     it->next = restart_at(it, idx);
 }
@@ -269,7 +296,7 @@ static void bl_seek(nkv__it *i, nb_slice target)
     }
     seek_restart(it, lo);
     while (parse_next(it)) {
-        if (bcmp_keys(it, nb_buf_slice(&it->key), target) >= 0)
+        if (bcmp_keys(it, nb_slice_of(it->key, it->klen), target) >= 0)
             return;
     }
 }
@@ -296,7 +323,8 @@ static void bl_prev(nkv__it *i)
 }
 static nb_slice bl_key(nkv__it *i)
 {
-    return nb_buf_slice(&((block_it *)i)->key);
+    block_it *it = (block_it *)i;
+    return nb_slice_of(it->key, it->klen);
 }
 static nb_slice bl_val(nkv__it *i)
 {
@@ -306,35 +334,59 @@ static int bl_status(nkv__it *i)
 {
     return ((block_it *)i)->status;
 }
-static void bl_free(nkv__it *i)
+void nkv__block_iter_fini(nkv_block_it *it)
 {
-    block_it *it = (block_it *)i;
     if (it->release)
         it->release(it->ra, it->rb);
-    nb_buf_free(&it->key);
-    free(it);
+    it->release = NULL;
+    if (it->key != it->kin)
+        free(it->key);
+    it->key = it->kin;
+    it->kcap = sizeof it->kin;
+}
+
+static void bl_free(nkv__it *i)
+{
+    nkv__block_iter_fini((block_it *)i);
+    free(i);
+}
+
+uint32_t nkv__block_iter_restart(nkv__it *i)
+{
+    return ((block_it *)i)->ridx;
 }
 
 static const nkv__it_ops block_ops = {bl_valid, bl_first, bl_last, bl_seek,   bl_next,
                                       bl_prev,  bl_key,   bl_val,  bl_status, bl_free};
 
-nkv__it *nkv__block_iter(nkv_block *b, bool internal_cmp, nkv__release_fn release, void *a,
-                         void *arg)
+void nkv__block_iter_init(nkv_block_it *it, nkv_block *b, bool internal_cmp,
+                          nkv__release_fn release, void *a, void *arg)
 {
-    block_it *it = nb_xcalloc(1, sizeof *it);
     it->base.ops = &block_ops;
     it->b = b;
     it->icmp = internal_cmp;
     it->cur = it->next = b->restart_off;
     it->ridx = b->nrestarts;
+    it->key = it->kin;
+    it->klen = 0;
+    it->kcap = sizeof it->kin;
+    it->val = nb_slice_of(NULL, 0);
+    it->status = 0;
     it->release = release;
     it->ra = a;
     it->rb = arg;
+}
+
+nkv__it *nkv__block_iter(nkv_block *b, bool internal_cmp, nkv__release_fn release, void *a,
+                         void *arg)
+{
+    block_it *it = nb_xmalloc(sizeof *it);
+    nkv__block_iter_init(it, b, internal_cmp, release, a, arg);
     return &it->base;
 }
 
 int nkv__block_find(nkv_block *b, nb_slice target, bool icmp, uint8_t *kbuf, size_t kcap,
-                    nb_slice *key, nb_slice *val)
+                    nb_slice *key, nb_slice *val, uint32_t *ord)
 {
     const uint8_t *base = b->data, *end = base + b->restart_off;
     uint32_t lo = 0, hi = b->nrestarts - 1;
@@ -354,7 +406,7 @@ int nkv__block_find(nkv_block *b, nb_slice target, bool icmp, uint8_t *kbuf, siz
     }
     const uint8_t *p = base + nb_get_u32le(base + b->restart_off + 4 * (size_t)lo);
     size_t klen = 0;
-    while (p < end) {
+    for (uint32_t n = lo; p < end; n++) {
         uint32_t shared, unshared, vlen;
         const uint8_t *q = decode_entry(p, end, &shared, &unshared, &vlen);
         if (!q || shared > klen)
@@ -367,6 +419,8 @@ int nkv__block_find(nkv_block *b, nb_slice target, bool icmp, uint8_t *kbuf, siz
         if ((icmp ? nkv__icmp(k, target) : nkv__ucmp(k, target)) >= 0) {
             *key = k;
             *val = nb_slice_of(q + unshared, vlen);
+            if (ord)
+                *ord = n;
             return 1;
         }
         p = q + unshared + vlen;

@@ -150,10 +150,7 @@ static void mg_free(nkv__it *i)
     merge_it *m = (merge_it *)i;
     for (int k = 0; k < m->n; k++)
         IT_FREE(m->kids[k]);
-    free(m->kids);
-    free(m->keys);
-    free(m->valid);
-    free(m);
+    free(m); /* kids, keys and valid live in the same allocation */
 }
 
 static const nkv__it_ops merge_ops = {mg_valid, mg_first, mg_last, mg_seek,   mg_next,
@@ -163,13 +160,14 @@ nkv__it *nkv__merge_iter(nkv__it **children, int n)
 {
     if (n == 1)
         return children[0];
-    merge_it *m = nb_xcalloc(1, sizeof *m);
+    size_t k = (size_t)(n ? n : 1);
+    merge_it *m = nb_xcalloc(1, sizeof *m + k * (sizeof *m->keys + sizeof *m->kids + 1));
     m->base.ops = &merge_ops;
-    m->kids = nb_xmalloc((size_t)(n ? n : 1) * sizeof *m->kids);
+    m->keys = (nb_slice *)(m + 1);
+    m->kids = (nkv__it **)(m->keys + k);
+    m->valid = (bool *)(m->kids + k);
     if (n)
         memcpy(m->kids, children, (size_t)n * sizeof *m->kids);
-    m->keys = nb_xcalloc((size_t)(n ? n : 1), sizeof *m->keys);
-    m->valid = nb_xcalloc((size_t)(n ? n : 1), sizeof *m->valid);
     m->n = n;
     m->cur = -1;
     m->forward = true;

@@ -37,13 +37,26 @@ static inline uint64_t nkv__trailer(nb_slice ikey)
 {
     return nb_get_u64le(ikey.ptr + ikey.len - 8);
 }
+/* memcmp order, 8 bytes at a time inline: keys are short and compared in
+ * every search loop, where a libc call costs more than the comparison. */
 static inline int nkv__ucmp(nb_slice a, nb_slice b)
 {
     size_t n = a.len < b.len ? a.len : b.len;
-    int r = n ? memcmp(a.ptr, b.ptr, n) : 0;
-    if (r == 0)
-        r = a.len < b.len ? -1 : a.len > b.len ? 1 : 0;
-    return r;
+    const uint8_t *p = a.ptr, *q = b.ptr;
+    for (; n >= 8; n -= 8, p += 8, q += 8) {
+        uint64_t x, y;
+        memcpy(&x, p, 8);
+        memcpy(&y, q, 8);
+        if (x != y) {
+            x = __builtin_bswap64(x);
+            y = __builtin_bswap64(y);
+            return x < y ? -1 : 1;
+        }
+    }
+    for (; n; n--, p++, q++)
+        if (*p != *q)
+            return *p < *q ? -1 : 1;
+    return a.len < b.len ? -1 : a.len > b.len ? 1 : 0;
 }
 static inline int nkv__icmp(nb_slice a, nb_slice b)
 {
@@ -228,18 +241,48 @@ typedef struct nkv_block {
 int nkv__block_new(uint8_t *data, size_t size, nkv_block **out);
 /* Same, but borrows data, which must outlive the block. */
 int nkv__block_new_ref(const uint8_t *data, size_t size, nkv_block **out);
+/* Fills *b (caller's storage, never freed) borrowing data. */
+int nkv__block_init_ref(nkv_block *b, const uint8_t *data, size_t size);
+/* True when every entry is a restart point (so restart i is entry i), as
+ * in index blocks. */
+bool nkv__block_restart_each(const nkv_block *b);
 void nkv__block_free(nkv_block *b);
 /* Point search without allocating: the first entry >= target, its key
- * rebuilt in kbuf (kcap bytes). 1 found, 0 none, 2 a key is longer than
+ * rebuilt in kbuf (kcap bytes), and in *ord (if not NULL) the index of its
+ * restart when every entry is one. 1 found, 0 none, 2 a key is longer than
  * kcap (use an iterator), or NB_ECORRUPT. */
 int nkv__block_find(nkv_block *b, nb_slice target, bool icmp, uint8_t *kbuf, size_t kcap,
-                    nb_slice *key, nb_slice *val);
+                    nb_slice *key, nb_slice *val, uint32_t *ord);
 /* Iterator over a block; cmp is internal (true) or user-key (false) order.
  * release(a, b) is called when the iterator is freed (to unpin a cache
  * handle or free the block); NULL = nothing to release. */
 typedef void (*nkv__release_fn)(void *a, void *b);
 nkv__it *nkv__block_iter(nkv_block *b, bool internal_cmp, nkv__release_fn release, void *a,
                          void *arg);
+/* A block iterator in the caller's storage (tables embed theirs): init
+ * needs no prior state; fini runs release and frees what init's iterator
+ * grew. Keys up to sizeof kin bytes need no allocation. */
+typedef struct nkv_block_it {
+    nkv__it base;
+    nkv_block *b;
+    bool icmp;
+    uint32_t cur;  /* offset of the current entry; >= restart_off when invalid */
+    uint32_t next; /* offset after it */
+    uint32_t ridx; /* restart block containing cur */
+    uint8_t *key;  /* kin, or the heap once a key outgrew it */
+    uint32_t klen, kcap;
+    nb_slice val;
+    int status;
+    nkv__release_fn release;
+    void *ra, *rb;
+    uint8_t kin[64];
+} nkv_block_it;
+void nkv__block_iter_init(nkv_block_it *it, nkv_block *b, bool internal_cmp,
+                          nkv__release_fn release, void *a, void *arg);
+void nkv__block_iter_fini(nkv_block_it *it);
+/* The restart the iterator's entry belongs to (its entry index when every
+ * entry is a restart). */
+uint32_t nkv__block_iter_restart(nkv__it *i);
 
 /* ---------------------------------------------------------------------------
  * Bloom filter (bloom.c): cache-line-blocked, on user keys.

@@ -324,6 +324,12 @@ struct nkv_table {
     uint8_t *filter;
     size_t filter_len;
     uint64_t entries;
+    /* Mapped tables: one bit per index entry, set once the checksum of its
+     * data block was verified. Uncompressed blocks are then read straight
+     * from the map without the block cache (no hash, lock or refcount).
+     * NULL when not mapped or the index is not one restart per entry. */
+    _Atomic uint64_t *verified;
+    uint32_t nindex;
 };
 
 /* The block at h of a mapped table: uncompressed blocks point into the
@@ -507,6 +513,37 @@ static void put_block(nkv_table *t, nkv_block *b, nkv_cache_handle *ch)
         nkv__block_free(b);
 }
 
+/* The data block of index entry `ord` at h, borrowed from the map into
+ * *blk (caller's storage, nothing to release) when the table is mapped and
+ * the block is stored uncompressed; its checksum is verified on first use
+ * only. 1 done, 0 not applicable (use get_block), or an error. */
+static int map_block(nkv_table *t, handle h, uint32_t ord, nkv_block *blk)
+{
+    if (!t->verified || ord >= t->nindex || h.off + h.size + NKV_BLOCK_TRAILER > t->size ||
+        h.size > (1u << 30))
+        return 0;
+    const uint8_t *raw = t->map + h.off;
+    if (raw[h.size] != NKV_COMPRESSION_NONE)
+        return 0;
+    _Atomic uint64_t *w = &t->verified[ord >> 6];
+    uint64_t bit = 1ull << (ord & 63);
+    if (!(atomic_load_explicit(w, memory_order_relaxed) & bit)) {
+        if (nb_crc32c(0, raw, h.size + 1) != nb_crc32c_unmask(nb_get_u32le(raw + h.size + 1))) {
+            nb__corrupt(__FILE__, __LINE__, "nkv: block checksum mismatch in %s at offset %llu",
+                        t->path, (unsigned long long)h.off);
+            return NB_ECHECKSUM;
+        }
+        atomic_fetch_or_explicit(w, bit, memory_order_relaxed);
+    }
+    int rc = nkv__block_init_ref(blk, raw, h.size);
+    if (rc) {
+        nb__corrupt(__FILE__, __LINE__, "nkv: malformed block in %s at offset %llu", t->path,
+                    (unsigned long long)h.off);
+        return rc;
+    }
+    return 1;
+}
+
 int nkv__table_open(const nkv_env *env, nkv_file *f, const char *path, uint64_t size,
                     nkv_cache *cache, nkv_table **out)
 {
@@ -557,6 +594,10 @@ int nkv__table_open(const nkv_env *env, nkv_file *f, const char *path, uint64_t 
     }
     if ((rc = read_block(t, index_h, &t->index)) != 0)
         goto fail;
+    if (t->map && nkv__block_restart_each(t->index)) {
+        t->nindex = t->index->nrestarts;
+        t->verified = nb_xcalloc((t->nindex + 63) / 64, sizeof *t->verified);
+    }
     nkv_block *meta;
     if ((rc = read_block(t, meta_h, &meta)) != 0)
         goto fail;
@@ -631,6 +672,7 @@ void nkv__table_free(nkv_table *t)
     if (t->f)
         t->env->close(t->env->ctx, t->f);
     free(t->filter);
+    free((void *)t->verified);
     free(t->path);
     free(t);
 }
@@ -651,19 +693,22 @@ int nkv__table_get(nkv_table *t, nb_slice ikey, bool fill_cache, bool *found, in
     /* Fast path: one index probe, one data block probe, no allocation. */
     uint8_t kb1[256], kb2[256];
     nb_slice ik, iv, dk, dv;
-    int f1 = nkv__block_find(t->index, ikey, true, kb1, sizeof kb1, &ik, &iv);
+    uint32_t ord = 0;
+    int f1 = nkv__block_find(t->index, ikey, true, kb1, sizeof kb1, &ik, &iv, &ord);
     if (f1 == 0)
         return 0;
     if (f1 == 1) {
         handle h;
         if (!handle_decode(iv.ptr, iv.ptr + iv.len, &h))
             return NB_CORRUPT("nkv: bad index entry in %s", t->path);
-        nkv_block *b;
-        nkv_cache_handle *ch;
-        int rc = get_block(t, h, fill_cache, &b, &ch);
-        if (rc)
+        nkv_block mb, *b = &mb;
+        nkv_cache_handle *ch = NULL;
+        int rc = fill_cache ? map_block(t, h, ord, &mb) : 0;
+        if (rc < 0)
             return rc;
-        int f2 = nkv__block_find(b, ikey, true, kb2, sizeof kb2, &dk, &dv);
+        if (rc == 0 && (rc = get_block(t, h, fill_cache, &b, &ch)) != 0)
+            return rc;
+        int f2 = nkv__block_find(b, ikey, true, kb2, sizeof kb2, &dk, &dv, NULL);
         if (f2 == 1) {
             if (nkv__ucmp(nkv__ukey(dk), uk) == 0) {
                 uint64_t tr = nkv__trailer(dk);
@@ -673,10 +718,12 @@ int nkv__table_get(nkv_table *t, nb_slice ikey, bool fill_cache, bool *found, in
                 nb_buf_reset(val);
                 NB_ASSERT(nb_buf_append(val, dv.ptr, dv.len) == 0);
             }
-            put_block(t, b, ch);
+            if (b != &mb)
+                put_block(t, b, ch);
             return 0;
         }
-        put_block(t, b, ch);
+        if (b != &mb)
+            put_block(t, b, ch);
         if (f2 < 0)
             return f2;
         /* Past the block's end, or a long key: take the general path. */
@@ -730,9 +777,11 @@ typedef struct table_it {
     nkv__it base;
     nkv_table *t;
     bool fill;
-    nkv__it *index;
-    nkv__it *data;
+    nkv__it *index; /* &index_it */
+    nkv__it *data;  /* &data_it, or NULL */
+    nkv_block_it index_it, data_it;
     handle data_h;
+    nkv_block mblk; /* the data block when borrowed from the map (map_block) */
     int status;
     nkv__release_fn release;
     void *ra, *rb;
@@ -751,31 +800,45 @@ static void free_block_cb(void *a, void *b)
     nkv__block_free(b);
 }
 
+static void drop_data(table_it *it)
+{
+    if (it->data)
+        nkv__block_iter_fini(&it->data_it);
+    it->data = NULL;
+}
+
+static void set_data_it(table_it *it, nkv_block *b, nkv__release_fn release, void *a, void *arg)
+{
+    nkv__block_iter_init(&it->data_it, b, true, release, a, arg);
+    it->data = &it->data_it.base;
+}
+
 static void set_data(table_it *it)
 {
     if (!IT_VALID(it->index)) {
-        if (it->data)
-            IT_FREE(it->data);
-        it->data = NULL;
+        drop_data(it);
         return;
     }
     nb_slice hv = IT_VAL(it->index);
     handle h;
     if (!handle_decode(hv.ptr, hv.ptr + hv.len, &h)) {
         it->status = NB_CORRUPT("nkv: bad index entry in %s", it->t->path);
-        if (it->data)
-            IT_FREE(it->data);
-        it->data = NULL;
+        drop_data(it);
         return;
     }
     if (it->data && h.off == it->data_h.off)
         return;
-    if (it->data)
-        IT_FREE(it->data);
-    it->data = NULL;
+    drop_data(it);
     nkv_block *b;
-    nkv_cache_handle *ch;
-    int rc = get_block(it->t, h, it->fill, &b, &ch);
+    nkv_cache_handle *ch = NULL;
+    int rc = it->fill ? map_block(it->t, h, nkv__block_iter_restart(it->index), &it->mblk) : 0;
+    if (rc == 1) {
+        it->data_h = h;
+        set_data_it(it, &it->mblk, NULL, NULL, NULL);
+        return;
+    }
+    if (rc == 0)
+        rc = get_block(it->t, h, it->fill, &b, &ch);
     if (rc) {
         if (!it->status)
             it->status = rc;
@@ -783,9 +846,9 @@ static void set_data(table_it *it)
     }
     it->data_h = h;
     if (ch)
-        it->data = nkv__block_iter(b, true, release_block, it->t, ch);
+        set_data_it(it, b, release_block, it->t, ch);
     else
-        it->data = nkv__block_iter(b, true, free_block_cb, NULL, b);
+        set_data_it(it, b, free_block_cb, NULL, b);
 }
 
 static void skip_fwd(table_it *it)
@@ -794,9 +857,7 @@ static void skip_fwd(table_it *it)
         if (it->data && IT_STATUS(it->data) && !it->status)
             it->status = IT_STATUS(it->data);
         if (!IT_VALID(it->index) || it->status) {
-            if (it->data)
-                IT_FREE(it->data);
-            it->data = NULL;
+            drop_data(it);
             return;
         }
         IT_NEXT(it->index);
@@ -812,9 +873,7 @@ static void skip_back(table_it *it)
         if (it->data && IT_STATUS(it->data) && !it->status)
             it->status = IT_STATUS(it->data);
         if (!IT_VALID(it->index) || it->status) {
-            if (it->data)
-                IT_FREE(it->data);
-            it->data = NULL;
+            drop_data(it);
             return;
         }
         IT_PREV(it->index);
@@ -889,9 +948,8 @@ static int ti_status(nkv__it *i)
 static void ti_free(nkv__it *i)
 {
     table_it *it = (table_it *)i;
-    if (it->data)
-        IT_FREE(it->data);
-    IT_FREE(it->index);
+    drop_data(it);
+    nkv__block_iter_fini(&it->index_it);
     if (it->release)
         it->release(it->ra, it->rb);
     free(it);
@@ -902,11 +960,15 @@ static const nkv__it_ops table_ops = {ti_valid, ti_first, ti_last, ti_seek,   ti
 
 nkv__it *nkv__table_iter(nkv_table *t, bool fill_cache, nkv__release_fn release, void *a, void *b)
 {
-    table_it *it = nb_xcalloc(1, sizeof *it);
+    table_it *it = nb_xmalloc(sizeof *it); /* large: initialised field by field */
     it->base.ops = &table_ops;
     it->t = t;
     it->fill = fill_cache;
-    it->index = nkv__block_iter(t->index, true, NULL, NULL, NULL);
+    it->data = NULL;
+    it->data_h = (handle){0, 0};
+    it->status = 0;
+    nkv__block_iter_init(&it->index_it, t->index, true, NULL, NULL, NULL);
+    it->index = &it->index_it.base;
     it->release = release;
     it->ra = a;
     it->rb = b;

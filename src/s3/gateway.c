@@ -73,15 +73,6 @@ void s3_gw_free(s3_gw *g)
     free(g);
 }
 
-static int secret_of(void *ctx, const char *access_key, char *secret, size_t cap)
-{
-    s3_gw *g = ctx;
-    if (strcmp(access_key, g->access_key) != 0)
-        return NB_ENOTFOUND;
-    snprintf(secret, cap, "%s", g->secret_key);
-    return 0;
-}
-
 void gw_random_id(char *out)
 {
     uint8_t b[16];
@@ -177,6 +168,14 @@ static void error_body(s3_gw_req *r, gw_answer *a, int rc)
         nb_buf_reset(&a->body);
 }
 
+static bool answer_has(const gw_answer *a, const char *name)
+{
+    for (size_t i = 0; i < a->hdrs.n; i++)
+        if (strcasecmp(a->hdrs.items[i].name, name) == 0)
+            return true;
+    return false;
+}
+
 static int send_answer(s3_gw_req *r, gw_answer *a)
 {
     struct MHD_Response *resp;
@@ -205,7 +204,7 @@ static int send_answer(s3_gw_req *r, gw_answer *a)
                                                p ? MHD_RESPMEM_MUST_FREE : MHD_RESPMEM_PERSISTENT);
         if (!resp)
             free(p);
-        else if (len)
+        else if (len && !answer_has(a, "Content-Type"))
             MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "application/xml");
     }
     if (!resp)
@@ -374,10 +373,13 @@ int gw_object_etag(s3_gw *g, const vfs_attr *a, char *etag, vfs_objrec *out)
             char hex[33];
             s3_etag_md5(md5, hex);
             snprintf(etag, S3_ETAG_MAX + 2, "\"%s\"", hex);
+            /* Rewritten through the mount: no longer the parts it had. */
+            rec.parts = 0;
+            free(rec.part_sizes);
+            rec.part_sizes = NULL;
             if (now.mtime_ns == a->mtime_ns && off == a->size) {
                 free(rec.etag);
                 rec.etag = nb_xasprintf("\"%s\"", hex);
-                rec.parts = 0;
                 int src = gw_objrec_store(g, a->ino, &rec, a->mtime_ns);
                 if (src != 0)
                     NB_WARN("s3: cannot keep the ETag of inode %llu: %s",
@@ -522,32 +524,6 @@ static enum MHD_Result collect_header(void *cls, enum MHD_ValueKind kind, const 
     return MHD_YES;
 }
 
-/* Anonymous requests: reads of public-read buckets only. A bucket that
- * does not exist is NoSuchBucket for anyone, as in S3. */
-static int anonymous_check(s3_gw_req *r)
-{
-    if (!r->t.bucket[0])
-        return S3_ERR_ACCESS_DENIED;
-    vfs_bucket b;
-    int rc = gw_bucket_check(r->g, r->t.bucket, &b);
-    if (rc != 0)
-        return rc;
-    bool pub = b.public_read != 0;
-    vfs_bucket_free(&b);
-    switch (r->op) {
-    case S3_OP_GET_OBJECT:
-    case S3_OP_HEAD_OBJECT:
-    case S3_OP_LIST_OBJECTS:
-    case S3_OP_LIST_OBJECTS_V2:
-    case S3_OP_HEAD_BUCKET:
-        return pub ? 0 : S3_ERR_ACCESS_DENIED;
-    case S3_OP_CORS_PREFLIGHT: /* browsers send preflights without credentials */
-        return 0;
-    default:
-        return S3_ERR_ACCESS_DENIED;
-    }
-}
-
 /* First call: everything but the body. */
 static int begin(s3_gw_req *r, const char *method)
 {
@@ -562,7 +538,8 @@ static int begin(s3_gw_req *r, const char *method)
     if (rc != 0)
         return rc;
     r->req.vhost_bucket = r->t.vhost ? r->t.bucket : NULL;
-    rc = s3_auth_check(&r->req, secret_of, r->g, (int64_t)(nb_wall_ns() / NB_NS_PER_SEC), &r->auth);
+    rc = s3_auth_check(&r->req, gw_secret_of, r->g, (int64_t)(nb_wall_ns() / NB_NS_PER_SEC),
+                       &r->auth);
     if (rc != 0)
         return rc;
     rc = s3_query_parse(r->query, &r->q);
@@ -571,11 +548,9 @@ static int begin(s3_gw_req *r, const char *method)
     r->started = rc == 0;
     if (rc != 0)
         return rc;
-    if (r->auth.version == 0) {
-        rc = anonymous_check(r);
-        if (rc != 0)
-            return rc;
-    }
+    rc = gw_access_check(r);
+    if (rc != 0)
+        return rc;
 
     if (r->auth.payload == S3_PAYLOAD_SHA256) {
         rc = s3_digest_new(S3_DIGEST_SHA256, &r->sha256);
@@ -666,6 +641,8 @@ static int dispatch(s3_gw_req *r, gw_answer *a)
         return gw_bucket_versioning(r, a);
     case S3_OP_GET_BUCKET_ACL:
         return gw_bucket_acl(r, a);
+    case S3_OP_PUT_BUCKET_ACL:
+        return gw_put_bucket_acl(r, a);
     case S3_OP_LIST_OBJECTS:
     case S3_OP_LIST_OBJECTS_V2:
         return gw_list_objects(r, a);
@@ -761,6 +738,21 @@ int s3_gw_handle(s3_gw_req *r, struct MHD_Connection *c, const char *method, con
     if (r->answered) {
         *upload_size = 0; /* an early error answer: drop what still arrives */
         return MHD_YES;
+    }
+    if (!r->req.method && gw_is_admin(r)) {
+        MHD_get_connection_values(c, MHD_HEADER_KIND, collect_header, r);
+        r->req.method = method;
+        r->req.path = r->path;
+        r->req.query = r->query;
+        r->req.headers = r->hdrs;
+        r->req.n_headers = r->n_hdrs;
+        r->head = strcmp(method, "HEAD") == 0;
+        int rc = gw_admin(r, method, &r->ans);
+        if (rc != 0)
+            error_body(r, &r->ans, rc);
+        int ret = send_answer(r, &r->ans);
+        answer_free(&r->ans);
+        return ret;
     }
     if (!r->req.method) {
         int rc = begin(r, method);

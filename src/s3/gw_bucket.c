@@ -61,15 +61,22 @@ int gw_list_buckets(s3_gw_req *r, gw_answer *a)
         if (l.n)
             qsort(l.v, l.n, sizeof *l.v, bucket_cmp);
         s3_xml x;
-        s3_xml_buckets_begin(&x, &a->body, &gw_owner_root);
+        gw_owner me;
+        gw_owner_of_key(r->g, r->auth.access_key, &me);
+        s3_xml_buckets_begin(&x, &a->body, &me.o);
+        bool root = gw_is_root(r);
         for (size_t i = 0; i < l.n; i++) {
             vfs_bucket b;
             int64_t created = l.v[i].ctime_ns;
+            /* Without a record (made through the mount): root's. */
+            bool mine = root;
             if (vfs_bucket_get(r->g->ns, l.v[i].name, &b) == 0) {
                 created = b.ctime_ns;
+                mine = root || gw_bucket_mine(r, &b);
                 vfs_bucket_free(&b);
             }
-            s3_xml_bucket(&x, l.v[i].name, created / (int64_t)NB_NS_PER_SEC);
+            if (mine)
+                s3_xml_bucket(&x, l.v[i].name, created / (int64_t)NB_NS_PER_SEC);
         }
         rc = s3_xml_end(&x);
     }
@@ -96,10 +103,12 @@ int gw_create_bucket(s3_gw_req *r, gw_answer *a)
     b.public_read = acl == S3_ACL_PUBLIC_READ || acl == S3_ACL_PUBLIC_READ_WRITE;
     rc = vfs_bucket_create(r->g->ns, NULL, r->t.bucket, 0755, &b);
     if (rc == -EEXIST) {
+        /* Another's bucket: BucketAlreadyExists, even for root (as in S3,
+         * where names are global). No record: made through the mount,
+         * root's. */
         vfs_bucket old;
         int grc = vfs_bucket_get(r->g->ns, r->t.bucket, &old);
-        bool mine = grc == NB_ENOTFOUND ||
-                    (grc == 0 && old.owner && strcmp(old.owner, r->auth.access_key) == 0);
+        bool mine = grc == NB_ENOTFOUND ? gw_is_root(r) : grc == 0 && gw_bucket_mine(r, &old);
         if (grc == 0)
             vfs_bucket_free(&old);
         return mine ? S3_ERR_BUCKET_ALREADY_OWNED : S3_ERR_BUCKET_ALREADY_EXISTS;
@@ -168,7 +177,9 @@ int gw_bucket_acl(s3_gw_req *r, gw_answer *a)
     int rc = gw_bucket_check(r->g, r->t.bucket, &b);
     if (rc != 0)
         return rc;
-    rc = s3_xml_acl(&a->body, &gw_owner_root, b.public_read ? S3_ACL_PUBLIC_READ : S3_ACL_PRIVATE);
+    gw_owner o;
+    gw_bucket_owner(r->g, &b, &o);
+    rc = s3_xml_acl(&a->body, &o.o, b.public_read ? S3_ACL_PUBLIC_READ : S3_ACL_PRIVATE);
     vfs_bucket_free(&b);
     return rc;
 }
@@ -205,7 +216,14 @@ static int list_cb(void *arg, const vfs_list_entry *e)
 
 int gw_list_objects(s3_gw_req *r, gw_answer *a)
 {
-    int rc = gw_bucket_check(r->g, r->t.bucket, NULL);
+    vfs_bucket b;
+    gw_owner bo;
+    int rc = gw_bucket_check(r->g, r->t.bucket, &b);
+    if (rc == 0) {
+        /* Objects are their bucket owner's (object owners are not kept). */
+        gw_bucket_owner(r->g, &b, &bo);
+        vfs_bucket_free(&b);
+    }
     s3_list_args la;
     memset(&la, 0, sizeof la);
     if (rc == 0)
@@ -277,7 +295,7 @@ int gw_list_objects(s3_gw_req *r, gw_answer *a)
                 .etag = etag,
                 .size = S_ISDIR(e->attr.mode) ? 0 : e->attr.size,
                 .storage_class = rec.storage_class,
-                .owner = owner ? &gw_owner_root : NULL,
+                .owner = owner ? &bo.o : NULL,
             };
             /* The writer takes the ETag unquoted. */
             size_t el = strlen(etag);

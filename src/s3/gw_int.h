@@ -137,6 +137,35 @@ int gw_put_data(s3_gw_req *r, const uint8_t *p, size_t n) NB_MUST_CHECK;
  * value. Does not publish. */
 int gw_put_verify(s3_gw_req *r, char *etag, char *cks_b64) NB_MUST_CHECK;
 
+/* ---- gw_access.c: callers, owners, ACLs ---- */
+/* An owner for the XML writers, with room for its strings. */
+typedef struct gw_owner {
+    s3_owner o;
+    char id[S3_ACCESS_KEY_MAX + 1];
+    char name[256];
+} gw_owner;
+/* s3_secret_fn over root's key and the users in metadata (ctx: s3_gw). */
+int gw_secret_of(void *ctx, const char *access_key, char *secret, size_t cap);
+/* The caller is root (the administrator). */
+bool gw_is_root(const s3_gw_req *r);
+/* The caller owns bucket b (a bucket without owner is root's). */
+bool gw_bucket_mine(const s3_gw_req *r, const vfs_bucket *b);
+/* The owner of bucket b / of access_key (NULL or root's key: root). */
+void gw_bucket_owner(s3_gw *g, const vfs_bucket *b, gw_owner *o);
+void gw_owner_of_key(s3_gw *g, const char *access_key, gw_owner *o);
+/* After routing: may the caller do r->op on r's bucket? AccessDenied,
+ * NoSuchBucket, or 0. */
+int gw_access_check(s3_gw_req *r) NB_MUST_CHECK;
+int gw_put_bucket_acl(s3_gw_req *r, gw_answer *a);
+
+/* ---- gw_admin.c: the user administration endpoint ---- */
+/* Requests under this path are the admin API, not S3 (it cannot be a
+ * bucket: bucket names start with a letter or digit). */
+#define GW_ADMIN_PREFIX "/_nebula/admin/"
+bool gw_is_admin(const s3_gw_req *r);
+/* Authenticates (root only) and serves an admin request into a. */
+int gw_admin(s3_gw_req *r, const char *method, gw_answer *a) NB_MUST_CHECK;
+
 /* ---- handlers: one per operation ---- */
 int gw_list_buckets(s3_gw_req *r, gw_answer *a);
 int gw_create_bucket(s3_gw_req *r, gw_answer *a);

@@ -301,6 +301,9 @@ int gw_complete_upload(s3_gw_req *r, gw_answer *a)
         free(rec.etag);
         rec.etag = nb_xstrdup(etag);
         rec.parts = (uint32_t)cr.n;
+        free(rec.part_sizes); /* GetObject partNumber needs each part's size */
+        rec.part_sizes = nb_xmalloc(cr.n * sizeof *rec.part_sizes);
+        memcpy(rec.part_sizes, sizes, cr.n * sizeof *rec.part_sizes);
         rc = vfs_objrec_encode(&rec, &enc);
     }
     vfs_attr old, attr;

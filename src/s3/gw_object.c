@@ -213,6 +213,45 @@ static int check_version(s3_gw_req *r)
     return 0;
 }
 
+/* GetObject/HeadObject partNumber=pn: the byte range of that part, as a
+ * range request (206). A single-part object is its own part 1; a part
+ * beyond the count is InvalidPartNumber (416). Multipart objects completed
+ * before part sizes were recorded have no sizes: NotImplemented. */
+static int part_bounds(s3_gw_req *r, const vfs_objrec *rec, uint64_t size, const char *pn,
+                       s3_range *out)
+{
+    char *end;
+    errno = 0;
+    long n = strtol(pn, &end, 10);
+    if (!*pn || *end || errno || n < 1 || n > S3_MAX_PARTS)
+        return S3_ERR_INVALID_ARGUMENT;
+    if (s3_req_header(&r->req, "range"))
+        return S3_ERR_INVALID_REQUEST; /* "Cannot specify both Range and partNumber" */
+    uint32_t count = rec->parts ? rec->parts : 1;
+    if ((uint32_t)n > count)
+        return S3_ERR_INVALID_PART_NUMBER;
+    uint64_t off = 0, len = size;
+    if (rec->parts > 1 || (rec->parts == 1 && rec->part_sizes)) {
+        if (!rec->part_sizes)
+            return S3_ERR_NOT_IMPLEMENTED;
+        uint64_t total = 0;
+        for (uint32_t i = 0; i < rec->parts; i++) {
+            if (i + 1 < (uint32_t)n)
+                off += rec->part_sizes[i];
+            total += rec->part_sizes[i];
+        }
+        len = rec->part_sizes[n - 1];
+        if (total != size)
+            return S3_ERR_INTERNAL_ERROR; /* the record does not describe these bytes */
+    }
+    if (len == 0)
+        return 0; /* an empty object: 200 with no body, nothing to range */
+    out->partial = true;
+    out->start = off;
+    out->end = off + len - 1;
+    return 0;
+}
+
 int gw_get_object(s3_gw_req *r, gw_answer *a)
 {
     vfs_attr attr;
@@ -230,14 +269,9 @@ int gw_get_object(s3_gw_req *r, gw_answer *a)
     uint64_t size = S_ISDIR(attr.mode) ? 0 : attr.size;
     int64_t mtime_s = attr.mtime_ns / (int64_t)NB_NS_PER_SEC;
     const char *pn = s3_query_get(&r->q, "partNumber");
-    if (pn) {
-        char *end;
-        long n = strtol(pn, &end, 10);
-        if (*end || n < 1 || n > S3_MAX_PARTS)
-            rc = S3_ERR_INVALID_ARGUMENT;
-        else if (n != 1 || rec.parts > 1)
-            rc = S3_ERR_NOT_IMPLEMENTED;
-    }
+    s3_range part_range = {0};
+    if (pn)
+        rc = part_bounds(r, &rec, size, pn, &part_range);
     /* Conditionals first: a 304 carries the validators. */
     char bare[S3_ETAG_MAX + 2];
     snprintf(bare, sizeof bare, "%.*s", (int)strlen(etag) - 2, etag + 1);
@@ -251,8 +285,8 @@ int gw_get_object(s3_gw_req *r, gw_answer *a)
     }
     if (rc == 0)
         rc = s3_response_overrides(&r->q, r->auth.version == 0, &ov);
-    s3_range range = {0};
-    if (rc == 0) {
+    s3_range range = part_range;
+    if (rc == 0 && !pn) {
         rc = s3_range_parse(s3_req_header(&r->req, "range"), size, &range);
         if (rc == S3_ERR_INVALID_RANGE) {
             char cr[64];
@@ -290,8 +324,8 @@ int gw_get_object(s3_gw_req *r, gw_answer *a)
         gw_hdrf(a, "x-amz-tagging-count", "%zu", rec.ntags);
     if (rec.storage_class)
         gw_hdr(a, "x-amz-storage-class", rec.storage_class);
-    if (pn)
-        gw_hdrf(a, "x-amz-mp-parts-count", "%u", rec.parts ? rec.parts : 1);
+    if (pn && rec.parts)
+        gw_hdrf(a, "x-amz-mp-parts-count", "%u", rec.parts);
     const char *cm = s3_req_header(&r->req, "x-amz-checksum-mode");
     if (cm && strcasecmp(cm, "ENABLED") == 0 && rec.checksum && rec.checksum_algo &&
         !range.partial) {
@@ -538,6 +572,8 @@ int gw_copy_object(s3_gw_req *r, gw_answer *a)
             free(src.etag);
             src.etag = nb_xstrdup(etag);
             src.parts = 0;
+            free(src.part_sizes);
+            src.part_sizes = NULL;
         }
         nb_buf enc = NB_BUF_INIT;
         if (rc == 0)
@@ -571,8 +607,16 @@ int gw_object_acl(s3_gw_req *r, gw_answer *a)
 {
     vfs_attr attr;
     int rc = lookup_object(r, &attr);
+    vfs_bucket b;
     if (rc == 0)
-        rc = s3_xml_acl(&a->body, &gw_owner_root, S3_ACL_PRIVATE);
+        rc = gw_bucket_check(r->g, r->t.bucket, &b);
+    if (rc == 0) {
+        /* Objects are their bucket owner's; object ACLs are not kept. */
+        gw_owner o;
+        gw_bucket_owner(r->g, &b, &o);
+        vfs_bucket_free(&b);
+        rc = s3_xml_acl(&a->body, &o.o, S3_ACL_PRIVATE);
+    }
     return rc;
 }
 

@@ -138,7 +138,11 @@
     XX(MALFORMED_POLICY_OR_DATE, -31049, "InvalidArgument", 400, "Invalid date or time value")     \
     XX(UNEXPECTED_CONTENT, -31050, "UnexpectedContent", 400,                                       \
        "This request does not support content")                                                    \
-    XX(SERVICE_UNAVAILABLE, -31051, "ServiceUnavailable", 503, "Please reduce your request rate.")
+    XX(SERVICE_UNAVAILABLE, -31051, "ServiceUnavailable", 503, "Please reduce your request rate.") \
+    XX(INVALID_PART_NUMBER, -31060, "InvalidPartNumber", 416,                                      \
+       "The requested partnumber is not satisfiable")                                              \
+    XX(NO_SUCH_USER, -31061, "NoSuchEntity", 404,                                                  \
+       "The user with the given access key does not exist.")
 
 enum {
 #define S3__ERR_ENUM(name, value, code, status, msg) S3_ERR_##name = (value),
@@ -648,6 +652,16 @@ void s3_sigv4_signing_key(const char *secret, const char *date8, const char *reg
 int s3_sigv4_canonical_request(nb_buf *out, const s3_http_req *req, const char *signed_headers,
                                const char *payload_hash, bool presigned) NB_MUST_CHECK;
 
+/* Signs req (SigV4, header form) for a client: req must carry the
+ * headers host, x-amz-date (ISO 8601 basic) and x-amz-content-sha256,
+ * which are the ones signed. Writes the Authorization header value into
+ * authz (cap bytes). NB_EUSAGE when a header is missing or cap is short. */
+int s3_sigv4_sign(const s3_http_req *req, const char *access_key, const char *secret_key,
+                  const char *region, char *authz, size_t cap) NB_MUST_CHECK;
+/* New user credentials: a 20-character access key (A-Z, 2-7) and a
+ * 40-character secret (base62), from getrandom. */
+int s3_user_keys_generate(char access_key[21], char secret_key[41]) NB_MUST_CHECK;
+
 /* For the body of a SignatureDoesNotMatch answer and for logs: the
  * canonical request (SigV4 only; left empty for V2) and the string to sign
  * the server computed for req, as AWS returns them so a client author can
@@ -944,6 +958,13 @@ typedef enum s3_acl {
 int s3_acl_from_req(const s3_http_req *req, s3_acl *out) NB_MUST_CHECK;
 /* "public-read" */
 const char *s3_acl_name(s3_acl acl);
+/* An AccessControlPolicy body (PutBucketAcl) as one of the canned ACLs the
+ * gateway keeps: FULL_CONTROL for the CanonicalUser owner_id is required,
+ * READ for the AllUsers group makes it public-read. Any other grant, or
+ * none for the owner: NotImplemented; an Owner other than owner_id:
+ * AccessDenied; a Grant without Grantee or Permission, an unknown
+ * permission or no AccessControlList: MalformedXML. */
+int s3_parse_acl(const void *body, size_t n, const char *owner_id, s3_acl *out) NB_MUST_CHECK;
 /* The AccessControlPolicy document of a canned ACL for GetBucketAcl and
  * GetObjectAcl: FULL_CONTROL for the owner plus the grants it implies. */
 int s3_xml_acl(nb_buf *out, const s3_owner *owner, s3_acl acl) NB_MUST_CHECK;

@@ -780,3 +780,58 @@ void s3_lifecycle_free(s3_lifecycle *l)
     free(l->rules);
     memset(l, 0, sizeof *l);
 }
+
+/* ---- AccessControlPolicy (PutBucketAcl) --------------------------------- */
+
+int s3_parse_acl(const void *body, size_t n, const char *owner_id, s3_acl *out)
+{
+    static const char *const all_users = "http://acs.amazonaws.com/groups/global/AllUsers";
+    *out = S3_ACL_PRIVATE;
+    xnode *root;
+    int rc = parse_tree(body, n, "AccessControlPolicy", &root);
+    if (rc)
+        return rc;
+    xnode *owner = child(root, "Owner"), *list = child(root, "AccessControlList");
+    if (!list)
+        rc = S3_ERR_MALFORMED_XML;
+    if (!rc && owner) {
+        xnode *id = child(owner, "ID");
+        char *v = id ? trimmed(id) : NULL;
+        /* The owner cannot be changed by an ACL. */
+        if (!v || strcmp(v, owner_id ? owner_id : "") != 0)
+            rc = S3_ERR_ACCESS_DENIED;
+        free(v);
+    }
+    bool owner_full = false, public_read = false;
+    for (xnode *g = list && !rc ? list->child : NULL; g && !rc; g = g->next) {
+        if (strcmp(g->name, "Grant") != 0)
+            continue;
+        xnode *grantee = child(g, "Grantee"), *perm = child(g, "Permission");
+        if (!grantee || !perm) {
+            rc = S3_ERR_MALFORMED_XML;
+            break;
+        }
+        char *p = trimmed(perm);
+        xnode *id = child(grantee, "ID"), *uri = child(grantee, "URI");
+        char *who = id ? trimmed(id) : uri ? trimmed(uri) : NULL;
+        if (strcmp(p, "FULL_CONTROL") != 0 && strcmp(p, "READ") != 0 && strcmp(p, "WRITE") != 0 &&
+            strcmp(p, "READ_ACP") != 0 && strcmp(p, "WRITE_ACP") != 0)
+            rc = S3_ERR_MALFORMED_XML;
+        else if (id && strcmp(who, owner_id ? owner_id : "") == 0 && strcmp(p, "FULL_CONTROL") == 0)
+            owner_full = true;
+        else if (!id && uri && strcmp(who, all_users) == 0 && strcmp(p, "READ") == 0)
+            public_read = true;
+        else
+            rc = S3_ERR_NOT_IMPLEMENTED; /* a grant the gateway cannot keep */
+        free(p);
+        free(who);
+    }
+    /* Without FULL_CONTROL for the owner the policy is one the gateway
+     * cannot keep either (the owner always has it here). */
+    if (!rc && !owner_full)
+        rc = S3_ERR_NOT_IMPLEMENTED;
+    if (!rc)
+        *out = public_read ? S3_ACL_PUBLIC_READ : S3_ACL_PRIVATE;
+    node_free(root);
+    return rc;
+}

@@ -58,6 +58,7 @@ typedef meta_dirent_cb vfs_dirent_cb;
 typedef meta_objrec vfs_objrec;
 typedef meta_kvpair vfs_kvpair;
 typedef meta_bucket vfs_bucket;
+typedef meta_user vfs_user;
 
 #define VFS_ROOT_INO      META_ROOT_INO
 #define VFS_NAME_MAX      META_NAME_MAX
@@ -315,6 +316,14 @@ int vfs_bucket_update(vfs *v, const char *name, const vfs_bucket *b) NB_MUST_CHE
 void vfs_bucket_free(vfs_bucket *b);
 /* Removes an empty bucket (-ENOTEMPTY otherwise). */
 int vfs_bucket_delete(vfs *v, const vfs_cred *c, const char *name) NB_MUST_CHECK;
+
+/* S3 users beyond root (meta_user_*; user.c): kept in metadata, every
+ * change synced. */
+int vfs_user_add(vfs *v, const vfs_user *u) NB_MUST_CHECK;
+int vfs_user_get(vfs *v, const char *access_key, vfs_user *u) NB_MUST_CHECK;
+int vfs_user_remove(vfs *v, const char *access_key) NB_MUST_CHECK;
+int vfs_user_list(vfs *v, int (*cb)(void *arg, const vfs_user *u), void *arg) NB_MUST_CHECK;
+void vfs_user_free(vfs_user *u);
 
 /* ListObjects over a bucket in S3 key order (byte order of the full key,
  * so "a.txt" comes before "a/b"). Calls cb for each key or common prefix

@@ -58,6 +58,96 @@ static void test_block_roundtrip(void **state)
     ASSERT_RC(nkv__block_new(junk, 8, &b), NB_ECORRUPT);
 }
 
+/* Keys longer than a block iterator's inline buffer, iterators in caller
+ * storage, find's entry index, and the one-restart-per-entry check that
+ * gates the mapped-table fast path. */
+static void test_block_long_keys(void **state)
+{
+    (void)state;
+    for (int ri = 1; ri <= 16; ri *= 16) {
+        nkv_block_builder bb;
+        nkv__bb_init(&bb, ri);
+        nb_buf k = NB_BUF_INIT;
+        char uk[400];
+        for (int i = 0; i < 200; i++) {
+            int len = 10 + (i * 37) % 380; /* 10..389 bytes, across the inline size */
+            memset(uk, 'a' + i % 3, sizeof uk);
+            snprintf(uk, sizeof uk, "k%05d", i);
+            uk[6] = '.';
+            nkv__ikey_build(&k, nb_slice_of(uk, (size_t)len), 7, NKV_TYPE_VALUE);
+            nkv__bb_add(&bb, nb_buf_slice(&k), nb_slice_of(&i, sizeof i));
+        }
+        nb_slice raw = nkv__bb_finish(&bb);
+        nkv_block blk;
+        ASSERT_OK(nkv__block_init_ref(&blk, raw.ptr, raw.len));
+        assert_int_equal(nkv__block_restart_each(&blk), ri == 1);
+        nkv_block_it it;
+        nkv__block_iter_init(&it, &blk, true, NULL, NULL, NULL);
+        int n = 0;
+        for (IT_FIRST(&it.base); IT_VALID(&it.base); IT_NEXT(&it.base), n++) {
+            nb_slice key = IT_KEY(&it.base);
+            int len = 10 + (n * 37) % 380;
+            assert_int_equal(key.len, (size_t)len + 8);
+            snprintf(uk, sizeof uk, "k%05d", n);
+            assert_memory_equal(key.ptr, uk, 6);
+            assert_int_equal(key.ptr[len - 1], 'a' + n % 3);
+            int v;
+            memcpy(&v, IT_VAL(&it.base).ptr, sizeof v);
+            assert_int_equal(v, n);
+        }
+        assert_int_equal(n, 200);
+        for (int i = 0; i < 200; i += 7) {
+            int len = 10 + (i * 37) % 380;
+            memset(uk, 'a' + i % 3, sizeof uk);
+            snprintf(uk, sizeof uk, "k%05d", i);
+            uk[6] = '.';
+            nkv__ikey_build(&k, nb_slice_of(uk, (size_t)len), 9, NKV_TYPE_VALUE);
+            IT_SEEK(&it.base, nb_buf_slice(&k));
+            assert_true(IT_VALID(&it.base));
+            assert_int_equal(IT_KEY(&it.base).len, (size_t)len + 8);
+            if (ri == 1)
+                assert_int_equal(nkv__block_iter_restart(&it.base), (uint32_t)i);
+            uint8_t kb[512];
+            nb_slice fk, fv;
+            uint32_t ord = 999;
+            assert_int_equal(
+                nkv__block_find(&blk, nb_buf_slice(&k), true, kb, sizeof kb, &fk, &fv, &ord), 1);
+            assert_int_equal(fk.len, (size_t)len + 8);
+            if (ri == 1)
+                assert_int_equal(ord, (uint32_t)i);
+            /* Too small a buffer asks for the iterator path. */
+            assert_int_equal(nkv__block_find(&blk, nb_buf_slice(&k), true, kb, 16, &fk, &fv, NULL),
+                             2);
+        }
+        nkv__block_iter_fini(&it);
+        nb_buf_free(&k);
+        nkv__bb_free(&bb);
+    }
+}
+
+/* The inline key comparison orders like memcmp, then by length. */
+static void test_ucmp(void **state)
+{
+    (void)state;
+    uint64_t rnd = 12345;
+    for (int t = 0; t < 20000; t++) {
+        uint8_t a[24], b[24];
+        rnd = rnd * 6364136223846793005ull + 1442695040888963407ull;
+        size_t la = (rnd >> 33) % 24, lb = (rnd >> 40) % 24;
+        for (size_t i = 0; i < 24; i++) {
+            rnd = rnd * 6364136223846793005ull + 1442695040888963407ull;
+            a[i] = (uint8_t)(rnd >> 60); /* few symbols: long common prefixes */
+            b[i] = (rnd >> 59) & 1 ? a[i] : (uint8_t)(rnd >> 52);
+        }
+        size_t m = la < lb ? la : lb;
+        int want = m ? memcmp(a, b, m) : 0;
+        if (want == 0)
+            want = la < lb ? -1 : la > lb ? 1 : 0;
+        int got = nkv__ucmp(nb_slice_of(a, la), nb_slice_of(b, lb));
+        assert_int_equal(got < 0 ? -1 : got > 0, want < 0 ? -1 : want > 0);
+    }
+}
+
 static void test_bloom_fp_rate(void **state)
 {
     (void)state;
@@ -250,8 +340,12 @@ static void test_version_edit(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_block_roundtrip), cmocka_unit_test(test_bloom_fp_rate),
-        cmocka_unit_test(test_cache),           cmocka_unit_test(test_table),
+        cmocka_unit_test(test_block_roundtrip),
+        cmocka_unit_test(test_block_long_keys),
+        cmocka_unit_test(test_ucmp),
+        cmocka_unit_test(test_bloom_fp_rate),
+        cmocka_unit_test(test_cache),
+        cmocka_unit_test(test_table),
         cmocka_unit_test(test_version_edit),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1,0 +1,167 @@
+/*
+ * gw_access.c — who may do what: the caller's secret (root or a user kept
+ * in metadata), bucket owners, public-read buckets, and PutBucketAcl.
+ *
+ * Callers are root (the administrator: every bucket), a user (the buckets
+ * it created, and reads of public-read buckets), or anonymous (reads of
+ * public-read buckets). A bucket's owner is the access key in its record;
+ * a bucket without a record (a directory made through the mount) is
+ * root's. The rules are in docs/s3.md, "Users, owners and ACLs".
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/common.h"
+#include "s3/gw_int.h"
+
+int gw_secret_of(void *ctx, const char *access_key, char *secret, size_t cap)
+{
+    s3_gw *g = ctx;
+    if (strcmp(access_key, g->access_key) == 0) {
+        snprintf(secret, cap, "%s", g->secret_key);
+        return 0;
+    }
+    /* Read on every request, so a removed user is refused at once. */
+    vfs_user u;
+    int rc = vfs_user_get(g->ns, access_key, &u);
+    if (rc == 0) {
+        snprintf(secret, cap, "%s", u.secret_key);
+        vfs_user_free(&u);
+    } else if (rc != NB_ENOTFOUND) {
+        NB_WARN("s3: user record of %s unreadable: %s", access_key, nb_strerror(rc));
+    }
+    return rc;
+}
+
+bool gw_is_root(const s3_gw_req *r)
+{
+    return r->auth.version != 0 && strcmp(r->auth.access_key, r->g->access_key) == 0;
+}
+
+/* The owner recorded in b: NULL, "" or root's key are root. */
+static bool owned_by_root(const s3_gw *g, const vfs_bucket *b)
+{
+    return !b->owner || !b->owner[0] || strcmp(b->owner, g->access_key) == 0;
+}
+
+bool gw_bucket_mine(const s3_gw_req *r, const vfs_bucket *b)
+{
+    if (r->auth.version == 0)
+        return false;
+    if (owned_by_root(r->g, b))
+        return gw_is_root(r);
+    return strcmp(b->owner, r->auth.access_key) == 0;
+}
+
+void gw_owner_of_key(s3_gw *g, const char *access_key, gw_owner *o)
+{
+    if (!access_key || !access_key[0] || strcmp(access_key, g->access_key) == 0) {
+        o->o = gw_owner_root;
+        return;
+    }
+    snprintf(o->id, sizeof o->id, "%s", access_key);
+    snprintf(o->name, sizeof o->name, "%s", access_key);
+    vfs_user u;
+    if (vfs_user_get(g->ns, access_key, &u) == 0) {
+        if (u.name && u.name[0])
+            snprintf(o->name, sizeof o->name, "%s", u.name);
+        vfs_user_free(&u);
+    }
+    o->o.id = o->id;
+    o->o.display_name = o->name;
+}
+
+void gw_bucket_owner(s3_gw *g, const vfs_bucket *b, gw_owner *o)
+{
+    gw_owner_of_key(g, owned_by_root(g, b) ? NULL : b->owner, o);
+}
+
+/* Reads a public-read bucket allows to anyone (AllUsers READ). */
+static bool public_op(s3_op op)
+{
+    switch (op) {
+    case S3_OP_GET_OBJECT:
+    case S3_OP_HEAD_OBJECT:
+    case S3_OP_LIST_OBJECTS:
+    case S3_OP_LIST_OBJECTS_V2:
+    case S3_OP_HEAD_BUCKET: /* needs s3:ListBucket, which READ grants */
+        return true;
+    default:
+        return false;
+    }
+}
+
+/* May the caller act (op) on bucket? NoSuchBucket first, for anyone, as
+ * in S3. */
+static int bucket_access(s3_gw_req *r, const char *bucket, s3_op op)
+{
+    vfs_bucket b;
+    int rc = gw_bucket_check(r->g, bucket, &b);
+    if (rc != 0)
+        return rc;
+    bool ok = gw_is_root(r) || gw_bucket_mine(r, &b) || (b.public_read && public_op(op));
+    vfs_bucket_free(&b);
+    return ok ? 0 : S3_ERR_ACCESS_DENIED;
+}
+
+int gw_access_check(s3_gw_req *r)
+{
+    if (r->op == S3_OP_CORS_PREFLIGHT) /* browsers send preflights without credentials */
+        return 0;
+    if (r->auth.version == 0 && !r->t.bucket[0])
+        return S3_ERR_ACCESS_DENIED;
+    if (gw_is_root(r))
+        return 0;
+    /* ListBuckets shows the caller's own; CreateBucket decides in its
+     * handler (BucketAlreadyExists for another's). */
+    if (r->op == S3_OP_LIST_BUCKETS)
+        return 0;
+    if (r->op == S3_OP_CREATE_BUCKET)
+        return r->auth.version == 0 ? S3_ERR_ACCESS_DENIED : 0;
+    int rc = bucket_access(r, r->t.bucket, r->op);
+    if (rc == 0 && (r->op == S3_OP_COPY_OBJECT || r->op == S3_OP_UPLOAD_PART_COPY)) {
+        /* The source is read: it must be readable by the caller too. */
+        s3_copy_source cs;
+        if (s3_copy_source_parse(s3_req_header(&r->req, "x-amz-copy-source"), &cs) == 0) {
+            rc = bucket_access(r, cs.bucket, S3_OP_GET_OBJECT);
+            if (rc == S3_ERR_NO_SUCH_BUCKET)
+                rc = 0; /* the handler answers it for the source */
+        }
+    }
+    return rc;
+}
+
+/* ---- PutBucketAcl --------------------------------------------------------------------------- */
+
+int gw_put_bucket_acl(s3_gw_req *r, gw_answer *a)
+{
+    vfs_bucket b;
+    int rc = gw_bucket_check(r->g, r->t.bucket, &b);
+    if (rc != 0)
+        return rc;
+    gw_owner o;
+    gw_bucket_owner(r->g, &b, &o);
+    bool has_canned = s3_req_header(&r->req, "x-amz-acl") != NULL;
+    s3_acl acl = S3_ACL_PRIVATE;
+    rc = s3_acl_from_req(&r->req, &acl);
+    if (rc == 0 && has_canned && r->body.len)
+        rc = S3_ERR_UNEXPECTED_CONTENT;
+    else if (rc == 0 && !has_canned && r->body.len)
+        rc = s3_parse_acl(r->body.data, r->body.len, o.o.id, &acl);
+    else if (rc == 0 && !has_canned)
+        rc = S3_ERR_MISSING_SECURITY_HEADER; /* neither a canned ACL nor a policy */
+    /* What the gateway keeps: private or public-read (docs/s3.md). */
+    if (rc == 0 && acl != S3_ACL_PRIVATE && acl != S3_ACL_PUBLIC_READ)
+        rc = S3_ERR_NOT_IMPLEMENTED;
+    if (rc == 0) {
+        b.public_read = acl == S3_ACL_PUBLIC_READ;
+        rc = vfs_bucket_update(r->g->ns, r->t.bucket, &b);
+        if (rc == -ENOENT)
+            rc = S3_ERR_NO_SUCH_BUCKET;
+    }
+    NB_UNUSED(a);
+    vfs_bucket_free(&b);
+    return rc;
+}
