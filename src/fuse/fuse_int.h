@@ -11,6 +11,19 @@
 
 #include "fuse/fuse.h"
 
+/* One vfs handle per inode open under the mount, shared by every FUSE
+ * handle on it (see opens.c): the kernel keeps one page cache and one
+ * size per inode, so all descriptors must see one write buffer. */
+typedef struct nbfuse_open {
+    uint64_t ino;
+    vfs_file *vf;
+    unsigned refs;             /* FUSE handles on it; under nbfuse.opens_mu */
+    pthread_mutex_t append_mu; /* makes "find the end, write there" atomic */
+    struct nbfuse_open *next;  /* hash chain */
+} nbfuse_open;
+
+#define NBFUSE_OPEN_BUCKETS 256
+
 struct nbfuse {
     vfs *v;
     nbfuse_options opts;
@@ -20,7 +33,26 @@ struct nbfuse {
     bool loop_started;
     _Atomic bool loop_done;
     dev_t dev; /* of the mounted file system: names its connection in sysfs */
+    pthread_mutex_t opens_mu;
+    nbfuse_open *opens[NBFUSE_OPEN_BUCKETS];
 };
+
+/* The shared open of ino with one more reference, opening it (read-write
+ * when the store allows, without permission checks: the caller has
+ * checked the requester's) on first use. */
+int nbfuse__open_get(nbfuse *f, uint64_t ino, nbfuse_open **out);
+/* Adopts vf, just opened by vfs_create, as ino's shared open; if another
+ * thread opened ino meanwhile, vf is released and that one is used. */
+nbfuse_open *nbfuse__open_adopt(nbfuse *f, uint64_t ino, vfs_file *vf);
+/* The shared open of ino with one more reference, or NULL if ino is not
+ * open under the mount. */
+nbfuse_open *nbfuse__open_find(nbfuse *f, uint64_t ino);
+/* Drops a reference; the last one releases the vfs handle (publishing its
+ * writes) and returns that result. */
+int nbfuse__open_put(nbfuse *f, nbfuse_open *o);
+/* At unmount, after the loop ended: releases opens the kernel never
+ * released (an aborted connection sends no RELEASE). */
+void nbfuse__opens_close(nbfuse *f);
 
 /* The low-level operation table (ops.c). */
 extern const struct fuse_lowlevel_ops nbfuse__ops;

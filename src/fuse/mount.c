@@ -120,6 +120,7 @@ int nbfuse_mount(vfs *v, const nbfuse_options *o, nbfuse **out, char *err, size_
     f->v = v;
     f->opts = *o;
     f->mountpoint = nb_xstrdup(o->mountpoint);
+    pthread_mutex_init(&f->opens_mu, NULL);
 
     char opts[256];
     snprintf(opts, sizeof opts, "fsname=nebula,subtype=nebula%s%s%s",
@@ -156,6 +157,7 @@ int nbfuse_mount(vfs *v, const nbfuse_options *o, nbfuse **out, char *err, size_
 fail:
     if (f->se)
         fuse_session_destroy(f->se);
+    pthread_mutex_destroy(&f->opens_mu);
     free(f->mountpoint);
     free(f);
     return rc;
@@ -203,6 +205,8 @@ void nbfuse_unmount(nbfuse *f)
     /* Closes /dev/fuse; the mount is already gone, so nothing more is unmounted. */
     fuse_session_unmount(f->se);
     fuse_session_destroy(f->se);
+    nbfuse__opens_close(f);
+    pthread_mutex_destroy(&f->opens_mu);
     NB_INFO("unmounted %s", f->mountpoint);
     free(f->mountpoint);
     free(f);

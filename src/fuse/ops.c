@@ -5,10 +5,11 @@
  * /proc by libfuse, which costs a file read, so only operations that check
  * permissions ask for them, and never for root.
  *
+ * Every FUSE handle of an inode shares one read-write vfs handle
+ * (opens.c), so the caller's open mode is checked with vfs_access first.
  * With the kernel's write-back cache the kernel reads pages around partial
- * writes through the same handle and does O_APPEND positioning itself, so
- * handles are opened read-write and without O_APPEND internally; the
- * caller's own open mode is checked against the file first.
+ * writes through any handle and positions O_APPEND writes itself; without
+ * it, an O_APPEND write is placed at the end here.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -127,9 +128,14 @@ static void reply_entry(fuse_req_t req, int rc, const vfs_attr *a)
     fuse_reply_entry(req, &e);
 }
 
+static nbfuse_open *open_of(struct fuse_file_info *fi)
+{
+    return (nbfuse_open *)(uintptr_t)fi->fh;
+}
+
 static vfs_file *file_of(struct fuse_file_info *fi)
 {
-    return (vfs_file *)(uintptr_t)fi->fh;
+    return open_of(fi)->vf;
 }
 
 static void op_init(void *userdata, struct fuse_conn_info *conn)
@@ -231,10 +237,19 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to
         sa.valid |= VFS_SET_CTIME;
         sa.ctime_ns = attr->st_ctim.tv_sec * (int64_t)NB_NS_PER_SEC + attr->st_ctim.tv_nsec;
     }
+    /* A truncate by path still goes through the inode's open handle, if
+     * any: its buffered writes are published first, not after (which would
+     * bring cut-off bytes back). */
+    nbfuse *f = self_of(req);
+    nbfuse_open *held = NULL;
+    vfs_file *vf = fi ? file_of(fi) : NULL;
+    if (!vf && (sa.valid & VFS_SET_SIZE) && (held = nbfuse__open_find(f, ino)) != NULL)
+        vf = held->vf;
     req_cred rc;
     vfs_attr a;
-    int r =
-        vfs_setattr(vfs_of(req), cred_of(req, &rc, true), ino, fi ? file_of(fi) : NULL, &sa, &a);
+    int r = vfs_setattr(f->v, cred_of(req, &rc, true), ino, vf, &sa, &a);
+    if (held)
+        (void)nbfuse__open_put(f, held);
     if (r) {
         reply_err(req, r);
         return;
@@ -316,16 +331,6 @@ static void op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const 
     reply_entry(req, r, &a);
 }
 
-/* The flags a handle is opened with internally (see the top comment). */
-static int internal_flags(fuse_req_t req, int flags)
-{
-    if (!self_of(req)->opts.writeback_cache)
-        return flags;
-    if ((flags & O_ACCMODE) == O_WRONLY)
-        flags = (flags & ~O_ACCMODE) | O_RDWR;
-    return flags & ~O_APPEND;
-}
-
 static int access_mask(int flags)
 {
     int acc = flags & O_ACCMODE;
@@ -335,70 +340,89 @@ static int access_mask(int flags)
     return mask;
 }
 
-static void setup_fi(fuse_req_t req, struct fuse_file_info *fi, vfs_file *vf)
+/* After the caller's mode was checked: takes a reference on ino's shared
+ * handle and applies O_TRUNC (atomic with the open, FUSE_CAP_ATOMIC_O_TRUNC). */
+static int open_checked(fuse_req_t req, const vfs_cred *c, uint64_t ino, int flags,
+                        nbfuse_open **out)
 {
-    fi->fh = (uint64_t)(uintptr_t)vf;
+    nbfuse *f = self_of(req);
+    int r = nbfuse__open_get(f, ino, out);
+    if (r || !(flags & O_TRUNC) || (flags & O_ACCMODE) == O_RDONLY)
+        return r;
+    vfs_attr a;
+    r = vfs_getattr(f->v, ino, &a);
+    if (r == 0 && a.size > 0) {
+        vfs_sattr sa;
+        memset(&sa, 0, sizeof sa);
+        sa.valid = VFS_SET_SIZE;
+        r = vfs_setattr(f->v, c, ino, (*out)->vf, &sa, &a);
+    }
+    if (r) {
+        (void)nbfuse__open_put(f, *out);
+        *out = NULL;
+    }
+    return r;
+}
+
+static void setup_fi(struct fuse_file_info *fi, nbfuse_open *o)
+{
+    fi->fh = (uint64_t)(uintptr_t)o;
     /* Keep the page cache across opens: changes made outside the mount
      * invalidate it explicitly (nbfuse_invalidate_inode). */
     fi->keep_cache = 1;
-    NB_UNUSED(req);
 }
 
 static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
-    vfs *v = vfs_of(req);
     req_cred rc;
     const vfs_cred *c = cred_of(req, &rc, true);
-    int flags = internal_flags(req, fi->flags);
-    vfs_file *vf = NULL;
-    int r;
-    if (flags != fi->flags) {
-        r = vfs_access(v, c, ino, access_mask(fi->flags));
-        if (r == 0)
-            r = vfs_file_open(v, NULL, ino, flags, &vf);
-    } else {
-        r = vfs_file_open(v, c, ino, flags, &vf);
-    }
+    nbfuse_open *o = NULL;
+    int r = vfs_access(vfs_of(req), c, ino, access_mask(fi->flags));
+    if (r == 0)
+        r = open_checked(req, c, ino, fi->flags, &o);
     if (r) {
         reply_err(req, r);
         return;
     }
-    setup_fi(req, fi, vf);
+    setup_fi(fi, o);
     if (fuse_reply_open(req, fi) != 0)
-        (void)vfs_release(vf); /* the kernel gave up on the request */
+        (void)nbfuse__open_put(self_of(req), o); /* the kernel gave up on the request */
 }
 
 static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
                       struct fuse_file_info *fi)
 {
-    vfs *v = vfs_of(req);
+    nbfuse *f = self_of(req);
     req_cred rc;
     const vfs_cred *c = cred_of(req, &rc, true);
-    int flags = internal_flags(req, fi->flags);
     vfs_attr a;
-    vfs_file *vf = NULL;
+    nbfuse_open *o = NULL;
     int r;
-    if (flags != fi->flags && !(fi->flags & O_EXCL) && vfs_lookup(v, c, parent, name, &a) == 0) {
-        /* An existing file: this is an open; check the caller's mode. */
-        r = vfs_access(v, c, a.ino, access_mask(fi->flags));
+    if (!(fi->flags & O_EXCL) && vfs_lookup(f->v, c, parent, name, &a) == 0) {
+        /* An existing file (made by S3 since the kernel's lookup): an open. */
+        r = vfs_access(f->v, c, a.ino, access_mask(fi->flags));
         if (r == 0)
-            r = vfs_file_open(v, NULL, a.ino, flags, &vf);
+            r = open_checked(req, c, a.ino, fi->flags, &o);
         if (r == 0)
-            r = vfs_getattr(v, a.ino, &a);
+            r = vfs_getattr(f->v, a.ino, &a);
     } else {
-        r = vfs_create(v, c, parent, name, mode, flags, &a, &vf);
+        vfs_file *vf = NULL;
+        r = vfs_create(f->v, c, parent, name, mode, O_RDWR | (fi->flags & (O_EXCL | O_TRUNC)), &a,
+                       &vf);
+        if (r == 0)
+            o = nbfuse__open_adopt(f, a.ino, vf);
     }
     if (r) {
-        if (vf)
-            (void)vfs_release(vf);
+        if (o)
+            (void)nbfuse__open_put(f, o);
         reply_err(req, r);
         return;
     }
     struct fuse_entry_param e;
     fill_entry(req, &a, &e);
-    setup_fi(req, fi, vf);
+    setup_fi(fi, o);
     if (fuse_reply_create(req, &e, fi) != 0)
-        (void)vfs_release(vf);
+        (void)nbfuse__open_put(f, o);
 }
 
 static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
@@ -419,7 +443,23 @@ static void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t siz
                      struct fuse_file_info *fi)
 {
     NB_UNUSED(ino);
-    int r = vfs_write(file_of(fi), (uint64_t)off, buf, size, NULL);
+    nbfuse_open *o = open_of(fi);
+    int r;
+    if ((fi->flags & O_APPEND) && !self_of(req)->opts.writeback_cache) {
+        /* The kernel's idea of the end may be stale (an S3 change); the
+         * shared handle knows the real one, buffered writes included. */
+        vfs_attr a;
+        pthread_mutex_lock(&o->append_mu);
+        r = vfs_getattr(vfs_of(req), o->ino, &a);
+        if (r == 0)
+            r = vfs_write(o->vf, a.size, buf, size, NULL);
+        pthread_mutex_unlock(&o->append_mu);
+        /* The kernel grew its size from its own offset: have it re-read. */
+        if (r == 0 && a.size != (uint64_t)off)
+            (void)fuse_lowlevel_notify_inval_inode(self_of(req)->se, o->ino, -1, 0);
+    } else {
+        r = vfs_write(o->vf, (uint64_t)off, buf, size, NULL);
+    }
     if (r)
         reply_err(req, r);
     else
@@ -434,8 +474,7 @@ static void op_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 
 static void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
-    NB_UNUSED(ino);
-    int r = vfs_release(file_of(fi));
+    int r = nbfuse__open_put(self_of(req), open_of(fi));
     if (r)
         NB_WARN("release of inode %llu: %s", (unsigned long long)ino, nb_strerror(r));
     reply_err(req, r);

@@ -31,6 +31,7 @@
 #ifndef NB_META_META_H
 #define NB_META_META_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
@@ -519,6 +520,76 @@ int meta_upload_abort(meta *m, uint64_t upload) NB_MUST_CHECK;
 int meta_upload_complete(meta *m, const meta_cred *c, uint64_t upload, uint64_t ino,
                          uint64_t parent, const char *name, unsigned flags, nb_slice objrec,
                          meta_attr *out) NB_MUST_CHECK;
+
+/* ---- S3 versions ------------------------------------------------------------------------- */
+
+/* The current version of a key is the file in the namespace; noncurrent
+ * versions and delete markers are version records of the bucket
+ * ('V', docs/metadata-format.md), invisible to lookup and readdir. An
+ * object version keeps its inode (chunk maps, object record, xattrs): the
+ * version record counts as its link, so its slices stay referenced until
+ * the version is removed. seq orders the versions of a key (larger is
+ * newer); version ids are names only ("null" for the null version). */
+#define META_VERSION_ID_MAX 64 /* bytes of a version id */
+
+typedef struct meta_version {
+    uint64_t bucket;
+    char *key; /* owned */
+    uint64_t seq;
+    char version_id[META_VERSION_ID_MAX + 1];
+    bool delete_marker;
+    uint64_t ino;          /* object versions: the kept inode; markers: 0 */
+    int64_t mtime_ns;      /* Last-Modified of the version */
+    int64_t noncurrent_ns; /* when it stopped being the current version */
+} meta_version;
+void meta_version_free(meta_version *v);
+
+/* How a change treats the versions of bucket/key: with null_new the new
+ * version is the null one, so the previous null version (current or not)
+ * is removed for good; otherwise the replaced file is always kept. */
+typedef struct meta_verput {
+    uint64_t bucket;
+    const char *key;
+    bool null_new;
+} meta_verput;
+
+/* meta_install (REPLACE) in a versioned bucket: the replaced file becomes
+ * the newest noncurrent version instead of losing its link. */
+int meta_install_ver(meta *m, const meta_cred *c, uint64_t ino, uint64_t parent, const char *name,
+                     nb_slice objrec, const meta_verput *vp, meta_attr *out) NB_MUST_CHECK;
+/* meta_upload_complete (REPLACE) in a versioned bucket, likewise. */
+int meta_upload_complete_ver(meta *m, const meta_cred *c, uint64_t upload, uint64_t ino,
+                             uint64_t parent, const char *name, nb_slice objrec,
+                             const meta_verput *vp, meta_attr *out) NB_MUST_CHECK;
+/* DELETE without a version id: a delete marker named version_id becomes
+ * the newest version; the current file at parent/name (parent 0: no
+ * directory) is kept as noncurrent (or removed, see null_new). *out (may
+ * be NULL) gets the marker. */
+int meta_version_mark(meta *m, const meta_verput *vp, uint64_t parent, const char *name,
+                      const char *version_id, meta_version *out) NB_MUST_CHECK;
+/* Version records of bucket in key order, newest first within a key,
+ * from (key, seq) inclusive (key NULL: from the start; seq UINT64_MAX:
+ * every version of key). cb's argument is valid during the call;
+ * non-zero stops. */
+int meta_version_list(meta *m, uint64_t bucket, const char *key, uint64_t seq,
+                      int (*cb)(void *arg, const meta_version *v), void *arg) NB_MUST_CHECK;
+/* The noncurrent version version_id of key; NB_ENOTFOUND. */
+int meta_version_find(meta *m, uint64_t bucket, const char *key, const char *version_id,
+                      meta_version *out) NB_MUST_CHECK;
+/* Removes noncurrent version seq of key for good (an object's inode goes
+ * with its last link, or when its last reader closes). NB_ENOTFOUND. */
+int meta_version_remove(meta *m, uint64_t bucket, const char *key, uint64_t seq) NB_MUST_CHECK;
+/* Removes the current file ino at parent/name for good; in the same batch
+ * the newest noncurrent version becomes current when it is an object
+ * (*promoted = 1). -ENOENT when parent/name is no longer ino. */
+int meta_version_remove_current(meta *m, uint64_t bucket, const char *key, uint64_t parent,
+                                const char *name, uint64_t ino, int *promoted) NB_MUST_CHECK;
+/* When parent/name is free and the newest version of key is an object,
+ * makes it current again (*promoted = 1). */
+int meta_version_promote(meta *m, uint64_t bucket, const char *key, uint64_t parent,
+                         const char *name, int *promoted) NB_MUST_CHECK;
+/* 1 when bucket has version records, 0 when not, <0 on error. */
+int meta_version_any(meta *m, uint64_t bucket) NB_MUST_CHECK;
 
 /* ---- Consistency check ---------------------------------------------------------------------- */
 

@@ -322,6 +322,37 @@ static int scan_part(ck *c, nb_slice k, nb_slice v)
     return 0;
 }
 
+/* S3 version records ('V'): an object version stands for one link of a
+ * regular file; a record whose bucket or inode is gone is dropped (the
+ * inode then has one name less and, with none left, becomes an orphan). */
+static int scan_version(ck *c, nb_slice k, nb_slice v)
+{
+    int bad = k.len < 1 + 8 + 1 + 8 || k.ptr[k.len - 9] != 0 || v.len <= META_VERSION_HDR ||
+              v.len > META_VERSION_HDR + META_VERSION_ID_MAX || v.ptr[0] != META_VERSION_V1;
+    uint64_t bucket = bad ? 0 : nb_get_u64be(k.ptr + 1);
+    uint64_t ino = bad ? 0 : nb_get_u64le(v.ptr + 2);
+    uint64_t seq = bad ? 0 : ~nb_get_u64be(k.ptr + k.len - 8);
+    int marker = !bad && (v.ptr[1] & META_VERSION_MARKER);
+    iinfo *b = bad ? NULL : find(c, bucket, 0);
+    iinfo *i = bad || marker ? NULL : find(c, ino, 0);
+    const char *why = bad                                    ? "is malformed"
+                      : !b || !S_ISDIR(b->mode)              ? "belongs to a missing bucket"
+                      : marker && ino                        ? "is a delete marker with an inode"
+                      : !marker && (!i || !S_ISREG(i->mode)) ? "names a missing inode"
+                                                             : NULL;
+    if (why) {
+        problem(c, REPAIR(c), "version record of bucket %llu %s", (unsigned long long)bucket, why);
+        if (REPAIR(c))
+            kv_batch_delete(c->b, k);
+        return 0;
+    }
+    if (seq > c->max_slice)
+        c->max_slice = seq;
+    if (i)
+        i->names++;
+    return 0;
+}
+
 static void check_inodes(ck *c, int64_t *inodes, int64_t *bytes, uint64_t *max_ino)
 {
     for (size_t s = 0; s < c->cap; s++) {
@@ -431,6 +462,8 @@ int meta_check(meta *m, unsigned flags, meta_check_log log, void *arg, meta_chec
         rc = scan(&c, META_K_DENTRY, scan_dentry);
     if (rc == 0)
         rc = scan(&c, META_K_DCOOKIE, scan_cookie);
+    if (rc == 0)
+        rc = scan(&c, META_K_VERSION, scan_version);
     if (rc == 0)
         rc = scan(&c, META_K_GARBAGE, scan_slice_ids);
     if (rc == 0)

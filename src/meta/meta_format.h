@@ -48,6 +48,7 @@
 #define META_K_UPLOAD  'M'
 #define META_K_UPINDEX 'm'
 #define META_K_PART    'P'
+#define META_K_VERSION 'V' /* S3 noncurrent version / delete marker */
 #define META_K_USER    'K'
 
 /* Format record: magic u32, version u32, created_ns u64, flags u32. */
@@ -148,6 +149,12 @@ enum {
     META_PR_MTIME = 3,  /* 8 bytes i64 LE */
     META_PR_SLICES = 4, /* n x 24-byte slice entries, as in chunk maps */
 };
+
+/* S3 version record ('V' bucket:u64 key 00 ~seq:u64): ver u8 = 1,
+ * flags u8, ino u64, mtime i64, noncurrent-since i64, version id bytes. */
+#define META_VERSION_V1     1
+#define META_VERSION_HDR    26
+#define META_VERSION_MARKER 1u /* flags: a delete marker (ino 0) */
 
 #define META_NSTRIPES 1024  /* lock stripes = usage counter keys */
 #define META_ID_BATCH 65536 /* ids reserved per allocator write (one synced write each) */

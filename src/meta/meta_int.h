@@ -125,9 +125,23 @@ int meta__mkdir_rec(meta *m, const meta_cred *c, uint64_t parent, const char *na
 /* meta_install with an extra lock (0: none) and a hook that adds to the
  * batch under the locks, before the commit (S3 multipart completion). */
 typedef int (*meta__install_fn)(meta__txn *t, void *arg);
+/* Flag: the hook takes care of the replaced file's link (S3 versioning
+ * keeps it as a noncurrent version); install only removes its dentry. */
+#define META__INSTALL_HOOK_OLD 0x100u
 int meta__install(meta *m, const meta_cred *c, uint64_t ino, uint64_t parent, const char *name,
-                  unsigned flags, nb_slice objrec, uint64_t extra_lock, meta__install_fn extra,
-                  void *arg, meta_attr *out) NB_MUST_CHECK;
+                  unsigned flags, nb_slice objrec, uint64_t extra_lock, uint64_t extra_lock2,
+                  meta__install_fn extra, void *arg, meta_attr *out) NB_MUST_CHECK;
+
+/* S3 versioning (meta_version.c). The lock standing for one key of a
+ * bucket, and the install hook that keeps the replaced file as a
+ * noncurrent version (arg: a meta__verhook). */
+typedef struct meta__verhook {
+    const meta_verput *vp;
+    uint64_t parent;
+    const char *name;
+} meta__verhook;
+uint64_t meta__version_lock(uint64_t bucket, const char *key);
+int meta__version_hook(meta__txn *t, void *arg) NB_MUST_CHECK;
 
 /* Decodes a stored multipart part record (meta_s3.c). */
 int meta__part_decode(nb_slice in, uint32_t number, meta_part *pt) NB_MUST_CHECK;

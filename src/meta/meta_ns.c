@@ -594,12 +594,12 @@ int meta_rename(meta *m, const meta_cred *c, uint64_t parent, const char *name, 
 int meta_install(meta *m, const meta_cred *c, uint64_t ino, uint64_t parent, const char *name,
                  unsigned flags, nb_slice objrec, meta_attr *out)
 {
-    return meta__install(m, c, ino, parent, name, flags, objrec, 0, NULL, NULL, out);
+    return meta__install(m, c, ino, parent, name, flags, objrec, 0, 0, NULL, NULL, out);
 }
 
 int meta__install(meta *m, const meta_cred *c, uint64_t ino, uint64_t parent, const char *name,
-                  unsigned flags, nb_slice objrec, uint64_t extra_lock, meta__install_fn extra,
-                  void *arg, meta_attr *out)
+                  unsigned flags, nb_slice objrec, uint64_t extra_lock, uint64_t extra_lock2,
+                  meta__install_fn extra, void *arg, meta_attr *out)
 {
     size_t len;
     int rc = meta__check_name(name, &len);
@@ -617,8 +617,8 @@ int meta__install(meta *m, const meta_cred *c, uint64_t ino, uint64_t parent, co
             return rc;
         meta__txn t;
         meta__txn_init(&t, m);
-        uint64_t lk[4] = {ino, parent, old, extra_lock};
-        meta__txn_lock(&t, lk, 4);
+        uint64_t lk[5] = {ino, parent, old, extra_lock, extra_lock2};
+        meta__txn_lock(&t, lk, 5);
         uint64_t old2 = 0;
         meta__inode dir, in, prev;
         rc = meta__dentry_get(m, NULL, parent, name, len, &old2, &otype, &cookie);
@@ -654,7 +654,9 @@ int meta__install(meta *m, const meta_cred *c, uint64_t ino, uint64_t parent, co
         int64_t now = meta__now();
         if (rc == 0 && old) {
             meta__dentry_del(&t, parent, name, len, cookie);
-            rc = meta__drop_link(&t, &prev, now);
+            /* With HOOK_OLD the hook kept or dropped the old file's link. */
+            if (!(flags & META__INSTALL_HOOK_OLD))
+                rc = meta__drop_link(&t, &prev, now);
         }
         if (rc == 0) {
             meta__dentry_add(&t, &dir, name, len, ino, S_IFREG);

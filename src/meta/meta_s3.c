@@ -835,5 +835,29 @@ int meta_upload_complete(meta *m, const meta_cred *c, uint64_t upload, uint64_t 
                          meta_attr *out)
 {
     complete_ctx cc = {.upload = upload, .ino = ino};
-    return meta__install(m, c, ino, parent, name, flags, objrec, upload, complete_hook, &cc, out);
+    return meta__install(m, c, ino, parent, name, flags, objrec, upload, 0, complete_hook, &cc,
+                         out);
+}
+
+typedef struct complete_ver_ctx {
+    complete_ctx cc;
+    meta__verhook vh;
+} complete_ver_ctx;
+
+static int complete_ver_hook(meta__txn *t, void *arg)
+{
+    complete_ver_ctx *x = arg;
+    int rc = complete_hook(t, &x->cc);
+    return rc ? rc : meta__version_hook(t, &x->vh);
+}
+
+int meta_upload_complete_ver(meta *m, const meta_cred *c, uint64_t upload, uint64_t ino,
+                             uint64_t parent, const char *name, nb_slice objrec,
+                             const meta_verput *vp, meta_attr *out)
+{
+    complete_ver_ctx x = {.cc = {.upload = upload, .ino = ino},
+                          .vh = {.vp = vp, .parent = parent, .name = name}};
+    return meta__install(m, c, ino, parent, name, META_INSTALL_REPLACE | META__INSTALL_HOOK_OLD,
+                         objrec, upload, meta__version_lock(vp->bucket, vp->key), complete_ver_hook,
+                         &x, out);
 }

@@ -639,6 +639,10 @@ static int dispatch(s3_gw_req *r, gw_answer *a)
         return gw_bucket_location(r, a);
     case S3_OP_GET_BUCKET_VERSIONING:
         return gw_bucket_versioning(r, a);
+    case S3_OP_PUT_BUCKET_VERSIONING:
+        return gw_put_bucket_versioning(r, a);
+    case S3_OP_LIST_OBJECT_VERSIONS:
+        return gw_list_versions(r, a);
     case S3_OP_GET_BUCKET_ACL:
         return gw_bucket_acl(r, a);
     case S3_OP_PUT_BUCKET_ACL:

@@ -137,6 +137,28 @@ int gw_put_data(s3_gw_req *r, const uint8_t *p, size_t n) NB_MUST_CHECK;
  * value. Does not publish. */
 int gw_put_verify(s3_gw_req *r, char *etag, char *cks_b64) NB_MUST_CHECK;
 
+/* Versioning (gw_version.c). */
+/* "null" or 16 lowercase hex digits: the version ids the gateway makes. */
+bool gw_version_id_ok(const char *id);
+/* The versioning of a write to bucket (VFS_VER_*) and the new version's
+ * id: 16 hex digits when enabled, "null" when suspended, "" when off. */
+int gw_write_version(s3_gw *g, const char *bucket, int *mode, char id[17]) NB_MUST_CHECK;
+/* The object bucket/key at version_id (NULL: the current one) into attr.
+ * NoSuchKey (with x-amz-delete-marker on a when the latest version is a
+ * marker), NoSuchVersion, MethodNotAllowed for a delete marker (with its
+ * headers), InvalidArgument for a malformed id. a may be NULL. */
+int gw_version_resolve(s3_gw *g, const char *bucket, const char *key, const char *version_id,
+                       vfs_attr *attr, gw_answer *a) NB_MUST_CHECK;
+/* What a DELETE did, for its answer. */
+typedef struct gw_deleted {
+    bool has_version; /* version_id is to be reported */
+    bool delete_marker;
+    char version_id[VFS_VERSION_ID_MAX + 1];
+} gw_deleted;
+/* DeleteObject by version id, or making a delete marker in a versioned
+ * bucket, or the plain delete; missing keys and versions are no error. */
+int gw_delete_versioned(s3_gw *g, const char *bucket, const char *key, const char *version_id,
+                        gw_deleted *out) NB_MUST_CHECK;
 /* ---- gw_access.c: callers, owners, ACLs ---- */
 /* An owner for the XML writers, with room for its strings. */
 typedef struct gw_owner {
@@ -167,6 +189,8 @@ bool gw_is_admin(const s3_gw_req *r);
 int gw_admin(s3_gw_req *r, const char *method, gw_answer *a) NB_MUST_CHECK;
 
 /* ---- handlers: one per operation ---- */
+int gw_put_bucket_versioning(s3_gw_req *r, gw_answer *a);
+int gw_list_versions(s3_gw_req *r, gw_answer *a);
 int gw_list_buckets(s3_gw_req *r, gw_answer *a);
 int gw_create_bucket(s3_gw_req *r, gw_answer *a);
 int gw_delete_bucket(s3_gw_req *r, gw_answer *a);

@@ -162,16 +162,14 @@ int gw_upload_part_copy(s3_gw_req *r, gw_answer *a)
     s3_copy_source cs;
     if (rc == 0)
         rc = s3_copy_source_parse(s3_req_header(&r->req, "x-amz-copy-source"), &cs);
-    if (rc == 0 && cs.version_id[0] && strcmp(cs.version_id, "null") != 0)
-        rc = S3_ERR_NO_SUCH_VERSION;
-    if (rc == 0)
-        rc = gw_bucket_check(r->g, cs.bucket, NULL);
     vfs_attr sa;
-    if (rc == 0) {
-        rc = vfs_s3_lookup(r->g->ns, NULL, cs.bucket, cs.key, &sa);
-        if (rc == -EINVAL || rc == -ENOENT || rc == -ENOTDIR)
-            rc = S3_ERR_NO_SUCH_KEY;
-    }
+    if (rc == 0)
+        rc = gw_version_resolve(r->g, cs.bucket, cs.key, cs.version_id[0] ? cs.version_id : NULL,
+                                &sa, NULL);
+    if (rc == S3_ERR_METHOD_NOT_ALLOWED)
+        rc = S3_ERR_INVALID_REQUEST; /* the source version is a delete marker */
+    if (rc == 0 && cs.version_id[0])
+        gw_hdr(a, "x-amz-copy-source-version-id", cs.version_id);
     char etag[S3_ETAG_MAX + 2], bare[S3_ETAG_MAX + 2];
     if (rc == 0)
         rc = gw_object_etag(r->g, &sa, etag, NULL);
@@ -297,10 +295,16 @@ int gw_complete_upload(s3_gw_req *r, gw_answer *a)
     char etag[S3_ETAG_MAX + 2];
     snprintf(etag, sizeof etag, "\"%s\"", mp);
     nb_buf enc = NB_BUF_INIT;
+    int vmode = VFS_VER_OFF;
+    char vid[17] = "";
+    if (rc == 0)
+        rc = gw_write_version(r->g, r->t.bucket, &vmode, vid);
     if (rc == 0) {
         free(rec.etag);
         rec.etag = nb_xstrdup(etag);
         rec.parts = (uint32_t)cr.n;
+        free(rec.version_id);
+        rec.version_id = vmode != VFS_VER_OFF ? nb_xstrdup(vid) : NULL;
         free(rec.part_sizes); /* GetObject partNumber needs each part's size */
         rec.part_sizes = nb_xmalloc(cr.n * sizeof *rec.part_sizes);
         memcpy(rec.part_sizes, sizes, cr.n * sizeof *rec.part_sizes);
@@ -312,7 +316,8 @@ int gw_complete_upload(s3_gw_req *r, gw_answer *a)
         vfs_s3_lookup(r->g->ns, NULL, r->t.bucket, r->t.key, &old) == 0 && S_ISREG(old.mode))
         old_ino = old.ino;
     if (rc == 0) {
-        rc = vfs_mpu_complete(r->g->ns, NULL, id, numbers, cr.n, nb_buf_slice(&enc), &attr);
+        rc = vfs_mpu_complete_ver(r->g->ns, NULL, id, numbers, cr.n, nb_buf_slice(&enc), vmode,
+                                  &attr);
         if (rc == NB_ENOTFOUND)
             rc = S3_ERR_INVALID_PART; /* a part or the upload went meanwhile */
         else
@@ -323,6 +328,8 @@ int gw_complete_upload(s3_gw_req *r, gw_answer *a)
         if (gw_objrec_store(r->g, attr.ino, &rec, attr.mtime_ns) != 0)
             NB_WARN("s3: %s: cannot stamp the ETag record", r->request_id);
         gw_notify_key(r->g, r->t.bucket, r->t.key, old_ino);
+        if (vmode == VFS_VER_ENABLED)
+            gw_hdr(a, "x-amz-version-id", vid);
         char loc[S3_KEY_MAX + 80];
         snprintf(loc, sizeof loc, "/%s/%s", r->t.bucket, r->t.key);
         rc = s3_xml_complete_upload(&a->body, loc, r->t.bucket, r->t.key, mp);

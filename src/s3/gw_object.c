@@ -139,8 +139,19 @@ int gw_put_object(s3_gw_req *r, gw_answer *a)
         rec->checksum_algo = nb_xstrdup(names[r->checksum.alg]);
         rec->checksum = nb_xstrdup(cks);
     }
+    int vmode = VFS_VER_OFF;
+    char vid[17] = "";
+    rc = gw_write_version(r->g, r->t.bucket, &vmode, vid);
+    if (rc == 0 && vmode != VFS_VER_OFF && r->t.key[strlen(r->t.key) - 1] != '/') {
+        free(rec->version_id);
+        rec->version_id = nb_xstrdup(vid);
+        vfs_put_versioning(r->put, vmode);
+    } else {
+        vmode = VFS_VER_OFF;
+    }
     nb_buf enc = NB_BUF_INIT;
-    rc = vfs_objrec_encode(rec, &enc);
+    if (rc == 0)
+        rc = vfs_objrec_encode(rec, &enc);
     vfs_attr attr;
     vfs_put *p = r->put;
     r->put = NULL;
@@ -161,6 +172,8 @@ int gw_put_object(s3_gw_req *r, gw_answer *a)
         NB_WARN("s3: %s: cannot stamp the ETag record: %s", r->request_id, nb_strerror(src));
     gw_notify_key(r->g, r->t.bucket, r->t.key, r->old_ino);
     gw_hdr(a, "ETag", etag);
+    if (vmode == VFS_VER_ENABLED)
+        gw_hdr(a, "x-amz-version-id", vid);
     checksum_header(r, a, cks);
     return 0;
 }
@@ -205,14 +218,6 @@ static int lookup_object(s3_gw_req *r, vfs_attr *attr)
     return gw_key_err(rc);
 }
 
-static int check_version(s3_gw_req *r)
-{
-    const char *v = s3_query_get(&r->q, "versionId");
-    if (v && strcmp(v, "null") != 0)
-        return S3_ERR_NO_SUCH_VERSION;
-    return 0;
-}
-
 /* GetObject/HeadObject partNumber=pn: the byte range of that part, as a
  * range request (206). A single-part object is its own part 1; a part
  * beyond the count is InvalidPartNumber (416). Multipart objects completed
@@ -255,9 +260,8 @@ static int part_bounds(s3_gw_req *r, const vfs_objrec *rec, uint64_t size, const
 int gw_get_object(s3_gw_req *r, gw_answer *a)
 {
     vfs_attr attr;
-    int rc = lookup_object(r, &attr);
-    if (rc == 0)
-        rc = check_version(r);
+    int rc =
+        gw_version_resolve(r->g, r->t.bucket, r->t.key, s3_query_get(&r->q, "versionId"), &attr, a);
     if (rc != 0)
         return rc;
     char etag[S3_ETAG_MAX + 2];
@@ -324,6 +328,8 @@ int gw_get_object(s3_gw_req *r, gw_answer *a)
         gw_hdrf(a, "x-amz-tagging-count", "%zu", rec.ntags);
     if (rec.storage_class)
         gw_hdr(a, "x-amz-storage-class", rec.storage_class);
+    if (rec.version_id)
+        gw_hdr(a, "x-amz-version-id", rec.version_id);
     if (pn && rec.parts)
         gw_hdrf(a, "x-amz-mp-parts-count", "%u", rec.parts);
     const char *cm = s3_req_header(&r->req, "x-amz-checksum-mode");
@@ -351,29 +357,14 @@ int gw_get_object(s3_gw_req *r, gw_answer *a)
 
 /* ---- DeleteObject(s) ------------------------------------------------------------------------ */
 
-/* Deletes bucket/key; a key that does not exist (or cannot) is no error,
- * as in S3. */
-static int delete_key(s3_gw *g, const char *bucket, const char *key)
-{
-    vfs_attr old;
-    uint64_t old_ino = 0;
-    if (g->invalidate && vfs_s3_lookup(g->ns, NULL, bucket, key, &old) == 0)
-        old_ino = old.ino;
-    int rc = vfs_s3_delete(g->ns, NULL, bucket, key);
-    if (rc == -ENOENT || rc == -EINVAL || rc == -ENOTDIR)
-        rc = 0;
-    if (rc == 0 && old_ino)
-        gw_notify_key(g, bucket, key, old_ino);
-    return gw_key_err(rc);
-}
-
 int gw_delete_object(s3_gw_req *r, gw_answer *a)
 {
-    int rc = gw_bucket_check(r->g, r->t.bucket, NULL);
-    if (rc == 0)
-        rc = check_version(r);
-    if (rc == 0)
-        rc = delete_key(r->g, r->t.bucket, r->t.key);
+    gw_deleted d;
+    int rc = gw_delete_versioned(r->g, r->t.bucket, r->t.key, s3_query_get(&r->q, "versionId"), &d);
+    if (rc == 0 && d.delete_marker)
+        gw_hdr(a, "x-amz-delete-marker", "true");
+    if (rc == 0 && d.has_version)
+        gw_hdr(a, "x-amz-version-id", d.version_id);
     a->status = 204;
     return rc;
 }
@@ -393,13 +384,13 @@ int gw_delete_objects(s3_gw_req *r, gw_answer *a)
     s3_xml_delete_begin(&x, &a->body);
     for (size_t i = 0; i < d.n; i++) {
         const s3_delete_obj *o = &d.objects[i];
-        int drc = o->version_id && strcmp(o->version_id, "null") != 0
-                      ? S3_ERR_NO_SUCH_VERSION
-                      : delete_key(r->g, r->t.bucket, o->key);
+        gw_deleted del;
+        int drc = gw_delete_versioned(r->g, r->t.bucket, o->key, o->version_id, &del);
         if (drc != 0)
             s3_xml_delete_error(&x, o->key, o->version_id, drc);
         else if (!d.quiet)
-            s3_xml_deleted(&x, o->key, o->version_id, false, NULL);
+            s3_xml_deleted(&x, o->key, o->version_id, del.delete_marker,
+                           del.delete_marker && del.has_version ? del.version_id : NULL);
     }
     s3_delete_req_free(&d);
     return s3_xml_end(&x);
@@ -502,8 +493,6 @@ int gw_copy_object(s3_gw_req *r, gw_answer *a)
 {
     s3_copy_source cs;
     int rc = s3_copy_source_parse(s3_req_header(&r->req, "x-amz-copy-source"), &cs);
-    if (rc == 0 && cs.version_id[0] && strcmp(cs.version_id, "null") != 0)
-        rc = S3_ERR_NO_SUCH_VERSION;
     if (rc == 0)
         rc = gw_bucket_check(r->g, cs.bucket, NULL);
     if (rc == 0)
@@ -516,11 +505,17 @@ int gw_copy_object(s3_gw_req *r, gw_answer *a)
     if (rc != 0)
         return rc;
     vfs_attr sa;
-    rc = vfs_s3_lookup(r->g->ns, NULL, cs.bucket, cs.key, &sa);
-    if (rc == -EINVAL || rc == -ENOENT || rc == -ENOTDIR)
-        return S3_ERR_NO_SUCH_KEY;
+    rc = gw_version_resolve(r->g, cs.bucket, cs.key, cs.version_id[0] ? cs.version_id : NULL, &sa,
+                            NULL);
+    if (rc == S3_ERR_METHOD_NOT_ALLOWED)
+        rc = S3_ERR_INVALID_REQUEST; /* the source version is a delete marker */
     if (rc != 0)
-        return gw_key_err(rc);
+        return rc;
+    int vmode = VFS_VER_OFF;
+    char vid[17] = "";
+    rc = gw_write_version(r->g, r->t.bucket, &vmode, vid);
+    if (rc != 0)
+        return rc;
     char etag[S3_ETAG_MAX + 2];
     vfs_objrec src;
     rc = gw_object_etag(r->g, &sa, etag, &src);
@@ -544,9 +539,18 @@ int gw_copy_object(s3_gw_req *r, gw_answer *a)
         rec_take_meta(&src, &req);
     if (tag_replace)
         rec_take_tags(&src, &req);
+    /* The source's version, for x-amz-copy-source-version-id. */
+    char src_vid[VFS_VERSION_ID_MAX + 1] = "";
+    if (src.version_id)
+        snprintf(src_vid, sizeof src_vid, "%.64s", src.version_id);
+    else if (cs.version_id[0])
+        snprintf(src_vid, sizeof src_vid, "%.64s", cs.version_id);
     free(src.version_id);
-    src.version_id = NULL;
+    src.version_id = vmode != VFS_VER_OFF ? nb_xstrdup(vid) : NULL;
     int64_t mtime_ns = 0;
+    /* In a versioned bucket a copy onto itself is a new version. */
+    if (self && (vmode != VFS_VER_OFF || cs.version_id[0]))
+        self = false;
     if (self) {
         /* Copy onto itself: only the record changes; the bytes (and so the
          * ETag) stay. */
@@ -561,6 +565,8 @@ int gw_copy_object(s3_gw_req *r, gw_answer *a)
             old_ino = old.ino;
         vfs_put *p = NULL;
         rc = gw_key_err(vfs_put_begin(r->g->ns, NULL, r->t.bucket, r->t.key, 0644, &p));
+        if (rc == 0)
+            vfs_put_versioning(p, vmode);
         uint8_t md5[S3_DIGEST_MAX];
         uint64_t len = S_ISDIR(sa.mode) ? 0 : sa.size;
         if (rc == 0)
@@ -593,6 +599,10 @@ int gw_copy_object(s3_gw_req *r, gw_answer *a)
         }
     }
     gw_unquote(etag, bare);
+    if (rc == 0 && src_vid[0])
+        gw_hdr(a, "x-amz-copy-source-version-id", src_vid);
+    if (rc == 0 && vmode == VFS_VER_ENABLED)
+        gw_hdr(a, "x-amz-version-id", vid);
     if (rc == 0)
         rc = s3_xml_copy_result(&a->body, bare, mtime_ns / (int64_t)NB_NS_PER_SEC, false);
 out:
@@ -623,11 +633,12 @@ int gw_object_acl(s3_gw_req *r, gw_answer *a)
 int gw_object_tagging(s3_gw_req *r, gw_answer *a)
 {
     vfs_attr attr;
-    int rc = lookup_object(r, &attr);
-    if (rc == 0)
-        rc = check_version(r);
+    const char *vid = s3_query_get(&r->q, "versionId");
+    int rc = gw_version_resolve(r->g, r->t.bucket, r->t.key, vid, &attr, NULL);
     if (rc != 0)
         return rc;
+    if (vid)
+        gw_hdr(a, "x-amz-version-id", vid);
     char etag[S3_ETAG_MAX + 2];
     vfs_objrec rec;
     rc = gw_object_etag(r->g, &attr, etag, &rec);

@@ -148,6 +148,37 @@ static int dirent_cb(void *arg, const meta_dirent *e)
     return 0;
 }
 
+/* Object versions kept by version records (docs/vfs.md "Versions"): each
+ * record is one link of its inode, as a dentry is. */
+static int version_cb(void *arg, const meta_version *ver)
+{
+    fsck *f = arg;
+    if (!ver->ino)
+        return 0;
+    meta_attr a;
+    int rc = meta_getattr(f->m, ver->ino, &a);
+    if (rc != 0) {
+        problem(f, "version %s of %s names missing inode %llu", ver->version_id, ver->key,
+                (unsigned long long)ver->ino);
+        return 0;
+    }
+    iseen *s = imap_get(&f->seen, ver->ino, true);
+    s->links++;
+    s->nlink = a.nlink;
+    s->mode = a.mode;
+    s->size = a.size;
+    return 0;
+}
+
+static int bucket_versions_cb(void *arg, const meta_dirent *e)
+{
+    fsck *f = arg;
+    if (e->type != S_IFDIR)
+        return 0;
+    f->err = meta_version_list(f->m, e->ino, NULL, 0, version_cb, f);
+    return f->err != 0;
+}
+
 static int slice_cb(void *arg, uint64_t ino, uint32_t chunk, const meta_slice *s)
 {
     fsck *f = arg;
@@ -235,6 +266,10 @@ int vfs_fsck(const char *data_dir, bool repair, FILE *report)
         f.cur_dir = f.queue[qi];
         rc = meta_readdir(f.m, f.cur_dir, 0, META_READDIR_ATTRS, dirent_cb, &f);
     }
+    if (rc == 0)
+        rc = meta_readdir(f.m, VFS_ROOT_INO, 0, 0, bucket_versions_cb, &f);
+    if (rc == 0)
+        rc = f.err;
     /* Link counts and usage. */
     uint64_t inodes = 0, bytes = 0;
     for (size_t i = 0; rc == 0 && i < f.seen.cap; i++) {

@@ -245,6 +245,12 @@ static void add_write(meta_write **w, size_t *nw, size_t *cap, const meta_slice 
 int vfs_mpu_complete(vfs *v, const vfs_cred *c, uint64_t upload_id, const uint32_t *numbers,
                      size_t n, nb_slice rec, vfs_attr *out)
 {
+    return vfs_mpu_complete_ver(v, c, upload_id, numbers, n, rec, VFS_VER_OFF, out);
+}
+
+int vfs_mpu_complete_ver(vfs *v, const vfs_cred *c, uint64_t upload_id, const uint32_t *numbers,
+                         size_t n, nb_slice rec, int versioning, vfs_attr *out)
+{
     int rc = vfs__ro(v);
     if (rc != 0)
         return rc;
@@ -290,7 +296,11 @@ int vfs_mpu_complete(vfs *v, const vfs_cred *c, uint64_t upload_id, const uint32
         uint64_t dir = u.bucket;
         char leaf[VFS_NAME_MAX + 1];
         rc = vfs__walk_parents(v, c, u.key, true, &dir, leaf);
-        if (rc == 0)
+        meta_verput vp = {
+            .bucket = u.bucket, .key = u.key, .null_new = versioning == VFS_VER_SUSPENDED};
+        if (rc == 0 && versioning != VFS_VER_OFF)
+            rc = meta_upload_complete_ver(v->m, c, upload_id, ino, dir, leaf, r, &vp, out);
+        else if (rc == 0)
             rc = meta_upload_complete(v->m, c, upload_id, ino, dir, leaf, META_INSTALL_REPLACE, r,
                                       out);
         if (rc == 0)

@@ -154,6 +154,7 @@ struct vfs_put {
     size_t nheld, capheld;
     uint64_t size;
     int err;
+    int versioning; /* VFS_VER_* */
 };
 
 int vfs_put_begin(vfs *v, const vfs_cred *c, const char *bucket, const char *key, uint32_t mode,
@@ -321,7 +322,11 @@ int vfs_put_commit(vfs_put *p, nb_slice rec, vfs_attr *out)
         uint64_t dir = p->bucket_ino;
         char leaf[VFS_NAME_MAX + 1];
         rc = vfs__walk_parents(v, c, p->key, true, &dir, leaf);
-        if (rc == 0)
+        meta_verput vp = {
+            .bucket = p->bucket_ino, .key = p->key, .null_new = p->versioning == VFS_VER_SUSPENDED};
+        if (rc == 0 && p->versioning != VFS_VER_OFF)
+            rc = vfs__errno(meta_install_ver(v->m, c, p->ino, dir, leaf, rec, &vp, out));
+        else if (rc == 0)
             rc = vfs__errno(
                 meta_install(v->m, c, p->ino, dir, leaf, META_INSTALL_REPLACE, rec, out));
         if (rc == 0)
@@ -335,6 +340,11 @@ int vfs_put_commit(vfs_put *p, nb_slice rec, vfs_attr *out)
         rc = vfs__errno(meta_sync(v->m));
     vfs_put_abort(p);
     return rc;
+}
+
+void vfs_put_versioning(vfs_put *p, int versioning)
+{
+    p->versioning = versioning;
 }
 
 void vfs_put_abort(vfs_put *p)
@@ -499,6 +509,14 @@ void vfs_bucket_free(vfs_bucket *b)
 int vfs_bucket_delete(vfs *v, const vfs_cred *c, const char *name)
 {
     int rc = vfs__ro(v);
+    uint64_t bino = 0;
+    if (rc == 0)
+        rc = vfs__bucket_ino(v, c, name, &bino);
+    /* Noncurrent versions and delete markers are objects too. */
+    if (rc == 0)
+        rc = meta_version_any(v->m, bino);
+    if (rc > 0)
+        rc = -ENOTEMPTY;
     if (rc != 0)
         return rc;
     rc = vfs__errno(meta_rmdir(v->m, c, VFS_ROOT_INO, name));

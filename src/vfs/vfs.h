@@ -394,6 +394,55 @@ void vfs_part_abort(vfs_part *p);
 int vfs_mpu_complete(vfs *v, const vfs_cred *c, uint64_t upload_id, const uint32_t *numbers,
                      size_t n, nb_slice rec, vfs_attr *out) NB_MUST_CHECK;
 
+/* CompleteMultipartUpload into a bucket with versioning (VFS_VER_*), as
+ * vfs_put_versioning says for a PUT. */
+int vfs_mpu_complete_ver(vfs *v, const vfs_cred *c, uint64_t upload_id, const uint32_t *numbers,
+                         size_t n, nb_slice rec, int versioning, vfs_attr *out) NB_MUST_CHECK;
+
+/* ---- S3 versions (docs/vfs.md "Versions") ------------------------------------------------ */
+
+/* The current version of a key is the file in the namespace (what the
+ * mount shows); noncurrent versions and delete markers are meta's version
+ * records, invisible to lookup and readdir. An object version keeps its
+ * inode, so a noncurrent version is read with vfs_file_open(v->ino). */
+typedef meta_version vfs_version;
+#define VFS_VER_OFF        META_VERSIONING_OFF       /* the replaced object goes */
+#define VFS_VER_ENABLED    META_VERSIONING_ENABLED   /* the replaced object is kept */
+#define VFS_VER_SUSPENDED  META_VERSIONING_SUSPENDED /* the new object is the null version */
+#define VFS_VERSION_ID_MAX META_VERSION_ID_MAX
+
+/* How the put's commit treats the object it replaces (VFS_VER_*; default
+ * VFS_VER_OFF). The version id is the caller's, in the record. */
+void vfs_put_versioning(vfs_put *p, int versioning);
+/* A new version id: 16 lowercase hex digits, never handed out before. */
+int vfs_version_id_new(vfs *v, char out[17]) NB_MUST_CHECK;
+/* The version id of the current object ino ("null" when its record has
+ * none) into out. */
+int vfs_version_id_of(vfs *v, uint64_t ino, char out[VFS_VERSION_ID_MAX + 1]) NB_MUST_CHECK;
+/* DELETE without a version id in a versioned bucket: a delete marker
+ * named version_id ("null" when suspended) becomes the newest version of
+ * key, the current object (if any) a noncurrent one. Implicit directories
+ * left empty go. *out (may be NULL; free with vfs_version_free) gets the
+ * marker. */
+int vfs_version_mark(vfs *v, const char *bucket, const char *key, int versioning,
+                     const char *version_id, vfs_version *out) NB_MUST_CHECK;
+/* The noncurrent version (or delete marker) version_id of key;
+ * NB_ENOTFOUND. Free with vfs_version_free. */
+int vfs_version_get(vfs *v, const char *bucket, const char *key, const char *version_id,
+                    vfs_version *out) NB_MUST_CHECK;
+/* Removes version version_id of key for good, current or not. When the
+ * current one or the newest delete marker goes, the newest remaining
+ * version becomes current if it is an object. *was_marker (may be NULL)
+ * tells whether a delete marker went. NB_ENOTFOUND: no such version. */
+int vfs_version_delete(vfs *v, const char *bucket, const char *key, const char *version_id,
+                       bool *was_marker) NB_MUST_CHECK;
+/* Version records of bucket (noncurrent versions and markers) in key
+ * order, newest first within a key, from (key, seq) inclusive (key NULL:
+ * all; seq UINT64_MAX: every version of key). Non-zero from cb stops. */
+int vfs_version_list(vfs *v, const char *bucket, const char *key, uint64_t seq,
+                     int (*cb)(void *arg, const vfs_version *ver), void *arg) NB_MUST_CHECK;
+void vfs_version_free(vfs_version *ver);
+
 /* ---- Change notifications ---------------------------------------------------------------------
  */
 
