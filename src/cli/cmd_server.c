@@ -33,8 +33,14 @@ static const nb_opt server_opts[] = {
      "the store it was made with.",
      0, 0},
     {"disk-size", NB_OPT_SIZE, "0", "BYTES",
-     "Most space the disk store's data file grows to (e.g. 100G); puts beyond it fail with "
+     "Most space the disk store's data files grow to together (e.g. 100G); puts beyond it fail "
+     "with "
      "no space left. 0: grow while the file system keeps --disk-reserve free.",
+     0, 0},
+    {"disk-files", NB_OPT_STR, NULL, "PATH,...",
+     "Data files of a new disk store, comma separated: files (relative to DIR/disk unless "
+     "absolute, e.g. on other disks) or block devices (used whole); blobs are spread over "
+     "them (default: one file, data.0). Recorded at creation.",
      0, 0},
     {"disk-reserve", NB_OPT_SIZE, "0", "BYTES",
      "Free space the disk store leaves on its file system when --disk-size is 0 (0: 5 % of the "
@@ -123,6 +129,7 @@ int cli_server(int argc, char **argv)
         .block_store = nb_config_str(cfg, "block-store"),
         .disk_size = (uint64_t)nb_config_int(cfg, "disk-size"),
         .disk_reserve = (uint64_t)nb_config_int(cfg, "disk-reserve"),
+        .disk_files = nb_config_str(cfg, "disk-files"),
     };
     nbfuse_options_init(&o.mount);
     o.mount.mountpoint = nb_config_str(cfg, "mount");

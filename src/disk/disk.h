@@ -2,8 +2,8 @@
  * disk.h — the disk engine: crash-safe blob storage on local disks.
  *
  * A disk engine stores blobs (up to disk_options.max_blob bytes each) under
- * 128-bit ids in one data file per directory, preallocated in steps as it
- * grows (up to disk_options.capacity). It knows nothing
+ * 128-bit ids in one or more data files (or block devices), preallocated
+ * in steps as they grow (up to disk_options.capacity). It knows nothing
  * of files or objects: the data path keys its blocks by (slice id, block
  * index), which maps directly onto disk_id {hi = slice id, lo = block index}.
  *
@@ -63,13 +63,21 @@ enum {
 };
 
 typedef struct disk_options {
-    /* Most bytes the data file may grow to (rounded down to the allocation
-     * unit); 0 = no bound of its own: the file grows while the file system
-     * keeps `reserve` bytes free. A put that finds no room within the bound
-     * fails with NB_ENOSPACE. A file already larger stays as it is. */
+    /* Data files of a new engine: paths, relative to the engine's
+     * directory unless absolute, each a regular file (created, grows) or a
+     * block device (used whole, never grows); blobs are spread over them.
+     * NULL = one file, "data.0". An existing engine uses the list it
+     * recorded (DIR/DATAFILES); a different non-NULL list is NB_EUSAGE. */
+    const char *const *files;
+    unsigned n_files;
+    /* Most bytes the data files together may grow to (rounded down to the
+     * allocation unit); 0 = no bound of their own: a file grows while its
+     * file system keeps `reserve` bytes free. A put that finds no room
+     * within the bound fails with NB_ENOSPACE. Files already larger stay
+     * as they are. */
     uint64_t capacity;
-    /* Size of the data file at creation; 0 = one growth step (bounded by
-     * capacity). Ignored when the engine exists. */
+    /* Size of each regular data file at creation; 0 = one growth step
+     * (bounded by capacity / files). Ignored when the engine exists. */
     uint64_t initial_size;
     /* The file grows by fallocate in steps of this many bytes (at least
      * the extent that did not fit); 0 = a quarter of its size, between
@@ -108,6 +116,7 @@ typedef struct disk_options {
 } disk_options;
 
 #define DISK_RESERVE_AUTO UINT64_MAX
+#define DISK_MAX_FILES    256 /* data files per engine */
 
 /* Fills *o with the defaults: capacity 0 (grow while the file system has
  * room), initial_size and grow_step 0 (automatic), reserve
@@ -196,7 +205,8 @@ typedef struct disk_stats {
     uint64_t bytes_free;      /* capacity - bytes_allocated */
     uint64_t region;          /* data region allocated in the file now */
     uint64_t largest_free;    /* largest contiguous free extent of the region */
-    uint64_t grows;           /* times the data file grew since open */
+    uint64_t grows;           /* times a data file grew since open */
+    unsigned files;           /* data files (disk_file_stats_get for each) */
     uint32_t au_size;
     uint64_t wal_seq;   /* current WAL file number */
     uint64_t wal_bytes; /* bytes in the current WAL file */
@@ -214,6 +224,19 @@ typedef struct disk_stats {
 
 /* Fills *st with a consistent snapshot. */
 void disk_stats_get(disk_env *e, disk_stats *st);
+
+typedef struct disk_file_stats {
+    const char *path;         /* borrowed, valid until disk_close() */
+    uint64_t size;            /* bytes of the file in use (superblock included) */
+    uint64_t bytes_allocated; /* in whole allocation units */
+    uint64_t largest_free;    /* largest contiguous free extent */
+    int block_device;         /* used whole, never grows */
+    int direct;               /* open with O_DIRECT */
+} disk_file_stats;
+
+/* Fills *st for data file i (0 <= i < disk_stats.files). Returns 0 or
+ * NB_ENOTFOUND past the last file. */
+int disk_file_stats_get(disk_env *e, unsigned i, disk_file_stats *st);
 
 /* The `nebula disk` tool: `check DIR` (recover read-only, read and verify
  * every blob) and `stats DIR`. Prints to stdout, errors to stderr. Returns

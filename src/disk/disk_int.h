@@ -134,10 +134,13 @@ int disk__wal_create(disk_env *e, uint64_t seq, uint64_t start_lsn, int *fd, int
 void disk__wal_use(disk_env *e, int fd, int direct, const uint8_t *hdr, uint64_t end);
 /* Writes zeros to [from, to) of fd through the I/O table. */
 int disk__write_zeros(disk_env *e, int fd, uint64_t from, uint64_t to);
-/* The data region's bound: opt.capacity (rounded to the AU), else the
- * file's size now plus what the file system can give beyond the reserve.
- * Under grow_mu or mu (reads data_size). */
-uint64_t disk__data_limit(disk_env *e);
+/* How large data file i may grow: a block device not at all; else
+ * opt.capacity (rounded to the AU) minus the other files, or without a
+ * capacity its size now plus what its file system can give beyond the
+ * reserve. Under grow_mu or mu (reads the sizes). */
+uint64_t disk__file_limit(disk_env *e, unsigned i);
+/* fdatasyncs every data file. */
+int disk__sync_data(disk_env *e);
 /* Removes WAL files [from, to), keeping the newest as the spare. */
 void disk__wal_retire(disk_env *e, uint64_t from, uint64_t to);
 /* Writes the checkpoint atomically (temporary file, sync, rename, dir
@@ -147,6 +150,22 @@ int disk__ckpt_write(disk_env *e, const disk__ent *ents, uint64_t n, uint64_t wa
 
 /* ---- the engine ---- */
 
+/* An extent's offset: the data file's index in the top bits, the byte
+ * offset in that file below. With one file it is the plain byte offset. */
+#define DISK__FILE_SHIFT 48
+#define DISK__LOCAL_MASK ((1ull << DISK__FILE_SHIFT) - 1)
+
+/* One data file or block device. */
+typedef struct disk__file {
+    char *path;    /* as opened: absolute, or under the engine's dir */
+    int fd;        /* O_DIRECT when direct */
+    int ref_fd;    /* without O_DIRECT (== fd when buffered): reads, refs */
+    int direct;    /* fd is O_DIRECT */
+    int fixed;     /* a block device: used whole, never grows */
+    uint64_t size; /* bytes in use; changes under grow_mu and mu */
+    disk__alloc alloc;
+} disk__file;
+
 struct disk_env {
     char *dir;
     disk_options opt;
@@ -154,14 +173,15 @@ struct disk_env {
     void *ioctx;
     disk__uring *uring;
     int lock_fd;
-    int data_fd;
-    int ref_fd; /* data.0 without O_DIRECT, for disk_read_ref callers */
-    int direct;
+    disk__file *files; /* the data files, n_files of them */
+    unsigned n_files;
+    int direct; /* the data files are O_DIRECT (then the WAL is too) */
     uint32_t au;
-    uint64_t data_size; /* data.0's size in use: changes under grow_mu and mu */
     uint8_t uuid[16];
 
-    pthread_mutex_t grow_mu; /* one growth of the data file at a time */
+    pthread_mutex_t grow_mu; /* one growth of a data file at a time */
+    uint64_t grow_gen;       /* growths so far (under mu) */
+    unsigned next_file;      /* where the next allocation starts (under mu) */
 
     pthread_mutex_t ckpt_mu;
 
@@ -196,7 +216,6 @@ struct disk_env {
     pthread_mutex_t mu;
     disk__map index;
     disk__map pins;
-    disk__alloc alloc;
     uint64_t bytes_live;
 
     /* Counters, updated with __atomic builtins. */

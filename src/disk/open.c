@@ -75,18 +75,22 @@ static int read_all(disk_env *e, const char *path, uint8_t **buf, size_t *len)
     return rc;
 }
 
-uint64_t disk__data_limit(disk_env *e)
+uint64_t disk__file_limit(disk_env *e, unsigned i)
 {
-    uint64_t cur = e->data_size;
+    disk__file *f = &e->files[i];
+    if (f->fixed)
+        return f->size;
     if (e->opt.capacity) {
-        uint64_t cap = e->opt.capacity / e->au * e->au;
-        return cap > cur ? cap : cur;
+        uint64_t cap = e->opt.capacity / e->au * e->au, others = 0;
+        for (unsigned j = 0; j < e->n_files; j++)
+            others += j == i ? 0 : e->files[j].size;
+        return cap > others + f->size ? cap - others : f->size;
     }
     if (e->opt.io)
-        return UINT64_MAX / 2; /* a test table: no file system to ask */
+        return f->size + (1ull << 40); /* a test table: no file system to ask */
     struct statvfs sv;
-    if (statvfs(e->dir, &sv) != 0)
-        return cur;
+    if (statvfs(f->path, &sv) != 0)
+        return f->size;
     uint64_t avail = (uint64_t)sv.f_bavail * sv.f_frsize;
     uint64_t reserve = e->opt.reserve;
     if (reserve == DISK_RESERVE_AUTO) {
@@ -95,7 +99,113 @@ uint64_t disk__data_limit(disk_env *e)
             reserve = 4ull << 30;
     }
     uint64_t room = avail > reserve ? avail - reserve : 0;
-    return (cur + room) / e->au * e->au;
+    return (f->size + room) / e->au * e->au;
+}
+
+static int is_blockdev(const disk_env *e, const char *path)
+{
+    struct stat st;
+    return !e->opt.io && stat(path, &st) == 0 && S_ISBLK(st.st_mode);
+}
+
+/* Sets up e->files from a list of paths (relative to dir unless absolute). */
+static void files_setup(disk_env *e, const char *const *list, unsigned n)
+{
+    static const char *const dflt[] = {DISK_DATA_FILE};
+    if (!list || !n) {
+        list = dflt;
+        n = 1;
+    }
+    e->files = nb_xcalloc(n, sizeof *e->files);
+    e->n_files = n;
+    for (unsigned i = 0; i < n; i++) {
+        disk__file *f = &e->files[i];
+        f->path = list[i][0] == '/' ? nb_xstrdup(list[i]) : nb_xasprintf("%s/%s", e->dir, list[i]);
+        f->fd = f->ref_fd = -1;
+    }
+}
+
+/* DIR/DATAFILES: the data files' paths as given at creation, one a line;
+ * absent for the default (one file, data.0). */
+static int files_record(disk_env *e)
+{
+    if (!e->opt.files || !e->opt.n_files ||
+        (e->opt.n_files == 1 && strcmp(e->opt.files[0], DISK_DATA_FILE) == 0))
+        return 0;
+    char *text = nb_xstrdup("");
+    for (unsigned i = 0; i < e->opt.n_files; i++) {
+        char *t = nb_xasprintf("%s%s\n", text, e->opt.files[i]);
+        free(text);
+        text = t;
+    }
+    char *tmp = nb_xasprintf("%s/%s.tmp", e->dir, DISK_FILES_FILE);
+    char *dst = nb_xasprintf("%s/%s", e->dir, DISK_FILES_FILE);
+    int fd;
+    int rc = e->io->open(e->ioctx, tmp, DISK_O_CREAT | DISK_O_TRUNC, &fd);
+    if (!rc) {
+        rc = e->io->pwrite(e->ioctx, fd, text, strlen(text), 0);
+        if (!rc)
+            rc = disk__sync(e, fd);
+        int crc = e->io->close(e->ioctx, fd);
+        rc = rc ? rc : crc;
+    }
+    if (!rc)
+        rc = e->io->rename(e->ioctx, tmp, dst);
+    if (!rc)
+        rc = e->io->sync_dir(e->ioctx, e->dir);
+    free(tmp);
+    free(dst);
+    free(text);
+    return rc;
+}
+
+/* Loads the recorded file list (or the default) into e->files, and checks
+ * that opt.files, when given, names the same files. */
+static int files_load(disk_env *e)
+{
+    char *path = nb_xasprintf("%s/%s", e->dir, DISK_FILES_FILE);
+    uint8_t *b = NULL;
+    size_t len = 0;
+    int rc = read_all(e, path, &b, &len);
+    free(path);
+    char **list = NULL;
+    unsigned n = 0;
+    if (rc == 0) {
+        char *text = nb_xmalloc(len + 1);
+        memcpy(text, b, len);
+        text[len] = 0;
+        for (char *save = NULL, *t = strtok_r(text, "\n", &save); t && n < DISK_MAX_FILES;
+             t = strtok_r(NULL, "\n", &save)) {
+            list = nb_xrealloc(list, (n + 1) * sizeof *list);
+            list[n++] = nb_xstrdup(t);
+        }
+        free(text);
+        if (!n)
+            rc = NB_CORRUPT("disk %s: %s lists no files", e->dir, DISK_FILES_FILE);
+    } else if (rc == -ENOENT) {
+        rc = 0;
+    }
+    free(b);
+    if (!rc)
+        files_setup(e, (const char *const *)list, n);
+    for (unsigned i = 0; i < n; i++)
+        free(list[i]);
+    free(list);
+    if (!rc && e->opt.files && e->opt.n_files) {
+        int same = e->opt.n_files == e->n_files;
+        for (unsigned i = 0; same && i < e->n_files; i++) {
+            const char *p = e->opt.files[i];
+            char *full = p[0] == '/' ? nb_xstrdup(p) : nb_xasprintf("%s/%s", e->dir, p);
+            same = strcmp(full, e->files[i].path) == 0;
+            free(full);
+        }
+        if (!same) {
+            NB_ERROR("disk %s: the engine was made with other data files (%u, the first %s)",
+                     e->dir, e->n_files, e->files[0].path);
+            rc = NB_EUSAGE;
+        }
+    }
+    return rc;
 }
 
 int disk__write_zeros(disk_env *e, int fd, uint64_t from, uint64_t to)
@@ -244,47 +354,77 @@ char *disk__ckpt_path(const char *dir, int slot)
     return nb_xasprintf("%s/%s", dir, slot ? DISK_CKPT_FILE2 : DISK_CKPT_FILE);
 }
 
-/* First open: data file with superblock, WAL 1, then CHECKPOINT last: its
- * presence is what says the engine exists. The data file starts at
- * initial_size (default: one growth step) and grows as puts need room. */
+static void super_encode(disk_env *e, uint8_t *sb, unsigned i, uint64_t size)
+{
+    memset(sb, 0, e->au);
+    memcpy(sb, DISK_SUPER_MAGIC, 8);
+    nb_put_u32le(sb + 8, DISK_FORMAT_VERSION);
+    nb_put_u32le(sb + 12, e->au);
+    memcpy(sb + 16, e->uuid, 16);
+    nb_put_u64le(sb + 32, size);
+    nb_put_u64le(sb + 40, nb_wall_ns());
+    nb_put_u32le(sb + 48, i);
+    nb_put_u32le(sb + 52, e->n_files);
+    nb_put_u32le(sb + 60, crc_masked(sb, 60));
+}
+
+/* First open: data files with their superblocks, DATAFILES, WAL 1, then
+ * CHECKPOINT last: its presence is what says the engine exists. A regular
+ * data file starts at initial_size (default: one growth step) and grows as
+ * puts need room; a block device is used whole. */
 static int create(disk_env *e)
 {
     e->au = e->opt.au_size;
     uint64_t size = e->opt.initial_size ? e->opt.initial_size : DISK__GROW_MIN;
-    if (e->opt.capacity && size > e->opt.capacity)
-        size = e->opt.capacity;
-    e->data_size = size / e->au * e->au;
-    if (e->data_size < 2ull * e->au)
+    if (e->opt.capacity && size > e->opt.capacity / e->n_files)
+        size = e->opt.capacity / e->n_files;
+    size = size / e->au * e->au;
+    if (size < 2ull * e->au || e->n_files > DISK_MAX_FILES)
         return NB_EUSAGE;
+    for (unsigned i = 0; i < e->n_files; i++)
+        for (unsigned j = 0; j < i; j++)
+            if (strcmp(e->files[i].path, e->files[j].path) == 0) {
+                NB_ERROR("disk %s: data file %s listed twice", e->dir, e->files[i].path);
+                return NB_EUSAGE;
+            }
     if (getrandom(e->uuid, sizeof e->uuid, 0) != (ssize_t)sizeof e->uuid) {
         uint64_t x = nb_wall_ns() ^ nb_mono_ns();
         memcpy(e->uuid, &x, 8);
         x = nb_hash64(&x, 8, (uint64_t)getpid());
         memcpy(e->uuid + 8, &x, 8);
     }
-    char *path = nb_xasprintf("%s/%s", e->dir, DISK_DATA_FILE);
-    int fd;
-    int rc = e->io->open(e->ioctx, path, DISK_O_CREAT | DISK_O_TRUNC, &fd);
-    free(path);
-    if (rc)
-        return rc;
-    uint8_t *sb = nb_xcalloc(1, e->au);
-    memcpy(sb, DISK_SUPER_MAGIC, 8);
-    nb_put_u32le(sb + 8, DISK_FORMAT_VERSION);
-    nb_put_u32le(sb + 12, e->au);
-    memcpy(sb + 16, e->uuid, 16);
-    nb_put_u64le(sb + 32, e->data_size);
-    nb_put_u64le(sb + 40, nb_wall_ns());
-    nb_put_u32le(sb + 60, crc_masked(sb, 60));
-    rc = e->io->resize(e->ioctx, fd, e->data_size);
-    if (!rc && e->opt.prefill)
-        rc = disk__write_zeros(e, fd, e->au, e->data_size);
-    if (!rc)
-        rc = e->io->pwrite(e->ioctx, fd, sb, e->au, 0);
-    if (!rc)
-        rc = disk__sync(e, fd);
+    uint8_t *sb = nb_xaligned_alloc(4096, e->au);
+    int rc = 0;
+    for (unsigned i = 0; i < e->n_files && !rc; i++) {
+        disk__file *f = &e->files[i];
+        f->fixed = is_blockdev(e, f->path);
+        int fd;
+        rc = e->io->open(e->ioctx, f->path, f->fixed ? 0 : DISK_O_CREAT | DISK_O_TRUNC, &fd);
+        if (rc) {
+            NB_ERROR("disk %s: cannot create %s: %s", e->dir, f->path, nb_strerror(rc));
+            break;
+        }
+        f->size = size;
+        if (f->fixed) {
+            rc = e->io->size(e->ioctx, fd, &f->size);
+            f->size = f->size / e->au * e->au;
+            if (!rc && f->size < 2ull * e->au)
+                rc = NB_EUSAGE;
+        } else {
+            rc = e->io->resize(e->ioctx, fd, f->size);
+            if (!rc && e->opt.prefill)
+                rc = disk__write_zeros(e, fd, e->au, f->size);
+        }
+        super_encode(e, sb, i, f->size);
+        if (!rc)
+            rc = e->io->pwrite(e->ioctx, fd, sb, e->au, 0);
+        if (!rc)
+            rc = disk__sync(e, fd);
+        e->io->close(e->ioctx, fd);
+    }
     free(sb);
-    e->io->close(e->ioctx, fd);
+    if (!rc)
+        rc = files_record(e);
     int wfd = -1, wdirect;
     uint8_t hdr[DISK_WAL_HEADER_SIZE];
     uint64_t wend;
@@ -293,7 +433,7 @@ static int create(disk_env *e)
     if (wfd >= 0)
         e->io->close(e->ioctx, wfd);
     if (!rc)
-        rc = disk__ckpt_write(e, NULL, 0, 1, 1, e->data_size);
+        rc = disk__ckpt_write(e, NULL, 0, 1, 1, e->files[0].size);
     if (rc)
         NB_ERROR("disk %s: cannot create engine: %s", e->dir, nb_strerror(rc));
     return rc;
@@ -337,102 +477,131 @@ static int parse_ckpt(disk_env *e, const char *name, const uint8_t *b, size_t le
     return 0;
 }
 
-static int open_data(disk_env *e, const ckpt_info *c)
+/* Opens data file i and checks its superblock: this engine's, this
+ * index, and for file 0 no shorter than the checkpoint records. */
+static int open_file(disk_env *e, unsigned i, const ckpt_info *c, int allow_direct)
 {
-    char *path = nb_xasprintf("%s/%s", e->dir, DISK_DATA_FILE);
+    disk__file *f = &e->files[i];
     unsigned base = e->opt.read_only ? DISK_O_RDONLY : 0;
     int rc = -EINVAL;
-    e->direct = 0;
-    if (e->opt.direct != DISK_DIRECT_OFF) {
-        rc = e->io->open(e->ioctx, path, base | DISK_O_DIRECT, &e->data_fd);
+    f->direct = 0;
+    f->fixed = is_blockdev(e, f->path);
+    if (allow_direct && e->opt.direct != DISK_DIRECT_OFF) {
+        rc = e->io->open(e->ioctx, f->path, base | DISK_O_DIRECT, &f->fd);
         if (!rc)
-            e->direct = 1;
+            f->direct = 1;
         else if (rc == -EINVAL && e->opt.direct == DISK_DIRECT_AUTO)
-            NB_INFO("disk %s: O_DIRECT not supported here; using buffered I/O", e->dir);
+            NB_INFO("disk %s: O_DIRECT not supported for %s; using buffered I/O", e->dir, f->path);
     }
     if (rc == -EINVAL && e->opt.direct != DISK_DIRECT_ON)
-        rc = e->io->open(e->ioctx, path, base, &e->data_fd);
-    free(path);
+        rc = e->io->open(e->ioctx, f->path, base, &f->fd);
     if (rc) {
-        e->data_fd = -1;
+        f->fd = -1;
         if (rc == -ENOENT)
-            return NB_CORRUPT("disk %s: %s is missing", e->dir, DISK_DATA_FILE);
+            return NB_CORRUPT("disk %s: data file %s is missing", e->dir, f->path);
         return rc;
     }
     uint8_t *sb = nb_xaligned_alloc(4096, c->au);
     size_t got = 0;
-    rc = e->io->pread(e->ioctx, e->data_fd, sb, c->au, 0, &got);
-    if (rc == -EINVAL && e->direct && e->opt.direct == DISK_DIRECT_AUTO) {
+    rc = e->io->pread(e->ioctx, f->fd, sb, c->au, 0, &got);
+    if (rc == -EINVAL && f->direct && e->opt.direct == DISK_DIRECT_AUTO) {
         /* Some file systems accept O_DIRECT at open and refuse the I/O. */
-        e->io->close(e->ioctx, e->data_fd);
-        e->direct = 0;
+        e->io->close(e->ioctx, f->fd);
+        f->fd = -1;
         free(sb);
-        struct disk_options o = e->opt;
-        e->opt.direct = DISK_DIRECT_OFF;
-        rc = open_data(e, c);
-        e->opt = o;
-        return rc;
+        return open_file(e, i, c, 0);
     }
+    const char *p = f->path;
     if (!rc && got < DISK_SUPER_SIZE)
-        rc = NB_CORRUPT("disk %s: %s is too short for a superblock", e->dir, DISK_DATA_FILE);
+        rc = NB_CORRUPT("disk %s: %s is too short for a superblock", e->dir, p);
     if (!rc && memcmp(sb, DISK_SUPER_MAGIC, 8) != 0)
-        rc = NB_CORRUPT("disk %s: %s: bad superblock magic", e->dir, DISK_DATA_FILE);
+        rc = NB_CORRUPT("disk %s: %s: bad superblock magic", e->dir, p);
     if (!rc && nb_get_u32le(sb + 8) > DISK_FORMAT_VERSION) {
-        NB_ERROR("disk %s: superblock has format version %u", e->dir, nb_get_u32le(sb + 8));
+        NB_ERROR("disk %s: %s: superblock has format version %u", e->dir, p, nb_get_u32le(sb + 8));
         rc = NB_EVERSION;
     }
     if (!rc && nb_get_u32le(sb + 60) != crc_masked(sb, 60))
-        rc = NB_CORRUPT("disk %s: superblock checksum mismatch", e->dir);
-    /* The superblock holds the size at creation; the file only grows. */
+        rc = NB_CORRUPT("disk %s: %s: superblock checksum mismatch", e->dir, p);
+    /* The superblock holds the size at creation; a file only grows. Index
+     * and count are 0 in engines made before several files existed. */
+    uint32_t count = rc ? 0 : nb_get_u32le(sb + 52);
     if (!rc && (memcmp(sb + 16, e->uuid, 16) != 0 || nb_get_u32le(sb + 12) != c->au ||
-                nb_get_u64le(sb + 32) > c->data_size))
-        rc = NB_CORRUPT("disk %s: superblock does not match CHECKPOINT (another engine's file?)",
-                        e->dir);
+                nb_get_u32le(sb + 48) != i || (count ? count : 1) != e->n_files ||
+                (i == 0 && nb_get_u64le(sb + 32) > c->data_size)))
+        rc = NB_CORRUPT("disk %s: %s: superblock does not match the engine (another engine's "
+                        "file, or files listed in another order?)",
+                        e->dir, p);
     free(sb);
     uint64_t size = 0;
     if (!rc)
-        rc = e->io->size(e->ioctx, e->data_fd, &size);
-    if (!rc && size < c->data_size)
-        rc = NB_CORRUPT("disk %s: %s is %llu bytes but the checkpoint records %llu", e->dir,
-                        DISK_DATA_FILE, (unsigned long long)size, (unsigned long long)c->data_size);
-    /* The file may have grown after the checkpoint: every growth was made
+        rc = e->io->size(e->ioctx, f->fd, &size);
+    if (!rc && i == 0 && size < c->data_size)
+        rc = NB_CORRUPT("disk %s: %s is %llu bytes but the checkpoint records %llu", e->dir, p,
+                        (unsigned long long)size, (unsigned long long)c->data_size);
+    /* A file may have grown after the checkpoint: every growth was made
      * durable before any extent in it was used. */
     if (!rc)
-        e->data_size = size / c->au * c->au;
-    if (!rc && e->direct) {
+        f->size = size / c->au * c->au;
+    if (!rc && f->direct) {
         /* Refs hand out a descriptor for pread/sendfile at any alignment. */
-        char *p2 = nb_xasprintf("%s/%s", e->dir, DISK_DATA_FILE);
-        rc = e->io->open(e->ioctx, p2, DISK_O_RDONLY, &e->ref_fd);
-        free(p2);
+        rc = e->io->open(e->ioctx, f->path, DISK_O_RDONLY, &f->ref_fd);
     } else if (!rc) {
-        e->ref_fd = e->data_fd;
+        f->ref_fd = f->fd;
     }
+    return rc;
+}
+
+static int open_data(disk_env *e, const ckpt_info *c)
+{
+    int rc = 0;
+    for (unsigned i = 0; i < e->n_files && !rc; i++)
+        rc = open_file(e, i, c, 1);
+    if (!rc)
+        e->direct = e->files[0].direct;
     return rc;
 }
 
 static int extent_ok(const disk_env *e, uint64_t off, uint32_t len)
 {
+    uint64_t fi = off >> DISK__FILE_SHIFT, local = off & DISK__LOCAL_MASK;
+    if (fi >= e->n_files)
+        return 0;
+    uint64_t size = e->files[fi].size;
     uint64_t n = len ? (len + e->au - 1) / e->au : 1;
-    return off % e->au == 0 && off >= e->au && off < e->data_size &&
-           n <= (e->data_size - off) / e->au;
+    return local % e->au == 0 && local >= e->au && local < size && n <= (size - local) / e->au;
+}
+
+static disk__alloc *alloc_of(disk_env *e, uint64_t off)
+{
+    return &e->files[off >> DISK__FILE_SHIFT].alloc;
+}
+
+static uint64_t au_of(const disk_env *e, uint64_t off)
+{
+    return (off & DISK__LOCAL_MASK) / e->au - 1;
 }
 
 static int apply_put(disk_env *e, disk_id id, uint64_t off, uint32_t len, uint32_t crc)
 {
     if (!extent_ok(e, off, len))
-        return NB_CORRUPT("disk %s: blob %016llx:%016llx: extent %llu+%u outside the data file "
-                          "(%llu bytes)",
+        return NB_CORRUPT("disk %s: blob %016llx:%016llx: extent %llu+%u of data file %llu is "
+                          "outside the file (%llu bytes) or the engine (%u files)",
                           e->dir, (unsigned long long)id.hi, (unsigned long long)id.lo,
-                          (unsigned long long)off, len, (unsigned long long)e->data_size);
+                          (unsigned long long)(off & DISK__LOCAL_MASK), len,
+                          (unsigned long long)(off >> DISK__FILE_SHIFT),
+                          (unsigned long long)((off >> DISK__FILE_SHIFT) < e->n_files
+                                                   ? e->files[off >> DISK__FILE_SHIFT].size
+                                                   : 0),
+                          e->n_files);
     disk__ent ent = {id.hi, id.lo, off, len, crc}, old;
     uint64_t n = len ? (len + e->au - 1) / e->au : 1;
     if (disk__map_put(&e->index, &ent, &old)) {
-        disk__alloc_put(&e->alloc, old.off / e->au - 1,
+        disk__alloc_put(alloc_of(e, old.off), au_of(e, old.off),
                         old.len ? (old.len + e->au - 1) / e->au : 1);
         e->bytes_live -= old.len;
     }
     e->bytes_live += len;
-    if (disk__alloc_mark(&e->alloc, off / e->au - 1, n))
+    if (disk__alloc_mark(alloc_of(e, off), au_of(e, off), n))
         return NB_CORRUPT("disk %s: blob %016llx:%016llx: extent %llu+%u overlaps another blob",
                           e->dir, (unsigned long long)id.hi, (unsigned long long)id.lo,
                           (unsigned long long)off, len);
@@ -443,7 +612,7 @@ static void apply_del(disk_env *e, disk_id id)
 {
     disk__ent old;
     if (disk__map_del(&e->index, id.hi, id.lo, &old)) {
-        disk__alloc_put(&e->alloc, old.off / e->au - 1,
+        disk__alloc_put(alloc_of(e, old.off), au_of(e, old.off),
                         old.len ? (old.len + e->au - 1) / e->au : 1);
         e->bytes_live -= old.len;
     }
@@ -586,7 +755,7 @@ static int apply_final_batch(disk_env *e, replay *rp)
 {
     int rc = 0;
     if (!e->opt.read_only && rp->n_last)
-        rc = disk__sync(e, e->data_fd); /* what we verify must be what is durable */
+        rc = disk__sync_data(e); /* what we verify must be what is durable */
     for (size_t i = 0; i < rp->n_last && !rc; i++) {
         disk__rec *r = &rp->last[i];
         if (r->type == DISK_REC_PUT) {
@@ -594,7 +763,9 @@ static int apply_final_batch(disk_env *e, replay *rp)
                 return apply_put(e, r->id, r->off, r->len, r->crc); /* reports it */
             uint8_t *b = nb_xmalloc(r->len ? r->len : 1);
             size_t got = 0;
-            rc = r->len ? e->io->pread(e->ioctx, e->ref_fd, b, r->len, r->off, &got) : 0;
+            rc = r->len ? e->io->pread(e->ioctx, e->files[r->off >> DISK__FILE_SHIFT].ref_fd, b,
+                                       r->len, r->off & DISK__LOCAL_MASK, &got)
+                        : 0;
             int ok = !rc && got == r->len && nb_crc32c(0, b, r->len) == r->crc;
             free(b);
             if (rc)
@@ -660,11 +831,11 @@ static int recover(disk_env *e, uint8_t *const cb[2], const size_t clen[2], cons
     if (rc)
         return rc;
     e->au = c.au;
-    e->data_size = c.data_size;
     rc = open_data(e, &c);
     if (rc)
         return rc;
-    disk__alloc_init(&e->alloc, e->data_size / c.au - 1);
+    for (unsigned i = 0; i < e->n_files; i++)
+        disk__alloc_init(&e->files[i].alloc, e->files[i].size / c.au - 1);
     disk__map_init(&e->index, c.n);
     const uint8_t *p = c.ents;
     for (uint64_t i = 0; i < c.n; i++, p += DISK_CKPT_ENTRY) {
@@ -738,7 +909,7 @@ int disk_open(const disk_options *opts, const char *dir, disk_env **out)
         return NB_EUSAGE;
     }
     e->dir = nb_xstrdup(dir);
-    e->lock_fd = e->data_fd = e->ref_fd = e->wal_fd = -1;
+    e->lock_fd = e->wal_fd = -1;
     pthread_mutex_init(&e->ckpt_mu, NULL);
     pthread_mutex_init(&e->grow_mu, NULL);
     pthread_mutex_init(&e->wal_mu, NULL);
@@ -805,6 +976,7 @@ int disk_open(const disk_options *opts, const char *dir, disk_env **out)
                 e->io->close(e->ioctx, fd);
                 rc = NB_CORRUPT("disk %s: WAL files but no CHECKPOINT", dir);
             } else {
+                files_setup(e, e->opt.files, e->opt.n_files);
                 rc = create(e);
                 char *path = disk__ckpt_path(dir, 0);
                 if (!rc)
@@ -814,6 +986,8 @@ int disk_open(const disk_options *opts, const char *dir, disk_env **out)
             free(w1);
         }
     }
+    if (!rc && !e->files)
+        rc = files_load(e);
     if (!rc)
         rc = recover(e, cb, clen, rcs);
     free(cb[0]);
@@ -878,22 +1052,27 @@ int disk_close(disk_env *e)
         if (e->opt.close_checkpoint && dirty) {
             rc = disk__checkpoint(e);
         } else if (e->opt.no_sync) {
-            rc = disk__sync(e, e->data_fd);
+            rc = disk__sync_data(e);
             if (!rc)
                 rc = disk__sync(e, e->wal_fd);
         }
     }
     if (e->wal_fd >= 0)
         e->io->close(e->ioctx, e->wal_fd);
-    if (e->ref_fd >= 0 && e->ref_fd != e->data_fd)
-        e->io->close(e->ioctx, e->ref_fd);
-    if (e->data_fd >= 0)
-        e->io->close(e->ioctx, e->data_fd);
+    for (unsigned i = 0; i < e->n_files; i++) {
+        disk__file *f = &e->files[i];
+        if (f->ref_fd >= 0 && f->ref_fd != f->fd)
+            e->io->close(e->ioctx, f->ref_fd);
+        if (f->fd >= 0)
+            e->io->close(e->ioctx, f->fd);
+        disk__alloc_free_all(&f->alloc);
+        free(f->path);
+    }
+    free(e->files);
     nb_unlock_file(e->lock_fd);
     disk__uring_free(e->uring);
     disk__map_free(&e->index);
     disk__map_free(&e->pins);
-    disk__alloc_free_all(&e->alloc);
     free(e->pending);
     free(e->wal_buf);
     free(e->wal_tail);

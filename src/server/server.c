@@ -212,6 +212,7 @@ static int open_namespace(server *s, char *err, size_t errlen)
     vo.block_store = s->opts.block_store ? s->opts.block_store : "disk";
     vo.disk_size = s->opts.disk_size;
     vo.disk_reserve = s->opts.disk_reserve;
+    vo.disk_files = s->opts.disk_files;
     int rc = vfs_open(&vo, &s->ns);
     if (rc) {
         snprintf(err, errlen, "cannot open the namespace in %s: %s", s->data_dir, nb_strerror(rc));

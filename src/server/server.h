@@ -40,6 +40,7 @@ typedef struct server_options {
     const char *block_store; /* for a new data directory: "disk" or "dir"; NULL: disk */
     uint64_t disk_size;      /* disk store's bound; 0: the file system's free space */
     uint64_t disk_reserve;   /* free space the disk store leaves; 0: default */
+    const char *disk_files;  /* a new disk store's data files, comma separated; NULL: one */
     nbfuse_options mount;    /* mount.mountpoint NULL: no FUSE mount */
 } server_options;
 

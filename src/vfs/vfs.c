@@ -126,8 +126,17 @@ int vfs__open_stores(const vfs_options *o, meta **mout, data_store **dsout)
         dko.capacity = o->disk_size;
         if (o->disk_reserve)
             dko.reserve = o->disk_reserve;
+        char *list = o->disk_files && *o->disk_files ? nb_xstrdup(o->disk_files) : NULL;
+        const char *files[DISK_MAX_FILES];
+        unsigned n = 0;
+        for (char *save = NULL, *t = list ? strtok_r(list, ",", &save) : NULL;
+             t && n < DISK_MAX_FILES; t = strtok_r(NULL, ",", &save))
+            files[n++] = t;
+        dko.files = n ? files : NULL;
+        dko.n_files = n;
         if (rc == 0)
             rc = data_bs_open_disk(ddir, &dko, &bs);
+        free(list);
     } else {
         rc = -EINVAL;
     }

@@ -14,7 +14,8 @@ from test_s3_helpers import S3Server
 def disk_stats(data):
     r = run("disk", "stats", os.path.join(data, "disk"))
     assert r.returncode == 0, r.stderr
-    return {k: int(float(v)) for k, v in (line.split() for line in r.stdout.splitlines())}
+    pairs = (line.split(None, 1) for line in r.stdout.splitlines())
+    return {k: v if k.startswith("file.") else int(float(v)) for k, v in pairs}
 
 
 def test_default_store_grows_and_is_bounded(tmp_path):
@@ -50,6 +51,8 @@ def test_default_store_grows_and_is_bounded(tmp_path):
     st = disk_stats(data)
     # The tool knows no --disk-size: its capacity is what the file system allows.
     assert st["region"] == size1 - 4096 and st["capacity"] >= st["region"]
+    assert st["files"] == 1 and st["file.0.path"].endswith("/disk/data.0")
+    assert int(st["file.0.size"]) == size1
     assert st["bytes_live"] >= len(stored) * (4 << 20)
     assert run("disk", "check", os.path.join(data, "disk")).returncode == 0
 
@@ -93,3 +96,37 @@ def test_bad_block_store_option(tmp_path):
     assert len(r.stderr.strip().splitlines()) == 1
     r = run("server", "--help")
     assert "--disk-size" in r.stdout and "--block-store" in r.stdout
+
+
+def test_several_data_files(tmp_path):
+    data = str(tmp_path / "d")
+    elsewhere = tmp_path / "other-disk"
+    elsewhere.mkdir()
+    third = str(elsewhere / "nebula.dat")
+    srv = S3Server(data, "--disk-files", "data.0,data.1,%s" % third)
+    bodies = {}
+    try:
+        c = srv.client()
+        c.create_bucket(Bucket="bkt")
+        for i in range(12):
+            bodies["k%d" % i] = os.urandom(100000 + i)
+            c.put_object(Bucket="bkt", Key="k%d" % i, Body=bodies["k%d" % i])
+    finally:
+        assert srv.server.stop() == 0
+    st = disk_stats(data)
+    assert st["files"] == 3
+    assert st["file.2.path"] == third and os.path.getsize(third) > 0
+    for i in range(3):  # blobs spread over every file
+        assert int(st["file.%d.allocated" % i]) > 0, st
+    r = run("disk", "check", os.path.join(data, "disk"))
+    assert r.returncode == 0 and third in r.stdout, r.stdout
+    # The recorded list is used without the option; another one is refused.
+    srv = S3Server(data)
+    try:
+        c = srv.client()
+        for k, body in bodies.items():
+            assert c.get_object(Bucket="bkt", Key=k)["Body"].read() == body
+    finally:
+        assert srv.server.stop() == 0
+    r = run("server", "--data", data, "--listen", "127.0.0.1:0", "--disk-files", "data.0")
+    assert r.returncode != 0 and "cannot open the namespace" in r.stderr

@@ -163,6 +163,11 @@ static void trial(uint64_t seed)
     uint64_t rng = seed;
     disk_options o;
     opts(&o, fs);
+    static const char *const two[] = {"data.0", "data.1"};
+    if (seed % 2) { /* half the trials spread the blobs over two files */
+        o.files = two;
+        o.n_files = 2;
+    }
     for (int round = 0; round < 3; round++) {
         memfs_arm(fs, 1 + dt_rand(&rng) % 300);
         disk_env *e;
@@ -281,6 +286,9 @@ static void test_power_loss_threads(void **state)
         disk_options o;
         opts(&o, fs);
         o.wal_max_bytes = 4096;
+        static const char *const two[] = {"data.0", "data.1"};
+        o.files = two; /* a batch's puts land in both: both are synced */
+        o.n_files = 2;
         writer w[3];
         for (int i = 0; i < 3; i++) {
             memset(&w[i], 0, sizeof w[i]);
