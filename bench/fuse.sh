@@ -4,15 +4,20 @@
 # passthrough_ll example over a local directory (the FUSE reference, built
 # here from Debian's libfuse3-dev examples), and (3) `nebula server
 # --mount`. Rounds alternate A,B,C; medians and ratios are printed.
+# Then a PyTorch DataLoader (2 workers) reads FUSE_BENCH_SAMPLES small files
+# from the mount and from the local directory, cold caches, alternating.
 #   env: FUSE_BENCH_SIZE (1G)  FUSE_BENCH_ROUNDS (3)  FUSE_BENCH_FILES (10000)
 #        FUSE_BENCH_RUNTIME (10, seconds for random reads)
+#        FUSE_BENCH_SAMPLES (20000; 0 skips the DataLoader)
+#        NEBULA_BIN (build/release/src/cli/nebula)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SIZE=${FUSE_BENCH_SIZE:-1G}
 ROUNDS=${FUSE_BENCH_ROUNDS:-3}
 NFILES=${FUSE_BENCH_FILES:-10000}
 RUNTIME=${FUSE_BENCH_RUNTIME:-10}
-NEBULA=build/release/src/cli/nebula
+SAMPLES=${FUSE_BENCH_SAMPLES:-20000}
+NEBULA=${NEBULA_BIN:-build/release/src/cli/nebula}
 EXAMPLE=/usr/share/doc/libfuse3-dev/examples/passthrough_ll.c
 for t in fio gcc pkg-config; do
     command -v $t >/dev/null || { echo "fuse bench: $t missing (scripts/deps.sh bench)" >&2; exit 1; }
@@ -96,6 +101,50 @@ for r in $(seq "$ROUNDS"); do
     done
 done
 
+# DataLoader: the same samples on both sides, read with cold caches.
+loader_rate() { # dir -> samples/s
+    /usr/bin/python3 - "$1" <<'PY'
+import os, sys, time
+import torch
+from torch.utils.data import DataLoader, Dataset
+class Files(Dataset):
+    def __init__(self, root):
+        self.paths = sorted(os.path.join(d, f) for d, _, fs in os.walk(root) for f in fs)
+    def __len__(self): return len(self.paths)
+    def __getitem__(self, i):
+        with open(self.paths[i], "rb") as f:
+            return torch.frombuffer(bytearray(f.read()), dtype=torch.uint8).sum()
+ds = Files(sys.argv[1])
+dl = DataLoader(ds, batch_size=64, num_workers=2, shuffle=True,
+                generator=torch.Generator().manual_seed(0))
+t = time.monotonic(); n = 0
+for b in dl: n += len(b)
+assert n == len(ds)
+print("%.0f" % (n / (time.monotonic() - t)))
+PY
+}
+if [ "$SAMPLES" -gt 0 ]; then
+    /usr/bin/python3 -c 'import torch' 2>/dev/null || { echo "fuse bench: python3-torch missing (scripts/deps.sh bench)" >&2; exit 1; }
+    /usr/bin/python3 - "$work/local/samples" "$SAMPLES" <<'PY'
+import os, random, sys
+root, n = sys.argv[1], int(sys.argv[2])
+rng = random.Random(1)
+for i in range(n):
+    d = os.path.join(root, "c%03d" % (i % 100))
+    os.makedirs(d, exist_ok=True)
+    with open(os.path.join(d, "s%06d.bin" % i), "wb") as f:
+        f.write(rng.randbytes(rng.randrange(2048, 16384)))
+PY
+    cp -r "$work/local/samples" "$work/nb_mnt/samples"
+    for r in $(seq "$ROUNDS"); do
+        for t in local nebula; do
+            drop_caches
+            R[$t,loader,$r]=$(loader_rate "$(dir_of "$t")/samples")
+            echo "round $r $t: DataLoader ${R[$t,loader,$r]} samples/s" >&2
+        done
+    done
+fi
+
 median() { printf "%s\n" "$@" | sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 printf "%-10s %12s %12s %12s %10s %10s\n" metric local passthrough nebula "/pt" "/local"
 for m in seqwrite seqread randread create stat delete; do
@@ -108,4 +157,10 @@ for m in seqwrite seqread randread create stat delete; do
     awk -v m="$m" -v l="${vals[0]}" -v p="${vals[1]}" -v n="${vals[2]}" 'BEGIN {
         printf "%-10s %12s %12s %12s %10.2f %10.2f\n", m, l, p, n, (p > 0 ? n / p : 0), (l > 0 ? n / l : 0) }'
 done
-echo "units: seqwrite/seqread MiB/s (1 MiB blocks, $SIZE file), randread IOPS (4 KiB, 4 jobs), create/stat/delete files per second ($NFILES files)"
+if [ "$SAMPLES" -gt 0 ]; then
+    l=(); n=()
+    for r in $(seq "$ROUNDS"); do l+=("${R[local,loader,$r]}"); n+=("${R[nebula,loader,$r]}"); done
+    awk -v l="$(median "${l[@]}")" -v n="$(median "${n[@]}")" 'BEGIN {
+        printf "%-10s %12s %12s %12s %10s %10.2f\n", "loader", l, "-", n, "-", (l > 0 ? n / l : 0) }'
+fi
+echo "units: seqwrite/seqread MiB/s (1 MiB blocks, $SIZE file), randread IOPS (4 KiB, 4 jobs), create/stat/delete files per second ($NFILES files), loader samples/s (PyTorch DataLoader, 2 workers, $SAMPLES files of 2-16 KiB, cold cache)"

@@ -59,6 +59,10 @@ static const nb_opt server_opts[] = {
      86400},
     {"attr-timeout", NB_OPT_FLOAT, "1", "SECONDS", "How long the kernel may cache attributes.", 0,
      86400},
+    {"lifecycle-interval", NB_OPT_FLOAT, "3600", "SECONDS",
+     "Run the buckets' S3 lifecycle rules this often (0: never).", 0, 0},
+    {"lifecycle-day-seconds", NB_OPT_FLOAT, "86400", "SECONDS",
+     "Length of a lifecycle day, for tests only (Days in rules count these).", 0, 0},
 };
 
 static const nb_cmd_spec server_spec = {
@@ -130,6 +134,8 @@ int cli_server(int argc, char **argv)
         .disk_size = (uint64_t)nb_config_int(cfg, "disk-size"),
         .disk_reserve = (uint64_t)nb_config_int(cfg, "disk-reserve"),
         .disk_files = nb_config_str(cfg, "disk-files"),
+        .lifecycle_interval_s = nb_config_float(cfg, "lifecycle-interval"),
+        .lifecycle_day_s = nb_config_float(cfg, "lifecycle-day-seconds"),
     };
     nbfuse_options_init(&o.mount);
     o.mount.mountpoint = nb_config_str(cfg, "mount");

@@ -20,7 +20,21 @@ typedef struct nbfuse_open {
     unsigned refs;             /* FUSE handles on it; under nbfuse.opens_mu */
     pthread_mutex_t append_mu; /* makes "find the end, write there" atomic */
     struct nbfuse_open *next;  /* hash chain */
+    /* Whether vf may hold unpublished writes (see nbfuse__clean). */
+    pthread_mutex_t st_mu;
+    unsigned writes_in_flight;
+    uint64_t write_gen, clean_gen; /* writes finished; of those, published */
 } nbfuse_open;
+
+/* What fi->fh points to: one per FUSE open. Reads while the inode's
+ * shared handle holds no unpublished writes go through rd, a read-only
+ * vfs handle of this descriptor's own, so readers of one file (DataLoader
+ * workers, fio jobs) do not queue on the shared handle's lock, and each
+ * keeps its own sequential-read state for prefetching. */
+typedef struct nbfuse_handle {
+    nbfuse_open *o;
+    _Atomic(vfs_file *) rd; /* opened on first use */
+} nbfuse_handle;
 
 #define NBFUSE_OPEN_BUCKETS 256
 
@@ -50,6 +64,20 @@ nbfuse_open *nbfuse__open_find(nbfuse *f, uint64_t ino);
 /* Drops a reference; the last one releases the vfs handle (publishing its
  * writes) and returns that result. */
 int nbfuse__open_put(nbfuse *f, nbfuse_open *o);
+/* Bracket every call that buffers writes in o->vf. */
+void nbfuse__write_begin(nbfuse_open *o);
+void nbfuse__write_end(nbfuse_open *o);
+/* Bracket a publish of o->vf (flush, fsync): returns the write count
+ * that the publish will cover; _end with its result. */
+uint64_t nbfuse__publish_begin(nbfuse_open *o);
+void nbfuse__publish_end(nbfuse_open *o, uint64_t gen, int rc);
+/* True if every write buffered in o->vf so far has been published, so a
+ * read may go through another handle. A write racing with the read is
+ * ordered after it. */
+bool nbfuse__clean(nbfuse_open *o);
+/* h's read-only handle, opened on first use; NULL if that fails. */
+vfs_file *nbfuse__reader(nbfuse *f, nbfuse_handle *h);
+
 /* At unmount, after the loop ended: releases opens the kernel never
  * released (an aborted connection sends no RELEASE). */
 void nbfuse__opens_close(nbfuse *f);

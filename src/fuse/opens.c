@@ -52,6 +52,7 @@ void nbfuse__opens_close(nbfuse *f)
                 NB_WARN("release of inode %llu at unmount: %s", (unsigned long long)o->ino,
                         nb_strerror(rc));
             pthread_mutex_destroy(&o->append_mu);
+            pthread_mutex_destroy(&o->st_mu);
             free(o);
         }
     }
@@ -69,6 +70,7 @@ static nbfuse_open *insert(nbfuse *f, uint64_t ino, vfs_file *vf, bool *dup)
         o->ino = ino;
         o->vf = vf;
         pthread_mutex_init(&o->append_mu, NULL);
+        pthread_mutex_init(&o->st_mu, NULL);
         size_t b = bucket(ino);
         o->next = f->opens[b];
         f->opens[b] = o;
@@ -124,6 +126,65 @@ int nbfuse__open_put(nbfuse *f, nbfuse_open *o)
         return 0;
     int rc = vfs_release(o->vf);
     pthread_mutex_destroy(&o->append_mu);
+    pthread_mutex_destroy(&o->st_mu);
     free(o);
     return rc;
+}
+
+void nbfuse__write_begin(nbfuse_open *o)
+{
+    pthread_mutex_lock(&o->st_mu);
+    o->writes_in_flight++;
+    pthread_mutex_unlock(&o->st_mu);
+}
+
+void nbfuse__write_end(nbfuse_open *o)
+{
+    pthread_mutex_lock(&o->st_mu);
+    o->writes_in_flight--;
+    o->write_gen++;
+    pthread_mutex_unlock(&o->st_mu);
+}
+
+/* A write counted in write_gen had finished buffering before the publish
+ * began, so the publish carries it; later writes leave the open unclean. */
+uint64_t nbfuse__publish_begin(nbfuse_open *o)
+{
+    pthread_mutex_lock(&o->st_mu);
+    uint64_t gen = o->write_gen;
+    pthread_mutex_unlock(&o->st_mu);
+    return gen;
+}
+
+void nbfuse__publish_end(nbfuse_open *o, uint64_t gen, int rc)
+{
+    if (rc)
+        return;
+    pthread_mutex_lock(&o->st_mu);
+    if (gen > o->clean_gen)
+        o->clean_gen = gen;
+    pthread_mutex_unlock(&o->st_mu);
+}
+
+bool nbfuse__clean(nbfuse_open *o)
+{
+    pthread_mutex_lock(&o->st_mu);
+    bool clean = o->writes_in_flight == 0 && o->write_gen == o->clean_gen;
+    pthread_mutex_unlock(&o->st_mu);
+    return clean;
+}
+
+vfs_file *nbfuse__reader(nbfuse *f, nbfuse_handle *h)
+{
+    vfs_file *rd = atomic_load(&h->rd);
+    if (rd)
+        return rd;
+    if (vfs_file_open(f->v, NULL, h->o->ino, O_RDONLY, &rd) != 0)
+        return NULL;
+    vfs_file *none = NULL;
+    if (!atomic_compare_exchange_strong(&h->rd, &none, rd)) {
+        (void)vfs_release(rd); /* another read of this handle opened one first */
+        rd = none;
+    }
+    return rd;
 }

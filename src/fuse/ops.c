@@ -128,9 +128,14 @@ static void reply_entry(fuse_req_t req, int rc, const vfs_attr *a)
     fuse_reply_entry(req, &e);
 }
 
+static nbfuse_handle *handle_of(struct fuse_file_info *fi)
+{
+    return (nbfuse_handle *)(uintptr_t)fi->fh;
+}
+
 static nbfuse_open *open_of(struct fuse_file_info *fi)
 {
-    return (nbfuse_open *)(uintptr_t)fi->fh;
+    return handle_of(fi)->o;
 }
 
 static vfs_file *file_of(struct fuse_file_info *fi)
@@ -364,9 +369,23 @@ static int open_checked(fuse_req_t req, const vfs_cred *c, uint64_t ino, int fla
     return r;
 }
 
+/* Ends a FUSE handle: its reader, then its reference on the shared open
+ * (the last one publishes and returns that result). */
+static int handle_free(nbfuse *f, nbfuse_handle *h)
+{
+    vfs_file *rd = atomic_load(&h->rd);
+    if (rd)
+        (void)vfs_release(rd); /* read-only: nothing to publish */
+    int r = nbfuse__open_put(f, h->o);
+    free(h);
+    return r;
+}
+
 static void setup_fi(struct fuse_file_info *fi, nbfuse_open *o)
 {
-    fi->fh = (uint64_t)(uintptr_t)o;
+    nbfuse_handle *h = nb_xcalloc(1, sizeof *h);
+    h->o = o;
+    fi->fh = (uint64_t)(uintptr_t)h;
     /* Keep the page cache across opens: changes made outside the mount
      * invalidate it explicitly (nbfuse_invalidate_inode). */
     fi->keep_cache = 1;
@@ -386,7 +405,7 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
     }
     setup_fi(fi, o);
     if (fuse_reply_open(req, fi) != 0)
-        (void)nbfuse__open_put(self_of(req), o); /* the kernel gave up on the request */
+        (void)handle_free(self_of(req), handle_of(fi)); /* the kernel gave up on the request */
 }
 
 static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
@@ -422,16 +441,22 @@ static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_
     fill_entry(req, &a, &e);
     setup_fi(fi, o);
     if (fuse_reply_create(req, &e, fi) != 0)
-        (void)nbfuse__open_put(f, o);
+        (void)handle_free(f, handle_of(fi));
 }
 
 static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
                     struct fuse_file_info *fi)
 {
     NB_UNUSED(ino);
+    nbfuse_handle *h = handle_of(fi);
+    vfs_file *vf = NULL;
+    if (nbfuse__clean(h->o))
+        vf = nbfuse__reader(self_of(req), h);
+    if (!vf)
+        vf = h->o->vf; /* unpublished writes: only the shared handle sees them */
     char *buf = nb_xmalloc(size);
     size_t got = 0;
-    int r = vfs_read(file_of(fi), (uint64_t)off, buf, size, &got);
+    int r = vfs_read(vf, (uint64_t)off, buf, size, &got);
     if (r)
         reply_err(req, r);
     else
@@ -445,6 +470,7 @@ static void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t siz
     NB_UNUSED(ino);
     nbfuse_open *o = open_of(fi);
     int r;
+    nbfuse__write_begin(o);
     if ((fi->flags & O_APPEND) && !self_of(req)->opts.writeback_cache) {
         /* The kernel's idea of the end may be stale (an S3 change); the
          * shared handle knows the real one, buffered writes included. */
@@ -460,6 +486,7 @@ static void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t siz
     } else {
         r = vfs_write(o->vf, (uint64_t)off, buf, size, NULL);
     }
+    nbfuse__write_end(o);
     if (r)
         reply_err(req, r);
     else
@@ -469,12 +496,16 @@ static void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t siz
 static void op_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
     NB_UNUSED(ino);
-    reply_err(req, vfs_flush(file_of(fi)));
+    nbfuse_open *o = open_of(fi);
+    uint64_t gen = nbfuse__publish_begin(o);
+    int r = vfs_flush(o->vf);
+    nbfuse__publish_end(o, gen, r);
+    reply_err(req, r);
 }
 
 static void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
-    int r = nbfuse__open_put(self_of(req), open_of(fi));
+    int r = handle_free(self_of(req), handle_of(fi));
     if (r)
         NB_WARN("release of inode %llu: %s", (unsigned long long)ino, nb_strerror(r));
     reply_err(req, r);
@@ -483,7 +514,11 @@ static void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 static void op_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info *fi)
 {
     NB_UNUSED(ino);
-    reply_err(req, vfs_fsync(file_of(fi), datasync != 0));
+    nbfuse_open *o = open_of(fi);
+    uint64_t gen = nbfuse__publish_begin(o);
+    int r = vfs_fsync(o->vf, datasync != 0);
+    nbfuse__publish_end(o, gen, r);
+    reply_err(req, r);
 }
 
 static void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
@@ -661,7 +696,11 @@ static void op_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t offset,
                          struct fuse_file_info *fi)
 {
     NB_UNUSED(ino);
-    reply_err(req, vfs_fallocate(file_of(fi), mode, (uint64_t)offset, (uint64_t)length));
+    nbfuse_open *o = open_of(fi);
+    nbfuse__write_begin(o); /* conservatively: reads go through the shared handle until a flush */
+    int r = vfs_fallocate(o->vf, mode, (uint64_t)offset, (uint64_t)length);
+    nbfuse__write_end(o);
+    reply_err(req, r);
 }
 
 static void op_lseek(fuse_req_t req, fuse_ino_t ino, off_t off, int whence,
@@ -687,8 +726,11 @@ static void op_copy_file_range(fuse_req_t req, fuse_ino_t ino_in, off_t off_in,
         return;
     }
     size_t copied = 0;
-    int r = vfs_copy_range(file_of(fi_in), (uint64_t)off_in, file_of(fi_out), (uint64_t)off_out,
-                           len, &copied);
+    nbfuse_open *out = open_of(fi_out);
+    nbfuse__write_begin(out);
+    int r =
+        vfs_copy_range(file_of(fi_in), (uint64_t)off_in, out->vf, (uint64_t)off_out, len, &copied);
+    nbfuse__write_end(out);
     if (r)
         reply_err(req, r);
     else

@@ -54,6 +54,11 @@ int s3_gw_new(const s3_gw_options *o, s3_gw **out)
     g->domain = o->domain ? nb_xstrdup(o->domain) : NULL;
     g->invalidate = o->invalidate;
     g->invalidate_ctx = o->invalidate_ctx;
+    rc = gw_lifecycle_start(g, o->lifecycle_interval_s, o->lifecycle_day_s);
+    if (rc != 0) {
+        s3_gw_free(g);
+        return rc;
+    }
     *out = g;
     return 0;
 }
@@ -68,6 +73,7 @@ void s3_gw_free(s3_gw *g)
 {
     if (!g)
         return;
+    gw_lifecycle_stop(g);
     nb_pool_free(g->commits);
     free(g->domain);
     free(g);

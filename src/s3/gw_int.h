@@ -6,6 +6,8 @@
 #ifndef NB_S3_GW_INT_H
 #define NB_S3_GW_INT_H
 
+#include <pthread.h>
+
 #include "common/threadpool.h"
 #include "s3/s3.h"
 #include "vfs/vfs.h"
@@ -26,6 +28,12 @@ struct s3_gw {
     char *domain;
     s3_gw_invalidate_fn invalidate;
     void *invalidate_ctx;
+    /* The lifecycle executor (gw_lifecycle.c). */
+    pthread_t lc_thread;
+    bool lc_running, lc_stop;
+    pthread_mutex_t lc_mu;
+    pthread_cond_t lc_cv;
+    int64_t lc_interval_ns, lc_day_ns;
 };
 
 /* What a handler answers: status, headers, and a body that is either a
@@ -187,6 +195,12 @@ int gw_put_bucket_acl(s3_gw_req *r, gw_answer *a);
 bool gw_is_admin(const s3_gw_req *r);
 /* Authenticates (root only) and serves an admin request into a. */
 int gw_admin(s3_gw_req *r, const char *method, gw_answer *a) NB_MUST_CHECK;
+
+/* The lifecycle executor (gw_lifecycle.c): a thread that runs
+ * s3_gw_lifecycle_run every interval_s (<= 0: no thread); day_s is the
+ * length of a lifecycle day (<= 0: 86400 s). */
+int gw_lifecycle_start(s3_gw *g, double interval_s, double day_s) NB_MUST_CHECK;
+void gw_lifecycle_stop(s3_gw *g);
 
 /* ---- handlers: one per operation ---- */
 int gw_put_bucket_versioning(s3_gw_req *r, gw_answer *a);

@@ -1041,7 +1041,20 @@ typedef struct s3_gw_options {
     const char *domain;             /* virtual-hosted style base domain; NULL: path style only */
     s3_gw_invalidate_fn invalidate; /* NULL without a mount */
     void *invalidate_ctx;
+    double lifecycle_interval_s; /* lifecycle scans this often; <= 0: none */
+    double lifecycle_day_s;      /* a lifecycle "day" (tests); <= 0: 86400 */
 } s3_gw_options;
+
+/* What one lifecycle scan did (docs/s3.md "Lifecycle"). */
+typedef struct s3_lifecycle_report {
+    uint64_t buckets;            /* buckets with a lifecycle configuration */
+    uint64_t expired;            /* current objects expired (deleted or marked) */
+    uint64_t noncurrent_removed; /* noncurrent versions removed */
+    uint64_t markers_removed;    /* expired delete markers removed */
+    uint64_t uploads_aborted;
+} s3_lifecycle_report;
+/* Runs every bucket's lifecycle rules once, as of now_ns (wall clock). */
+int s3_gw_lifecycle_run(s3_gw *g, int64_t now_ns, s3_lifecycle_report *rep) NB_MUST_CHECK;
 
 /* Makes a gateway. *out is owned; free with s3_gw_free. The MHD daemon
  * must allow suspending connections (MHD_ALLOW_SUSPEND_RESUME): commits

@@ -232,6 +232,8 @@ static int open_namespace(server *s, char *err, size_t errlen)
         .secret_key = s->secret_key,
         .invalidate = s->mount ? invalidate_mount : NULL,
         .invalidate_ctx = s,
+        .lifecycle_interval_s = s->opts.lifecycle_interval_s,
+        .lifecycle_day_s = s->opts.lifecycle_day_s,
     };
     rc = s3_gw_new(&go, &s->gw);
     if (rc)

@@ -35,13 +35,15 @@ typedef struct server_options {
     unsigned shutdown_grace_s; /* in-flight requests get this long at shutdown */
     const char *access_key;    /* root credentials; NULL: load or generate */
     const char *secret_key;
-    const char *meta_engine; /* kv backend of the metadata; NULL: default */
-    size_t cache_bytes;      /* block cache; 0: default */
-    const char *block_store; /* for a new data directory: "disk" or "dir"; NULL: disk */
-    uint64_t disk_size;      /* disk store's bound; 0: the file system's free space */
-    uint64_t disk_reserve;   /* free space the disk store leaves; 0: default */
-    const char *disk_files;  /* a new disk store's data files, comma separated; NULL: one */
-    nbfuse_options mount;    /* mount.mountpoint NULL: no FUSE mount */
+    const char *meta_engine;     /* kv backend of the metadata; NULL: default */
+    size_t cache_bytes;          /* block cache; 0: default */
+    const char *block_store;     /* for a new data directory: "disk" or "dir"; NULL: disk */
+    uint64_t disk_size;          /* disk store's bound; 0: the file system's free space */
+    uint64_t disk_reserve;       /* free space the disk store leaves; 0: default */
+    const char *disk_files;      /* a new disk store's data files, comma separated; NULL: one */
+    nbfuse_options mount;        /* mount.mountpoint NULL: no FUSE mount */
+    double lifecycle_interval_s; /* S3 lifecycle scans this often; <= 0: never */
+    double lifecycle_day_s;      /* length of a lifecycle "day" (tests); <= 0: 86400 */
 } server_options;
 
 typedef struct server server;

@@ -21,10 +21,14 @@ pytestmark = pytest.mark.skipif(not os.path.exists("/dev/fuse"), reason="no /dev
 def m(tmp_path_factory):
     mt = Mounted(tmp_path_factory.mktemp("programs")).start()
     yield mt
-    if mt.server.proc.poll() is None:
-        assert mt.stop() == 0
-    if is_mounted(mt.mnt):
-        subprocess.run(["umount", "-l", str(mt.mnt)])
+    try:
+        if mt.server.proc.poll() is None:
+            assert mt.stop() == 0
+    finally:
+        if mt.server.proc.poll() is None:
+            mt.stop(signal.SIGKILL)
+        if is_mounted(mt.mnt):
+            subprocess.run(["umount", "-l", str(mt.mnt)])
 
 
 def sh(*args, cwd=None, env=None, timeout=120):
