@@ -23,6 +23,8 @@
 #                         writes) for a ~2-minute try; default: the full protocol
 #   NKV_BENCH_RUNS=2      runs per engine (alternated)
 #   NKV_BENCH_ENGINES="nkv leveldb rocksdb db_bench"
+#   NKV_BENCH_PROTO       the shared protocol script (default ../shared/bench/
+#                         lsm-compare.sh, else ../../shared/bench/lsm-compare.sh)
 #   NKV_BENCH_BIN         nkv_bench binary (default build/release/bench/nkv_bench/nkv_bench)
 #   DB_BENCH=/usr/bin/db_bench
 #   DB_BENCH_FLAGS="--write_buffer_size=4194304"  makes db_bench use nkv_bench's
@@ -38,7 +40,11 @@ set -u
 set -o pipefail
 cd "$(dirname "$0")/.." || exit 2
 
-PROTO=../shared/bench/lsm-compare.sh
+# The shared protocol sits beside the repository (../shared), or two levels
+# up from an engineer's worktree (/work/wt/NAME -> /work/shared).
+PROTO=${NKV_BENCH_PROTO:-../shared/bench/lsm-compare.sh}
+[ -f "$PROTO" ] || [ -n "${NKV_BENCH_PROTO:-}" ] || [ ! -f ../../shared/bench/lsm-compare.sh ] ||
+    PROTO=../../shared/bench/lsm-compare.sh
 if [ ! -f "$PROTO" ]; then
     echo "nkv.sh: the shared LSM protocol $PROTO is missing (expected at ../shared/bench/ relative to the repo root, $(pwd))" >&2
     exit 2

@@ -81,6 +81,14 @@ static void ndb_close(void *h)
     if (n == NULL) {
         return;
     }
+    /* NKV_BENCH_STATS=1: the engine's own counters (write amplification,
+     * compactions, stalls) on stderr, to explain a result. */
+    const char *want = getenv("NKV_BENCH_STATS");
+    char *st = NULL;
+    if (want && *want && *want != '0' && nkv_property(n->db, "nkv.stats", &st) == 0) {
+        fprintf(stderr, "%s", st);
+        nkv_free(st);
+    }
     int rc = nkv_close(n->db);
     if (rc != 0) {
         fprintf(stderr, "nkv close: %s (%d)\n", nkv_strerror(rc), rc);

@@ -284,6 +284,98 @@ static void test_table(void **state)
     free(dir);
 }
 
+/* Value i of test_table_chunks: one value is larger than both the
+ * builder's write chunk and the scan read-ahead window (256 KiB). */
+static size_t big_val(int i, uint8_t *v)
+{
+    size_t len = i == 700 ? (600u << 10) : 200 + (size_t)(i % 300);
+    for (size_t j = 0; j < len; j++)
+        v[j] = (uint8_t)(i * 7 + j);
+    return len;
+}
+
+/* Tables larger than the write chunk and the read-ahead window: written in
+ * chunks, read back by scans that bypass the map (fill_cache=false, as
+ * compaction) forward, backward and after a seek, and by cached scans. */
+static void test_table_chunks(void **state)
+{
+    (void)state;
+    char *dir = nb_test_dir("nkv_table_chunks");
+    const nkv_env *env = nkv_env_default();
+    enum { N = 3000 };
+    uint8_t *v = nb_xmalloc(600u << 10);
+    for (int comp = 0; comp < 2; comp++) {
+        char *path = nb_xasprintf("%s/%06d.sst", dir, comp + 1);
+        nkv_file *f;
+        ASSERT_OK(env->open_write(env->ctx, path, &f));
+        nkv_table_opts to = {.block_size = 4096,
+                             .restart_interval = 16,
+                             .bloom_bits_per_key = 10,
+                             .compression = (nkv_compression)comp};
+        nkv_table_builder *tb = nkv__tb_new(&to, env, f);
+        nb_buf k = NB_BUF_INIT;
+        for (int i = 0; i < N; i++) {
+            ikey(&k, i, 10);
+            ASSERT_OK(nkv__tb_add(tb, nb_buf_slice(&k), nb_slice_of(v, big_val(i, v))));
+        }
+        ASSERT_OK(nkv__tb_finish(tb));
+        uint64_t size = nkv__tb_size(tb);
+        nkv__tb_free(tb);
+        ASSERT_OK(env->close(env->ctx, f));
+        uint64_t disk;
+        ASSERT_OK(env->file_size(env->ctx, path, &disk));
+        assert_int_equal(disk, size);
+        if (comp == 0) /* snappy shrinks these patterned values a lot */
+            assert_true(size > (1u << 20));
+        ASSERT_OK(env->open_read(env->ctx, path, &f));
+        nkv_table *t;
+        ASSERT_OK(nkv__table_open(env, f, path, size, NULL, &t));
+        uint64_t entries;
+        ASSERT_OK(nkv__table_check(t, &entries));
+        assert_int_equal(entries, N);
+        for (int fill = 0; fill < 2; fill++) {
+            nkv__it *it = nkv__table_iter(t, fill, NULL, NULL, NULL);
+            int i = 0;
+            for (IT_FIRST(it); IT_VALID(it); IT_NEXT(it), i++) {
+                ikey(&k, i, 10);
+                assert_true(nb_slice_eq(IT_KEY(it), nb_buf_slice(&k)));
+                size_t len = big_val(i, v);
+                assert_int_equal(IT_VAL(it).len, len);
+                assert_memory_equal(IT_VAL(it).ptr, v, len);
+            }
+            assert_int_equal(i, N);
+            ASSERT_OK(IT_STATUS(it));
+            i = N - 1;
+            for (IT_LAST(it); IT_VALID(it); IT_PREV(it), i--) {
+                ikey(&k, i, 10);
+                assert_true(nb_slice_eq(IT_KEY(it), nb_buf_slice(&k)));
+                assert_int_equal(IT_VAL(it).len, big_val(i, v));
+            }
+            assert_int_equal(i, -1);
+            for (int s = 0; s < N; s += 293) {
+                ikey(&k, s, 20);
+                IT_SEEK(it, nb_buf_slice(&k));
+                for (int j = s; j < s + 40 && j < N; j++, IT_NEXT(it)) {
+                    assert_true(IT_VALID(it));
+                    size_t len = big_val(j, v);
+                    assert_int_equal(IT_VAL(it).len, len);
+                    assert_memory_equal(IT_VAL(it).ptr, v, len);
+                }
+                IT_PREV(it); /* turn around inside a read-ahead window */
+                assert_true(IT_VALID(it));
+            }
+            ASSERT_OK(IT_STATUS(it));
+            IT_FREE(it);
+        }
+        nkv__table_free(t);
+        nb_buf_free(&k);
+        free(path);
+    }
+    free(v);
+    nb_test_rmdir(dir);
+    free(dir);
+}
+
 static void test_version_edit(void **state)
 {
     (void)state;
@@ -346,6 +438,7 @@ int main(void)
         cmocka_unit_test(test_bloom_fp_rate),
         cmocka_unit_test(test_cache),
         cmocka_unit_test(test_table),
+        cmocka_unit_test(test_table_chunks),
         cmocka_unit_test(test_version_edit),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
