@@ -444,6 +444,28 @@ static int rewrite_fixed(ck *c)
     return 0;
 }
 
+/* S3 users: the key is a valid access key and the value decodes. A bad
+ * record is reported, not repaired: deleting a user is the operator's
+ * call (`nebula admin user remove`). */
+static int scan_user(ck *c, nb_slice k, nb_slice v)
+{
+    char ak[META_USER_KEY_MAX + 1];
+    size_t n = k.len - 1;
+    if (n > META_USER_KEY_MAX)
+        n = META_USER_KEY_MAX;
+    memcpy(ak, k.ptr + 1, n);
+    ak[n] = 0;
+    meta_user u;
+    if (k.len - 1 > META_USER_KEY_MAX || memchr(k.ptr + 1, 0, k.len - 1) ||
+        meta_user_key_check(ak) != 0)
+        problem(c, 0, "user record with a bad access key of %zu bytes", k.len - 1);
+    else if (meta_user_decode(nb_slice_of(k.ptr + 1, k.len - 1), v, &u) != 0)
+        problem(c, 0, "user %s: record unreadable", ak);
+    else
+        meta_user_free(&u);
+    return 0;
+}
+
 int meta_check(meta *m, unsigned flags, meta_check_log log, void *arg, meta_check_report *out)
 {
     memset(out, 0, sizeof(*out));
@@ -470,6 +492,8 @@ int meta_check(meta *m, unsigned flags, meta_check_log log, void *arg, meta_chec
         rc = scan(&c, META_K_UPLOAD, scan_slice_ids);
     if (rc == 0)
         rc = scan(&c, META_K_PART, scan_part);
+    if (rc == 0)
+        rc = scan(&c, META_K_USER, scan_user);
     int64_t inodes = 0, bytes = 0;
     uint64_t max_ino = 0;
     if (rc == 0) {

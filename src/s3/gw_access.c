@@ -106,6 +106,28 @@ static int bucket_access(s3_gw_req *r, const char *bucket, s3_op op)
     return ok ? 0 : S3_ERR_ACCESS_DENIED;
 }
 
+/* Object ACLs are not kept: every object is its bucket owner's and as
+ * readable as its bucket. Canned ACLs that say just that pass; ones that
+ * would make one object readable by others are refused rather than
+ * silently ignored. */
+static int object_acl_check(s3_gw_req *r)
+{
+    switch (r->op) {
+    case S3_OP_PUT_OBJECT:
+    case S3_OP_COPY_OBJECT:
+    case S3_OP_CREATE_MULTIPART_UPLOAD:
+        break;
+    default:
+        return 0;
+    }
+    s3_acl acl;
+    int rc = s3_acl_from_req(&r->req, &acl);
+    if (rc == 0 && acl != S3_ACL_PRIVATE && acl != S3_ACL_BUCKET_OWNER_READ &&
+        acl != S3_ACL_BUCKET_OWNER_FULL_CONTROL)
+        rc = S3_ERR_NOT_IMPLEMENTED;
+    return rc;
+}
+
 int gw_access_check(s3_gw_req *r)
 {
     if (r->op == S3_OP_CORS_PREFLIGHT) /* browsers send preflights without credentials */
@@ -113,7 +135,7 @@ int gw_access_check(s3_gw_req *r)
     if (r->auth.version == 0 && !r->t.bucket[0])
         return S3_ERR_ACCESS_DENIED;
     if (gw_is_root(r))
-        return 0;
+        return object_acl_check(r);
     /* ListBuckets shows the caller's own; CreateBucket decides in its
      * handler (BucketAlreadyExists for another's). */
     if (r->op == S3_OP_LIST_BUCKETS)
@@ -121,6 +143,8 @@ int gw_access_check(s3_gw_req *r)
     if (r->op == S3_OP_CREATE_BUCKET)
         return r->auth.version == 0 ? S3_ERR_ACCESS_DENIED : 0;
     int rc = bucket_access(r, r->t.bucket, r->op);
+    if (rc == 0)
+        rc = object_acl_check(r);
     if (rc == 0 && (r->op == S3_OP_COPY_OBJECT || r->op == S3_OP_UPLOAD_PART_COPY)) {
         /* The source is read: it must be readable by the caller too. */
         s3_copy_source cs;

@@ -366,6 +366,8 @@ int gw_list_parts(s3_gw_req *r, gw_answer *a)
     vfs_upload u;
     uint64_t id = 0;
     int rc = upload_of_req(r, &u, &id);
+    gw_owner owner;
+    gw_owner_of_key(r->g, rc == 0 ? u.owner : NULL, &owner);
     vfs_upload_free(&u);
     s3_list_args la;
     memset(&la, 0, sizeof la);
@@ -387,7 +389,7 @@ int gw_list_parts(s3_gw_req *r, gw_answer *a)
             .next_part_number_marker = n ? pl.v[n - 1].number : 0,
             .max_parts = la.max_keys,
             .truncated = trunc,
-            .owner = &gw_owner_root,
+            .owner = &owner.o,
             .storage_class = "STANDARD",
         };
         s3_xml x;
@@ -407,6 +409,7 @@ int gw_list_parts(s3_gw_req *r, gw_answer *a)
 
 typedef struct up_ent {
     char *key;
+    char *owner; /* access key of the initiator, or NULL */
     char id[17];
     int64_t initiated_ns;
 } up_ent;
@@ -429,6 +432,7 @@ static int up_cb(void *arg, const vfs_upload *u)
     }
     up_ent *e = &l->v[l->n++];
     e->key = nb_xstrdup(u->key);
+    e->owner = u->owner ? nb_xstrdup(u->owner) : NULL;
     id_format(u->id, e->id);
     e->initiated_ns = u->initiated_ns;
     return l->limit && l->n >= l->limit;
@@ -494,9 +498,12 @@ int gw_list_uploads(s3_gw_req *r, gw_answer *a)
                 continue;
             if (cp[j])
                 s3_xml_common_prefix(&x, la.url_encode, cp[j]);
-            else
-                s3_xml_upload(&x, la.url_encode, l.v[j].key, l.v[j].id, &gw_owner_root,
+            else {
+                gw_owner o;
+                gw_owner_of_key(r->g, l.v[j].owner, &o);
+                s3_xml_upload(&x, la.url_encode, l.v[j].key, l.v[j].id, &o.o,
                               l.v[j].initiated_ns / (int64_t)NB_NS_PER_SEC);
+            }
         }
         rc = s3_xml_end(&x);
         for (size_t j = 0; j < l.n; j++)
@@ -504,8 +511,10 @@ int gw_list_uploads(s3_gw_req *r, gw_answer *a)
         free(cp);
         free(show);
     }
-    for (size_t j = 0; j < l.n; j++)
+    for (size_t j = 0; j < l.n; j++) {
         free(l.v[j].key);
+        free(l.v[j].owner);
+    }
     free(l.v);
     s3_list_args_free(&la);
     return rc;

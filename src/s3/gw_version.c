@@ -358,7 +358,13 @@ int gw_list_versions(s3_gw_req *r, gw_answer *a)
     int rc = s3_list_args_parse(r->op, &r->q, &la);
     if (rc != 0)
         return rc;
-    rc = gw_bucket_check(r->g, r->t.bucket, NULL);
+    vfs_bucket vb;
+    gw_owner owner; /* versions are their bucket owner's */
+    rc = gw_bucket_check(r->g, r->t.bucket, &vb);
+    if (rc == 0) {
+        gw_bucket_owner(r->g, &vb, &owner);
+        vfs_bucket_free(&vb);
+    }
     const char *km = la.marker && *la.marker ? la.marker : NULL;
     const char *vm = km && la.version_marker && *la.version_marker ? la.version_marker : NULL;
     if (rc == 0 && vm && !gw_version_id_ok(vm))
@@ -466,7 +472,7 @@ int gw_list_versions(s3_gw_req *r, gw_answer *a)
         s3_list_object o = {.key = e->key,
                             .mtime = e->mtime_ns / (int64_t)NB_NS_PER_SEC,
                             .mtime_ms = (int)(e->mtime_ns / 1000000 % 1000),
-                            .owner = &gw_owner_root,
+                            .owner = &owner.o,
                             .is_latest = e->latest,
                             .delete_marker = e->marker};
         char etag[S3_ETAG_MAX + 2], bare[S3_ETAG_MAX + 2];

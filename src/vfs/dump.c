@@ -6,7 +6,8 @@
  *    "slice_id_high": N,
  *    "nodes": [ {"parent": 0, "name": "", "ino": 1, ...attributes},   <- the root
  *               {"parent": 1, "name": "a", "ino": 7, "mode": 33188, ...},
- *               {"parent": 9, "name": "hardlink", "ino": 7}, ... ]}
+ *               {"parent": 9, "name": "hardlink", "ino": 7}, ... ],
+ *    "users": [ {"access_key": ..., "secret_key": ..., "name": ..., "ctime_ns": N} ]}
  *
  * Nodes come in breadth-first order, so a directory precedes its entries.
  * An inode's attributes, symlink target, xattrs (hex), chunk maps
@@ -244,6 +245,22 @@ static int dump_cb(void *arg, const meta_dirent *e)
     return d->err != 0;
 }
 
+/* S3 users, secrets included: a dump restores a working server. */
+static int dump_user_cb(void *arg, const meta_user *u)
+{
+    dumper *d = arg;
+    FILE *o = d->out;
+    fputs(d->first ? "\n  {\"access_key\": " : ",\n  {\"access_key\": ", o);
+    d->first = false;
+    vfs__json_put_str(o, u->access_key, strlen(u->access_key));
+    fputs(", \"secret_key\": ", o);
+    vfs__json_put_str(o, u->secret_key, strlen(u->secret_key));
+    fputs(", \"name\": ", o);
+    vfs__json_put_str(o, u->name ? u->name : "", u->name ? strlen(u->name) : 0);
+    fprintf(o, ", \"ctime_ns\": %lld}", (long long)u->ctime_ns);
+    return 0;
+}
+
 int vfs_dump(const char *data_dir, FILE *out)
 {
     vfs_options o;
@@ -271,6 +288,10 @@ int vfs_dump(const char *data_dir, FILE *out)
         if (rc == 0)
             rc = d.err;
     }
+    fputs("\n],\n \"users\": [", out);
+    d.first = true;
+    if (rc == 0)
+        rc = meta_user_list(d.m, dump_user_cb, &d);
     fputs("\n]}\n", out);
     if (rc == 0 && (fflush(out) != 0 || ferror(out)))
         rc = -EIO;
@@ -490,6 +511,20 @@ int vfs_load(const char *data_dir, FILE *in)
     u64map inos = {0};
     for (size_t i = 0; rc == 0 && i < nodes->n; i++)
         rc = load_node(m, &inos, nodes->kids[i]);
+    /* S3 users (absent in dumps from before they existed). */
+    const vfs__json *users = vfs__json_get(doc, "users");
+    for (size_t i = 0; rc == 0 && users && users->type == VFS__J_ARR && i < users->n; i++) {
+        const vfs__json *uj = users->kids[i];
+        const char *name = vfs__json_str(uj, "name", NULL);
+        meta_user u = {
+            .access_key = (char *)vfs__json_str(uj, "access_key", NULL),
+            .secret_key = (char *)vfs__json_str(uj, "secret_key", NULL),
+            .ctime_ns = (int64_t)vfs__json_u64(uj, "ctime_ns", 0),
+            .name = name && *name ? (char *)name : NULL,
+        };
+        rc = u.access_key && u.secret_key ? meta_user_add(m, &u)
+                                          : NB_CORRUPT("load: a user without keys");
+    }
     /* Never hand out a slice id the dump already uses. */
     uint64_t high = vfs__json_u64(doc, "slice_id_high", 0);
     while (rc == 0 && meta_id_high(m, META_ID_SLICE) < high) {

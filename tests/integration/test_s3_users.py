@@ -2,6 +2,7 @@
 server`: two users made with `nebula admin user` (a real process, online
 through the admin API and offline on the data directory), driven with
 boto3, /usr/bin/aws and anonymous (unsigned) requests."""
+import json
 import os
 import re
 import subprocess
@@ -12,7 +13,7 @@ import pytest
 from botocore import UNSIGNED
 from botocore.config import Config
 
-from nebula_proc import run
+from nebula_proc import NEBULA, run
 from test_s3_helpers import AWS, REGION, S3Server, error_code
 
 
@@ -175,6 +176,36 @@ def test_owners_and_isolation(srv, users):
     r = aws(srv, bak, bsk, "s3api", "list-buckets", "--query", "Buckets[].Name", "--output",
             "text")
     assert r.returncode == 0 and r.stdout.split() == ["bob-data"], r.stdout
+    # Object ACLs are not kept: ones that only restate the owner's pass,
+    # ones that would open one object to others are refused.
+    fails("NotImplemented", 501, alice.put_object, Bucket="alice-data", Key="o", Body=b"x",
+          ACL="public-read")
+    fails("NotImplemented", 501, alice.create_multipart_upload, Bucket="alice-data", Key="o",
+          ACL="authenticated-read")
+    fails("NotImplemented", 501, root.put_object, Bucket="root-data", Key="o", Body=b"x",
+          ACL="public-read-write")
+    alice.put_object(Bucket="alice-data", Key="o1", Body=b"x", ACL="private")
+    alice.put_object(Bucket="alice-data", Key="o2", Body=b"x", ACL="bucket-owner-full-control")
+    # Multipart uploads report their initiator.
+    uid = alice.create_multipart_upload(Bucket="alice-data", Key="mp")["UploadId"]
+    up = alice.list_multipart_uploads(Bucket="alice-data")["Uploads"][0]
+    assert up["Owner"]["ID"] == aak and up["Initiator"]["DisplayName"] == "alice"
+    assert alice.list_parts(Bucket="alice-data", Key="mp", UploadId=uid)["Owner"]["ID"] == aak
+    fails("AccessDenied", 403, bob.list_parts, Bucket="alice-data", Key="mp", UploadId=uid)
+    fails("AccessDenied", 403, bob.abort_multipart_upload, Bucket="alice-data", Key="mp",
+          UploadId=uid)
+    alice.abort_multipart_upload(Bucket="alice-data", Key="mp", UploadId=uid)
+    # Versioning is the owner's too, and versions are the bucket owner's.
+    fails("AccessDenied", 403, bob.put_bucket_versioning, Bucket="alice-data",
+          VersioningConfiguration={"Status": "Enabled"})
+    alice.put_bucket_versioning(Bucket="alice-data", VersioningConfiguration={"Status": "Enabled"})
+    alice.put_object(Bucket="alice-data", Key="v", Body=b"1")
+    alice.put_object(Bucket="alice-data", Key="v", Body=b"2")
+    vs = alice.list_object_versions(Bucket="alice-data", Prefix="v")["Versions"]
+    assert len(vs) == 2 and {v["Owner"]["ID"] for v in vs} == {aak}
+    fails("AccessDenied", 403, bob.list_object_versions, Bucket="alice-data")
+    fails("AccessDenied", 403, bob.get_object, Bucket="alice-data", Key="v",
+          VersionId=vs[1]["VersionId"])
 
 
 def test_anonymous_and_acls(srv, users):
@@ -305,6 +336,20 @@ def test_removed_user_and_offline_admin(srv, users):
     carol = added(run("admin", "user", "add", "--name", "carol", "--data", srv.data_dir))
     r = run("admin", "user", "remove", "NOSUCHKEY0000000000", "--data", srv.data_dir)
     assert r.returncode == 1
+    # `nebula dump` carries the users (with their secrets) and `load` restores them.
+    r = run("dump", srv.data_dir)
+    assert r.returncode == 0, r.stderr
+    dumped = {u["access_key"]: u for u in json.loads(r.stdout)["users"]}
+    assert set(dumped) == {users["alice"][0], carol[0]}
+    assert dumped[carol[0]]["secret_key"] == carol[1] and dumped[carol[0]]["name"] == "carol"
+    other = os.path.join(os.path.dirname(srv.data_dir), "loaded")
+    os.mkdir(other)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("NEBULA_")}
+    lr = subprocess.run([NEBULA, "load", other], input=r.stdout, capture_output=True, text=True,
+                        timeout=60, env=env)
+    assert lr.returncode == 0, lr.stderr
+    r = run("admin", "user", "list", "--data", other)
+    assert r.returncode == 0 and carol[0] in r.stdout and users["alice"][0] in r.stdout
     s2 = S3Server(srv.data_dir)
     try:
         c = client(s2, *carol)

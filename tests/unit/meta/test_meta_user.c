@@ -134,6 +134,33 @@ static void test_user_ops(void **state)
     ASSERT_OK(meta_check(m, 0, NULL, NULL, &rep));
     assert_int_equal(rep.problems, 0);
 
+    /* A damaged record is reported by meta_check (and left alone). */
+    meta_close(m);
+    kv_db *db = NULL;
+    ASSERT_OK(kv_open(getenv("NB_KV_ENGINE"), g_dir, NULL, &db));
+    kv_batch *b = kv_batch_new();
+    static const uint8_t badval[] = {1, 1, 0}; /* an empty secret */
+    kv_batch_put(b, nb_slice_str("KBADREC"), nb_slice_of(badval, sizeof badval));
+    kv_batch_put(b, nb_slice_str("Ka/b"), nb_slice_of(badval, sizeof badval));
+    ASSERT_OK(kv_write(db, b, KV_SYNC));
+    kv_batch_clear(b);
+    kv_close(db);
+    ASSERT_OK(meta_open(g_dir, &o, &m));
+    ASSERT_OK(meta_check(m, META_CHECK_REPAIR, NULL, NULL, &rep));
+    assert_int_equal(rep.problems, 2);
+    assert_int_equal(rep.repaired, 0);
+    ASSERT_RC(meta_user_get(m, "BADREC", &g), NB_ECORRUPT);
+    ASSERT_RC(meta_user_list(m, collect, &l), NB_ECORRUPT);
+    meta_close(m);
+    ASSERT_OK(kv_open(getenv("NB_KV_ENGINE"), g_dir, NULL, &db));
+    kv_batch_delete(b, nb_slice_str("KBADREC"));
+    kv_batch_delete(b, nb_slice_str("Ka/b"));
+    ASSERT_OK(kv_write(db, b, KV_SYNC));
+    kv_batch_free(b);
+    kv_close(db);
+    ASSERT_OK(meta_open(g_dir, &o, &m));
+    nb_buf_reset(&l);
+
     ASSERT_OK(meta_user_remove(m, "BOBKEY"));
     ASSERT_RC(meta_user_remove(m, "BOBKEY"), NB_ENOTFOUND);
     ASSERT_RC(meta_user_get(m, "BOBKEY", &g), NB_ENOTFOUND);
