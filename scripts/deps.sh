@@ -23,7 +23,8 @@ build_pkgs=(
 # What the tests drive the real binaries with.
 test_pkgs=(
     clang-format curl python3 python3-pytest procps psmisc
-    awscli s3cmd python3-boto3   # real S3 clients for the gateway tests
+    util-linux-extra  # fincore: the GET test drops and checks page-cache residency
+    awscli s3cmd python3-boto3 rclone  # real S3 clients for the gateway tests
     git sqlite3 rsync python3-torch  # real programs on the FUSE mount (test_fuse_programs.py)
 )
 bench_pkgs=(rocksdb-tools nginx-light wrk fio)

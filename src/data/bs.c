@@ -87,7 +87,8 @@ int data_bs_delete(data_bs *bs, data_key k)
     return rc;
 }
 
-int data_bs_read_fd(data_bs *bs, data_key k, uint64_t off, size_t len, data_fdref *out)
+int data__bs_read_fd(data_bs *bs, data_key k, uint64_t off, size_t len, unsigned flags,
+                     data_fdref *out)
 {
     memset(out, 0, sizeof *out);
     out->fd = -1;
@@ -95,9 +96,14 @@ int data_bs_read_fd(data_bs *bs, data_key k, uint64_t off, size_t len, data_fdre
         return -ENOTSUP;
     if (len > DATA_BLOCK_SIZE)
         len = DATA_BLOCK_SIZE;
-    int rc = bs->ops->read_fd(bs, k, off, len, out);
+    int rc = bs->ops->read_fd(bs, k, off, len, flags, out);
     count_error(bs, rc);
     return rc;
+}
+
+int data_bs_read_fd(data_bs *bs, data_key k, uint64_t off, size_t len, data_fdref *out)
+{
+    return data__bs_read_fd(bs, k, off, len, 0, out);
 }
 
 void data_fdref_release(data_bs *bs, data_fdref *ref)

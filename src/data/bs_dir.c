@@ -417,7 +417,8 @@ static int dir_del(data_bs *bs, data_key k)
     return 0;
 }
 
-static int dir_read_fd(data_bs *bs, data_key k, uint64_t off, size_t len, data_fdref *out)
+static int dir_read_fd(data_bs *bs, data_key k, uint64_t off, size_t len, unsigned flags,
+                       data_fdref *out)
 {
     bs_dir *d = (bs_dir *)bs;
     char path[PATH_MAX];
@@ -445,12 +446,12 @@ static int dir_read_fd(data_bs *bs, data_key k, uint64_t off, size_t len, data_f
         /* mmap verifies the segments without copying them to user space;
          * the pages stay in the page cache for the sendfile that follows. */
         void *m = MAP_FAILED;
-        if (rc == 0) {
+        if (rc == 0 && !(flags & DATA__FD_NOVERIFY)) {
             m = mmap(NULL, fend - mstart, PROT_READ, MAP_SHARED, fd, (off_t)mstart);
             if (m == MAP_FAILED)
                 rc = -errno;
         }
-        for (uint32_t s = s0; rc == 0 && s < s1; s++)
+        for (uint32_t s = s0; rc == 0 && m != MAP_FAILED && s < s1; s++)
             rc = verify_seg(&h, path, s,
                             (const uint8_t *)m + (fstart - mstart) +
                                 ((uint64_t)(s - s0) << DATA_SEG_SHIFT));

@@ -231,6 +231,16 @@ typedef struct data_piece {
 /* *out is owned (free with free()), *nout its length. */
 int data_chunk_plan(const data_slice *slices, size_t n, uint32_t off, size_t len, data_piece **out,
                     size_t *nout) NB_MUST_CHECK;
+/* Zero-copy reads of [off, off+len) of a chunk: appends to *refs (grown
+ * with realloc; *n entries, *cap capacity) one data_fdref per piece, in
+ * chunk order: a hole is {fd = -1, len}, any other piece a verified fd
+ * range from data_bs_read_fd. The refs outlive the caller's pin (each
+ * holds its block) until data_chunk_refs_release. On an error the refs
+ * this call added are released and *n is unchanged. */
+int data_chunk_refs(data_store *s, const data_slice *slices, size_t n, uint32_t off, size_t len,
+                    data_fdref **refs, size_t *nrefs, size_t *cap) NB_MUST_CHECK;
+/* Releases refs[0..n) (holes are skipped). */
+void data_chunk_refs_release(data_store *s, data_fdref *refs, size_t n);
 
 typedef struct data_cache_stats {
     uint64_t hits, misses, inserts, evictions;

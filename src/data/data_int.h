@@ -30,7 +30,10 @@ typedef struct data_bs_ops {
     int (*get_all)(data_bs *bs, data_key k, uint8_t **out, size_t *len);
     int (*stat)(data_bs *bs, data_key k, size_t *len);
     int (*del)(data_bs *bs, data_key k);
-    int (*read_fd)(data_bs *bs, data_key k, uint64_t off, size_t len, data_fdref *out);
+    /* flags: DATA__FD_NOVERIFY hands the range out without checking its
+     * CRCs (the caller knows them good, refs.c). */
+    int (*read_fd)(data_bs *bs, data_key k, uint64_t off, size_t len, unsigned flags,
+                   data_fdref *out);
     void (*release_fd)(data_bs *bs, data_fdref *ref);
     int (*iterate)(data_bs *bs, data_bs_iter_fn fn, void *arg);
     int (*space)(data_bs *bs, uint64_t *capacity, uint64_t *free_bytes);
@@ -41,6 +44,16 @@ struct data_bs {
     const data_bs_ops *ops;
     _Atomic uint64_t puts, gets, deletes, bytes_written, bytes_read, checksum_errors;
 };
+
+#define DATA__FD_NOVERIFY 1u
+/* data_bs_read_fd with read_fd flags. */
+int data__bs_read_fd(data_bs *bs, data_key k, uint64_t off, size_t len, unsigned flags,
+                     data_fdref *out);
+
+/* Ranges of blocks verified by zero-copy reads (refs.c). */
+typedef struct data__vmemo data__vmemo;
+data__vmemo *data__vmemo_new(void);
+void data__vmemo_free(data__vmemo *m);
 
 /* The backends: bs_dir.c and bs_disk.c. */
 extern const data_bs_ops data__bs_dir_ops;
@@ -107,6 +120,7 @@ typedef struct data_released {
 
 struct data_store {
     data_bs *bs;
+    data__vmemo *vmemo; /* zero-copy reads: what was verified (refs.c) */
     data_store_options o;
     data_cache *cache;
     nb_pool *read_pool, *write_pool;

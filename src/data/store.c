@@ -96,6 +96,7 @@ int data_store_open(data_bs *bs, const data_store_options *opts, data_store **ou
     pthread_mutex_init(&s->bg_mu, NULL);
     pthread_cond_init(&s->bg_idle, NULL);
     s->cache = data__cache_new(s->o.cache_bytes);
+    s->vmemo = data__vmemo_new();
     int rc = nb_pool_new(s->o.read_threads, "data-rd", &s->read_pool);
     if (rc == 0)
         rc = nb_pool_new(s->o.write_threads, "data-wr", &s->write_pool);
@@ -118,6 +119,7 @@ void data_store_close(data_store *s)
     nb_pool_free(s->read_pool);
     nb_pool_free(s->write_pool);
     data__cache_free(s->cache);
+    data__vmemo_free(s->vmemo);
     if (s->nreleased)
         NB_INFO("data: %zu released slice(s) not yet deleted at close; the collector will "
                 "free them",

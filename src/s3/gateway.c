@@ -111,33 +111,23 @@ void gw_hdrf(gw_answer *a, const char *name, const char *fmt, ...)
     gw_hdr(a, name, v);
 }
 
+/* Drops the body the answer holds (file, bytes or pieces). */
+static void answer_drop_body(gw_answer *a)
+{
+    if (a->file)
+        (void)vfs_release(a->file);
+    a->file = NULL;
+    free(a->raw);
+    a->raw = NULL;
+    vfs_refs_free(a->refs);
+    a->refs = NULL;
+}
+
 static void answer_free(gw_answer *a)
 {
     s3_meta_free(&a->hdrs);
     nb_buf_free(&a->body);
-    if (a->file)
-        (void)vfs_release(a->file);
-    a->file = NULL;
-}
-
-typedef struct gw_stream {
-    vfs_file *f;
-    uint64_t off;
-} gw_stream;
-
-static ssize_t stream_read(void *cls, uint64_t pos, char *buf, size_t max)
-{
-    gw_stream *s = cls;
-    size_t got = 0;
-    int rc = vfs_read(s->f, s->off + pos, buf, max, &got);
-    if (rc != 0) {
-        NB_WARN("s3: read of inode %llu at %llu failed: %s", (unsigned long long)vfs_file_ino(s->f),
-                (unsigned long long)(s->off + pos), nb_strerror(rc));
-        return MHD_CONTENT_READER_END_WITH_ERROR;
-    }
-    if (got == 0)
-        return MHD_CONTENT_READER_END_WITH_ERROR; /* the file shrank under us */
-    return (ssize_t)got;
+    answer_drop_body(a);
 }
 
 static ssize_t no_read(void *cls, uint64_t pos, char *buf, size_t max)
@@ -149,22 +139,13 @@ static ssize_t no_read(void *cls, uint64_t pos, char *buf, size_t max)
     return MHD_CONTENT_READER_END_OF_STREAM;
 }
 
-static void stream_free(void *cls)
-{
-    gw_stream *s = cls;
-    (void)vfs_release(s->f);
-    free(s);
-}
-
 static void error_body(s3_gw_req *r, gw_answer *a, int rc)
 {
     const s3_error *e = s3_error_of(rc);
     a->status = (unsigned)e->http_status;
     /* Whatever body the handler had prepared is not sent. */
     a->has_length = false;
-    if (a->file)
-        (void)vfs_release(a->file);
-    a->file = NULL;
+    answer_drop_body(a);
     if (rc == S3_ERR_NOT_MODIFIED || r->head)
         return;
     nb_buf_reset(&a->body);
@@ -186,18 +167,8 @@ static int send_answer(s3_gw_req *r, gw_answer *a)
 {
     struct MHD_Response *resp;
     unsigned status = a->status ? a->status : 200;
-    if (a->file && !r->head) {
-        gw_stream *s = nb_xmalloc(sizeof *s);
-        s->f = a->file;
-        s->off = a->file_off;
-        a->file = NULL;
-        /* MHD allocates (and clears) a buffer of the block size per
-         * response: no bigger than the body. */
-        size_t block = a->file_len < GW_IO_BLOCK ? (size_t)a->file_len : GW_IO_BLOCK;
-        resp = MHD_create_response_from_callback(a->file_len, block < 4096 ? 4096 : block,
-                                                 stream_read, s, stream_free);
-        if (!resp)
-            stream_free(s);
+    if ((a->file || a->raw || a->refs) && !r->head) {
+        resp = gw_body_response(r, a);
     } else if (a->has_length && (r->head || a->file_len == 0)) {
         /* HEAD (and empty objects): a callback response carries the length
          * and MHD sends no body for HEAD. */
@@ -502,6 +473,7 @@ unsigned s3_gw_req_done(s3_gw_req *r, bool completed)
     }
     unsigned st = r->answered ? r->status : 0;
     answer_free(&r->ans);
+    vfs_refs_free(r->sent_refs);
     s3_chunked_free(r->chunked);
     s3_digest_free(r->md5);
     s3_digest_free(r->sha256);

@@ -44,6 +44,11 @@ typedef struct gw_answer {
     nb_buf body;     /* buffer body (XML) */
     vfs_file *file;  /* streaming body (owned) */
     uint64_t file_off, file_len;
+    /* GET bodies (gw_get.c): instead of file, either the bytes read (small
+     * objects, sent with the header in one write) or verified block-store
+     * pieces sent without copying. file_len is the body's length. */
+    uint8_t *raw;    /* owned */
+    vfs_refs *refs;  /* owned */
     uint64_t length; /* Content-Length of a HEAD answer / of an empty stream */
     bool has_length; /* HEAD: report length without a body */
 } gw_answer;
@@ -100,6 +105,9 @@ struct s3_gw_req {
     bool async_done;    /* the worker filled final_rc and ans */
     int final_rc;
     gw_answer ans;
+    /* The block-store pieces of a GET answer sent with sendfile: held
+     * until MHD is done with the connection's response. */
+    vfs_refs *sent_refs;
 };
 
 /* ---- gateway.c ---- */
@@ -144,6 +152,16 @@ int gw_put_data(s3_gw_req *r, const uint8_t *p, size_t n) NB_MUST_CHECK;
 /* Checks digests and the length; fills etag (quoted) and the checksum
  * value. Does not publish. */
 int gw_put_verify(s3_gw_req *r, char *etag, char *cks_b64) NB_MUST_CHECK;
+
+/* GET bodies (gw_get.c). */
+/* Reads or references [off, off+len) of file ino for the answer: small
+ * bodies are read into a->raw, larger ones become zero-copy pieces
+ * (a->refs), and when the block store cannot give those the file is kept
+ * open for the copying stream (a->file). */
+int gw_get_body(s3_gw_req *r, gw_answer *a, uint64_t ino, uint64_t off, uint64_t len) NB_MUST_CHECK;
+/* The MHD response for a body set up by gw_get_body (NULL when MHD
+ * refuses it; the answer keeps what it owned). */
+struct MHD_Response *gw_body_response(s3_gw_req *r, gw_answer *a);
 
 /* Versioning (gw_version.c). */
 /* "null" or 16 lowercase hex digits: the version ids the gateway makes. */

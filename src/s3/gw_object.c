@@ -348,11 +348,7 @@ int gw_get_object(s3_gw_req *r, gw_answer *a)
     a->file_len = len;
     if (r->head || len == 0)
         return 0;
-    rc = vfs_file_open(r->g->ns, NULL, attr.ino, O_RDONLY, &a->file);
-    if (rc == -ENOENT)
-        return S3_ERR_NO_SUCH_KEY;
-    a->file_off = off;
-    return rc;
+    return gw_get_body(r, a, attr.ino, off, len);
 }
 
 /* ---- DeleteObject(s) ------------------------------------------------------------------------ */

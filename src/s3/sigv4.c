@@ -33,8 +33,46 @@
 #define STREAMING_TR     "STREAMING-AWS4-HMAC-SHA256-PAYLOAD-TRAILER"
 #define STREAMING_UNS_TR "STREAMING-UNSIGNED-PAYLOAD-TRAILER"
 
+/* The signing key changes once a day per secret, region and service: each
+ * thread keeps the last one it derived (4 HMACs fewer per request). */
+static _Thread_local struct {
+    char secret[S3_SECRET_KEY_MAX + 1], date8[9], region[64], service[16];
+    uint8_t key[32];
+} key_cache;
+
+static bool key_cache_fits(const char *secret, const char *date8, const char *region,
+                           const char *service)
+{
+    return strlen(secret) < sizeof key_cache.secret && strlen(date8) < sizeof key_cache.date8 &&
+           strlen(region) < sizeof key_cache.region && strlen(service) < sizeof key_cache.service;
+}
+
+static void derive_key(const char *secret, const char *date8, const char *region,
+                       const char *service, uint8_t out[32]);
+
 void s3_sigv4_signing_key(const char *secret, const char *date8, const char *region,
                           const char *service, uint8_t out[32])
+{
+    if (!key_cache_fits(secret, date8, region, service)) {
+        derive_key(secret, date8, region, service, out);
+        return;
+    }
+    if (key_cache.secret[0] && strcmp(key_cache.secret, secret) == 0 &&
+        strcmp(key_cache.date8, date8) == 0 && strcmp(key_cache.region, region) == 0 &&
+        strcmp(key_cache.service, service) == 0) {
+        memcpy(out, key_cache.key, 32);
+        return;
+    }
+    derive_key(secret, date8, region, service, out);
+    strcpy(key_cache.secret, secret);
+    strcpy(key_cache.date8, date8);
+    strcpy(key_cache.region, region);
+    strcpy(key_cache.service, service);
+    memcpy(key_cache.key, out, 32);
+}
+
+static void derive_key(const char *secret, const char *date8, const char *region,
+                       const char *service, uint8_t out[32])
 {
     char k0[S3_SECRET_KEY_MAX + 8];
     int n = snprintf(k0, sizeof k0, "AWS4%s", secret);

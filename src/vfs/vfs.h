@@ -288,6 +288,27 @@ int vfs_put_commit(vfs_put *p, nb_slice rec, vfs_attr *out) NB_MUST_CHECK;
 /* Drops the put; nothing becomes visible. NULL is a no-op. */
 void vfs_put_abort(vfs_put *p);
 
+/* Zero-copy reads (S3 GET): bytes [off, off+len) of a file opened for
+ * reading, as pieces to send with sendfile or to map: each is len bytes
+ * at offset off of descriptor fd (borrowed; verified by the block store
+ * before it is handed out), or zeros when fd is -1. The pieces stay valid
+ * until vfs_refs_free, even if the file is changed or deleted meanwhile.
+ * Only published bytes are seen (a handle's own buffered writes are
+ * not): -EAGAIN for a handle with unpublished writes. The range is
+ * clipped at the end of file: the pieces' lengths add up to fewer bytes
+ * then. */
+typedef struct vfs_piece {
+    int fd;
+    uint64_t off;
+    size_t len;
+} vfs_piece;
+typedef struct vfs_refs vfs_refs;
+int vfs_read_refs(vfs_file *f, uint64_t off, uint64_t len, vfs_refs **out) NB_MUST_CHECK;
+/* The pieces of r, in file order; *n gets their count. */
+const vfs_piece *vfs_refs_pieces(const vfs_refs *r, size_t *n);
+/* Releases the pieces (their blocks may go) and frees r. NULL is a no-op. */
+void vfs_refs_free(vfs_refs *r);
+
 /* Opens the object for reading (a vfs_file; read with vfs_read). */
 int vfs_s3_open(vfs *v, const vfs_cred *c, const char *bucket, const char *key,
                 vfs_file **out) NB_MUST_CHECK;

@@ -1,0 +1,232 @@
+/*
+ * gw_get.c — GET bodies: how the bytes of an object reach the socket.
+ *
+ *   ≤ GW_SMALL_BODY ───► read into one buffer: MHD writes header and body
+ *                         with one call
+ *   one block piece ───► sendfile from the block store's descriptor
+ *                         (MHD_create_response_from_fd_at_offset64 on a
+ *                         dup of it; the piece stays held by the request
+ *                         until MHD has finished with it)
+ *   several pieces ────► the pieces mapped and sent as one I/O vector
+ *                         (holes point at a page of zeros)
+ *   otherwise ─────────► the copying stream through vfs_read
+ *
+ * Every piece is verified by the block store when it is handed out (the
+ * CRCs of the 64 KiB segments it covers, docs/data.md), so a corrupt block
+ * is an InternalError before the status line is sent, never a wrong body.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <microhttpd.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "common/common.h"
+#include "s3/gw_int.h"
+
+/* Bodies up to this size are read into memory and sent with the header. */
+#define GW_SMALL_BODY (64u << 10)
+
+/* Holes in mapped answers point here (read-only, shared by all). */
+static const uint8_t zeros[64 << 10];
+
+/* ---- setting the body up ----------------------------------------------------------------- */
+
+static int read_all(vfs_file *f, uint64_t off, uint8_t *buf, size_t len)
+{
+    size_t done = 0;
+    while (done < len) {
+        size_t got = 0;
+        int rc = vfs_read(f, off + done, buf + done, len - done, &got);
+        if (rc != 0)
+            return rc;
+        if (got == 0)
+            return S3_ERR_INTERNAL_ERROR; /* the file shrank under us */
+        done += got;
+    }
+    return 0;
+}
+
+int gw_get_body(s3_gw_req *r, gw_answer *a, uint64_t ino, uint64_t off, uint64_t len)
+{
+    vfs_file *f = NULL;
+    int rc = vfs_file_open(r->g->ns, NULL, ino, O_RDONLY, &f);
+    if (rc == -ENOENT)
+        return S3_ERR_NO_SUCH_KEY;
+    if (rc != 0)
+        return rc;
+    a->file_len = len;
+    if (len <= GW_SMALL_BODY) {
+        a->raw = nb_xmalloc(len);
+        rc = read_all(f, off, a->raw, (size_t)len);
+        (void)vfs_release(f);
+        return rc;
+    }
+    vfs_refs *refs = NULL;
+    rc = vfs_read_refs(f, off, len, &refs);
+    uint64_t total = 0;
+    if (rc == 0) {
+        size_t n;
+        const vfs_piece *p = vfs_refs_pieces(refs, &n);
+        for (size_t i = 0; i < n; i++)
+            total += p[i].len;
+    }
+    if (rc == 0 && total == len) {
+        a->refs = refs;
+        (void)vfs_release(f);
+        return 0;
+    }
+    vfs_refs_free(refs);
+    if (rc == -EIO) { /* a block failed its checks (logged below us) */
+        (void)vfs_release(f);
+        return rc;
+    }
+    /* No descriptors from this block store (or the file changed size
+     * meanwhile): the copying stream decides. */
+    a->file = f;
+    a->file_off = off;
+    return 0;
+}
+
+/* ---- responses ----------------------------------------------------------------------------- */
+
+typedef struct gw_stream {
+    vfs_file *f;
+    uint64_t off;
+} gw_stream;
+
+static ssize_t stream_read(void *cls, uint64_t pos, char *buf, size_t max)
+{
+    gw_stream *s = cls;
+    size_t got = 0;
+    int rc = vfs_read(s->f, s->off + pos, buf, max, &got);
+    if (rc != 0) {
+        NB_WARN("s3: read of inode %llu at %llu failed: %s", (unsigned long long)vfs_file_ino(s->f),
+                (unsigned long long)(s->off + pos), nb_strerror(rc));
+        return MHD_CONTENT_READER_END_WITH_ERROR;
+    }
+    if (got == 0)
+        return MHD_CONTENT_READER_END_WITH_ERROR; /* the file shrank under us */
+    return (ssize_t)got;
+}
+
+static void stream_free(void *cls)
+{
+    gw_stream *s = cls;
+    (void)vfs_release(s->f);
+    free(s);
+}
+
+/* A mapped answer: the mappings and the pieces they map. */
+typedef struct gw_mapped {
+    vfs_refs *refs;
+    size_t n;
+    struct {
+        void *p;
+        size_t len;
+    } maps[];
+} gw_mapped;
+
+static void mapped_free(void *cls)
+{
+    gw_mapped *m = cls;
+    for (size_t i = 0; i < m->n; i++)
+        if (m->maps[i].p)
+            munmap(m->maps[i].p, m->maps[i].len);
+    vfs_refs_free(m->refs);
+    free(m);
+}
+
+static struct MHD_Response *mapped_response(gw_answer *a)
+{
+    size_t n;
+    const vfs_piece *p = vfs_refs_pieces(a->refs, &n);
+    size_t niov = 0;
+    for (size_t i = 0; i < n; i++)
+        niov += p[i].fd >= 0 ? 1 : (p[i].len + sizeof zeros - 1) / sizeof zeros;
+    gw_mapped *m = nb_xcalloc(1, sizeof *m + n * sizeof m->maps[0]);
+    struct MHD_IoVec *iov = nb_xmalloc(niov * sizeof *iov);
+    size_t k = 0;
+    uint64_t page = (uint64_t)sysconf(_SC_PAGESIZE);
+    bool ok = true;
+    for (size_t i = 0; ok && i < n; i++) {
+        if (p[i].fd < 0) {
+            for (size_t left = p[i].len; left > 0;) {
+                size_t l = left < sizeof zeros ? left : sizeof zeros;
+                iov[k++] = (struct MHD_IoVec){zeros, l};
+                left -= l;
+            }
+            continue;
+        }
+        uint64_t start = p[i].off & ~(page - 1);
+        size_t mlen = (size_t)(p[i].off - start) + p[i].len;
+        /* MAP_POPULATE: the pages are in the page cache (the block store
+         * just verified them); map them in one go, not fault by fault. */
+        void *q = mmap(NULL, mlen, PROT_READ, MAP_SHARED | MAP_POPULATE, p[i].fd, (off_t)start);
+        if (q == MAP_FAILED) {
+            ok = false;
+            break;
+        }
+        m->maps[i].p = q;
+        m->maps[i].len = mlen;
+        iov[k++] = (struct MHD_IoVec){(uint8_t *)q + (p[i].off - start), p[i].len};
+    }
+    m->n = n;
+    struct MHD_Response *resp =
+        ok ? MHD_create_response_from_iovec(iov, (unsigned)k, mapped_free, m) : NULL;
+    free(iov);
+    if (!resp) {
+        m->refs = NULL; /* the answer still owns them */
+        mapped_free(m);
+        return NULL;
+    }
+    m->refs = a->refs;
+    a->refs = NULL;
+    return resp;
+}
+
+struct MHD_Response *gw_body_response(s3_gw_req *r, gw_answer *a)
+{
+    struct MHD_Response *resp = NULL;
+    if (a->raw) {
+        resp = MHD_create_response_from_buffer((size_t)a->file_len, a->raw, MHD_RESPMEM_MUST_FREE);
+        if (resp)
+            a->raw = NULL;
+        return resp;
+    }
+    if (a->refs) {
+        size_t n;
+        const vfs_piece *p = vfs_refs_pieces(a->refs, &n);
+        if (n == 1 && p[0].fd >= 0) {
+            /* MHD closes the descriptor it is given; the block stays held
+             * by the request until MHD has sent it. */
+            int fd = fcntl(p[0].fd, F_DUPFD_CLOEXEC, 0);
+            if (fd >= 0) {
+                resp = MHD_create_response_from_fd_at_offset64(p[0].len, fd, (int64_t)p[0].off);
+                if (!resp)
+                    close(fd);
+            }
+            if (resp) {
+                vfs_refs_free(r->sent_refs);
+                r->sent_refs = a->refs;
+                a->refs = NULL;
+            }
+            return resp;
+        }
+        return mapped_response(a);
+    }
+    gw_stream *s = nb_xmalloc(sizeof *s);
+    s->f = a->file;
+    s->off = a->file_off;
+    a->file = NULL;
+    /* MHD allocates (and clears) a buffer of the block size per response:
+     * no bigger than the body. */
+    size_t block = a->file_len < GW_IO_BLOCK ? (size_t)a->file_len : GW_IO_BLOCK;
+    resp = MHD_create_response_from_callback(a->file_len, block < 4096 ? 4096 : block, stream_read,
+                                             s, stream_free);
+    if (!resp)
+        stream_free(s);
+    return resp;
+}
