@@ -86,25 +86,39 @@ def test_health(server):
     assert h["version"] in r.stdout
 
 
+def scrape_until(port, ready):
+    """Scrapes /metrics until ready(samples) holds. Requests are counted when
+    MHD reports them complete, which is after the client has its answer, so
+    a scrape right after a request may not show it yet."""
+    deadline = time.monotonic() + 20
+    while True:
+        status, headers, body = get(port, "/metrics")
+        assert status == 200
+        families, samples = parse_prometheus(body.decode())
+        if ready(samples) or time.monotonic() > deadline:
+            return headers, families, samples
+        time.sleep(0.02)
+
+
 def test_metrics_format_and_counters(server):
     for _ in range(3):
         assert get(server.port, "/health")[0] == 200
     assert get(server.port, "/nope")[0] == 404
-    status, headers, body = get(server.port, "/metrics")
-    assert status == 200
+    headers, families, samples = scrape_until(
+        server.port, lambda sm: metric(sm, "nebula_http_requests_total", '{code="404"}') is not None
+        and (metric(sm, "nebula_http_requests_total", '{code="200"}') or 0) >= 3)
     assert headers["Content-Type"].startswith("text/plain; version=0.0.4")
-    families, samples = parse_prometheus(body.decode())
     assert families["nebula_http_requests_total"] == "counter"
     assert metric(samples, "nebula_http_requests_total", '{code="200"}') >= 3
     assert metric(samples, "nebula_http_requests_total", '{code="404"}') == 1
     assert metric(samples, "nebula_uptime_seconds") >= 0
     assert metric(samples, "nebula_http_open_connections") >= 1  # this request's
     assert metric(samples, "process_resident_memory_bytes") > 1 << 20
-    # Counters only grow.
-    _, _, body2 = get(server.port, "/metrics")
-    _, samples2 = parse_prometheus(body2.decode())
-    assert metric(samples2, "nebula_http_requests_total", '{code="200"}') >= \
-        metric(samples, "nebula_http_requests_total", '{code="200"}') + 1
+    # Counters only grow: the scrape above is counted once it completes.
+    before = metric(samples, "nebula_http_requests_total", '{code="200"}')
+    _, _, samples2 = scrape_until(
+        server.port, lambda sm: (metric(sm, "nebula_http_requests_total", '{code="200"}') or 0) >= before + 1)
+    assert metric(samples2, "nebula_http_requests_total", '{code="200"}') >= before + 1
 
 
 def test_prometheus_checker_rejects_bad_text():
