@@ -27,6 +27,25 @@ static const nb_opt server_opts[] = {
     {"meta-engine", NB_OPT_STR, NULL, "NAME",
      "Key-value engine under the metadata: rocksdb or nkv (default: the build's default).", 0, 0},
     {"cache-size", NB_OPT_SIZE, "256M", "BYTES", "Block cache for file and object data.", 0, 0},
+    {"block-store", NB_OPT_STR, "disk", "NAME",
+     "Block store of a new data directory: disk (the disk engine: data files in DIR/disk that "
+     "grow in preallocated steps) or dir (a file per block in DIR/blocks). A directory keeps "
+     "the store it was made with.",
+     0, 0},
+    {"disk-size", NB_OPT_SIZE, "0", "BYTES",
+     "Most space the disk store's data files grow to together (e.g. 100G); puts beyond it fail "
+     "with "
+     "no space left. 0: grow while the file system keeps --disk-reserve free.",
+     0, 0},
+    {"disk-files", NB_OPT_STR, NULL, "PATH,...",
+     "Data files of a new disk store, comma separated: files (relative to DIR/disk unless "
+     "absolute, e.g. on other disks) or block devices (used whole); blobs are spread over "
+     "them (default: one file, data.0). Recorded at creation.",
+     0, 0},
+    {"disk-reserve", NB_OPT_SIZE, "0", "BYTES",
+     "Free space the disk store leaves on its file system when --disk-size is 0 (0: 5 % of the "
+     "file system, at most 4G).",
+     0, 0},
     {"mount", NB_OPT_STR, NULL, "DIR",
      "Also mount the namespace at DIR with FUSE (a dead mount left there is reclaimed).", 0, 0},
     {"allow-other", NB_OPT_BOOL, "false", NULL, "Let other users use the mount (allow_other).", 0,
@@ -111,6 +130,10 @@ int cli_server(int argc, char **argv)
         .secret_key = nb_config_str(cfg, "secret-key"),
         .meta_engine = nb_config_str(cfg, "meta-engine"),
         .cache_bytes = (size_t)nb_config_int(cfg, "cache-size"),
+        .block_store = nb_config_str(cfg, "block-store"),
+        .disk_size = (uint64_t)nb_config_int(cfg, "disk-size"),
+        .disk_reserve = (uint64_t)nb_config_int(cfg, "disk-reserve"),
+        .disk_files = nb_config_str(cfg, "disk-files"),
         .lifecycle_interval_s = nb_config_float(cfg, "lifecycle-interval"),
         .lifecycle_day_s = nb_config_float(cfg, "lifecycle-day-seconds"),
     };
@@ -122,6 +145,11 @@ int cli_server(int argc, char **argv)
     o.mount.writeback_cache = nb_config_bool(cfg, "writeback-cache");
     o.mount.entry_timeout = nb_config_float(cfg, "entry-timeout");
     o.mount.attr_timeout = nb_config_float(cfg, "attr-timeout");
+    if (strcmp(o.block_store, "disk") != 0 && strcmp(o.block_store, "dir") != 0) {
+        fprintf(stderr, "nebula server: --block-store: '%s' is not disk or dir\n", o.block_store);
+        nb_config_free(cfg);
+        return CLI_EXIT_USAGE;
+    }
     if (o.threads == 0) {
         long n = sysconf(_SC_NPROCESSORS_ONLN);
         o.threads = n > 0 ? (unsigned)n : 1;

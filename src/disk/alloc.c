@@ -47,6 +47,22 @@ void disk__alloc_init(disk__alloc *a, uint64_t n_au)
         a->bits[i >> 6] |= 1ull << (i & 63);
 }
 
+void disk__alloc_grow(disk__alloc *a, uint64_t n_au)
+{
+    NB_ASSERT(n_au >= a->n_au);
+    uint64_t old_words = (a->n_au + 63) / 64, words = (n_au + 63) / 64;
+    if (words > old_words) {
+        a->bits = nb_xrealloc(a->bits, words * sizeof(uint64_t));
+        memset(a->bits + old_words, 0, (words - old_words) * sizeof(uint64_t));
+    }
+    /* The old "past the end" bits become free AUs; the new ones are set. */
+    for (uint64_t i = a->n_au; i < n_au; i++)
+        a->bits[i >> 6] &= ~(1ull << (i & 63));
+    for (uint64_t i = n_au; i < words * 64; i++)
+        a->bits[i >> 6] |= 1ull << (i & 63);
+    a->n_au = n_au;
+}
+
 void disk__alloc_free_all(disk__alloc *a)
 {
     free(a->bits);

@@ -30,6 +30,7 @@
  */
 #include <errno.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 
 #include "common/clock.h"
@@ -45,9 +46,15 @@ static uint64_t n_aus(const disk_env *e, uint64_t len)
     return n ? n : 1;
 }
 
+static disk__file *file_of(disk_env *e, uint64_t off)
+{
+    return &e->files[off >> DISK__FILE_SHIFT];
+}
+
+/* The extent's AU in its file's allocator (AU 0 of a file is its superblock). */
 static uint64_t au_index(const disk_env *e, uint64_t off)
 {
-    return off / e->au - 1;
+    return (off & DISK__LOCAL_MASK) / e->au - 1;
 }
 
 static void count(uint64_t *c, uint64_t n)
@@ -61,6 +68,14 @@ int disk__sync(disk_env *e, int fd)
     return e->io->sync(e->ioctx, fd);
 }
 
+int disk__sync_data(disk_env *e)
+{
+    int rc = 0;
+    for (unsigned i = 0; i < e->n_files && !rc; i++)
+        rc = disk__sync(e, e->files[i].fd);
+    return rc;
+}
+
 /* Frees an extent, or marks it for freeing at its last unpin. Under mu. */
 static void release_extent(disk_env *e, uint64_t off, uint32_t len)
 {
@@ -71,7 +86,7 @@ static void release_extent(disk_env *e, uint64_t off, uint32_t len)
         p->len = (uint32_t)n;
         return;
     }
-    disk__alloc_put(&e->alloc, au_index(e, off), n);
+    disk__alloc_put(&file_of(e, off)->alloc, au_index(e, off), n);
 }
 
 static void pin(disk_env *e, uint64_t off)
@@ -96,7 +111,7 @@ static void unpin(disk_env *e, uint64_t off)
         /* The last pin: the count never reaches 0 in the map, where 0
          * marks an empty slot. */
         if (p->crc)
-            disk__alloc_put(&e->alloc, au_index(e, off), p->len);
+            disk__alloc_put(&file_of(e, off)->alloc, au_index(e, off), p->len);
         disk__map_del(&e->pins, off, 0, NULL);
     }
     pthread_mutex_unlock(&e->mu);
@@ -152,7 +167,21 @@ static int write_batch(disk_env *e, disk__rec *r, size_t n)
         disk__rec_encode(e->wal_buf + head + i * DISK_WAL_REC_SIZE, &r[i]);
     if (len > head + need)
         memset(e->wal_buf + head + need, 0, len - head - need);
-    int rc = e->io->pwrite(e->ioctx, e->wal_fd, e->wal_buf, len, at);
+    int rc = 0;
+    if (at + len > e->wal_end) {
+        /* Zeros a step ahead: the batch's fdatasync then commits the size
+         * change once per DISK_WAL_STEP, not on every append. */
+        uint64_t from = (e->wal_end + WAL_BLOCK - 1) & ~(uint64_t)(WAL_BLOCK - 1);
+        uint64_t to = (at + len + DISK_WAL_STEP - 1) / DISK_WAL_STEP * DISK_WAL_STEP;
+        if (from < at)
+            rc = disk__write_zeros(e, e->wal_fd, from, at);
+        if (!rc && at + len < to)
+            rc = disk__write_zeros(e, e->wal_fd, at + len, to);
+        if (rc)
+            return rc;
+        e->wal_end = to;
+    }
+    rc = e->io->pwrite(e->ioctx, e->wal_fd, e->wal_buf, len, at);
     if (rc)
         return rc;
     e->wal_off += need;
@@ -163,10 +192,11 @@ static int write_batch(disk_env *e, disk__rec *r, size_t n)
     return 0;
 }
 
-void disk__wal_use(disk_env *e, int fd, int direct, const uint8_t *hdr)
+void disk__wal_use(disk_env *e, int fd, int direct, const uint8_t *hdr, uint64_t end)
 {
     e->wal_fd = fd;
     e->wal_off = DISK_WAL_HEADER_SIZE;
+    e->wal_end = end;
     e->wal_direct = direct;
     if (!e->wal_tail)
         e->wal_tail = nb_xaligned_alloc(WAL_BLOCK, WAL_BLOCK);
@@ -180,15 +210,29 @@ static int sync_batch(disk_env *e, int wal_fd, const disk__rec *r, size_t n)
 {
     if (e->opt.no_sync)
         return 0;
-    int has_put = 0;
-    for (size_t i = 0; i < n; i++)
-        has_put |= r[i].type == DISK_REC_PUT;
-    int rc;
-    if (has_put) {
-        count(&e->n_fsyncs, 2);
-        rc = e->io->sync2(e->ioctx, e->data_fd, wal_fd);
-    } else {
-        rc = disk__sync(e, wal_fd);
+    /* The data files the batch's puts wrote, then the WAL, synced two at
+     * a time (one io_uring submission each): with one data file, data and
+     * WAL together. */
+    uint64_t touched[DISK_MAX_FILES / 64] = {0};
+    int fds[DISK_MAX_FILES + 1], k = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (r[i].type != DISK_REC_PUT)
+            continue;
+        unsigned f = (unsigned)(r[i].off >> DISK__FILE_SHIFT);
+        if (!(touched[f / 64] & (1ull << (f % 64)))) {
+            touched[f / 64] |= 1ull << (f % 64);
+            fds[k++] = e->files[f].fd;
+        }
+    }
+    fds[k++] = wal_fd;
+    int rc = 0;
+    for (int i = 0; i < k && !rc; i += 2) {
+        if (i + 1 < k) {
+            count(&e->n_fsyncs, 2);
+            rc = e->io->sync2(e->ioctx, fds[i], fds[i + 1]);
+        } else {
+            rc = disk__sync(e, fds[i]);
+        }
     }
     if (!rc)
         count(&e->n_groups, 1);
@@ -322,9 +366,10 @@ int disk__checkpoint(disk_env *e)
      * the checkpoint names them (it already is unless no_sync). */
     int fd = -1, direct = 0;
     uint8_t hdr[DISK_WAL_HEADER_SIZE];
-    int rc = disk__sync(e, e->data_fd);
+    uint64_t end = 0;
+    int rc = disk__sync_data(e);
     if (!rc)
-        rc = disk__wal_create(e, new_seq, start, &fd, &direct, hdr);
+        rc = disk__wal_create(e, new_seq, start, &fd, &direct, hdr, &end);
 
     pthread_mutex_lock(&e->wal_mu);
     if (rc) {
@@ -335,9 +380,10 @@ int disk__checkpoint(disk_env *e)
         return rc;
     }
     int old_fd = e->wal_fd;
-    disk__wal_use(e, fd, direct, hdr);
+    disk__wal_use(e, fd, direct, hdr, end);
     e->wal_seq = new_seq;
     pthread_mutex_lock(&e->mu);
+    uint64_t data_size = e->files[0].size;
     uint64_t n = e->index.n, k = 0;
     disk__ent *snap = nb_xmalloc((n ? n : 1) * sizeof *snap);
     for (uint64_t i = 0; i < e->index.cap; i++)
@@ -352,15 +398,107 @@ int disk__checkpoint(disk_env *e)
         rc = disk__sync(e, old_fd); /* nothing pending; cheap belt and braces */
     e->io->close(e->ioctx, old_fd);
     if (!rc)
-        rc = disk__ckpt_write(e, snap, k, new_seq, start);
+        rc = disk__ckpt_write(e, snap, k, new_seq, start, data_size);
     free(snap);
     if (!rc) {
-        disk__wal_retire(e, e->wal_first, new_seq);
-        e->wal_first = new_seq;
+        /* The previous copy stays the fallback: keep the WAL from it on. */
+        disk__wal_retire(e, e->wal_first, e->ckpt_seq);
+        if (e->ckpt_seq > e->wal_first)
+            e->wal_first = e->ckpt_seq;
+        e->ckpt_seq = new_seq;
         count(&e->n_ckpts, 1);
     }
     pthread_mutex_unlock(&e->ckpt_mu);
     return rc;
+}
+
+/* Grows a data file so that a run of n AUs fits, unless another writer
+ * grew one since the caller looked (grow_gen moved: it just retries). The
+ * smallest file that may grow enough is grown by one step: fallocate, then
+ * fsync, so the new size is durable before any extent in it is handed out
+ * and a durable record never points past its file's end. NB_ENOSPACE when
+ * the capacity or the file systems' reserve leaves no room. */
+static int grow(disk_env *e, uint64_t n, uint64_t gen)
+{
+    pthread_mutex_lock(&e->grow_mu);
+    pthread_mutex_lock(&e->mu);
+    int moved = e->grow_gen != gen;
+    pthread_mutex_unlock(&e->mu);
+    int rc = moved ? 0 : NB_ENOSPACE;
+    unsigned pick = 0;
+    uint64_t cur = 0, want = 0;
+    for (unsigned i = 0; i < e->n_files && !moved; i++) {
+        disk__file *f = &e->files[i]; /* sizes change only under grow_mu */
+        uint64_t step = e->opt.grow_step;
+        if (!step) {
+            step = f->size / 4;
+            if (step < DISK__GROW_MIN)
+                step = DISK__GROW_MIN;
+            if (step > DISK__GROW_MAX)
+                step = DISK__GROW_MAX;
+        }
+        if (step < n * e->au)
+            step = n * e->au;
+        uint64_t limit = disk__file_limit(e, i);
+        uint64_t w = (f->size + step) / e->au * e->au;
+        if (w > limit)
+            w = limit;
+        if (w >= f->size + n * e->au && (rc || f->size < cur)) {
+            rc = 0;
+            pick = i;
+            cur = f->size;
+            want = w;
+        }
+    }
+    if (!rc && !moved) {
+        disk__file *f = &e->files[pick];
+        rc = e->io->resize(e->ioctx, f->fd, want);
+        if (!rc && e->opt.prefill)
+            rc = disk__write_zeros(e, f->fd, cur, want);
+        if (!rc)
+            rc = disk__sync(e, f->fd);
+        if (rc == -ENOSPC || rc == -EDQUOT)
+            rc = NB_ENOSPACE;
+        if (rc) {
+            NB_WARN("disk %s: cannot grow %s from %llu to %llu bytes: %s", e->dir, f->path,
+                    (unsigned long long)cur, (unsigned long long)want, nb_strerror(rc));
+        } else {
+            pthread_mutex_lock(&e->mu);
+            disk__alloc_grow(&f->alloc, want / e->au - 1);
+            f->size = want;
+            e->grow_gen++;
+            pthread_mutex_unlock(&e->mu);
+            count(&e->n_grows, 1);
+            NB_DEBUG("disk %s: %s grew to %llu bytes", e->dir, f->path, (unsigned long long)want);
+        }
+    }
+    pthread_mutex_unlock(&e->grow_mu);
+    return rc;
+}
+
+/* Allocates n AUs in some data file (round robin over the files, so that
+ * blobs and their I/O spread), growing one when none has a run. */
+static int alloc_extent(disk_env *e, uint64_t n, unsigned *fi, uint64_t *au)
+{
+    for (;;) {
+        pthread_mutex_lock(&e->mu);
+        int rc = NB_ENOSPACE;
+        for (unsigned k = 0; k < e->n_files && rc == NB_ENOSPACE; k++) {
+            unsigned i = (e->next_file + k) % e->n_files;
+            rc = disk__alloc_get(&e->files[i].alloc, n, au);
+            if (!rc)
+                *fi = i;
+        }
+        if (!rc)
+            e->next_file = (*fi + 1) % e->n_files;
+        uint64_t gen = e->grow_gen;
+        pthread_mutex_unlock(&e->mu);
+        if (rc != NB_ENOSPACE)
+            return rc;
+        rc = grow(e, n, gen);
+        if (rc)
+            return rc;
+    }
 }
 
 int disk_put(disk_env *e, disk_id id, const void *data, size_t len)
@@ -370,12 +508,13 @@ int disk_put(disk_env *e, disk_id id, const void *data, size_t len)
     if (len > e->opt.max_blob)
         return NB_ETOOBIG;
     uint64_t n = n_aus(e, len), au;
-    pthread_mutex_lock(&e->mu);
-    int rc = disk__alloc_get(&e->alloc, n, &au);
-    pthread_mutex_unlock(&e->mu);
+    unsigned fi = 0;
+    int rc = alloc_extent(e, n, &fi, &au);
     if (rc)
         return rc;
-    uint64_t off = (au + 1) * e->au;
+    disk__file *f = &e->files[fi];
+    uint64_t local = (au + 1) * e->au;
+    uint64_t off = ((uint64_t)fi << DISK__FILE_SHIFT) | local;
     uint32_t crc = nb_crc32c(0, data, len);
 
     /* O_DIRECT wants aligned memory and whole blocks: bounce through an
@@ -384,7 +523,7 @@ int disk_put(disk_env *e, disk_id id, const void *data, size_t len)
     size_t wlen = len;
     const void *src = data;
     void *bounce = NULL;
-    if (e->direct && (((uintptr_t)data & 4095) || len % e->au || len == 0)) {
+    if (f->direct && (((uintptr_t)data & 4095) || len % e->au || len == 0)) {
         wlen = n * e->au;
         bounce = nb_xaligned_alloc(4096, wlen);
         memcpy(bounce, data, len);
@@ -392,7 +531,7 @@ int disk_put(disk_env *e, disk_id id, const void *data, size_t len)
         src = bounce;
     }
     if (wlen)
-        rc = e->io->pwrite(e->ioctx, e->data_fd, src, wlen, off);
+        rc = e->io->pwrite(e->ioctx, f->fd, src, wlen, local);
     free(bounce);
     if (!rc) {
         disk__rec r = {
@@ -404,7 +543,7 @@ int disk_put(disk_env *e, disk_id id, const void *data, size_t len)
     if (rc) {
         /* Never acknowledged: after a restart the extent is free anyway. */
         pthread_mutex_lock(&e->mu);
-        disk__alloc_put(&e->alloc, au, n);
+        disk__alloc_put(&f->alloc, au, n);
         pthread_mutex_unlock(&e->mu);
         return rc;
     }
@@ -461,27 +600,29 @@ static int read_blob(disk_env *e, const disk__ent *ent, uint8_t *into, uint8_t *
 {
     *buf = NULL;
     /* Reads go through the page cache (ref_fd) unless direct_reads. */
-    int fd = e->opt.direct_reads ? e->data_fd : e->ref_fd;
-    int direct = fd == e->data_fd && e->direct;
+    disk__file *f = file_of(e, ent->off);
+    uint64_t local = ent->off & DISK__LOCAL_MASK;
+    int fd = e->opt.direct_reads ? f->fd : f->ref_fd;
+    int direct = fd == f->fd && f->direct;
     size_t rlen = direct ? n_aus(e, ent->len) * e->au : ent->len;
     uint8_t *b = into && !direct ? into : nb_xaligned_alloc(4096, rlen ? rlen : 1);
     size_t got = 0;
-    int rc = rlen ? e->io->pread(e->ioctx, fd, b, rlen, ent->off, &got) : 0;
+    int rc = rlen ? e->io->pread(e->ioctx, fd, b, rlen, local, &got) : 0;
     if (!rc && got < ent->len)
-        rc = NB_CORRUPT("disk %s: blob %016llx:%016llx at offset %llu: data file ends after "
+        rc = NB_CORRUPT("disk %s: blob %016llx:%016llx at offset %llu of %s: data file ends after "
                         "%zu of %u bytes",
                         e->dir, (unsigned long long)ent->hi, (unsigned long long)ent->lo,
-                        (unsigned long long)ent->off, got, ent->len);
+                        (unsigned long long)local, f->path, got, ent->len);
     else if (rc)
-        NB_ERROR("disk %s: reading blob %016llx:%016llx at offset %llu: %s", e->dir,
+        NB_ERROR("disk %s: reading blob %016llx:%016llx at offset %llu of %s: %s", e->dir,
                  (unsigned long long)ent->hi, (unsigned long long)ent->lo,
-                 (unsigned long long)ent->off, nb_strerror(rc));
+                 (unsigned long long)local, f->path, nb_strerror(rc));
     uint32_t crc = rc ? 0 : nb_crc32c(0, b, ent->len);
     if (!rc && crc != ent->crc) {
-        NB_ERROR("disk %s: blob %016llx:%016llx at offset %llu (%u bytes): checksum mismatch "
-                 "(stored %08x, computed %08x)",
+        NB_ERROR("disk %s: blob %016llx:%016llx at offset %llu of %s (%u bytes): checksum "
+                 "mismatch (stored %08x, computed %08x)",
                  e->dir, (unsigned long long)ent->hi, (unsigned long long)ent->lo,
-                 (unsigned long long)ent->off, ent->len, ent->crc, crc);
+                 (unsigned long long)local, f->path, ent->len, ent->crc, crc);
         rc = NB_ECHECKSUM;
     }
     if (b == into) {
@@ -541,8 +682,8 @@ int disk_read_ref(disk_env *e, disk_id id, unsigned flags, disk_ref *ref)
         }
         free(b);
     }
-    ref->fd = e->ref_fd;
-    ref->off = ent.off;
+    ref->fd = file_of(e, ent.off)->ref_fd;
+    ref->off = ent.off & DISK__LOCAL_MASK;
     ref->len = ent.len;
     ref->crc32c = ent.crc;
     ref->pin = ent.off;
@@ -574,6 +715,18 @@ int disk_iterate(disk_env *e, disk_iter_fn fn, void *arg)
     return rc;
 }
 
+/* Whether data file i lives on the file system of an earlier one. */
+static int shares_fs(disk_env *e, unsigned i)
+{
+    struct stat a, b;
+    if (e->opt.io || stat(e->files[i].path, &a) != 0)
+        return 0;
+    for (unsigned j = 0; j < i; j++)
+        if (stat(e->files[j].path, &b) == 0 && a.st_dev == b.st_dev)
+            return 1;
+    return 0;
+}
+
 void disk_stats_get(disk_env *e, disk_stats *st)
 {
     memset(st, 0, sizeof *st);
@@ -585,10 +738,22 @@ void disk_stats_get(disk_env *e, disk_stats *st)
     pthread_mutex_lock(&e->mu);
     st->blobs = e->index.n;
     st->bytes_live = e->bytes_live;
-    st->bytes_allocated = e->alloc.used * e->au;
-    st->capacity = e->alloc.n_au * e->au;
+    uint64_t room = 0;
+    for (unsigned i = 0; i < e->n_files; i++) {
+        disk__file *f = &e->files[i];
+        st->bytes_allocated += f->alloc.used * e->au;
+        st->region += f->alloc.n_au * e->au;
+        uint64_t lf = disk__alloc_largest_free(&f->alloc) * e->au;
+        if (lf > st->largest_free)
+            st->largest_free = lf;
+        /* Files on one file system share its free space: count it once. */
+        uint64_t r = disk__file_limit(e, i) - f->size;
+        if (e->opt.capacity ? r > room : !shares_fs(e, i))
+            room = e->opt.capacity ? r : room + r;
+    }
+    st->capacity = st->region + room;
     st->bytes_free = st->capacity - st->bytes_allocated;
-    st->largest_free = disk__alloc_largest_free(&e->alloc) * e->au;
+    st->files = e->n_files;
     st->pinned = e->pins.n;
     pthread_mutex_unlock(&e->mu);
     st->au_size = e->au;
@@ -598,8 +763,26 @@ void disk_stats_get(disk_env *e, disk_stats *st)
     st->group_commits = __atomic_load_n(&e->n_groups, __ATOMIC_RELAXED);
     st->fsyncs = __atomic_load_n(&e->n_fsyncs, __ATOMIC_RELAXED);
     st->checkpoints = __atomic_load_n(&e->n_ckpts, __ATOMIC_RELAXED);
+    st->grows = __atomic_load_n(&e->n_grows, __ATOMIC_RELAXED);
     st->recovery_ns = e->recovery_ns;
     st->replayed = e->replayed;
     st->io_uring = e->uring != NULL;
     st->direct = e->direct;
+}
+
+int disk_file_stats_get(disk_env *e, unsigned i, disk_file_stats *st)
+{
+    memset(st, 0, sizeof *st);
+    if (i >= e->n_files)
+        return NB_ENOTFOUND;
+    disk__file *f = &e->files[i];
+    pthread_mutex_lock(&e->mu);
+    st->path = f->path;
+    st->size = f->size;
+    st->bytes_allocated = f->alloc.used * e->au;
+    st->largest_free = disk__alloc_largest_free(&f->alloc) * e->au;
+    st->block_device = f->fixed;
+    st->direct = f->direct;
+    pthread_mutex_unlock(&e->mu);
+    return 0;
 }

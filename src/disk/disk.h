@@ -2,7 +2,8 @@
  * disk.h — the disk engine: crash-safe blob storage on local disks.
  *
  * A disk engine stores blobs (up to disk_options.max_blob bytes each) under
- * 128-bit ids in one preallocated data file per directory. It knows nothing
+ * 128-bit ids in one or more data files (or block devices), preallocated
+ * in steps as they grow (up to disk_options.capacity). It knows nothing
  * of files or objects: the data path keys its blocks by (slice id, block
  * index), which maps directly onto disk_id {hi = slice id, lo = block index}.
  *
@@ -62,9 +63,29 @@ enum {
 };
 
 typedef struct disk_options {
-    /* Size of the data file created on first open, in bytes (rounded down
-     * to the allocation unit). Ignored when the engine exists. */
+    /* Data files of a new engine: paths, relative to the engine's
+     * directory unless absolute, each a regular file (created, grows) or a
+     * block device (used whole, never grows); blobs are spread over them.
+     * NULL = one file, "data.0". An existing engine uses the list it
+     * recorded (DIR/DATAFILES); a different non-NULL list is NB_EUSAGE. */
+    const char *const *files;
+    unsigned n_files;
+    /* Most bytes the data files together may grow to (rounded down to the
+     * allocation unit); 0 = no bound of their own: a file grows while its
+     * file system keeps `reserve` bytes free. A put that finds no room
+     * within the bound fails with NB_ENOSPACE. Files already larger stay
+     * as they are. */
     uint64_t capacity;
+    /* Size of each regular data file at creation; 0 = one growth step
+     * (bounded by capacity / files). Ignored when the engine exists. */
+    uint64_t initial_size;
+    /* The file grows by fallocate in steps of this many bytes (at least
+     * the extent that did not fit); 0 = a quarter of its size, between
+     * 16 MiB and 1 GiB. */
+    uint64_t grow_step;
+    /* Free space growth leaves on the file system; DISK_RESERVE_AUTO (the
+     * default) = 5 % of the file system, at most 4 GiB. */
+    uint64_t reserve;
     /* Allocation unit: a power of two >= 4096. Fixed at creation. */
     uint32_t au_size;
     /* Largest blob accepted by disk_put(); larger puts get NB_ETOOBIG. */
@@ -80,10 +101,10 @@ typedef struct disk_options {
     /* Write a checkpoint in disk_close() (default 1), so the next open
      * replays nothing. */
     int close_checkpoint;
-    /* Write zeros over the whole data file at creation (default 0), so that
-     * no later write pays for allocating blocks (on ext4/xfs the first write
-     * to a fallocated block makes fdatasync commit metadata). Takes time
-     * proportional to the capacity, once. */
+    /* Write zeros over the data file as it is created and grown (default
+     * 0), so that no later write pays for allocating blocks (on ext4/xfs
+     * the first write to a fallocated block makes fdatasync commit
+     * metadata). Takes time proportional to the size, once. */
     int prefill;
     /* Read blobs with O_DIRECT too (default 0: reads go through the page
      * cache, so hot blobs are served from memory; writes stay direct). */
@@ -94,13 +115,18 @@ typedef struct disk_options {
     void *io_ctx;
 } disk_options;
 
-/* Fills *o with the defaults: capacity 1 GiB, au_size 4096, max_blob
- * 64 MiB, wal_max_bytes 64 MiB, DISK_IO_AUTO, DISK_DIRECT_AUTO,
- * close_checkpoint 1, prefill 0, direct_reads 0. */
+#define DISK_RESERVE_AUTO UINT64_MAX
+#define DISK_MAX_FILES    256 /* data files per engine */
+
+/* Fills *o with the defaults: capacity 0 (grow while the file system has
+ * room), initial_size and grow_step 0 (automatic), reserve
+ * DISK_RESERVE_AUTO, au_size 4096, max_blob 64 MiB, wal_max_bytes 64 MiB,
+ * DISK_IO_AUTO, DISK_DIRECT_AUTO, close_checkpoint 1, prefill 0,
+ * direct_reads 0. */
 void disk_options_init(disk_options *o);
 
-/* Opens the engine in directory dir (created if missing), creating and
- * preallocating the data file on first open, else recovering from the last
+/* Opens the engine in directory dir (created if missing), creating the
+ * data file (initial_size preallocated) on first open, else recovering from the last
  * checkpoint and the WAL. opts may be NULL for the defaults; it and dir are
  * borrowed. On success *out is an engine to close with disk_close(); on
  * failure *out is NULL. Returns 0, NB_ELOCKED (another process has dir
@@ -173,9 +199,14 @@ typedef struct disk_stats {
     uint64_t blobs;           /* blobs present */
     uint64_t bytes_live;      /* sum of blob lengths */
     uint64_t bytes_allocated; /* data region in use, in whole allocation units */
-    uint64_t capacity;        /* data region size */
+    uint64_t capacity;        /* what the data region may reach: the capacity
+                                 option, else its size now plus what the file
+                                 system can still give (free minus reserve) */
     uint64_t bytes_free;      /* capacity - bytes_allocated */
-    uint64_t largest_free;    /* largest contiguous free extent */
+    uint64_t region;          /* data region allocated in the file now */
+    uint64_t largest_free;    /* largest contiguous free extent of the region */
+    uint64_t grows;           /* times a data file grew since open */
+    unsigned files;           /* data files (disk_file_stats_get for each) */
     uint32_t au_size;
     uint64_t wal_seq;   /* current WAL file number */
     uint64_t wal_bytes; /* bytes in the current WAL file */
@@ -193,6 +224,19 @@ typedef struct disk_stats {
 
 /* Fills *st with a consistent snapshot. */
 void disk_stats_get(disk_env *e, disk_stats *st);
+
+typedef struct disk_file_stats {
+    const char *path;         /* borrowed, valid until disk_close() */
+    uint64_t size;            /* bytes of the file in use (superblock included) */
+    uint64_t bytes_allocated; /* in whole allocation units */
+    uint64_t largest_free;    /* largest contiguous free extent */
+    int block_device;         /* used whole, never grows */
+    int direct;               /* open with O_DIRECT */
+} disk_file_stats;
+
+/* Fills *st for data file i (0 <= i < disk_stats.files). Returns 0 or
+ * NB_ENOTFOUND past the last file. */
+int disk_file_stats_get(disk_env *e, unsigned i, disk_file_stats *st);
 
 /* The `nebula disk` tool: `check DIR` (recover read-only, read and verify
  * every blob) and `stats DIR`. Prints to stdout, errors to stderr. Returns

@@ -16,22 +16,24 @@
  *
  *   OFFSET SIZE  FIELD
  *        0    8  magic "NBDDATA\n"
- *        8    4  format version (1)
+ *        8    4  format version (2; 1 = a data file that never grows)
  *       12    4  au_size: allocation unit in bytes (power of two >= 4096)
  *       16   16  uuid of the engine (random at creation)
- *       32    8  data_size: size of data.0 in bytes (superblock included)
+ *       32    8  data_size: size of data.0 at creation (superblock included)
  *       40    8  creation time, ns since the epoch
  *       48   12  zero
  *       60    4  masked CRC of bytes 0..59
  *
- *   The data region is [au_size, data_size); an extent is a byte offset in
- *   data.0 (a multiple of au_size) and a length.
+ *   The data region is [au_size, file size rounded down to au_size); an
+ *   extent is a byte offset in data.0 (a multiple of au_size) and a length.
+ *   The file grows (fallocate, then fsync) before any extent in the new
+ *   part is handed out, so every durable record points inside it.
  *
  * WAL FILE HEADER (64 bytes at offset 0 of every WAL file)
  *
  *   OFFSET SIZE  FIELD
  *        0    8  magic "NBDWAL\r\n"
- *        8    4  format version (1)
+ *        8    4  format version (2)
  *       12    4  record size (48)
  *       16    8  seq: the file's number (as in its name)
  *       24    8  start_lsn: LSN of the file's first record
@@ -54,8 +56,9 @@
  *       44    4  PUT: CRC32C of the blob bytes (unmasked); DELETE: 0
  *
  *   WAL files are preallocated (written with zeros, or a retired file
- *   reused), so appending never changes a file's size and fdatasync
- *   commits no metadata. When the data file is O_DIRECT the WAL is too: a
+ *   reused) and extended by zeros DISK_WAL_STEP at a time ahead of the
+ *   records, so appending rarely changes a file's size and fdatasync
+ *   rarely commits metadata. When the data file is O_DIRECT the WAL is too: a
  *   batch is written as whole 4 KiB blocks, rewriting the partial last
  *   block with its earlier bytes unchanged (a torn rewrite leaves them
  *   intact, sector by sector) and zeros after the batch. A file's records end at the first record
@@ -81,13 +84,13 @@
  *
  *   OFFSET SIZE  FIELD
  *        0    8  magic "NBDCKPT\n"
- *        8    4  format version (1)
+ *        8    4  format version (2)
  *       12    4  entry size (32)
  *       16   16  uuid of the engine
  *       32    8  wal_seq: the first WAL file to replay
  *       40    8  next_lsn: the lsn the first replayed record must carry
  *       48    8  n_entries
- *       56    8  data_size (as in the superblock)
+ *       56    8  data_size: size of data.0 when written (the file is at least this long)
  *       64    4  au_size
  *       68    4  masked CRC of the entries
  *       72    4  zero
@@ -104,7 +107,10 @@
 
 #include <stdint.h>
 
-#define DISK_FORMAT_VERSION 1u
+#define DISK_FORMAT_VERSION 2u
+
+/* WAL files are created with, and extended by, this many bytes of zeros. */
+#define DISK_WAL_STEP (4u << 20)
 
 #define DISK_SUPER_MAGIC "NBDDATA\n"
 #define DISK_WAL_MAGIC   "NBDWAL\r\n"
@@ -120,9 +126,11 @@
 #define DISK_REC_DEL 2u
 #define DISK_REC_END 1u
 
-#define DISK_DATA_FILE "data.0"
-#define DISK_CKPT_FILE "CHECKPOINT"
-#define DISK_LOCK_FILE "LOCK"
-#define DISK_WAL_SPARE "wal-spare.log"
+#define DISK_DATA_FILE  "data.0"
+#define DISK_CKPT_FILE  "CHECKPOINT"
+#define DISK_CKPT_FILE2 "CHECKPOINT.1"
+#define DISK_FILES_FILE "DATAFILES"
+#define DISK_LOCK_FILE  "LOCK"
+#define DISK_WAL_SPARE  "wal-spare.log"
 
 #endif

@@ -71,6 +71,10 @@ typedef struct disk__alloc {
  * once. Recovery checks the data of this many final batches. */
 #define DISK__COMMIT_DEPTH 2
 
+/* The data file's smallest growth step, and its default initial size. */
+#define DISK__GROW_MIN (16ull << 20)
+#define DISK__GROW_MAX (1ull << 30)
+
 /* Allocations of at least this many AUs start from the large cursor. */
 #define DISK__LARGE_AUS 16u
 
@@ -79,6 +83,8 @@ void disk__alloc_free_all(disk__alloc *a);
 /* Finds n free contiguous AUs, marks them used, sets *au. NB_ENOSPACE. */
 int disk__alloc_get(disk__alloc *a, uint64_t n, uint64_t *au);
 void disk__alloc_put(disk__alloc *a, uint64_t au, uint64_t n);
+/* Extends the region to n_au AUs (>= the current count), the new ones free. */
+void disk__alloc_grow(disk__alloc *a, uint64_t n_au);
 /* Marks [au, au+n) used; NB_ECORRUPT if out of range or any is in use. */
 int disk__alloc_mark(disk__alloc *a, uint64_t au, uint64_t n);
 uint64_t disk__alloc_largest_free(const disk__alloc *a);
@@ -107,6 +113,8 @@ void disk__rec_encode(uint8_t *p, const disk__rec *r);
 /* Returns 0 when p holds a valid record, else -1. */
 int disk__rec_decode(const uint8_t *p, disk__rec *r);
 char *disk__wal_path(const char *dir, uint64_t seq);
+/* DIR/CHECKPOINT (slot 0) or DIR/CHECKPOINT.1 (slot 1); owned. */
+char *disk__ckpt_path(const char *dir, int slot);
 
 /* ---- disk.c and open.c ---- */
 
@@ -117,19 +125,46 @@ int disk__sync(disk_env *e, int fd);
 int disk__checkpoint(disk_env *e);
 /* Creates WAL file seq (replacing any) with its header, durable. *fd is
  * opened with O_DIRECT when the data file is and the file system allows
- * (then *direct = 1); hdr receives the header's 64 bytes. */
+ * (then *direct = 1); hdr receives the header's 64 bytes, *end the bytes
+ * already written (header and zeros) from the start of the file. */
 int disk__wal_create(disk_env *e, uint64_t seq, uint64_t start_lsn, int *fd, int *direct,
-                     uint8_t *hdr);
+                     uint8_t *hdr, uint64_t *end);
 /* Makes fd the current WAL file, its records starting after the header.
  * Under wal_mu (or before the engine is shared). */
-void disk__wal_use(disk_env *e, int fd, int direct, const uint8_t *hdr);
+void disk__wal_use(disk_env *e, int fd, int direct, const uint8_t *hdr, uint64_t end);
+/* Writes zeros to [from, to) of fd through the I/O table. */
+int disk__write_zeros(disk_env *e, int fd, uint64_t from, uint64_t to);
+/* How large data file i may grow: a block device not at all; else
+ * opt.capacity (rounded to the AU) minus the other files, or without a
+ * capacity its size now plus what its file system can give beyond the
+ * reserve. Under grow_mu or mu (reads the sizes). */
+uint64_t disk__file_limit(disk_env *e, unsigned i);
+/* fdatasyncs every data file. */
+int disk__sync_data(disk_env *e);
 /* Removes WAL files [from, to), keeping the newest as the spare. */
 void disk__wal_retire(disk_env *e, uint64_t from, uint64_t to);
-/* Writes CHECKPOINT atomically: temporary file, sync, rename, dir sync. */
+/* Writes the checkpoint atomically (temporary file, sync, rename, dir
+ * sync) over the older of the two copies, which becomes the newest. */
 int disk__ckpt_write(disk_env *e, const disk__ent *ents, uint64_t n, uint64_t wal_seq,
-                     uint64_t next_lsn);
+                     uint64_t next_lsn, uint64_t data_size);
 
 /* ---- the engine ---- */
+
+/* An extent's offset: the data file's index in the top bits, the byte
+ * offset in that file below. With one file it is the plain byte offset. */
+#define DISK__FILE_SHIFT 48
+#define DISK__LOCAL_MASK ((1ull << DISK__FILE_SHIFT) - 1)
+
+/* One data file or block device. */
+typedef struct disk__file {
+    char *path;    /* as opened: absolute, or under the engine's dir */
+    int fd;        /* O_DIRECT when direct */
+    int ref_fd;    /* without O_DIRECT (== fd when buffered): reads, refs */
+    int direct;    /* fd is O_DIRECT */
+    int fixed;     /* a block device: used whole, never grows */
+    uint64_t size; /* bytes in use; changes under grow_mu and mu */
+    disk__alloc alloc;
+} disk__file;
 
 struct disk_env {
     char *dir;
@@ -138,12 +173,15 @@ struct disk_env {
     void *ioctx;
     disk__uring *uring;
     int lock_fd;
-    int data_fd;
-    int ref_fd; /* data.0 without O_DIRECT, for disk_read_ref callers */
-    int direct;
+    disk__file *files; /* the data files, n_files of them */
+    unsigned n_files;
+    int direct; /* the data files are O_DIRECT (then the WAL is too) */
     uint32_t au;
-    uint64_t data_size;
     uint8_t uuid[16];
+
+    pthread_mutex_t grow_mu; /* one growth of a data file at a time */
+    uint64_t grow_gen;       /* growths so far (under mu) */
+    unsigned next_file;      /* where the next allocation starts (under mu) */
 
     pthread_mutex_t ckpt_mu;
 
@@ -164,8 +202,11 @@ struct disk_env {
     int failed; /* sticky error after a failed write or sync */
     int wal_fd;
     uint64_t wal_seq;
-    uint64_t wal_off;   /* end of the current WAL file */
+    uint64_t wal_off;   /* end of the current WAL file's records */
+    uint64_t wal_end;   /* bytes of it written (zeros ahead of the records) */
     uint64_t wal_first; /* the oldest WAL file that may still exist */
+    int ckpt_slot;      /* the copy (0 CHECKPOINT, 1 CHECKPOINT.1) recovery would pick */
+    uint64_t ckpt_seq;  /* its wal_seq: WAL files from the other copy's on are kept */
     int have_spare;     /* DISK_WAL_SPARE exists */
     uint8_t *wal_buf;   /* the leader's encoding buffer (4096-aligned) */
     size_t wal_buf_cap;
@@ -175,11 +216,10 @@ struct disk_env {
     pthread_mutex_t mu;
     disk__map index;
     disk__map pins;
-    disk__alloc alloc;
     uint64_t bytes_live;
 
     /* Counters, updated with __atomic builtins. */
-    uint64_t n_puts, n_reads, n_deletes, n_groups, n_fsyncs, n_ckpts;
+    uint64_t n_puts, n_reads, n_deletes, n_groups, n_fsyncs, n_ckpts, n_grows;
     uint64_t recovery_ns, replayed;
     uint64_t dropped; /* final-batch puts dropped at open (data not on disk) */
 };

@@ -89,6 +89,13 @@ static int cmd_check(const char *dir)
            (unsigned long long)s.io_errors);
     printf("recovery: %llu WAL records replayed in %.1f ms\n", (unsigned long long)st.replayed,
            (double)st.recovery_ns / 1e6);
+    for (unsigned i = 0; i < st.files; i++) {
+        disk_file_stats fs;
+        if (disk_file_stats_get(e, i, &fs) == 0)
+            printf("file %u: %s, %llu bytes, %llu allocated%s\n", i, fs.path,
+                   (unsigned long long)fs.size, (unsigned long long)fs.bytes_allocated,
+                   fs.block_device ? " (block device)" : "");
+    }
     (void)disk_close(e);
     if (s.bad)
         return 1;
@@ -108,12 +115,23 @@ static int cmd_stats(const char *dir)
     printf("bytes_allocated  %llu\n", (unsigned long long)st.bytes_allocated);
     printf("capacity         %llu\n", (unsigned long long)st.capacity);
     printf("bytes_free       %llu\n", (unsigned long long)st.bytes_free);
+    printf("region           %llu\n", (unsigned long long)st.region);
     printf("largest_free     %llu\n", (unsigned long long)st.largest_free);
     printf("au_size          %u\n", st.au_size);
     printf("wal_seq          %llu\n", (unsigned long long)st.wal_seq);
     printf("next_lsn         %llu\n", (unsigned long long)st.next_lsn);
     printf("replayed         %llu\n", (unsigned long long)st.replayed);
     printf("recovery_ms      %.3f\n", (double)st.recovery_ns / 1e6);
+    printf("files            %u\n", st.files);
+    for (unsigned i = 0; i < st.files; i++) {
+        disk_file_stats fs;
+        if (disk_file_stats_get(e, i, &fs) != 0)
+            break;
+        printf("file.%u.path      %s\n", i, fs.path);
+        printf("file.%u.size      %llu\n", i, (unsigned long long)fs.size);
+        printf("file.%u.allocated %llu\n", i, (unsigned long long)fs.bytes_allocated);
+        printf("file.%u.kind      %s\n", i, fs.block_device ? "block-device" : "file");
+    }
     (void)disk_close(e);
     return 0;
 }

@@ -65,6 +65,12 @@ static int px_size(void *ctx, int fd, uint64_t *size)
     if (fstat(fd, &st) != 0)
         return -errno;
     *size = (uint64_t)st.st_size;
+    if (S_ISBLK(st.st_mode)) { /* st_size is 0 for a block device */
+        off_t end = lseek(fd, 0, SEEK_END);
+        if (end < 0)
+            return -errno;
+        *size = (uint64_t)end;
+    }
     return 0;
 }
 

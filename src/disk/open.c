@@ -22,6 +22,7 @@
 #include <string.h>
 #include <sys/random.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include "common/clock.h"
@@ -37,7 +38,7 @@
 void disk_options_init(disk_options *o)
 {
     memset(o, 0, sizeof *o);
-    o->capacity = 1ull << 30;
+    o->reserve = DISK_RESERVE_AUTO;
     o->au_size = 4096;
     o->max_blob = 64u << 20;
     o->wal_max_bytes = 64ull << 20;
@@ -74,18 +75,140 @@ static int read_all(disk_env *e, const char *path, uint8_t **buf, size_t *len)
     return rc;
 }
 
-/* Bytes a new WAL file is preallocated to: the checkpoint threshold plus
- * room for the batches that land while a checkpoint switches files. */
-static uint64_t wal_prealloc(const disk_env *e)
+uint64_t disk__file_limit(disk_env *e, unsigned i)
 {
-    uint64_t slack = e->opt.wal_max_bytes / 4 < (1u << 20) ? e->opt.wal_max_bytes / 4 : (1u << 20);
-    uint64_t want = e->opt.wal_max_bytes + slack + 4096;
-    if (e->opt.wal_max_bytes > (128ull << 20))
-        want = 128ull << 20;
-    return want;
+    disk__file *f = &e->files[i];
+    if (f->fixed)
+        return f->size;
+    if (e->opt.capacity) {
+        uint64_t cap = e->opt.capacity / e->au * e->au, others = 0;
+        for (unsigned j = 0; j < e->n_files; j++)
+            others += j == i ? 0 : e->files[j].size;
+        return cap > others + f->size ? cap - others : f->size;
+    }
+    if (e->opt.io)
+        return f->size + (1ull << 40); /* a test table: no file system to ask */
+    struct statvfs sv;
+    if (statvfs(f->path, &sv) != 0)
+        return f->size;
+    uint64_t avail = (uint64_t)sv.f_bavail * sv.f_frsize;
+    uint64_t reserve = e->opt.reserve;
+    if (reserve == DISK_RESERVE_AUTO) {
+        reserve = (uint64_t)sv.f_blocks * sv.f_frsize / 20;
+        if (reserve > (4ull << 30))
+            reserve = 4ull << 30;
+    }
+    uint64_t room = avail > reserve ? avail - reserve : 0;
+    return (f->size + room) / e->au * e->au;
 }
 
-static int write_zeros(disk_env *e, int fd, uint64_t from, uint64_t to)
+static int is_blockdev(const disk_env *e, const char *path)
+{
+    struct stat st;
+    return !e->opt.io && stat(path, &st) == 0 && S_ISBLK(st.st_mode);
+}
+
+/* Sets up e->files from a list of paths (relative to dir unless absolute). */
+static void files_setup(disk_env *e, const char *const *list, unsigned n)
+{
+    static const char *const dflt[] = {DISK_DATA_FILE};
+    if (!list || !n) {
+        list = dflt;
+        n = 1;
+    }
+    e->files = nb_xcalloc(n, sizeof *e->files);
+    e->n_files = n;
+    for (unsigned i = 0; i < n; i++) {
+        disk__file *f = &e->files[i];
+        f->path = list[i][0] == '/' ? nb_xstrdup(list[i]) : nb_xasprintf("%s/%s", e->dir, list[i]);
+        f->fd = f->ref_fd = -1;
+    }
+}
+
+/* DIR/DATAFILES: the data files' paths as given at creation, one a line;
+ * absent for the default (one file, data.0). */
+static int files_record(disk_env *e)
+{
+    if (!e->opt.files || !e->opt.n_files ||
+        (e->opt.n_files == 1 && strcmp(e->opt.files[0], DISK_DATA_FILE) == 0))
+        return 0;
+    char *text = nb_xstrdup("");
+    for (unsigned i = 0; i < e->opt.n_files; i++) {
+        char *t = nb_xasprintf("%s%s\n", text, e->opt.files[i]);
+        free(text);
+        text = t;
+    }
+    char *tmp = nb_xasprintf("%s/%s.tmp", e->dir, DISK_FILES_FILE);
+    char *dst = nb_xasprintf("%s/%s", e->dir, DISK_FILES_FILE);
+    int fd;
+    int rc = e->io->open(e->ioctx, tmp, DISK_O_CREAT | DISK_O_TRUNC, &fd);
+    if (!rc) {
+        rc = e->io->pwrite(e->ioctx, fd, text, strlen(text), 0);
+        if (!rc)
+            rc = disk__sync(e, fd);
+        int crc = e->io->close(e->ioctx, fd);
+        rc = rc ? rc : crc;
+    }
+    if (!rc)
+        rc = e->io->rename(e->ioctx, tmp, dst);
+    if (!rc)
+        rc = e->io->sync_dir(e->ioctx, e->dir);
+    free(tmp);
+    free(dst);
+    free(text);
+    return rc;
+}
+
+/* Loads the recorded file list (or the default) into e->files, and checks
+ * that opt.files, when given, names the same files. */
+static int files_load(disk_env *e)
+{
+    char *path = nb_xasprintf("%s/%s", e->dir, DISK_FILES_FILE);
+    uint8_t *b = NULL;
+    size_t len = 0;
+    int rc = read_all(e, path, &b, &len);
+    free(path);
+    char **list = NULL;
+    unsigned n = 0;
+    if (rc == 0) {
+        char *text = nb_xmalloc(len + 1);
+        memcpy(text, b, len);
+        text[len] = 0;
+        for (char *save = NULL, *t = strtok_r(text, "\n", &save); t && n < DISK_MAX_FILES;
+             t = strtok_r(NULL, "\n", &save)) {
+            list = nb_xrealloc(list, (n + 1) * sizeof *list);
+            list[n++] = nb_xstrdup(t);
+        }
+        free(text);
+        if (!n)
+            rc = NB_CORRUPT("disk %s: %s lists no files", e->dir, DISK_FILES_FILE);
+    } else if (rc == -ENOENT) {
+        rc = 0;
+    }
+    free(b);
+    if (!rc)
+        files_setup(e, (const char *const *)list, n);
+    for (unsigned i = 0; i < n; i++)
+        free(list[i]);
+    free(list);
+    if (!rc && e->opt.files && e->opt.n_files) {
+        int same = e->opt.n_files == e->n_files;
+        for (unsigned i = 0; same && i < e->n_files; i++) {
+            const char *p = e->opt.files[i];
+            char *full = p[0] == '/' ? nb_xstrdup(p) : nb_xasprintf("%s/%s", e->dir, p);
+            same = strcmp(full, e->files[i].path) == 0;
+            free(full);
+        }
+        if (!same) {
+            NB_ERROR("disk %s: the engine was made with other data files (%u, the first %s)",
+                     e->dir, e->n_files, e->files[0].path);
+            rc = NB_EUSAGE;
+        }
+    }
+    return rc;
+}
+
+int disk__write_zeros(disk_env *e, int fd, uint64_t from, uint64_t to)
 {
     size_t chunk = 1u << 20;
     uint8_t *z = nb_xaligned_alloc(4096, chunk);
@@ -100,7 +223,7 @@ static int write_zeros(disk_env *e, int fd, uint64_t from, uint64_t to)
 }
 
 int disk__wal_create(disk_env *e, uint64_t seq, uint64_t start_lsn, int *fd, int *direct,
-                     uint8_t *hdr)
+                     uint8_t *hdr, uint64_t *end)
 {
     *direct = 0;
     uint8_t h[DISK_WAL_HEADER_SIZE] = {0};
@@ -127,8 +250,13 @@ int disk__wal_create(disk_env *e, uint64_t seq, uint64_t start_lsn, int *fd, int
         free(path);
         return rc;
     }
+    /* A new file starts with DISK_WAL_STEP of zeros; appends extend it a
+     * step at a time (disk.c). A reused one is written as far as it goes. */
+    *end = DISK_WAL_STEP;
     if (!reused)
-        rc = write_zeros(e, *fd, DISK_WAL_HEADER_SIZE, wal_prealloc(e));
+        rc = disk__write_zeros(e, *fd, DISK_WAL_HEADER_SIZE, DISK_WAL_STEP);
+    else
+        rc = e->io->size(e->ioctx, *fd, end);
     if (!rc)
         rc = e->io->pwrite(e->ioctx, *fd, h, sizeof h, 0);
     if (!rc)
@@ -171,7 +299,7 @@ void disk__wal_retire(disk_env *e, uint64_t from, uint64_t to)
 }
 
 int disk__ckpt_write(disk_env *e, const disk__ent *ents, uint64_t n, uint64_t wal_seq,
-                     uint64_t next_lsn)
+                     uint64_t next_lsn, uint64_t data_size)
 {
     size_t size = DISK_CKPT_HEADER + n * DISK_CKPT_ENTRY;
     uint8_t *b = nb_xcalloc(1, size);
@@ -190,13 +318,16 @@ int disk__ckpt_write(disk_env *e, const disk__ent *ents, uint64_t n, uint64_t wa
     nb_put_u64le(b + 32, wal_seq);
     nb_put_u64le(b + 40, next_lsn);
     nb_put_u64le(b + 48, n);
-    nb_put_u64le(b + 56, e->data_size);
+    nb_put_u64le(b + 56, data_size);
     nb_put_u32le(b + 64, e->au);
     nb_put_u32le(b + 68, crc_masked(b + DISK_CKPT_HEADER, size - DISK_CKPT_HEADER));
     nb_put_u32le(b + 76, crc_masked(b, 76));
 
+    /* Two copies: the new one replaces the older, so a damaged newest copy
+     * still leaves the previous one (and the WAL files after it). */
+    int slot = 1 - e->ckpt_slot;
     char *tmp = nb_xasprintf("%s/%s.tmp", e->dir, DISK_CKPT_FILE);
-    char *dst = nb_xasprintf("%s/%s", e->dir, DISK_CKPT_FILE);
+    char *dst = disk__ckpt_path(e->dir, slot);
     int fd;
     int rc = e->io->open(e->ioctx, tmp, DISK_O_CREAT | DISK_O_TRUNC, &fd);
     if (!rc) {
@@ -210,57 +341,99 @@ int disk__ckpt_write(disk_env *e, const disk__ent *ents, uint64_t n, uint64_t wa
         rc = e->io->rename(e->ioctx, tmp, dst);
     if (!rc)
         rc = e->io->sync_dir(e->ioctx, e->dir);
+    if (!rc)
+        e->ckpt_slot = slot;
     free(tmp);
     free(dst);
     free(b);
     return rc;
 }
 
-/* First open: data file with superblock, WAL 1, then CHECKPOINT last: its
- * presence is what says the engine exists. */
+char *disk__ckpt_path(const char *dir, int slot)
+{
+    return nb_xasprintf("%s/%s", dir, slot ? DISK_CKPT_FILE2 : DISK_CKPT_FILE);
+}
+
+static void super_encode(disk_env *e, uint8_t *sb, unsigned i, uint64_t size)
+{
+    memset(sb, 0, e->au);
+    memcpy(sb, DISK_SUPER_MAGIC, 8);
+    nb_put_u32le(sb + 8, DISK_FORMAT_VERSION);
+    nb_put_u32le(sb + 12, e->au);
+    memcpy(sb + 16, e->uuid, 16);
+    nb_put_u64le(sb + 32, size);
+    nb_put_u64le(sb + 40, nb_wall_ns());
+    nb_put_u32le(sb + 48, i);
+    nb_put_u32le(sb + 52, e->n_files);
+    nb_put_u32le(sb + 60, crc_masked(sb, 60));
+}
+
+/* First open: data files with their superblocks, DATAFILES, WAL 1, then
+ * CHECKPOINT last: its presence is what says the engine exists. A regular
+ * data file starts at initial_size (default: one growth step) and grows as
+ * puts need room; a block device is used whole. */
 static int create(disk_env *e)
 {
     e->au = e->opt.au_size;
-    e->data_size = e->opt.capacity / e->au * e->au;
-    if (e->data_size < 2ull * e->au)
+    uint64_t size = e->opt.initial_size ? e->opt.initial_size : DISK__GROW_MIN;
+    if (e->opt.capacity && size > e->opt.capacity / e->n_files)
+        size = e->opt.capacity / e->n_files;
+    size = size / e->au * e->au;
+    if (size < 2ull * e->au || e->n_files > DISK_MAX_FILES)
         return NB_EUSAGE;
+    for (unsigned i = 0; i < e->n_files; i++)
+        for (unsigned j = 0; j < i; j++)
+            if (strcmp(e->files[i].path, e->files[j].path) == 0) {
+                NB_ERROR("disk %s: data file %s listed twice", e->dir, e->files[i].path);
+                return NB_EUSAGE;
+            }
     if (getrandom(e->uuid, sizeof e->uuid, 0) != (ssize_t)sizeof e->uuid) {
         uint64_t x = nb_wall_ns() ^ nb_mono_ns();
         memcpy(e->uuid, &x, 8);
         x = nb_hash64(&x, 8, (uint64_t)getpid());
         memcpy(e->uuid + 8, &x, 8);
     }
-    char *path = nb_xasprintf("%s/%s", e->dir, DISK_DATA_FILE);
-    int fd;
-    int rc = e->io->open(e->ioctx, path, DISK_O_CREAT | DISK_O_TRUNC, &fd);
-    free(path);
-    if (rc)
-        return rc;
-    uint8_t *sb = nb_xcalloc(1, e->au);
-    memcpy(sb, DISK_SUPER_MAGIC, 8);
-    nb_put_u32le(sb + 8, DISK_FORMAT_VERSION);
-    nb_put_u32le(sb + 12, e->au);
-    memcpy(sb + 16, e->uuid, 16);
-    nb_put_u64le(sb + 32, e->data_size);
-    nb_put_u64le(sb + 40, nb_wall_ns());
-    nb_put_u32le(sb + 60, crc_masked(sb, 60));
-    rc = e->io->resize(e->ioctx, fd, e->data_size);
-    if (!rc && e->opt.prefill)
-        rc = write_zeros(e, fd, e->au, e->data_size);
-    if (!rc)
-        rc = e->io->pwrite(e->ioctx, fd, sb, e->au, 0);
-    if (!rc)
-        rc = disk__sync(e, fd);
+    uint8_t *sb = nb_xaligned_alloc(4096, e->au);
+    int rc = 0;
+    for (unsigned i = 0; i < e->n_files && !rc; i++) {
+        disk__file *f = &e->files[i];
+        f->fixed = is_blockdev(e, f->path);
+        int fd;
+        rc = e->io->open(e->ioctx, f->path, f->fixed ? 0 : DISK_O_CREAT | DISK_O_TRUNC, &fd);
+        if (rc) {
+            NB_ERROR("disk %s: cannot create %s: %s", e->dir, f->path, nb_strerror(rc));
+            break;
+        }
+        f->size = size;
+        if (f->fixed) {
+            rc = e->io->size(e->ioctx, fd, &f->size);
+            f->size = f->size / e->au * e->au;
+            if (!rc && f->size < 2ull * e->au)
+                rc = NB_EUSAGE;
+        } else {
+            rc = e->io->resize(e->ioctx, fd, f->size);
+            if (!rc && e->opt.prefill)
+                rc = disk__write_zeros(e, fd, e->au, f->size);
+        }
+        super_encode(e, sb, i, f->size);
+        if (!rc)
+            rc = e->io->pwrite(e->ioctx, fd, sb, e->au, 0);
+        if (!rc)
+            rc = disk__sync(e, fd);
+        e->io->close(e->ioctx, fd);
+    }
     free(sb);
-    e->io->close(e->ioctx, fd);
+    if (!rc)
+        rc = files_record(e);
     int wfd = -1, wdirect;
     uint8_t hdr[DISK_WAL_HEADER_SIZE];
+    uint64_t wend;
     if (!rc)
-        rc = disk__wal_create(e, 1, 1, &wfd, &wdirect, hdr);
+        rc = disk__wal_create(e, 1, 1, &wfd, &wdirect, hdr, &wend);
     if (wfd >= 0)
         e->io->close(e->ioctx, wfd);
     if (!rc)
-        rc = disk__ckpt_write(e, NULL, 0, 1, 1);
+        rc = disk__ckpt_write(e, NULL, 0, 1, 1, e->files[0].size);
     if (rc)
         NB_ERROR("disk %s: cannot create engine: %s", e->dir, nb_strerror(rc));
     return rc;
@@ -269,21 +442,22 @@ static int create(disk_env *e)
 typedef struct ckpt_info {
     uint64_t wal_seq, next_lsn, n, data_size;
     uint32_t au;
+    uint8_t uuid[16];
     const uint8_t *ents;
 } ckpt_info;
 
-static int parse_ckpt(disk_env *e, const uint8_t *b, size_t len, ckpt_info *c)
+static int parse_ckpt(disk_env *e, const char *name, const uint8_t *b, size_t len, ckpt_info *c)
 {
     if (len < DISK_CKPT_HEADER || memcmp(b, DISK_CKPT_MAGIC, 8) != 0)
-        return NB_CORRUPT("disk %s: CHECKPOINT: bad magic or short (%zu bytes)", e->dir, len);
+        return NB_CORRUPT("disk %s: %s: bad magic or short (%zu bytes)", e->dir, name, len);
     uint32_t version = nb_get_u32le(b + 8);
     if (version > DISK_FORMAT_VERSION) {
-        NB_ERROR("disk %s: CHECKPOINT has format version %u, this build reads up to %u", e->dir,
+        NB_ERROR("disk %s: %s has format version %u, this build reads up to %u", e->dir, name,
                  version, DISK_FORMAT_VERSION);
         return NB_EVERSION;
     }
     if (nb_get_u32le(b + 76) != crc_masked(b, 76))
-        return NB_CORRUPT("disk %s: CHECKPOINT header checksum mismatch", e->dir);
+        return NB_CORRUPT("disk %s: %s header checksum mismatch", e->dir, name);
     c->wal_seq = nb_get_u64le(b + 32);
     c->next_lsn = nb_get_u64le(b + 40);
     c->n = nb_get_u64le(b + 48);
@@ -292,108 +466,142 @@ static int parse_ckpt(disk_env *e, const uint8_t *b, size_t len, ckpt_info *c)
     if (nb_get_u32le(b + 12) != DISK_CKPT_ENTRY ||
         c->n > (len - DISK_CKPT_HEADER) / DISK_CKPT_ENTRY ||
         len != DISK_CKPT_HEADER + c->n * DISK_CKPT_ENTRY)
-        return NB_CORRUPT("disk %s: CHECKPOINT is %zu bytes for %llu entries", e->dir, len,
+        return NB_CORRUPT("disk %s: %s is %zu bytes for %llu entries", e->dir, name, len,
                           (unsigned long long)c->n);
     if (nb_get_u32le(b + 68) != crc_masked(b + DISK_CKPT_HEADER, len - DISK_CKPT_HEADER))
-        return NB_CORRUPT("disk %s: CHECKPOINT entries checksum mismatch", e->dir);
+        return NB_CORRUPT("disk %s: %s entries checksum mismatch", e->dir, name);
     if (c->au < 4096 || (c->au & (c->au - 1)) || c->data_size % c->au || c->wal_seq == 0)
-        return NB_CORRUPT("disk %s: CHECKPOINT has bad geometry", e->dir);
-    memcpy(e->uuid, b + 16, 16);
+        return NB_CORRUPT("disk %s: %s has bad geometry", e->dir, name);
+    memcpy(c->uuid, b + 16, 16);
     c->ents = b + DISK_CKPT_HEADER;
     return 0;
 }
 
-static int open_data(disk_env *e, const ckpt_info *c)
+/* Opens data file i and checks its superblock: this engine's, this
+ * index, and for file 0 no shorter than the checkpoint records. */
+static int open_file(disk_env *e, unsigned i, const ckpt_info *c, int allow_direct)
 {
-    char *path = nb_xasprintf("%s/%s", e->dir, DISK_DATA_FILE);
+    disk__file *f = &e->files[i];
     unsigned base = e->opt.read_only ? DISK_O_RDONLY : 0;
     int rc = -EINVAL;
-    e->direct = 0;
-    if (e->opt.direct != DISK_DIRECT_OFF) {
-        rc = e->io->open(e->ioctx, path, base | DISK_O_DIRECT, &e->data_fd);
+    f->direct = 0;
+    f->fixed = is_blockdev(e, f->path);
+    if (allow_direct && e->opt.direct != DISK_DIRECT_OFF) {
+        rc = e->io->open(e->ioctx, f->path, base | DISK_O_DIRECT, &f->fd);
         if (!rc)
-            e->direct = 1;
+            f->direct = 1;
         else if (rc == -EINVAL && e->opt.direct == DISK_DIRECT_AUTO)
-            NB_INFO("disk %s: O_DIRECT not supported here; using buffered I/O", e->dir);
+            NB_INFO("disk %s: O_DIRECT not supported for %s; using buffered I/O", e->dir, f->path);
     }
     if (rc == -EINVAL && e->opt.direct != DISK_DIRECT_ON)
-        rc = e->io->open(e->ioctx, path, base, &e->data_fd);
-    free(path);
+        rc = e->io->open(e->ioctx, f->path, base, &f->fd);
     if (rc) {
-        e->data_fd = -1;
+        f->fd = -1;
         if (rc == -ENOENT)
-            return NB_CORRUPT("disk %s: %s is missing", e->dir, DISK_DATA_FILE);
+            return NB_CORRUPT("disk %s: data file %s is missing", e->dir, f->path);
         return rc;
     }
     uint8_t *sb = nb_xaligned_alloc(4096, c->au);
     size_t got = 0;
-    rc = e->io->pread(e->ioctx, e->data_fd, sb, c->au, 0, &got);
-    if (rc == -EINVAL && e->direct && e->opt.direct == DISK_DIRECT_AUTO) {
+    rc = e->io->pread(e->ioctx, f->fd, sb, c->au, 0, &got);
+    if (rc == -EINVAL && f->direct && e->opt.direct == DISK_DIRECT_AUTO) {
         /* Some file systems accept O_DIRECT at open and refuse the I/O. */
-        e->io->close(e->ioctx, e->data_fd);
-        e->direct = 0;
+        e->io->close(e->ioctx, f->fd);
+        f->fd = -1;
         free(sb);
-        struct disk_options o = e->opt;
-        e->opt.direct = DISK_DIRECT_OFF;
-        rc = open_data(e, c);
-        e->opt = o;
-        return rc;
+        return open_file(e, i, c, 0);
     }
+    const char *p = f->path;
     if (!rc && got < DISK_SUPER_SIZE)
-        rc = NB_CORRUPT("disk %s: %s is too short for a superblock", e->dir, DISK_DATA_FILE);
+        rc = NB_CORRUPT("disk %s: %s is too short for a superblock", e->dir, p);
     if (!rc && memcmp(sb, DISK_SUPER_MAGIC, 8) != 0)
-        rc = NB_CORRUPT("disk %s: %s: bad superblock magic", e->dir, DISK_DATA_FILE);
+        rc = NB_CORRUPT("disk %s: %s: bad superblock magic", e->dir, p);
     if (!rc && nb_get_u32le(sb + 8) > DISK_FORMAT_VERSION) {
-        NB_ERROR("disk %s: superblock has format version %u", e->dir, nb_get_u32le(sb + 8));
+        NB_ERROR("disk %s: %s: superblock has format version %u", e->dir, p, nb_get_u32le(sb + 8));
         rc = NB_EVERSION;
     }
     if (!rc && nb_get_u32le(sb + 60) != crc_masked(sb, 60))
-        rc = NB_CORRUPT("disk %s: superblock checksum mismatch", e->dir);
+        rc = NB_CORRUPT("disk %s: %s: superblock checksum mismatch", e->dir, p);
+    /* The superblock holds the size at creation; a file only grows. Index
+     * and count are 0 in engines made before several files existed. */
+    uint32_t count = rc ? 0 : nb_get_u32le(sb + 52);
     if (!rc && (memcmp(sb + 16, e->uuid, 16) != 0 || nb_get_u32le(sb + 12) != c->au ||
-                nb_get_u64le(sb + 32) != c->data_size))
-        rc = NB_CORRUPT("disk %s: superblock does not match CHECKPOINT (another engine's file?)",
-                        e->dir);
+                nb_get_u32le(sb + 48) != i || (count ? count : 1) != e->n_files ||
+                (i == 0 && nb_get_u64le(sb + 32) > c->data_size)))
+        rc = NB_CORRUPT("disk %s: %s: superblock does not match the engine (another engine's "
+                        "file, or files listed in another order?)",
+                        e->dir, p);
     free(sb);
     uint64_t size = 0;
     if (!rc)
-        rc = e->io->size(e->ioctx, e->data_fd, &size);
-    if (!rc && size < c->data_size)
-        rc = NB_CORRUPT("disk %s: %s is %llu bytes but the checkpoint records %llu", e->dir,
-                        DISK_DATA_FILE, (unsigned long long)size, (unsigned long long)c->data_size);
-    if (!rc && e->direct) {
+        rc = e->io->size(e->ioctx, f->fd, &size);
+    if (!rc && i == 0 && size < c->data_size)
+        rc = NB_CORRUPT("disk %s: %s is %llu bytes but the checkpoint records %llu", e->dir, p,
+                        (unsigned long long)size, (unsigned long long)c->data_size);
+    /* A file may have grown after the checkpoint: every growth was made
+     * durable before any extent in it was used. */
+    if (!rc)
+        f->size = size / c->au * c->au;
+    if (!rc && f->direct) {
         /* Refs hand out a descriptor for pread/sendfile at any alignment. */
-        char *p2 = nb_xasprintf("%s/%s", e->dir, DISK_DATA_FILE);
-        rc = e->io->open(e->ioctx, p2, DISK_O_RDONLY, &e->ref_fd);
-        free(p2);
+        rc = e->io->open(e->ioctx, f->path, DISK_O_RDONLY, &f->ref_fd);
     } else if (!rc) {
-        e->ref_fd = e->data_fd;
+        f->ref_fd = f->fd;
     }
+    return rc;
+}
+
+static int open_data(disk_env *e, const ckpt_info *c)
+{
+    int rc = 0;
+    for (unsigned i = 0; i < e->n_files && !rc; i++)
+        rc = open_file(e, i, c, 1);
+    if (!rc)
+        e->direct = e->files[0].direct;
     return rc;
 }
 
 static int extent_ok(const disk_env *e, uint64_t off, uint32_t len)
 {
+    uint64_t fi = off >> DISK__FILE_SHIFT, local = off & DISK__LOCAL_MASK;
+    if (fi >= e->n_files)
+        return 0;
+    uint64_t size = e->files[fi].size;
     uint64_t n = len ? (len + e->au - 1) / e->au : 1;
-    return off % e->au == 0 && off >= e->au && off < e->data_size &&
-           n <= (e->data_size - off) / e->au;
+    return local % e->au == 0 && local >= e->au && local < size && n <= (size - local) / e->au;
+}
+
+static disk__alloc *alloc_of(disk_env *e, uint64_t off)
+{
+    return &e->files[off >> DISK__FILE_SHIFT].alloc;
+}
+
+static uint64_t au_of(const disk_env *e, uint64_t off)
+{
+    return (off & DISK__LOCAL_MASK) / e->au - 1;
 }
 
 static int apply_put(disk_env *e, disk_id id, uint64_t off, uint32_t len, uint32_t crc)
 {
     if (!extent_ok(e, off, len))
-        return NB_CORRUPT("disk %s: blob %016llx:%016llx: extent %llu+%u outside the data file "
-                          "(%llu bytes)",
+        return NB_CORRUPT("disk %s: blob %016llx:%016llx: extent %llu+%u of data file %llu is "
+                          "outside the file (%llu bytes) or the engine (%u files)",
                           e->dir, (unsigned long long)id.hi, (unsigned long long)id.lo,
-                          (unsigned long long)off, len, (unsigned long long)e->data_size);
+                          (unsigned long long)(off & DISK__LOCAL_MASK), len,
+                          (unsigned long long)(off >> DISK__FILE_SHIFT),
+                          (unsigned long long)((off >> DISK__FILE_SHIFT) < e->n_files
+                                                   ? e->files[off >> DISK__FILE_SHIFT].size
+                                                   : 0),
+                          e->n_files);
     disk__ent ent = {id.hi, id.lo, off, len, crc}, old;
     uint64_t n = len ? (len + e->au - 1) / e->au : 1;
     if (disk__map_put(&e->index, &ent, &old)) {
-        disk__alloc_put(&e->alloc, old.off / e->au - 1,
+        disk__alloc_put(alloc_of(e, old.off), au_of(e, old.off),
                         old.len ? (old.len + e->au - 1) / e->au : 1);
         e->bytes_live -= old.len;
     }
     e->bytes_live += len;
-    if (disk__alloc_mark(&e->alloc, off / e->au - 1, n))
+    if (disk__alloc_mark(alloc_of(e, off), au_of(e, off), n))
         return NB_CORRUPT("disk %s: blob %016llx:%016llx: extent %llu+%u overlaps another blob",
                           e->dir, (unsigned long long)id.hi, (unsigned long long)id.lo,
                           (unsigned long long)off, len);
@@ -404,7 +612,7 @@ static void apply_del(disk_env *e, disk_id id)
 {
     disk__ent old;
     if (disk__map_del(&e->index, id.hi, id.lo, &old)) {
-        disk__alloc_put(&e->alloc, old.off / e->au - 1,
+        disk__alloc_put(alloc_of(e, old.off), au_of(e, old.off),
                         old.len ? (old.len + e->au - 1) / e->au : 1);
         e->bytes_live -= old.len;
     }
@@ -547,7 +755,7 @@ static int apply_final_batch(disk_env *e, replay *rp)
 {
     int rc = 0;
     if (!e->opt.read_only && rp->n_last)
-        rc = disk__sync(e, e->data_fd); /* what we verify must be what is durable */
+        rc = disk__sync_data(e); /* what we verify must be what is durable */
     for (size_t i = 0; i < rp->n_last && !rc; i++) {
         disk__rec *r = &rp->last[i];
         if (r->type == DISK_REC_PUT) {
@@ -555,7 +763,9 @@ static int apply_final_batch(disk_env *e, replay *rp)
                 return apply_put(e, r->id, r->off, r->len, r->crc); /* reports it */
             uint8_t *b = nb_xmalloc(r->len ? r->len : 1);
             size_t got = 0;
-            rc = r->len ? e->io->pread(e->ioctx, e->ref_fd, b, r->len, r->off, &got) : 0;
+            rc = r->len ? e->io->pread(e->ioctx, e->files[r->off >> DISK__FILE_SHIFT].ref_fd, b,
+                                       r->len, r->off & DISK__LOCAL_MASK, &got)
+                        : 0;
             int ok = !rc && got == r->len && nb_crc32c(0, b, r->len) == r->crc;
             free(b);
             if (rc)
@@ -574,18 +784,58 @@ static int apply_final_batch(disk_env *e, replay *rp)
     return rc;
 }
 
-static int recover(disk_env *e, const uint8_t *cb, size_t clen)
+/* Picks the checkpoint to recover from: the valid copy with the higher
+ * wal_seq; a damaged copy is skipped (logged); with no valid copy, one of
+ * a newer format fails the open with NB_EVERSION. Records in e the slot and wal_seq it picked and
+ * the oldest WAL file either valid copy needs. */
+static int pick_ckpt(disk_env *e, uint8_t *const cb[2], const size_t clen[2], const int rcs[2],
+                     ckpt_info *out)
+{
+    ckpt_info c[2];
+    int prc[2], best = -1;
+    for (int s = 0; s < 2; s++) {
+        prc[s] = rcs[s];
+        if (!prc[s])
+            prc[s] = parse_ckpt(e, s ? DISK_CKPT_FILE2 : DISK_CKPT_FILE, cb[s], clen[s], &c[s]);
+        if (prc[s] && prc[s] != -ENOENT && prc[s] != NB_ECORRUPT && prc[s] != NB_EVERSION)
+            return prc[s]; /* an I/O error: nothing to decide on */
+        if (!prc[s] && (best < 0 || c[s].wal_seq > c[best].wal_seq))
+            best = s;
+    }
+    /* A copy that claims a newer format next to a valid one is bit rot or
+     * a newer build's; either way the WAL files a newer build made carry
+     * its version and stop the replay, so the valid copy is safe to use. */
+    if (best < 0)
+        return prc[0] == NB_EVERSION || prc[1] == NB_EVERSION ? NB_EVERSION
+               : prc[0] == -ENOENT                            ? prc[1]
+                                                              : prc[0];
+    int other = 1 - best;
+    if (prc[other] == NB_ECORRUPT || prc[other] == NB_EVERSION)
+        NB_WARN("disk %s: %s is damaged; recovering from %s and the WAL after it", e->dir,
+                other ? DISK_CKPT_FILE2 : DISK_CKPT_FILE, best ? DISK_CKPT_FILE2 : DISK_CKPT_FILE);
+    if (!prc[other] && memcmp(c[other].uuid, c[best].uuid, 16) != 0)
+        return NB_CORRUPT("disk %s: the two checkpoint copies belong to different engines", e->dir);
+    *out = c[best];
+    memcpy(e->uuid, c[best].uuid, 16);
+    e->ckpt_slot = best;
+    e->ckpt_seq = c[best].wal_seq;
+    e->wal_first =
+        !prc[other] && c[other].wal_seq < c[best].wal_seq ? c[other].wal_seq : c[best].wal_seq;
+    return 0;
+}
+
+static int recover(disk_env *e, uint8_t *const cb[2], const size_t clen[2], const int rcs[2])
 {
     ckpt_info c;
-    int rc = parse_ckpt(e, cb, clen, &c);
+    int rc = pick_ckpt(e, cb, clen, rcs, &c);
     if (rc)
         return rc;
     e->au = c.au;
-    e->data_size = c.data_size;
     rc = open_data(e, &c);
     if (rc)
         return rc;
-    disk__alloc_init(&e->alloc, c.data_size / c.au - 1);
+    for (unsigned i = 0; i < e->n_files; i++)
+        disk__alloc_init(&e->files[i].alloc, e->files[i].size / c.au - 1);
     disk__map_init(&e->index, c.n);
     const uint8_t *p = c.ents;
     for (uint64_t i = 0; i < c.n; i++, p += DISK_CKPT_ENTRY) {
@@ -633,7 +883,6 @@ static int recover(disk_env *e, const uint8_t *cb, size_t clen)
     free(rp.last);
     if (rc)
         return rc;
-    e->wal_first = c.wal_seq;
     e->wal_seq = last_good + 1; /* replaces a file with a torn header */
     char *spare = nb_xasprintf("%s/%s", e->dir, DISK_WAL_SPARE);
     int sfd;
@@ -660,8 +909,9 @@ int disk_open(const disk_options *opts, const char *dir, disk_env **out)
         return NB_EUSAGE;
     }
     e->dir = nb_xstrdup(dir);
-    e->lock_fd = e->data_fd = e->ref_fd = e->wal_fd = -1;
+    e->lock_fd = e->wal_fd = -1;
     pthread_mutex_init(&e->ckpt_mu, NULL);
+    pthread_mutex_init(&e->grow_mu, NULL);
     pthread_mutex_init(&e->wal_mu, NULL);
     pthread_cond_init(&e->wal_cv, NULL);
     pthread_cond_init(&e->gather_cv, NULL);
@@ -704,11 +954,17 @@ int disk_open(const disk_options *opts, const char *dir, disk_env **out)
         }
     }
 
-    uint8_t *cb = NULL;
-    size_t clen = 0;
+    uint8_t *cb[2] = {NULL, NULL};
+    size_t clen[2] = {0, 0};
+    int rcs[2] = {0, 0};
+    e->ckpt_slot = 1; /* so a new engine's first checkpoint is CHECKPOINT */
     if (!rc) {
-        char *path = nb_xasprintf("%s/%s", dir, DISK_CKPT_FILE);
-        rc = read_all(e, path, &cb, &clen);
+        for (int s = 0; s < 2; s++) {
+            char *path = disk__ckpt_path(dir, s);
+            rcs[s] = read_all(e, path, &cb[s], &clen[s]);
+            free(path);
+        }
+        rc = rcs[0] == -ENOENT && rcs[1] == -ENOENT ? -ENOENT : 0;
         if (rc == -ENOENT && e->opt.read_only) {
             rc = NB_ENOTFOUND;
         } else if (rc == -ENOENT) {
@@ -720,24 +976,30 @@ int disk_open(const disk_options *opts, const char *dir, disk_env **out)
                 e->io->close(e->ioctx, fd);
                 rc = NB_CORRUPT("disk %s: WAL files but no CHECKPOINT", dir);
             } else {
+                files_setup(e, e->opt.files, e->opt.n_files);
                 rc = create(e);
+                char *path = disk__ckpt_path(dir, 0);
                 if (!rc)
-                    rc = read_all(e, path, &cb, &clen);
+                    rc = rcs[0] = read_all(e, path, &cb[0], &clen[0]);
+                free(path);
             }
             free(w1);
         }
-        free(path);
     }
+    if (!rc && !e->files)
+        rc = files_load(e);
     if (!rc)
-        rc = recover(e, cb, clen);
-    free(cb);
+        rc = recover(e, cb, clen, rcs);
+    free(cb[0]);
+    free(cb[1]);
     e->recovery_ns = nb_mono_ns() - t0; /* load + replay, before the new WAL file */
     if (!rc && !e->opt.read_only) {
         int fd = -1, direct = 0;
         uint8_t hdr[DISK_WAL_HEADER_SIZE];
-        rc = disk__wal_create(e, e->wal_seq, e->next_lsn, &fd, &direct, hdr);
+        uint64_t end = 0;
+        rc = disk__wal_create(e, e->wal_seq, e->next_lsn, &fd, &direct, hdr, &end);
         if (!rc)
-            disk__wal_use(e, fd, direct, hdr);
+            disk__wal_use(e, fd, direct, hdr, end);
         /* Files older than the checkpoint whose removal a crash undid. */
         uint64_t first = e->wal_first;
         while (!rc && first > 1) {
@@ -753,8 +1015,12 @@ int disk_open(const disk_options *opts, const char *dir, disk_env **out)
         (e->dropped || e->wal_seq - e->wal_first >= 4 ||
          e->replayed * DISK_WAL_REC_SIZE >= e->opt.wal_max_bytes / 2)) {
         /* After dropping puts, the checkpoint is what keeps a later replay
-         * from judging those records again once their extents are reused. */
+         * from judging those records again once their extents are reused;
+         * then both copies must postdate the decision (a fallback to an
+         * older copy would replay those records as settled). */
         rc = disk__checkpoint(e);
+        if (!rc && e->dropped)
+            rc = disk__checkpoint(e);
     }
     if (rc) {
         e->opt.close_checkpoint = 0;
@@ -786,26 +1052,32 @@ int disk_close(disk_env *e)
         if (e->opt.close_checkpoint && dirty) {
             rc = disk__checkpoint(e);
         } else if (e->opt.no_sync) {
-            rc = disk__sync(e, e->data_fd);
+            rc = disk__sync_data(e);
             if (!rc)
                 rc = disk__sync(e, e->wal_fd);
         }
     }
     if (e->wal_fd >= 0)
         e->io->close(e->ioctx, e->wal_fd);
-    if (e->ref_fd >= 0 && e->ref_fd != e->data_fd)
-        e->io->close(e->ioctx, e->ref_fd);
-    if (e->data_fd >= 0)
-        e->io->close(e->ioctx, e->data_fd);
+    for (unsigned i = 0; i < e->n_files; i++) {
+        disk__file *f = &e->files[i];
+        if (f->ref_fd >= 0 && f->ref_fd != f->fd)
+            e->io->close(e->ioctx, f->ref_fd);
+        if (f->fd >= 0)
+            e->io->close(e->ioctx, f->fd);
+        disk__alloc_free_all(&f->alloc);
+        free(f->path);
+    }
+    free(e->files);
     nb_unlock_file(e->lock_fd);
     disk__uring_free(e->uring);
     disk__map_free(&e->index);
     disk__map_free(&e->pins);
-    disk__alloc_free_all(&e->alloc);
     free(e->pending);
     free(e->wal_buf);
     free(e->wal_tail);
     pthread_mutex_destroy(&e->ckpt_mu);
+    pthread_mutex_destroy(&e->grow_mu);
     pthread_mutex_destroy(&e->wal_mu);
     pthread_cond_destroy(&e->wal_cv);
     pthread_cond_destroy(&e->gather_cv);

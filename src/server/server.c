@@ -209,6 +209,10 @@ static int open_namespace(server *s, char *err, size_t errlen)
     vo.data_dir = s->data_dir;
     vo.meta_engine = s->opts.meta_engine;
     vo.cache_bytes = s->opts.cache_bytes;
+    vo.block_store = s->opts.block_store ? s->opts.block_store : "disk";
+    vo.disk_size = s->opts.disk_size;
+    vo.disk_reserve = s->opts.disk_reserve;
+    vo.disk_files = s->opts.disk_files;
     int rc = vfs_open(&vo, &s->ns);
     if (rc) {
         snprintf(err, errlen, "cannot open the namespace in %s: %s", s->data_dir, nb_strerror(rc));

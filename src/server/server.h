@@ -20,6 +20,7 @@
 #define NB_SERVER_SERVER_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "common/status.h"
 #include "fuse/fuse.h"
@@ -36,6 +37,10 @@ typedef struct server_options {
     const char *secret_key;
     const char *meta_engine;     /* kv backend of the metadata; NULL: default */
     size_t cache_bytes;          /* block cache; 0: default */
+    const char *block_store;     /* for a new data directory: "disk" or "dir"; NULL: disk */
+    uint64_t disk_size;          /* disk store's bound; 0: the file system's free space */
+    uint64_t disk_reserve;       /* free space the disk store leaves; 0: default */
+    const char *disk_files;      /* a new disk store's data files, comma separated; NULL: one */
     nbfuse_options mount;        /* mount.mountpoint NULL: no FUSE mount */
     double lifecycle_interval_s; /* S3 lifecycle scans this often; <= 0: never */
     double lifecycle_day_s;      /* length of a lifecycle "day" (tests); <= 0: 86400 */

@@ -11,6 +11,7 @@
 #include <sys/stat.h>
 
 #include "common/common.h"
+#include "disk/disk.h"
 #include "vfs/vfs_int.h"
 
 void vfs_options_init(vfs_options *o)
@@ -103,14 +104,16 @@ int vfs__open_stores(const vfs_options *o, meta **mout, data_store **dsout)
     int rc = nb_mkdir_p(o->data_dir, 0755);
     if (rc != 0)
         return rc;
-    /* The backend: as asked, else what the directory already holds, else dir. */
+    /* The backend: what the directory already holds, else as asked, else dir. */
     char *mdir = nb_xasprintf("%s/meta", o->data_dir);
     char *bdir = nb_xasprintf("%s/blocks", o->data_dir);
     char *ddir = nb_xasprintf("%s/disk", o->data_dir);
-    const char *kind = o->block_store;
+    const char *kind = o->block_store && *o->block_store ? o->block_store : "dir";
     struct stat st;
-    if (!kind || !*kind)
-        kind = stat(ddir, &st) == 0 ? "disk" : "dir";
+    if (stat(ddir, &st) == 0)
+        kind = "disk";
+    else if (stat(bdir, &st) == 0)
+        kind = "dir";
     data_bs *bs = NULL;
     if (strcmp(kind, "dir") == 0) {
         rc = nb_mkdir_p(bdir, 0755);
@@ -118,8 +121,22 @@ int vfs__open_stores(const vfs_options *o, meta **mout, data_store **dsout)
             rc = data_bs_open_dir(bdir, &bs);
     } else if (strcmp(kind, "disk") == 0) {
         rc = nb_mkdir_p(ddir, 0755);
+        disk_options dko;
+        disk_options_init(&dko);
+        dko.capacity = o->disk_size;
+        if (o->disk_reserve)
+            dko.reserve = o->disk_reserve;
+        char *list = o->disk_files && *o->disk_files ? nb_xstrdup(o->disk_files) : NULL;
+        const char *files[DISK_MAX_FILES];
+        unsigned n = 0;
+        for (char *save = NULL, *t = list ? strtok_r(list, ",", &save) : NULL;
+             t && n < DISK_MAX_FILES; t = strtok_r(NULL, ",", &save))
+            files[n++] = t;
+        dko.files = n ? files : NULL;
+        dko.n_files = n;
         if (rc == 0)
-            rc = data_bs_open_disk(ddir, NULL, &bs);
+            rc = data_bs_open_disk(ddir, &dko, &bs);
+        free(list);
     } else {
         rc = -EINVAL;
     }

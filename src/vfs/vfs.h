@@ -91,7 +91,14 @@ typedef meta_user vfs_user;
 typedef struct vfs_options {
     const char *data_dir;         /* required: DIR/meta and DIR/blocks live here */
     const char *meta_engine;      /* kv backend; NULL = kv default */
-    const char *block_store;      /* "dir" (default; "disk" when src/data offers it) */
+    const char *block_store;      /* for a new directory: "disk" or "dir"; NULL = dir. A
+                                     directory keeps the store it was made with */
+    uint64_t disk_size;           /* disk store: bound of its data file; 0 = grow while
+                                     the file system keeps disk_reserve free */
+    uint64_t disk_reserve;        /* disk store: free space left; 0 = 5 %, at most 4 GiB */
+    const char *disk_files;       /* disk store of a new directory: its data files, comma
+                                     separated, relative to DIR/disk unless absolute;
+                                     NULL = one, data.0 */
     size_t cache_bytes;           /* block cache; 0 = data default (256 MiB) */
     unsigned threads;             /* block I/O threads; 0 = data defaults */
     bool read_only;               /* every modifying call returns -EROFS */

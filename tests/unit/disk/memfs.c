@@ -251,6 +251,23 @@ void memfs_power_cut(memfs *fs)
     pthread_mutex_unlock(&fs->mu);
 }
 
+int memfs_corrupt(memfs *fs, const char *path, uint64_t off)
+{
+    pthread_mutex_lock(&fs->mu);
+    name *nm = find(&fs->cur, path);
+    int rc = -ENOENT;
+    if (nm && nm->ino->cur.len) {
+        inode *in = nm->ino;
+        off %= in->cur.len;
+        in->cur.p[off] ^= 0x5a;
+        if (off < in->dur.len)
+            in->dur.p[off] ^= 0x5a;
+        rc = 0;
+    }
+    pthread_mutex_unlock(&fs->mu);
+    return rc;
+}
+
 static int fs_open(void *ctx, const char *path, unsigned flags, int *fd)
 {
     memfs *fs = ctx;

@@ -8,6 +8,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "common/coding.h"
+#include "common/fsutil.h"
 #include "disk/disk_format.h"
 
 #include "disk_test.h"
@@ -167,6 +169,205 @@ static void test_enospace(void **state)
     assert_true(st.bytes_free < 65536);
     ASSERT_OK(disk_close(e));
     free(b);
+    nb_test_rmdir(dir);
+    free(dir);
+}
+
+static uint64_t file_size(const char *dir, const char *name)
+{
+    char *p = nb_xasprintf("%s/%s", dir, name);
+    struct stat st;
+    assert_int_equal(stat(p, &st), 0);
+    free(p);
+    return (uint64_t)st.st_size;
+}
+
+/* The data file starts small and grows in steps up to the capacity; a put
+ * that does not fit then is NB_ENOSPACE, and a reopen finds every blob,
+ * including those in the grown part. */
+static void test_grow(void **state)
+{
+    const mode *m = *state;
+    char *dir = nb_test_dir("grow");
+    disk_options o;
+    dt_opts(&o, m->io, m->direct);
+    o.initial_size = 1ull << 20;
+    o.grow_step = 1ull << 20;
+    o.capacity = 4ull << 20;
+    disk_env *e;
+    ASSERT_OK(disk_open(&o, dir, &e));
+    assert_int_equal(file_size(dir, DISK_DATA_FILE), 1ull << 20);
+    disk_stats st;
+    disk_stats_get(e, &st);
+    assert_int_equal(st.capacity, (4ull << 20) - 4096);
+    assert_int_equal(st.region, (1ull << 20) - 4096);
+    uint64_t n = 0;
+    int rc;
+    uint8_t *b = malloc(65536);
+    for (;; n++) {
+        dt_fill(b, 65536, dt_id(n), 1);
+        if ((rc = disk_put(e, dt_id(n), b, 65536)) != 0)
+            break;
+    }
+    ASSERT_RC(rc, NB_ENOSPACE);
+    assert_int_equal(n, 63); /* as if the whole 4 MiB had been there */
+    assert_int_equal(file_size(dir, DISK_DATA_FILE), 4ull << 20);
+    disk_stats_get(e, &st);
+    assert_int_equal(st.grows, 3);
+    assert_int_equal(st.region, st.capacity);
+    ASSERT_OK(disk_close(e));
+    /* Reopen from the WAL alone (the last blobs) and from the checkpoint. */
+    o.close_checkpoint = 0;
+    for (int round = 0; round < 2; round++) {
+        ASSERT_OK(disk_open(&o, dir, &e));
+        for (uint64_t i = 0; i < n; i++)
+            expect_ver(e, i, 65536, 1);
+        if (round == 0)
+            for (uint64_t i = 0; i < 8; i++)
+                put_ver(e, 100 + i, 4096, 2);
+        ASSERT_OK(disk_close(e));
+    }
+    /* A bigger capacity on a later open lets it grow again. */
+    o.capacity = 6ull << 20;
+    ASSERT_OK(disk_open(&o, dir, &e));
+    put_ver(e, 200, 65536, 3);
+    expect_ver(e, 200, 65536, 3);
+    ASSERT_OK(disk_close(e));
+    assert_int_equal(file_size(dir, DISK_DATA_FILE), 5ull << 20);
+    free(b);
+    nb_test_rmdir(dir);
+    free(dir);
+}
+
+/* Without a capacity, growth stops where the file system's free space
+ * would fall under the reserve: a reserve above the free space means no
+ * growth at all. */
+static void test_grow_reserve(void **state)
+{
+    (void)state;
+    char *dir = nb_test_dir("reserve");
+    disk_options o;
+    dt_opts(&o, DISK_IO_POSIX, DISK_DIRECT_OFF);
+    o.capacity = 0;
+    o.initial_size = 1ull << 20;
+    o.reserve = UINT64_MAX - 1;
+    disk_env *e;
+    ASSERT_OK(disk_open(&o, dir, &e));
+    disk_stats st;
+    disk_stats_get(e, &st);
+    assert_int_equal(st.capacity, st.region);
+    uint8_t *b = calloc(1, 65536);
+    int n = 0, rc;
+    while ((rc = disk_put(e, dt_id((uint64_t)n), b, 65536)) == 0)
+        n++;
+    ASSERT_RC(rc, NB_ENOSPACE);
+    assert_int_equal(n, 15);
+    ASSERT_OK(disk_close(e));
+    /* The default reserve: a 1 MiB file grows. */
+    o.reserve = DISK_RESERVE_AUTO;
+    ASSERT_OK(disk_open(&o, dir, &e));
+    disk_stats_get(e, &st);
+    assert_true(st.capacity > st.region);
+    ASSERT_OK(disk_put(e, dt_id(99), b, 65536));
+    ASSERT_OK(disk_close(e));
+    assert_true(file_size(dir, DISK_DATA_FILE) > (1ull << 20));
+    free(b);
+    nb_test_rmdir(dir);
+    free(dir);
+}
+
+/* Three data files, one outside the engine's directory: blobs spread over
+ * all of them, each file grows on its own and the capacity bounds their
+ * sum; reopening from the WAL and from a checkpoint finds every blob; the
+ * recorded list wins (another one is NB_EUSAGE); a missing file is
+ * NB_ECORRUPT. */
+static void test_files(void **state)
+{
+    const mode *m = *state;
+    char *dir = nb_test_dir("files");
+    char *other = nb_test_dir("files-other");
+    ASSERT_OK(nb_mkdir_p(other, 0755));
+    char *third = nb_xasprintf("%s/third.dat", other);
+    const char *files[] = {"data.0", "data.1", third};
+    disk_options o;
+    dt_opts(&o, m->io, m->direct);
+    o.files = files;
+    o.n_files = 3;
+    o.initial_size = 1ull << 20;
+    o.grow_step = 1ull << 20;
+    o.capacity = 9ull << 20;
+    disk_env *e;
+    ASSERT_OK(disk_open(&o, dir, &e));
+    uint8_t *b = malloc(65536);
+    uint64_t n = 0;
+    int rc;
+    for (;; n++) {
+        dt_fill(b, 65536, dt_id(n), 1);
+        if ((rc = disk_put(e, dt_id(n), b, 65536)) != 0)
+            break;
+    }
+    ASSERT_RC(rc, NB_ENOSPACE);
+    assert_true(n >= 135 && n <= 141); /* 3 x 47 when nothing is lost to holes */
+    disk_stats st;
+    disk_stats_get(e, &st);
+    assert_int_equal(st.files, 3);
+    assert_int_equal(st.capacity, (9ull << 20) - 3 * 4096);
+    for (unsigned i = 0; i < 3; i++) {
+        disk_file_stats fs;
+        ASSERT_OK(disk_file_stats_get(e, i, &fs));
+        assert_int_equal(fs.size, 3ull << 20);
+        assert_true(fs.bytes_allocated >= 40 * 65536);
+        assert_false(fs.block_device);
+    }
+    disk_file_stats fs;
+    ASSERT_RC(disk_file_stats_get(e, 3, &fs), NB_ENOTFOUND);
+    ASSERT_OK(disk_close(e));
+    assert_int_equal(file_size(other, "third.dat"), 3ull << 20);
+    /* Reopen from a checkpoint, overwrite a few, reopen from the WAL. */
+    o.close_checkpoint = 0;
+    ASSERT_OK(disk_open(&o, dir, &e));
+    for (uint64_t i = 0; i < n; i++)
+        expect_ver(e, i, 65536, 1);
+    for (uint64_t i = 0; i < 12; i++) {
+        ASSERT_OK(disk_delete(e, dt_id(i)));
+        put_ver(e, i, 60000, 2);
+    }
+    ASSERT_OK(disk_close(e));
+    o.files = NULL; /* the recorded list */
+    o.n_files = 0;
+    ASSERT_OK(disk_open(&o, dir, &e));
+    disk_stats_get(e, &st);
+    assert_true(st.replayed >= 24);
+    for (uint64_t i = 0; i < n; i++)
+        expect_ver(e, i, i < 12 ? 60000 : 65536, i < 12 ? 2 : 1);
+    ASSERT_OK(disk_close(e));
+    char *argv[] = {"disk", "check", dir, NULL};
+    assert_int_equal(disk_tool_main(3, argv), 0);
+    /* Another list, or the files in another order: refused. */
+    const char *two[] = {"data.0", "data.1"};
+    o.files = two;
+    o.n_files = 2;
+    ASSERT_RC(disk_open(&o, dir, &e), NB_EUSAGE);
+    const char *swapped[] = {"data.1", "data.0", third};
+    o.files = swapped;
+    o.n_files = 3;
+    ASSERT_RC(disk_open(&o, dir, &e), NB_EUSAGE);
+    /* A missing file is damage, not an empty engine. */
+    o.files = NULL;
+    o.n_files = 0;
+    char *moved = nb_xasprintf("%s.moved", third);
+    assert_int_equal(rename(third, moved), 0);
+    ASSERT_RC(disk_open(&o, dir, &e), NB_ECORRUPT);
+    assert_int_equal(disk_tool_main(3, argv), 1); /* damage found */
+    assert_int_equal(rename(moved, third), 0);
+    ASSERT_OK(disk_open(&o, dir, &e));
+    expect_ver(e, n - 1, 65536, 1);
+    ASSERT_OK(disk_close(e));
+    free(moved);
+    free(b);
+    free(third);
+    nb_test_rmdir(other);
+    free(other);
     nb_test_rmdir(dir);
     free(dir);
 }
@@ -381,14 +582,14 @@ static void test_newer_wal_version(void **state)
     ASSERT_OK(disk_close(e));
     char *w = last_wal(dir);
     int fd = open(w, O_RDWR);
-    uint8_t v[4] = {2, 0, 0, 0};
+    uint8_t v[4] = {DISK_FORMAT_VERSION + 1, 0, 0, 0};
     ASSERT_OK(nb_pwrite_full(fd, v, 4, 8));
     ASSERT_RC(disk_open(&o, dir, &e), NB_EVERSION);
     assert_null(e);
     char *argv[] = {"disk", "stats", dir, NULL};
     assert_int_equal(disk_tool_main(3, argv), 2);
     /* Nothing was changed: with the version restored all is there. */
-    v[0] = 1;
+    v[0] = DISK_FORMAT_VERSION;
     ASSERT_OK(nb_pwrite_full(fd, v, 4, 8));
     close(fd);
     ASSERT_OK(disk_open(&o, dir, &e));
@@ -401,7 +602,7 @@ static void test_newer_wal_version(void **state)
     v[0] = 9;
     ASSERT_OK(nb_pwrite_full(fd, v, 4, 8));
     ASSERT_RC(disk_open(&o, dir, &e), NB_EVERSION);
-    v[0] = 1;
+    v[0] = DISK_FORMAT_VERSION;
     ASSERT_OK(nb_pwrite_full(fd, v, 4, 8));
     close(fd);
     ASSERT_OK(disk_open(&o, dir, &e));
@@ -437,15 +638,76 @@ static void test_small_data_file(void **state)
     for (uint64_t i = 0; i < 5; i++)
         expect_ver(e, i, 5000, 1);
     ASSERT_OK(disk_close(e));
-    /* A damaged checkpoint is an error, never an empty engine. */
+    /* Both checkpoint copies damaged is an error, never an empty engine. */
     char *ck = nb_xasprintf("%s/%s", dir, DISK_CKPT_FILE);
+    char *ck2 = nb_xasprintf("%s/%s", dir, DISK_CKPT_FILE2);
     corrupt_byte(ck, 90);
+    corrupt_byte(ck2, 20);
     ASSERT_RC(disk_open(&o, dir, &e), NB_ECORRUPT);
     corrupt_byte(ck, 90);
+    corrupt_byte(ck2, 20);
     ASSERT_OK(disk_open(&o, dir, &e));
     ASSERT_OK(disk_close(e));
     free(ck);
+    free(ck2);
     free(data);
+    nb_test_rmdir(dir);
+    free(dir);
+}
+
+/* The newest checkpoint copy damaged (a flipped byte in its header or
+ * entries, or torn short): recovery takes the other copy and replays the
+ * WAL after it, losing nothing; the next checkpoint replaces the damaged
+ * copy. */
+static void test_checkpoint_copies(void **state)
+{
+    (void)state;
+    char *dir = nb_test_dir("ckcopies");
+    char *path[2] = {nb_xasprintf("%s/%s", dir, DISK_CKPT_FILE),
+                     nb_xasprintf("%s/%s", dir, DISK_CKPT_FILE2)};
+    disk_options o;
+    dt_opts(&o, DISK_IO_POSIX, DISK_DIRECT_OFF);
+    o.wal_max_bytes = 4096; /* checkpoints while writing, too */
+    uint64_t ver = 0;
+    for (int damage = 0; damage < 4; damage++) {
+        disk_env *e;
+        ASSERT_OK(disk_open(&o, dir, &e));
+        for (uint64_t i = 0; i < 40 && damage > 0; i++)
+            expect_ver(e, i, 3000 + i, ver);
+        ver++;
+        for (uint64_t i = 0; i < 40; i++)
+            put_ver(e, i, 3000 + i, ver);
+        ASSERT_OK(disk_close(e)); /* a checkpoint */
+        /* Damage whichever copy is newer (the larger wal_seq). */
+        uint64_t seq[2] = {0, 0};
+        for (int s = 0; s < 2; s++) {
+            int fd = open(path[s], O_RDONLY);
+            assert_true(fd >= 0);
+            uint8_t b[8];
+            size_t got;
+            ASSERT_OK(nb_pread_full(fd, b, 8, 32, &got));
+            close(fd);
+            seq[s] = nb_get_u64le(b);
+        }
+        const char *newest = seq[1] > seq[0] ? path[1] : path[0];
+        if (damage == 0)
+            corrupt_byte(newest, 40); /* the header */
+        else if (damage == 1)
+            corrupt_byte(newest, 80 + 7 * 32 + 3); /* an entry */
+        else if (damage == 2)
+            assert_int_equal(truncate(newest, 100), 0); /* torn */
+        else
+            assert_int_equal(unlink(newest), 0);
+    }
+    disk_env *e;
+    ASSERT_OK(disk_open(&o, dir, &e));
+    for (uint64_t i = 0; i < 40; i++)
+        expect_ver(e, i, 3000 + i, ver);
+    ASSERT_OK(disk_close(e));
+    char *argv[] = {"disk", "check", dir, NULL};
+    assert_int_equal(disk_tool_main(3, argv), 0);
+    free(path[0]);
+    free(path[1]);
     nb_test_rmdir(dir);
     free(dir);
 }
@@ -557,6 +819,11 @@ int main(void)
         cmocka_unit_test_prestate(test_basic, &uring_direct),
         cmocka_unit_test(test_too_big_and_usage),
         cmocka_unit_test(test_enospace),
+        cmocka_unit_test_prestate(test_grow, &posix_buffered),
+        cmocka_unit_test_prestate(test_grow, &uring_direct),
+        cmocka_unit_test(test_grow_reserve),
+        cmocka_unit_test_prestate(test_files, &posix_buffered),
+        cmocka_unit_test_prestate(test_files, &uring_direct),
         cmocka_unit_test_prestate(test_ref_pin, &posix_buffered),
         cmocka_unit_test_prestate(test_ref_pin, &uring_direct),
         cmocka_unit_test_prestate(test_checksum, &posix_buffered),
@@ -565,6 +832,7 @@ int main(void)
         cmocka_unit_test(test_truncated_wal),
         cmocka_unit_test(test_newer_wal_version),
         cmocka_unit_test(test_small_data_file),
+        cmocka_unit_test(test_checkpoint_copies),
         cmocka_unit_test(test_tool),
         cmocka_unit_test_prestate(test_threads, &posix_buffered),
         cmocka_unit_test_prestate(test_threads, &uring_direct),

@@ -56,6 +56,11 @@ static void test_model(void **state)
         dt_opts(&o, round % 2 ? DISK_IO_URING : DISK_IO_POSIX,
                 round % 2 ? DISK_DIRECT_AUTO : DISK_DIRECT_OFF);
         o.capacity = 24ull << 20;
+        static const char *const files[] = {"data.0", "data.1"}; /* blobs over two */
+        o.files = files;
+        o.n_files = 2;
+        o.initial_size = 2ull << 20; /* grows, across reopens */
+        o.grow_step = 2ull << 20;
         o.wal_max_bytes = 8192;
         o.close_checkpoint = round % 3 != 0; /* sometimes reopen from the WAL */
         o.no_sync = round % 4 >= 2;          /* fsyncs are the crash tests' business */

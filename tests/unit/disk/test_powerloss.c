@@ -12,6 +12,8 @@
  */
 #include <pthread.h>
 
+#include "disk/disk_format.h"
+
 #include "disk_test.h"
 #include "memfs.h"
 
@@ -31,11 +33,14 @@ typedef struct model {
 } model;
 
 static uint64_t crash_points;
+static uint64_t ckpt_damaged; /* power cuts that also damaged a checkpoint copy */
 
 static void opts(disk_options *o, memfs *fs)
 {
     disk_options_init(o);
     o->capacity = 512 * 1024;
+    o->initial_size = 128 * 1024; /* so power cuts also land in growths */
+    o->grow_step = 64 * 1024;
     o->max_blob = 64 * 1024;
     o->wal_max_bytes = 1024; /* checkpoint every ~20 records */
     o->io = &memfs_ops;
@@ -158,6 +163,11 @@ static void trial(uint64_t seed)
     uint64_t rng = seed;
     disk_options o;
     opts(&o, fs);
+    static const char *const two[] = {"data.0", "data.1"};
+    if (seed % 2) { /* half the trials spread the blobs over two files */
+        o.files = two;
+        o.n_files = 2;
+    }
     for (int round = 0; round < 3; round++) {
         memfs_arm(fs, 1 + dt_rand(&rng) % 300);
         disk_env *e;
@@ -170,6 +180,19 @@ static void trial(uint64_t seed)
                     (unsigned long long)memfs_ops_done(fs));
         memfs_power_cut(fs);
         crash_points++;
+        /* Every third cut also damages one checkpoint copy when there are
+         * two: recovery must fall back to the other and the WAL after it. */
+        if (dt_rand(&rng) % 3 == 0 && memfs_corrupt(fs, "/pl/" DISK_CKPT_FILE, 0) == 0) {
+            if (memfs_corrupt(fs, "/pl/" DISK_CKPT_FILE2, 0) == 0) {
+                memfs_corrupt(fs, "/pl/" DISK_CKPT_FILE2, 0); /* undo */
+                const char *victim = dt_rand(&rng) % 2 ? DISK_CKPT_FILE : DISK_CKPT_FILE2;
+                char *p = nb_xasprintf("/pl/%s", victim);
+                memfs_corrupt(fs, p, dt_rand(&rng));
+                free(p);
+                ckpt_damaged++;
+            }
+            memfs_corrupt(fs, "/pl/" DISK_CKPT_FILE, 0); /* undo */
+        }
         int rc = disk_open(&o, "/pl", &e);
         if (rc)
             fail_msg("seed %llu round %d: recovery failed: %s", (unsigned long long)seed, round,
@@ -200,7 +223,9 @@ static void test_power_loss(void **state)
     for (int t = 0; t < trials; t++)
         trial(seed + (uint64_t)t * 7919);
     nb_log_set_level(NB_LOG_INFO);
-    fprintf(stderr, "power loss: %llu crash points recovered\n", (unsigned long long)crash_points);
+    fprintf(stderr,
+            "power loss: %llu crash points recovered, %llu with a damaged checkpoint copy\n",
+            (unsigned long long)crash_points, (unsigned long long)ckpt_damaged);
 }
 
 /* A clean close followed by a power cut loses nothing and replays nothing.
@@ -261,6 +286,9 @@ static void test_power_loss_threads(void **state)
         disk_options o;
         opts(&o, fs);
         o.wal_max_bytes = 4096;
+        static const char *const two[] = {"data.0", "data.1"};
+        o.files = two; /* a batch's puts land in both: both are synced */
+        o.n_files = 2;
         writer w[3];
         for (int i = 0; i < 3; i++) {
             memset(&w[i], 0, sizeof w[i]);
