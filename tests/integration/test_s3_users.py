@@ -168,6 +168,22 @@ def test_owners_and_isolation(srv, users):
     assert root.get_object(Bucket="alice-data", Key="dir/a.txt")["Body"].read() == b"alice's"
     root.put_object(Bucket="bob-data", Key="from-root", Body=b"r")
     assert bob.get_object(Bucket="bob-data", Key="from-root")["Body"].read() == b"r"
+    # Presigned URLs and SigV2 carry the user's identity too.
+    import requests
+    url = alice.generate_presigned_url("get_object", Params={"Bucket": "alice-data",
+                                                             "Key": "dir/a.txt"})
+    g = requests.get(url, timeout=30)
+    assert g.status_code == 200 and g.content == b"alice's"
+    url = bob.generate_presigned_url("get_object", Params={"Bucket": "alice-data",
+                                                           "Key": "dir/a.txt"})
+    g = requests.get(url, timeout=30)
+    assert g.status_code == 403 and b"<Code>AccessDenied</Code>" in g.content
+    conf = Config(signature_version="s3", s3={"addressing_style": "path"},
+                  retries={"max_attempts": 1})
+    bob2 = boto3.client("s3", endpoint_url=srv.endpoint, region_name=REGION,
+                        aws_access_key_id=bak, aws_secret_access_key=bsk, config=conf)
+    assert [b["Name"] for b in bob2.list_buckets()["Buckets"]] == ["bob-data"]
+    fails("AccessDenied", 403, bob2.get_object, Bucket="alice-data", Key="dir/a.txt")
     # The aws cli as the two users.
     r = aws(srv, aak, ask, "s3", "ls", "s3://alice-data/dir/")
     assert r.returncode == 0 and "a.txt" in r.stdout, r.stderr
