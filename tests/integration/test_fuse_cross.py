@@ -217,7 +217,11 @@ def test_sigkill_with_writers_keeps_every_fsynced_file(tmp_path):
                 done[w].append(line.split())
         mt.stop(signal.SIGKILL)
         for w, proc in enumerate(writers):
-            out, _ = proc.communicate(timeout=60)
+            # Read through the same buffered stream as readline() above:
+            # communicate() reads the raw pipe and would drop lines that
+            # stream already holds. Writers exit once the mount is gone.
+            out = proc.stdout.read()
+            proc.wait(timeout=60)
             done[w] += [line.split() for line in out.splitlines()]
         assert not run("fsck", mt.data).returncode, "fsck after SIGKILL"
         mt.start()
