@@ -70,6 +70,10 @@ static int map_status(int rc)
         return S3_ERR_NOT_IMPLEMENTED;
     case -ETIMEDOUT:
         return S3_ERR_REQUEST_TIMEOUT;
+    case NB_ENOSPACE:
+    case -ENOSPC:
+    case -EDQUOT:
+        return S3_ERR_INSUFFICIENT_STORAGE;
     default:
         return S3_ERR_INTERNAL_ERROR;
     }

@@ -142,7 +142,10 @@
     XX(INVALID_PART_NUMBER, -31060, "InvalidPartNumber", 416,                                      \
        "The requested partnumber is not satisfiable")                                              \
     XX(NO_SUCH_USER, -31061, "NoSuchEntity", 404,                                                  \
-       "The user with the given access key does not exist.")
+       "The user with the given access key does not exist.")                                       \
+    /* Not an AWS code (AWS never fills up): a full store, as WebDAV says it. */                   \
+    XX(INSUFFICIENT_STORAGE, -31062, "InsufficientStorage", 507,                                   \
+       "The server has no space left to store this data.")
 
 enum {
 #define S3__ERR_ENUM(name, value, code, status, msg) S3_ERR_##name = (value),

@@ -39,7 +39,8 @@ def test_default_store_grows_and_is_bounded(tmp_path):
                 err = e
                 break
         assert err is not None, "puts past --disk-size succeeded"
-        assert err.response["ResponseMetadata"]["HTTPStatusCode"] >= 500
+        assert err.response["ResponseMetadata"]["HTTPStatusCode"] == 507
+        assert err.response["Error"]["Code"] == "InsufficientStorage"
         assert 6 <= len(stored) <= 11, stored
         size1 = os.path.getsize(os.path.join(data, "disk", "data.0"))
         assert size0 < size1 <= 48 << 20
