@@ -159,6 +159,18 @@ static void segs_free(vfs_file *f)
     f->seg_bytes = 0;
 }
 
+/* The segments now live, in order, in slice id of len bytes: each becomes a
+ * pending-write range of it, and their buffers are freed. */
+static void segs_to_pw(vfs_file *f, uint64_t id, uint64_t len)
+{
+    uint64_t soff = 0;
+    for (size_t i = 0; i < f->nsegs; i++) {
+        pw_add_range(f, id, (uint32_t)len, soff, f->segs[i].off, f->segs[i].len);
+        soff += f->segs[i].len;
+    }
+    segs_free(f);
+}
+
 /* Small spills become inline slices: their bytes go into the publish's
  * metadata batch, no block is written. */
 static int segs_spill_inline(vfs_file *f, uint64_t id)
@@ -177,12 +189,7 @@ static int segs_spill_inline(vfs_file *f, uint64_t id)
     f->inl[f->ninl].id = id;
     f->inl[f->ninl].bytes = nb_slice_of(buf, len);
     f->ninl++;
-    uint64_t soff = 0;
-    for (size_t i = 0; i < f->nsegs; i++) {
-        pw_add_range(f, id, (uint32_t)len, soff, f->segs[i].off, f->segs[i].len);
-        soff += f->segs[i].len;
-    }
-    segs_free(f);
+    segs_to_pw(f, id, len);
     return 0;
 }
 
@@ -215,12 +222,7 @@ static int segs_spill(vfs_file *f)
         return vfs__errno(rc);
     }
     held_add(f, id, len);
-    uint64_t soff = 0;
-    for (size_t i = 0; i < f->nsegs; i++) {
-        pw_add_range(f, id, (uint32_t)len, soff, f->segs[i].off, f->segs[i].len);
-        soff += f->segs[i].len;
-    }
-    segs_free(f);
+    segs_to_pw(f, id, len);
     return 0;
 }
 
