@@ -13,40 +13,10 @@
 #include "meta/meta.h"
 #include "meta/meta_format.h"
 
-#include "test.h"
+#include "meta_test.h"
 
 #define ROOT META_ROOT_INO
 static const meta_cred root_cred = {0, 0, 0, NULL};
-
-static char *g_dir;
-
-/* Options with the kv backend from $NB_KV_ENGINE (default: kv's default). */
-static const meta_options *opts(void)
-{
-    static meta_options o;
-    meta_options_init(&o);
-    o.engine = getenv("NB_KV_ENGINE");
-    return &o;
-}
-
-static meta *fresh(const char *name)
-{
-    if (g_dir)
-        nb_test_rmdir(g_dir);
-    free(g_dir);
-    g_dir = nb_test_dir(name);
-    meta *m = NULL;
-    ASSERT_OK(meta_open(g_dir, opts(), &m));
-    return m;
-}
-
-static meta *reopen(meta *m)
-{
-    meta_close(m);
-    m = NULL;
-    ASSERT_OK(meta_open(g_dir, opts(), &m));
-    return m;
-}
 
 static uint64_t mk(meta *m, uint64_t parent, const char *name, uint32_t mode)
 {

@@ -21,7 +21,7 @@
 
 #include "meta/meta.h"
 
-#include "test.h"
+#include "meta_test.h"
 
 enum { OP_CREATE = 1, OP_RENAME = 2, OP_UNLINK = 3, OP_ORPHAN = 4 };
 
@@ -42,15 +42,6 @@ typedef struct child_ctx {
     uint64_t dir;
     int cycle;
 } child_ctx;
-
-/* Options with the kv backend from $NB_KV_ENGINE. */
-static const meta_options *opts(void)
-{
-    static meta_options o;
-    meta_options_init(&o);
-    o.engine = getenv("NB_KV_ENGINE");
-    return &o;
-}
 
 static void send_ack(int fd, int t, int op, uint32_t item, uint64_t id)
 {

@@ -10,23 +10,7 @@
 #include "meta/meta.h"
 #include "meta/meta_format.h"
 
-#include "test.h"
-
-static char *g_dir;
-
-static meta *open_fresh(const char *name)
-{
-    if (g_dir)
-        nb_test_rmdir(g_dir);
-    free(g_dir);
-    g_dir = nb_test_dir(name);
-    meta_options o;
-    meta_options_init(&o);
-    o.engine = getenv("NB_KV_ENGINE");
-    meta *m = NULL;
-    ASSERT_OK(meta_open(g_dir, &o, &m));
-    return m;
-}
+#include "meta_test.h"
 
 static void test_user_layout(void **state)
 {
@@ -86,7 +70,7 @@ static int stop_at_first(void *arg, const meta_user *u)
 static void test_user_ops(void **state)
 {
     (void)state;
-    meta *m = open_fresh("meta_users");
+    meta *m = fresh("meta_users");
     assert_int_equal(meta_user_key_check("AKIA234567ABCDEFGHIJ"), 0);
     assert_int_equal(meta_user_key_check("a.b-c_d"), 0);
     static const char *const bad_keys[] = {"", "ab", "a/b", "a b", "a:b"};
@@ -123,11 +107,7 @@ static void test_user_ops(void **state)
     assert_int_equal(calls, 1);
 
     /* Durable across a reopen; meta_check knows nothing wrong with them. */
-    meta_close(m);
-    meta_options o;
-    meta_options_init(&o);
-    o.engine = getenv("NB_KV_ENGINE");
-    ASSERT_OK(meta_open(g_dir, &o, &m));
+    m = reopen(m);
     ASSERT_OK(meta_user_get(m, "ALKEY", &g));
     meta_user_free(&g);
     meta_check_report rep;
@@ -145,7 +125,7 @@ static void test_user_ops(void **state)
     ASSERT_OK(kv_write(db, b, KV_SYNC));
     kv_batch_clear(b);
     kv_close(db);
-    ASSERT_OK(meta_open(g_dir, &o, &m));
+    ASSERT_OK(meta_open(g_dir, opts(), &m));
     ASSERT_OK(meta_check(m, META_CHECK_REPAIR, NULL, NULL, &rep));
     assert_int_equal(rep.problems, 2);
     assert_int_equal(rep.repaired, 0);
@@ -158,7 +138,7 @@ static void test_user_ops(void **state)
     ASSERT_OK(kv_write(db, b, KV_SYNC));
     kv_batch_free(b);
     kv_close(db);
-    ASSERT_OK(meta_open(g_dir, &o, &m));
+    ASSERT_OK(meta_open(g_dir, opts(), &m));
     nb_buf_reset(&l);
 
     ASSERT_OK(meta_user_remove(m, "BOBKEY"));

@@ -12,25 +12,9 @@
 
 #include "meta/meta.h"
 
-#include "test.h"
+#include "meta_test.h"
 
 static const meta_cred root_cred = {0, 0, 0, NULL};
-static char *g_dir;
-
-static meta *open_fresh(const char *name)
-{
-    if (g_dir)
-        nb_test_rmdir(g_dir);
-    free(g_dir);
-    g_dir = nb_test_dir(name);
-    meta_options o;
-    meta_options_init(&o);
-    o.engine = getenv("NB_KV_ENGINE");
-    meta *m = NULL;
-    ASSERT_OK(meta_open(g_dir, &o, &m));
-    return m;
-}
-
 static void print_problem(void *arg, const char *msg)
 {
     (void)arg;
@@ -109,7 +93,7 @@ static uint64_t current(meta *m, uint64_t dir, const char *name)
 static void test_versions(void **state)
 {
     (void)state;
-    meta *m = open_fresh("meta_versions");
+    meta *m = fresh("meta_versions");
     meta_bucket b = {.owner = "root", .versioning = META_VERSIONING_ENABLED};
     ASSERT_OK(meta_bucket_create(m, &root_cred, "bkt", 0755, &b));
     meta_verput vp = {.bucket = b.ino, .key = "k"};
@@ -203,7 +187,7 @@ static void test_versions(void **state)
 static void test_check_dangling(void **state)
 {
     (void)state;
-    meta *m = open_fresh("meta_versions_check");
+    meta *m = fresh("meta_versions_check");
     meta_bucket b = {.owner = "root"};
     ASSERT_OK(meta_bucket_create(m, &root_cred, "bkt", 0755, &b));
     meta_verput vp = {.bucket = b.ino, .key = "k"};
@@ -222,11 +206,7 @@ static void test_check_dangling(void **state)
     assert_true(r.problems > 0);
     ASSERT_OK(meta_check(m, META_CHECK_REPAIR, NULL, NULL, &r));
     assert_int_equal(r.problems, r.repaired);
-    meta_close(m);
-    meta_options o;
-    meta_options_init(&o);
-    o.engine = getenv("NB_KV_ENGINE");
-    ASSERT_OK(meta_open(g_dir, &o, &m));
+    m = reopen(m);
     expect_clean(m);
     assert_true(has_garbage(m, 201));
     assert_int_equal(meta_version_any(m, b.ino), 0);
