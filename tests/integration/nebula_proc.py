@@ -25,6 +25,12 @@ def run(*args, env=None, timeout=20):
                           timeout=timeout, env=e)
 
 
+def is_mounted(path):
+    """Whether path is a mount point of this mount namespace right now."""
+    with open("/proc/self/mountinfo") as f:
+        return any(line.split()[4] == str(path) for line in f)
+
+
 class Server:
     """A `nebula server` child process on 127.0.0.1 and a free port.
 

@@ -13,7 +13,7 @@ import time
 
 import pytest
 
-from nebula_proc import Server
+from nebula_proc import Server, is_mounted
 
 pytestmark = pytest.mark.skipif(not os.path.exists("/dev/fuse"), reason="no /dev/fuse")
 
@@ -27,11 +27,6 @@ def renameat2(old, new, flags):
     if r != 0:
         e = ctypes.get_errno()
         raise OSError(e, os.strerror(e))
-
-
-def is_mounted(path):
-    with open("/proc/self/mountinfo") as f:
-        return any(line.split()[4] == str(path) for line in f)
 
 
 class Mounted:

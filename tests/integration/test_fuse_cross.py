@@ -17,7 +17,7 @@ import sys
 import pytest
 
 from nebula_proc import run
-from test_s3_helpers import S3Server
+from test_s3_helpers import mounted_s3_server
 from test_fuse import Mounted, is_mounted
 
 pytestmark = pytest.mark.skipif(not os.path.exists("/dev/fuse"), reason="no /dev/fuse")
@@ -25,18 +25,8 @@ pytestmark = pytest.mark.skipif(not os.path.exists("/dev/fuse"), reason="no /dev
 
 @pytest.fixture(scope="module")
 def m(tmp_path_factory):
-    base = tmp_path_factory.mktemp("cross")
-    mnt = base / "mnt"
-    mnt.mkdir()
-    s = S3Server(str(base / "data"), "--mount", str(mnt))
-    assert is_mounted(mnt)
-    s.mnt = str(mnt)
-    yield s
-    try:
-        assert s.stop() == 0
-    finally:
-        if is_mounted(mnt):
-            subprocess.run(["umount", "-l", str(mnt)])
+    with mounted_s3_server(tmp_path_factory.mktemp("cross")) as s:
+        yield s
 
 
 def list_all(s3, bucket, page):

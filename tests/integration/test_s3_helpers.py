@@ -1,12 +1,13 @@
 """Shared helpers of the S3 gateway tests (no tests here): a running
 `nebula server`, boto3 clients, the aws cli and s3cmd against it."""
+import contextlib
 import os
 import subprocess
 
 import boto3
 from botocore.config import Config
 
-from nebula_proc import Server
+from nebula_proc import Server, is_mounted, run
 
 REGION = "us-east-1"
 AWS = "/usr/bin/aws"  # `aws` on PATH may be a pyenv shim
@@ -71,3 +72,37 @@ def error_code(exc_info):
     """The S3 error code and HTTP status of a botocore ClientError."""
     e = exc_info.value.response
     return e["Error"]["Code"], e["ResponseMetadata"]["HTTPStatusCode"]
+
+
+@contextlib.contextmanager
+def mounted_s3_server(base, *extra):
+    """An S3Server on base/data that also mounts the namespace at base/mnt
+    (.mnt, .data). On exit it must stop cleanly (exit code 0), and a mount
+    left behind is detached lazily."""
+    mnt = base / "mnt"
+    mnt.mkdir()
+    s = S3Server(str(base / "data"), "--mount", str(mnt), *extra)
+    assert is_mounted(mnt)
+    s.mnt = mnt
+    s.data = str(base / "data")
+    try:
+        yield s
+        assert s.stop() == 0
+    finally:
+        if s.server.proc.poll() is None:
+            s.stop()
+        if is_mounted(mnt):
+            subprocess.run(["umount", "-l", str(mnt)])
+
+
+def stop_and_fsck(srv):
+    """Stops a mounted_s3_server (clean exit asserted) and checks that
+    `nebula fsck` finds its data directory clean."""
+    rc = srv.server.stop()
+    assert rc == 0, srv.server.stderr()[-4000:]
+    srv.stop()
+    if is_mounted(srv.mnt):
+        subprocess.run(["umount", "-l", str(srv.mnt)])
+    r = run("fsck", srv.data)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert " 0 problems" in r.stdout + r.stderr

@@ -5,36 +5,19 @@ Expiration (NoncurrentDays, NewerNoncurrentVersions) and
 AbortIncompleteMultipartUpload, with prefix and tag filters; the mount
 follows; `nebula fsck` is clean after (docs/s3.md "Lifecycle")."""
 import os
-import subprocess
 import time
 
 import pytest
 from botocore.exceptions import ClientError
 
-from nebula_proc import run
-from test_s3_helpers import S3Server, error_code
-
-
-def is_mounted(path):
-    with open("/proc/self/mountinfo") as f:
-        return any(line.split()[4] == str(path) for line in f)
+from test_s3_helpers import error_code, mounted_s3_server, stop_and_fsck
 
 
 @pytest.fixture(scope="module")
 def srv(tmp_path_factory):
-    base = tmp_path_factory.mktemp("s3lc")
-    mnt = base / "mnt"
-    mnt.mkdir()
-    s = S3Server(str(base / "data"), "--mount", str(mnt), "--lifecycle-interval", "0.3",
-                 "--lifecycle-day-seconds", "1")
-    assert is_mounted(mnt)
-    s.mnt = mnt
-    s.data = str(base / "data")
-    yield s
-    if s.server.proc.poll() is None:
-        s.stop()
-    if is_mounted(mnt):
-        subprocess.run(["umount", "-l", str(mnt)])
+    with mounted_s3_server(tmp_path_factory.mktemp("s3lc"), "--lifecycle-interval", "0.3",
+                           "--lifecycle-day-seconds", "1") as s:
+        yield s
 
 
 def wait_for(cond, what, limit=30):
@@ -144,11 +127,4 @@ def test_abort_incomplete_uploads(srv):
 
 
 def test_fsck_clean_after(srv):
-    rc = srv.server.stop()
-    assert rc == 0, srv.server.stderr()[-4000:]
-    srv.stop()
-    if is_mounted(srv.mnt):
-        subprocess.run(["umount", "-l", str(srv.mnt)])
-    r = run("fsck", srv.data)
-    assert r.returncode == 0, r.stdout + r.stderr
-    assert " 0 problems" in r.stdout + r.stderr
+    stop_and_fsck(srv)

@@ -4,30 +4,16 @@ written under the mount is an object GET returns (Content-Length, ETag =
 MD5 of its bytes, docs/s3.md "ETags")."""
 import hashlib
 import os
-import subprocess
 
 import pytest
 
-from test_s3_helpers import S3Server
-
-
-def is_mounted(path):
-    with open("/proc/self/mountinfo") as f:
-        return any(line.split()[4] == str(path) for line in f)
+from test_s3_helpers import mounted_s3_server
 
 
 @pytest.fixture(scope="module")
 def m(tmp_path_factory):
-    base = tmp_path_factory.mktemp("s3mount")
-    mnt = base / "mnt"
-    mnt.mkdir()
-    s = S3Server(str(base / "data"), "--mount", str(mnt))
-    assert is_mounted(mnt)
-    s.mnt = mnt
-    yield s
-    assert s.stop() == 0
-    if is_mounted(mnt):
-        subprocess.run(["umount", "-l", str(mnt)])
+    with mounted_s3_server(tmp_path_factory.mktemp("s3mount")) as s:
+        yield s
 
 
 def test_s3_put_is_a_file_at_once(m):

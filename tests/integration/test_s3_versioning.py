@@ -5,36 +5,19 @@ markers, NoSuchVersion; the FUSE mount shows the current version only;
 import json
 import os
 import re
-import subprocess
 
 import pytest
 from botocore.exceptions import ClientError
 
-from nebula_proc import run
-from test_s3_helpers import S3Server, error_code
+from test_s3_helpers import error_code, mounted_s3_server, stop_and_fsck
 
 VID = re.compile(r"^[0-9a-f]{16}$")
 
 
-def is_mounted(path):
-    with open("/proc/self/mountinfo") as f:
-        return any(line.split()[4] == str(path) for line in f)
-
-
 @pytest.fixture(scope="module")
 def srv(tmp_path_factory):
-    base = tmp_path_factory.mktemp("s3ver")
-    mnt = base / "mnt"
-    mnt.mkdir()
-    s = S3Server(str(base / "data"), "--mount", str(mnt))
-    assert is_mounted(mnt)
-    s.mnt = mnt
-    s.data = str(base / "data")
-    yield s
-    if s.server.proc.poll() is None:
-        assert s.stop() == 0
-    if is_mounted(mnt):
-        subprocess.run(["umount", "-l", str(mnt)])
+    with mounted_s3_server(tmp_path_factory.mktemp("s3ver")) as s:
+        yield s
 
 
 def versions(s3, bucket, **kw):
@@ -250,11 +233,4 @@ def test_fsck_clean_after(srv):
     for i in range(3):
         s3.put_object(Bucket="vfsck", Key="x/y", Body=os.urandom(100000 + i))
     s3.delete_object(Bucket="vfsck", Key="x/y")
-    rc = srv.server.stop()
-    assert rc == 0, srv.server.stderr()[-4000:]
-    srv.stop()
-    if is_mounted(srv.mnt):
-        subprocess.run(["umount", "-l", str(srv.mnt)])
-    r = run("fsck", srv.data)
-    assert r.returncode == 0, r.stdout + r.stderr
-    assert " 0 problems" in r.stdout + r.stderr
+    stop_and_fsck(srv)
