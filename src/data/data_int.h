@@ -57,6 +57,12 @@ int data__bs_read_fd(data_bs *bs, data_key k, uint64_t off, size_t len, unsigned
 typedef struct data__vmemo data__vmemo;
 data__vmemo *data__vmemo_new(void);
 void data__vmemo_free(data__vmemo *m);
+/* A small range of block k read into dst on a store without cheap ranges
+ * (disk: a range read costs the whole blob and its CRC): the first read
+ * verifies the whole blob, later ones read just the range from the page
+ * cache while it is there (refs.c). *got < len only at the block's end. */
+int data__range_read(data_store *s, data_key k, uint32_t off, size_t len, uint8_t *dst,
+                     size_t *got);
 
 /* The backends: bs_dir.c and bs_disk.c. */
 extern const data_bs_ops data__bs_dir_ops;

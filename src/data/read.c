@@ -172,7 +172,8 @@ typedef struct fetch {
     uint32_t base; /* chunk offset of buf[0] */
     data_piece *p; /* this block's pieces */
     size_t np;
-    bool whole; /* through the cache */
+    bool whole;  /* through the cache */
+    bool ranged; /* not whole, on a store without cheap ranges (refs.c) */
 } fetch;
 
 static int short_block(data_key k, uint64_t want, uint64_t have)
@@ -204,8 +205,9 @@ static int fetch_run(fetch *f)
     for (size_t i = 0; i < f->np; i++) {
         const data_piece *p = &f->p[i];
         size_t got = 0;
-        int rc =
-            data_bs_get(s->bs, k, p->block_off, p->len, f->buf + (p->chunk_off - f->base), &got);
+        uint8_t *dst = f->buf + (p->chunk_off - f->base);
+        int rc = f->ranged ? data__range_read(s, k, p->block_off, p->len, dst, &got)
+                           : data_bs_get(s->bs, k, p->block_off, p->len, dst, &got);
         if (rc)
             return rc;
         if (got != p->len)
@@ -371,13 +373,17 @@ int data_chunk_read(data_store *s, data_ra *ra, const data_slice *slices, size_t
         f->p = &pc[i];
         f->np = j - i;
         f->whole = true;
-        if (!seq && bytes <= s->o.direct_read_max && s->bs->ops->cheap_ranges) {
+        f->ranged = false;
+        if (!seq && bytes <= s->o.direct_read_max &&
+            (s->bs->ops->cheap_ranges || s->bs->ops->read_fd)) {
             /* A small random read: through the cache only if the block is
-             * there already; otherwise just the bytes asked for. */
+             * there already; otherwise just the bytes asked for (from the
+             * page cache once verified, where ranges are not cheap). */
             data_block *b = data__cache_peek(s->cache, pc[i].key);
             if (b)
                 data__block_unref(s->cache, b);
             f->whole = b != NULL;
+            f->ranged = !f->whole && !s->bs->ops->cheap_ranges;
         }
         i = j;
     }
