@@ -16,7 +16,11 @@
  * size per inode, so all descriptors must see one write buffer. */
 typedef struct nbfuse_open {
     uint64_t ino;
-    vfs_file *vf;
+    /* Opened on the first need (nbfuse__vf): a file only ever opened for
+     * reading is read through each handle's own reader, and never costs
+     * a second vfs open. NULL means nothing was ever buffered here. */
+    _Atomic(vfs_file *) vf;
+    pthread_mutex_t vf_mu;     /* serialises opening vf */
     unsigned refs;             /* FUSE handles on it; under nbfuse.opens_mu */
     pthread_mutex_t append_mu; /* makes "find the end, write there" atomic */
     struct nbfuse_open *next;  /* hash chain */
@@ -51,10 +55,13 @@ struct nbfuse {
     nbfuse_open *opens[NBFUSE_OPEN_BUCKETS];
 };
 
-/* The shared open of ino with one more reference, opening it (read-write
- * when the store allows, without permission checks: the caller has
- * checked the requester's) on first use. */
-int nbfuse__open_get(nbfuse *f, uint64_t ino, nbfuse_open **out);
+/* The shared open of ino with one more reference. With rw its vfs handle
+ * is opened now if it is not yet (read-write when the store allows,
+ * without permission checks: the caller has checked the requester's);
+ * without, it is left to nbfuse__vf. */
+int nbfuse__open_get(nbfuse *f, uint64_t ino, bool rw, nbfuse_open **out);
+/* o's shared vfs handle, opened on first use. */
+int nbfuse__vf(nbfuse *f, nbfuse_open *o, vfs_file **out);
 /* Adopts vf, just opened by vfs_create, as ino's shared open; if another
  * thread opened ino meanwhile, vf is released and that one is used. */
 nbfuse_open *nbfuse__open_adopt(nbfuse *f, uint64_t ino, vfs_file *vf);
@@ -75,8 +82,9 @@ void nbfuse__publish_end(nbfuse_open *o, uint64_t gen, int rc);
  * read may go through another handle. A write racing with the read is
  * ordered after it. */
 bool nbfuse__clean(nbfuse_open *o);
-/* h's read-only handle, opened on first use; NULL if that fails. */
-vfs_file *nbfuse__reader(nbfuse *f, nbfuse_handle *h);
+/* h's read-only handle, opened on first use; NULL if that fails (with
+ * the reason in *rc when rc is not NULL). */
+vfs_file *nbfuse__reader(nbfuse *f, nbfuse_handle *h, int *rc);
 
 /* At unmount, after the loop ended: releases opens the kernel never
  * released (an aborted connection sends no RELEASE). */

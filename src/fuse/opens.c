@@ -10,6 +10,9 @@
  * would not see another's buffered end of file. So all FUSE handles of an
  * inode share one vfs handle, opened read-write, counted here; its buffer
  * is published on every flush (close) and released with the last handle.
+ * The shared handle is opened when something needs it (a write, a
+ * truncate, a writable open): a file opened only for reading (a
+ * DataLoader sample) costs one vfs open, its handle's reader.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -47,10 +50,12 @@ void nbfuse__opens_close(nbfuse *f)
         while (f->opens[b]) {
             nbfuse_open *o = f->opens[b];
             f->opens[b] = o->next;
-            int rc = vfs_release(o->vf);
+            vfs_file *vf = atomic_load(&o->vf);
+            int rc = vf ? vfs_release(vf) : 0;
             if (rc)
                 NB_WARN("release of inode %llu at unmount: %s", (unsigned long long)o->ino,
                         nb_strerror(rc));
+            pthread_mutex_destroy(&o->vf_mu);
             pthread_mutex_destroy(&o->append_mu);
             pthread_mutex_destroy(&o->st_mu);
             free(o);
@@ -58,8 +63,19 @@ void nbfuse__opens_close(nbfuse *f)
     }
 }
 
-/* Inserts vf as ino's open unless one exists; returns the one in use with
- * a new reference. *dup is set when vf was not used. */
+/* Sets vf as o's shared handle unless it has one; false if it had. */
+static bool adopt_vf(nbfuse_open *o, vfs_file *vf)
+{
+    pthread_mutex_lock(&o->vf_mu);
+    vfs_file *none = NULL;
+    bool set = atomic_compare_exchange_strong(&o->vf, &none, vf);
+    pthread_mutex_unlock(&o->vf_mu);
+    return set;
+}
+
+/* Inserts an open of ino (with vf as its handle, which may be NULL) unless
+ * one exists; returns the one in use with a new reference. *dup is set
+ * when vf was not used. */
 static nbfuse_open *insert(nbfuse *f, uint64_t ino, vfs_file *vf, bool *dup)
 {
     pthread_mutex_lock(&f->opens_mu);
@@ -68,7 +84,8 @@ static nbfuse_open *insert(nbfuse *f, uint64_t ino, vfs_file *vf, bool *dup)
     if (!o) {
         o = nb_xcalloc(1, sizeof *o);
         o->ino = ino;
-        o->vf = vf;
+        atomic_init(&o->vf, vf);
+        pthread_mutex_init(&o->vf_mu, NULL);
         pthread_mutex_init(&o->append_mu, NULL);
         pthread_mutex_init(&o->st_mu, NULL);
         size_t b = bucket(ino);
@@ -84,31 +101,44 @@ nbfuse_open *nbfuse__open_adopt(nbfuse *f, uint64_t ino, vfs_file *vf)
 {
     bool dup;
     nbfuse_open *o = insert(f, ino, vf, &dup);
-    if (dup)
+    if (dup && !adopt_vf(o, vf))
         (void)vfs_release(vf); /* opened by a racing thread first; ours wrote nothing */
     return o;
 }
 
-int nbfuse__open_get(nbfuse *f, uint64_t ino, nbfuse_open **out)
+int nbfuse__vf(nbfuse *f, nbfuse_open *o, vfs_file **out)
 {
-    *out = NULL;
-    pthread_mutex_lock(&f->opens_mu);
-    nbfuse_open *o = find_locked(f, ino);
-    if (o)
-        o->refs++;
-    pthread_mutex_unlock(&f->opens_mu);
-    if (o) {
-        *out = o;
+    *out = atomic_load(&o->vf);
+    if (*out)
         return 0;
+    pthread_mutex_lock(&o->vf_mu);
+    int rc = 0;
+    vfs_file *vf = atomic_load(&o->vf);
+    if (!vf) {
+        rc = vfs_file_open(f->v, NULL, o->ino, O_RDWR, &vf);
+        if (rc == -EROFS)
+            rc = vfs_file_open(f->v, NULL, o->ino, O_RDONLY, &vf);
+        if (rc == 0)
+            atomic_store(&o->vf, vf);
     }
-    vfs_file *vf = NULL;
-    int rc = vfs_file_open(f->v, NULL, ino, O_RDWR, &vf);
-    if (rc == -EROFS)
-        rc = vfs_file_open(f->v, NULL, ino, O_RDONLY, &vf);
-    if (rc)
-        return rc;
-    *out = nbfuse__open_adopt(f, ino, vf);
-    return 0;
+    pthread_mutex_unlock(&o->vf_mu);
+    *out = vf;
+    return rc;
+}
+
+int nbfuse__open_get(nbfuse *f, uint64_t ino, bool rw, nbfuse_open **out)
+{
+    bool dup;
+    *out = insert(f, ino, NULL, &dup);
+    if (!rw)
+        return 0;
+    vfs_file *vf;
+    int rc = nbfuse__vf(f, *out, &vf);
+    if (rc) {
+        (void)nbfuse__open_put(f, *out);
+        *out = NULL;
+    }
+    return rc;
 }
 
 int nbfuse__open_put(nbfuse *f, nbfuse_open *o)
@@ -124,7 +154,9 @@ int nbfuse__open_put(nbfuse *f, nbfuse_open *o)
     pthread_mutex_unlock(&f->opens_mu);
     if (!last)
         return 0;
-    int rc = vfs_release(o->vf);
+    vfs_file *vf = atomic_load(&o->vf);
+    int rc = vf ? vfs_release(vf) : 0;
+    pthread_mutex_destroy(&o->vf_mu);
     pthread_mutex_destroy(&o->append_mu);
     pthread_mutex_destroy(&o->st_mu);
     free(o);
@@ -174,12 +206,15 @@ bool nbfuse__clean(nbfuse_open *o)
     return clean;
 }
 
-vfs_file *nbfuse__reader(nbfuse *f, nbfuse_handle *h)
+vfs_file *nbfuse__reader(nbfuse *f, nbfuse_handle *h, int *rc)
 {
     vfs_file *rd = atomic_load(&h->rd);
     if (rd)
         return rd;
-    if (vfs_file_open(f->v, NULL, h->o->ino, O_RDONLY, &rd) != 0)
+    int r = vfs_file_open(f->v, NULL, h->o->ino, O_RDONLY, &rd);
+    if (rc)
+        *rc = r;
+    if (r != 0)
         return NULL;
     vfs_file *none = NULL;
     if (!atomic_compare_exchange_strong(&h->rd, &none, rd)) {

@@ -138,9 +138,16 @@ static nbfuse_open *open_of(struct fuse_file_info *fi)
     return handle_of(fi)->o;
 }
 
-static vfs_file *file_of(struct fuse_file_info *fi)
+/* The handle through which h sees its file, buffered writes included:
+ * the shared one if it exists, else h's reader (nothing is buffered). */
+static int current_vf(nbfuse *f, nbfuse_handle *h, vfs_file **out)
 {
-    return open_of(fi)->vf;
+    *out = atomic_load(&h->o->vf);
+    if (*out)
+        return 0;
+    int rc = 0;
+    *out = nbfuse__reader(f, h, &rc);
+    return rc;
 }
 
 static void op_init(void *userdata, struct fuse_conn_info *conn)
@@ -247,9 +254,11 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to
      * bring cut-off bytes back). */
     nbfuse *f = self_of(req);
     nbfuse_open *held = NULL;
-    vfs_file *vf = fi ? file_of(fi) : NULL;
-    if (!vf && (sa.valid & VFS_SET_SIZE) && (held = nbfuse__open_find(f, ino)) != NULL)
-        vf = held->vf;
+    nbfuse_open *o = fi ? open_of(fi) : NULL;
+    if (!o && (sa.valid & VFS_SET_SIZE))
+        o = held = nbfuse__open_find(f, ino);
+    /* Without a shared handle nothing is buffered, so none is needed. */
+    vfs_file *vf = o ? atomic_load(&o->vf) : NULL;
     req_cred rc;
     vfs_attr a;
     int r = vfs_setattr(f->v, cred_of(req, &rc, true), ino, vf, &sa, &a);
@@ -351,7 +360,8 @@ static int open_checked(fuse_req_t req, const vfs_cred *c, uint64_t ino, int fla
                         nbfuse_open **out)
 {
     nbfuse *f = self_of(req);
-    int r = nbfuse__open_get(f, ino, out);
+    bool rw = (flags & O_ACCMODE) != O_RDONLY || (flags & O_TRUNC);
+    int r = nbfuse__open_get(f, ino, rw, out);
     if (r || !(flags & O_TRUNC) || (flags & O_ACCMODE) == O_RDONLY)
         return r;
     vfs_attr a;
@@ -360,7 +370,7 @@ static int open_checked(fuse_req_t req, const vfs_cred *c, uint64_t ino, int fla
         vfs_sattr sa;
         memset(&sa, 0, sizeof sa);
         sa.valid = VFS_SET_SIZE;
-        r = vfs_setattr(f->v, c, ino, (*out)->vf, &sa, &a);
+        r = vfs_setattr(f->v, c, ino, atomic_load(&(*out)->vf), &sa, &a);
     }
     if (r) {
         (void)nbfuse__open_put(f, *out);
@@ -404,6 +414,14 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
         return;
     }
     setup_fi(fi, o);
+    if ((fi->flags & O_ACCMODE) == O_RDONLY && !(fi->flags & O_TRUNC) &&
+        !nbfuse__reader(self_of(req), handle_of(fi), &r)) {
+        /* Reading only: the reader is this open's vfs handle (and checks
+         * that the inode is still a regular file). */
+        (void)handle_free(self_of(req), handle_of(fi));
+        reply_err(req, r);
+        return;
+    }
     if (fuse_reply_open(req, fi) != 0)
         (void)handle_free(self_of(req), handle_of(fi)); /* the kernel gave up on the request */
 }
@@ -450,13 +468,18 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
     NB_UNUSED(ino);
     nbfuse_handle *h = handle_of(fi);
     vfs_file *vf = NULL;
+    int r = 0;
     if (nbfuse__clean(h->o))
-        vf = nbfuse__reader(self_of(req), h);
+        vf = nbfuse__reader(self_of(req), h, NULL);
     if (!vf)
-        vf = h->o->vf; /* unpublished writes: only the shared handle sees them */
+        r = nbfuse__vf(self_of(req), h->o, &vf); /* unpublished writes: only it sees them */
+    if (r) {
+        reply_err(req, r);
+        return;
+    }
     char *buf = nb_xmalloc(size);
     size_t got = 0;
-    int r = vfs_read(vf, (uint64_t)off, buf, size, &got);
+    r = vfs_read(vf, (uint64_t)off, buf, size, &got);
     if (r)
         reply_err(req, r);
     else
@@ -469,7 +492,12 @@ static void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t siz
 {
     NB_UNUSED(ino);
     nbfuse_open *o = open_of(fi);
-    int r;
+    vfs_file *vf;
+    int r = nbfuse__vf(self_of(req), o, &vf);
+    if (r) {
+        reply_err(req, r);
+        return;
+    }
     nbfuse__write_begin(o);
     if ((fi->flags & O_APPEND) && !self_of(req)->opts.writeback_cache) {
         /* The kernel's idea of the end may be stale (an S3 change); the
@@ -478,13 +506,13 @@ static void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t siz
         pthread_mutex_lock(&o->append_mu);
         r = vfs_getattr(vfs_of(req), o->ino, &a);
         if (r == 0)
-            r = vfs_write(o->vf, a.size, buf, size, NULL);
+            r = vfs_write(vf, a.size, buf, size, NULL);
         pthread_mutex_unlock(&o->append_mu);
         /* The kernel grew its size from its own offset: have it re-read. */
         if (r == 0 && a.size != (uint64_t)off)
             (void)fuse_lowlevel_notify_inval_inode(self_of(req)->se, o->ino, -1, 0);
     } else {
-        r = vfs_write(o->vf, (uint64_t)off, buf, size, NULL);
+        r = vfs_write(vf, (uint64_t)off, buf, size, NULL);
     }
     nbfuse__write_end(o);
     if (r)
@@ -497,8 +525,13 @@ static void op_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
     NB_UNUSED(ino);
     nbfuse_open *o = open_of(fi);
+    vfs_file *vf = atomic_load(&o->vf);
+    if (!vf) {
+        fuse_reply_err(req, 0); /* never written through: nothing to publish */
+        return;
+    }
     uint64_t gen = nbfuse__publish_begin(o);
-    int r = vfs_flush(o->vf);
+    int r = vfs_flush(vf);
     nbfuse__publish_end(o, gen, r);
     reply_err(req, r);
 }
@@ -515,8 +548,14 @@ static void op_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_f
 {
     NB_UNUSED(ino);
     nbfuse_open *o = open_of(fi);
+    vfs_file *vf;
+    int r = nbfuse__vf(self_of(req), o, &vf); /* fsync also syncs earlier publishes */
+    if (r) {
+        reply_err(req, r);
+        return;
+    }
     uint64_t gen = nbfuse__publish_begin(o);
-    int r = vfs_fsync(o->vf, datasync != 0);
+    r = vfs_fsync(vf, datasync != 0);
     nbfuse__publish_end(o, gen, r);
     reply_err(req, r);
 }
@@ -697,8 +736,14 @@ static void op_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t offset,
 {
     NB_UNUSED(ino);
     nbfuse_open *o = open_of(fi);
+    vfs_file *vf;
+    int r = nbfuse__vf(self_of(req), o, &vf);
+    if (r) {
+        reply_err(req, r);
+        return;
+    }
     nbfuse__write_begin(o); /* conservatively: reads go through the shared handle until a flush */
-    int r = vfs_fallocate(o->vf, mode, (uint64_t)offset, (uint64_t)length);
+    r = vfs_fallocate(vf, mode, (uint64_t)offset, (uint64_t)length);
     nbfuse__write_end(o);
     reply_err(req, r);
 }
@@ -708,7 +753,10 @@ static void op_lseek(fuse_req_t req, fuse_ino_t ino, off_t off, int whence,
 {
     NB_UNUSED(ino);
     uint64_t out = 0;
-    int r = vfs_lseek(file_of(fi), (uint64_t)off, whence, &out);
+    vfs_file *vf;
+    int r = current_vf(self_of(req), handle_of(fi), &vf);
+    if (r == 0)
+        r = vfs_lseek(vf, (uint64_t)off, whence, &out);
     if (r)
         reply_err(req, r);
     else
@@ -726,10 +774,18 @@ static void op_copy_file_range(fuse_req_t req, fuse_ino_t ino_in, off_t off_in,
         return;
     }
     size_t copied = 0;
+    nbfuse *f = self_of(req);
     nbfuse_open *out = open_of(fi_out);
+    vfs_file *in_vf, *out_vf;
+    int r = nbfuse__vf(f, out, &out_vf);
+    if (r == 0)
+        r = current_vf(f, handle_of(fi_in), &in_vf);
+    if (r) {
+        reply_err(req, r);
+        return;
+    }
     nbfuse__write_begin(out);
-    int r =
-        vfs_copy_range(file_of(fi_in), (uint64_t)off_in, out->vf, (uint64_t)off_out, len, &copied);
+    r = vfs_copy_range(in_vf, (uint64_t)off_in, out_vf, (uint64_t)off_out, len, &copied);
     nbfuse__write_end(out);
     if (r)
         reply_err(req, r);
