@@ -628,6 +628,11 @@ int meta_version_promote(meta *m, uint64_t bucket, const char *key, uint64_t par
                          const char *name, int *promoted) NB_MUST_CHECK;
 /* 1 when bucket has version records, 0 when not, <0 on error. */
 int meta_version_any(meta *m, uint64_t bucket) NB_MUST_CHECK;
+/* `nebula load`: writes version record *v as it was dumped (seq and
+ * version id kept). An object version's inode v->ino is an unnamed file
+ * from meta_tmpfile (or a file that has names already, a hard link): the
+ * record becomes one more link of it. -EEXIST when (key, seq) is taken. */
+int meta_version_restore(meta *m, const meta_version *v) NB_MUST_CHECK;
 
 /* ---- Consistency check ---------------------------------------------------------------------- */
 

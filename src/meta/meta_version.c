@@ -544,3 +544,40 @@ int meta_version_promote(meta *m, uint64_t bucket, const char *key, uint64_t par
         return rc;
     }
 }
+
+int meta_version_restore(meta *m, const meta_version *v)
+{
+    if ((v->ino == 0) != v->delete_marker || !v->key)
+        return -EINVAL;
+    meta__txn t;
+    meta__txn_init(&t, m);
+    uint64_t lk[2] = {meta__version_lock(v->bucket, v->key), v->ino};
+    meta__txn_lock(&t, lk, 2);
+    nb_buf k = NB_BUF_INIT, val = NB_BUF_INIT;
+    vkey(&k, v->bucket, v->key, v->seq);
+    int rc = kv_get(m->kv, NULL, nb_buf_slice(&k), &val);
+    rc = rc == NB_ENOTFOUND ? 0 : rc == 0 ? -EEXIST : rc;
+    if (rc == 0 && v->ino) {
+        meta__inode in;
+        rc = meta__inode_get(m, NULL, v->ino, &in);
+        if (rc == 0 && !S_ISREG(in.a.mode))
+            rc = -EINVAL;
+        if (rc == 0) {
+            if (in.a.nlink == 0) { /* unnamed: the record is its first link */
+                uint8_t ok[9];
+                meta__key_ino(ok, META_K_ORPHAN, v->ino);
+                kv_batch_delete(t.b, nb_slice_of(ok, 9));
+            }
+            in.a.nlink++;
+            meta__inode_put(&t, &in);
+        }
+    }
+    if (rc == 0)
+        rc = vput(&t, v);
+    if (rc == 0)
+        rc = meta__txn_commit(&t, 0);
+    meta__txn_end(&t);
+    nb_buf_free(&k);
+    nb_buf_free(&val);
+    return rc;
+}
