@@ -54,7 +54,9 @@ int s3_gw_new(const s3_gw_options *o, s3_gw **out)
     g->domain = o->domain ? nb_xstrdup(o->domain) : NULL;
     g->invalidate = o->invalidate;
     g->invalidate_ctx = o->invalidate_ctx;
-    rc = gw_lifecycle_start(g, o->lifecycle_interval_s, o->lifecycle_day_s);
+    rc = gw_versioning_scan(g);
+    if (rc == 0)
+        rc = gw_lifecycle_start(g, o->lifecycle_interval_s, o->lifecycle_day_s);
     if (rc != 0) {
         s3_gw_free(g);
         return rc;

@@ -7,6 +7,7 @@
 #define NB_S3_GW_INT_H
 
 #include <pthread.h>
+#include <stdatomic.h>
 
 #include "common/threadpool.h"
 #include "s3/s3.h"
@@ -34,6 +35,9 @@ struct s3_gw {
     pthread_mutex_t lc_mu;
     pthread_cond_t lc_cv;
     int64_t lc_interval_ns, lc_day_ns;
+    /* Some bucket has (or had) versioning on: only then may an object
+     * without a version id be a bucket's null version (gw_version.c). */
+    atomic_bool any_versioned;
 };
 
 /* What a handler answers: status, headers, and a body that is either a
@@ -169,6 +173,12 @@ bool gw_version_id_ok(const char *id);
 /* The versioning of a write to bucket (VFS_VER_*) and the new version's
  * id: 16 hex digits when enabled, "null" when suspended, "" when off. */
 int gw_write_version(s3_gw *g, const char *bucket, int *mode, char id[17]) NB_MUST_CHECK;
+/* Sets g->any_versioned from the bucket records (at start). */
+int gw_versioning_scan(s3_gw *g) NB_MUST_CHECK;
+/* The version id an object without one (rec_id NULL) answers with:
+ * "null" in a bucket whose versioning is on or suspended (AWS), else
+ * NULL (no x-amz-version-id). rec_id itself when set. */
+const char *gw_answer_version(s3_gw *g, const char *bucket, const char *rec_id);
 /* The object bucket/key at version_id (NULL: the current one) into attr.
  * NoSuchKey (with x-amz-delete-marker on a when the latest version is a
  * marker), NoSuchVersion, MethodNotAllowed for a delete marker (with its

@@ -328,8 +328,9 @@ int gw_get_object(s3_gw_req *r, gw_answer *a)
         gw_hdrf(a, "x-amz-tagging-count", "%zu", rec.ntags);
     if (rec.storage_class)
         gw_hdr(a, "x-amz-storage-class", rec.storage_class);
-    if (rec.version_id)
-        gw_hdr(a, "x-amz-version-id", rec.version_id);
+    const char *vid = gw_answer_version(r->g, r->t.bucket, rec.version_id);
+    if (vid)
+        gw_hdr(a, "x-amz-version-id", vid);
     if (pn && rec.parts)
         gw_hdrf(a, "x-amz-mp-parts-count", "%u", rec.parts);
     const char *cm = s3_req_header(&r->req, "x-amz-checksum-mode");
@@ -541,6 +542,8 @@ int gw_copy_object(s3_gw_req *r, gw_answer *a)
         snprintf(src_vid, sizeof src_vid, "%.64s", src.version_id);
     else if (cs.version_id[0])
         snprintf(src_vid, sizeof src_vid, "%.64s", cs.version_id);
+    else if (gw_answer_version(r->g, cs.bucket, NULL))
+        strcpy(src_vid, "null"); /* the null version of a versioned bucket */
     free(src.version_id);
     src.version_id = vmode != VFS_VER_OFF ? nb_xstrdup(vid) : NULL;
     int64_t mtime_ns = 0;
