@@ -83,6 +83,10 @@ struct s3_gw_req {
     s3_op op;
     s3_auth auth;
     bool head; /* HEAD request */
+    /* GET/HEAD object by a caller that is neither root nor the bucket's
+     * owner: the object's ACL decides (gw_object_readable). */
+    bool acl_deferred;
+    bool bucket_public; /* then: the bucket is public-read */
 
     /* Body. */
     gw_body_mode body_mode;
@@ -214,7 +218,20 @@ void gw_owner_of_key(s3_gw *g, const char *access_key, gw_owner *o);
 /* After routing: may the caller do r->op on r's bucket? AccessDenied,
  * NoSuchBucket, or 0. */
 int gw_access_check(s3_gw_req *r) NB_MUST_CHECK;
-int gw_put_bucket_acl(s3_gw_req *r, gw_answer *a);
+/* Get/PutBucketAcl (r->op says which). */
+int gw_bucket_acl(s3_gw_req *r, gw_answer *a);
+/* The object ACL a write asks for with x-amz-acl (VFS_ACL_NONE without):
+ * private and the bucket-owner ones are kept as private, public-read as
+ * itself; others are NotImplemented, unknown ones InvalidArgument. */
+int gw_acl_of_write(const s3_http_req *req, uint8_t *out) NB_MUST_CHECK;
+/* GET/HEAD object: with r->acl_deferred, turns a lookup error rc into
+ * AccessDenied where the caller may not know the key exists (a bucket that
+ * is not public-read), and with rec (the object found) decides by its ACL.
+ * Returns rc, or 0 / AccessDenied. */
+int gw_object_readable(const s3_gw_req *r, int rc, const vfs_objrec *rec) NB_MUST_CHECK;
+/* Get/PutObjectAcl (with versionId). */
+int gw_object_acl(s3_gw_req *r, gw_answer *a);
+int gw_put_object_acl(s3_gw_req *r, gw_answer *a);
 
 /* ---- gw_admin.c: the user administration endpoint ---- */
 /* Requests under this path are the admin API, not S3 (it cannot be a
@@ -239,7 +256,6 @@ int gw_delete_bucket(s3_gw_req *r, gw_answer *a);
 int gw_head_bucket(s3_gw_req *r, gw_answer *a);
 int gw_bucket_location(s3_gw_req *r, gw_answer *a);
 int gw_bucket_versioning(s3_gw_req *r, gw_answer *a);
-int gw_bucket_acl(s3_gw_req *r, gw_answer *a);
 int gw_list_objects(s3_gw_req *r, gw_answer *a);
 /* Put/Get/Delete of the bucket's tagging, CORS and lifecycle documents
  * (validated, stored as sent in the bucket record). */
@@ -254,7 +270,6 @@ int gw_get_object(s3_gw_req *r, gw_answer *a);
 int gw_delete_object(s3_gw_req *r, gw_answer *a);
 int gw_delete_objects(s3_gw_req *r, gw_answer *a);
 int gw_copy_object(s3_gw_req *r, gw_answer *a);
-int gw_object_acl(s3_gw_req *r, gw_answer *a);
 int gw_object_tagging(s3_gw_req *r, gw_answer *a);
 int gw_create_upload(s3_gw_req *r, gw_answer *a);
 int gw_upload_part_start(s3_gw_req *r);

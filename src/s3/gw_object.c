@@ -204,20 +204,6 @@ static void sys_header(gw_answer *a, const s3_meta *ov, const char *name, const 
         gw_hdr(a, name, v);
 }
 
-/* The object of the request. The bucket is looked at only when the key is
- * missing (to tell NoSuchBucket from NoSuchKey): one lookup fewer per GET. */
-static int lookup_object(s3_gw_req *r, vfs_attr *attr)
-{
-    if (!r->t.bucket[0] || r->t.bucket[0] == '.')
-        return S3_ERR_NO_SUCH_BUCKET;
-    int rc = r->t.key[0] ? vfs_s3_lookup(r->g->ns, NULL, r->t.bucket, r->t.key, attr) : -ENOENT;
-    if (rc == -EINVAL || rc == -ENOENT || rc == -ENOTDIR) {
-        rc = gw_bucket_check(r->g, r->t.bucket, NULL);
-        return rc ? rc : S3_ERR_NO_SUCH_KEY;
-    }
-    return gw_key_err(rc);
-}
-
 /* GetObject/HeadObject partNumber=pn: the byte range of that part, as a
  * range request (206). A single-part object is its own part 1; a part
  * beyond the count is InvalidPartNumber (416). Multipart objects completed
@@ -263,12 +249,16 @@ int gw_get_object(s3_gw_req *r, gw_answer *a)
     int rc =
         gw_version_resolve(r->g, r->t.bucket, r->t.key, s3_query_get(&r->q, "versionId"), &attr, a);
     if (rc != 0)
-        return rc;
+        return gw_object_readable(r, rc, NULL);
     char etag[S3_ETAG_MAX + 2];
     vfs_objrec rec;
     rc = gw_object_etag(r->g, &attr, etag, &rec);
     if (rc != 0)
         return rc;
+    if ((rc = gw_object_readable(r, 0, &rec)) != 0) {
+        vfs_objrec_free(&rec);
+        return rc;
+    }
     s3_meta ov = {0};
     uint64_t size = S_ISDIR(attr.mode) ? 0 : attr.size;
     int64_t mtime_s = attr.mtime_ns / (int64_t)NB_NS_PER_SEC;
@@ -546,6 +536,10 @@ int gw_copy_object(s3_gw_req *r, gw_answer *a)
         strcpy(src_vid, "null"); /* the null version of a versioned bucket */
     free(src.version_id);
     src.version_id = vmode != VFS_VER_OFF ? nb_xstrdup(vid) : NULL;
+    /* ACLs are not copied: the request's, or none (checked before). */
+    rc = gw_acl_of_write(&r->req, &src.acl);
+    if (rc != 0)
+        goto out;
     int64_t mtime_ns = 0;
     /* In a versioned bucket a copy onto itself is a new version. */
     if (self && (vmode != VFS_VER_OFF || cs.version_id[0]))
@@ -610,24 +604,7 @@ out:
     return rc;
 }
 
-/* ---- ACL and tagging ------------------------------------------------------------------------ */
-
-int gw_object_acl(s3_gw_req *r, gw_answer *a)
-{
-    vfs_attr attr;
-    int rc = lookup_object(r, &attr);
-    vfs_bucket b;
-    if (rc == 0)
-        rc = gw_bucket_check(r->g, r->t.bucket, &b);
-    if (rc == 0) {
-        /* Objects are their bucket owner's; object ACLs are not kept. */
-        gw_owner o;
-        gw_bucket_owner(r->g, &b, &o);
-        vfs_bucket_free(&b);
-        rc = s3_xml_acl(&a->body, &o.o, S3_ACL_PRIVATE);
-    }
-    return rc;
-}
+/* ---- tagging -------------------------------------------------------------------------------- */
 
 int gw_object_tagging(s3_gw_req *r, gw_answer *a)
 {

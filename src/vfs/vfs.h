@@ -432,10 +432,13 @@ int vfs_mpu_complete_ver(vfs *v, const vfs_cred *c, uint64_t upload_id, const ui
  * records, invisible to lookup and readdir. An object version keeps its
  * inode, so a noncurrent version is read with vfs_file_open(v->ino). */
 typedef meta_version vfs_version;
-#define VFS_VER_OFF        META_VERSIONING_OFF       /* the replaced object goes */
-#define VFS_VER_ENABLED    META_VERSIONING_ENABLED   /* the replaced object is kept */
-#define VFS_VER_SUSPENDED  META_VERSIONING_SUSPENDED /* the new object is the null version */
-#define VFS_VERSION_ID_MAX META_VERSION_ID_MAX
+#define VFS_VER_OFF         META_VERSIONING_OFF       /* the replaced object goes */
+#define VFS_VER_ENABLED     META_VERSIONING_ENABLED   /* the replaced object is kept */
+#define VFS_VER_SUSPENDED   META_VERSIONING_SUSPENDED /* the new object is the null version */
+#define VFS_VERSION_ID_MAX  META_VERSION_ID_MAX
+#define VFS_ACL_NONE        META_ACL_NONE        /* an object's ACL: as its bucket */
+#define VFS_ACL_PRIVATE     META_ACL_PRIVATE     /* its owner only */
+#define VFS_ACL_PUBLIC_READ META_ACL_PUBLIC_READ /* anyone may read it */
 
 /* How the put's commit treats the object it replaces (VFS_VER_*; default
  * VFS_VER_OFF). The version id is the caller's, in the record. */
