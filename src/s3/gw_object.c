@@ -205,26 +205,37 @@ static void sys_header(gw_answer *a, const s3_meta *ov, const char *name, const 
 }
 
 /* GetObject/HeadObject partNumber=pn: the byte range of that part, as a
- * range request (206). A single-part object is its own part 1; a part
- * beyond the count is InvalidPartNumber (416). Multipart objects completed
- * before part sizes were recorded have no sizes: NotImplemented. */
-static int part_bounds(s3_gw_req *r, const vfs_objrec *rec, uint64_t size, const char *pn,
-                       s3_range *out)
+ * range request (206), and *count for x-amz-mp-parts-count (0: none). A
+ * single-part object is its own part 1; a part beyond the count is
+ * InvalidPartNumber (416). A multipart object completed before part sizes
+ * were recorded gets them from its chunk maps (vfs_mpu_part_sizes); when
+ * those do not tell, it answers as a single-part object (part 1 is the
+ * whole object, no parts count), so a client that downloads by parts
+ * still gets the right bytes (docs/s3.md). */
+static int part_bounds(s3_gw_req *r, uint64_t ino, uint64_t size, vfs_objrec *rec, const char *pn,
+                       s3_range *out, uint32_t *count)
 {
     char *end;
     errno = 0;
     long n = strtol(pn, &end, 10);
+    *count = 0;
     if (!*pn || *end || errno || n < 1 || n > S3_MAX_PARTS)
         return S3_ERR_INVALID_ARGUMENT;
     if (s3_req_header(&r->req, "range"))
         return S3_ERR_INVALID_REQUEST; /* "Cannot specify both Range and partNumber" */
-    uint32_t count = rec->parts ? rec->parts : 1;
-    if ((uint32_t)n > count)
+    if (rec->parts > 1 && !rec->part_sizes) {
+        uint64_t *sizes = nb_xcalloc(rec->parts, sizeof *sizes);
+        if (vfs_mpu_part_sizes(r->g->ns, ino, size, rec->parts, sizes) == 0)
+            rec->part_sizes = sizes;
+        else
+            free(sizes);
+    }
+    uint32_t parts = rec->parts && (rec->parts == 1 || rec->part_sizes) ? rec->parts : 1;
+    *count = rec->parts && rec->part_sizes ? rec->parts : rec->parts == 1 ? 1 : 0;
+    if ((uint32_t)n > parts)
         return S3_ERR_INVALID_PART_NUMBER;
     uint64_t off = 0, len = size;
-    if (rec->parts > 1 || (rec->parts == 1 && rec->part_sizes)) {
-        if (!rec->part_sizes)
-            return S3_ERR_NOT_IMPLEMENTED;
+    if (rec->part_sizes) {
         uint64_t total = 0;
         for (uint32_t i = 0; i < rec->parts; i++) {
             if (i + 1 < (uint32_t)n)
@@ -264,8 +275,9 @@ int gw_get_object(s3_gw_req *r, gw_answer *a)
     int64_t mtime_s = attr.mtime_ns / (int64_t)NB_NS_PER_SEC;
     const char *pn = s3_query_get(&r->q, "partNumber");
     s3_range part_range = {0};
+    uint32_t parts_count = 0;
     if (pn)
-        rc = part_bounds(r, &rec, size, pn, &part_range);
+        rc = part_bounds(r, attr.ino, size, &rec, pn, &part_range, &parts_count);
     /* Conditionals first: a 304 carries the validators. */
     char bare[S3_ETAG_MAX + 2];
     snprintf(bare, sizeof bare, "%.*s", (int)strlen(etag) - 2, etag + 1);
@@ -321,8 +333,8 @@ int gw_get_object(s3_gw_req *r, gw_answer *a)
     const char *vid = gw_answer_version(r->g, r->t.bucket, rec.version_id);
     if (vid)
         gw_hdr(a, "x-amz-version-id", vid);
-    if (pn && rec.parts)
-        gw_hdrf(a, "x-amz-mp-parts-count", "%u", rec.parts);
+    if (parts_count)
+        gw_hdrf(a, "x-amz-mp-parts-count", "%u", parts_count);
     const char *cm = s3_req_header(&r->req, "x-amz-checksum-mode");
     if (cm && strcasecmp(cm, "ENABLED") == 0 && rec.checksum && rec.checksum_algo &&
         !range.partial) {

@@ -413,6 +413,14 @@ int vfs_part_write(vfs_part *p, const void *buf, size_t len) NB_MUST_CHECK;
 int vfs_part_commit(vfs_part *p, const char *etag) NB_MUST_CHECK;
 void vfs_part_abort(vfs_part *p);
 
+/* The part sizes of multipart object ino (size bytes, parts parts) as its
+ * chunk maps show them, for records written before the sizes were kept:
+ * Complete lays each part's slices end to end, so when the file (still as
+ * completed) shows exactly `parts` runs of pieces, each run a slice read
+ * in order, those are the parts. NB_ENOTFOUND when the maps do not tell
+ * (a part of several slices, a file rewritten or compacted since). */
+int vfs_mpu_part_sizes(vfs *v, uint64_t ino, uint64_t size, uint32_t parts,
+                       uint64_t *sizes) NB_MUST_CHECK;
 /* CompleteMultipartUpload: the object is parts numbers[0..n) concatenated
  * (each must exist: NB_ENOTFOUND otherwise, nothing changes), with record
  * rec (rec.ptr NULL: the one given at create). Atomic and durable like a
