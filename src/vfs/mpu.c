@@ -291,25 +291,9 @@ int vfs_mpu_complete_ver(vfs *v, const vfs_cred *c, uint64_t upload_id, const ui
     if (rc == 0)
         rc = vfs__errno(meta_publish(v->m, ino, w, nw, size, META_PUBLISH_SIZE, 0,
                                      nb_slice_of(NULL, 0), 0, NULL));
-    nb_slice r = rec.ptr ? rec : nb_buf_slice(&u.objrec);
-    for (int tries = 0; rc == 0 && tries < 4; tries++) {
-        uint64_t dir = u.bucket;
-        char leaf[VFS_NAME_MAX + 1];
-        rc = vfs__walk_parents(v, c, u.key, true, &dir, leaf);
-        meta_verput vp = {
-            .bucket = u.bucket, .key = u.key, .null_new = versioning == VFS_VER_SUSPENDED};
-        if (rc == 0 && versioning != VFS_VER_OFF)
-            rc = meta_upload_complete_ver(v->m, c, upload_id, ino, dir, leaf, r, &vp, out);
-        else if (rc == 0)
-            rc = meta_upload_complete(v->m, c, upload_id, ino, dir, leaf, META_INSTALL_REPLACE, r,
-                                      out);
-        if (rc == 0)
-            vfs__notify(v, VFS_NOTIFY_ENTRY, dir, leaf, 0);
-        if (rc != -ENOENT)
-            break;
-        if (tries < 3)
-            rc = 0;
-    }
+    if (rc == 0)
+        rc = vfs__install_key(v, c, u.bucket, u.key, ino, upload_id,
+                              rec.ptr ? rec : nb_buf_slice(&u.objrec), versioning, out);
     if (rc == 0)
         rc = vfs__errno(meta_sync(v->m));
     if (ino)
