@@ -655,9 +655,8 @@ static int dispatch(s3_gw_req *r, gw_answer *a)
     case S3_OP_COPY_OBJECT:
         return gw_copy_object(r, a);
     case S3_OP_GET_OBJECT_ACL:
-        return gw_object_acl(r, a);
     case S3_OP_PUT_OBJECT_ACL:
-        return gw_put_object_acl(r, a);
+        return gw_object_acl(r, a);
     case S3_OP_PUT_OBJECT_TAGGING:
     case S3_OP_GET_OBJECT_TAGGING:
     case S3_OP_DELETE_OBJECT_TAGGING:

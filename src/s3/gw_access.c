@@ -276,25 +276,17 @@ int gw_object_acl(s3_gw_req *r, gw_answer *a)
     if (rc != 0)
         return rc;
     /* Without an ACL of its own an object is as readable as its bucket. */
-    bool public_read = rec.acl == VFS_ACL_PUBLIC_READ || (rec.acl == VFS_ACL_NONE && pub);
-    vfs_objrec_free(&rec);
-    return s3_xml_acl(&a->body, &o.o, public_read ? S3_ACL_PUBLIC_READ : S3_ACL_PRIVATE);
-}
-
-int gw_put_object_acl(s3_gw_req *r, gw_answer *a)
-{
-    vfs_attr attr;
-    vfs_objrec rec;
-    gw_owner o;
-    bool pub;
-    int rc = acl_target(r, a, &attr, &rec, &o, &pub);
-    if (rc != 0)
-        return rc;
-    s3_acl acl;
-    rc = acl_of_put(r, o.o.id, &acl);
-    if (rc == 0) {
-        rec.acl = acl == S3_ACL_PUBLIC_READ ? VFS_ACL_PUBLIC_READ : VFS_ACL_PRIVATE;
-        rc = gw_objrec_store(r->g, attr.ino, &rec, attr.mtime_ns);
+    s3_acl acl = rec.acl == VFS_ACL_PUBLIC_READ || (rec.acl == VFS_ACL_NONE && pub)
+                     ? S3_ACL_PUBLIC_READ
+                     : S3_ACL_PRIVATE;
+    if (r->op == S3_OP_GET_OBJECT_ACL) {
+        rc = s3_xml_acl(&a->body, &o.o, acl);
+    } else {
+        rc = acl_of_put(r, o.o.id, &acl);
+        if (rc == 0) {
+            rec.acl = acl == S3_ACL_PUBLIC_READ ? VFS_ACL_PUBLIC_READ : VFS_ACL_PRIVATE;
+            rc = gw_objrec_store(r->g, attr.ino, &rec, attr.mtime_ns);
+        }
     }
     vfs_objrec_free(&rec);
     return rc;

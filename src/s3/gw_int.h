@@ -229,9 +229,8 @@ int gw_acl_of_write(const s3_http_req *req, uint8_t *out) NB_MUST_CHECK;
  * is not public-read), and with rec (the object found) decides by its ACL.
  * Returns rc, or 0 / AccessDenied. */
 int gw_object_readable(const s3_gw_req *r, int rc, const vfs_objrec *rec) NB_MUST_CHECK;
-/* Get/PutObjectAcl (with versionId). */
+/* Get/PutObjectAcl (r->op says which; with versionId). */
 int gw_object_acl(s3_gw_req *r, gw_answer *a);
-int gw_put_object_acl(s3_gw_req *r, gw_answer *a);
 
 /* ---- gw_admin.c: the user administration endpoint ---- */
 /* Requests under this path are the admin API, not S3 (it cannot be a
