@@ -9,18 +9,8 @@ import os
 import shutil
 import subprocess
 
-import boto3
-from botocore.config import Config
-
 from nebula_proc import NEBULA, run
-from test_s3_helpers import REGION, S3Server
-
-
-def user_client(srv, ak, sk):
-    return boto3.client("s3", endpoint_url=srv.endpoint, region_name=REGION,
-                        aws_access_key_id=ak, aws_secret_access_key=sk,
-                        config=Config(s3={"addressing_style": "path"},
-                                      retries={"max_attempts": 1}))
+from test_s3_helpers import S3Server, key_client
 
 
 def all_versions(s3, bucket):
@@ -75,7 +65,7 @@ def test_dump_load_keeps_versions_users_and_acls(tmp_path):
         assert r.returncode == 0, r.stderr
         ak = next(l.split(" = ")[1] for l in r.stdout.splitlines() if l.startswith("access_key"))
         sk = next(l.split(" = ")[1] for l in r.stdout.splitlines() if l.startswith("secret_key"))
-        user_client(srv, ak, sk).create_bucket(Bucket="dora-b")
+        key_client(srv, ak, sk).create_bucket(Bucket="dora-b")
         before = snapshot(s3, ["dmp-v", "dmp-s", "dora-b"])
         assert len(before["dmp-v"][0]) == 7 and len(before["dmp-v"][1]) == 1
     finally:
@@ -109,7 +99,7 @@ def test_dump_load_keeps_versions_users_and_acls(tmp_path):
         c = s2.client()
         assert snapshot(c, ["dmp-v", "dmp-s", "dora-b"]) == before
         # The owner and the user came along: dora sees her bucket only.
-        dora = user_client(s2, ak, sk)
+        dora = key_client(s2, ak, sk)
         assert [b["Name"] for b in dora.list_buckets()["Buckets"]] == ["dora-b"]
         # The loaded store keeps working: versions go on from where they were.
         v = c.put_object(Bucket="dmp-v", Key="k", Body=b"after load")["VersionId"]

@@ -10,11 +10,11 @@ import subprocess
 import boto3
 import botocore.exceptions
 import pytest
-from botocore import UNSIGNED
 from botocore.config import Config
 
 from nebula_proc import NEBULA, run
-from test_s3_helpers import AWS, REGION, S3Server, error_code
+from test_s3_helpers import AWS, REGION, S3Server, fails
+from test_s3_helpers import key_client as client
 
 
 @pytest.fixture(scope="module")
@@ -25,21 +25,6 @@ def srv(tmp_path_factory):
     yield s
     if s.server.proc.poll() is None:
         assert s.stop() == 0
-
-
-def client(srv, ak=None, sk=None):
-    conf = Config(signature_version=UNSIGNED if ak is None else "s3v4",
-                  s3={"addressing_style": "path"}, retries={"max_attempts": 1})
-    return boto3.client("s3", endpoint_url=srv.endpoint, region_name=REGION,
-                        aws_access_key_id=ak or "x", aws_secret_access_key=sk or "x",
-                        config=conf)
-
-
-def fails(code, status, fn, *args, **kw):
-    with pytest.raises(botocore.exceptions.ClientError) as ei:
-        fn(*args, **kw)
-    assert error_code(ei) == (code, status), ei.value.response
-    return ei.value.response
 
 
 def admin(srv, *args, root=True, env=None):
