@@ -38,6 +38,8 @@ struct s3_gw {
     /* Some bucket has (or had) versioning on: only then may an object
      * without a version id be a bucket's null version (gw_version.c). */
     atomic_bool any_versioned;
+    /* GET bodies by the path that sent them (gw_get.c, /metrics). */
+    _Atomic uint64_t get_paths[S3_GET_NPATHS];
 };
 
 /* What a handler answers: status, headers, and a body that is either a
