@@ -98,16 +98,16 @@ static bool public_op(s3_op op)
 }
 
 /* May the caller act (op) on bucket? NoSuchBucket first, for anyone, as
- * in S3. With defer, a GET/HEAD of an object the bucket's owner would be
- * refused is left to the object's ACL (gw_object_readable). */
-static int bucket_access(s3_gw_req *r, const char *bucket, s3_op op, bool defer)
+ * in S3. A GET/HEAD of an object by a caller that does not own the bucket
+ * is left to the object's ACL (gw_object_readable). */
+static int bucket_access(s3_gw_req *r, const char *bucket, s3_op op)
 {
     vfs_bucket b;
     int rc = gw_bucket_check(r->g, bucket, &b);
     if (rc != 0)
         return rc;
     bool ok = gw_is_root(r) || gw_bucket_mine(r, &b);
-    if (!ok && defer && (op == S3_OP_GET_OBJECT || op == S3_OP_HEAD_OBJECT)) {
+    if (!ok && (op == S3_OP_GET_OBJECT || op == S3_OP_HEAD_OBJECT)) {
         r->acl_deferred = true;
         r->bucket_public = b.public_read;
         ok = true;
@@ -167,6 +167,41 @@ int gw_object_readable(const s3_gw_req *r, int rc, const vfs_objrec *rec)
     return ok ? 0 : S3_ERR_ACCESS_DENIED;
 }
 
+/* A copy source is read: the caller must be allowed to GET it, by its
+ * bucket (root, owner) or by the object's own ACL (as for a GET). A
+ * source the handler will not find is left to it (NoSuchBucket/Key). */
+static int copy_source_access(s3_gw_req *r)
+{
+    s3_copy_source cs;
+    if (s3_copy_source_parse(s3_req_header(&r->req, "x-amz-copy-source"), &cs) != 0)
+        return 0; /* the handler answers the malformed header */
+    vfs_bucket b;
+    int rc = gw_bucket_check(r->g, cs.bucket, &b);
+    if (rc == S3_ERR_NO_SUCH_BUCKET)
+        return 0;
+    if (rc != 0)
+        return rc;
+    bool mine = gw_bucket_mine(r, &b), pub = b.public_read;
+    vfs_bucket_free(&b);
+    if (mine)
+        return 0;
+    vfs_attr attr;
+    rc = gw_version_resolve(r->g, cs.bucket, cs.key, cs.version_id[0] ? cs.version_id : NULL, &attr,
+                            NULL);
+    if (rc != 0)
+        return pub ? 0 : S3_ERR_ACCESS_DENIED; /* may the caller learn it is missing? */
+    vfs_objrec rec;
+    memset(&rec, 0, sizeof rec);
+    nb_buf enc = NB_BUF_INIT;
+    if (vfs_objrec_get(r->g->ns, attr.ino, &enc) == 0 &&
+        vfs_objrec_decode(nb_buf_slice(&enc), &rec) != 0)
+        memset(&rec, 0, sizeof rec);
+    nb_buf_free(&enc);
+    bool ok = rec.acl == VFS_ACL_PUBLIC_READ || (rec.acl == VFS_ACL_NONE && pub);
+    vfs_objrec_free(&rec);
+    return ok ? 0 : S3_ERR_ACCESS_DENIED;
+}
+
 int gw_access_check(s3_gw_req *r)
 {
     if (r->op == S3_OP_CORS_PREFLIGHT) /* browsers send preflights without credentials */
@@ -181,19 +216,11 @@ int gw_access_check(s3_gw_req *r)
         return 0;
     if (r->op == S3_OP_CREATE_BUCKET)
         return r->auth.version == 0 ? S3_ERR_ACCESS_DENIED : 0;
-    int rc = bucket_access(r, r->t.bucket, r->op, true);
+    int rc = bucket_access(r, r->t.bucket, r->op);
     if (rc == 0)
         rc = object_acl_check(r);
-    if (rc == 0 && (r->op == S3_OP_COPY_OBJECT || r->op == S3_OP_UPLOAD_PART_COPY)) {
-        /* The source is read: it must be readable by the caller too (by
-         * its bucket's rules; a source object's own ACL is not asked). */
-        s3_copy_source cs;
-        if (s3_copy_source_parse(s3_req_header(&r->req, "x-amz-copy-source"), &cs) == 0) {
-            rc = bucket_access(r, cs.bucket, S3_OP_GET_OBJECT, false);
-            if (rc == S3_ERR_NO_SUCH_BUCKET)
-                rc = 0; /* the handler answers it for the source */
-        }
-    }
+    if (rc == 0 && (r->op == S3_OP_COPY_OBJECT || r->op == S3_OP_UPLOAD_PART_COPY))
+        rc = copy_source_access(r);
     return rc;
 }
 

@@ -93,6 +93,19 @@ def test_private_object_in_public_bucket(srv, bob):
     assert public(s3.get_object_acl(Bucket="acl-pub", Key="default")) == ["READ"]
     assert public(s3.get_object_acl(Bucket="acl-pub", Key="secret")) == []
     assert s3.get_object(Bucket="acl-pub", Key="secret")["Body"].read() == b"mine"
+    # A copy reads its source: the same rules (no way around a private ACL).
+    bob.create_bucket(Bucket="acl-bob")
+    bob.copy_object(Bucket="acl-bob", Key="d", CopySource={"Bucket": "acl-pub", "Key": "default"})
+    fails("AccessDenied", 403, bob.copy_object, Bucket="acl-bob", Key="s",
+          CopySource={"Bucket": "acl-pub", "Key": "secret"})
+    up = bob.create_multipart_upload(Bucket="acl-bob", Key="m")["UploadId"]
+    fails("AccessDenied", 403, bob.upload_part_copy, Bucket="acl-bob", Key="m", UploadId=up,
+          PartNumber=1, CopySource={"Bucket": "acl-pub", "Key": "secret"})
+    bob.abort_multipart_upload(Bucket="acl-bob", Key="m", UploadId=up)
+    bob.copy_object(Bucket="acl-bob", Key="p", CopySource={"Bucket": "acl-priv", "Key": "pub"})
+    assert bob.get_object(Bucket="acl-bob", Key="p")["Body"].read() == b"for everyone"
+    fails("AccessDenied", 403, bob.copy_object, Bucket="acl-bob", Key="x",
+          CopySource={"Bucket": "acl-priv", "Key": "plain"})
 
 
 def test_put_object_acl_canned_and_policy(srv):
