@@ -779,7 +779,8 @@ static int replay_file(disk_env *e, uint64_t seq, replay *rp)
                     rp->cap_arena = (rp->n_arena + r.len) * 2;
                     rp->arena = nb_xrealloc(rp->arena, rp->cap_arena);
                 }
-                memcpy(rp->arena + rp->n_arena, d, r.len);
+                if (r.len)
+                    memcpy(rp->arena + rp->n_arena, d, r.len);
                 if (rp->n_putd == rp->cap_putd) {
                     rp->cap_putd = rp->cap_putd ? rp->cap_putd * 2 : 64;
                     rp->putd = nb_xrealloc(rp->putd, rp->cap_putd * sizeof *rp->putd);
@@ -963,7 +964,9 @@ static int putd_restore(disk_env *e, replay *rp)
         }
         memset(buf, 0, len);
         for (size_t k = i; k < j; k++)
-            memcpy(buf + (rp->putd[k].off - start), rp->arena + rp->putd[k].at, rp->putd[k].len);
+            if (rp->putd[k].len)
+                memcpy(buf + (rp->putd[k].off - start), rp->arena + rp->putd[k].at,
+                       rp->putd[k].len);
         disk__file *f = &e->files[start >> DISK__FILE_SHIFT];
         rc = e->io->pwrite(e->ioctx, f->fd, buf, len, start & DISK__LOCAL_MASK);
         i = j;
