@@ -2,6 +2,8 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,6 +30,35 @@ static int px_open(const char *path, int flags, nkv_file **out)
     return 0;
 }
 
+/* For the crash tests: with $NB_KV_SYNC_LOG set, every file opened for
+ * writing appends "O dev ino size" and every sync "S dev ino size" (the size
+ * before the sync, all of it durable after), so a test can cut each file
+ * back to what a power loss would leave of it (docs/vfs.md, "Durability"). */
+static pthread_once_t synclog_once = PTHREAD_ONCE_INIT;
+static int synclog_fd = -1;
+
+static void synclog_open(void)
+{
+    const char *p = getenv("NB_KV_SYNC_LOG");
+    if (p && *p)
+        synclog_fd = open(p, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
+}
+
+static void synclog(char what, const struct stat *st)
+{
+    char line[96];
+    int n = snprintf(line, sizeof line, "%c %" PRIu64 " %" PRIu64 " %" PRIu64 "\n", what,
+                     (uint64_t)st->st_dev, (uint64_t)st->st_ino, (uint64_t)st->st_size);
+    if (write(synclog_fd, line, (size_t)n) != n)
+        NB_WARN("nkv: writing the sync log failed");
+}
+
+static bool synclog_on(void)
+{
+    pthread_once(&synclog_once, synclog_open);
+    return synclog_fd >= 0;
+}
+
 static int px_open_read(void *ctx, const char *path, nkv_file **out)
 {
     (void)ctx;
@@ -37,7 +68,11 @@ static int px_open_read(void *ctx, const char *path, nkv_file **out)
 static int px_open_write(void *ctx, const char *path, nkv_file **out)
 {
     (void)ctx;
-    return px_open(path, O_WRONLY | O_CREAT | O_TRUNC | O_APPEND, out);
+    int rc = px_open(path, O_WRONLY | O_CREAT | O_TRUNC | O_APPEND, out);
+    struct stat st;
+    if (rc == 0 && synclog_on() && fstat((*out)->fd, &st) == 0)
+        synclog('O', &st);
+    return rc;
 }
 
 static int px_read_at(void *ctx, nkv_file *f, uint64_t off, void *buf, size_t n, size_t *got)
@@ -66,7 +101,13 @@ static int px_append(void *ctx, nkv_file *f, const void *buf, size_t n)
 static int px_sync(void *ctx, nkv_file *f)
 {
     (void)ctx;
-    return fdatasync(f->fd) == 0 ? 0 : -errno;
+    struct stat st;
+    bool log = synclog_on() && fstat(f->fd, &st) == 0;
+    if (fdatasync(f->fd) != 0)
+        return -errno;
+    if (log)
+        synclog('S', &st);
+    return 0;
 }
 
 static int px_close(void *ctx, nkv_file *f)

@@ -27,10 +27,15 @@
  * fsck. fsck must still be clean (no map names a
  * lost block), every fsync-acknowledged file and every PUT must be whole,
  * and a file only closed may have lost bytes (they read as zeros), never
- * an I/O error.
+ * an I/O error. The metadata (nkv engine) loses power too: each of its
+ * files is cut back to the size its last sync covered (nkv's
+ * $NB_KV_SYNC_LOG tells), so a file only closed may then be gone or
+ * empty, while every fsync-acknowledged file, rename, unlink and PUT
+ * must still be there: an acknowledged PUT is durable.
  *
  * Cycles: NB_CRASH_CYCLES (default 20; 8 under sanitizers).
  */
+#include <ftw.h>
 #include <inttypes.h>
 #include <poll.h>
 #include <pthread.h>
@@ -54,7 +59,7 @@ typedef struct rec {
 #define MAX_FILE (300u << 10)
 #define NKEYS    8
 
-static char *g_dir, *g_log;
+static char *g_dir, *g_log, *g_kvlog;
 static int g_pipe = -1;
 static vfs *g_cv;
 
@@ -181,6 +186,7 @@ typedef struct fstate {
     bool created, renamed, unlinked;
     bool synced;     /* acknowledged after fsync */
     bool maybe_lost; /* not synced when a power loss was simulated: bytes may be zeros */
+    bool kv_lost;    /* ... and the metadata lost power too: may be gone or empty */
 } fstate;
 
 typedef struct kstate {
@@ -209,7 +215,8 @@ static void apply(const rec *r)
             g_capfiles = g_capfiles ? g_capfiles * 2 : 256;
             g_files = nb_xrealloc(g_files, g_capfiles * sizeof(*g_files));
         }
-        g_files[g_nfiles++] = (fstate){r->id, r->seed, r->size, false, false, false, false, false};
+        g_files[g_nfiles++] =
+            (fstate){r->id, r->seed, r->size, false, false, false, false, false, false};
         break;
     case R_CREATE:
     case R_CLOSED:
@@ -290,8 +297,9 @@ static void verify(vfs *v)
         snprintf(p2, sizeof p2, "c/r%llu", (unsigned long long)f->id);
         /* Before its ack a file may be there empty (created, not yet
          * published) or whole (published), never partly written. */
-        int s1 = file_state(v, p1, f->seed, f->size, !f->created, f->maybe_lost);
-        int s2 = file_state(v, p2, f->seed, f->size, !f->created, f->maybe_lost);
+        bool may_be_empty = !f->created || f->kv_lost;
+        int s1 = file_state(v, p1, f->seed, f->size, may_be_empty, f->maybe_lost);
+        int s2 = file_state(v, p2, f->seed, f->size, may_be_empty, f->maybe_lost);
         if (!f->created) {
             if (s2)
                 fail_msg("file %llu: renamed before its create was acknowledged",
@@ -304,7 +312,7 @@ static void verify(vfs *v)
             if (s1)
                 fail_msg("file %llu: rename was acknowledged but the old name exists",
                          (unsigned long long)f->id);
-        } else if (!s1 && !s2) {
+        } else if (!s1 && !s2 && !f->kv_lost) {
             fail_msg("file %llu: create+fsync was acknowledged but it is gone",
                      (unsigned long long)f->id);
         }
@@ -398,6 +406,67 @@ static uint64_t lose_unsynced(const char *dir, const char *log)
     return lost;
 }
 
+/* The last size of each nkv file a power loss keeps (dev, ino). */
+typedef struct kvcut {
+    uint64_t dev, ino, size;
+} kvcut;
+static kvcut *g_cuts;
+static size_t g_ncuts;
+static uint64_t g_cut_bytes;
+
+static int cut_one(const char *path, const struct stat *st, int type, struct FTW *ftw)
+{
+    (void)ftw;
+    if (type != FTW_F)
+        return 0;
+    for (size_t i = 0; i < g_ncuts; i++)
+        if (g_cuts[i].dev == (uint64_t)st->st_dev && g_cuts[i].ino == (uint64_t)st->st_ino &&
+            (uint64_t)st->st_size > g_cuts[i].size) {
+            g_cut_bytes += (uint64_t)st->st_size - g_cuts[i].size;
+            assert_int_equal(truncate(path, (off_t)g_cuts[i].size), 0);
+        }
+    return 0;
+}
+
+/* Simulates a power loss for the metadata: every file nkv wrote is cut
+ * back to what its last sync covered (0 if it was never synced). Returns
+ * the bytes cut; truncates the log. */
+static uint64_t lose_unsynced_kv(const char *dir, const char *log)
+{
+    FILE *fp = fopen(log, "r");
+    if (!fp)
+        return 0;
+    char what;
+    uint64_t dev, ino, size;
+    size_t cap = 0;
+    g_ncuts = 0;
+    while (fscanf(fp, " %c %" SCNu64 " %" SCNu64 " %" SCNu64, &what, &dev, &ino, &size) == 4) {
+        size_t i = 0;
+        while (i < g_ncuts && !(g_cuts[i].dev == dev && g_cuts[i].ino == ino))
+            i++;
+        if (i == g_ncuts) {
+            if (g_ncuts == cap) {
+                cap = cap ? cap * 2 : 64;
+                g_cuts = nb_xrealloc(g_cuts, cap * sizeof(*g_cuts));
+            }
+            g_ncuts++;
+        }
+        g_cuts[i] = (kvcut){dev, ino, what == 'O' ? 0 : size};
+    }
+    fclose(fp);
+    assert_int_equal(truncate(log, 0), 0);
+    /* only the metadata directory: inode numbers of files nkv deleted may
+     * belong to block files by now */
+    char *mdir = nb_xasprintf("%s/meta", dir);
+    g_cut_bytes = 0;
+    assert_int_equal(nftw(mdir, cut_one, 16, FTW_PHYS), 0);
+    free(mdir);
+    free(g_cuts);
+    g_cuts = NULL;
+    g_ncuts = 0;
+    return g_cut_bytes;
+}
+
 static void test_crash(void **state)
 {
     (void)state;
@@ -405,6 +474,8 @@ static void test_crash(void **state)
     /* outside g_dir: the store must not see it */
     g_log = nb_xasprintf("%s.synclog", g_dir);
     setenv("NB_DATA_SYNC_LOG", g_log, 1);
+    g_kvlog = nb_xasprintf("%s.kvsynclog", g_dir);
+    setenv("NB_KV_SYNC_LOG", g_kvlog, 1);
     for (int k = 0; k < NKEYS; k++)
         g_keys[k].acked = -1;
     /* the layout the child works in */
@@ -425,7 +496,7 @@ static void test_crash(void **state)
     uint64_t min_ms = 30, span_ms = 400;
 #endif
     uint64_t seed = nb_test_seed();
-    uint64_t total_acks = 0, total_lost = 0;
+    uint64_t total_acks = 0, total_lost = 0, total_cut = 0;
     for (int cycle = 1; cycle <= cycles; cycle++) {
         int fds[2];
         assert_int_equal(pipe(fds), 0);
@@ -484,6 +555,15 @@ static void test_crash(void **state)
                 if (!g_files[i].synced)
                     g_files[i].maybe_lost = true;
         }
+        if (cycle % 2 == 0) {
+            total_cut += lose_unsynced_kv(g_dir, g_kvlog);
+            /* an acknowledged rename or unlink was synced with the file */
+            for (size_t i = 0; i < g_nfiles; i++)
+                if (!g_files[i].synced && !g_files[i].renamed && !g_files[i].unlinked)
+                    g_files[i].kv_lost = true;
+        } else if (truncate(g_kvlog, 0) != 0) {
+            assert_int_equal(errno, ENOENT); /* not the nkv engine: no log */
+        }
         int rc = vfs_fsck(g_dir, false, stderr);
         if (rc != 0)
             fail_msg("cycle %d: fsck after SIGKILL: %s", cycle, nb_strerror(rc));
@@ -492,9 +572,10 @@ static void test_crash(void **state)
         vfs_close(v);
     }
     fprintf(stderr,
-            "%d cycles, %llu acknowledged operations checked, %llu unsynced blocks lost in "
-            "simulated power losses\n",
-            cycles, (unsigned long long)total_acks, (unsigned long long)total_lost);
+            "%d cycles, %llu acknowledged operations checked, %llu unsynced blocks lost and "
+            "%llu unsynced metadata bytes cut in simulated power losses\n",
+            cycles, (unsigned long long)total_acks, (unsigned long long)total_lost,
+            (unsigned long long)total_cut);
     /* a final repair pass frees whatever the kills left behind */
     ASSERT_OK(vfs_fsck(g_dir, true, stderr));
     ASSERT_OK(vfs_fsck(g_dir, false, stderr));
@@ -514,5 +595,8 @@ int main(void)
     if (g_log)
         unlink(g_log);
     free(g_log);
+    if (g_kvlog)
+        unlink(g_kvlog);
+    free(g_kvlog);
     return rc;
 }
