@@ -3,17 +3,20 @@
  *
  *   ≤ GW_SMALL_BODY ───► read into one buffer: MHD writes header and body
  *                         with one call
- *   one block piece ───► sendfile from the block store's descriptor
+ *   one file range ────► sendfile from the block store's descriptor
  *                         (MHD_create_response_from_fd_at_offset64 on a
- *                         dup of it; the piece stays held by the request
- *                         until MHD has finished with it)
- *   several pieces ────► the pieces mapped and sent as one I/O vector
+ *                         dup of it; the pieces stay held by the request
+ *                         until MHD has finished with them): one block
+ *                         piece, or blocks that lie end to end in one of
+ *                         the disk engine's data files
+ *   other pieces ──────► the pieces mapped and sent as one I/O vector
  *                         (holes point at a page of zeros)
  *   otherwise ─────────► the copying stream through vfs_read
  *
  * Every piece is verified by the block store when it is handed out (the
  * CRCs of the 64 KiB segments it covers, docs/data.md), so a corrupt block
  * is an InternalError before the status line is sent, never a wrong body.
+ * Each answer counts its path (s3_gw_get_count, /metrics).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -187,24 +190,63 @@ static struct MHD_Response *mapped_response(gw_answer *a)
     return resp;
 }
 
+const char *s3_get_path_name(s3_get_path p)
+{
+    static const char *const names[S3_GET_NPATHS] = {"memory", "sendfile", "mapped", "stream"};
+    return p < S3_GET_NPATHS ? names[p] : "?";
+}
+
+uint64_t s3_gw_get_count(s3_gw *g, s3_get_path p)
+{
+    return p < S3_GET_NPATHS ? atomic_load_explicit(&g->get_paths[p], memory_order_relaxed) : 0;
+}
+
+static void count_path(s3_gw_req *r, s3_get_path p)
+{
+    atomic_fetch_add_explicit(&r->g->get_paths[p], 1, memory_order_relaxed);
+}
+
+/* The pieces as one range of one file, when they are: blocks the disk
+ * engine placed end to end in a data file (its allocator hands out large
+ * extents in order), or a single piece. */
+static bool one_range(const vfs_piece *p, size_t n, int *fd, uint64_t *off, uint64_t *len)
+{
+    if (n == 0 || p[0].fd < 0)
+        return false;
+    uint64_t end = p[0].off + p[0].len;
+    for (size_t i = 1; i < n; i++) {
+        if (p[i].fd != p[0].fd || p[i].off != end)
+            return false;
+        end += p[i].len;
+    }
+    *fd = p[0].fd;
+    *off = p[0].off;
+    *len = end - p[0].off;
+    return true;
+}
+
 struct MHD_Response *gw_body_response(s3_gw_req *r, gw_answer *a)
 {
     struct MHD_Response *resp = NULL;
     if (a->raw) {
         resp = MHD_create_response_from_buffer((size_t)a->file_len, a->raw, MHD_RESPMEM_MUST_FREE);
-        if (resp)
+        if (resp) {
             a->raw = NULL;
+            count_path(r, S3_GET_MEMORY);
+        }
         return resp;
     }
     if (a->refs) {
         size_t n;
         const vfs_piece *p = vfs_refs_pieces(a->refs, &n);
-        if (n == 1 && p[0].fd >= 0) {
-            /* MHD closes the descriptor it is given; the block stays held
-             * by the request until MHD has sent it. */
-            int fd = fcntl(p[0].fd, F_DUPFD_CLOEXEC, 0);
+        int src;
+        uint64_t off, len;
+        if (one_range(p, n, &src, &off, &len)) {
+            /* MHD closes the descriptor it is given; the blocks stay held
+             * by the request until MHD has sent them. */
+            int fd = fcntl(src, F_DUPFD_CLOEXEC, 0);
             if (fd >= 0) {
-                resp = MHD_create_response_from_fd_at_offset64(p[0].len, fd, (int64_t)p[0].off);
+                resp = MHD_create_response_from_fd_at_offset64(len, fd, (int64_t)off);
                 if (!resp)
                     close(fd);
             }
@@ -212,10 +254,14 @@ struct MHD_Response *gw_body_response(s3_gw_req *r, gw_answer *a)
                 vfs_refs_free(r->sent_refs);
                 r->sent_refs = a->refs;
                 a->refs = NULL;
+                count_path(r, S3_GET_SENDFILE);
             }
             return resp;
         }
-        return mapped_response(a);
+        resp = mapped_response(a);
+        if (resp)
+            count_path(r, S3_GET_MAPPED);
+        return resp;
     }
     gw_stream *s = nb_xmalloc(sizeof *s);
     s->f = a->file;
@@ -228,5 +274,7 @@ struct MHD_Response *gw_body_response(s3_gw_req *r, gw_answer *a)
                                              s, stream_free);
     if (!resp)
         stream_free(s);
+    else
+        count_path(r, S3_GET_STREAM);
     return resp;
 }

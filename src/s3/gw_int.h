@@ -7,6 +7,7 @@
 #define NB_S3_GW_INT_H
 
 #include <pthread.h>
+#include <stdatomic.h>
 
 #include "common/threadpool.h"
 #include "s3/s3.h"
@@ -34,6 +35,8 @@ struct s3_gw {
     pthread_mutex_t lc_mu;
     pthread_cond_t lc_cv;
     int64_t lc_interval_ns, lc_day_ns;
+    /* GET bodies by the path that sent them (gw_get.c, /metrics). */
+    _Atomic uint64_t get_paths[S3_GET_NPATHS];
 };
 
 /* What a handler answers: status, headers, and a body that is either a

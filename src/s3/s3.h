@@ -1082,4 +1082,18 @@ int s3_gw_handle(s3_gw_req *r, struct MHD_Connection *c, const char *method, con
  * a no-op. */
 unsigned s3_gw_req_done(s3_gw_req *r, bool completed);
 
+/* How GET bodies were sent since the gateway started (for /metrics and the
+ * tests that prove the zero-copy paths are taken; gw_get.c). */
+typedef enum s3_get_path {
+    S3_GET_MEMORY,   /* read into one buffer, sent with the header */
+    S3_GET_SENDFILE, /* one contiguous range of a block-store file: sendfile */
+    S3_GET_MAPPED,   /* several block-store ranges mapped, one I/O vector */
+    S3_GET_STREAM,   /* copied through vfs_read as MHD sends */
+    S3_GET_NPATHS
+} s3_get_path;
+/* Name of a path for labels ("memory", "sendfile", "mapped", "stream"). */
+const char *s3_get_path_name(s3_get_path p);
+/* GET bodies answered by path p so far. */
+uint64_t s3_gw_get_count(s3_gw *g, s3_get_path p);
+
 #endif

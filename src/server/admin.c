@@ -69,6 +69,15 @@ char *server__metrics_text(server *s, size_t *len)
                          "# TYPE nebula_http_inflight_requests gauge\n"
                          "nebula_http_inflight_requests %lld\n",
                          (long long)atomic_load(&s->inflight_requests));
+    if (s->gw) {
+        rc |= nb_buf_appendf(&b, "# HELP nebula_s3_get_bodies_total S3 GET bodies answered, by "
+                                 "how they were sent (sendfile and mapped: zero-copy).\n"
+                                 "# TYPE nebula_s3_get_bodies_total counter\n");
+        for (int p = 0; p < S3_GET_NPATHS; p++)
+            rc |= nb_buf_appendf(&b, "nebula_s3_get_bodies_total{path=\"%s\"} %llu\n",
+                                 s3_get_path_name((s3_get_path)p),
+                                 (unsigned long long)s3_gw_get_count(s->gw, (s3_get_path)p));
+    }
     rc |= nb_buf_appendf(&b,
                          "# HELP process_resident_memory_bytes Resident set size in bytes.\n"
                          "# TYPE process_resident_memory_bytes gauge\n"

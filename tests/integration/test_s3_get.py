@@ -1,11 +1,14 @@
 """GET bodies on every path the gateway sends them by (src/s3/gw_get.c):
 small objects read into memory, one block piece by sendfile, several
 pieces (blocks, multipart slices, chunks) mapped, with ranges across
-every kind of edge; and a corrupted block answers InternalError instead
-of wrong bytes."""
+every kind of edge, on the disk engine (the default block store); the
+/metrics counters prove which path answered. A corrupted block answers
+InternalError instead of wrong bytes, on both block stores."""
 import glob
+import http.client
 import os
 import random
+import re
 import subprocess
 import time
 
@@ -26,12 +29,60 @@ def srv(tmp_path_factory):
     assert s.stop() == 0
 
 
-def check_ranges(s3, key, body, ranges):
+SMALL = 64 << 10  # bodies up to this are read into memory (GW_SMALL_BODY)
+BLOCK = 4 * MIB  # the data path's block size
+
+
+def get_paths(srv):
+    """nebula_s3_get_bodies_total by path, from /metrics."""
+    c = http.client.HTTPConnection("127.0.0.1", srv.port, timeout=10)
+    c.request("GET", "/metrics")
+    text = c.getresponse().read().decode()
+    c.close()
+    return {m.group(1): int(m.group(2)) for m in
+            re.finditer(r'^nebula_s3_get_bodies_total\{path="(\w+)"\} (\d+)$', text, re.M)}
+
+
+class Expect:
+    """Counts the GETs made and the path each one must take: memory up to
+    SMALL bytes, sendfile for a range inside one block, zero-copy
+    (sendfile or mapped) for the rest; never the copying stream."""
+
+    def __init__(self, srv):
+        self.srv, self.before = srv, get_paths(srv)
+        self.memory = self.one_block = self.zero_copy = 0
+
+    def add(self, a, b):
+        n = b - a + 1
+        if n <= SMALL:
+            self.memory += 1
+        elif a // BLOCK == b // BLOCK:
+            self.one_block += 1
+        else:
+            self.zero_copy += 1
+
+    def check(self):
+        now = get_paths(self.srv)
+        d = {k: now[k] - self.before.get(k, 0) for k in now}
+        assert d["stream"] == 0, d
+        assert d["memory"] == self.memory, d
+        assert d["sendfile"] >= self.one_block, d
+        assert d["sendfile"] + d["mapped"] == self.one_block + self.zero_copy, d
+
+
+def check_ranges(s3, key, body, ranges, expect=None):
     for a, b in ranges:
         b = min(b, len(body) - 1)
         g = s3.get_object(Bucket="get", Key=key, Range="bytes=%d-%d" % (a, b))
         assert g["ContentLength"] == b - a + 1, (key, a, b)
         assert g["Body"].read() == body[a:b + 1], (key, a, b)
+        if expect:
+            expect.add(a, b)
+
+
+def test_store_is_disk(srv):
+    """The fixture's server runs on the disk engine, the default store."""
+    assert glob.glob(os.path.join(srv.data_dir, "disk", "data.*"))
 
 
 def test_get_paths(srv):
@@ -42,15 +93,18 @@ def test_get_paths(srv):
     # and past the first 64 MiB chunk.
     sizes = [1, 4096, 65535, 65536, 65537, MIB, 4 * MIB - 1, 4 * MIB, 4 * MIB + 1,
              9 * MIB + 3, 64 * MIB + 5 * MIB + 7]
+    expect = Expect(srv)
     for n in sizes:
         body = rnd.randbytes(n)
         key = "o%d" % n
         s3.put_object(Bucket="get", Key=key, Body=body)
         assert s3.get_object(Bucket="get", Key=key)["Body"].read() == body, n
+        expect.add(0, n - 1)
         edges = [0, 1, 65535, 65536, 4 * MIB - 1, 4 * MIB, 8 * MIB, 64 * MIB - 1, 64 * MIB]
         ranges = [(e, e + d) for e in edges if e < n for d in (0, 1, 70000, 5 * MIB)]
         ranges += [(rnd.randrange(n), rnd.randrange(n)) for _ in range(5)]
-        check_ranges(s3, key, body, [(min(a, b), max(a, b)) for a, b in ranges])
+        check_ranges(s3, key, body, [(min(a, b), max(a, b)) for a, b in ranges], expect)
+    expect.check()
 
 
 def test_get_multipart_slices(srv):
@@ -73,55 +127,111 @@ def test_get_multipart_slices(srv):
                                   (b1 - 70000, b1 + 70000), (0, len(body))])
 
 
+@pytest.fixture(params=["disk", "dir"])
+def store_srv(request, tmp_path):
+    d = str(tmp_path / "data")
+    s = S3Server(d, "--block-store", request.param)
+    s.data_dir, s.store = d, request.param
+    s.client().create_bucket(Bucket="get")
+    yield s
+    assert s.stop() == 0
+
+
 def block_files(data_dir):
     """The dir block store's block files (blocks/.../<slice>.<block>)."""
     return {p for p in glob.glob(os.path.join(data_dir, "**", "*.*"), recursive=True)
             if os.path.isfile(p) and os.path.getsize(p) > MIB}
 
 
-def test_get_corrupt_block(srv):
+def put_and_locate(srv, key, body, at):
+    """PUTs body and returns (file, offset) of its byte at `at` in the block
+    store: the dir store's new block file, or the disk engine's data file
+    where the blob holding it lies."""
     s3 = srv.client()
-    body = random.Random(9).randbytes(3 * MIB)
-    s3.put_object(Bucket="get", Key="bad", Body=body)
     before = block_files(srv.data_dir)
-    s3.put_object(Bucket="get", Key="bad2", Body=body)
-    new = block_files(srv.data_dir) - before
-    if len(new) != 1:
-        pytest.skip("not the dir block store (a file per block)")
-    (path,) = new
-    with open(path, "r+b") as f:  # one payload byte in the middle
-        f.seek(os.path.getsize(path) - MIB)
-        b = f.read(1)
-        f.seek(-1, os.SEEK_CUR)
-        f.write(bytes([b[0] ^ 1]))
+    s3.put_object(Bucket="get", Key=key, Body=body)
+    if srv.store == "dir":
+        new = block_files(srv.data_dir) - before
+        assert len(new) == 1, new
+        (path,) = new
+        return path, os.path.getsize(path) - (len(body) - at)
+    needle = body[at:at + 64]
+    for path in glob.glob(os.path.join(srv.data_dir, "disk", "data.*")):
+        with open(path, "rb") as f:
+            data = f.read()
+        off = data.find(needle)
+        if off >= 0:
+            assert data.find(needle, off + 1) < 0
+            return path, off
+    raise AssertionError("the object's bytes are in no data file")
+
+
+def flip(path, off):
+    fd = os.open(path, os.O_RDWR)
+    try:
+        b = os.pread(fd, 1, off)
+        os.pwrite(fd, bytes([b[0] ^ 1]), off)
+    finally:
+        os.close(fd)
+
+
+def test_get_corrupt_block(store_srv):
+    srv = store_srv
+    s3 = srv.client()
+    rnd = random.Random(9)
+    good, body = rnd.randbytes(3 * MIB), rnd.randbytes(3 * MIB)
+    s3.put_object(Bucket="get", Key="bad", Body=good)
+    path, off = put_and_locate(srv, "bad2", body, 2 * MIB)
+    flip(path, off)
     with pytest.raises(ClientError) as e:
         s3.get_object(Bucket="get", Key="bad2")["Body"].read()
     assert error_code(e) == ("InternalError", 500)
-    # A range that does not touch the bad 64 KiB segment still reads.
-    g = s3.get_object(Bucket="get", Key="bad2", Range="bytes=0-99999")
-    assert g["Body"].read() == body[:100000]
+    if srv.store == "dir":
+        # A range that does not touch the bad 64 KiB segment still reads
+        # (the disk engine keeps one CRC per block: any range of it fails).
+        g = s3.get_object(Bucket="get", Key="bad2", Range="bytes=0-99999")
+        assert g["Body"].read() == body[:100000]
+    else:
+        with pytest.raises(ClientError) as e:
+            s3.get_object(Bucket="get", Key="bad2", Range="bytes=0-99999")["Body"].read()
+        assert error_code(e) == ("InternalError", 500)
     # The other object is intact, and the server still serves.
-    assert s3.get_object(Bucket="get", Key="bad")["Body"].read() == body
+    assert s3.get_object(Bucket="get", Key="bad")["Body"].read() == good
 
 
-def test_get_verifies_again_after_eviction(srv):
+def test_get_corrupt_second_block(store_srv):
+    """A bad second block fails the GETs that touch it; the first block's
+    ranges (one block: sendfile) still read."""
+    srv = store_srv
+    s3 = srv.client()
+    body = random.Random(11).randbytes(5 * MIB)
+    if srv.store == "dir":
+        pytest.skip("covered by test_get_corrupt_block")
+    before = get_paths(srv)
+    path, off = put_and_locate(srv, "bad5", body, 4 * MIB + 100)
+    flip(path, off)
+    for a, b in [(0, len(body) - 1), (4 * MIB - 10, 4 * MIB + 10), (4 * MIB, 4 * MIB + 200000)]:
+        with pytest.raises(ClientError) as e:
+            s3.get_object(Bucket="get", Key="bad5", Range="bytes=%d-%d" % (a, b))["Body"].read()
+        assert error_code(e) == ("InternalError", 500), (a, b)
+    g = s3.get_object(Bucket="get", Key="bad5", Range="bytes=100-%d" % (4 * MIB - 1))
+    assert g["Body"].read() == body[100:4 * MIB]
+    d = {k: v - before[k] for k, v in get_paths(srv).items()}
+    assert d == {"memory": 0, "sendfile": 1, "mapped": 0, "stream": 0}, d
+
+
+def test_get_verifies_again_after_eviction(store_srv):
     """A range verified by an earlier GET is trusted only while its pages
     stay in the page cache: once they are dropped, bytes come from the
     device again and are verified again."""
+    srv = store_srv
     s3 = srv.client()
     body = random.Random(10).randbytes(2 * MIB)
-    before = block_files(srv.data_dir)
-    s3.put_object(Bucket="get", Key="evict", Body=body)
-    new = block_files(srv.data_dir) - before
-    if len(new) != 1:
-        pytest.skip("not the dir block store (a file per block)")
-    (path,) = new
+    path, off = put_and_locate(srv, "evict", body, MIB)
     assert s3.get_object(Bucket="get", Key="evict")["Body"].read() == body
+    flip(path, off)
     fd = os.open(path, os.O_RDWR)
     try:
-        off = os.path.getsize(path) - MIB
-        b = os.pread(fd, 1, off)
-        os.pwrite(fd, bytes([b[0] ^ 1]), off)
         # Dropping pages is best effort (pages still in a per-CPU batch
         # stay): ask until fincore shows none left.
         for _ in range(50):
@@ -139,3 +249,4 @@ def test_get_verifies_again_after_eviction(srv):
     with pytest.raises(ClientError) as e:
         s3.get_object(Bucket="get", Key="evict")["Body"].read()
     assert error_code(e) == ("InternalError", 500)
+
