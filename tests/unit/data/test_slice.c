@@ -270,9 +270,9 @@ static void test_buffer_reuse(void **state)
     (void)state;
     data_store_close(st);
     ASSERT_OK(open_store(2 * DATA_BLOCK_SIZE));
-    size_t len = 6 * DATA_BLOCK_SIZE + 100;
+    size_t len = 3 * DATA_BLOCK_SIZE + 100;
     uint8_t *got = nb_xmalloc(1u << 20), *want = nb_xmalloc(1u << 20);
-    for (uint64_t id = 800; id < 804; id++) {
+    for (uint64_t id = 800; id < 803; id++) {
         ASSERT_OK(dt_write_slice(st, id, len));
         data_slice_unhold(st, id);
         /* Every slice so far, read back whole, the older ones after the
