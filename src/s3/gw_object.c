@@ -164,12 +164,9 @@ int gw_put_object(s3_gw_req *r, gw_answer *a)
         rc = S3_ERR_NO_SUCH_BUCKET; /* the bucket went away meanwhile */
     if (rc != 0)
         return rc;
-    /* The record says which content its ETag belongs to (the mtime the
-     * commit gave the file): a later write through the mount changes the
+    /* vfs_put_commit stamped the record with the mtime it gave the file,
+     * in the same batch: a later write through the mount changes the
      * mtime and so marks the ETag stale. */
-    int src = gw_objrec_store(r->g, attr.ino, rec, attr.mtime_ns);
-    if (src != 0)
-        NB_WARN("s3: %s: cannot stamp the ETag record: %s", r->request_id, nb_strerror(src));
     gw_notify_key(r->g, r->t.bucket, r->t.key, r->old_ino);
     gw_hdr(a, "ETag", etag);
     if (vmode == VFS_VER_ENABLED)
@@ -588,9 +585,7 @@ int gw_copy_object(s3_gw_req *r, gw_answer *a)
         vfs_put_abort(p);
         nb_buf_free(&enc);
         if (rc == 0) {
-            mtime_ns = attr.mtime_ns;
-            if (gw_objrec_store(r->g, attr.ino, &src, attr.mtime_ns) != 0)
-                NB_WARN("s3: %s: cannot stamp the ETag record", r->request_id);
+            mtime_ns = attr.mtime_ns; /* the record is stamped by the commit */
             gw_notify_key(r->g, r->t.bucket, r->t.key, old_ino);
         }
     }

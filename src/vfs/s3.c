@@ -152,6 +152,10 @@ struct vfs_put {
     size_t npw, cappw;
     uint64_t *held;
     size_t nheld, capheld;
+    /* The first VFS__INLINE_MAX bytes wait here: a body that ends within
+     * them is stored inline in metadata, not as a block (like a small
+     * file). */
+    uint8_t *inl;
     uint64_t size;
     int err;
     int versioning; /* VFS_VER_* */
@@ -232,6 +236,21 @@ static int put_finish_writer(vfs_put *p)
     return 0;
 }
 
+/* The body outgrew the inline buffer: its bytes start the first slice. */
+static int put_spill_inline(vfs_put *p)
+{
+    int rc = vfs__errno(meta_id_alloc(p->v->m, META_ID_SLICE, 1, &p->w_id));
+    if (rc == 0)
+        rc = vfs__errno(data_writer_new(p->v->ds, p->w_id, &p->w));
+    if (rc == 0) {
+        p->w_off = 0;
+        rc = vfs__errno(data_writer_append(p->w, p->inl, (size_t)p->size));
+    }
+    free(p->inl);
+    p->inl = NULL;
+    return rc;
+}
+
 int vfs_put_write(vfs_put *p, const void *buf, size_t len)
 {
     if (p->err)
@@ -242,6 +261,15 @@ int vfs_put_write(vfs_put *p, const void *buf, size_t len)
     int rc = 0;
     if (p->size > VFS_MAX_FILE_SIZE || len > VFS_MAX_FILE_SIZE - p->size)
         rc = -EFBIG;
+    if (rc == 0 && !p->w && p->size + len <= VFS__INLINE_MAX) {
+        if (!p->inl)
+            p->inl = nb_xmalloc(VFS__INLINE_MAX);
+        memcpy(p->inl + p->size, b, len);
+        p->size += len;
+        return 0;
+    }
+    if (rc == 0 && p->inl)
+        rc = put_spill_inline(p);
     while (rc == 0 && len > 0) {
         if (!p->w) {
             rc = vfs__errno(meta_id_alloc(p->v->m, META_ID_SLICE, 1, &p->w_id));
@@ -330,9 +358,20 @@ int vfs_put_commit(vfs_put *p, nb_slice rec, vfs_attr *out)
     }
     if (rc == 0)
         rc = put_finish_writer(p);
+    meta_inline inl = {0};
+    if (rc == 0 && p->inl && p->size > 0) {
+        /* A small body: one inline slice, its bytes in the publish's batch. */
+        rc = vfs__errno(meta_id_alloc(v->m, META_ID_SLICE, 1, &inl.id));
+        inl.id |= META_SLICE_INLINE;
+        inl.bytes = nb_slice_of(p->inl, (size_t)p->size);
+        meta_slice s = {.id = inl.id, .size = (uint32_t)p->size, .len = (uint32_t)p->size};
+        if (rc == 0)
+            put_pw_add(p, 0, s);
+    }
     if (rc == 0)
-        rc = vfs__errno(meta_publish(v->m, p->ino, p->pw, p->npw, p->size, META_PUBLISH_SIZE, mtime,
-                                     nb_slice_of(NULL, 0), 0, NULL));
+        rc = vfs__errno(meta_publish_inline(v->m, p->ino, p->pw, p->npw, p->size, META_PUBLISH_SIZE,
+                                            mtime, nb_slice_of(NULL, 0), 0, &inl, inl.id ? 1 : 0,
+                                            NULL));
     /* Parents may vanish under us (a DELETE removing implicit
      * directories): try again a few times. */
     for (int tries = 0; rc == 0 && tries < 4; tries++) {
@@ -353,8 +392,9 @@ int vfs_put_commit(vfs_put *p, nb_slice rec, vfs_attr *out)
         if (tries < 3)
             rc = 0;
     }
-    if (rc == 0)
-        rc = vfs__errno(vfs__sync(v)); /* group commit with concurrent syncs */
+    /* No sync of our own: the blocks are durable (synced writers) and the
+     * install is a synced kv write, which covers the unsynced publish
+     * before it; concurrent PUTs share its WAL sync (nkv group commit). */
     nb_buf_free(&stamped);
     vfs_put_abort(p);
     return rc;
@@ -380,6 +420,7 @@ void vfs_put_abort(vfs_put *p)
         VFS__IGNORE(meta_release(p->v->m, p->ino));
     free(p->pw);
     free(p->held);
+    free(p->inl);
     free(p->groups);
     free(p->bucket);
     free(p->key);

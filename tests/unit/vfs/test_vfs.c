@@ -490,6 +490,48 @@ static int count_parts(void *arg, const vfs_part_info *p)
     return 0;
 }
 
+/* A PUT body of at most 16 KiB is stored inline (no block: refs answer
+ * -EAGAIN), a larger one in blocks, also when it crosses the limit in
+ * pieces; every size reads back whole, across a reopen. */
+static void test_put_inline(void **state)
+{
+    (void)state;
+    vfs *v = fresh("vfs_put_inline");
+    ASSERT_OK(vfs_bucket_create(v, NULL, "b", 0755, &(vfs_bucket){.owner = "x"}));
+    static const size_t sizes[] = {1, 4096, 16384, 16385, 70000};
+    uint8_t data[70000], back[70000];
+    vt_fill(11, data, sizeof data);
+    for (int round = 0; round < 2; round++) {
+        for (size_t i = 0; i < NB_ARRAY_LEN(sizes); i++) {
+            char key[32];
+            snprintf(key, sizeof key, "k%zu", sizes[i]);
+            if (round == 0) {
+                vfs_put *p;
+                ASSERT_OK(vfs_put_begin(v, NULL, "b", key, 0644, &p));
+                for (size_t off = 0; off < sizes[i]; off += 8000)
+                    ASSERT_OK(vfs_put_write(p, data + off,
+                                            sizes[i] - off < 8000 ? sizes[i] - off : 8000));
+                ASSERT_OK(vfs_put_commit(p, nb_slice_of(NULL, 0), NULL));
+            }
+            vfs_file *f;
+            ASSERT_OK(vfs_s3_open(v, NULL, "b", key, &f));
+            size_t got = 0;
+            ASSERT_OK(vfs_read(f, 0, back, sizeof back, &got));
+            assert_int_equal(got, sizes[i]);
+            assert_memory_equal(back, data, sizes[i]);
+            vfs_refs *refs = NULL;
+            int rc = vfs_read_refs(f, 0, sizes[i], &refs);
+            assert_int_equal(rc, sizes[i] <= 16384 ? -EAGAIN : 0);
+            vfs_refs_free(refs);
+            ASSERT_OK(vfs_release(f));
+        }
+        vfs_close(v);
+        v = vt_open(g_dir);
+    }
+    vfs_close(v);
+    ASSERT_OK(vfs_fsck(g_dir, false, stderr));
+}
+
 static void test_multipart(void **state)
 {
     (void)state;
@@ -929,6 +971,7 @@ int main(void)
         cmocka_unit_test(test_dump_load),
         cmocka_unit_test(test_enospc),
         cmocka_unit_test(test_copy_shares),
+        cmocka_unit_test(test_put_inline),
         cmocka_unit_test(test_multipart),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
