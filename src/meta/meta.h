@@ -422,11 +422,16 @@ typedef struct meta_objrec {
     int64_t etag_mtime_ns; /* the inode mtime the ETag was computed for */
     uint32_t parts;        /* multipart part count (0: single PUT) */
     uint64_t *part_sizes;  /* sizes of the parts in order (owned; NULL or `parts` entries) */
+    uint8_t acl;           /* META_ACL_*: the object's own canned ACL */
     size_t nmeta;
     meta_kvpair *meta; /* x-amz-meta-* (key without the prefix) */
     size_t ntags;
     meta_kvpair *tags;
 } meta_objrec;
+
+/* An object's own ACL. NONE (no x-amz-acl given, or written before
+ * object ACLs): as readable as its bucket. */
+enum { META_ACL_NONE = 0, META_ACL_PRIVATE = 1, META_ACL_PUBLIC_READ = 2 };
 
 /* Encodes r into out (appended). Borrows r. */
 int meta_objrec_encode(const meta_objrec *r, nb_buf *out) NB_MUST_CHECK;
@@ -628,6 +633,11 @@ int meta_version_promote(meta *m, uint64_t bucket, const char *key, uint64_t par
                          const char *name, int *promoted) NB_MUST_CHECK;
 /* 1 when bucket has version records, 0 when not, <0 on error. */
 int meta_version_any(meta *m, uint64_t bucket) NB_MUST_CHECK;
+/* `nebula load`: writes version record *v as it was dumped (seq and
+ * version id kept). An object version's inode v->ino is an unnamed file
+ * from meta_tmpfile (or a file that has names already, a hard link): the
+ * record becomes one more link of it. -EEXIST when (key, seq) is taken. */
+int meta_version_restore(meta *m, const meta_version *v) NB_MUST_CHECK;
 
 /* ---- Consistency check ---------------------------------------------------------------------- */
 

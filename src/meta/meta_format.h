@@ -31,7 +31,7 @@
 #ifndef NB_META_META_FORMAT_H
 #define NB_META_META_FORMAT_H
 
-#define META_FORMAT_VERSION 2u          /* 2: inline slices ('L') */
+#define META_FORMAT_VERSION 3u          /* 2: inline slices ('L'); 3: object ACLs */
 #define META_FORMAT_MAGIC   0x444d424eu /* "NBMD" little-endian */
 
 #define META_K_FORMAT  'F'
@@ -132,6 +132,7 @@ enum {
     META_OR_ETAG_MTIME = 12, /* 8 bytes i64 LE */
     META_OR_PARTS = 13,      /* 4 bytes u32 LE */
     META_OR_PART_SIZES = 14, /* parts x u64 LE */
+    META_OR_ACL = 15,        /* 1 byte: META_ACL_PRIVATE or META_ACL_PUBLIC_READ */
     META_OR_META = 20,       /* varint klen, key, value */
     META_OR_TAG = 21,        /* varint klen, key, value */
 };

@@ -111,6 +111,15 @@ uint32_t meta__open_count(meta *m, uint64_t ino);
 void meta__open_add(meta *m, uint64_t ino);
 void meta__orphan_put(meta__txn *t, uint64_t ino, int64_t now);
 
+/* Looks up parent/name (*ino 0 when there is no such entry; parent 0:
+ * none) and locks the stripes of that inode and of locks[0..n) (n <= 5),
+ * looking again under the locks and starting over while the entry
+ * changed meanwhile. On 0, t (initialized here) holds the locks: end it
+ * with meta__txn_end. On error nothing is held. */
+int meta__txn_lock_entry(meta__txn *t, meta *m, uint64_t parent, const char *name, size_t len,
+                         const uint64_t *locks, int n, uint64_t *ino, uint32_t *type,
+                         uint64_t *cookie) NB_MUST_CHECK;
+
 /* Names: 0, -EINVAL ('/' or empty), -ENAMETOOLONG. */
 int meta__check_name(const char *name, size_t *len) NB_MUST_CHECK;
 int meta__is_dot(const char *name, size_t len);

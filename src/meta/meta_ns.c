@@ -630,6 +630,35 @@ int meta_install(meta *m, const meta_cred *c, uint64_t ino, uint64_t parent, con
     return meta__install(m, c, ino, parent, name, flags, objrec, 0, 0, NULL, NULL, out);
 }
 
+int meta__txn_lock_entry(meta__txn *t, meta *m, uint64_t parent, const char *name, size_t len,
+                         const uint64_t *locks, int n, uint64_t *ino, uint32_t *type,
+                         uint64_t *cookie)
+{
+    NB_ASSERT(n <= 5);
+    for (;;) {
+        uint64_t old = 0, lk[6];
+        int rc =
+            parent ? meta__dentry_get(m, NULL, parent, name, len, &old, type, cookie) : -ENOENT;
+        if (rc != 0 && rc != -ENOENT)
+            return rc;
+        memcpy(lk, locks, (size_t)n * sizeof *lk);
+        lk[n] = old = rc == 0 ? old : 0;
+        meta__txn_init(t, m);
+        meta__txn_lock(t, lk, n + 1);
+        rc = parent ? meta__dentry_get(m, NULL, parent, name, len, ino, type, cookie) : -ENOENT;
+        if (rc == -ENOENT) {
+            *ino = 0;
+            rc = 0;
+        }
+        if (rc == 0 && *ino == old)
+            return 0;
+        meta__txn_end(t);
+        if (rc != 0)
+            return rc;
+        /* the name changed before we locked: start over */
+    }
+}
+
 int meta__install(meta *m, const meta_cred *c, uint64_t ino, uint64_t parent, const char *name,
                   unsigned flags, nb_slice objrec, uint64_t extra_lock, uint64_t extra_lock2,
                   meta__install_fn extra, void *arg, meta_attr *out)
@@ -640,81 +669,64 @@ int meta__install(meta *m, const meta_cred *c, uint64_t ino, uint64_t parent, co
         return rc;
     if (meta__is_dot(name, len))
         return -EEXIST;
-    for (;;) {
-        uint64_t old = 0, cookie = 0;
-        uint32_t otype = 0;
-        rc = meta__dentry_get(m, NULL, parent, name, len, &old, &otype, &cookie);
-        if (rc == -ENOENT)
-            old = 0;
-        else if (rc != 0)
-            return rc;
-        meta__txn t;
-        meta__txn_init(&t, m);
-        uint64_t lk[5] = {ino, parent, old, extra_lock, extra_lock2};
-        meta__txn_lock(&t, lk, 5);
-        uint64_t old2 = 0;
-        meta__inode dir, in, prev;
-        rc = meta__dentry_get(m, NULL, parent, name, len, &old2, &otype, &cookie);
-        if (rc == -ENOENT) {
-            old2 = 0;
-            rc = 0;
-        }
-        if (rc == 0 && old2 != old) {
-            meta__txn_end(&t);
-            continue;
-        }
-        if (rc == 0)
-            rc = get_dir(m, c, parent, &dir);
-        if (rc == 0)
-            rc = meta__inode_get(m, NULL, ino, &in);
-        if (rc == 0 && (in.a.nlink != 0 || !S_ISREG(in.a.mode)))
-            rc = -EINVAL;
-        if (rc == 0)
-            rc = meta__perm(c, &dir.a, W_OK | X_OK);
-        if (rc == 0 && dir.a.nlink == 0)
-            rc = -ENOENT;
-        if (rc == 0 && old) {
-            rc = meta__inode_get(m, NULL, old, &prev);
-            if (rc == 0 && !(flags & META_INSTALL_REPLACE))
-                rc = -EEXIST;
-            if (rc == 0 && S_ISDIR(prev.a.mode))
-                rc = -EISDIR;
-            if (rc == 0)
-                rc = meta__sticky_ok(c, &dir.a, &prev.a);
-        }
-        if (rc == 0 && extra)
-            rc = extra(&t, arg);
-        int64_t now = meta__now();
-        if (rc == 0 && old) {
-            meta__dentry_del(&t, parent, name, len, cookie);
-            /* With HOOK_OLD the hook kept or dropped the old file's link. */
-            if (!(flags & META__INSTALL_HOOK_OLD))
-                rc = meta__drop_link(&t, &prev, now);
-        }
-        if (rc == 0) {
-            meta__dentry_add(&t, &dir, name, len, ino, S_IFREG);
-            touch_dir(&dir, now);
-            meta__inode_put(&t, &dir);
-            in.a.nlink = 1;
-            in.a.ctime_ns = now;
-            in.a.parent = parent;
-            if (objrec.ptr)
-                in.flags &= (uint8_t)~META_INO_F_NOOBJREC;
-            meta__inode_put(&t, &in);
-            uint8_t k[9];
-            meta__key_ino(k, META_K_ORPHAN, ino);
-            kv_batch_delete(t.b, nb_slice_of(k, 9));
-            if (objrec.ptr) {
-                meta__key_ino(k, META_K_OBJREC, ino);
-                kv_batch_put(t.b, nb_slice_of(k, 9), objrec);
-            }
-            rc = meta__txn_commit(&t, 1);
-            if (rc == 0 && out)
-                *out = in.a;
-        }
-        meta__txn_end(&t);
+    uint64_t old = 0, cookie = 0;
+    uint32_t otype = 0;
+    meta__txn t;
+    uint64_t lk[4] = {ino, parent, extra_lock, extra_lock2};
+    rc = meta__txn_lock_entry(&t, m, parent, name, len, lk, 4, &old, &otype, &cookie);
+    if (rc != 0)
         return rc;
+    meta__inode dir, in, prev;
+    rc = get_dir(m, c, parent, &dir);
+    if (rc == 0)
+        rc = meta__inode_get(m, NULL, ino, &in);
+    if (rc == 0 && (in.a.nlink != 0 || !S_ISREG(in.a.mode)))
+        rc = -EINVAL;
+    if (rc == 0)
+        rc = meta__perm(c, &dir.a, W_OK | X_OK);
+    if (rc == 0 && dir.a.nlink == 0)
+        rc = -ENOENT;
+    if (rc == 0 && old) {
+        rc = meta__inode_get(m, NULL, old, &prev);
+        if (rc == 0 && !(flags & META_INSTALL_REPLACE))
+            rc = -EEXIST;
+        if (rc == 0 && S_ISDIR(prev.a.mode))
+            rc = -EISDIR;
+        if (rc == 0)
+            rc = meta__sticky_ok(c, &dir.a, &prev.a);
     }
+    if (rc == 0 && extra)
+        rc = extra(&t, arg);
+    int64_t now = meta__now();
+    if (rc == 0 && old) {
+        meta__dentry_del(&t, parent, name, len, cookie);
+        /* With HOOK_OLD the hook kept or dropped the old file's link. */
+        if (!(flags & META__INSTALL_HOOK_OLD))
+            rc = meta__drop_link(&t, &prev, now);
+    }
+    if (rc == 0) {
+        meta__dentry_add(&t, &dir, name, len, ino, S_IFREG);
+        touch_dir(&dir, now);
+        meta__inode_put(&t, &dir);
+        in.a.nlink = 1;
+        in.a.ctime_ns = now;
+        in.a.parent = parent;
+        if (objrec.ptr)
+            in.flags &= (uint8_t)~META_INO_F_NOOBJREC;
+        meta__inode_put(&t, &in);
+        uint8_t k[9];
+        meta__key_ino(k, META_K_ORPHAN, ino);
+        kv_batch_delete(t.b, nb_slice_of(k, 9));
+        if (objrec.ptr) {
+            meta__key_ino(k, META_K_OBJREC, ino);
+            kv_batch_put(t.b, nb_slice_of(k, 9), objrec);
+        }
+        rc = meta__txn_commit(&t, 1);
+        if (rc == 0 && out)
+            *out = in.a;
+    }
+    meta__txn_end(&t);
+    return rc;
 }
 
 /* ---- readlink ---- */

@@ -77,6 +77,10 @@ int meta_objrec_encode(const meta_objrec *r, nb_buf *out)
         rc = rc ? rc : put_field(out, META_OR_PART_SIZES, nb_buf_slice(&f));
         nb_buf_free(&f);
     }
+    if (r->acl) {
+        uint8_t acl = r->acl;
+        rc = rc ? rc : put_field(out, META_OR_ACL, nb_slice_of(&acl, 1));
+    }
     for (size_t i = 0; i < r->nmeta && rc == 0; i++)
         rc = put_pair(out, META_OR_META, &r->meta[i]);
     for (size_t i = 0; i < r->ntags && rc == 0; i++)
@@ -194,6 +198,12 @@ int meta_objrec_decode(nb_slice in, meta_objrec *r)
             r->part_sizes = nb_xmalloc(v.len);
             for (size_t i = 0; i < nsizes; i++)
                 r->part_sizes[i] = nb_get_u64le(v.ptr + 8 * i);
+            break;
+        case META_OR_ACL:
+            if (v.len != 1 || (v.ptr[0] != META_ACL_PRIVATE && v.ptr[0] != META_ACL_PUBLIC_READ))
+                rc = NB_CORRUPT("bad object ACL field");
+            else
+                r->acl = v.ptr[0];
             break;
         case META_OR_META:
             rc = decode_pair(v, &r->meta, &r->nmeta);

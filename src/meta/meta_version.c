@@ -307,66 +307,49 @@ int meta_version_mark(meta *m, const meta_verput *vp, uint64_t parent, const cha
     if (strlen(version_id) == 0 || strlen(version_id) > META_VERSION_ID_MAX)
         return -EINVAL;
     size_t len = name ? strlen(name) : 0;
-    for (;;) {
-        uint64_t old = 0, cookie = 0;
-        uint32_t type = 0;
-        int rc =
-            parent ? meta__dentry_get(m, NULL, parent, name, len, &old, &type, &cookie) : -ENOENT;
-        if (rc == -ENOENT)
-            old = 0;
-        else if (rc != 0)
-            return rc;
-        meta__txn t;
-        meta__txn_init(&t, m);
-        uint64_t lk[3] = {meta__version_lock(vp->bucket, vp->key), parent, old};
-        meta__txn_lock(&t, lk, 3);
-        uint64_t old2 = 0;
-        rc = parent ? meta__dentry_get(m, NULL, parent, name, len, &old2, &type, &cookie) : -ENOENT;
-        if (rc == -ENOENT) {
-            old2 = 0;
-            rc = 0;
-        }
-        if (rc == 0 && old2 != old) {
-            meta__txn_end(&t);
-            continue;
-        }
-        int64_t now = meta__now();
-        meta__inode dir, prev;
-        if (rc == 0 && old) {
-            rc = meta__inode_get(m, NULL, old, &prev);
-            if (rc == 0 && !S_ISREG(prev.a.mode))
-                old = 0; /* a directory is no version: leave it */
-        }
-        if (rc == 0 && vp->null_new)
-            rc = drop_null_versions(&t, vp, now);
-        if (rc == 0 && old) {
-            rc = meta__inode_get(m, NULL, parent, &dir);
-            if (rc == 0) {
-                meta__dentry_del(&t, parent, name, len, cookie);
-                dir.a.mtime_ns = dir.a.ctime_ns = now;
-                meta__inode_put(&t, &dir);
-                rc = retire_current(&t, vp, &prev, now);
-            }
-        }
-        meta_version mk = {.bucket = vp->bucket,
-                           .key = (char *)vp->key,
-                           .delete_marker = true,
-                           .mtime_ns = now,
-                           .noncurrent_ns = now};
-        snprintf(mk.version_id, sizeof mk.version_id, "%s", version_id);
-        if (rc == 0)
-            rc = meta_id_alloc(m, META_ID_SLICE, 1, &mk.seq);
-        if (rc == 0)
-            rc = vput(&t, &mk);
-        if (rc == 0)
-            rc = meta__txn_commit(&t, 1);
-        meta__txn_end(&t);
-        if (rc == 0 && out) {
-            *out = mk;
-            out->key = nb_xstrdup(vp->key);
-        }
+    uint64_t old = 0, cookie = 0;
+    uint32_t type = 0;
+    meta__txn t;
+    uint64_t lk[2] = {meta__version_lock(vp->bucket, vp->key), parent};
+    int rc = meta__txn_lock_entry(&t, m, parent, name, len, lk, 2, &old, &type, &cookie);
+    if (rc != 0)
         return rc;
+    int64_t now = meta__now();
+    meta__inode dir, prev;
+    if (old) {
+        rc = meta__inode_get(m, NULL, old, &prev);
+        if (rc == 0 && !S_ISREG(prev.a.mode))
+            old = 0; /* a directory is no version: leave it */
     }
+    if (rc == 0 && vp->null_new)
+        rc = drop_null_versions(&t, vp, now);
+    if (rc == 0 && old) {
+        rc = meta__inode_get(m, NULL, parent, &dir);
+        if (rc == 0) {
+            meta__dentry_del(&t, parent, name, len, cookie);
+            dir.a.mtime_ns = dir.a.ctime_ns = now;
+            meta__inode_put(&t, &dir);
+            rc = retire_current(&t, vp, &prev, now);
+        }
+    }
+    meta_version mk = {.bucket = vp->bucket,
+                       .key = (char *)vp->key,
+                       .delete_marker = true,
+                       .mtime_ns = now,
+                       .noncurrent_ns = now};
+    snprintf(mk.version_id, sizeof mk.version_id, "%s", version_id);
+    if (rc == 0)
+        rc = meta_id_alloc(m, META_ID_SLICE, 1, &mk.seq);
+    if (rc == 0)
+        rc = vput(&t, &mk);
+    if (rc == 0)
+        rc = meta__txn_commit(&t, 1);
+    meta__txn_end(&t);
+    if (rc == 0 && out) {
+        *out = mk;
+        out->key = nb_xstrdup(vp->key);
+    }
+    return rc;
 }
 
 int meta_version_remove(meta *m, uint64_t bucket, const char *key, uint64_t seq)
@@ -543,4 +526,41 @@ int meta_version_promote(meta *m, uint64_t bucket, const char *key, uint64_t par
         vlist_free(&l2);
         return rc;
     }
+}
+
+int meta_version_restore(meta *m, const meta_version *v)
+{
+    if ((v->ino == 0) != v->delete_marker || !v->key)
+        return -EINVAL;
+    meta__txn t;
+    meta__txn_init(&t, m);
+    uint64_t lk[2] = {meta__version_lock(v->bucket, v->key), v->ino};
+    meta__txn_lock(&t, lk, 2);
+    nb_buf k = NB_BUF_INIT, val = NB_BUF_INIT;
+    vkey(&k, v->bucket, v->key, v->seq);
+    int rc = kv_get(m->kv, NULL, nb_buf_slice(&k), &val);
+    rc = rc == NB_ENOTFOUND ? 0 : rc == 0 ? -EEXIST : rc;
+    if (rc == 0 && v->ino) {
+        meta__inode in;
+        rc = meta__inode_get(m, NULL, v->ino, &in);
+        if (rc == 0 && !S_ISREG(in.a.mode))
+            rc = -EINVAL;
+        if (rc == 0) {
+            if (in.a.nlink == 0) { /* unnamed: the record is its first link */
+                uint8_t ok[9];
+                meta__key_ino(ok, META_K_ORPHAN, v->ino);
+                kv_batch_delete(t.b, nb_slice_of(ok, 9));
+            }
+            in.a.nlink++;
+            meta__inode_put(&t, &in);
+        }
+    }
+    if (rc == 0)
+        rc = vput(&t, v);
+    if (rc == 0)
+        rc = meta__txn_commit(&t, 0);
+    meta__txn_end(&t);
+    nb_buf_free(&k);
+    nb_buf_free(&val);
+    return rc;
 }

@@ -54,7 +54,9 @@ int s3_gw_new(const s3_gw_options *o, s3_gw **out)
     g->domain = o->domain ? nb_xstrdup(o->domain) : NULL;
     g->invalidate = o->invalidate;
     g->invalidate_ctx = o->invalidate_ctx;
-    rc = gw_lifecycle_start(g, o->lifecycle_interval_s, o->lifecycle_day_s);
+    rc = gw_versioning_scan(g);
+    if (rc == 0)
+        rc = gw_lifecycle_start(g, o->lifecycle_interval_s, o->lifecycle_day_s);
     if (rc != 0) {
         s3_gw_free(g);
         return rc;
@@ -398,6 +400,8 @@ int gw_rec_from_req(s3_gw_req *r, vfs_objrec *rec)
     const char *th = s3_req_header(&r->req, "x-amz-tagging");
     if (rc == 0 && th)
         rc = s3_parse_tagging_header(th, &tags);
+    if (rc == 0)
+        rc = gw_acl_of_write(&r->req, &rec->acl);
     const char *sc = s3_req_header(&r->req, "x-amz-storage-class");
     if (rc == 0 && sc && strcmp(sc, "STANDARD") != 0 && strcmp(sc, "REDUCED_REDUNDANCY") != 0 &&
         strcmp(sc, "STANDARD_IA") != 0 && strcmp(sc, "ONEZONE_IA") != 0 &&
@@ -622,9 +626,8 @@ static int dispatch(s3_gw_req *r, gw_answer *a)
     case S3_OP_LIST_OBJECT_VERSIONS:
         return gw_list_versions(r, a);
     case S3_OP_GET_BUCKET_ACL:
-        return gw_bucket_acl(r, a);
     case S3_OP_PUT_BUCKET_ACL:
-        return gw_put_bucket_acl(r, a);
+        return gw_bucket_acl(r, a);
     case S3_OP_LIST_OBJECTS:
     case S3_OP_LIST_OBJECTS_V2:
         return gw_list_objects(r, a);
@@ -652,6 +655,7 @@ static int dispatch(s3_gw_req *r, gw_answer *a)
     case S3_OP_COPY_OBJECT:
         return gw_copy_object(r, a);
     case S3_OP_GET_OBJECT_ACL:
+    case S3_OP_PUT_OBJECT_ACL:
         return gw_object_acl(r, a);
     case S3_OP_PUT_OBJECT_TAGGING:
     case S3_OP_GET_OBJECT_TAGGING:

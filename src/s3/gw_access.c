@@ -1,12 +1,16 @@
 /*
  * gw_access.c — who may do what: the caller's secret (root or a user kept
- * in metadata), bucket owners, public-read buckets, and PutBucketAcl.
+ * in metadata), bucket owners, public-read buckets and objects, and the
+ * Get/Put Bucket/Object ACL operations.
  *
  * Callers are root (the administrator: every bucket), a user (the buckets
- * it created, and reads of public-read buckets), or anonymous (reads of
- * public-read buckets). A bucket's owner is the access key in its record;
- * a bucket without a record (a directory made through the mount) is
- * root's. The rules are in docs/s3.md, "Users, owners and ACLs".
+ * it created, and reads of public-read buckets and objects), or anonymous
+ * (reads of public-read buckets and objects). A bucket's owner is the
+ * access key in its record; a bucket without a record (a directory made
+ * through the mount) is root's; objects are their bucket owner's. An
+ * object's own canned ACL (object record) decides who else may read it;
+ * without one it is as readable as its bucket. The rules are in
+ * docs/s3.md, "Users, owners and ACLs".
  */
 #include <errno.h>
 #include <stdio.h>
@@ -94,38 +98,108 @@ static bool public_op(s3_op op)
 }
 
 /* May the caller act (op) on bucket? NoSuchBucket first, for anyone, as
- * in S3. */
+ * in S3. A GET/HEAD of an object by a caller that does not own the bucket
+ * is left to the object's ACL (gw_object_readable). */
 static int bucket_access(s3_gw_req *r, const char *bucket, s3_op op)
 {
     vfs_bucket b;
     int rc = gw_bucket_check(r->g, bucket, &b);
     if (rc != 0)
         return rc;
-    bool ok = gw_is_root(r) || gw_bucket_mine(r, &b) || (b.public_read && public_op(op));
+    bool ok = gw_is_root(r) || gw_bucket_mine(r, &b);
+    if (!ok && (op == S3_OP_GET_OBJECT || op == S3_OP_HEAD_OBJECT)) {
+        r->acl_deferred = true;
+        r->bucket_public = b.public_read;
+        ok = true;
+    }
+    ok = ok || (b.public_read && public_op(op));
     vfs_bucket_free(&b);
     return ok ? 0 : S3_ERR_ACCESS_DENIED;
 }
 
-/* Object ACLs are not kept: every object is its bucket owner's and as
- * readable as its bucket. Canned ACLs that say just that pass; ones that
- * would make one object readable by others are refused rather than
- * silently ignored. */
+int gw_acl_of_write(const s3_http_req *req, uint8_t *out)
+{
+    *out = VFS_ACL_NONE;
+    s3_acl acl;
+    int rc = s3_acl_from_req(req, &acl);
+    if (rc != 0 || !s3_req_header(req, "x-amz-acl"))
+        return rc;
+    switch (acl) {
+    case S3_ACL_PRIVATE:
+    case S3_ACL_BUCKET_OWNER_READ: /* objects are their bucket owner's */
+    case S3_ACL_BUCKET_OWNER_FULL_CONTROL:
+        *out = VFS_ACL_PRIVATE;
+        return 0;
+    case S3_ACL_PUBLIC_READ:
+        *out = VFS_ACL_PUBLIC_READ;
+        return 0;
+    default:
+        return S3_ERR_NOT_IMPLEMENTED; /* public-read-write, authenticated-read */
+    }
+}
+
+/* x-amz-acl on a write is checked before the body arrives. */
 static int object_acl_check(s3_gw_req *r)
 {
+    uint8_t acl;
     switch (r->op) {
     case S3_OP_PUT_OBJECT:
     case S3_OP_COPY_OBJECT:
     case S3_OP_CREATE_MULTIPART_UPLOAD:
-        break;
+        return gw_acl_of_write(&r->req, &acl);
     default:
         return 0;
     }
-    s3_acl acl;
-    int rc = s3_acl_from_req(&r->req, &acl);
-    if (rc == 0 && acl != S3_ACL_PRIVATE && acl != S3_ACL_BUCKET_OWNER_READ &&
-        acl != S3_ACL_BUCKET_OWNER_FULL_CONTROL)
-        rc = S3_ERR_NOT_IMPLEMENTED;
-    return rc;
+}
+
+int gw_object_readable(const s3_gw_req *r, int rc, const vfs_objrec *rec)
+{
+    if (!r->acl_deferred)
+        return rc;
+    if (rc != 0) {
+        /* Without READ on the bucket a caller may not learn which keys
+         * exist: S3 answers AccessDenied, not NoSuchKey. */
+        bool hidden = rc == S3_ERR_NO_SUCH_KEY || rc == S3_ERR_NO_SUCH_VERSION ||
+                      rc == S3_ERR_METHOD_NOT_ALLOWED;
+        return hidden && !r->bucket_public ? S3_ERR_ACCESS_DENIED : rc;
+    }
+    bool ok = rec->acl == VFS_ACL_PUBLIC_READ || (rec->acl == VFS_ACL_NONE && r->bucket_public);
+    return ok ? 0 : S3_ERR_ACCESS_DENIED;
+}
+
+/* A copy source is read: the caller must be allowed to GET it, by its
+ * bucket (root, owner) or by the object's own ACL (as for a GET). A
+ * source the handler will not find is left to it (NoSuchBucket/Key). */
+static int copy_source_access(s3_gw_req *r)
+{
+    s3_copy_source cs;
+    if (s3_copy_source_parse(s3_req_header(&r->req, "x-amz-copy-source"), &cs) != 0)
+        return 0; /* the handler answers the malformed header */
+    vfs_bucket b;
+    int rc = gw_bucket_check(r->g, cs.bucket, &b);
+    if (rc == S3_ERR_NO_SUCH_BUCKET)
+        return 0;
+    if (rc != 0)
+        return rc;
+    bool mine = gw_bucket_mine(r, &b), pub = b.public_read;
+    vfs_bucket_free(&b);
+    if (mine)
+        return 0;
+    vfs_attr attr;
+    rc = gw_version_resolve(r->g, cs.bucket, cs.key, cs.version_id[0] ? cs.version_id : NULL, &attr,
+                            NULL);
+    if (rc != 0)
+        return pub ? 0 : S3_ERR_ACCESS_DENIED; /* may the caller learn it is missing? */
+    vfs_objrec rec;
+    memset(&rec, 0, sizeof rec);
+    nb_buf enc = NB_BUF_INIT;
+    if (vfs_objrec_get(r->g->ns, attr.ino, &enc) == 0 &&
+        vfs_objrec_decode(nb_buf_slice(&enc), &rec) != 0)
+        memset(&rec, 0, sizeof rec);
+    nb_buf_free(&enc);
+    bool ok = rec.acl == VFS_ACL_PUBLIC_READ || (rec.acl == VFS_ACL_NONE && pub);
+    vfs_objrec_free(&rec);
+    return ok ? 0 : S3_ERR_ACCESS_DENIED;
 }
 
 int gw_access_check(s3_gw_req *r)
@@ -145,21 +219,33 @@ int gw_access_check(s3_gw_req *r)
     int rc = bucket_access(r, r->t.bucket, r->op);
     if (rc == 0)
         rc = object_acl_check(r);
-    if (rc == 0 && (r->op == S3_OP_COPY_OBJECT || r->op == S3_OP_UPLOAD_PART_COPY)) {
-        /* The source is read: it must be readable by the caller too. */
-        s3_copy_source cs;
-        if (s3_copy_source_parse(s3_req_header(&r->req, "x-amz-copy-source"), &cs) == 0) {
-            rc = bucket_access(r, cs.bucket, S3_OP_GET_OBJECT);
-            if (rc == S3_ERR_NO_SUCH_BUCKET)
-                rc = 0; /* the handler answers it for the source */
-        }
-    }
+    if (rc == 0 && (r->op == S3_OP_COPY_OBJECT || r->op == S3_OP_UPLOAD_PART_COPY))
+        rc = copy_source_access(r);
     return rc;
 }
 
-/* ---- PutBucketAcl --------------------------------------------------------------------------- */
+/* ---- Put/GetBucketAcl, Put/GetObjectAcl ------------------------------------------------------ */
 
-int gw_put_bucket_acl(s3_gw_req *r, gw_answer *a)
+/* The ACL a PutBucketAcl/PutObjectAcl sets: x-amz-acl or an
+ * AccessControlPolicy body (not both, not neither), as one of the two the
+ * gateway keeps: private or public-read (docs/s3.md). */
+static int acl_of_put(s3_gw_req *r, const char *owner_id, s3_acl *acl)
+{
+    bool has_canned = s3_req_header(&r->req, "x-amz-acl") != NULL;
+    *acl = S3_ACL_PRIVATE;
+    int rc = s3_acl_from_req(&r->req, acl);
+    if (rc == 0 && has_canned && r->body.len)
+        rc = S3_ERR_UNEXPECTED_CONTENT;
+    else if (rc == 0 && !has_canned && r->body.len)
+        rc = s3_parse_acl(r->body.data, r->body.len, owner_id, acl);
+    else if (rc == 0 && !has_canned)
+        rc = S3_ERR_MISSING_SECURITY_HEADER; /* neither a canned ACL nor a policy */
+    if (rc == 0 && *acl != S3_ACL_PRIVATE && *acl != S3_ACL_PUBLIC_READ)
+        rc = S3_ERR_NOT_IMPLEMENTED;
+    return rc;
+}
+
+int gw_bucket_acl(s3_gw_req *r, gw_answer *a)
 {
     vfs_bucket b;
     int rc = gw_bucket_check(r->g, r->t.bucket, &b);
@@ -167,25 +253,68 @@ int gw_put_bucket_acl(s3_gw_req *r, gw_answer *a)
         return rc;
     gw_owner o;
     gw_bucket_owner(r->g, &b, &o);
-    bool has_canned = s3_req_header(&r->req, "x-amz-acl") != NULL;
-    s3_acl acl = S3_ACL_PRIVATE;
-    rc = s3_acl_from_req(&r->req, &acl);
-    if (rc == 0 && has_canned && r->body.len)
-        rc = S3_ERR_UNEXPECTED_CONTENT;
-    else if (rc == 0 && !has_canned && r->body.len)
-        rc = s3_parse_acl(r->body.data, r->body.len, o.o.id, &acl);
-    else if (rc == 0 && !has_canned)
-        rc = S3_ERR_MISSING_SECURITY_HEADER; /* neither a canned ACL nor a policy */
-    /* What the gateway keeps: private or public-read (docs/s3.md). */
-    if (rc == 0 && acl != S3_ACL_PRIVATE && acl != S3_ACL_PUBLIC_READ)
-        rc = S3_ERR_NOT_IMPLEMENTED;
-    if (rc == 0) {
-        b.public_read = acl == S3_ACL_PUBLIC_READ;
-        rc = vfs_bucket_update(r->g->ns, r->t.bucket, &b);
-        if (rc == -ENOENT)
-            rc = S3_ERR_NO_SUCH_BUCKET;
+    s3_acl acl = b.public_read ? S3_ACL_PUBLIC_READ : S3_ACL_PRIVATE;
+    if (r->op == S3_OP_GET_BUCKET_ACL) {
+        rc = s3_xml_acl(&a->body, &o.o, acl);
+    } else {
+        rc = acl_of_put(r, o.o.id, &acl);
+        if (rc == 0) {
+            b.public_read = acl == S3_ACL_PUBLIC_READ;
+            rc = vfs_bucket_update(r->g->ns, r->t.bucket, &b);
+            if (rc == -ENOENT)
+                rc = S3_ERR_NO_SUCH_BUCKET;
+        }
     }
-    NB_UNUSED(a);
     vfs_bucket_free(&b);
+    return rc;
+}
+
+/* The object (version) of a Get/PutObjectAcl, its record and its owner
+ * (objects are their bucket owner's). */
+static int acl_target(s3_gw_req *r, gw_answer *a, vfs_attr *attr, vfs_objrec *rec, gw_owner *o,
+                      bool *bucket_public)
+{
+    const char *vid = s3_query_get(&r->q, "versionId");
+    int rc = gw_version_resolve(r->g, r->t.bucket, r->t.key, vid, attr, NULL);
+    vfs_bucket b;
+    if (rc == 0)
+        rc = gw_bucket_check(r->g, r->t.bucket, &b);
+    if (rc != 0)
+        return rc;
+    gw_bucket_owner(r->g, &b, o);
+    *bucket_public = b.public_read;
+    vfs_bucket_free(&b);
+    char etag[S3_ETAG_MAX + 2];
+    rc = gw_object_etag(r->g, attr, etag, rec);
+    if (rc == 0 && !rec->etag)
+        rec->etag = nb_xstrdup(etag);
+    if (rc == 0 && vid)
+        gw_hdr(a, "x-amz-version-id", vid);
+    return rc;
+}
+
+int gw_object_acl(s3_gw_req *r, gw_answer *a)
+{
+    vfs_attr attr;
+    vfs_objrec rec;
+    gw_owner o;
+    bool pub;
+    int rc = acl_target(r, a, &attr, &rec, &o, &pub);
+    if (rc != 0)
+        return rc;
+    /* Without an ACL of its own an object is as readable as its bucket. */
+    s3_acl acl = rec.acl == VFS_ACL_PUBLIC_READ || (rec.acl == VFS_ACL_NONE && pub)
+                     ? S3_ACL_PUBLIC_READ
+                     : S3_ACL_PRIVATE;
+    if (r->op == S3_OP_GET_OBJECT_ACL) {
+        rc = s3_xml_acl(&a->body, &o.o, acl);
+    } else {
+        rc = acl_of_put(r, o.o.id, &acl);
+        if (rc == 0) {
+            rec.acl = acl == S3_ACL_PUBLIC_READ ? VFS_ACL_PUBLIC_READ : VFS_ACL_PRIVATE;
+            rc = gw_objrec_store(r->g, attr.ino, &rec, attr.mtime_ns);
+        }
+    }
+    vfs_objrec_free(&rec);
     return rc;
 }

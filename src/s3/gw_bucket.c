@@ -171,19 +171,6 @@ int gw_bucket_versioning(s3_gw_req *r, gw_answer *a)
     return rc;
 }
 
-int gw_bucket_acl(s3_gw_req *r, gw_answer *a)
-{
-    vfs_bucket b;
-    int rc = gw_bucket_check(r->g, r->t.bucket, &b);
-    if (rc != 0)
-        return rc;
-    gw_owner o;
-    gw_bucket_owner(r->g, &b, &o);
-    rc = s3_xml_acl(&a->body, &o.o, b.public_read ? S3_ACL_PUBLIC_READ : S3_ACL_PRIVATE);
-    vfs_bucket_free(&b);
-    return rc;
-}
-
 /* ---- ListObjects (v1, v2) ------------------------------------------------------------------- */
 
 typedef struct list_ent {

@@ -35,6 +35,9 @@ struct s3_gw {
     pthread_mutex_t lc_mu;
     pthread_cond_t lc_cv;
     int64_t lc_interval_ns, lc_day_ns;
+    /* Some bucket has (or had) versioning on: only then may an object
+     * without a version id be a bucket's null version (gw_version.c). */
+    atomic_bool any_versioned;
     /* GET bodies by the path that sent them (gw_get.c, /metrics). */
     _Atomic uint64_t get_paths[S3_GET_NPATHS];
 };
@@ -82,6 +85,10 @@ struct s3_gw_req {
     s3_op op;
     s3_auth auth;
     bool head; /* HEAD request */
+    /* GET/HEAD object by a caller that is neither root nor the bucket's
+     * owner: the object's ACL decides (gw_object_readable). */
+    bool acl_deferred;
+    bool bucket_public; /* then: the bucket is public-read */
 
     /* Body. */
     gw_body_mode body_mode;
@@ -172,6 +179,12 @@ bool gw_version_id_ok(const char *id);
 /* The versioning of a write to bucket (VFS_VER_*) and the new version's
  * id: 16 hex digits when enabled, "null" when suspended, "" when off. */
 int gw_write_version(s3_gw *g, const char *bucket, int *mode, char id[17]) NB_MUST_CHECK;
+/* Sets g->any_versioned from the bucket records (at start). */
+int gw_versioning_scan(s3_gw *g) NB_MUST_CHECK;
+/* The version id an object without one (rec_id NULL) answers with:
+ * "null" in a bucket whose versioning is on or suspended (AWS), else
+ * NULL (no x-amz-version-id). rec_id itself when set. */
+const char *gw_answer_version(s3_gw *g, const char *bucket, const char *rec_id);
 /* The object bucket/key at version_id (NULL: the current one) into attr.
  * NoSuchKey (with x-amz-delete-marker on a when the latest version is a
  * marker), NoSuchVersion, MethodNotAllowed for a delete marker (with its
@@ -207,7 +220,19 @@ void gw_owner_of_key(s3_gw *g, const char *access_key, gw_owner *o);
 /* After routing: may the caller do r->op on r's bucket? AccessDenied,
  * NoSuchBucket, or 0. */
 int gw_access_check(s3_gw_req *r) NB_MUST_CHECK;
-int gw_put_bucket_acl(s3_gw_req *r, gw_answer *a);
+/* Get/PutBucketAcl (r->op says which). */
+int gw_bucket_acl(s3_gw_req *r, gw_answer *a);
+/* The object ACL a write asks for with x-amz-acl (VFS_ACL_NONE without):
+ * private and the bucket-owner ones are kept as private, public-read as
+ * itself; others are NotImplemented, unknown ones InvalidArgument. */
+int gw_acl_of_write(const s3_http_req *req, uint8_t *out) NB_MUST_CHECK;
+/* GET/HEAD object: with r->acl_deferred, turns a lookup error rc into
+ * AccessDenied where the caller may not know the key exists (a bucket that
+ * is not public-read), and with rec (the object found) decides by its ACL.
+ * Returns rc, or 0 / AccessDenied. */
+int gw_object_readable(const s3_gw_req *r, int rc, const vfs_objrec *rec) NB_MUST_CHECK;
+/* Get/PutObjectAcl (r->op says which; with versionId). */
+int gw_object_acl(s3_gw_req *r, gw_answer *a);
 
 /* ---- gw_admin.c: the user administration endpoint ---- */
 /* Requests under this path are the admin API, not S3 (it cannot be a
@@ -232,7 +257,6 @@ int gw_delete_bucket(s3_gw_req *r, gw_answer *a);
 int gw_head_bucket(s3_gw_req *r, gw_answer *a);
 int gw_bucket_location(s3_gw_req *r, gw_answer *a);
 int gw_bucket_versioning(s3_gw_req *r, gw_answer *a);
-int gw_bucket_acl(s3_gw_req *r, gw_answer *a);
 int gw_list_objects(s3_gw_req *r, gw_answer *a);
 /* Put/Get/Delete of the bucket's tagging, CORS and lifecycle documents
  * (validated, stored as sent in the bucket record). */
@@ -247,7 +271,6 @@ int gw_get_object(s3_gw_req *r, gw_answer *a);
 int gw_delete_object(s3_gw_req *r, gw_answer *a);
 int gw_delete_objects(s3_gw_req *r, gw_answer *a);
 int gw_copy_object(s3_gw_req *r, gw_answer *a);
-int gw_object_acl(s3_gw_req *r, gw_answer *a);
 int gw_object_tagging(s3_gw_req *r, gw_answer *a);
 int gw_create_upload(s3_gw_req *r, gw_answer *a);
 int gw_upload_part_start(s3_gw_req *r);

@@ -201,41 +201,38 @@ static void sys_header(gw_answer *a, const s3_meta *ov, const char *name, const 
         gw_hdr(a, name, v);
 }
 
-/* The object of the request. The bucket is looked at only when the key is
- * missing (to tell NoSuchBucket from NoSuchKey): one lookup fewer per GET. */
-static int lookup_object(s3_gw_req *r, vfs_attr *attr)
-{
-    if (!r->t.bucket[0] || r->t.bucket[0] == '.')
-        return S3_ERR_NO_SUCH_BUCKET;
-    int rc = r->t.key[0] ? vfs_s3_lookup(r->g->ns, NULL, r->t.bucket, r->t.key, attr) : -ENOENT;
-    if (rc == -EINVAL || rc == -ENOENT || rc == -ENOTDIR) {
-        rc = gw_bucket_check(r->g, r->t.bucket, NULL);
-        return rc ? rc : S3_ERR_NO_SUCH_KEY;
-    }
-    return gw_key_err(rc);
-}
-
 /* GetObject/HeadObject partNumber=pn: the byte range of that part, as a
- * range request (206). A single-part object is its own part 1; a part
- * beyond the count is InvalidPartNumber (416). Multipart objects completed
- * before part sizes were recorded have no sizes: NotImplemented. */
-static int part_bounds(s3_gw_req *r, const vfs_objrec *rec, uint64_t size, const char *pn,
-                       s3_range *out)
+ * range request (206), and *count for x-amz-mp-parts-count (0: none). A
+ * single-part object is its own part 1; a part beyond the count is
+ * InvalidPartNumber (416). A multipart object completed before part sizes
+ * were recorded gets them from its chunk maps (vfs_mpu_part_sizes); when
+ * those do not tell, it answers as a single-part object (part 1 is the
+ * whole object, no parts count), so a client that downloads by parts
+ * still gets the right bytes (docs/s3.md). */
+static int part_bounds(s3_gw_req *r, uint64_t ino, uint64_t size, vfs_objrec *rec, const char *pn,
+                       s3_range *out, uint32_t *count)
 {
     char *end;
     errno = 0;
     long n = strtol(pn, &end, 10);
+    *count = 0;
     if (!*pn || *end || errno || n < 1 || n > S3_MAX_PARTS)
         return S3_ERR_INVALID_ARGUMENT;
     if (s3_req_header(&r->req, "range"))
         return S3_ERR_INVALID_REQUEST; /* "Cannot specify both Range and partNumber" */
-    uint32_t count = rec->parts ? rec->parts : 1;
-    if ((uint32_t)n > count)
+    if (rec->parts > 1 && !rec->part_sizes) {
+        uint64_t *sizes = nb_xcalloc(rec->parts, sizeof *sizes);
+        if (vfs_mpu_part_sizes(r->g->ns, ino, size, rec->parts, sizes) == 0)
+            rec->part_sizes = sizes;
+        else
+            free(sizes);
+    }
+    uint32_t parts = rec->parts && (rec->parts == 1 || rec->part_sizes) ? rec->parts : 1;
+    *count = rec->parts && rec->part_sizes ? rec->parts : rec->parts == 1 ? 1 : 0;
+    if ((uint32_t)n > parts)
         return S3_ERR_INVALID_PART_NUMBER;
     uint64_t off = 0, len = size;
-    if (rec->parts > 1 || (rec->parts == 1 && rec->part_sizes)) {
-        if (!rec->part_sizes)
-            return S3_ERR_NOT_IMPLEMENTED;
+    if (rec->part_sizes) {
         uint64_t total = 0;
         for (uint32_t i = 0; i < rec->parts; i++) {
             if (i + 1 < (uint32_t)n)
@@ -260,19 +257,24 @@ int gw_get_object(s3_gw_req *r, gw_answer *a)
     int rc =
         gw_version_resolve(r->g, r->t.bucket, r->t.key, s3_query_get(&r->q, "versionId"), &attr, a);
     if (rc != 0)
-        return rc;
+        return gw_object_readable(r, rc, NULL);
     char etag[S3_ETAG_MAX + 2];
     vfs_objrec rec;
     rc = gw_object_etag(r->g, &attr, etag, &rec);
     if (rc != 0)
         return rc;
+    if ((rc = gw_object_readable(r, 0, &rec)) != 0) {
+        vfs_objrec_free(&rec);
+        return rc;
+    }
     s3_meta ov = {0};
     uint64_t size = S_ISDIR(attr.mode) ? 0 : attr.size;
     int64_t mtime_s = attr.mtime_ns / (int64_t)NB_NS_PER_SEC;
     const char *pn = s3_query_get(&r->q, "partNumber");
     s3_range part_range = {0};
+    uint32_t parts_count = 0;
     if (pn)
-        rc = part_bounds(r, &rec, size, pn, &part_range);
+        rc = part_bounds(r, attr.ino, size, &rec, pn, &part_range, &parts_count);
     /* Conditionals first: a 304 carries the validators. */
     char bare[S3_ETAG_MAX + 2];
     snprintf(bare, sizeof bare, "%.*s", (int)strlen(etag) - 2, etag + 1);
@@ -325,10 +327,11 @@ int gw_get_object(s3_gw_req *r, gw_answer *a)
         gw_hdrf(a, "x-amz-tagging-count", "%zu", rec.ntags);
     if (rec.storage_class)
         gw_hdr(a, "x-amz-storage-class", rec.storage_class);
-    if (rec.version_id)
-        gw_hdr(a, "x-amz-version-id", rec.version_id);
-    if (pn && rec.parts)
-        gw_hdrf(a, "x-amz-mp-parts-count", "%u", rec.parts);
+    const char *vid = gw_answer_version(r->g, r->t.bucket, rec.version_id);
+    if (vid)
+        gw_hdr(a, "x-amz-version-id", vid);
+    if (parts_count)
+        gw_hdrf(a, "x-amz-mp-parts-count", "%u", parts_count);
     const char *cm = s3_req_header(&r->req, "x-amz-checksum-mode");
     if (cm && strcasecmp(cm, "ENABLED") == 0 && rec.checksum && rec.checksum_algo &&
         !range.partial) {
@@ -538,8 +541,14 @@ int gw_copy_object(s3_gw_req *r, gw_answer *a)
         snprintf(src_vid, sizeof src_vid, "%.64s", src.version_id);
     else if (cs.version_id[0])
         snprintf(src_vid, sizeof src_vid, "%.64s", cs.version_id);
+    else if (gw_answer_version(r->g, cs.bucket, NULL))
+        strcpy(src_vid, "null"); /* the null version of a versioned bucket */
     free(src.version_id);
     src.version_id = vmode != VFS_VER_OFF ? nb_xstrdup(vid) : NULL;
+    /* ACLs are not copied: the request's, or none (checked before). */
+    rc = gw_acl_of_write(&r->req, &src.acl);
+    if (rc != 0)
+        goto out;
     int64_t mtime_ns = 0;
     /* In a versioned bucket a copy onto itself is a new version. */
     if (self && (vmode != VFS_VER_OFF || cs.version_id[0]))
@@ -602,24 +611,7 @@ out:
     return rc;
 }
 
-/* ---- ACL and tagging ------------------------------------------------------------------------ */
-
-int gw_object_acl(s3_gw_req *r, gw_answer *a)
-{
-    vfs_attr attr;
-    int rc = lookup_object(r, &attr);
-    vfs_bucket b;
-    if (rc == 0)
-        rc = gw_bucket_check(r->g, r->t.bucket, &b);
-    if (rc == 0) {
-        /* Objects are their bucket owner's; object ACLs are not kept. */
-        gw_owner o;
-        gw_bucket_owner(r->g, &b, &o);
-        vfs_bucket_free(&b);
-        rc = s3_xml_acl(&a->body, &o.o, S3_ACL_PRIVATE);
-    }
-    return rc;
-}
+/* ---- tagging -------------------------------------------------------------------------------- */
 
 int gw_object_tagging(s3_gw_req *r, gw_answer *a)
 {

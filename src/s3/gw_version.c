@@ -26,6 +26,50 @@ bool gw_version_id_ok(const char *id)
     return true;
 }
 
+/* Buckets of the root directory whose record says versioning was set. */
+typedef struct vscan {
+    s3_gw *g;
+    uint64_t next_off;
+} vscan;
+
+static int vscan_cb(void *arg, const vfs_dirent *e)
+{
+    vscan *s = arg;
+    s->next_off = e->next_off;
+    char name[256];
+    snprintf(name, sizeof name, "%.*s", (int)e->name_len, e->name);
+    vfs_bucket b;
+    if (vfs_bucket_get(s->g->ns, name, &b) == 0) {
+        if (b.versioning != VFS_VER_OFF)
+            atomic_store(&s->g->any_versioned, true);
+        vfs_bucket_free(&b);
+    }
+    return atomic_load(&s->g->any_versioned);
+}
+
+int gw_versioning_scan(s3_gw *g)
+{
+    vscan s = {.g = g};
+    for (;;) {
+        uint64_t off = s.next_off;
+        int rc = vfs_readdir(g->ns, VFS_ROOT_INO, off, 0, vscan_cb, &s);
+        if (rc != 0 || s.next_off == off || atomic_load(&g->any_versioned))
+            return rc;
+    }
+}
+
+const char *gw_answer_version(s3_gw *g, const char *bucket, const char *rec_id)
+{
+    if (rec_id || !atomic_load(&g->any_versioned))
+        return rec_id; /* no bucket ever versioned: skip the bucket read */
+    vfs_bucket b;
+    int rc = gw_bucket_check(g, bucket, &b);
+    bool versioned = rc == 0 && b.versioning != VFS_VER_OFF;
+    if (rc == 0)
+        vfs_bucket_free(&b);
+    return versioned ? "null" : NULL;
+}
+
 int gw_put_bucket_versioning(s3_gw_req *r, gw_answer *a)
 {
     NB_UNUSED(a);
@@ -40,6 +84,7 @@ int gw_put_bucket_versioning(s3_gw_req *r, gw_answer *a)
     /* No Status: nothing changes (a bucket never returns to unversioned). */
     if (rc == 0 && vc.status != S3_VERSIONING_UNSET) {
         b.versioning = vc.status == S3_VERSIONING_ENABLED ? VFS_VER_ENABLED : VFS_VER_SUSPENDED;
+        atomic_store(&r->g->any_versioned, true);
         rc = gw_key_err(vfs_bucket_update(r->g->ns, r->t.bucket, &b));
     }
     vfs_bucket_free(&b);

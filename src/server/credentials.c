@@ -12,27 +12,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/random.h>
 
 #include "common/common.h"
 #include "server/server_int.h"
-
-#define ACCESS_KEY_LEN 20 /* the shape AWS uses: 20 upper-case characters */
-#define SECRET_KEY_LEN 40
-
-static int random_string(char *out, size_t n, const char *alphabet)
-{
-    uint8_t raw[64];
-    if (n > sizeof raw)
-        return -EINVAL;
-    if (getrandom(raw, n, 0) != (ssize_t)n)
-        return -errno;
-    size_t k = strlen(alphabet);
-    for (size_t i = 0; i < n; i++)
-        out[i] = alphabet[raw[i] % k];
-    out[n] = 0;
-    return 0;
-}
 
 static bool key_ok(const char *k)
 {
@@ -73,10 +55,8 @@ int server__credentials_init(server *s, char *err, size_t errlen)
             snprintf(s->secret_key, sizeof s->secret_key, "%s", b);
         }
     } else if (rc == -ENOENT) {
-        rc = random_string(s->access_key, ACCESS_KEY_LEN, "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567");
-        if (!rc)
-            rc = random_string(s->secret_key, SECRET_KEY_LEN,
-                               "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789");
+        /* The shape of a user's keys (and of AWS's): 20 + 40 characters. */
+        rc = s3_user_keys_generate(s->access_key, s->secret_key);
         if (!rc) {
             char line[2 * SERVER_KEY_MAX + 4];
             int n = snprintf(line, sizeof line, "%s %s\n", s->access_key, s->secret_key);

@@ -7,6 +7,9 @@
  *    "nodes": [ {"parent": 0, "name": "", "ino": 1, ...attributes},   <- the root
  *               {"parent": 1, "name": "a", "ino": 7, "mode": 33188, ...},
  *               {"parent": 9, "name": "hardlink", "ino": 7}, ... ],
+ *    "versions": [ {"bucket": 9, "key": "a/b", "seq": N, "version_id": "...",
+ *                   "delete_marker": 0, "mtime_ns": N, "noncurrent_ns": N,
+ *                   "ino": 12, ...attributes as for a node}, ... ],
  *    "users": [ {"access_key": ..., "secret_key": ..., "name": ..., "ctime_ns": N} ]}
  *
  * Nodes come in breadth-first order, so a directory precedes its entries.
@@ -16,7 +19,9 @@
  * record come with its first name only; further names of it (hard links)
  * carry parent, name and ino. Inode numbers are the dump's own: load
  * allocates new ones. Slices keep their ids, so a load must sit next to
- * the same block store.
+ * the same block store. S3 versions ('V' records) come after the nodes,
+ * per bucket in key order, newest first; they keep their seq (a slice id,
+ * which load never hands out again) and version id.
  */
 #include <errno.h>
 #include <string.h>
@@ -110,6 +115,8 @@ typedef struct dumper {
     uint64_t cur;
     bool first;
     int err;
+    uint64_t *buckets; /* directories under the root, for their versions */
+    size_t nb;
 } dumper;
 
 static int dump_inode(dumper *d, const meta_attr *a)
@@ -232,8 +239,11 @@ static int dump_node(dumper *d, uint64_t parent, const char *name, size_t nl, co
     if (!map_slot(&d->seen, a->ino, false)) {
         *map_slot(&d->seen, a->ino, true) = 1;
         rc = dump_inode(d, a);
-        if (rc == 0 && parent == VFS_ROOT_INO && S_ISDIR(a->mode))
+        if (rc == 0 && parent == VFS_ROOT_INO && S_ISDIR(a->mode)) {
             rc = dump_bucket(d, name);
+            d->buckets = nb_xrealloc(d->buckets, (d->nb + 1) * sizeof(*d->buckets));
+            d->buckets[d->nb++] = a->ino;
+        }
         if (S_ISDIR(a->mode)) {
             if (d->qn == d->qcap) {
                 d->qcap = d->qcap ? d->qcap * 2 : 64;
@@ -253,6 +263,61 @@ static int dump_cb(void *arg, const meta_dirent *e)
         return 0; /* vanished: fsck reports dangling entries */
     d->err = dump_node(d, d->cur, e->name, e->name_len, e->attr);
     return d->err != 0;
+}
+
+/* Collects the version records of one bucket (a copy each). */
+typedef struct vcollect {
+    meta_version *v;
+    size_t n, cap;
+} vcollect;
+
+static int vcollect_cb(void *arg, const meta_version *v)
+{
+    vcollect *c = arg;
+    if (c->n == c->cap) {
+        c->cap = c->cap ? c->cap * 2 : 16;
+        c->v = nb_xrealloc(c->v, c->cap * sizeof(*c->v));
+    }
+    c->v[c->n] = *v;
+    c->v[c->n++].key = nb_xstrdup(v->key);
+    return 0;
+}
+
+/* The noncurrent versions and delete markers of bucket, in key order and
+ * newest first. An object version's inode has no name in the namespace,
+ * so its attributes, chunks and object record come here (the first time
+ * it is met; a version that is also a hard link elsewhere names its ino). */
+static int dump_versions(dumper *d, uint64_t bucket)
+{
+    vcollect c = {0};
+    int rc = meta_version_list(d->m, bucket, NULL, 0, vcollect_cb, &c);
+    FILE *o = d->out;
+    for (size_t i = 0; rc == 0 && i < c.n; i++) {
+        const meta_version *v = &c.v[i];
+        fprintf(o, "%s\n  {\"bucket\": %llu, \"key\": ", d->first ? "" : ",",
+                (unsigned long long)bucket);
+        d->first = false;
+        vfs__json_put_str(o, v->key, strlen(v->key));
+        fprintf(o, ", \"seq\": %llu, \"version_id\": ", (unsigned long long)v->seq);
+        vfs__json_put_str(o, v->version_id, strlen(v->version_id));
+        fprintf(o, ", \"delete_marker\": %d, \"mtime_ns\": %lld, \"noncurrent_ns\": %lld",
+                v->delete_marker ? 1 : 0, (long long)v->mtime_ns, (long long)v->noncurrent_ns);
+        if (v->ino) {
+            fprintf(o, ", \"ino\": %llu", (unsigned long long)v->ino);
+            if (!map_slot(&d->seen, v->ino, false)) {
+                *map_slot(&d->seen, v->ino, true) = 1;
+                meta_attr a;
+                rc = meta_getattr(d->m, v->ino, &a);
+                if (rc == 0)
+                    rc = dump_inode(d, &a);
+            }
+        }
+        fputc('}', o);
+    }
+    for (size_t i = 0; i < c.n; i++)
+        meta_version_free(&c.v[i]);
+    free(c.v);
+    return rc;
 }
 
 /* S3 users, secrets included: a dump restores a working server. */
@@ -298,6 +363,10 @@ int vfs_dump(const char *data_dir, FILE *out)
         if (rc == 0)
             rc = d.err;
     }
+    fputs("\n],\n \"versions\": [", out);
+    d.first = true;
+    for (size_t i = 0; rc == 0 && i < d.nb; i++)
+        rc = dump_versions(&d, d.buckets[i]);
     fputs("\n],\n \"users\": [", out);
     d.first = true;
     if (rc == 0)
@@ -306,6 +375,7 @@ int vfs_dump(const char *data_dir, FILE *out)
     if (rc == 0 && (fflush(out) != 0 || ferror(out)))
         rc = -EIO;
     free(d.queue);
+    free(d.buckets);
     map_free(&d.seen);
     meta_close(d.m);
     data_store_close(ds);
@@ -483,6 +553,46 @@ static int load_node(meta *m, u64map *inos, const vfs__json *n)
     return rc;
 }
 
+/* One version record: an object version's inode is made unnamed, filled
+ * like a file's and then linked by the record (a hard link of an inode
+ * loaded before just gains the record as a link). */
+static int load_version(meta *m, u64map *inos, const vfs__json *vj)
+{
+    uint64_t *bucket = map_slot(inos, vfs__json_u64(vj, "bucket", 0), false);
+    const char *key = vfs__json_str(vj, "key", NULL);
+    const char *id = vfs__json_str(vj, "version_id", NULL);
+    if (!bucket || !key || !id || strlen(id) == 0 || strlen(id) > META_VERSION_ID_MAX)
+        return NB_CORRUPT("load: bad version record");
+    meta_version v = {.bucket = *bucket,
+                      .key = (char *)key,
+                      .seq = vfs__json_u64(vj, "seq", 0),
+                      .delete_marker = vfs__json_u64(vj, "delete_marker", 0) != 0,
+                      .mtime_ns = (int64_t)vfs__json_u64(vj, "mtime_ns", 0),
+                      .noncurrent_ns = (int64_t)vfs__json_u64(vj, "noncurrent_ns", 0)};
+    strcpy(v.version_id, id);
+    uint64_t old = vfs__json_u64(vj, "ino", 0);
+    if (!old || v.delete_marker)
+        return old ? NB_CORRUPT("load: a delete marker with an inode")
+                   : meta_version_restore(m, &v);
+    uint64_t *have = map_slot(inos, old, false);
+    if (have) {
+        v.ino = *have;
+        return meta_version_restore(m, &v);
+    }
+    meta_attr a;
+    int rc = meta_tmpfile(m, NULL, *bucket, (uint32_t)vfs__json_u64(vj, "mode", 0644), &a);
+    if (rc != 0)
+        return rc;
+    *map_slot(inos, old, true) = v.ino = a.ino;
+    rc = load_data(m, a.ino, vj);
+    if (rc == 0)
+        rc = meta_version_restore(m, &v);
+    if (rc == 0) /* after the link: setattr's times are the last word */
+        rc = load_attrs(m, a.ino, vj);
+    int rrc = meta_release(m, a.ino);
+    return rc ? rc : rrc;
+}
+
 static int empty_cb(void *arg, const meta_dirent *e)
 {
     (void)e;
@@ -534,6 +644,10 @@ int vfs_load(const char *data_dir, FILE *in)
     u64map inos = {0};
     for (size_t i = 0; rc == 0 && i < nodes->n; i++)
         rc = load_node(m, &inos, nodes->kids[i]);
+    /* S3 versions (absent in dumps from before they were dumped). */
+    const vfs__json *vers = vfs__json_get(doc, "versions");
+    for (size_t i = 0; rc == 0 && vers && vers->type == VFS__J_ARR && i < vers->n; i++)
+        rc = load_version(m, &inos, vers->kids[i]);
     /* S3 users (absent in dumps from before they existed). */
     const vfs__json *users = vfs__json_get(doc, "users");
     for (size_t i = 0; rc == 0 && users && users->type == VFS__J_ARR && i < users->n; i++) {

@@ -291,25 +291,9 @@ int vfs_mpu_complete_ver(vfs *v, const vfs_cred *c, uint64_t upload_id, const ui
     if (rc == 0)
         rc = vfs__errno(meta_publish(v->m, ino, w, nw, size, META_PUBLISH_SIZE, 0,
                                      nb_slice_of(NULL, 0), 0, NULL));
-    nb_slice r = rec.ptr ? rec : nb_buf_slice(&u.objrec);
-    for (int tries = 0; rc == 0 && tries < 4; tries++) {
-        uint64_t dir = u.bucket;
-        char leaf[VFS_NAME_MAX + 1];
-        rc = vfs__walk_parents(v, c, u.key, true, &dir, leaf);
-        meta_verput vp = {
-            .bucket = u.bucket, .key = u.key, .null_new = versioning == VFS_VER_SUSPENDED};
-        if (rc == 0 && versioning != VFS_VER_OFF)
-            rc = meta_upload_complete_ver(v->m, c, upload_id, ino, dir, leaf, r, &vp, out);
-        else if (rc == 0)
-            rc = meta_upload_complete(v->m, c, upload_id, ino, dir, leaf, META_INSTALL_REPLACE, r,
-                                      out);
-        if (rc == 0)
-            vfs__notify(v, VFS_NOTIFY_ENTRY, dir, leaf, 0);
-        if (rc != -ENOENT)
-            break;
-        if (tries < 3)
-            rc = 0;
-    }
+    if (rc == 0)
+        rc = vfs__install_key(v, c, u.bucket, u.key, ino, upload_id,
+                              rec.ptr ? rec : nb_buf_slice(&u.objrec), versioning, out);
     if (rc == 0)
         rc = vfs__errno(meta_sync(v->m));
     if (ino)
@@ -320,4 +304,41 @@ int vfs_mpu_complete_ver(vfs *v, const vfs_cred *c, uint64_t upload_id, const ui
     free(w);
     meta_upload_free(&u);
     return rc;
+}
+
+int vfs_mpu_part_sizes(vfs *v, uint64_t ino, uint64_t size, uint32_t parts, uint64_t *sizes)
+{
+    uint64_t nchunks = (size + META_CHUNK_SIZE - 1) / META_CHUNK_SIZE;
+    uint64_t cur_id = 0, cur_end = 0; /* the run: its slice and where it got to */
+    uint32_t runs = 0;
+    int rc = parts ? 0 : NB_ENOTFOUND;
+    for (uint64_t c = 0; rc == 0 && c < nchunks; c++) {
+        meta_slice *s = NULL;
+        size_t n = 0;
+        rc = meta_chunk_read(v->m, ino, (uint32_t)c, &s, &n);
+        uint64_t want = size - c * META_CHUNK_SIZE, pos = 0;
+        if (want > META_CHUNK_SIZE)
+            want = META_CHUNK_SIZE;
+        /* Only maps that tile the chunk in order, as Complete writes them. */
+        for (size_t i = 0; rc == 0 && i < n; i++) {
+            if (s[i].pos != pos || s[i].id == 0) {
+                rc = NB_ENOTFOUND;
+                break;
+            }
+            pos += s[i].len;
+            if (s[i].id == cur_id && s[i].off == cur_end) {
+                sizes[runs - 1] += s[i].len;
+            } else if (runs == parts) {
+                rc = NB_ENOTFOUND; /* more runs than parts */
+            } else {
+                sizes[runs++] = s[i].len;
+                cur_id = s[i].id;
+            }
+            cur_end = (uint64_t)s[i].off + s[i].len;
+        }
+        if (rc == 0 && pos != want)
+            rc = NB_ENOTFOUND;
+        free(s);
+    }
+    return rc == 0 && runs != parts ? NB_ENOTFOUND : rc;
 }

@@ -372,26 +372,8 @@ int vfs_put_commit(vfs_put *p, nb_slice rec, vfs_attr *out)
         rc = vfs__errno(meta_publish_inline(v->m, p->ino, p->pw, p->npw, p->size, META_PUBLISH_SIZE,
                                             mtime, nb_slice_of(NULL, 0), 0, &inl, inl.id ? 1 : 0,
                                             NULL));
-    /* Parents may vanish under us (a DELETE removing implicit
-     * directories): try again a few times. */
-    for (int tries = 0; rc == 0 && tries < 4; tries++) {
-        uint64_t dir = p->bucket_ino;
-        char leaf[VFS_NAME_MAX + 1];
-        rc = vfs__walk_parents(v, c, p->key, true, &dir, leaf);
-        meta_verput vp = {
-            .bucket = p->bucket_ino, .key = p->key, .null_new = p->versioning == VFS_VER_SUSPENDED};
-        if (rc == 0 && p->versioning != VFS_VER_OFF)
-            rc = vfs__errno(meta_install_ver(v->m, c, p->ino, dir, leaf, rec, &vp, out));
-        else if (rc == 0)
-            rc = vfs__errno(
-                meta_install(v->m, c, p->ino, dir, leaf, META_INSTALL_REPLACE, rec, out));
-        if (rc == 0)
-            vfs__notify(v, VFS_NOTIFY_ENTRY, dir, leaf, 0);
-        if (rc != -ENOENT)
-            break;
-        if (tries < 3)
-            rc = 0;
-    }
+    if (rc == 0)
+        rc = vfs__install_key(v, c, p->bucket_ino, p->key, p->ino, 0, rec, p->versioning, out);
     /* No sync of our own: the blocks are durable (synced writers) and the
      * install is a synced kv write, which covers the unsynced publish
      * before it; concurrent PUTs share its WAL sync (nkv group commit). */

@@ -13,6 +13,35 @@
 #include "common/common.h"
 #include "vfs/vfs_int.h"
 
+int vfs__install_key(vfs *v, const vfs_cred *c, uint64_t bucket, const char *key, uint64_t ino,
+                     uint64_t upload, nb_slice rec, int versioning, vfs_attr *out)
+{
+    meta_verput vp = {.bucket = bucket, .key = key, .null_new = versioning == VFS_VER_SUSPENDED};
+    int rc = 0;
+    for (int tries = 0; rc == 0 && tries < 4; tries++) {
+        uint64_t dir = bucket;
+        char leaf[VFS_NAME_MAX + 1];
+        rc = vfs__walk_parents(v, c, key, true, &dir, leaf);
+        /* An upload that is gone stays NB_ENOTFOUND (NoSuchUpload). */
+        if (rc == 0 && upload && versioning != VFS_VER_OFF)
+            rc = meta_upload_complete_ver(v->m, c, upload, ino, dir, leaf, rec, &vp, out);
+        else if (rc == 0 && upload)
+            rc = meta_upload_complete(v->m, c, upload, ino, dir, leaf, META_INSTALL_REPLACE, rec,
+                                      out);
+        else if (rc == 0 && versioning != VFS_VER_OFF)
+            rc = vfs__errno(meta_install_ver(v->m, c, ino, dir, leaf, rec, &vp, out));
+        else if (rc == 0)
+            rc = vfs__errno(meta_install(v->m, c, ino, dir, leaf, META_INSTALL_REPLACE, rec, out));
+        if (rc == 0)
+            vfs__notify(v, VFS_NOTIFY_ENTRY, dir, leaf, 0);
+        if (rc != -ENOENT)
+            break;
+        if (tries < 3)
+            rc = 0;
+    }
+    return rc;
+}
+
 int vfs_version_id_new(vfs *v, char out[17])
 {
     uint64_t id = 0;

@@ -413,6 +413,14 @@ int vfs_part_write(vfs_part *p, const void *buf, size_t len) NB_MUST_CHECK;
 int vfs_part_commit(vfs_part *p, const char *etag) NB_MUST_CHECK;
 void vfs_part_abort(vfs_part *p);
 
+/* The part sizes of multipart object ino (size bytes, parts parts) as its
+ * chunk maps show them, for records written before the sizes were kept:
+ * Complete lays each part's slices end to end, so when the file (still as
+ * completed) shows exactly `parts` runs of pieces, each run a slice read
+ * in order, those are the parts. NB_ENOTFOUND when the maps do not tell
+ * (a part of several slices, a file rewritten or compacted since). */
+int vfs_mpu_part_sizes(vfs *v, uint64_t ino, uint64_t size, uint32_t parts,
+                       uint64_t *sizes) NB_MUST_CHECK;
 /* CompleteMultipartUpload: the object is parts numbers[0..n) concatenated
  * (each must exist: NB_ENOTFOUND otherwise, nothing changes), with record
  * rec (rec.ptr NULL: the one given at create). Atomic and durable like a
@@ -432,10 +440,13 @@ int vfs_mpu_complete_ver(vfs *v, const vfs_cred *c, uint64_t upload_id, const ui
  * records, invisible to lookup and readdir. An object version keeps its
  * inode, so a noncurrent version is read with vfs_file_open(v->ino). */
 typedef meta_version vfs_version;
-#define VFS_VER_OFF        META_VERSIONING_OFF       /* the replaced object goes */
-#define VFS_VER_ENABLED    META_VERSIONING_ENABLED   /* the replaced object is kept */
-#define VFS_VER_SUSPENDED  META_VERSIONING_SUSPENDED /* the new object is the null version */
-#define VFS_VERSION_ID_MAX META_VERSION_ID_MAX
+#define VFS_VER_OFF         META_VERSIONING_OFF       /* the replaced object goes */
+#define VFS_VER_ENABLED     META_VERSIONING_ENABLED   /* the replaced object is kept */
+#define VFS_VER_SUSPENDED   META_VERSIONING_SUSPENDED /* the new object is the null version */
+#define VFS_VERSION_ID_MAX  META_VERSION_ID_MAX
+#define VFS_ACL_NONE        META_ACL_NONE        /* an object's ACL: as its bucket */
+#define VFS_ACL_PRIVATE     META_ACL_PRIVATE     /* its owner only */
+#define VFS_ACL_PUBLIC_READ META_ACL_PUBLIC_READ /* anyone may read it */
 
 /* How the put's commit treats the object it replaces (VFS_VER_*; default
  * VFS_VER_OFF). The version id is the caller's, in the record. */

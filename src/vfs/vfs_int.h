@@ -155,6 +155,15 @@ int vfs__bucket_ino(vfs *v, const vfs_cred *c, const char *bucket, uint64_t *ino
 int vfs__walk_parents(vfs *v, const vfs_cred *c, const char *key, bool create, uint64_t *dir,
                       char leaf[VFS_NAME_MAX + 1]) NB_MUST_CHECK;
 
+/* Names the unnamed file ino at bucket/key with record rec, as a PUT
+ * commit (upload 0) or as CompleteMultipartUpload of upload (dropping the
+ * upload in the same batch), keeping or dropping the replaced object as
+ * versioning (VFS_VER_*) says. Missing parents are made; when a
+ * concurrent DELETE removes them meanwhile it tries again a few times
+ * (versions.c). */
+int vfs__install_key(vfs *v, const vfs_cred *c, uint64_t bucket, const char *key, uint64_t ino,
+                     uint64_t upload, nb_slice rec, int versioning, vfs_attr *out) NB_MUST_CHECK;
+
 /* Reports a change to the notification callback, if any. */
 void vfs__notify(vfs *v, int kind, uint64_t parent, const char *name, uint64_t ino);
 

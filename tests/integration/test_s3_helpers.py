@@ -68,6 +68,30 @@ class S3Server:
         return rc
 
 
+def key_client(srv, ak=None, sk=None):
+    """A boto3 client of srv signing with another user's keys, or
+    anonymous (ak None)."""
+    from botocore import UNSIGNED
+    conf = Config(signature_version=UNSIGNED if ak is None else "s3v4",
+                  s3={"addressing_style": "path"}, retries={"max_attempts": 1})
+    return boto3.client("s3", endpoint_url=srv.endpoint, region_name=REGION,
+                        aws_access_key_id=ak or "x", aws_secret_access_key=sk or "x",
+                        config=conf)
+
+
+def fails(code, status, fn, *args, **kw):
+    """fn(*args, **kw) must fail with this S3 error code and HTTP status;
+    returns the error response."""
+    from botocore.exceptions import ClientError
+    try:
+        fn(*args, **kw)
+    except ClientError as e:
+        r = e.response
+        assert (r["Error"]["Code"], r["ResponseMetadata"]["HTTPStatusCode"]) == (code, status), r
+        return r
+    raise AssertionError("%s did not fail with %s" % (getattr(fn, "__name__", fn), code))
+
+
 def error_code(exc_info):
     """The S3 error code and HTTP status of a botocore ClientError."""
     e = exc_info.value.response

@@ -145,6 +145,45 @@ def test_suspended_null_version(srv):
     assert not (srv.mnt / "susp" / "k").exists()
 
 
+def test_null_version_id_of_objects_from_before_versioning(srv):
+    """AWS answers x-amz-version-id: null for an object written before
+    versioning once its bucket is versioned (or suspended), and never in a
+    bucket that was not."""
+    s3 = srv.client()
+    s3.create_bucket(Bucket="nullv")
+    s3.put_object(Bucket="nullv", Key="old", Body=b"from before")
+    assert "VersionId" not in s3.get_object(Bucket="nullv", Key="old")
+    assert "VersionId" not in s3.head_object(Bucket="nullv", Key="old")
+    s3.put_bucket_versioning(Bucket="nullv", VersioningConfiguration={"Status": "Enabled"})
+    for fn in (s3.get_object, s3.head_object):
+        assert fn(Bucket="nullv", Key="old")["VersionId"] == "null"
+        assert fn(Bucket="nullv", Key="old", VersionId="null")["VersionId"] == "null"
+    g = s3.get_object(Bucket="nullv", Key="old", VersionId="null")
+    assert g["Body"].read() == b"from before"
+    c = s3.copy_object(Bucket="nullv", Key="copy", CopySource={"Bucket": "nullv", "Key": "old"})
+    assert c["CopySourceVersionId"] == "null" and VID.match(c["VersionId"])
+    # Noncurrent now: still null, by id, and in the listing.
+    v = s3.put_object(Bucket="nullv", Key="old", Body=b"new")["VersionId"]
+    h = s3.head_object(Bucket="nullv", Key="old", VersionId="null")
+    assert h["VersionId"] == "null" and h["ContentLength"] == 11
+    assert s3.head_object(Bucket="nullv", Key="old")["VersionId"] == v
+    r = s3.list_object_versions(Bucket="nullv", Prefix="old")
+    assert [x["VersionId"] for x in r["Versions"]] == [v, "null"]
+    # Suspended: the same answer.
+    s3.put_bucket_versioning(Bucket="nullv", VersioningConfiguration={"Status": "Suspended"})
+    assert s3.head_object(Bucket="nullv", Key="copy")["VersionId"] == c["VersionId"]
+    s3.put_object(Bucket="nullv", Key="plain", Body=b"x")
+    assert s3.head_object(Bucket="nullv", Key="plain")["VersionId"] == "null"
+    # A bucket never versioned still answers without the header.
+    s3.create_bucket(Bucket="nullv-off")
+    s3.put_object(Bucket="nullv-off", Key="k", Body=b"x")
+    h = s3.head_object(Bucket="nullv-off", Key="k")
+    assert "VersionId" not in h and "x-amz-version-id" not in h["ResponseMetadata"]["HTTPHeaders"]
+    with pytest.raises(ClientError) as e:
+        s3.get_object(Bucket="nullv-off", Key="k", VersionId="0123456789abcdef")
+    assert error_code(e) == ("NoSuchVersion", 404)
+
+
 def test_copy_multipart_and_multi_delete(srv):
     s3 = srv.client()
     s3.create_bucket(Bucket="vcopy")

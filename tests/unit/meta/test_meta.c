@@ -707,6 +707,7 @@ static void test_s3_records(void **state)
                      .storage_class = "STANDARD",
                      .etag_mtime_ns = 42,
                      .parts = 3,
+                     .acl = META_ACL_PUBLIC_READ,
                      .nmeta = 2,
                      .meta = um,
                      .ntags = 1,
@@ -726,6 +727,7 @@ static void test_s3_records(void **state)
     assert_null(d.content_encoding);
     assert_int_equal(d.etag_mtime_ns, 42);
     assert_int_equal(d.parts, 3);
+    assert_int_equal(d.acl, META_ACL_PUBLIC_READ);
     assert_int_equal(d.nmeta, 2);
     assert_string_equal(d.meta[0].key, "color");
     assert_string_equal(d.meta[0].value, "blue");
