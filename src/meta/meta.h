@@ -446,6 +446,26 @@ int meta_objrec_get(meta *m, uint64_t ino, nb_buf *out) NB_MUST_CHECK;
 /* Replaces (rec.ptr != NULL) or removes (rec.ptr == NULL) the record. */
 int meta_objrec_set(meta *m, uint64_t ino, nb_slice rec) NB_MUST_CHECK;
 
+/* What an S3 GET or HEAD needs of an object, read at one snapshot
+ * (meta_get.c): bucket/key walked through dentries alone (their type
+ * says which are directories; no permission checks, the gateway decides
+ * access itself), then the object's inode and record, and with
+ * META_OBJ_DATA the map of chunk 0 with the bytes of its inline slices.
+ * A key ending in '/' names the directory (a marker). Returns 0, -ENOENT
+ * (a segment missing, not a directory, or the leaf not a regular file),
+ * or an error. Free with meta_obj_free. */
+#define META_OBJ_DATA 1u
+typedef struct meta_obj {
+    meta_attr a;
+    nb_buf rec;      /* the encoded object record; len 0: none */
+    meta_slice *map; /* chunk 0's slices (META_OBJ_DATA), newest last */
+    size_t nmap;
+    nb_buf *inl; /* per slice of map: an inline slice's bytes, else empty */
+} meta_obj;
+int meta_obj_get(meta *m, const char *bucket, const char *key, unsigned flags,
+                 meta_obj *out) NB_MUST_CHECK;
+void meta_obj_free(meta_obj *o);
+
 /* ---- Buckets ------------------------------------------------------------------------------ */
 
 enum { META_VERSIONING_OFF = 0, META_VERSIONING_ENABLED = 1, META_VERSIONING_SUSPENDED = 2 };

@@ -56,12 +56,12 @@ static int decode_map(nb_slice v, uint64_t ino, uint32_t idx, smap *out)
     return 0;
 }
 
-static int read_map(meta *m, uint64_t ino, uint32_t idx, smap *out)
+static int read_map(meta *m, const kv_snapshot *snap, uint64_t ino, uint32_t idx, smap *out)
 {
     uint8_t k[13];
     meta__key_chunk(k, ino, idx);
     nb_buf v = NB_BUF_INIT;
-    int rc = kv_get(m->kv, NULL, nb_slice_of(k, 13), &v);
+    int rc = kv_get(m->kv, snap, nb_slice_of(k, 13), &v);
     if (rc == NB_ENOTFOUND)
         rc = 0;
     else if (rc == 0)
@@ -95,8 +95,14 @@ static void write_map(meta__txn *t, uint64_t ino, uint32_t idx, const smap *sm)
 
 int meta_chunk_read(meta *m, uint64_t ino, uint32_t idx, meta_slice **out, size_t *n)
 {
+    return meta__chunk_read_at(m, NULL, ino, idx, out, n);
+}
+
+int meta__chunk_read_at(meta *m, const kv_snapshot *snap, uint64_t ino, uint32_t idx,
+                        meta_slice **out, size_t *n)
+{
     smap sm = {0};
-    int rc = read_map(m, ino, idx, &sm);
+    int rc = read_map(m, snap, ino, idx, &sm);
     if (rc != 0 || sm.n == 0) {
         free(sm.s);
         sm.s = NULL;
@@ -268,7 +274,7 @@ int meta__truncate_chunks(meta__txn *t, uint64_t ino, uint64_t oldsize, uint64_t
 
     uint32_t idx = (uint32_t)(size / META_CHUNK_SIZE), pos = (uint32_t)(size % META_CHUNK_SIZE);
     smap sm = {0};
-    rc = read_map(t->m, ino, idx, &sm);
+    rc = read_map(t->m, NULL, ino, idx, &sm);
     int beyond = 0;
     for (size_t i = 0; i < sm.n; i++)
         beyond |= sm.s[i].id != 0 && sm.s[i].pos + sm.s[i].len > pos;
@@ -304,9 +310,14 @@ static void inline_put(kv_batch *b, uint64_t id, nb_slice bytes)
 
 int meta_inline_get(meta *m, uint64_t id, nb_buf *out)
 {
+    return meta__inline_get_at(m, NULL, id, out);
+}
+
+int meta__inline_get_at(meta *m, const kv_snapshot *snap, uint64_t id, nb_buf *out)
+{
     uint8_t k[9];
     meta__key_ino(k, META_K_INLINE, id);
-    int rc = kv_get(m->kv, NULL, nb_slice_of(k, 9), out);
+    int rc = kv_get(m->kv, snap, nb_slice_of(k, 9), out);
     if (rc == 0 && (out->len < 1 || out->data[0] != META_INLINE_V1))
         rc = NB_CORRUPT("inline slice %llu: bad record", (unsigned long long)id);
     if (rc == 0) {
@@ -388,7 +399,7 @@ int meta_publish_inline(meta *m, uint64_t ino, const meta_write *w, size_t n, ui
     for (size_t i = 0; i < n && rc == 0;) {
         uint32_t idx = order[i]->chunk;
         smap sm = {0};
-        rc = read_map(m, ino, idx, &sm);
+        rc = read_map(m, NULL, ino, idx, &sm);
         for (; i < n && order[i]->chunk == idx; i++)
             smap_push(&sm, order[i]->slice);
         if (rc == 0) {
@@ -456,7 +467,7 @@ int meta_chunk_replace(meta *m, uint64_t ino, uint32_t idx, const meta_slice *ol
     meta__txn_init(&t, m);
     meta__txn_lock(&t, &ino, 1);
     smap sm = {0}, out = {0};
-    int rc = read_map(m, ino, idx, &sm);
+    int rc = read_map(m, NULL, ino, idx, &sm);
     if (rc == 0 && sm.n < nold)
         rc = NB_ECONFLICT;
     for (size_t i = 0; rc == 0 && i < nold; i++) {

@@ -84,6 +84,11 @@ int meta__inode_get(meta *m, const kv_snapshot *s, uint64_t ino, meta__inode *ou
 int meta__inode_decode(nb_slice v, uint64_t ino, meta__inode *out) NB_MUST_CHECK;
 void meta__inode_put(meta__txn *t, const meta__inode *in);
 
+/* Chunk maps and inline slices at a snapshot (NULL: the latest state). */
+int meta__chunk_read_at(meta *m, const kv_snapshot *snap, uint64_t ino, uint32_t idx,
+                        meta_slice **out, size_t *n) NB_MUST_CHECK;
+int meta__inline_get_at(meta *m, const kv_snapshot *snap, uint64_t id, nb_buf *out) NB_MUST_CHECK;
+
 /* Dentries. Returns 0 and fills ino/type/cookie, or -ENOENT. */
 int meta__dentry_get(meta *m, const kv_snapshot *s, uint64_t parent, const char *name, size_t len,
                      uint64_t *ino, uint32_t *type, uint64_t *cookie) NB_MUST_CHECK;

@@ -307,13 +307,21 @@ int gw_objrec_store(s3_gw *g, uint64_t ino, vfs_objrec *rec, int64_t mtime_ns)
 
 int gw_object_etag(s3_gw *g, const vfs_attr *a, char *etag, vfs_objrec *out)
 {
-    vfs_objrec rec;
-    memset(&rec, 0, sizeof rec);
     nb_buf enc = NB_BUF_INIT;
     int rc = vfs_objrec_get(g->ns, a->ino, &enc);
-    if (rc == 0)
-        rc = vfs_objrec_decode(nb_buf_slice(&enc), &rec);
+    if (rc != 0 && rc != NB_ENOTFOUND)
+        NB_WARN("s3: object record of inode %llu unreadable: %s", (unsigned long long)a->ino,
+                nb_strerror(rc));
+    rc = gw_object_etag_from(g, a, rc == 0 ? nb_buf_slice(&enc) : (nb_slice){0}, etag, out);
     nb_buf_free(&enc);
+    return rc;
+}
+
+int gw_object_etag_from(s3_gw *g, const vfs_attr *a, nb_slice enc, char *etag, vfs_objrec *out)
+{
+    vfs_objrec rec;
+    memset(&rec, 0, sizeof rec);
+    int rc = enc.len ? vfs_objrec_decode(enc, &rec) : NB_ENOTFOUND;
     if (rc != 0 && rc != NB_ENOTFOUND) {
         NB_WARN("s3: object record of inode %llu unreadable: %s", (unsigned long long)a->ino,
                 nb_strerror(rc));

@@ -13,6 +13,11 @@
  *                         (holes point at a page of zeros)
  *   otherwise ─────────► the copying stream through vfs_read
  *
+ * The current object's bytes come from the metadata snapshot its GET was
+ * answered from (gw_get_obj_body: chunk 0's map, no open file); versions,
+ * objects over one chunk and files with unpublished writes open the file
+ * (gw_get_body).
+ *
  * Every piece is verified by the block store when it is handed out (the
  * CRCs of the 64 KiB segments it covers, docs/data.md), so a corrupt block
  * is an InternalError before the status line is sent, never a wrong body.
@@ -91,6 +96,26 @@ int gw_get_body(s3_gw_req *r, gw_answer *a, uint64_t ino, uint64_t off, uint64_t
     a->file = f;
     a->file_off = off;
     return 0;
+}
+
+int gw_get_obj_body(gw_answer *a, vfs_s3_obj *o, uint64_t off, uint64_t len)
+{
+    a->file_len = len;
+    if (len <= GW_SMALL_BODY) {
+        uint8_t *buf = nb_xmalloc(len ? len : 1);
+        int rc = vfs_s3_obj_read(o, off, buf, (size_t)len);
+        if (rc != 0) {
+            free(buf);
+            return rc;
+        }
+        a->raw = buf;
+        return 0;
+    }
+    vfs_refs *refs = NULL;
+    int rc = vfs_s3_obj_refs(o, off, len, &refs);
+    if (rc == 0)
+        a->refs = refs;
+    return rc;
 }
 
 /* ---- responses ----------------------------------------------------------------------------- */

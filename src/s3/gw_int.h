@@ -141,6 +141,9 @@ extern const s3_owner gw_owner_root;
  * rec (may be NULL) receives the decoded record (free with
  * vfs_objrec_free). */
 int gw_object_etag(s3_gw *g, const vfs_attr *a, char *etag, vfs_objrec *rec) NB_MUST_CHECK;
+/* The same from a record already read (enc.ptr NULL or len 0: none). */
+int gw_object_etag_from(s3_gw *g, const vfs_attr *a, nb_slice enc, char *etag,
+                        vfs_objrec *rec) NB_MUST_CHECK;
 /* Stores rec on ino with etag_mtime_ns set to mtime_ns. */
 int gw_objrec_store(s3_gw *g, uint64_t ino, vfs_objrec *rec, int64_t mtime_ns) NB_MUST_CHECK;
 /* Copies every x-amz-meta-*, system header and tag into rec. */
@@ -169,6 +172,9 @@ int gw_put_verify(s3_gw_req *r, char *etag, char *cks_b64) NB_MUST_CHECK;
  * (a->refs), and when the block store cannot give those the file is kept
  * open for the copying stream (a->file). */
 int gw_get_body(s3_gw_req *r, gw_answer *a, uint64_t ino, uint64_t off, uint64_t len) NB_MUST_CHECK;
+/* The same from an object read by vfs_s3_get (without opening it);
+ * -EAGAIN when that snapshot cannot give the bytes (use gw_get_body). */
+int gw_get_obj_body(gw_answer *a, vfs_s3_obj *o, uint64_t off, uint64_t len) NB_MUST_CHECK;
 /* The MHD response for a body set up by gw_get_body (NULL when MHD
  * refuses it; the answer keeps what it owned). */
 struct MHD_Response *gw_body_response(s3_gw_req *r, gw_answer *a);

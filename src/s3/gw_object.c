@@ -251,16 +251,25 @@ static int part_bounds(s3_gw_req *r, uint64_t ino, uint64_t size, vfs_objrec *re
     return 0;
 }
 
-int gw_get_object(s3_gw_req *r, gw_answer *a)
+/* GET/HEAD of the current object or of a version. The current object comes
+ * from one metadata snapshot with its record and chunk map (vfs_s3_get, no
+ * open file; obj); a version, or anything the snapshot did not find (for
+ * the exact error), through gw_version_resolve (obj NULL). */
+static int get_object(s3_gw_req *r, gw_answer *a, vfs_s3_obj *obj)
 {
     vfs_attr attr;
-    int rc =
-        gw_version_resolve(r->g, r->t.bucket, r->t.key, s3_query_get(&r->q, "versionId"), &attr, a);
+    int rc = 0;
+    if (obj)
+        attr = *vfs_s3_obj_attr(obj);
+    else
+        rc = gw_version_resolve(r->g, r->t.bucket, r->t.key, s3_query_get(&r->q, "versionId"),
+                                &attr, a);
     if (rc != 0)
         return gw_object_readable(r, rc, NULL);
     char etag[S3_ETAG_MAX + 2];
     vfs_objrec rec;
-    rc = gw_object_etag(r->g, &attr, etag, &rec);
+    rc = obj ? gw_object_etag_from(r->g, &attr, vfs_s3_obj_rec(obj), etag, &rec)
+             : gw_object_etag(r->g, &attr, etag, &rec);
     if (rc != 0)
         return rc;
     if ((rc = gw_object_readable(r, 0, &rec)) != 0) {
@@ -348,7 +357,23 @@ int gw_get_object(s3_gw_req *r, gw_answer *a)
     a->file_len = len;
     if (r->head || len == 0)
         return 0;
+    if (obj) {
+        rc = gw_get_obj_body(a, obj, off, len);
+        if (rc != -EAGAIN)
+            return rc;
+    }
     return gw_get_body(r, a, attr.ino, off, len);
+}
+
+int gw_get_object(s3_gw_req *r, gw_answer *a)
+{
+    vfs_s3_obj *obj = NULL;
+    if (!s3_query_get(&r->q, "versionId") && r->t.bucket[0] != '.' &&
+        vfs_s3_get(r->g->ns, r->t.bucket, r->t.key, !r->head, &obj) != 0)
+        obj = NULL;
+    int rc = get_object(r, a, obj);
+    vfs_s3_obj_free(obj);
+    return rc;
 }
 
 /* ---- DeleteObject(s) ------------------------------------------------------------------------ */

@@ -335,6 +335,11 @@ static uint64_t pending_end(vfs *v, uint64_t ino)
     return end;
 }
 
+uint64_t vfs__pending_end(vfs *v, uint64_t ino)
+{
+    return pending_end(v, ino);
+}
+
 /* ---- Attributes ---------------------------------------------------------------------------- */
 
 int vfs_lookup(vfs *v, const vfs_cred *c, uint64_t parent, const char *name, vfs_attr *out)

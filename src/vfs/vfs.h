@@ -318,6 +318,28 @@ const vfs_piece *vfs_refs_pieces(const vfs_refs *r, size_t *n);
 /* Releases the pieces (their blocks may go) and frees r. NULL is a no-op. */
 void vfs_refs_free(vfs_refs *r);
 
+/* An S3 GET or HEAD without opening the file (refs.c): the object's
+ * attributes and record and, with data, chunk 0's map, all from one
+ * metadata snapshot (meta_obj_get), with a data pin held from before the
+ * snapshot until vfs_s3_obj_free so the blocks that map names stay.
+ * -ENOENT, -EINVAL, -ENAMETOOLONG as vfs_s3_lookup (the caller tells
+ * NoSuchBucket from NoSuchKey). The attributes count unpublished writes
+ * of open handles, as vfs_getattr does. */
+typedef struct vfs_s3_obj vfs_s3_obj;
+int vfs_s3_get(vfs *v, const char *bucket, const char *key, bool data,
+               vfs_s3_obj **out) NB_MUST_CHECK;
+const vfs_attr *vfs_s3_obj_attr(const vfs_s3_obj *o);
+/* The encoded object record; len 0 when the object has none. */
+nb_slice vfs_s3_obj_rec(const vfs_s3_obj *o);
+/* Bytes [off, off+len) of the object as of the snapshot (off + len <= its
+ * size): into buf, or as zero-copy pieces (vfs_read_refs). -EAGAIN when
+ * the snapshot cannot answer (no data asked, more than one chunk, an open
+ * handle's unpublished writes; refs: inline slices): open the file. */
+int vfs_s3_obj_read(vfs_s3_obj *o, uint64_t off, void *buf, size_t len) NB_MUST_CHECK;
+int vfs_s3_obj_refs(vfs_s3_obj *o, uint64_t off, uint64_t len, vfs_refs **out) NB_MUST_CHECK;
+/* Ends the pin. NULL is a no-op. */
+void vfs_s3_obj_free(vfs_s3_obj *o);
+
 /* Opens the object for reading (a vfs_file; read with vfs_read). */
 int vfs_s3_open(vfs *v, const vfs_cred *c, const char *bucket, const char *key,
                 vfs_file **out) NB_MUST_CHECK;

@@ -142,6 +142,8 @@ void vfs__inode_put(vfs *v, vfs__inode *in);
 int vfs__file_publish(vfs_file *f, bool sync) NB_MUST_CHECK;
 /* Converts meta slices to data slices (out has room for n). */
 void vfs__to_data(const meta_slice *s, size_t n, data_slice *out);
+/* The furthest end of unpublished writes of any handle on ino (0: none). */
+uint64_t vfs__pending_end(vfs *v, uint64_t ino);
 /* Points inline slices of out[0..n) at their bytes: from f's unpublished
  * inline slices (f may be NULL), else read from meta into bufs[i] (bufs
  * has room for n, zeroed; free with vfs__bufs_free). -EIO if missing. */
