@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # Disk engine (docs/disk.md): durable put/get ops/s and MiB/s for 4 KiB,
-# 64 KiB and 4 MiB blobs on 1, 2 and 8 threads, side by side with a file per
+# 64 KiB and 4 MiB blobs on 1 and 2 threads (DISK_BENCH_THREADS), side by side with a file per
 # blob (the `dir` store: write + fsync + dir fsync) and a sequential writer
 # with one fdatasync per blob, alternating A,B,C rounds; then fio's
 # sequential bandwidth with the same sync rule, and the recovery time of an
 # engine holding 1,000,000 blobs with two data-region sizes.
-#   env: DISK_BENCH_SECONDS (1), DISK_BENCH_ROUNDS (3), DISK_BENCH_BLOBS
+#   env: DISK_BENCH_SECONDS (1), DISK_BENCH_ROUNDS (3), DISK_BENCH_THREADS
+#        (1,2), DISK_BENCH_SIZES (4096,65536,4194304), DISK_BENCH_BLOBS
 #        (1000000), DISK_BENCH_DIR (build/release/disk-bench-tmp),
 #        DISK_BENCH_BIN (build/release/bench/disk_bench/disk_bench),
 #        DISK_BENCH_GIB (4,16: data-region sizes for the recovery runs;
@@ -18,6 +19,8 @@ DIR=${DISK_BENCH_DIR:-build/release/disk-bench-tmp}
 SECS=${DISK_BENCH_SECONDS:-1}
 ROUNDS=${DISK_BENCH_ROUNDS:-3}
 BLOBS=${DISK_BENCH_BLOBS:-1000000}
+THREADS=${DISK_BENCH_THREADS:-1,2}
+SIZES=${DISK_BENCH_SIZES:-4096,65536,4194304}
 GIB=${DISK_BENCH_GIB:-4,16}
 
 [ -x "$BIN" ] || { echo "disk bench: $BIN missing (make build)" >&2; exit 1; }
@@ -26,7 +29,8 @@ mkdir -p "$DIR"
 trap 'rm -rf "$DIR"' EXIT
 
 ops="$DIR.ops.txt"
-"$BIN" --dir "$DIR" --seconds "$SECS" --rounds "$ROUNDS" --recovery 0 | tee "$ops"
+"$BIN" --dir "$DIR" --seconds "$SECS" --rounds "$ROUNDS" --threads "$THREADS" --sizes "$SIZES" \
+    --recovery 0 | tee "$ops"
 out=$(cat "$ops")
 rm -f "$ops"
 
@@ -47,4 +51,17 @@ else
 fi
 
 echo
-"$BIN" --dir "$DIR" --skip-ops --recovery "$BLOBS" --recovery-gib "$GIB"
+"$BIN" --dir "$DIR" --skip-ops --recovery "$BLOBS" --recovery-gib "$GIB" | tee "$DIR.rec.txt"
+rec=$(cat "$DIR.rec.txt")
+rm -f "$DIR.rec.txt"
+
+echo
+echo "# ratios (issue 5 goals): small puts >= 3x the file-per-blob store, 4 MiB >= 0.9x fio"
+printf '%-10s %-5s %-4s %10s %10s %8s %s\n' op size thr engine ref ratio goal
+awk '$1 == "put" && $8 == "dir" && ($2 == "4KiB" || $2 == "64KiB") {
+        printf "%-10s %-5s %-4s %10s %10s %7sx %s\n", "put/s", $2, $3, $5, $9, substr($12, 1, length($12) - 1), ">= 3x" }' <<<"$out"
+if [ -n "${fio_mib:-}" ]; then
+    awk -v e="${eng_mib:-0}" -v f="$fio_mib" \
+        'BEGIN { if (f > 0) printf "%-10s %-5s %-4s %10s %10s %7.2fx %s\n", "MiB/s", "4MiB", "1", e, f, e / f, ">= 0.9x fio" }'
+fi
+awk '$2 == "wal" || $2 == "checkpoint" { printf "recovery   %s GiB region, %s blobs from the %s: %s ms\n", $1, $3, $2, $7 }' <<<"$rec"

@@ -2,11 +2,13 @@
  * bs_disk.c — the `disk` block store: blocks as blobs of the disk engine
  * (src/disk, docs/disk.md), blob id {hi = slice id, lo = block index}.
  *
- * The engine brings its own durability (a put returns once data and WAL
- * record are durable, fsyncs shared among concurrent writers by group
- * commit), so DATA_PUT_DEFER_SYNC changes nothing and data_bs_sync has
- * nothing left to do: the slice writer's parallel puts already share
- * fsyncs. The engine verifies a blob's CRC32C on every read.
+ * A plain put returns once data and WAL record are durable (fsyncs shared
+ * among concurrent writers by group commit). DATA_PUT_DEFER_SYNC and
+ * DATA_PUT_NO_SYNC puts go in without any fsync (DISK_PUT_NOSYNC), and
+ * data_bs_sync / data_bs_sync_full make them all durable with one
+ * disk_sync(): the data files and one WAL record, whatever the number of
+ * keys (a no-op when there was no such put since the last one). The engine
+ * verifies a blob's CRC32C on every read.
  *
  * Differences from `dir` that callers may notice:
  *  - A read of any part of a block reads and verifies the whole block (the
@@ -43,16 +45,16 @@ static disk_id id_of(data_key k)
 
 static int dk_put(data_bs *bs, data_key k, const void *buf, size_t len, unsigned flags)
 {
-    (void)flags;
-    return disk_put(env_of(bs), id_of(k), buf, len);
+    unsigned f = flags & (DATA_PUT_DEFER_SYNC | DATA_PUT_NO_SYNC) ? DISK_PUT_NOSYNC : 0;
+    return disk_put_flags(env_of(bs), id_of(k), buf, len, f);
 }
 
+/* One sync for every unsynced put, whichever keys the caller names. */
 static int dk_sync(data_bs *bs, const data_key *keys, size_t n)
 {
-    (void)bs;
     (void)keys;
     (void)n;
-    return 0;
+    return disk_sync(env_of(bs));
 }
 
 static int dk_get(data_bs *bs, data_key k, uint64_t off, size_t len, void *buf, size_t *got)

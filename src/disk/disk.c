@@ -117,20 +117,45 @@ static void unpin(disk_env *e, uint64_t off)
     pthread_mutex_unlock(&e->mu);
 }
 
+void disk__release_deferred(disk_env *e, uint64_t b)
+{
+    pthread_mutex_lock(&e->mu);
+    size_t k = 0;
+    for (size_t i = 0; i < e->n_deferred; i++) {
+        if (e->deferred[i].hi < b)
+            release_extent(e, e->deferred[i].off, e->deferred[i].len);
+        else
+            e->deferred[k++] = e->deferred[i];
+    }
+    e->n_deferred = k;
+    pthread_mutex_unlock(&e->mu);
+}
+
 /* Applies durable records to the index. Under wal_mu; takes mu. */
 static void apply(disk_env *e, const disk__rec *r, size_t n)
 {
     pthread_mutex_lock(&e->mu);
     for (size_t i = 0; i < n; i++) {
         disk__ent old;
-        if (r[i].type == DISK_REC_PUT) {
+        if (disk__rec_is_put(r[i].type)) {
             disk__ent ent = {r[i].id.hi, r[i].id.lo, r[i].off, r[i].len, r[i].crc};
             if (disk__map_put(&e->index, &ent, &old)) {
-                release_extent(e, old.off, old.len);
+                if (r[i].flags & DISK_REC_NOSYNC) {
+                    if (e->n_deferred == e->cap_deferred) {
+                        e->cap_deferred = e->cap_deferred ? e->cap_deferred * 2 : 16;
+                        e->deferred =
+                            nb_xrealloc(e->deferred, e->cap_deferred * sizeof *e->deferred);
+                    }
+                    old.hi = r[i].lsn;
+                    e->deferred[e->n_deferred++] = old;
+                } else {
+                    release_extent(e, old.off, old.len);
+                }
                 e->bytes_live -= old.len;
             }
             e->bytes_live += r[i].len;
-        } else if (disk__map_del(&e->index, r[i].id.hi, r[i].id.lo, &old)) {
+        } else if (r[i].type == DISK_REC_DEL &&
+                   disk__map_del(&e->index, r[i].id.hi, r[i].id.lo, &old)) {
             release_extent(e, old.off, old.len);
             e->bytes_live -= old.len;
         }
@@ -147,8 +172,10 @@ static void apply(disk_env *e, const disk__rec *r, size_t n)
  * already there: each sector holds them either way. */
 static int write_batch(disk_env *e, disk__rec *r, size_t n)
 {
-    r[n - 1].flags = DISK_REC_END;
-    size_t need = n * DISK_WAL_REC_SIZE;
+    r[n - 1].flags |= DISK_REC_END;
+    size_t need = 0;
+    for (size_t i = 0; i < n; i++)
+        need += disk__rec_size(&r[i]);
     uint64_t at = e->wal_off;
     size_t head = 0, len = need;
     if (e->wal_direct) {
@@ -163,8 +190,12 @@ static int write_batch(disk_env *e, disk__rec *r, size_t n)
     }
     if (head)
         memcpy(e->wal_buf, e->wal_tail, head);
-    for (size_t i = 0; i < n; i++)
-        disk__rec_encode(e->wal_buf + head + i * DISK_WAL_REC_SIZE, &r[i]);
+    uint8_t *p = e->wal_buf + head;
+    for (size_t i = 0; i < n; i++) {
+        disk__rec_encode(p, &r[i]);
+        p += disk__rec_size(&r[i]);
+        r[i].data = NULL; /* the caller's buffer: not touched after this */
+    }
     if (len > head + need)
         memset(e->wal_buf + head + need, 0, len - head - need);
     int rc = 0;
@@ -271,7 +302,7 @@ static int commit(disk_env *e, disk__rec *r)
     pthread_mutex_lock(&e->wal_mu);
     if (e->failed) {
         int rc = e->failed;
-        if (r->type == DISK_REC_PUT)
+        if (disk__rec_is_put(r->type))
             __atomic_fetch_add(&e->w_queued, 1, __ATOMIC_RELAXED);
         pthread_mutex_unlock(&e->wal_mu);
         return rc;
@@ -282,7 +313,9 @@ static int commit(disk_env *e, disk__rec *r)
         e->pending = nb_xrealloc(e->pending, e->cap_pending * sizeof *e->pending);
     }
     e->pending[e->n_pending++] = *r;
-    if (r->type == DISK_REC_PUT)
+    if (r->flags & DISK_REC_NOSYNC)
+        e->nosync_lsn = r->lsn;
+    if (disk__rec_is_put(r->type))
         __atomic_fetch_add(&e->w_queued, 1, __ATOMIC_RELAXED);
     if (e->gathering)
         pthread_cond_signal(&e->gather_cv);
@@ -314,7 +347,11 @@ static int commit(disk_env *e, disk__rec *r)
         e->inflight++;
         pthread_cond_broadcast(&e->wal_cv); /* the next batch may start */
         pthread_mutex_unlock(&e->wal_mu);
-        if (!rc)
+        /* A batch of NOSYNC puts alone is not synced (disk_sync does it). */
+        int need_sync = 0;
+        for (size_t i = 0; i < n && !need_sync; i++)
+            need_sync = !(batch[i].flags & DISK_REC_NOSYNC);
+        if (!rc && need_sync)
             rc = sync_batch(e, wal_fd, batch, n);
         pthread_mutex_lock(&e->wal_mu);
         /* Batches are applied, and so acknowledged, in lsn order. */
@@ -368,6 +405,10 @@ int disk__checkpoint(disk_env *e)
     uint8_t hdr[DISK_WAL_HEADER_SIZE];
     uint64_t end = 0;
     int rc = disk__sync_data(e);
+    /* NOSYNC batches may sit unsynced in the current WAL file: the next
+     * file must not exist before they are durable (it starts after them). */
+    if (!rc)
+        rc = disk__sync(e, e->wal_fd);
     if (!rc)
         rc = disk__wal_create(e, new_seq, start, &fd, &direct, hdr, &end);
 
@@ -394,9 +435,7 @@ int disk__checkpoint(disk_env *e)
     pthread_cond_broadcast(&e->wal_cv);
     pthread_mutex_unlock(&e->wal_mu);
 
-    if (!e->opt.no_sync)
-        rc = disk__sync(e, old_fd); /* nothing pending; cheap belt and braces */
-    e->io->close(e->ioctx, old_fd);
+    e->io->close(e->ioctx, old_fd); /* synced above */
     if (!rc)
         rc = disk__ckpt_write(e, snap, k, new_seq, start, data_size);
     free(snap);
@@ -407,6 +446,7 @@ int disk__checkpoint(disk_env *e)
             e->wal_first = e->ckpt_seq;
         e->ckpt_seq = new_seq;
         count(&e->n_ckpts, 1);
+        disk__release_deferred(e, start); /* the checkpoint holds their replacements */
     }
     pthread_mutex_unlock(&e->ckpt_mu);
     return rc;
@@ -503,6 +543,13 @@ static int alloc_extent(disk_env *e, uint64_t n, unsigned *fi, uint64_t *au)
 
 int disk_put(disk_env *e, disk_id id, const void *data, size_t len)
 {
+    return disk_put_flags(e, id, data, len, 0);
+}
+
+int disk_put_flags(disk_env *e, disk_id id, const void *data, size_t len, unsigned flags)
+{
+    if (flags & ~DISK_PUT_NOSYNC)
+        return NB_EUSAGE;
     if (e->opt.read_only)
         return NB_EUSAGE;
     if (len > e->opt.max_blob)
@@ -517,26 +564,41 @@ int disk_put(disk_env *e, disk_id id, const void *data, size_t len)
     uint64_t off = ((uint64_t)fi << DISK__FILE_SHIFT) | local;
     uint32_t crc = nb_crc32c(0, data, len);
 
-    /* O_DIRECT wants aligned memory and whole blocks: bounce through an
-     * aligned, zero-padded copy unless the caller's buffer already is. */
+    /* Small puts carry their data in the WAL record (PUTD): the batch then
+     * syncs the WAL alone. Their extent is written through the page cache
+     * (a copy, no device write in the put's path); the next checkpoint
+     * syncs it, and recovery rewrites it from the WAL when it did not. */
+    int inl = len <= e->opt.inline_max;
     __atomic_fetch_add(&e->w_started, 1, __ATOMIC_RELAXED); /* commit() counts it queued */
     size_t wlen = len;
     const void *src = data;
     void *bounce = NULL;
-    if (f->direct && (((uintptr_t)data & 4095) || len % e->au || len == 0)) {
+    int fd = inl ? f->ref_fd : f->fd;
+    /* O_DIRECT wants aligned memory and whole blocks: bounce through an
+     * aligned, zero-padded copy unless the caller's buffer already is. */
+    if (!inl && f->direct && (((uintptr_t)data & 4095) || len % e->au || len == 0)) {
         wlen = n * e->au;
         bounce = nb_xaligned_alloc(4096, wlen);
         memcpy(bounce, data, len);
         memset((uint8_t *)bounce + len, 0, wlen - len);
         src = bounce;
     }
-    if (wlen)
-        rc = e->io->pwrite(e->ioctx, f->fd, src, wlen, local);
+    if (wlen && inl && e->uring) /* a copy: io_uring would hand it to a worker thread */
+        rc = disk__io_posix.pwrite(NULL, fd, src, wlen, local);
+    else if (wlen)
+        rc = e->io->pwrite(e->ioctx, fd, src, wlen, local);
     free(bounce);
     if (!rc) {
-        disk__rec r = {
-            .type = DISK_REC_PUT, .id = id, .off = off, .len = (uint32_t)len, .crc = crc};
+        disk__rec r = {.type = inl ? DISK_REC_PUTD : DISK_REC_PUT,
+                       .flags = flags & DISK_PUT_NOSYNC ? DISK_REC_NOSYNC : 0,
+                       .id = id,
+                       .off = off,
+                       .len = (uint32_t)len,
+                       .crc = crc,
+                       .data = inl ? data : NULL};
         rc = commit(e, &r);
+        if (!rc && inl)
+            count(&e->n_inline, 1);
     } else {
         __atomic_fetch_add(&e->w_queued, 1, __ATOMIC_RELAXED);
     }
@@ -549,6 +611,40 @@ int disk_put(disk_env *e, disk_id id, const void *data, size_t len)
     }
     count(&e->n_puts, 1);
     return 0;
+}
+
+int disk__sync_all(disk_env *e, int force)
+{
+    if (e->opt.read_only)
+        return 0;
+    /* Every record below b was queued after its data was written. */
+    pthread_mutex_lock(&e->wal_mu);
+    uint64_t b = e->next_lsn;
+    int failed = e->failed;
+    int idle = e->nosync_lsn < e->synced_b;
+    pthread_mutex_unlock(&e->wal_mu);
+    if (failed)
+        return failed;
+    if (idle && !force)
+        return 0; /* no NOSYNC put since the last SYNC record */
+    int rc = disk__sync_data(e);
+    if (rc)
+        return rc;
+    disk__rec r = {.type = DISK_REC_SYNC, .off = b};
+    rc = commit(e, &r);
+    if (!rc) {
+        pthread_mutex_lock(&e->wal_mu);
+        if (b > e->synced_b)
+            e->synced_b = b;
+        pthread_mutex_unlock(&e->wal_mu);
+        disk__release_deferred(e, b);
+    }
+    return rc;
+}
+
+int disk_sync(disk_env *e)
+{
+    return disk__sync_all(e, 0);
 }
 
 int disk_delete(disk_env *e, disk_id id)
@@ -760,6 +856,7 @@ void disk_stats_get(disk_env *e, disk_stats *st)
     st->puts = __atomic_load_n(&e->n_puts, __ATOMIC_RELAXED);
     st->reads = __atomic_load_n(&e->n_reads, __ATOMIC_RELAXED);
     st->deletes = __atomic_load_n(&e->n_deletes, __ATOMIC_RELAXED);
+    st->inline_puts = __atomic_load_n(&e->n_inline, __ATOMIC_RELAXED);
     st->group_commits = __atomic_load_n(&e->n_groups, __ATOMIC_RELAXED);
     st->fsyncs = __atomic_load_n(&e->n_fsyncs, __ATOMIC_RELAXED);
     st->checkpoints = __atomic_load_n(&e->n_ckpts, __ATOMIC_RELAXED);

@@ -92,6 +92,10 @@ typedef struct disk_options {
     uint32_t max_blob;
     /* A checkpoint starts when the current WAL file passes this size. */
     uint64_t wal_max_bytes;
+    /* Puts of at most this many bytes carry their data inside the WAL
+     * record too (format 3), so their group commit syncs the WAL alone,
+     * not the data file (DISK_INLINE_DEFAULT; 0 = never). */
+    uint32_t inline_max;
     int io_mode;   /* DISK_IO_* */
     int direct;    /* DISK_DIRECT_* */
     int read_only; /* no writes, no WAL file created, the WAL tail left alone */
@@ -115,12 +119,14 @@ typedef struct disk_options {
     void *io_ctx;
 } disk_options;
 
-#define DISK_RESERVE_AUTO UINT64_MAX
-#define DISK_MAX_FILES    256 /* data files per engine */
+#define DISK_RESERVE_AUTO   UINT64_MAX
+#define DISK_INLINE_DEFAULT (64u << 10)
+#define DISK_MAX_FILES      256 /* data files per engine */
 
 /* Fills *o with the defaults: capacity 0 (grow while the file system has
  * room), initial_size and grow_step 0 (automatic), reserve
  * DISK_RESERVE_AUTO, au_size 4096, max_blob 64 MiB, wal_max_bytes 64 MiB,
+ * inline_max DISK_INLINE_DEFAULT,
  * DISK_IO_AUTO, DISK_DIRECT_AUTO, close_checkpoint 1, prefill 0,
  * direct_reads 0. */
 void disk_options_init(disk_options *o);
@@ -156,6 +162,23 @@ int disk_read(disk_env *e, disk_id id, uint64_t off, size_t len, void *buf,
 
 /* Sets *len (may be NULL) to the blob's length. Returns 0 or NB_ENOTFOUND. */
 int disk_exists(disk_env *e, disk_id id, uint64_t *len) NB_MUST_CHECK;
+
+/* disk_put_flags() flags. */
+#define DISK_PUT_NOSYNC 1u
+
+/* disk_put() with flags. DISK_PUT_NOSYNC: the blob is readable when it
+ * returns but durable only once a later disk_sync() (or disk_close())
+ * returns; no fsync in the put's path. After a crash before that, the blob
+ * holds its new bytes, or is absent (the version it replaced is not kept),
+ * never wrong bytes. NB_EUSAGE for unknown flags. */
+int disk_put_flags(disk_env *e, disk_id id, const void *data, size_t len,
+                   unsigned flags) NB_MUST_CHECK;
+
+/* Makes every put that returned before the call durable (DISK_PUT_NOSYNC
+ * ones included): syncs the data files, then commits a SYNC record saying
+ * so. Nothing to do (0, no fsync) when no NOSYNC put happened since the
+ * last one. Concurrent calls are fine. Returns 0 or the error. */
+int disk_sync(disk_env *e) NB_MUST_CHECK;
 
 /* Deletes blob id; durable when it returns 0. Its space is reused only
  * after the delete is durable and no ref pins it. Returns 0, NB_ENOTFOUND,
@@ -212,6 +235,7 @@ typedef struct disk_stats {
     uint64_t wal_bytes; /* bytes in the current WAL file */
     uint64_t next_lsn;  /* the next WAL record's sequence number */
     uint64_t puts, reads, deletes;
+    uint64_t inline_puts;   /* puts whose data went inside the WAL record */
     uint64_t group_commits; /* WAL batches written */
     uint64_t fsyncs;        /* fsync/fdatasync calls by the engine */
     uint64_t checkpoints;   /* written since open */

@@ -45,8 +45,13 @@
  *
  *   OFFSET SIZE  FIELD
  *        0    4  masked CRC of bytes 4..47
- *        4    1  type: 1 PUT, 2 DELETE
- *        5    1  flags: 1 = END, the last record of a group commit batch
+ *        4    1  type: 1 PUT, 2 DELETE, 3 PUTD (format 3: a PUT whose data follows),
+ *                4 SYNC (format 3: the data files were synced after every
+ *                record with an lsn below `off` was written)
+ *        5    1  flags: 1 = END, the last record of a group commit batch;
+ *                2 = NOSYNC (format 3), a put acknowledged unsynced
+ *                (DISK_PUT_NOSYNC): its data is checked at recovery
+ *                unless a later SYNC record or WAL file covers it
  *        6    2  zero
  *        8    8  lsn: start_lsn for the first record, then +1 each
  *       16    8  id.hi
@@ -54,6 +59,16 @@
  *       32    8  PUT: extent offset in data.0; DELETE: 0
  *       40    4  PUT: blob length in bytes; DELETE: 0
  *       44    4  PUT: CRC32C of the blob bytes (unmasked); DELETE: 0
+ *
+ *   PUTD (format 3): the 48-byte record as for PUT, then the blob's len
+ *   bytes, then zeros up to a multiple of 16 (DISK_WAL_ALIGN); the next
+ *   record starts after them. The data is written to the extent as well,
+ *   but not synced: the batch syncs the WAL alone. A PUTD whose data fails
+ *   its CRC ends the WAL like a torn record. Recovery writes the data of
+ *   every PUTD still in the index back to its extent and syncs the data
+ *   files before the engine is used; a checkpoint syncs the data files
+ *   before it names an extent, so the WAL files it retires are no longer
+ *   needed for it.
  *
  *   WAL files are preallocated (written with zeros, or a retired file
  *   reused) and extended by zeros DISK_WAL_STEP at a time ahead of the
@@ -107,7 +122,8 @@
 
 #include <stdint.h>
 
-#define DISK_FORMAT_VERSION 2u
+/* 3: PUTD records (a put's data inside the WAL); 2 still opens. */
+#define DISK_FORMAT_VERSION 3u
 
 /* WAL files are created with, and extended by, this many bytes of zeros. */
 #define DISK_WAL_STEP (4u << 20)
@@ -122,9 +138,13 @@
 #define DISK_CKPT_HEADER     80u
 #define DISK_CKPT_ENTRY      32u
 
-#define DISK_REC_PUT 1u
-#define DISK_REC_DEL 2u
-#define DISK_REC_END 1u
+#define DISK_REC_PUT    1u
+#define DISK_REC_DEL    2u
+#define DISK_REC_PUTD   3u /* a PUT followed by its data, padded to DISK_WAL_ALIGN */
+#define DISK_REC_SYNC   4u /* the data of every record before lsn `off` is durable */
+#define DISK_WAL_ALIGN  16u
+#define DISK_REC_END    1u
+#define DISK_REC_NOSYNC 2u /* format 3: a put acknowledged before any sync */
 
 #define DISK_DATA_FILE  "data.0"
 #define DISK_CKPT_FILE  "CHECKPOINT"

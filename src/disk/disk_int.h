@@ -101,16 +101,34 @@ void disk__uring_free(disk__uring *u);
 
 typedef struct disk__rec {
     uint8_t type;
-    uint8_t flags; /* DISK_REC_END on the last record of a batch */
+    uint8_t flags; /* DISK_REC_END on the last record of a batch, DISK_REC_NOSYNC */
     uint64_t lsn;
     disk_id id;
     uint64_t off;
     uint32_t len;
     uint32_t crc;
+    const uint8_t *data; /* PUTD: the blob's bytes (borrowed), else NULL */
 } disk__rec;
 
+static inline int disk__rec_is_put(uint8_t type)
+{
+    return type == DISK_REC_PUT || type == DISK_REC_PUTD;
+}
+
+/* Bytes a record takes in the WAL: 48, plus for PUTD its data padded. */
+static inline size_t disk__rec_size(const disk__rec *r)
+{
+    if (r->type != DISK_REC_PUTD)
+        return DISK_WAL_REC_SIZE;
+    return DISK_WAL_REC_SIZE +
+           (((size_t)r->len + DISK_WAL_ALIGN - 1) & ~(size_t)(DISK_WAL_ALIGN - 1));
+}
+
+/* Encodes the record's header, and a PUTD's data and padding after it
+ * (disk__rec_size(r) bytes). */
 void disk__rec_encode(uint8_t *p, const disk__rec *r);
-/* Returns 0 when p holds a valid record, else -1. */
+/* Returns 0 when p holds a valid record header, else -1 (a PUTD's data is
+ * not looked at; r->data stays NULL). */
 int disk__rec_decode(const uint8_t *p, disk__rec *r);
 char *disk__wal_path(const char *dir, uint64_t seq);
 /* DIR/CHECKPOINT (slot 0) or DIR/CHECKPOINT.1 (slot 1); owned. */
@@ -139,6 +157,11 @@ int disk__write_zeros(disk_env *e, int fd, uint64_t from, uint64_t to);
  * capacity its size now plus what its file system can give beyond the
  * reserve. Under grow_mu or mu (reads the sizes). */
 uint64_t disk__file_limit(disk_env *e, unsigned i);
+/* disk_sync(); with force also when no NOSYNC put happened since the
+ * last SYNC record (disk_close: so the next open restores nothing). */
+int disk__sync_all(disk_env *e, int force);
+/* Frees the extents NOSYNC puts below lsn b replaced. Takes mu. */
+void disk__release_deferred(disk_env *e, uint64_t b);
 /* fdatasyncs every data file. */
 int disk__sync_data(disk_env *e);
 /* Removes WAL files [from, to), keeping the newest as the spare. */
@@ -159,7 +182,7 @@ int disk__ckpt_write(disk_env *e, const disk__ent *ents, uint64_t n, uint64_t wa
 typedef struct disk__file {
     char *path;    /* as opened: absolute, or under the engine's dir */
     int fd;        /* O_DIRECT when direct */
-    int ref_fd;    /* without O_DIRECT (== fd when buffered): reads, refs */
+    int ref_fd;    /* without O_DIRECT (== fd when buffered): reads, refs, PUTD writes */
     int direct;    /* fd is O_DIRECT */
     int fixed;     /* a block device: used whole, never grows */
     uint64_t size; /* bytes in use; changes under grow_mu and mu */
@@ -195,6 +218,8 @@ struct disk_env {
     int inflight;         /* batches written to the WAL, not yet applied */
     int blocked;          /* a checkpoint is switching WAL files */
     uint64_t written_lsn; /* every record <= this is in the WAL file (maybe not synced) */
+    uint64_t nosync_lsn;  /* the newest NOSYNC put's lsn */
+    uint64_t synced_b;    /* the newest SYNC record's bound that is durable */
     uint64_t w_started;   /* puts that began writing their data (atomic) */
     uint64_t w_queued;    /* ... of which queued their record or gave up (atomic) */
     int gathering;        /* the leader waits for them on gather_cv */
@@ -217,10 +242,14 @@ struct disk_env {
     disk__map index;
     disk__map pins;
     uint64_t bytes_live;
+    /* Extents a NOSYNC put replaced, freed once a sync covers that put
+     * (until then a crash brings the old record back): hi = the put's lsn. */
+    disk__ent *deferred;
+    size_t n_deferred, cap_deferred;
 
     /* Counters, updated with __atomic builtins. */
     uint64_t n_puts, n_reads, n_deletes, n_groups, n_fsyncs, n_ckpts, n_grows;
-    uint64_t recovery_ns, replayed;
+    uint64_t recovery_ns, replayed, n_inline;
     uint64_t dropped; /* final-batch puts dropped at open (data not on disk) */
 };
 

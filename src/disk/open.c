@@ -42,6 +42,7 @@ void disk_options_init(disk_options *o)
     o->au_size = 4096;
     o->max_blob = 64u << 20;
     o->wal_max_bytes = 64ull << 20;
+    o->inline_max = DISK_INLINE_DEFAULT;
     o->io_mode = DISK_IO_AUTO;
     o->direct = DISK_DIRECT_AUTO;
     o->close_checkpoint = 1;
@@ -543,8 +544,9 @@ static int open_file(disk_env *e, unsigned i, const ckpt_info *c, int allow_dire
     if (!rc)
         f->size = size / c->au * c->au;
     if (!rc && f->direct) {
-        /* Refs hand out a descriptor for pread/sendfile at any alignment. */
-        rc = e->io->open(e->ioctx, f->path, DISK_O_RDONLY, &f->ref_fd);
+        /* Refs hand out a descriptor for pread/sendfile at any alignment;
+         * PUTDs write their extents through it (the page cache). */
+        rc = e->io->open(e->ioctx, f->path, e->opt.read_only ? DISK_O_RDONLY : 0, &f->ref_fd);
     } else if (!rc) {
         f->ref_fd = f->fd;
     }
@@ -618,6 +620,15 @@ static void apply_del(disk_env *e, disk_id id)
     }
 }
 
+/* A replayed PUTD: its blob's extent and where its data sits in the arena. */
+typedef struct putd_ent {
+    disk_id id;
+    uint64_t lsn;
+    uint64_t off;
+    uint32_t len, crc;
+    size_t at;
+} putd_ent;
+
 /* Replay state: records of the batch being read, and the last
  * DISK__COMMIT_DEPTH complete batches (records back to back, sizes in
  * held_n), held back until we know whether they are the final ones. */
@@ -627,16 +638,25 @@ typedef struct replay {
     size_t held_n[DISK__COMMIT_DEPTH + 1];
     int held;
     uint64_t next; /* lsn after the last END seen: where the next file starts */
+    /* PUTD data replayed, back to back in arena; putd[] says whose. */
+    uint8_t *arena;
+    size_t n_arena, cap_arena;
+    putd_ent *putd; /* in lsn order */
+    size_t n_putd, cap_putd;
+    size_t n_putd_done; /* of which in complete batches */
+    /* NOSYNC PUTs no SYNC record covers yet: their data is checked at the end. */
+    putd_ent *unv;
+    size_t n_unv, cap_unv;
 } replay;
 
 static int apply_batch(disk_env *e, const disk__rec *r, size_t n)
 {
     for (size_t i = 0; i < n; i++) {
-        if (r[i].type == DISK_REC_PUT) {
+        if (disk__rec_is_put(r[i].type)) {
             int rc = apply_put(e, r[i].id, r[i].off, r[i].len, r[i].crc);
             if (rc)
                 return rc;
-        } else {
+        } else if (r[i].type == DISK_REC_DEL) {
             apply_del(e, r[i].id);
         }
         e->replayed++;
@@ -651,6 +671,30 @@ static void push(disk__rec **v, size_t *n, size_t *cap, const disk__rec *r)
         *v = nb_xrealloc(*v, *cap * sizeof **v);
     }
     (*v)[(*n)++] = *r;
+}
+
+/* The data files were synced after every record below lsn b was written
+ * (a SYNC record, or a later WAL file): the PUTDs below b need no
+ * restoring and the NOSYNC PUTs below b no checking. */
+static void synced_below(replay *rp, uint64_t b)
+{
+    size_t k = 0;
+    while (k < rp->n_putd && rp->putd[k].lsn < b)
+        k++;
+    if (k) {
+        memmove(rp->putd, rp->putd + k, (rp->n_putd - k) * sizeof *rp->putd);
+        rp->n_putd -= k;
+        rp->n_putd_done = rp->n_putd_done > k ? rp->n_putd_done - k : 0;
+        if (!rp->n_putd)
+            rp->n_arena = 0;
+    }
+    k = 0;
+    while (k < rp->n_unv && rp->unv[k].lsn < b)
+        k++;
+    if (k) {
+        memmove(rp->unv, rp->unv + k, (rp->n_unv - k) * sizeof *rp->unv);
+        rp->n_unv -= k;
+    }
 }
 
 /* Replays one WAL file. Returns 0, 1 when the file is missing, 2 when its
@@ -690,7 +734,14 @@ static int replay_file(disk_env *e, uint64_t seq, replay *rp)
                         e->dir, path, (unsigned long long)nb_get_u64le(h + 24),
                         (unsigned long long)rp->next);
     }
-    size_t chunk = DISK_WAL_REC_SIZE * 21845; /* just under 1 MiB */
+    /* A valid later WAL file was created after the data files were synced
+     * (a checkpoint or an open did it): the PUTDs of earlier files need no
+     * restoring. */
+    if (rc == 0)
+        synced_below(rp, UINT64_MAX);
+    /* Records vary in size (a PUTD carries its data): parse whole records
+     * from the buffer, and re-read from the first incomplete one. */
+    size_t chunk = (size_t)1 << 20;
     uint8_t *b = rc ? NULL : nb_xmalloc(chunk);
     uint64_t pos = DISK_WAL_HEADER_SIZE, lsn = rp->next;
     int end = 0;
@@ -699,12 +750,54 @@ static int replay_file(disk_env *e, uint64_t seq, replay *rp)
         if (rc)
             break;
         size_t i = 0;
-        for (; i + DISK_WAL_REC_SIZE <= len; i += DISK_WAL_REC_SIZE) {
+        int grown = 0;
+        while (!end && i + DISK_WAL_REC_SIZE <= len) {
             disk__rec r;
             if (disk__rec_decode(b + i, &r) != 0 || r.lsn != lsn) {
                 end = 1;
                 break;
             }
+            size_t sz = disk__rec_size(&r);
+            if (r.type == DISK_REC_PUTD) {
+                if (i + sz > len) {
+                    /* Incomplete here: re-read from it (in a buffer that
+                     * holds it), unless the file ends. */
+                    if (len == chunk && sz > chunk) {
+                        chunk = sz;
+                        free(b);
+                        b = nb_xmalloc(chunk);
+                        grown = 1;
+                    }
+                    break;
+                }
+                const uint8_t *d = b + i + DISK_WAL_REC_SIZE;
+                if (nb_crc32c(0, d, r.len) != r.crc) {
+                    end = 1; /* a torn record */
+                    break;
+                }
+                if (rp->n_arena + r.len > rp->cap_arena) {
+                    rp->cap_arena = (rp->n_arena + r.len) * 2;
+                    rp->arena = nb_xrealloc(rp->arena, rp->cap_arena);
+                }
+                if (r.len)
+                    memcpy(rp->arena + rp->n_arena, d, r.len);
+                if (rp->n_putd == rp->cap_putd) {
+                    rp->cap_putd = rp->cap_putd ? rp->cap_putd * 2 : 64;
+                    rp->putd = nb_xrealloc(rp->putd, rp->cap_putd * sizeof *rp->putd);
+                }
+                rp->putd[rp->n_putd++] = (putd_ent){r.id, r.lsn, r.off, r.len, r.crc, rp->n_arena};
+                rp->n_arena += r.len;
+            }
+            if (r.type == DISK_REC_SYNC)
+                synced_below(rp, r.off);
+            if (r.type == DISK_REC_PUT && (r.flags & DISK_REC_NOSYNC)) {
+                if (rp->n_unv == rp->cap_unv) {
+                    rp->cap_unv = rp->cap_unv ? rp->cap_unv * 2 : 64;
+                    rp->unv = nb_xrealloc(rp->unv, rp->cap_unv * sizeof *rp->unv);
+                }
+                rp->unv[rp->n_unv++] = (putd_ent){r.id, r.lsn, r.off, r.len, r.crc, 0};
+            }
+            i += sz;
             lsn++;
             push(&rp->cur, &rp->n_cur, &rp->cap_cur, &r);
             if (r.flags & DISK_REC_END) {
@@ -715,6 +808,7 @@ static int replay_file(disk_env *e, uint64_t seq, replay *rp)
                 rp->held_n[rp->held++] = rp->n_cur;
                 rp->n_cur = 0;
                 rp->next = lsn;
+                rp->n_putd_done = rp->n_putd;
                 if (rp->held > DISK__COMMIT_DEPTH) {
                     size_t k = rp->held_n[0];
                     rc = apply_batch(e, rp->last, k);
@@ -729,8 +823,13 @@ static int replay_file(disk_env *e, uint64_t seq, replay *rp)
             }
         }
         pos += i;
-        if (len < chunk)
+        if (len < chunk && !grown)
             end = 1;
+    }
+    /* PUTDs of a batch cut short are not replayed: forget their data. */
+    if (rp->n_putd > rp->n_putd_done) {
+        rp->n_arena = rp->putd[rp->n_putd_done].at;
+        rp->n_putd = rp->n_putd_done;
     }
     if (rc == 0 && rp->n_cur)
         NB_WARN("disk %s: %s: dropping %zu records of a batch cut short by a crash (never "
@@ -758,7 +857,7 @@ static int apply_final_batch(disk_env *e, replay *rp)
         rc = disk__sync_data(e); /* what we verify must be what is durable */
     for (size_t i = 0; i < rp->n_last && !rc; i++) {
         disk__rec *r = &rp->last[i];
-        if (r->type == DISK_REC_PUT) {
+        if (r->type == DISK_REC_PUT) { /* a PUTD's data came with it */
             if (!extent_ok(e, r->off, r->len))
                 return apply_put(e, r->id, r->off, r->len, r->crc); /* reports it */
             uint8_t *b = nb_xmalloc(r->len ? r->len : 1);
@@ -781,6 +880,100 @@ static int apply_final_batch(disk_env *e, replay *rp)
         }
         rc = apply_batch(e, r, 1);
     }
+    return rc;
+}
+
+/* Writes the data of every replayed PUTD still in the index back to its
+ * extent and syncs the data files: a power cut may have lost the extent's
+ * unsynced copy, and the WAL files holding the data go at the next
+ * checkpoint. A read-only open cannot; it reads what the extent holds
+ * (after a power cut that can be a checksum error until a writable open). */
+/* NOSYNC PUTs no sync covered: a blob whose data did not reach the disk
+ * is dropped (it was never durable: its put said so). */
+static int nosync_check(disk_env *e, replay *rp)
+{
+    int rc = 0;
+    if (!e->opt.read_only && rp->n_unv)
+        rc = disk__sync_data(e); /* what we verify must be what is durable */
+    for (size_t i = 0; i < rp->n_unv && !rc; i++) {
+        const putd_ent *p = &rp->unv[i];
+        disk__ent *ent = disk__map_get(&e->index, p->id.hi, p->id.lo);
+        if (!ent || ent->off != p->off || ent->len != p->len || ent->crc != p->crc)
+            continue;
+        uint8_t *b = nb_xmalloc(p->len ? p->len : 1);
+        size_t got = 0;
+        rc = p->len ? e->io->pread(e->ioctx, e->files[p->off >> DISK__FILE_SHIFT].ref_fd, b, p->len,
+                                   p->off & DISK__LOCAL_MASK, &got)
+                    : 0;
+        int ok = !rc && got == p->len && nb_crc32c(0, b, p->len) == p->crc;
+        free(b);
+        if (rc || ok)
+            continue;
+        NB_WARN("disk %s: blob %016llx:%016llx (lsn %llu): put without sync whose data did not "
+                "reach the disk before the crash; dropping it",
+                e->dir, (unsigned long long)p->id.hi, (unsigned long long)p->id.lo,
+                (unsigned long long)p->lsn);
+        apply_del(e, p->id);
+        e->dropped++;
+    }
+    return rc;
+}
+
+static int putd_cmp(const void *a, const void *b)
+{
+    uint64_t x = ((const putd_ent *)a)->off, y = ((const putd_ent *)b)->off;
+    return x < y ? -1 : x > y;
+}
+
+static int putd_restore(disk_env *e, replay *rp)
+{
+    if (e->opt.read_only || !rp->n_putd)
+        return 0;
+    /* The live ones, by offset, so that neighbours go in one write (small
+     * blobs are allocated next to each other). */
+    size_t n = 0;
+    for (size_t i = 0; i < rp->n_putd; i++) {
+        const putd_ent *p = &rp->putd[i];
+        disk__ent *ent = disk__map_get(&e->index, p->id.hi, p->id.lo);
+        if (ent && ent->off == p->off && ent->len == p->len && ent->crc == p->crc)
+            rp->putd[n++] = *p; /* not replaced or deleted since */
+    }
+    qsort(rp->putd, n, sizeof *rp->putd, putd_cmp);
+    const size_t max_run = (size_t)8 << 20;
+    uint8_t *buf = NULL;
+    size_t cap = 0;
+    int rc = 0;
+    for (size_t i = 0; i < n && !rc;) {
+        /* A run of adjacent extents in one file, whole AUs, zero-padded. */
+        uint64_t start = rp->putd[i].off, end = start;
+        size_t j = i;
+        while (j < n && rp->putd[j].off == end &&
+               (rp->putd[j].off >> DISK__FILE_SHIFT) == (start >> DISK__FILE_SHIFT)) {
+            uint64_t sz =
+                rp->putd[j].len ? ((uint64_t)rp->putd[j].len + e->au - 1) / e->au * e->au : e->au;
+            if (j > i && end + sz - start > max_run)
+                break;
+            end += sz;
+            j++;
+        }
+        size_t len = (size_t)(end - start);
+        if (len > cap) {
+            free(buf);
+            cap = len;
+            buf = nb_xaligned_alloc(4096, cap);
+        }
+        memset(buf, 0, len);
+        for (size_t k = i; k < j; k++)
+            if (rp->putd[k].len)
+                memcpy(buf + (rp->putd[k].off - start), rp->arena + rp->putd[k].at,
+                       rp->putd[k].len);
+        disk__file *f = &e->files[start >> DISK__FILE_SHIFT];
+        rc = e->io->pwrite(e->ioctx, f->fd, buf, len, start & DISK__LOCAL_MASK);
+        i = j;
+    }
+    free(buf);
+    if (!rc && n)
+        rc = disk__sync_data(e);
     return rc;
 }
 
@@ -879,8 +1072,15 @@ static int recover(disk_env *e, uint8_t *const cb[2], const size_t clen[2], cons
     }
     if (!rc)
         rc = apply_final_batch(e, &rp);
+    if (!rc)
+        rc = nosync_check(e, &rp);
+    if (!rc)
+        rc = putd_restore(e, &rp);
     free(rp.cur);
     free(rp.last);
+    free(rp.arena);
+    free(rp.putd);
+    free(rp.unv);
     if (rc)
         return rc;
     e->wal_seq = last_good + 1; /* replaces a file with a torn header */
@@ -892,6 +1092,7 @@ static int recover(disk_env *e, uint8_t *const cb[2], const size_t clen[2], cons
     }
     free(spare);
     e->next_lsn = rp.next;
+    e->synced_b = rp.next; /* recovery verified or restored everything */
     e->durable_lsn = e->written_lsn = rp.next - 1;
     return 0;
 }
@@ -1051,9 +1252,14 @@ int disk_close(disk_env *e)
     if (!e->opt.read_only && !failed && e->wal_fd >= 0) {
         if (e->opt.close_checkpoint && dirty) {
             rc = disk__checkpoint(e);
-        } else if (e->opt.no_sync) {
-            rc = disk__sync_data(e);
-            if (!rc)
+        } else {
+            /* The data files synced and a SYNC record saying so: the next
+             * open restores no PUTD's data from the WAL. */
+            if (dirty)
+                rc = disk__sync_all(e, 1);
+            if (!rc && e->opt.no_sync)
+                rc = disk__sync_data(e);
+            if (!rc && e->opt.no_sync)
                 rc = disk__sync(e, e->wal_fd);
         }
     }
@@ -1074,6 +1280,7 @@ int disk_close(disk_env *e)
     disk__map_free(&e->index);
     disk__map_free(&e->pins);
     free(e->pending);
+    free(e->deferred);
     free(e->wal_buf);
     free(e->wal_tail);
     pthread_mutex_destroy(&e->ckpt_mu);

@@ -21,18 +21,25 @@ void disk__rec_encode(uint8_t *p, const disk__rec *r)
     nb_put_u32le(p + 40, r->len);
     nb_put_u32le(p + 44, r->crc);
     nb_put_u32le(p, nb_crc32c_mask(nb_crc32c(0, p + 4, DISK_WAL_REC_SIZE - 4)));
+    if (r->type == DISK_REC_PUTD) {
+        size_t pad = disk__rec_size(r) - DISK_WAL_REC_SIZE - r->len;
+        if (r->len)
+            memcpy(p + DISK_WAL_REC_SIZE, r->data, r->len);
+        memset(p + DISK_WAL_REC_SIZE + r->len, 0, pad);
+    }
 }
 
 int disk__rec_decode(const uint8_t *p, disk__rec *r)
 {
     if (nb_crc32c_unmask(nb_get_u32le(p)) != nb_crc32c(0, p + 4, DISK_WAL_REC_SIZE - 4))
         return -1;
-    if ((p[5] & ~DISK_REC_END) || p[6] || p[7])
+    if ((p[5] & ~(DISK_REC_END | DISK_REC_NOSYNC)) || p[6] || p[7])
         return -1;
     r->type = p[4];
     r->flags = p[5];
-    if (r->type != DISK_REC_PUT && r->type != DISK_REC_DEL)
+    if (r->type < DISK_REC_PUT || r->type > DISK_REC_SYNC)
         return -1;
+    r->data = NULL;
     r->lsn = nb_get_u64le(p + 8);
     r->id.hi = nb_get_u64le(p + 16);
     r->id.lo = nb_get_u64le(p + 24);
