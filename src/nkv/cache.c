@@ -144,22 +144,50 @@ static inline shard *shard_of(nkv_cache *c, uint64_t hash)
     return &c->s[hash >> 60];
 }
 
+/* Entry layout: the struct, the key, then (16-byte aligned) any extra
+ * bytes of nkv__cache_alloc. */
+static size_t extra_off(size_t klen)
+{
+    return (sizeof(nkv_cache_handle) + klen + 15) & ~(size_t)15;
+}
+
+nkv_cache_handle *nkv__cache_alloc(const void *key, size_t klen, size_t extra, void **mem)
+{
+    size_t off = extra_off(klen);
+    nkv_cache_handle *e = nb_xmalloc(off + extra); /* malloc aligns to 16 */
+    e->klen = klen;
+    e->hash = nb_hash64(key, klen, 0);
+    memcpy(e->key, key, klen);
+    *mem = (uint8_t *)e + off;
+    return e;
+}
+
+void nkv__cache_abandon(nkv_cache_handle *e)
+{
+    free(e);
+}
+
 nkv_cache_handle *nkv__cache_insert(nkv_cache *c, const void *key, size_t klen, void *value,
                                     size_t charge, nkv_cache_deleter deleter)
 {
-    uint64_t hash = nb_hash64(key, klen, 0);
+    void *unused;
+    return nkv__cache_publish(c, nkv__cache_alloc(key, klen, 0, &unused), value, charge, deleter);
+}
+
+nkv_cache_handle *nkv__cache_publish(nkv_cache *c, nkv_cache_handle *e, void *value, size_t charge,
+                                     nkv_cache_deleter deleter)
+{
+    const void *key = e->key;
+    size_t klen = e->klen;
+    uint64_t hash = e->hash;
     shard *s = shard_of(c, hash);
-    nkv_cache_handle *e = nb_xmalloc(sizeof *e + klen);
     e->value = value;
     e->deleter = deleter;
     e->charge = charge;
-    e->hash = hash;
     e->refs = 2; /* table + returned handle */
     e->in_cache = true;
-    e->klen = klen;
     e->hnext = NULL;
     e->next = e->prev = NULL;
-    memcpy(e->key, key, klen);
 
     nkv_cache_handle *dead[64];
     int ndead = 0;

@@ -5,7 +5,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -152,24 +151,6 @@ static void px_unlock(void *ctx, int token)
     nb_unlock_file(token);
 }
 
-static int px_map(void *ctx, nkv_file *f, uint64_t size, const void **addr)
-{
-    (void)ctx;
-    if (size == 0 || size > ((uint64_t)1 << 40))
-        return -EINVAL;
-    void *p = mmap(NULL, (size_t)size, PROT_READ, MAP_SHARED, f->fd, 0);
-    if (p == MAP_FAILED)
-        return -errno;
-    *addr = p;
-    return 0;
-}
-
-static void px_unmap(void *ctx, const void *addr, uint64_t size)
-{
-    (void)ctx;
-    munmap((void *)addr, (size_t)size);
-}
-
 static const nkv_env posix_env = {
     .ctx = NULL,
     .open_read = px_open_read,
@@ -186,8 +167,6 @@ static const nkv_env posix_env = {
     .list_dir = px_list_dir,
     .lock = px_lock,
     .unlock = px_unlock,
-    .map = px_map,
-    .unmap = px_unmap,
 };
 
 const nkv_env *nkv_env_default(void)

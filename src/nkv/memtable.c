@@ -9,6 +9,7 @@
  */
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #include "nkv_int.h"
 
@@ -22,10 +23,21 @@ void nkv__arena_init(nkv_arena *a)
     atomic_store_explicit(&a->usage, 0, memory_order_relaxed);
 }
 
+/* Chunks are mapped, not malloc'd: freeing a 1 MiB malloc chunk raises
+ * glibc's dynamic mmap threshold, after which memtables and other large
+ * buffers come from the heap and fragment it (a 1M-key fillrandom peaked
+ * at 37 MiB RSS instead of 25). A chunk starts with its next pointer and
+ * its mapped size. */
 static void *arena_chunk(nkv_arena *a, size_t n)
 {
-    void **c = nb_xmalloc(n + 16);
+    size_t len = n + 16;
+    void **c = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (c == MAP_FAILED) {
+        NB_ERROR("nkv: out of memory mapping a %zu-byte memtable chunk", len);
+        abort();
+    }
     c[0] = a->chunks;
+    c[1] = (void *)(uintptr_t)len;
     a->chunks = c;
     return (char *)c + 16;
 }
@@ -44,8 +56,8 @@ void *nkv__arena_alloc(nkv_arena *a, size_t n)
     }
     if (n > ARENA_CHUNK / 4)
         return arena_chunk(a, n);
-    a->cur = arena_chunk(a, ARENA_CHUNK);
-    a->left = ARENA_CHUNK;
+    a->cur = arena_chunk(a, ARENA_CHUNK - 16);
+    a->left = ARENA_CHUNK - 16;
     void *p = a->cur;
     a->cur += n;
     a->left -= n;
@@ -57,7 +69,7 @@ void nkv__arena_free(nkv_arena *a)
     void **c = a->chunks;
     while (c) {
         void **next = c[0];
-        free(c);
+        munmap(c, (size_t)(uintptr_t)c[1]);
         c = next;
     }
     nkv__arena_init(a);

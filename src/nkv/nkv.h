@@ -94,11 +94,6 @@ typedef struct nkv_env {
     /* Takes the exclusive process lock at path; *token is passed to unlock. */
     int (*lock)(void *ctx, const char *path, int *token);
     void (*unlock)(void *ctx, int token);
-    /* Optional (may be NULL): maps size bytes of a file opened with
-     * open_read into memory, read-only; *addr stays valid until unmap. When
-     * absent, tables are read with read_at. */
-    int (*map)(void *ctx, nkv_file *f, uint64_t size, const void **addr);
-    void (*unmap)(void *ctx, const void *addr, uint64_t size);
 } nkv_env;
 
 /* The default POSIX environment (static; never freed). */

@@ -230,7 +230,8 @@ bool nkv__bb_empty(const nkv_block_builder *b);
 void nkv__bb_free(nkv_block_builder *b);
 
 typedef struct nkv_block {
-    uint8_t *data; /* owned unless !owned (then it points into a mapped table) */
+    uint8_t *data; /* owned, or borrowed (a read-ahead window, or the same allocation as the
+                      descriptor: nkv__block_free frees the descriptor only) */
     size_t size;
     bool owned;
     uint32_t restart_off;
@@ -310,6 +311,15 @@ void nkv__cache_free(nkv_cache *c);
  * replaced and unpinned. */
 nkv_cache_handle *nkv__cache_insert(nkv_cache *c, const void *key, size_t klen, void *value,
                                     size_t charge, nkv_cache_deleter deleter);
+/* Two-step insert for a value that lives inside its entry (one allocation
+ * per cached block): nkv__cache_alloc returns an unpublished entry with
+ * `extra` bytes at *mem (16-byte aligned); nkv__cache_publish inserts it as
+ * nkv__cache_insert does (the entry's memory is freed after the deleter,
+ * which may be NULL); nkv__cache_abandon frees one never published. */
+nkv_cache_handle *nkv__cache_alloc(const void *key, size_t klen, size_t extra, void **mem);
+nkv_cache_handle *nkv__cache_publish(nkv_cache *c, nkv_cache_handle *e, void *value, size_t charge,
+                                     nkv_cache_deleter deleter);
+void nkv__cache_abandon(nkv_cache_handle *e);
 nkv_cache_handle *nkv__cache_lookup(nkv_cache *c, const void *key, size_t klen);
 void nkv__cache_release(nkv_cache *c, nkv_cache_handle *h);
 void *nkv__cache_value(nkv_cache_handle *h);

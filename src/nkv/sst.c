@@ -347,7 +347,6 @@ int nkv__tb_finish(nkv_table_builder *b)
 struct nkv_table {
     const nkv_env *env;
     nkv_file *f;
-    const uint8_t *map; /* the whole file when the env can map it */
     char *path;
     uint64_t size;
     nkv_cache *cache;
@@ -356,194 +355,182 @@ struct nkv_table {
     uint8_t *filter;
     size_t filter_len;
     uint64_t entries;
-    /* Mapped tables: one bit per index entry, set once the checksum of its
-     * data block was verified. Uncompressed blocks are then read straight
-     * from the map without the block cache (no hash, lock or refcount).
-     * NULL when not mapped or the index is not one restart per entry. */
-    _Atomic uint64_t *verified;
-    uint32_t nindex;
 };
 
-/* The block at h whose stored bytes and trailer are at raw (in the map or
- * a read-ahead buffer), checksum verified: uncompressed blocks point into
- * raw (block->owned false; in *ref when given, else a heap descriptor),
- * compressed ones are inflated into the heap. */
-static int block_from_raw(nkv_table *t, const uint8_t *raw, handle h, nkv_block *ref,
-                          nkv_block **out)
+/* Verifies the checksum of the stored block at h whose bytes and trailer
+ * are at raw; for a compressed block also returns its inflated size. */
+static int check_raw(nkv_table *t, const uint8_t *raw, handle h, size_t *ulen)
 {
-    uint8_t type = raw[h.size];
-    uint32_t crc = nb_crc32c(nb_crc32c(0, raw, h.size), &type, 1);
-    if (crc != nb_crc32c_unmask(nb_get_u32le(raw + h.size + 1))) {
+    if (nb_crc32c(0, raw, h.size + 1) != nb_crc32c_unmask(nb_get_u32le(raw + h.size + 1))) {
         nb__corrupt(__FILE__, __LINE__, "nkv: block checksum mismatch in %s at offset %llu",
                     t->path, (unsigned long long)h.off);
         return NB_ECHECKSUM;
     }
-    int rc;
-    if (type == NKV_COMPRESSION_NONE && ref) {
-        rc = nkv__block_init_ref(ref, raw, h.size);
-        *out = ref;
-    } else if (type == NKV_COMPRESSION_NONE) {
-        rc = nkv__block_new_ref(raw, h.size, out);
-    } else if (type == NKV_COMPRESSION_SNAPPY) {
-        size_t ulen;
-        if (snappy_uncompressed_length((const char *)raw, h.size, &ulen) != SNAPPY_OK ||
-            ulen > (1u << 30))
+    uint8_t type = raw[h.size];
+    *ulen = h.size;
+    if (type == NKV_COMPRESSION_SNAPPY) {
+        if (snappy_uncompressed_length((const char *)raw, h.size, ulen) != SNAPPY_OK ||
+            *ulen > (1u << 30))
             return NB_CORRUPT("nkv: bad snappy block in %s at offset %llu", t->path,
                               (unsigned long long)h.off);
-        uint8_t *data = nb_xmalloc(ulen ? ulen : 1);
-        if (snappy_uncompress((const char *)raw, h.size, (char *)data, &ulen) != SNAPPY_OK) {
-            free(data);
-            return NB_CORRUPT("nkv: bad snappy block in %s at offset %llu", t->path,
-                              (unsigned long long)h.off);
-        }
-        rc = nkv__block_new(data, ulen, out);
     } else if (type == NKV_COMPRESSION_ZSTD) {
-        unsigned long long ulen = ZSTD_getFrameContentSize(raw, h.size);
-        if (ulen == ZSTD_CONTENTSIZE_ERROR || ulen == ZSTD_CONTENTSIZE_UNKNOWN || ulen > (1u << 30))
+        unsigned long long u = ZSTD_getFrameContentSize(raw, h.size);
+        if (u == ZSTD_CONTENTSIZE_ERROR || u == ZSTD_CONTENTSIZE_UNKNOWN || u > (1u << 30))
             return NB_CORRUPT("nkv: bad zstd block in %s at offset %llu", t->path,
                               (unsigned long long)h.off);
-        uint8_t *data = nb_xmalloc(ulen ? ulen : 1);
-        size_t r = ZSTD_decompress(data, ulen, raw, h.size);
-        if (ZSTD_isError(r) || r != ulen) {
-            free(data);
-            return NB_CORRUPT("nkv: bad zstd block in %s at offset %llu", t->path,
-                              (unsigned long long)h.off);
-        }
-        rc = nkv__block_new(data, ulen, out);
-    } else {
+        *ulen = (size_t)u;
+    } else if (type != NKV_COMPRESSION_NONE) {
         return NB_CORRUPT("nkv: unknown compression %d in %s at offset %llu", type, t->path,
                           (unsigned long long)h.off);
     }
+    return 0;
+}
+
+/* Inflates the checked compressed block at raw into dst (ulen bytes). */
+static int inflate_raw(nkv_table *t, const uint8_t *raw, handle h, uint8_t *dst, size_t ulen)
+{
+    bool ok;
+    if (raw[h.size] == NKV_COMPRESSION_SNAPPY) {
+        size_t n = ulen;
+        ok =
+            snappy_uncompress((const char *)raw, h.size, (char *)dst, &n) == SNAPPY_OK && n == ulen;
+    } else {
+        size_t r = ZSTD_decompress(dst, ulen, raw, h.size);
+        ok = !ZSTD_isError(r) && r == ulen;
+    }
+    if (!ok)
+        return NB_CORRUPT("nkv: bad %s block in %s at offset %llu",
+                          raw[h.size] == NKV_COMPRESSION_SNAPPY ? "snappy" : "zstd", t->path,
+                          (unsigned long long)h.off);
+    return 0;
+}
+
+static int block_init(nkv_table *t, handle h, nkv_block *b, const uint8_t *data, size_t size)
+{
+    int rc = nkv__block_init_ref(b, data, size);
     if (rc)
         nb__corrupt(__FILE__, __LINE__, "nkv: malformed block in %s at offset %llu", t->path,
                     (unsigned long long)h.off);
     return rc;
 }
 
-static int read_mapped(nkv_table *t, handle h, nkv_block **out)
+/* The block at h whose stored bytes and trailer are at raw (a read-ahead
+ * buffer), checksum verified: uncompressed blocks borrow raw into *ref,
+ * compressed ones are inflated into an owned block. */
+static int block_from_raw(nkv_table *t, const uint8_t *raw, handle h, nkv_block *ref,
+                          nkv_block **out)
 {
-    return block_from_raw(t, t->map + h.off, h, NULL, out);
+    size_t ulen;
+    int rc = check_raw(t, raw, h, &ulen);
+    if (rc)
+        return rc;
+    if (raw[h.size] == NKV_COMPRESSION_NONE) {
+        *out = ref;
+        return block_init(t, h, ref, raw, h.size);
+    }
+    nkv_block *b = nb_xmalloc(sizeof *b + ulen);
+    uint8_t *data = (uint8_t *)(b + 1);
+    if ((rc = inflate_raw(t, raw, h, data, ulen)) != 0 ||
+        (rc = block_init(t, h, b, data, ulen)) != 0) {
+        free(b);
+        return rc;
+    }
+    *out = b; /* one allocation: nkv__block_free frees it */
+    return 0;
 }
 
-/* Reads the block at h, verifying its checksum. Through the map when
- * use_map (then uncompressed blocks are borrowed, see read_mapped), else
- * with read_at into an owned block. Compaction reads with read_at so that
- * scanning whole tables does not fault them into our resident set. */
-static int read_block_ex(nkv_table *t, handle h, bool use_map, nkv_block **out)
+/* Where read_block puts a block: the heap (an owned block, freed with
+ * nkv__block_free) or, when key is set, the memory of a block cache entry
+ * (*e, unpublished). Either way the descriptor and the bytes are one
+ * allocation, the descriptor first. */
+typedef struct blk_dest {
+    const uint8_t *key; /* 16-byte cache key, or NULL */
+    nkv_cache_handle *e;
+} blk_dest;
+
+static nkv_block *dest_alloc(blk_dest *d, size_t n)
+{
+    if (!d->key)
+        return nb_xmalloc(sizeof(nkv_block) + n);
+    void *mem;
+    d->e = nkv__cache_alloc(d->key, 16, sizeof(nkv_block) + n, &mem);
+    return mem;
+}
+
+static void dest_free(blk_dest *d, nkv_block *b, nkv_cache_handle *e)
+{
+    if (d->key)
+        nkv__cache_abandon(e);
+    else
+        free(b);
+}
+
+/* Reads the block at h with one pread, verifying its checksum (every read
+ * from the file is verified; the cache then holds verified blocks). */
+static int read_block_to(nkv_table *t, handle h, blk_dest *d, nkv_block **out)
 {
     *out = NULL;
     if (h.off + h.size + NKV_BLOCK_TRAILER > t->size || h.size > (1u << 30))
         return NB_CORRUPT("nkv: block handle %llu+%llu past the end of %s",
                           (unsigned long long)h.off, (unsigned long long)h.size, t->path);
     size_t n = h.size + NKV_BLOCK_TRAILER;
-    if (t->map && use_map)
-        return read_mapped(t, h, out);
-    uint8_t *raw = nb_xmalloc(n);
-    size_t got = 0;
+    nkv_block *b = dest_alloc(d, n);
+    nkv_cache_handle *e = d->e;
+    uint8_t *raw = (uint8_t *)(b + 1);
+    size_t got = 0, ulen = 0;
     int rc = t->env->read_at(t->env->ctx, t->f, h.off, raw, n, &got);
+    if (!rc && got != n)
+        rc = NB_CORRUPT("nkv: short read of block at offset %llu in %s", (unsigned long long)h.off,
+                        t->path);
+    if (!rc)
+        rc = check_raw(t, raw, h, &ulen);
+    if (!rc && raw[h.size] != NKV_COMPRESSION_NONE) {
+        nkv_block *ub = dest_alloc(d, ulen);
+        rc = inflate_raw(t, raw, h, (uint8_t *)(ub + 1), ulen);
+        dest_free(d, b, e);
+        b = ub;
+        e = d->e;
+        raw = (uint8_t *)(ub + 1);
+    }
+    if (!rc)
+        rc = block_init(t, h, b, raw, ulen);
     if (rc) {
-        free(raw);
+        dest_free(d, b, e);
         return rc;
     }
-    if (got != n) {
-        free(raw);
-        return NB_CORRUPT("nkv: short read of block at offset %llu in %s",
-                          (unsigned long long)h.off, t->path);
-    }
-    uint8_t type = raw[h.size];
-    uint32_t crc = nb_crc32c(nb_crc32c(0, raw, h.size), &type, 1);
-    if (crc != nb_crc32c_unmask(nb_get_u32le(raw + h.size + 1))) {
-        free(raw);
-        nb__corrupt(__FILE__, __LINE__, "nkv: block checksum mismatch in %s at offset %llu",
-                    t->path, (unsigned long long)h.off);
-        return NB_ECHECKSUM;
-    }
-    uint8_t *data = raw;
-    size_t size = h.size;
-    if (type == NKV_COMPRESSION_SNAPPY) {
-        size_t ulen;
-        if (snappy_uncompressed_length((const char *)raw, h.size, &ulen) != SNAPPY_OK ||
-            ulen > (1u << 30)) {
-            free(raw);
-            return NB_CORRUPT("nkv: bad snappy block in %s at offset %llu", t->path,
-                              (unsigned long long)h.off);
-        }
-        data = nb_xmalloc(ulen ? ulen : 1);
-        if (snappy_uncompress((const char *)raw, h.size, (char *)data, &ulen) != SNAPPY_OK) {
-            free(raw);
-            free(data);
-            return NB_CORRUPT("nkv: bad snappy block in %s at offset %llu", t->path,
-                              (unsigned long long)h.off);
-        }
-        free(raw);
-        size = ulen;
-    } else if (type == NKV_COMPRESSION_ZSTD) {
-        unsigned long long ulen = ZSTD_getFrameContentSize(raw, h.size);
-        if (ulen == ZSTD_CONTENTSIZE_ERROR || ulen == ZSTD_CONTENTSIZE_UNKNOWN ||
-            ulen > (1u << 30)) {
-            free(raw);
-            return NB_CORRUPT("nkv: bad zstd block in %s at offset %llu", t->path,
-                              (unsigned long long)h.off);
-        }
-        data = nb_xmalloc(ulen ? ulen : 1);
-        size_t r = ZSTD_decompress(data, ulen, raw, h.size);
-        free(raw);
-        if (ZSTD_isError(r) || r != ulen) {
-            free(data);
-            return NB_CORRUPT("nkv: bad zstd block in %s at offset %llu", t->path,
-                              (unsigned long long)h.off);
-        }
-        size = ulen;
-    } else if (type != NKV_COMPRESSION_NONE) {
-        free(raw);
-        return NB_CORRUPT("nkv: unknown compression %d in %s at offset %llu", type, t->path,
-                          (unsigned long long)h.off);
-    }
-    rc = nkv__block_new(data, size, out);
-    if (rc)
-        nb__corrupt(__FILE__, __LINE__, "nkv: malformed block in %s at offset %llu", t->path,
-                    (unsigned long long)h.off);
-    return rc;
+    *out = b;
+    return 0;
 }
 
 static int read_block(nkv_table *t, handle h, nkv_block **out)
 {
-    return read_block_ex(t, h, true, out);
-}
-
-static void block_deleter(const void *key, size_t klen, void *value)
-{
-    (void)key;
-    (void)klen;
-    nkv__block_free(value);
+    blk_dest d = {.key = NULL, .e = NULL};
+    return read_block_to(t, h, &d, out);
 }
 
 /* A block for reading: *ch is the pinning cache handle, or NULL when the
- * caller owns *out. */
+ * caller owns *out. Misses are read straight into a new cache entry. */
 static int get_block(nkv_table *t, handle h, bool fill, nkv_block **out, nkv_cache_handle **ch)
 {
     *ch = NULL;
+    if (!t->cache)
+        return read_block(t, h, out);
     uint8_t key[16];
-    if (t->cache) {
-        nb_put_u64le(key, t->cache_id);
-        nb_put_u64le(key + 8, h.off);
-        nkv_cache_handle *e = nkv__cache_lookup(t->cache, key, sizeof key);
-        if (e) {
-            *ch = e;
-            *out = nkv__cache_value(e);
-            return 0;
-        }
+    nb_put_u64le(key, t->cache_id);
+    nb_put_u64le(key + 8, h.off);
+    nkv_cache_handle *e = nkv__cache_lookup(t->cache, key, sizeof key);
+    if (e) {
+        *ch = e;
+        *out = nkv__cache_value(e);
+        return 0;
     }
-    int rc = read_block_ex(t, h, fill, out);
+    if (!fill)
+        return read_block(t, h, out);
+    blk_dest d = {.key = key, .e = NULL};
+    int rc = read_block_to(t, h, &d, out);
     if (rc)
         return rc;
-    /* A block read in place from the map is cached too, charged only for
-     * its descriptor: a hit then skips re-verifying the checksum. The
-     * entry can only be found through this table's cache id, and the table
-     * (so the map) stays open while a handle on the block is held. */
-    if (t->cache && fill)
-        *ch = nkv__cache_insert(t->cache, key, sizeof key, *out,
-                                (*out)->owned ? (*out)->size + 64 : 128, block_deleter);
+    *ch = nkv__cache_publish(t->cache, d.e, *out, sizeof(nkv_block) + (*out)->size + 64, NULL);
     return 0;
 }
 
@@ -553,37 +540,6 @@ static void put_block(nkv_table *t, nkv_block *b, nkv_cache_handle *ch)
         nkv__cache_release(t->cache, ch);
     else
         nkv__block_free(b);
-}
-
-/* The data block of index entry `ord` at h, borrowed from the map into
- * *blk (caller's storage, nothing to release) when the table is mapped and
- * the block is stored uncompressed; its checksum is verified on first use
- * only. 1 done, 0 not applicable (use get_block), or an error. */
-static int map_block(nkv_table *t, handle h, uint32_t ord, nkv_block *blk)
-{
-    if (!t->verified || ord >= t->nindex || h.off + h.size + NKV_BLOCK_TRAILER > t->size ||
-        h.size > (1u << 30))
-        return 0;
-    const uint8_t *raw = t->map + h.off;
-    if (raw[h.size] != NKV_COMPRESSION_NONE)
-        return 0;
-    _Atomic uint64_t *w = &t->verified[ord >> 6];
-    uint64_t bit = 1ull << (ord & 63);
-    if (!(atomic_load_explicit(w, memory_order_relaxed) & bit)) {
-        if (nb_crc32c(0, raw, h.size + 1) != nb_crc32c_unmask(nb_get_u32le(raw + h.size + 1))) {
-            nb__corrupt(__FILE__, __LINE__, "nkv: block checksum mismatch in %s at offset %llu",
-                        t->path, (unsigned long long)h.off);
-            return NB_ECHECKSUM;
-        }
-        atomic_fetch_or_explicit(w, bit, memory_order_relaxed);
-    }
-    int rc = nkv__block_init_ref(blk, raw, h.size);
-    if (rc) {
-        nb__corrupt(__FILE__, __LINE__, "nkv: malformed block in %s at offset %llu", t->path,
-                    (unsigned long long)h.off);
-        return rc;
-    }
-    return 1;
 }
 
 int nkv__table_open(const nkv_env *env, nkv_file *f, const char *path, uint64_t size,
@@ -600,11 +556,6 @@ int nkv__table_open(const nkv_env *env, nkv_file *f, const char *path, uint64_t 
     int rc = 0;
     uint8_t foot[NKV_SST_FOOTER];
     size_t got = 0;
-    if (env->map && size >= NKV_SST_FOOTER) {
-        const void *addr;
-        if (env->map(env->ctx, f, size, &addr) == 0)
-            t->map = addr;
-    }
     if (size < NKV_SST_FOOTER) {
         rc = NB_CORRUPT("nkv: %s is too short (%llu bytes) to be a table", path,
                         (unsigned long long)size);
@@ -636,10 +587,6 @@ int nkv__table_open(const nkv_env *env, nkv_file *f, const char *path, uint64_t 
     }
     if ((rc = read_block(t, index_h, &t->index)) != 0)
         goto fail;
-    if (t->map && nkv__block_restart_each(t->index)) {
-        t->nindex = t->index->nrestarts;
-        t->verified = nb_xcalloc((t->nindex + 63) / 64, sizeof *t->verified);
-    }
     nkv_block *meta;
     if ((rc = read_block(t, meta_h, &meta)) != 0)
         goto fail;
@@ -709,12 +656,9 @@ void nkv__table_free(nkv_table *t)
     if (!t)
         return;
     nkv__block_free(t->index);
-    if (t->map)
-        t->env->unmap(t->env->ctx, t->map, t->size);
     if (t->f)
         t->env->close(t->env->ctx, t->f);
     free(t->filter);
-    free((void *)t->verified);
     free(t->path);
     free(t);
 }
@@ -735,20 +679,17 @@ int nkv__table_get(nkv_table *t, nb_slice ikey, bool fill_cache, bool *found, in
     /* Fast path: one index probe, one data block probe, no allocation. */
     uint8_t kb1[256], kb2[256];
     nb_slice ik, iv, dk, dv;
-    uint32_t ord = 0;
-    int f1 = nkv__block_find(t->index, ikey, true, kb1, sizeof kb1, &ik, &iv, &ord);
+    int f1 = nkv__block_find(t->index, ikey, true, kb1, sizeof kb1, &ik, &iv, NULL);
     if (f1 == 0)
         return 0;
     if (f1 == 1) {
         handle h;
         if (!handle_decode(iv.ptr, iv.ptr + iv.len, &h))
             return NB_CORRUPT("nkv: bad index entry in %s", t->path);
-        nkv_block mb, *b = &mb;
-        nkv_cache_handle *ch = NULL;
-        int rc = fill_cache ? map_block(t, h, ord, &mb) : 0;
-        if (rc < 0)
-            return rc;
-        if (rc == 0 && (rc = get_block(t, h, fill_cache, &b, &ch)) != 0)
+        nkv_block *b;
+        nkv_cache_handle *ch;
+        int rc = get_block(t, h, fill_cache, &b, &ch);
+        if (rc)
             return rc;
         int f2 = nkv__block_find(b, ikey, true, kb2, sizeof kb2, &dk, &dv, NULL);
         if (f2 == 1) {
@@ -760,12 +701,10 @@ int nkv__table_get(nkv_table *t, nb_slice ikey, bool fill_cache, bool *found, in
                 nb_buf_reset(val);
                 NB_ASSERT(nb_buf_append(val, dv.ptr, dv.len) == 0);
             }
-            if (b != &mb)
-                put_block(t, b, ch);
+            put_block(t, b, ch);
             return 0;
         }
-        if (b != &mb)
-            put_block(t, b, ch);
+        put_block(t, b, ch);
         if (f2 < 0)
             return f2;
         /* Past the block's end, or a long key: take the general path. */
@@ -823,10 +762,10 @@ typedef struct table_it {
     nkv__it *data;  /* &data_it, or NULL */
     nkv_block_it index_it, data_it;
     handle data_h;
-    nkv_block mblk; /* the data block when borrowed (map_block, ra) */
+    nkv_block mblk; /* the data block when borrowed from the read-ahead window */
+    int run;        /* data blocks entered one after another going forward */
     int status;
-    /* Read-ahead for scans that bypass the map and cache (compaction,
-     * check, fill_cache=false): one pread per TI_READAHEAD bytes. */
+    /* Read-ahead for scans (see set_data): one pread per window. */
     uint8_t *rabuf;
     uint64_t ra_off;
     size_t ra_len, ra_cap;
@@ -860,7 +799,8 @@ static void set_data_it(table_it *it, nkv_block *b, nkv__release_fn release, voi
     it->data = &it->data_it.base;
 }
 
-#define TI_READAHEAD (256u << 10)
+#define TI_READAHEAD      (256u << 10)
+#define TI_READAHEAD_FILL (64u << 10) /* user scans: one window per table */
 
 /* The block at h through the read-ahead window (read forward from h when
  * h is outside it); *ch-free: uncompressed blocks borrow the window into
@@ -873,7 +813,8 @@ static int ra_block(table_it *it, handle h, nkv_block **out)
                           (unsigned long long)h.off, (unsigned long long)h.size, t->path);
     size_t n = h.size + NKV_BLOCK_TRAILER;
     if (!it->rabuf || h.off < it->ra_off || h.off + n > it->ra_off + it->ra_len) {
-        size_t want = n > TI_READAHEAD ? n : TI_READAHEAD;
+        size_t ra = it->fill ? TI_READAHEAD_FILL : TI_READAHEAD;
+        size_t want = n > ra ? n : ra;
         if (want > t->size - h.off)
             want = (size_t)(t->size - h.off);
         if (want > it->ra_cap) {
@@ -911,15 +852,13 @@ static void set_data(table_it *it, bool fwd)
     if (it->data && h.off == it->data_h.off)
         return;
     drop_data(it);
-    nkv_block *b;
+    nkv_block *b = NULL;
     nkv_cache_handle *ch = NULL;
-    int rc = it->fill ? map_block(it->t, h, nkv__block_iter_restart(it->index), &it->mblk) : 0;
-    if (rc == 1) {
-        it->data_h = h;
-        set_data_it(it, &it->mblk, NULL, NULL, NULL);
-        return;
-    }
-    if (rc == 0 && !it->fill && fwd) {
+    int rc = 0;
+    /* Scans read ahead instead of a pread per block: at once when they
+     * bypass the cache, after two blocks in a row otherwise (a seek reads
+     * one block and stops). */
+    if (fwd && (!it->fill || it->run >= 2)) {
         if ((rc = ra_block(it, h, &b)) != 0) {
             if (!it->status)
                 it->status = rc;
@@ -932,8 +871,7 @@ static void set_data(table_it *it, bool fwd)
             set_data_it(it, b, free_block_cb, NULL, b);
         return;
     }
-    if (rc == 0)
-        rc = get_block(it->t, h, it->fill, &b, &ch);
+    rc = get_block(it->t, h, it->fill, &b, &ch);
     if (rc) {
         if (!it->status)
             it->status = rc;
@@ -956,6 +894,7 @@ static void skip_fwd(table_it *it)
             return;
         }
         IT_NEXT(it->index);
+        it->run++;
         set_data(it, true);
         if (it->data)
             IT_FIRST(it->data);
@@ -972,6 +911,7 @@ static void skip_back(table_it *it)
             return;
         }
         IT_PREV(it->index);
+        it->run = 0;
         set_data(it, false);
         if (it->data)
             IT_LAST(it->data);
@@ -987,6 +927,7 @@ static void ti_first(nkv__it *i)
 {
     table_it *it = (table_it *)i;
     it->status = 0;
+    it->run = 0;
     IT_FIRST(it->index);
     set_data(it, true);
     if (it->data)
@@ -997,6 +938,7 @@ static void ti_last(nkv__it *i)
 {
     table_it *it = (table_it *)i;
     it->status = 0;
+    it->run = 0;
     IT_LAST(it->index);
     set_data(it, false);
     if (it->data)
@@ -1007,6 +949,7 @@ static void ti_seek(nkv__it *i, nb_slice k)
 {
     table_it *it = (table_it *)i;
     it->status = 0;
+    it->run = 0;
     IT_SEEK(it->index, k);
     set_data(it, true);
     if (it->data)
