@@ -13,8 +13,11 @@
  *             via /proc/sys/vm/drop_caches when we may, vfs by reopening it)
  *
  * Usage: vfs_bench --dir DIR [--files N] [--threads 1,2] [--data-mib M]
- *                  [--only meta|data] [--meta-engine E]
- * Prints one line per measurement and a ratio table (vfs / local).
+ *                  [--only meta|data] [--meta-engine E] [--block-store disk|dir]
+ *                  [--vfs-only]   (profiling: metadata phases without the local side)
+ * Prints one line per measurement and a ratio table (vfs / local), with
+ * each phase's process CPU time next to it: on a loaded machine the CPU
+ * ratio (local CPU / vfs CPU) moves less than the wall-clock one.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -23,6 +26,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -36,25 +40,61 @@ static int g_nthreads = 2;
 static long g_data_mib = 1024;
 static const char *g_only;
 static const char *g_engine;
+static const char *g_store;
+static bool g_vfs_only; /* profiling: skip the local side */
 
 typedef struct result {
     char name[64];
     double vfs_rate, local_rate;
+    double vfs_cpu, local_cpu; /* process CPU seconds of the phase */
     const char *unit;
 } result;
 
 static result g_res[64];
 static int g_nres;
 
-static void record(const char *name, const char *unit, double vr, double lr)
+/* Process CPU seconds (user + system, all threads): steadier than wall
+ * time on a loaded machine. The kernel's own write-back threads are not
+ * counted, on either side. */
+static double cpu_now(void)
+{
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    return (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6 +
+           (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec / 1e6;
+}
+
+/* A timed phase: wall seconds and CPU seconds. */
+typedef struct span {
+    uint64_t t0;
+    double c0;
+    double wall, cpu;
+} span;
+
+static void span_start(span *s)
+{
+    s->c0 = cpu_now();
+    s->t0 = nb_mono_ns();
+}
+
+static void span_stop(span *s)
+{
+    s->wall = (double)(nb_mono_ns() - s->t0) / 1e9;
+    s->cpu = cpu_now() - s->c0;
+}
+
+static void record(const char *name, const char *unit, double vr, double lr, double vcpu,
+                   double lcpu)
 {
     result *r = &g_res[g_nres++];
     snprintf(r->name, sizeof r->name, "%s", name);
     r->unit = unit;
     r->vfs_rate = vr;
     r->local_rate = lr;
-    printf("%-24s vfs %12.0f %s   local %12.0f %s   ratio %.2f\n", name, vr, unit, lr, unit,
-           lr > 0 ? vr / lr : 0);
+    r->vfs_cpu = vcpu;
+    r->local_cpu = lcpu;
+    printf("%-24s vfs %12.0f %s   local %12.0f %s   ratio %.2f   cpu s %.3f / %.3f\n", name, vr,
+           unit, lr, unit, lr > 0 ? vr / lr : 0, vcpu, lcpu);
     fflush(stdout);
 }
 
@@ -81,6 +121,7 @@ static vfs *open_vfs(const char *dir)
     vfs_options_init(&o);
     o.data_dir = dir;
     o.meta_engine = g_engine;
+    o.block_store = g_store;
     o.maintain_interval_ms = -1;
     vfs *v = NULL;
     int rc = vfs_open(&o, &v);
@@ -210,12 +251,13 @@ static void *job_main(void *arg)
     return NULL;
 }
 
-/* ops/s of one phase with nt threads. */
-static double phase(vfs *v, uint64_t dino, const char *ld, int op, int nt)
+/* ops/s of one phase with nt threads; *cpu its CPU seconds. */
+static double phase(vfs *v, uint64_t dino, const char *ld, int op, int nt, double *cpu)
 {
     job jobs[8];
     pthread_t th[8];
-    uint64_t t0 = nb_mono_ns();
+    span sp;
+    span_start(&sp);
     for (int t = 0; t < nt; t++) {
         jobs[t] = (job){v, dino, ld, op, t, nt, g_files, 0};
         pthread_create(&th[t], NULL, job_main, &jobs[t]);
@@ -225,8 +267,9 @@ static double phase(vfs *v, uint64_t dino, const char *ld, int op, int nt)
         pthread_join(th[t], NULL);
         total += jobs[t].done;
     }
-    double s = (double)(nb_mono_ns() - t0) / 1e9;
-    return (double)total / s;
+    span_stop(&sp);
+    *cpu = sp.cpu;
+    return (double)total / sp.wall;
 }
 
 static void bench_meta(void)
@@ -246,15 +289,14 @@ static void bench_meta(void)
         int rc = vfs_mkdir(v, NULL, VFS_ROOT_INO, "d", 0755, &d);
         if (rc != 0)
             die("mkdir", rc);
-        double vr[OP_N], lr[OP_N];
         /* Alternate vfs and local within each phase. */
         for (int op = 0; op < OP_N; op++) {
-            int n = op == OP_READDIR ? nt : nt;
-            vr[op] = phase(v, d.ino, NULL, op, n);
-            lr[op] = phase(NULL, 0, ldir, op, n);
+            double vc;
+            double vr = phase(v, d.ino, NULL, op, nt, &vc);
+            double lc = 0, lr = g_vfs_only ? 0 : phase(NULL, 0, ldir, op, nt, &lc);
             char name[32];
             snprintf(name, sizeof name, "%s x%d", op_names[op], nt);
-            record(name, op == OP_READDIR ? "entries/s" : "ops/s", vr[op], lr[op]);
+            record(name, op == OP_READDIR ? "entries/s" : "ops/s", vr, lr, vc, lc);
         }
         vfs_close(v);
         cmd = nb_xasprintf("rm -rf '%s' '%s'", vdir, ldir);
@@ -286,10 +328,11 @@ static void bench_data(void)
     double mib = (double)g_data_mib;
 
     /* write: vfs */
+    span vs, ls;
     vfs *v = open_vfs(vdir);
     vfs_file *f;
     vfs_attr a;
-    uint64_t t0 = nb_mono_ns();
+    span_start(&vs);
     int rc = vfs_create(v, NULL, VFS_ROOT_INO, "big", 0644, O_WRONLY, &a, &f);
     for (uint64_t off = 0; rc == 0 && off < total; off += IO_SIZE)
         rc = vfs_write(f, off, buf, IO_SIZE, NULL);
@@ -298,11 +341,11 @@ static void bench_data(void)
     if (rc != 0)
         die("vfs write", rc);
     rc = vfs_release(f);
-    double vw = mib / ((double)(nb_mono_ns() - t0) / 1e9);
+    span_stop(&vs);
     vfs_close(v);
 
     /* write: local */
-    t0 = nb_mono_ns();
+    span_start(&ls);
     int fd = open(lpath, O_WRONLY | O_CREAT | O_TRUNC, 0644);
     if (fd < 0)
         die("open", -errno);
@@ -312,62 +355,46 @@ static void bench_data(void)
     if (fsync(fd) != 0)
         die("fsync", -errno);
     close(fd);
-    double lw = mib / ((double)(nb_mono_ns() - t0) / 1e9);
-    record("seq write 1MiB+fsync", "MiB/s", vw, lw);
+    span_stop(&ls);
+    record("seq write 1MiB+fsync", "MiB/s", mib / vs.wall, mib / ls.wall, vs.cpu, ls.cpu);
 
-    /* read: vfs (reopened: its block cache is empty) */
-    drop_caches();
-    v = open_vfs(vdir);
-    t0 = nb_mono_ns();
-    rc = vfs_resolve(v, NULL, "big", 0, &a);
-    if (rc == 0)
-        rc = vfs_file_open(v, NULL, a.ino, O_RDONLY, &f);
-    uint64_t got_total = 0;
-    for (uint64_t off = 0; rc == 0 && off < total; off += IO_SIZE) {
-        size_t got = 0;
-        rc = vfs_read(f, off, buf, IO_SIZE, &got);
-        got_total += got;
+    /* read, cold then warm: vfs reopened each time (its block cache empty) */
+    for (int warm = 0; warm < 2; warm++) {
+        if (!warm)
+            drop_caches();
+        v = open_vfs(vdir);
+        span_start(&vs);
+        rc = vfs_resolve(v, NULL, "big", 0, &a);
+        if (rc == 0)
+            rc = vfs_file_open(v, NULL, a.ino, O_RDONLY, &f);
+        uint64_t got_total = 0;
+        for (uint64_t off = 0; rc == 0 && off < total; off += IO_SIZE) {
+            size_t got = 0;
+            rc = vfs_read(f, off, buf, IO_SIZE, &got);
+            got_total += got;
+        }
+        if (rc != 0 || got_total != total)
+            die("vfs read", rc ? rc : NB_ECORRUPT);
+        rc = vfs_release(f);
+        span_stop(&vs);
+        vfs_close(v);
+        if (rc != 0)
+            die("vfs release", rc);
+
+        if (!warm)
+            drop_caches();
+        span_start(&ls);
+        fd = open(lpath, O_RDONLY);
+        if (fd < 0)
+            die("open", -errno);
+        for (uint64_t off = 0; off < total; off += IO_SIZE)
+            if (read(fd, buf, IO_SIZE) != (ssize_t)IO_SIZE)
+                die("read", -errno);
+        close(fd);
+        span_stop(&ls);
+        record(warm ? "seq read 1MiB (warm)" : "seq read 1MiB (cold)", "MiB/s", mib / vs.wall,
+               mib / ls.wall, vs.cpu, ls.cpu);
     }
-    if (rc != 0 || got_total != total)
-        die("vfs read", rc ? rc : NB_ECORRUPT);
-    rc = vfs_release(f);
-    double vrd = mib / ((double)(nb_mono_ns() - t0) / 1e9);
-    vfs_close(v);
-
-    drop_caches();
-    t0 = nb_mono_ns();
-    fd = open(lpath, O_RDONLY);
-    for (uint64_t off = 0; off < total; off += IO_SIZE)
-        if (read(fd, buf, IO_SIZE) != (ssize_t)IO_SIZE)
-            die("read", -errno);
-    close(fd);
-    double lrd = mib / ((double)(nb_mono_ns() - t0) / 1e9);
-    record("seq read 1MiB (cold)", "MiB/s", vrd, lrd);
-
-    /* warm read: both with their caches (page cache / vfs + page cache) */
-    v = open_vfs(vdir);
-    t0 = nb_mono_ns();
-    rc = vfs_resolve(v, NULL, "big", 0, &a);
-    if (rc == 0)
-        rc = vfs_file_open(v, NULL, a.ino, O_RDONLY, &f);
-    for (uint64_t off = 0; rc == 0 && off < total; off += IO_SIZE) {
-        size_t got = 0;
-        rc = vfs_read(f, off, buf, IO_SIZE, &got);
-    }
-    if (rc != 0)
-        die("vfs read", rc);
-    rc = vfs_release(f);
-    double vwr = mib / ((double)(nb_mono_ns() - t0) / 1e9);
-    vfs_close(v);
-    t0 = nb_mono_ns();
-    fd = open(lpath, O_RDONLY);
-    for (uint64_t off = 0; off < total; off += IO_SIZE)
-        if (read(fd, buf, IO_SIZE) != (ssize_t)IO_SIZE)
-            die("read", -errno);
-    close(fd);
-    double lwr = mib / ((double)(nb_mono_ns() - t0) / 1e9);
-    record("seq read 1MiB (warm)", "MiB/s", vwr, lwr);
-    (void)rc;
 
     cmd = nb_xasprintf("rm -rf '%s' '%s'", vdir, lpath);
     if (system(cmd) != 0)
@@ -393,6 +420,10 @@ int main(int argc, char **argv)
             g_only = argv[++i];
         else if (!strcmp(a, "--meta-engine") && val)
             g_engine = argv[++i];
+        else if (!strcmp(a, "--block-store") && val)
+            g_store = argv[++i];
+        else if (!strcmp(a, "--vfs-only"))
+            g_vfs_only = true;
         else if (!strcmp(a, "--threads") && val) {
             g_nthreads = 0;
             char *s = nb_xstrdup(argv[++i]);
@@ -402,7 +433,8 @@ int main(int argc, char **argv)
         } else {
             fprintf(stderr,
                     "usage: vfs_bench --dir DIR [--files N] [--threads 1,2] [--data-mib M]\n"
-                    "                 [--only meta|data] [--meta-engine E]\n");
+                    "                 [--only meta|data] [--meta-engine E] [--block-store S] "
+                    "[--vfs-only]\n");
             return 2;
         }
     }
@@ -417,9 +449,13 @@ int main(int argc, char **argv)
         bench_meta();
     if (!g_only || !strcmp(g_only, "data"))
         bench_data();
-    printf("\n%-24s %14s %14s %8s\n", "operation", "vfs", "local", "ratio");
-    for (int i = 0; i < g_nres; i++)
-        printf("%-24s %14.0f %14.0f %8.2f\n", g_res[i].name, g_res[i].vfs_rate, g_res[i].local_rate,
-               g_res[i].local_rate > 0 ? g_res[i].vfs_rate / g_res[i].local_rate : 0);
+    /* cpu ratio: local CPU / vfs CPU for the same work (> 1: vfs uses less). */
+    printf("\n%-24s %14s %14s %8s %10s\n", "operation", "vfs", "local", "ratio", "cpu ratio");
+    for (int i = 0; i < g_nres; i++) {
+        const result *r = &g_res[i];
+        printf("%-24s %14.0f %14.0f %8.2f %10.2f\n", r->name, r->vfs_rate, r->local_rate,
+               r->local_rate > 0 ? r->vfs_rate / r->local_rate : 0,
+               r->vfs_cpu > 0 ? r->local_cpu / r->vfs_cpu : 0);
+    }
     return 0;
 }

@@ -29,6 +29,7 @@ struct data_cache {
     data_block **buckets;
     size_t nbuckets;                 /* power of two */
     data_block *lru_head, *lru_tail; /* READY blocks only */
+    data__bufpool *pool;             /* where pooled blocks' buffers go back; may be NULL */
     size_t bytes, capacity, entries;
     uint64_t hits, misses, inserts, evictions, ra_issued, ra_hits;
 };
@@ -54,17 +55,24 @@ data_cache *data__cache_new(size_t capacity)
     return c;
 }
 
-static void block_free(data_block *b)
+void data__cache_use_pool(data_cache *c, data__bufpool *pool)
 {
-    free(b->data);
+    c->pool = pool;
+}
+
+static void block_free(data_cache *c, data_block *b)
+{
+    if (b->pooled && c->pool)
+        data__buf_put(c->pool, b->data);
+    else
+        free(b->data);
     free(b);
 }
 
 void data__block_unref(data_cache *c, data_block *b)
 {
-    (void)c;
     if (b && atomic_fetch_sub(&b->refs, 1) == 1)
-        block_free(b);
+        block_free(c, b);
 }
 
 static void lru_unlink(data_cache *c, data_block *b)
@@ -172,6 +180,14 @@ data_block *data__cache_acquire(data_cache *c, data_key k, bool wait, bool *owne
     return b;
 }
 
+bool data__cache_contains(data_cache *c, data_key k)
+{
+    pthread_mutex_lock(&c->mu);
+    bool there = find_locked(c, k) != NULL;
+    pthread_mutex_unlock(&c->mu);
+    return there;
+}
+
 data_block *data__cache_peek(data_cache *c, data_key k)
 {
     pthread_mutex_lock(&c->mu);
@@ -192,7 +208,19 @@ data_block *data__cache_peek(data_cache *c, data_key k)
     return b;
 }
 
+static void fill(data_cache *c, data_block *b, int rc, uint8_t *data, size_t len, bool pooled);
+
 void data__cache_fill(data_cache *c, data_block *b, int rc, uint8_t *data, size_t len)
+{
+    fill(c, b, rc, data, len, false);
+}
+
+void data__cache_fill_buf(data_cache *c, data_block *b, uint8_t *buf, size_t len)
+{
+    fill(c, b, 0, buf, len, true);
+}
+
+static void fill(data_cache *c, data_block *b, int rc, uint8_t *data, size_t len, bool pooled)
 {
     data_block *victims = NULL; /* chained through hnext */
     pthread_mutex_lock(&c->mu);
@@ -208,6 +236,7 @@ void data__cache_fill(data_cache *c, data_block *b, int rc, uint8_t *data, size_
     } else {
         b->data = data;
         b->len = len;
+        b->pooled = pooled;
         b->state = DATA_BLK_READY;
         c->inserts++;
         if (b->in_table) {

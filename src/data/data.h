@@ -235,6 +235,11 @@ void data_ra_free(data_ra *ra);
  * a pin across the map read and this call. off + len <= DATA_CHUNK_SIZE. */
 int data_chunk_read(data_store *s, data_ra *ra, const data_slice *slices, size_t n, uint32_t off,
                     size_t len, void *buf) NB_MUST_CHECK;
+/* After a sequential data_chunk_read near a chunk's end: how many bytes at
+ * the start of the next chunk its readahead window covers (0: none). The
+ * caller, who knows the next chunk's map, hands them to
+ * data_chunk_prefetch so the stream does not stall at the boundary. */
+size_t data_ra_next_chunk(const data_ra *ra);
 /* Starts loading, in the background, the blocks holding [off, off+len) of
  * the chunk into the cache (e.g. the next chunk of a sequential read).
  * slices is borrowed for the call only. Best effort: errors are dropped. */

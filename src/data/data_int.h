@@ -68,6 +68,18 @@ int data__range_read(data_store *s, data_key k, uint32_t off, size_t len, uint8_
 extern const data_bs_ops data__bs_dir_ops;
 extern const data_bs_ops data__bs_disk_ops;
 
+/* ---- Block buffers (buf.c) -------------------------------------------- */
+
+/* Free DATA_BLOCK_SIZE buffers kept for reuse (32 MiB). */
+#define DATA__BUF_KEEP 8
+typedef struct data__bufpool data__bufpool;
+data__bufpool *data__bufpool_new(void);
+void data__bufpool_free(data__bufpool *p);
+/* A DATA_BLOCK_SIZE buffer, 4096-aligned, contents undefined. */
+uint8_t *data__buf_get(data__bufpool *p);
+/* Gives back a buffer from data__buf_get (NULL is a no-op). */
+void data__buf_put(data__bufpool *p, uint8_t *b);
+
 /* ---- Block cache (cache.c) ------------------------------------------- */
 
 /* A cached block: immutable once ready, refcounted. The cache holds one
@@ -76,11 +88,12 @@ extern const data_bs_ops data__bs_disk_ops;
 typedef struct data_block data_block;
 struct data_block {
     data_key key;
-    uint8_t *data; /* owned */
+    uint8_t *data; /* owned: free()d, or given back to the pool if pooled */
     size_t len;
     _Atomic int refs;
-    int state; /* DATA_BLK_LOADING, DATA_BLK_READY, DATA_BLK_FAILED */
-    int rc;    /* load error when FAILED */
+    bool pooled; /* data is a DATA_BLOCK_SIZE buffer of the cache's pool */
+    int state;   /* DATA_BLK_LOADING, DATA_BLK_READY, DATA_BLK_FAILED */
+    int rc;      /* load error when FAILED */
     bool in_table, readahead, ra_hit;
     data_block *hnext;               /* hash chain */
     data_block *lru_prev, *lru_next; /* LRU list: head = most recent */
@@ -89,6 +102,9 @@ enum { DATA_BLK_LOADING, DATA_BLK_READY, DATA_BLK_FAILED };
 
 typedef struct data_cache data_cache;
 data_cache *data__cache_new(size_t capacity);
+/* Buffers of blocks filled with data__cache_fill_buf go back to pool
+ * (borrowed; must outlive the cache). */
+void data__cache_use_pool(data_cache *c, data__bufpool *pool);
 void data__cache_free(data_cache *c);
 /* Looks k up. On a ready hit returns a reference (*owner = false). On a
  * miss inserts a LOADING entry and returns a reference with *owner = true:
@@ -97,12 +113,16 @@ void data__cache_free(data_cache *c);
  * for it when wait is true (returns the ready block, or NULL with *rc set
  * if its load failed), or returns NULL with *rc = NB_EAGAIN when false. */
 data_block *data__cache_acquire(data_cache *c, data_key k, bool wait, bool *owner, int *rc);
+/* True if k is in the table, ready or being loaded (no statistics). */
+bool data__cache_contains(data_cache *c, data_key k);
 /* Looks k up without loading: a reference to a ready block, or NULL. */
 data_block *data__cache_peek(data_cache *c, data_key k);
 /* Completes a LOADING entry: rc 0 stores data (takes ownership) as the
  * block's bytes; rc != 0 marks it failed and drops it from the table.
  * Wakes waiters; may evict older blocks to stay within capacity. */
 void data__cache_fill(data_cache *c, data_block *b, int rc, uint8_t *data, size_t len);
+/* data__cache_fill (rc 0) with a buffer of the cache's pool. */
+void data__cache_fill_buf(data_cache *c, data_block *b, uint8_t *buf, size_t len);
 void data__block_unref(data_cache *c, data_block *b);
 /* Drops k from the cache if present (the collector freed it). */
 void data__cache_drop(data_cache *c, data_key k);
@@ -132,6 +152,7 @@ struct data_store {
     data__vmemo *vmemo; /* zero-copy reads: what was verified (refs.c) */
     data_store_options o;
     data_cache *cache;
+    data__bufpool *bufs; /* block buffers for writers and the cache */
     nb_pool *read_pool, *write_pool;
 
     /* Epochs, pins, holds and released slices: all under mu. */
@@ -177,6 +198,9 @@ uint64_t data__pins_min_locked(data_store *s);
 void data__bg_begin(data_store *s);
 void data__bg_end(data_store *s);
 
+/* Reads block k whole into a buffer: *pooled tells whether *data is a pool
+ * buffer (a full block) or malloc'ed (a short one; NULL when empty). */
+int data__block_read(data_store *s, data_key k, uint8_t **data, size_t *len, bool *pooled);
 /* Loads block k through the cache and returns a reference (read.c). */
 int data__block_load(data_store *s, data_key k, data_block **out);
 

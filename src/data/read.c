@@ -16,7 +16,10 @@
  * Readahead: a data_ra per open handle notices a read that starts where the
  * last one ended; from the second such read on, the blocks of the next
  * `window` bytes are loaded into the cache in the background. The window
- * starts at two blocks and doubles up to readahead_blocks.
+ * starts at two blocks and doubles up to readahead_blocks. A window that
+ * reaches past the chunk's end is remembered (data_ra_next_chunk) for the
+ * caller, who holds the next chunk's map, so a stream does not stall at
+ * every 64 MiB boundary.
  */
 #include <inttypes.h>
 #include <stdlib.h>
@@ -30,6 +33,7 @@ struct data_ra {
     uint64_t next_off; /* where a sequential read would start */
     unsigned streak;   /* consecutive sequential reads */
     uint64_t window;   /* current readahead window in bytes */
+    uint64_t spill;    /* bytes of the next chunk the window covers */
 };
 
 data_ra *data_ra_new(void)
@@ -143,6 +147,45 @@ int data_chunk_plan(const data_slice *slices, size_t n, uint32_t off, size_t len
 
 /* ---- Fetching ---- */
 
+int data__block_read(data_store *s, data_key k, uint8_t **data, size_t *len, bool *pooled)
+{
+    *data = NULL;
+    *len = 0;
+    *pooled = false;
+    uint8_t *buf = data__buf_get(s->bufs);
+    size_t got = 0;
+    int rc = data_bs_get(s->bs, k, 0, DATA_BLOCK_SIZE, buf, &got);
+    if (rc == 0 && got == DATA_BLOCK_SIZE) {
+        *data = buf;
+        *len = got;
+        *pooled = true;
+        return 0;
+    }
+    /* A short block (a slice's last) keeps a buffer of its own size, so
+     * the cache's byte count stays true to the memory it holds. */
+    if (rc == 0 && got > 0) {
+        *data = nb_xmalloc(got);
+        memcpy(*data, buf, got);
+        *len = got;
+    }
+    data__buf_put(s->bufs, buf);
+    return rc;
+}
+
+/* Fills a LOADING cache entry b with block k; returns the load's result. */
+static int block_fill(data_store *s, data_block *b, data_key k)
+{
+    uint8_t *p;
+    size_t n;
+    bool pooled;
+    int rc = data__block_read(s, k, &p, &n, &pooled);
+    if (rc == 0 && pooled)
+        data__cache_fill_buf(s->cache, b, p, n);
+    else
+        data__cache_fill(s->cache, b, rc, p, n);
+    return rc;
+}
+
 /* Loads block k through the cache: a reference to the ready block. */
 int data__block_load(data_store *s, data_key k, data_block **out)
 {
@@ -152,10 +195,7 @@ int data__block_load(data_store *s, data_key k, data_block **out)
     if (!b)
         return rc;
     if (owner) {
-        uint8_t *p = NULL;
-        size_t n = 0;
-        rc = data_bs_get_all(s->bs, k, &p, &n);
-        data__cache_fill(s->cache, b, rc, p, n);
+        rc = block_fill(s, b, k);
         if (rc) {
             data__block_unref(s->cache, b);
             return rc;
@@ -248,10 +288,7 @@ static void ra_run(void *arg)
     data_block *b = data__cache_acquire(s->cache, t->k, false, &owner, &rc);
     if (b && owner) {
         b->readahead = true;
-        uint8_t *p = NULL;
-        size_t n = 0;
-        rc = data_bs_get_all(s->bs, t->k, &p, &n);
-        data__cache_fill(s->cache, b, rc, p, n);
+        (void)block_fill(s, b, t->k);
     }
     data__block_unref(s->cache, b);
     free(t);
@@ -277,11 +314,8 @@ static void prefetch(data_store *s, const data_slice *slices, size_t n, uint64_t
             (k.slice_id == last.slice_id && k.block == last.block))
             continue;
         last = k;
-        data_block *b = data__cache_peek(s->cache, k);
-        if (b) {
-            data__block_unref(s->cache, b);
+        if (data__cache_contains(s->cache, k))
             continue;
-        }
         ra_task *t = nb_xmalloc(sizeof *t);
         t->s = s;
         t->k = k;
@@ -311,6 +345,7 @@ static bool ra_note(data_ra *ra, uint32_t off, size_t len)
         ra->streak = 0;
         ra->window = 0;
     }
+    ra->spill = 0;
     ra->next_off = (uint64_t)off + len;
     return ra->streak >= 1;
 }
@@ -416,7 +451,14 @@ int data_chunk_read(data_store *s, data_ra *ra, const data_slice *slices, size_t
         ra->window = ra->window ? ra->window * 2 : 2ull * DATA_BLOCK_SIZE;
         if (ra->window > max)
             ra->window = max;
+        uint64_t reach = (uint64_t)off + len + ra->window;
         prefetch(s, slices, n, (uint64_t)off + len, ra->window);
+        ra->spill = reach > DATA_CHUNK_SIZE ? reach - DATA_CHUNK_SIZE : 0;
     }
     return rc;
+}
+
+size_t data_ra_next_chunk(const data_ra *ra)
+{
+    return ra ? (size_t)ra->spill : 0;
 }

@@ -46,7 +46,7 @@ static void put_run(void *arg)
         NB_WARN("data: writing block %016llx.%08x: %s", (unsigned long long)t->k.slice_id,
                 t->k.block, nb_strerror(rc));
     data_wait *w = &t->w->wait;
-    free(t->buf);
+    data__buf_put(t->w->s->bufs, t->buf);
     free(t);
     data__wait_done(w, rc);
 }
@@ -99,7 +99,7 @@ int data_writer_append(data_writer *w, const void *buf, size_t len)
         if (!w->cur) {
             if (w->next_block == UINT32_MAX)
                 return NB_ETOOBIG;
-            w->cur = nb_xmalloc(DATA_BLOCK_SIZE);
+            w->cur = data__buf_get(w->s->bufs);
         }
         size_t n = DATA_BLOCK_SIZE - w->cur_len;
         if (n > len)
@@ -136,7 +136,7 @@ static void writer_discard(data_writer *w)
     }
     data_slice_unhold(w->s, w->id);
     data__wait_destroy(&w->wait);
-    free(w->cur);
+    data__buf_put(w->s->bufs, w->cur);
     w->magic = 0;
     free(w);
 }
@@ -166,7 +166,7 @@ int data_writer_finish(data_writer *w, uint64_t *len_out)
     if (len_out)
         *len_out = w->len;
     data__wait_destroy(&w->wait);
-    free(w->cur);
+    data__buf_put(w->s->bufs, w->cur);
     w->magic = 0;
     free(w);
     return 0;

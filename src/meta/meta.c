@@ -452,7 +452,7 @@ int meta_release(meta *m, uint64_t ino)
         meta__inode in;
         if (meta__open_count(m, ino) == 0 && meta__inode_get(m, NULL, ino, &in) == 0 &&
             in.a.nlink == 0) {
-            rc = meta__destroy(&t, &in);
+            rc = meta__destroy(&t, &in, true);
             if (rc == 0)
                 rc = meta__txn_commit(&t, 0);
         }
@@ -503,13 +503,24 @@ static int delete_prefix(meta__txn *t, uint8_t tag, uint64_t ino)
     return rc;
 }
 
-int meta__destroy(meta__txn *t, const meta__inode *in)
+int meta__destroy(meta__txn *t, const meta__inode *in, bool orphaned)
 {
     uint64_t ino = in->a.ino;
-    static const uint8_t single[] = {META_K_INODE, META_K_SYMLINK, META_K_ORPHAN, META_K_OBJREC,
-                                     META_K_BUCKET};
+    /* Only the records the inode can have: every delete is a kv write
+     * (unlink's cost is mostly its count of kv writes). */
+    uint8_t single[5];
+    size_t n = 0;
+    single[n++] = META_K_INODE;
+    if (S_ISLNK(in->a.mode))
+        single[n++] = META_K_SYMLINK;
+    if (orphaned)
+        single[n++] = META_K_ORPHAN;
+    if (!(in->flags & META_INO_F_NOOBJREC))
+        single[n++] = META_K_OBJREC;
+    if (S_ISDIR(in->a.mode))
+        single[n++] = META_K_BUCKET;
     uint8_t k[9];
-    for (size_t i = 0; i < sizeof(single); i++) {
+    for (size_t i = 0; i < n; i++) {
         meta__key_ino(k, single[i], ino);
         kv_batch_delete(t->b, nb_slice_of(k, 9));
     }
@@ -554,7 +565,7 @@ int meta__drop_link(meta__txn *t, meta__inode *in, int64_t now)
         meta__inode_put(t, in);
         return 0;
     }
-    return meta__destroy(t, in);
+    return meta__destroy(t, in, false);
 }
 
 /* ---- statfs ---- */
@@ -725,7 +736,7 @@ static int reclaim_orphans(meta *m)
         meta__inode in;
         rc = meta__inode_get(m, NULL, inos[i], &in);
         if (rc == 0 && in.a.nlink == 0) {
-            rc = meta__destroy(&t, &in);
+            rc = meta__destroy(&t, &in, true);
         } else {
             uint8_t k[9];
             meta__key_ino(k, META_K_ORPHAN, inos[i]);

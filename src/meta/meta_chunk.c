@@ -421,6 +421,8 @@ int meta_publish_inline(meta *m, uint64_t ino, const meta_write *w, size_t n, ui
         if (in.a.mode & S_IXGRP)
             in.a.mode &= ~(uint32_t)S_ISGID;
     }
+    if (objrec.ptr)
+        in.flags &= (uint8_t)~META_INO_F_NOOBJREC;
     meta__inode_put(&t, &in);
     if (objrec.ptr) {
         uint8_t k[9];

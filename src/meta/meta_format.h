@@ -83,8 +83,9 @@
 /* Inode flags: set when an inode is made and cleared for good by the
  * first xattr set / first publish, so destroying an inode that never had
  * any skips the prefix scan for them. 0 (old records) means "may have". */
-#define META_INO_F_NOXATTR 0x01u /* no 'X' record was ever written */
-#define META_INO_F_NOCHUNK 0x02u /* no 'C' record was ever written */
+#define META_INO_F_NOXATTR  0x01u /* no 'X' record was ever written */
+#define META_INO_F_NOCHUNK  0x02u /* no 'C' record was ever written */
+#define META_INO_F_NOOBJREC 0x04u /* no 'O' record was ever written */
 
 /* Dentry value ('D'), version 1: ver u8, type u8, ino u64, cookie u64. */
 #define META_DENTRY_V1  1

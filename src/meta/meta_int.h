@@ -103,7 +103,10 @@ int meta__dir_empty(meta *m, uint64_t dir) NB_MUST_CHECK;
  * in is updated (and put) as needed. */
 int meta__drop_link(meta__txn *t, meta__inode *in, int64_t now) NB_MUST_CHECK;
 /* Adds the deletion of every record of in to the batch. */
-int meta__destroy(meta__txn *t, const meta__inode *in) NB_MUST_CHECK;
+/* Deletes inode in and its records. orphaned: it may have an orphan record
+ * (it had no link before this transaction; an inode with links never has
+ * one). */
+int meta__destroy(meta__txn *t, const meta__inode *in, bool orphaned) NB_MUST_CHECK;
 /* Chunk map trimming for a size change down to size (locked). */
 int meta__truncate_chunks(meta__txn *t, uint64_t ino, uint64_t oldsize,
                           uint64_t size) NB_MUST_CHECK;

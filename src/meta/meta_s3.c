@@ -279,6 +279,10 @@ int meta_objrec_set(meta *m, uint64_t ino, nb_slice rec)
             kv_batch_put(t.b, nb_slice_of(k, 9), rec);
         else
             kv_batch_delete(t.b, nb_slice_of(k, 9));
+        if (rec.ptr && (in.flags & META_INO_F_NOOBJREC)) {
+            in.flags &= (uint8_t)~META_INO_F_NOOBJREC;
+            meta__inode_put(&t, &in);
+        }
         rc = meta__txn_commit(&t, 0);
     }
     meta__txn_end(&t);

@@ -590,14 +590,16 @@ int vfs_write(vfs_file *f, uint64_t off, const void *buf, size_t len, uint64_t *
 
 /* ---- Reads ----------------------------------------------------------------------------------- */
 
-/* Reads [off, off+len) of chunk idx (off, len within the chunk): the
- * published map with the handle's written pieces on top. */
-static int read_chunk(vfs_file *f, uint32_t idx, uint32_t off, size_t len, uint8_t *buf)
+/* The slice list of chunk idx as the handle sees it: the published map
+ * with the handle's written pieces on top. *out is owned (NULL when the
+ * chunk is empty), *nout its length. */
+static int chunk_slices(vfs_file *f, uint32_t idx, data_slice **out, size_t *nout)
 {
-    vfs *v = f->v;
+    *out = NULL;
+    *nout = 0;
     meta_slice *ms = NULL;
     size_t n = 0;
-    int rc = meta_chunk_read(v->m, f->ino, idx, &ms, &n);
+    int rc = meta_chunk_read(f->v->m, f->ino, idx, &ms, &n);
     if (rc != 0)
         return vfs__errno(rc);
     size_t extra = 0;
@@ -606,7 +608,6 @@ static int read_chunk(vfs_file *f, uint32_t idx, uint32_t off, size_t len, uint8
             extra++;
     if (n + extra == 0) {
         free(ms);
-        memset(buf, 0, len);
         return 0;
     }
     data_slice *ds = nb_xmalloc((n + extra) * sizeof(*ds));
@@ -615,14 +616,51 @@ static int read_chunk(vfs_file *f, uint32_t idx, uint32_t off, size_t len, uint8
     for (size_t i = 0; i < f->npw; i++)
         if (f->pw[i].chunk == idx)
             vfs__to_data(&f->pw[i].slice, 1, &ds[k++]);
+    free(ms);
+    *out = ds;
+    *nout = k;
+    return 0;
+}
+
+/* Reads [off, off+len) of chunk idx (off, len within the chunk). */
+static int read_chunk(vfs_file *f, uint32_t idx, uint32_t off, size_t len, uint8_t *buf)
+{
+    vfs *v = f->v;
+    data_slice *ds;
+    size_t k;
+    int rc = chunk_slices(f, idx, &ds, &k);
+    if (rc != 0)
+        return rc;
+    if (k == 0) {
+        memset(buf, 0, len);
+        return 0;
+    }
     nb_buf *bufs = nb_xcalloc(k, sizeof(*bufs));
     rc = vfs__inline_load(v, f, ds, k, bufs);
     if (rc == 0)
         rc = vfs__errno(data_chunk_read(v->ds, f->ra, ds, k, off, len, buf));
     vfs__bufs_free(bufs, k);
     free(ds);
-    free(ms);
     return rc;
+}
+
+/* A sequential stream whose readahead window reaches into chunk idx:
+ * start loading its first want bytes (once per chunk and length). */
+static void read_ahead_chunk(vfs_file *f, uint32_t idx, uint64_t want, uint64_t size)
+{
+    if ((uint64_t)idx * META_CHUNK_SIZE >= size)
+        return;
+    if (f->ra_chunk == idx + 1 && f->ra_len >= want)
+        return;
+    data_slice *ds;
+    size_t k;
+    if (chunk_slices(f, idx, &ds, &k) != 0)
+        return; /* best effort: the read itself will report it */
+    if (k > 0)
+        data_chunk_prefetch(f->v->ds, ds, k, 0, want);
+    free(ds);
+    f->ra_chunk = idx + 1;
+    f->ra_len = want;
 }
 
 int vfs_read(vfs_file *f, uint64_t off, void *buf, size_t len, size_t *got)
@@ -661,6 +699,9 @@ int vfs_read(vfs_file *f, uint64_t off, void *buf, size_t len, size_t *got)
         p += n;
         pos += n;
         left -= n;
+        size_t want = data_ra_next_chunk(f->ra);
+        if (rc == 0 && left == 0 && want > 0)
+            read_ahead_chunk(f, idx + 1, want, size);
     }
     data_pin_end(v->ds, pin);
     if (rc == 0) {

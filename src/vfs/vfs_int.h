@@ -64,6 +64,10 @@ struct vfs_file {
     bool rd, wr, append;
     pthread_mutex_t mu;
     data_ra *ra;
+    /* Readahead into the next chunk already issued: chunk index + 1 (0:
+     * none) and how many of its first bytes. */
+    uint32_t ra_chunk;
+    uint64_t ra_len;
     /* The slice being streamed (sequential writes). */
     data_writer *w;
     uint64_t w_id;

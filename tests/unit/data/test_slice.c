@@ -234,13 +234,35 @@ static void test_readahead(void **state)
     data_slice next = {502, 0, 12u << 20, 0, NULL};
     ASSERT_OK(data_chunk_read(st, ra3, &tail, 1, DATA_CHUNK_SIZE - (512u << 10), 256u << 10, got));
     ASSERT_OK(data_chunk_read(st, ra3, &tail, 1, DATA_CHUNK_SIZE - (256u << 10), 256u << 10, got));
+    /* Its window reaches into the next chunk: the caller, who has that
+     * chunk's map, starts loading it before the stream gets there. */
+    size_t spill = data_ra_next_chunk(ra3);
+    assert_true(spill >= DATA_BLOCK_SIZE);
     data_store_cache_stats(st, &cs);
     uint64_t issued = cs.readahead_issued;
+    data_chunk_prefetch(st, &next, 1, 0, spill);
+    data_store_cache_stats(st, &cs);
+    assert_true(cs.readahead_issued > issued);
+    /* The prefetch loads block 0 in the background. */
+    data_key k0 = {502, 0};
+    data_block *b0 = NULL;
+    for (int i = 0; i < 20000 && !b0; i++) {
+        b0 = data__cache_peek(st->cache, k0);
+        if (!b0)
+            usleep(1000);
+    }
+    assert_non_null(b0);
+    data__block_unref(st->cache, b0);
+    issued = cs.readahead_issued;
     ASSERT_OK(data_chunk_read(st, ra3, &next, 1, 0, 256u << 10, got));
     dt_fill(502, 0, want, 256u << 10);
     assert_memory_equal(got, want, 256u << 10);
     data_store_cache_stats(st, &cs);
-    assert_true(cs.readahead_issued > issued);
+    assert_true(cs.readahead_issued > issued);    /* and the window moves on */
+    assert_int_equal(data_ra_next_chunk(ra3), 0); /* far from this chunk's end */
+    /* A random read wants nothing of the next chunk. */
+    ASSERT_OK(data_chunk_read(st, ra3, &tail, 1, DATA_CHUNK_SIZE - 4096, 4096, got));
+    assert_int_equal(data_ra_next_chunk(ra3), 0);
     data_ra_free(ra3);
     /* Prefetch of a range loads it into the cache. */
     data_chunk_prefetch(st, &s2, 1, 0, DATA_BLOCK_SIZE);
@@ -249,6 +271,41 @@ static void test_readahead(void **state)
     ASSERT_OK(open_store(64u << 20));
     data_ra_free(ra);
     data_ra_free(ra2);
+    free(got);
+    free(want);
+}
+
+/* Block buffers go round between writers and the cache (buf.c): with a
+ * cache of two blocks, every read evicts and every writer reuses what was
+ * evicted. A buffer handed out twice would show as wrong bytes. */
+static void test_buffer_reuse(void **state)
+{
+    (void)state;
+    data_store_close(st);
+    ASSERT_OK(open_store(2 * DATA_BLOCK_SIZE));
+    size_t len = 3 * DATA_BLOCK_SIZE + 100;
+    uint8_t *got = nb_xmalloc(1u << 20), *want = nb_xmalloc(1u << 20);
+    for (uint64_t id = 800; id < 803; id++) {
+        ASSERT_OK(dt_write_slice(st, id, len));
+        data_slice_unhold(st, id);
+        /* Every slice so far, read back whole, the older ones after the
+         * newer writers took the buffers the cache let go. */
+        for (uint64_t r = 800; r <= id; r++) {
+            data_slice sl = {r, 0, (uint32_t)len, 0, NULL};
+            data_ra *ra = data_ra_new();
+            for (size_t off = 0; off < len; off += 1u << 20) {
+                size_t n = len - off < (1u << 20) ? len - off : 1u << 20;
+                ASSERT_OK(data_chunk_read(st, ra, &sl, 1, (uint32_t)off, n, got));
+                dt_fill(r, off, want, n);
+                assert_memory_equal(got, want, n);
+            }
+            data_ra_free(ra);
+        }
+    }
+    data_cache_stats cs;
+    data_store_cache_stats(st, &cs);
+    assert_true(cs.evictions > 0);
+    assert_true(cs.bytes <= 2 * DATA_BLOCK_SIZE);
     free(got);
     free(want);
 }
@@ -413,6 +470,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_inline_slices, setup, teardown),
         cmocka_unit_test_setup_teardown(test_random_overlaps, setup, teardown),
         cmocka_unit_test_setup_teardown(test_readahead, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_buffer_reuse, setup, teardown),
         cmocka_unit_test_setup_teardown(test_corrupt_block_is_error, setup, teardown),
         cmocka_unit_test_setup_teardown(test_disk_small_reads, setup_disk, teardown),
         cmocka_unit_test_setup_teardown(test_compaction_equivalence, setup, teardown),

@@ -778,6 +778,23 @@ static void test_s3_records(void **state)
     ASSERT_RC(meta_bucket_get(m, "bkt", &g), -ENOENT);
     mk(m, ROOT, "bkt", S_IFDIR | 0755);
     ASSERT_RC(meta_bucket_get(m, "bkt", &g), NB_ENOTFOUND);
+    /* Every record goes with its inode, though unlink deletes only those
+     * the inode can have: object records written by a publish or set
+     * later, a symlink's target, a plain file's none. */
+    uint64_t o1 = mk(m, ROOT, "o1", S_IFREG | 0644);
+    ASSERT_OK(meta_publish(m, o1, NULL, 0, 5, META_PUBLISH_SIZE, 0, nb_buf_slice(&enc), 1, NULL));
+    uint64_t o2 = mk(m, ROOT, "o2", S_IFREG | 0644);
+    ASSERT_OK(meta_objrec_set(m, o2, nb_buf_slice(&enc)));
+    mk(m, ROOT, "o3", S_IFREG | 0644);
+    ASSERT_OK(meta_symlink(m, &root_cred, ROOT, "ln", "o1", NULL));
+    meta_check_report cr;
+    ASSERT_OK(meta_check(m, 0, print_problem, NULL, &cr));
+    assert_int_equal(cr.problems, 0);
+    for (const char *const *n = (const char *const[]){"o1", "o2", "o3", "ln", "obj", NULL}; *n; n++)
+        ASSERT_OK(meta_unlink(m, &root_cred, ROOT, *n));
+    ASSERT_OK(meta_check(m, 0, print_problem, NULL, &cr));
+    assert_int_equal(cr.problems, 0);
+    assert_true(cr.inodes > 0);
     nb_buf_free(&enc);
     nb_buf_free(&got);
     meta_close(m);
