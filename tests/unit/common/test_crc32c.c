@@ -55,6 +55,30 @@ static void test_extend_and_agree(void **state)
     }
 }
 
+/* The hardware path runs three streams over long inputs (3 x 4 KiB and
+ * 3 x 256 B runs) and combines them: it must equal the software path at
+ * every length around those run sizes and at every alignment. */
+static void test_three_way_lengths(void **state)
+{
+    (void)state;
+    if (!nb_crc32c_has_hw())
+        skip();
+    enum { MAX = 3 * 3 * 4096 + 64 };
+    uint8_t *data = nb_xmalloc(MAX + 8);
+    uint64_t x = nb_test_seed();
+    for (size_t i = 0; i < MAX + 8; i++) {
+        x = x * 6364136223846793005ull + 1442695040888963407ull;
+        data[i] = (uint8_t)(x >> 56);
+    }
+    const size_t lens[] = {0,     1,     767,   768,   769,   1535,  1536,  4096,  4101,
+                           12287, 12288, 12289, 13056, 24575, 24576, 24577, 36863, MAX};
+    for (size_t a = 0; a < 8; a++)
+        for (size_t i = 0; i < sizeof lens / sizeof lens[0]; i++)
+            assert_int_equal(nb_crc32c_hw(7, data + a, lens[i]),
+                             nb_crc32c_sw(7, data + a, lens[i]));
+    free(data);
+}
+
 static void test_mask(void **state)
 {
     (void)state;
@@ -69,6 +93,7 @@ int main(void)
         cmocka_unit_test(test_sw_vectors),
         cmocka_unit_test(test_hw_vectors),
         cmocka_unit_test(test_extend_and_agree),
+        cmocka_unit_test(test_three_way_lengths),
         cmocka_unit_test(test_mask),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
