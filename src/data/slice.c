@@ -202,7 +202,7 @@ int data_slice_sync(data_store *s, const uint64_t *ids, const uint64_t *sizes, s
             nk++;
         }
     }
-    int rc;
+    int rc = 0;
     data_bs *bs = s->bs;
     if (bs->ops->sync_data && nk > 1) {
         /* The blocks' data syncs in parallel on the write pool: concurrent
@@ -222,7 +222,11 @@ int data_slice_sync(data_store *s, const uint64_t *ids, const uint64_t *sizes, s
         data__wait_destroy(&wait);
         free(t);
     }
-    rc = data_bs_sync_full(bs, keys, nk);
+    /* A failed data sync must not be hidden by a names sync that finds
+     * nothing left to do. */
+    int rc_full = data_bs_sync_full(bs, keys, nk);
+    if (rc == 0)
+        rc = rc_full;
     free(keys);
     return rc;
 }
