@@ -217,8 +217,13 @@ static int write_batch(disk_env *e, disk__rec *r, size_t n)
         return rc;
     e->wal_off += need;
     if (e->wal_direct) {
+        /* A batch that ends exactly on a block boundary leaves an empty
+         * tail block: nothing to keep (and wal_buf ends before it). */
         uint64_t tail = e->wal_off & ~(uint64_t)(WAL_BLOCK - 1);
-        memcpy(e->wal_tail, e->wal_buf + (tail - at), WAL_BLOCK);
+        if (tail - at < len)
+            memcpy(e->wal_tail, e->wal_buf + (tail - at), WAL_BLOCK);
+        else
+            memset(e->wal_tail, 0, WAL_BLOCK);
     }
     return 0;
 }

@@ -695,6 +695,34 @@ static void test_putd_restore(void **state)
     free(dir);
 }
 
+/* WAL batches that end exactly on a 4 KiB block boundary with an O_DIRECT
+ * WAL: the empty tail block must not be copied from past the batch buffer
+ * (ASan caught it in the power-loss test). 64 B header + 48 + 3984 = 4096,
+ * then 48 + 8144 = 8192 fills the doubled buffer to its last byte. */
+static void test_wal_block_boundary(void **state)
+{
+    (void)state;
+    char *dir = nb_test_dir("walblock");
+    disk_options o;
+    dt_opts(&o, DISK_IO_URING, DISK_DIRECT_AUTO);
+    o.inline_max = 16384;
+    static const size_t sizes[] = {3984, 8144, 4048, 100, 8144};
+    size_t n = sizeof sizes / sizeof sizes[0];
+    disk_env *e;
+    ASSERT_OK(disk_open(&o, dir, &e));
+    for (size_t i = 0; i < n; i++)
+        put_ver(e, i, sizes[i], 1);
+    for (size_t i = 0; i < n; i++)
+        expect_ver(e, i, sizes[i], 1);
+    ASSERT_OK(disk_close(e));
+    ASSERT_OK(disk_open(&o, dir, &e));
+    for (size_t i = 0; i < n; i++)
+        expect_ver(e, i, sizes[i], 1);
+    ASSERT_OK(disk_close(e));
+    nb_test_rmdir(dir);
+    free(dir);
+}
+
 static void test_newer_wal_version(void **state)
 {
     (void)state;
@@ -959,6 +987,7 @@ int main(void)
         cmocka_unit_test(test_truncated_wal),
         cmocka_unit_test(test_putd_restore),
         cmocka_unit_test(test_put_nosync),
+        cmocka_unit_test(test_wal_block_boundary),
         cmocka_unit_test(test_newer_wal_version),
         cmocka_unit_test(test_small_data_file),
         cmocka_unit_test(test_checkpoint_copies),
