@@ -573,7 +573,11 @@ static bool id_in(const uint64_t *ids, size_t n, uint64_t id)
     return false;
 }
 
-int meta_slices_forget(meta *m, const uint64_t *ids, size_t n)
+/* Calls fn with every chunk map in the store, decoded. fn returns 0 to go
+ * on, 1 to stop, or an error (negative); so does this. */
+typedef int (*chunk_map_fn)(void *arg, uint64_t ino, uint32_t idx, smap *sm);
+
+static int each_chunk_map(meta *m, chunk_map_fn fn, void *arg)
 {
     uint8_t p[1] = {META_K_CHUNK};
     kv_iter_options io = {.prefix = nb_slice_of(p, 1)};
@@ -581,8 +585,6 @@ int meta_slices_forget(meta *m, const uint64_t *ids, size_t n)
     int rc = kv_iter_new(m->kv, &io, &it);
     if (rc != 0)
         return rc;
-    meta__txn t;
-    meta__txn_init(&t, m);
     for (kv_iter_seek_first(it); kv_iter_valid(it) && rc == 0; kv_iter_next(it)) {
         nb_slice k = kv_iter_key(it);
         if (k.len != 13) {
@@ -593,19 +595,43 @@ int meta_slices_forget(meta *m, const uint64_t *ids, size_t n)
         uint32_t idx = nb_get_u32be(k.ptr + 9);
         smap sm = {0};
         rc = decode_map(kv_iter_value(it), ino, idx, &sm);
-        size_t j = 0;
-        for (size_t i = 0; rc == 0 && i < sm.n; i++)
-            if (!id_in(ids, n, sm.s[i].id))
-                sm.s[j++] = sm.s[i];
-        if (rc == 0 && j != sm.n) {
-            sm.n = j;
-            write_map(&t, ino, idx, &sm);
-        }
+        if (rc == 0)
+            rc = fn(arg, ino, idx, &sm);
         free(sm.s);
     }
     if (rc == 0)
         rc = kv_iter_status(it);
     kv_iter_free(it);
+    return rc;
+}
+
+typedef struct forget_ctx {
+    meta__txn *t;
+    const uint64_t *ids;
+    size_t n;
+} forget_ctx;
+
+/* Drops the forgotten slices from one map, rewriting it only if it held one. */
+static int forget_in_map(void *arg, uint64_t ino, uint32_t idx, smap *sm)
+{
+    forget_ctx *c = arg;
+    size_t j = 0;
+    for (size_t i = 0; i < sm->n; i++)
+        if (!id_in(c->ids, c->n, sm->s[i].id))
+            sm->s[j++] = sm->s[i];
+    if (j != sm->n) {
+        sm->n = j;
+        write_map(c->t, ino, idx, sm);
+    }
+    return 0;
+}
+
+int meta_slices_forget(meta *m, const uint64_t *ids, size_t n)
+{
+    meta__txn t;
+    meta__txn_init(&t, m);
+    forget_ctx c = {&t, ids, n};
+    int rc = each_chunk_map(m, forget_in_map, &c);
     for (size_t i = 0; rc == 0 && i < n; i++) {
         uint8_t uk[9];
         meta__key_ino(uk, META_K_UNSYNC, ids[i]);
@@ -617,38 +643,32 @@ int meta_slices_forget(meta *m, const uint64_t *ids, size_t n)
     return rc;
 }
 
+typedef struct scan_ctx {
+    meta_slice_cb cb;
+    void *arg;
+} scan_ctx;
+
+static int scan_map(void *arg, uint64_t ino, uint32_t idx, smap *sm)
+{
+    scan_ctx *c = arg;
+    for (size_t i = 0; i < sm->n; i++)
+        if (c->cb(c->arg, ino, idx, &sm->s[i]))
+            return 1;
+    return 0;
+}
+
 int meta_slice_scan(meta *m, meta_slice_cb cb, void *arg)
 {
-    uint8_t p[1] = {META_K_CHUNK};
-    kv_iter_options io = {.prefix = nb_slice_of(p, 1)};
-    kv_iter *it = NULL;
-    int rc = kv_iter_new(m->kv, &io, &it);
+    scan_ctx c = {cb, arg};
+    int rc = each_chunk_map(m, scan_map, &c);
     if (rc != 0)
-        return rc;
-    int stop = 0;
-    for (kv_iter_seek_first(it); kv_iter_valid(it) && !stop && rc == 0; kv_iter_next(it)) {
-        nb_slice k = kv_iter_key(it);
-        if (k.len != 13) {
-            rc = NB_CORRUPT("bad chunk key");
-            break;
-        }
-        uint64_t ino = nb_get_u64be(k.ptr + 1);
-        uint32_t idx = nb_get_u32be(k.ptr + 9);
-        smap sm = {0};
-        rc = decode_map(kv_iter_value(it), ino, idx, &sm);
-        for (size_t i = 0; rc == 0 && i < sm.n && !stop; i++)
-            stop = cb(arg, ino, idx, &sm.s[i]);
-        free(sm.s);
-    }
-    if (rc == 0)
-        rc = kv_iter_status(it);
-    kv_iter_free(it);
-    if (rc != 0 || stop)
-        return rc;
+        return rc < 0 ? rc : 0; /* 1: the callback stopped the scan */
 
     /* Parts of multipart uploads hold slices too (reported with ino 0). */
     uint8_t pp[1] = {META_K_PART};
     kv_iter_options po = {.prefix = nb_slice_of(pp, 1)};
+    kv_iter *it = NULL;
+    int stop = 0;
     rc = kv_iter_new(m->kv, &po, &it);
     if (rc != 0)
         return rc;
