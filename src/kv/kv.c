@@ -181,6 +181,19 @@ int kv_sync(kv_db *db)
     return db->ops->sync(db->impl);
 }
 
+int kv_write_seq(kv_db *db, const kv_batch *b, uint64_t *seq)
+{
+    int rc = kv_write(db, b, 0);
+    /* Read after the write returned: at least its sequence. */
+    *seq = db->ops->last_seq(db->impl);
+    return rc;
+}
+
+int kv_sync_to(kv_db *db, uint64_t seq)
+{
+    return db->ops->sync_to(db->impl, seq);
+}
+
 /* ---- snapshots ---- */
 
 int kv_snapshot_new(kv_db *db, kv_snapshot **out)

@@ -102,6 +102,15 @@ int kv_write(kv_db *db, const kv_batch *b, unsigned flags) NB_MUST_CHECK;
 /* Makes every write that kv_write() has returned for durable. */
 int kv_sync(kv_db *db) NB_MUST_CHECK;
 
+/* Group commit in two steps: kv_write_seq applies b without a sync (like
+ * kv_write(db, b, 0)) and sets *seq to a sequence number covering it;
+ * kv_sync_to(seq) returns once that write and every earlier one is
+ * durable. Apply under your locks, sync after releasing them: concurrent
+ * callers share one WAL sync (nkv), and one that a sync already covered
+ * returns at once. Others see the write before kv_sync_to returns. */
+int kv_write_seq(kv_db *db, const kv_batch *b, uint64_t *seq) NB_MUST_CHECK;
+int kv_sync_to(kv_db *db, uint64_t seq) NB_MUST_CHECK;
+
 /* ---- Snapshots ---------------------------------------------------------------------------- */
 
 /* Pins the current state: reads and iterators at the snapshot see exactly

@@ -36,6 +36,10 @@ typedef struct kv__ops {
     int (*get)(void *impl, void *snap, nb_slice key, nb_buf *val);
     int (*write)(void *impl, const kv_batch *b, int sync);
     int (*sync)(void *impl);
+    /* The newest sequence applied (covers every returned write). */
+    uint64_t (*last_seq)(void *impl);
+    /* Makes every write up to seq durable. */
+    int (*sync_to)(void *impl, uint64_t seq);
     int (*snapshot_new)(void *impl, void **snap);
     void (*snapshot_free)(void *impl, void *snap);
     /* snap NULL: the iterator must see the state as of iter_new (an implicit

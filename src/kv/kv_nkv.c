@@ -6,8 +6,9 @@
  *  - range deletes: expanded at write time into point deletes of the keys
  *    present then (atomic as one batch, but a key put by a concurrent
  *    writer after the scan survives; meta never relies on range deletes);
- *  - kv_sync: nkv skips empty batches, so a synced batch deleting a
- *    reserved, never-written key forces the WAL to disk.
+ *  - kv_sync (and a synced empty batch) is nkv_sync_wal up to the last
+ *    sequence: concurrent syncs share one fdatasync and a sync that an
+ *    earlier one covered costs nothing.
  */
 #include <nkv/nkv.h>
 #include <stdlib.h>
@@ -16,10 +17,6 @@
 #include "common/log.h"
 #include "common/mem.h"
 #include "kv/kv_int.h"
-
-/* Deleted (never written) by n_sync to force a synced WAL write. */
-static const char sync_key[] = "\xff\xff\xff\xff"
-                               "kv.sync";
 
 typedef struct niter {
     nkv_iter *it;
@@ -116,8 +113,8 @@ static int n_write(void *impl, const kv_batch *b, int sync)
         }
     }
     if (rc == 0 && sync && nkv_batch_count(nb) == 0)
-        rc = nkv_batch_delete(nb, sync_key, sizeof(sync_key) - 1);
-    if (rc == 0) {
+        rc = nkv_sync_wal(impl, nkv_last_sequence(impl));
+    else if (rc == 0) {
         nkv_write_options wo = {.sync = sync != 0};
         rc = nkv_write(impl, &wo, nb);
     }
@@ -127,8 +124,17 @@ static int n_write(void *impl, const kv_batch *b, int sync)
 
 static int n_sync(void *impl)
 {
-    nkv_write_options wo = {.sync = true};
-    return nkv_delete(impl, &wo, sync_key, sizeof(sync_key) - 1);
+    return nkv_sync_wal(impl, nkv_last_sequence(impl));
+}
+
+static uint64_t n_last_seq(void *impl)
+{
+    return nkv_last_sequence(impl);
+}
+
+static int n_sync_to(void *impl, uint64_t seq)
+{
+    return nkv_sync_wal(impl, seq);
 }
 
 static int n_snapshot_new(void *impl, void **snap)
@@ -281,6 +287,8 @@ const kv__ops kv__nkv_ops = {
     .get = n_get,
     .write = n_write,
     .sync = n_sync,
+    .last_seq = n_last_seq,
+    .sync_to = n_sync_to,
     .snapshot_new = n_snapshot_new,
     .snapshot_free = n_snapshot_free,
     .iter_new = n_iter_new,

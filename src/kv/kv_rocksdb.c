@@ -189,6 +189,18 @@ static int r_sync(void *impl)
     return 0;
 }
 
+static uint64_t r_last_seq(void *impl)
+{
+    return rocksdb_get_latest_sequence_number(((rdb *)impl)->db);
+}
+
+/* RocksDB has no "sync up to": FlushWAL(sync) syncs everything written. */
+static int r_sync_to(void *impl, uint64_t seq)
+{
+    NB_UNUSED(seq);
+    return r_sync(impl);
+}
+
 static int r_snapshot_new(void *impl, void **snap)
 {
     rdb *r = impl;
@@ -348,6 +360,8 @@ const kv__ops kv__rocksdb_ops = {
     .get = r_get,
     .write = r_write,
     .sync = r_sync,
+    .last_seq = r_last_seq,
+    .sync_to = r_sync_to,
     .snapshot_new = r_snapshot_new,
     .snapshot_free = r_snapshot_free,
     .iter_new = r_iter_new,

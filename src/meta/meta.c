@@ -148,7 +148,7 @@ static void usage_put(kv_batch *b, uint32_t stripe, int64_t inodes, int64_t byte
     kv_batch_put(b, nb_slice_of(k, 3), nb_slice_of(v, 17));
 }
 
-int meta__txn_commit(meta__txn *t, int sync)
+static int txn_commit(meta__txn *t, int sync, uint64_t *seq)
 {
     meta *m = t->m;
     uint32_t s = 0;
@@ -159,7 +159,8 @@ int meta__txn_commit(meta__txn *t, int sync)
         usage_put(t->b, s, atomic_load(&m->use_inodes[s]) + t->d_inodes,
                   atomic_load(&m->use_bytes[s]) + t->d_bytes);
     }
-    int rc = kv_write(m->kv, t->b, (sync || m->opts.sync) ? KV_SYNC : 0);
+    int rc = seq ? kv_write_seq(m->kv, t->b, seq)
+                 : kv_write(m->kv, t->b, (sync || m->opts.sync) ? KV_SYNC : 0);
     if (rc == 0 && usage) {
         atomic_fetch_add(&m->use_inodes[s], t->d_inodes);
         atomic_fetch_add(&m->use_bytes[s], t->d_bytes);
@@ -167,6 +168,16 @@ int meta__txn_commit(meta__txn *t, int sync)
     t->d_inodes = t->d_bytes = 0;
     kv_batch_clear(t->b);
     return rc;
+}
+
+int meta__txn_commit(meta__txn *t, int sync)
+{
+    return txn_commit(t, sync, NULL);
+}
+
+int meta__txn_commit_seq(meta__txn *t, uint64_t *seq)
+{
+    return txn_commit(t, 0, seq);
 }
 
 void meta__txn_end(meta__txn *t)

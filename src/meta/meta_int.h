@@ -68,6 +68,10 @@ void meta__txn_unlock(meta__txn *t);
 /* Writes the batch (with the usage record of the lowest stripe held if
  * usage changed); applies the usage deltas in memory on success. */
 int meta__txn_commit(meta__txn *t, int sync) NB_MUST_CHECK;
+/* Group commit: writes the batch unsynced and sets *seq for kv_sync_to(),
+ * which the caller runs after meta__txn_end so that concurrent commits
+ * under the same locks share one WAL sync instead of taking turns at it. */
+int meta__txn_commit_seq(meta__txn *t, uint64_t *seq) NB_MUST_CHECK;
 /* Unlocks and frees; safe after a failed or skipped commit. */
 void meta__txn_end(meta__txn *t);
 

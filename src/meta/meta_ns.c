@@ -669,7 +669,7 @@ int meta__install(meta *m, const meta_cred *c, uint64_t ino, uint64_t parent, co
         return rc;
     if (meta__is_dot(name, len))
         return -EEXIST;
-    uint64_t old = 0, cookie = 0;
+    uint64_t old = 0, cookie = 0, seq = 0;
     uint32_t otype = 0;
     meta__txn t;
     uint64_t lk[4] = {ino, parent, extra_lock, extra_lock2};
@@ -721,11 +721,16 @@ int meta__install(meta *m, const meta_cred *c, uint64_t ino, uint64_t parent, co
             meta__key_ino(k, META_K_OBJREC, ino);
             kv_batch_put(t.b, nb_slice_of(k, 9), objrec);
         }
-        rc = meta__txn_commit(&t, 1);
+        rc = meta__txn_commit_seq(&t, &seq);
         if (rc == 0 && out)
             *out = in.a;
     }
     meta__txn_end(&t);
+    /* Durable before we return, but synced after the directory's lock is
+     * released: concurrent installs into one directory (PUTs into one
+     * bucket) share a WAL sync. Until then others may already see it. */
+    if (rc == 0)
+        rc = kv_sync_to(m->kv, seq);
     return rc;
 }
 

@@ -395,6 +395,7 @@ static int new_wal(nkv_db *db)
                 db->env->close(db->env->ctx, f);
                 return rc;
             }
+            atomic_store(&db->synced_seq, atomic_load(&db->vs.last_seq));
         }
         nkv__wal_close(&db->wal);
     }
@@ -456,20 +457,50 @@ static int make_room(nkv_db *db, bool force)
     }
 }
 
+/* Queues w; returns true when w is done already (a leader did it), false
+ * when w leads. mu is held on return. */
+static bool enqueue(nkv_db *db, nkv_writer *w)
+{
+    pthread_cond_init(&w->cv, NULL);
+    pthread_mutex_lock(&db->mu);
+    if (db->wq_tail)
+        db->wq_tail->next = w;
+    else
+        db->wq_head = w;
+    db->wq_tail = w;
+    while (!w->done && db->wq_head != w)
+        pthread_cond_wait(&w->cv, &db->mu);
+    return w->done;
+}
+
+/* The leader w hands rc to every writer up to last, wakes the next leader
+ * and releases mu. */
+static void finish_group(nkv_db *db, nkv_writer *w, nkv_writer *last, int rc)
+{
+    for (;;) {
+        nkv_writer *h = db->wq_head;
+        db->wq_head = h->next;
+        if (!db->wq_head)
+            db->wq_tail = NULL;
+        if (h != w) {
+            h->rc = rc;
+            h->done = true;
+            pthread_cond_signal(&h->cv);
+        }
+        if (h == last)
+            break;
+    }
+    if (db->wq_head)
+        pthread_cond_signal(&db->wq_head->cv);
+    pthread_mutex_unlock(&db->mu);
+    pthread_cond_destroy(&w->cv);
+}
+
 /* scratch: batch is ours (put/delete) and may carry the sequence. */
 static int db_write(nkv_db *db, bool sync, const nkv_batch *batch, bool scratch)
 {
     nkv_writer w = {.batch = batch, .sync = sync};
-    pthread_cond_init(&w.cv, NULL);
-    pthread_mutex_lock(&db->mu);
-    if (db->wq_tail)
-        db->wq_tail->next = &w;
-    else
-        db->wq_head = &w;
-    db->wq_tail = &w;
-    while (!w.done && db->wq_head != &w)
-        pthread_cond_wait(&w.cv, &db->mu);
-    if (w.done) {
+    if (enqueue(db, &w)) {
         pthread_mutex_unlock(&db->mu);
         pthread_cond_destroy(&w.cv);
         return w.rc;
@@ -482,6 +513,10 @@ static int db_write(nkv_db *db, bool sync, const nkv_batch *batch, bool scratch)
         size_t max = size <= (128u << 10) ? size + (128u << 10) : GROUP_MAX;
         bool gsync = sync;
         for (nkv_writer *f = w.next; f; f = f->next) {
+            if (f->sync_only && sync) {
+                last = f; /* our fsync covers what it waits for */
+                continue;
+            }
             if (!f->batch || (f->sync && !sync))
                 break;
             size_t fs = nkv_batch_size(f->batch);
@@ -511,9 +546,12 @@ static int db_write(nkv_db *db, bool sync, const nkv_batch *batch, bool scratch)
         rc = nkv__wal_add(&db->wal, gb->rep.data, gb->rep.len);
         if (!rc && gsync)
             rc = nkv__wal_sync(&db->wal);
+        bool synced = !rc && gsync;
         if (!rc)
             rc = nkv__batch_insert_mem(gb->rep.data, gb->rep.len, mem);
         pthread_mutex_lock(&db->mu);
+        if (synced)
+            atomic_store(&db->synced_seq, seq + count - 1);
         if (!rc) {
             atomic_store(&db->vs.last_seq, seq + count - 1);
             atomic_fetch_add(&db->st.user_bytes, size);
@@ -529,23 +567,48 @@ static int db_write(nkv_db *db, bool sync, const nkv_batch *batch, bool scratch)
             nkv_batch_new(&db->group);
         }
     }
-    for (;;) {
-        nkv_writer *h = db->wq_head;
-        db->wq_head = h->next;
-        if (!db->wq_head)
-            db->wq_tail = NULL;
-        if (h != &w) {
-            h->rc = rc;
-            h->done = true;
-            pthread_cond_signal(&h->cv);
-        }
-        if (h == last)
-            break;
+    finish_group(db, &w, last, rc);
+    return rc;
+}
+
+uint64_t nkv_last_sequence(nkv_db *db)
+{
+    return atomic_load(&db->vs.last_seq);
+}
+
+int nkv_sync_wal(nkv_db *db, uint64_t seq)
+{
+    if (!db)
+        return NB_EUSAGE;
+    if (atomic_load(&db->synced_seq) >= seq)
+        return 0;
+    nkv_writer w = {.sync = true, .sync_only = true, .seq = seq};
+    if (enqueue(db, &w)) {
+        pthread_mutex_unlock(&db->mu);
+        pthread_cond_destroy(&w.cv);
+        return w.rc;
     }
-    if (db->wq_head)
-        pthread_cond_signal(&db->wq_head->cv);
-    pthread_mutex_unlock(&db->mu);
-    pthread_cond_destroy(&w.cv);
+    /* Leader. The previous leader's fsync may have covered us meanwhile. */
+    int rc = 0;
+    nkv_writer *last = &w;
+    if (atomic_load(&db->synced_seq) < seq) {
+        if (db->wal_broken || !db->wal_open) {
+            /* A failed append: what the broken log holds is unknown. */
+            rc = db->wal_broken ? -EIO : 0;
+        } else {
+            /* Every write so far is appended (leaders run one at a time):
+             * one fdatasync covers last_seq, and every sync-only waiter. */
+            uint64_t cover = atomic_load(&db->vs.last_seq);
+            for (nkv_writer *f = w.next; f && f->sync_only; f = f->next)
+                last = f;
+            pthread_mutex_unlock(&db->mu);
+            rc = nkv__wal_sync(&db->wal);
+            pthread_mutex_lock(&db->mu);
+            if (!rc && atomic_load(&db->synced_seq) < cover)
+                atomic_store(&db->synced_seq, cover);
+        }
+    }
+    finish_group(db, &w, last, rc);
     return rc;
 }
 

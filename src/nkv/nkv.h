@@ -175,6 +175,17 @@ int nkv_delete(nkv_db *db, const nkv_write_options *wo, const void *key, size_t 
  * are visible or none is. batch is borrowed and left unchanged. */
 int nkv_write(nkv_db *db, const nkv_write_options *wo, const nkv_batch *batch);
 
+/* The newest sequence number applied. Once nkv_write (or put/delete) has
+ * returned, it is at least that write's sequence. */
+uint64_t nkv_last_sequence(nkv_db *db);
+
+/* Makes every write with a sequence number <= seq durable (WAL fdatasync).
+ * Returns at once when a sync already covered seq; concurrent callers
+ * share one fdatasync (they queue with the writers: the leader syncs once
+ * for every waiter behind it). Lets a caller apply an unsynced write under
+ * its own locks and wait for durability after releasing them. */
+int nkv_sync_wal(nkv_db *db, uint64_t seq);
+
 /* Looks key up. On success *val is an owned copy (free with nkv_free();
  * never NULL, even for an empty value) and *vlen its length. Returns
  * NKV_ENOTFOUND when absent. ro may be NULL. */

@@ -15,8 +15,10 @@
 #define NKV_MAX_IMM 16
 
 typedef struct nkv_writer {
-    const nkv_batch *batch; /* NULL: force a memtable switch */
+    const nkv_batch *batch; /* NULL: force a memtable switch (unless sync_only) */
     bool sync;
+    bool sync_only; /* nkv_sync_wal: no batch, make seq durable */
+    uint64_t seq;
     bool done;
     int rc;
     pthread_cond_t cv;
@@ -59,6 +61,7 @@ struct nkv_db {
     nkv_wal_writer wal;
     bool wal_open;
     bool wal_broken; /* an append failed: switch to a new WAL before the next write */
+    _Atomic uint64_t synced_seq; /* every write <= this is in a synced WAL */
 
     nkv_vset vs;
     nkv_cache *block_cache;

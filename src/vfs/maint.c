@@ -208,6 +208,12 @@ static int release_garbage(vfs *v, uint64_t *released)
         rc = meta_garbage_list(v->m, after, g, NB_ARRAY_LEN(g), &n);
         if (rc != 0 || n == 0)
             break;
+        /* A garbage record can be visible before its commit is durable
+         * (unsynced writes, group-committed installs): if a crash lost the
+         * commit, the old owner would be back with its slices freed. */
+        rc = meta_sync(v->m);
+        if (rc != 0)
+            break;
         uint64_t inl[256];
         size_t ninl = 0;
         for (size_t i = 0; i < n; i++) {

@@ -107,6 +107,20 @@ static void c_basic(const char *engine, const char *dir)
     assert_int_equal(v.len, n);
     assert_memory_equal(v.data, big, n);
     free(big);
+    /* Group commit in two steps: the write is visible at once, and its
+     * sequence grows with every write. */
+    b = kv_batch_new();
+    kv_batch_put(b, S("g1"), S("1"));
+    uint64_t s1 = 0, s2 = 0;
+    ASSERT_OK(kv_write_seq(db, b, &s1));
+    expect(db, NULL, "g1", "1");
+    kv_batch_clear(b);
+    kv_batch_put(b, S("g2"), S("2"));
+    ASSERT_OK(kv_write_seq(db, b, &s2));
+    kv_batch_free(b);
+    assert_true(s2 > s1);
+    ASSERT_OK(kv_sync_to(db, s2));
+    ASSERT_OK(kv_sync_to(db, s1));
     nb_buf_free(&v);
     ASSERT_OK(kv_sync(db));
     kv_close(db);

@@ -33,6 +33,7 @@ typedef struct fault_env {
     fault_entry *files;
     bool inactive;
     bool nospace;
+    uint64_t syncs; /* file syncs while active */
 } fault_env;
 
 struct nkv_file;
@@ -144,6 +145,7 @@ static int fe_sync(void *ctx, nkv_file *nf)
     fault_entry *e = fe_find(fe, f->path);
     if (e)
         e->synced = e->size;
+    fe->syncs++;
     pthread_mutex_unlock(&fe->mu);
     return 0; /* the data is in the page cache; durability is simulated */
 }
