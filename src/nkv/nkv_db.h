@@ -60,7 +60,7 @@ struct nkv_db {
     int nimm;
     nkv_wal_writer wal;
     bool wal_open;
-    bool wal_broken; /* an append failed: switch to a new WAL before the next write */
+    bool wal_broken;             /* an append failed: switch to a new WAL before the next write */
     _Atomic uint64_t synced_seq; /* every write <= this is in a synced WAL */
 
     nkv_vset vs;
