@@ -371,6 +371,13 @@ static void *flush_thread(void *arg)
  * Write path
  * ------------------------------------------------------------------------- */
 
+/* mu held. */
+static void raise_synced(nkv_db *db, uint64_t seq)
+{
+    if (atomic_load(&db->synced_seq) < seq)
+        atomic_store(&db->synced_seq, seq);
+}
+
 static int new_wal(nkv_db *db)
 {
     uint64_t num = db->vs.next_file++;
@@ -387,6 +394,9 @@ static int new_wal(nkv_db *db)
         return rc;
     }
     if (db->wal_open) {
+        /* An nkv_sync_wal is syncing this log outside the queue. */
+        while (db->syncing)
+            pthread_cond_wait(&db->sync_cv, &db->mu);
         /* A later synced write in the new log must not outlive unsynced
          * writes of this one: make the old log durable first. */
         if (!db->wal_broken) {
@@ -395,7 +405,7 @@ static int new_wal(nkv_db *db)
                 db->env->close(db->env->ctx, f);
                 return rc;
             }
-            atomic_store(&db->synced_seq, atomic_load(&db->vs.last_seq));
+            raise_synced(db, atomic_load(&db->vs.last_seq));
         }
         nkv__wal_close(&db->wal);
     }
@@ -457,50 +467,20 @@ static int make_room(nkv_db *db, bool force)
     }
 }
 
-/* Queues w; returns true when w is done already (a leader did it), false
- * when w leads. mu is held on return. */
-static bool enqueue(nkv_db *db, nkv_writer *w)
-{
-    pthread_cond_init(&w->cv, NULL);
-    pthread_mutex_lock(&db->mu);
-    if (db->wq_tail)
-        db->wq_tail->next = w;
-    else
-        db->wq_head = w;
-    db->wq_tail = w;
-    while (!w->done && db->wq_head != w)
-        pthread_cond_wait(&w->cv, &db->mu);
-    return w->done;
-}
-
-/* The leader w hands rc to every writer up to last, wakes the next leader
- * and releases mu. */
-static void finish_group(nkv_db *db, nkv_writer *w, nkv_writer *last, int rc)
-{
-    for (;;) {
-        nkv_writer *h = db->wq_head;
-        db->wq_head = h->next;
-        if (!db->wq_head)
-            db->wq_tail = NULL;
-        if (h != w) {
-            h->rc = rc;
-            h->done = true;
-            pthread_cond_signal(&h->cv);
-        }
-        if (h == last)
-            break;
-    }
-    if (db->wq_head)
-        pthread_cond_signal(&db->wq_head->cv);
-    pthread_mutex_unlock(&db->mu);
-    pthread_cond_destroy(&w->cv);
-}
-
 /* scratch: batch is ours (put/delete) and may carry the sequence. */
 static int db_write(nkv_db *db, bool sync, const nkv_batch *batch, bool scratch)
 {
     nkv_writer w = {.batch = batch, .sync = sync};
-    if (enqueue(db, &w)) {
+    pthread_cond_init(&w.cv, NULL);
+    pthread_mutex_lock(&db->mu);
+    if (db->wq_tail)
+        db->wq_tail->next = &w;
+    else
+        db->wq_head = &w;
+    db->wq_tail = &w;
+    while (!w.done && db->wq_head != &w)
+        pthread_cond_wait(&w.cv, &db->mu);
+    if (w.done) {
         pthread_mutex_unlock(&db->mu);
         pthread_cond_destroy(&w.cv);
         return w.rc;
@@ -513,10 +493,6 @@ static int db_write(nkv_db *db, bool sync, const nkv_batch *batch, bool scratch)
         size_t max = size <= (128u << 10) ? size + (128u << 10) : GROUP_MAX;
         bool gsync = sync;
         for (nkv_writer *f = w.next; f; f = f->next) {
-            if (f->sync_only && sync) {
-                last = f; /* our fsync covers what it waits for */
-                continue;
-            }
             if (!f->batch || (f->sync && !sync))
                 break;
             size_t fs = nkv_batch_size(f->batch);
@@ -551,7 +527,7 @@ static int db_write(nkv_db *db, bool sync, const nkv_batch *batch, bool scratch)
             rc = nkv__batch_insert_mem(gb->rep.data, gb->rep.len, mem);
         pthread_mutex_lock(&db->mu);
         if (synced)
-            atomic_store(&db->synced_seq, seq + count - 1);
+            raise_synced(db, seq + count - 1);
         if (!rc) {
             atomic_store(&db->vs.last_seq, seq + count - 1);
             atomic_fetch_add(&db->st.user_bytes, size);
@@ -567,7 +543,23 @@ static int db_write(nkv_db *db, bool sync, const nkv_batch *batch, bool scratch)
             nkv_batch_new(&db->group);
         }
     }
-    finish_group(db, &w, last, rc);
+    for (;;) {
+        nkv_writer *h = db->wq_head;
+        db->wq_head = h->next;
+        if (!db->wq_head)
+            db->wq_tail = NULL;
+        if (h != &w) {
+            h->rc = rc;
+            h->done = true;
+            pthread_cond_signal(&h->cv);
+        }
+        if (h == last)
+            break;
+    }
+    if (db->wq_head)
+        pthread_cond_signal(&db->wq_head->cv);
+    pthread_mutex_unlock(&db->mu);
+    pthread_cond_destroy(&w.cv);
     return rc;
 }
 
@@ -582,33 +574,36 @@ int nkv_sync_wal(nkv_db *db, uint64_t seq)
         return NB_EUSAGE;
     if (atomic_load(&db->synced_seq) >= seq)
         return 0;
-    nkv_writer w = {.sync = true, .sync_only = true, .seq = seq};
-    if (enqueue(db, &w)) {
-        pthread_mutex_unlock(&db->mu);
-        pthread_cond_destroy(&w.cv);
-        return w.rc;
-    }
-    /* Leader. The previous leader's fsync may have covered us meanwhile. */
     int rc = 0;
-    nkv_writer *last = &w;
-    if (atomic_load(&db->synced_seq) < seq) {
-        if (db->wal_broken || !db->wal_open) {
-            /* A failed append: what the broken log holds is unknown. */
-            rc = db->wal_broken ? -EIO : 0;
-        } else {
-            /* Every write so far is appended (leaders run one at a time):
-             * one fdatasync covers last_seq, and every sync-only waiter. */
-            uint64_t cover = atomic_load(&db->vs.last_seq);
-            for (nkv_writer *f = w.next; f && f->sync_only; f = f->next)
-                last = f;
-            pthread_mutex_unlock(&db->mu);
-            rc = nkv__wal_sync(&db->wal);
-            pthread_mutex_lock(&db->mu);
-            if (!rc && atomic_load(&db->synced_seq) < cover)
-                atomic_store(&db->synced_seq, cover);
+    pthread_mutex_lock(&db->mu);
+    while (atomic_load(&db->synced_seq) < seq) {
+        if (db->syncing) {
+            /* Its fsync may cover us; if not, we sync next. */
+            pthread_cond_wait(&db->sync_cv, &db->mu);
+            continue;
         }
+        if (db->wal_broken) {
+            rc = -EIO; /* a failed append: what the log holds is unknown */
+            break;
+        }
+        if (!db->wal_open)
+            break;
+        /* Writes up to last_seq are appended (it is published after the
+         * append): one fdatasync covers them all. Writers go on appending
+         * meanwhile; new_wal waits for us before closing this log. */
+        uint64_t cover = atomic_load(&db->vs.last_seq);
+        db->syncing = true;
+        pthread_mutex_unlock(&db->mu);
+        rc = nkv__wal_sync(&db->wal);
+        pthread_mutex_lock(&db->mu);
+        db->syncing = false;
+        if (rc == 0)
+            raise_synced(db, cover);
+        pthread_cond_broadcast(&db->sync_cv);
+        if (rc != 0)
+            break;
     }
-    finish_group(db, &w, last, rc);
+    pthread_mutex_unlock(&db->mu);
     return rc;
 }
 
@@ -1002,6 +997,7 @@ static void db_free(nkv_db *db)
     pthread_mutex_destroy(&db->mu);
     pthread_cond_destroy(&db->bg_cv);
     pthread_cond_destroy(&db->done_cv);
+    pthread_cond_destroy(&db->sync_cv);
     free(db->compact_thr);
     free(db->dir);
     free(db);
@@ -1023,6 +1019,7 @@ int nkv_open(const nkv_options *opts, const char *dir, nkv_db **out)
     pthread_mutex_init(&db->mu, NULL);
     pthread_cond_init(&db->bg_cv, NULL);
     pthread_cond_init(&db->done_cv, NULL);
+    pthread_cond_init(&db->sync_cv, NULL);
     db->snaps.next = db->snaps.prev = &db->snaps;
     db->mem = nkv__mem_new();
     nkv_batch_new(&db->group);

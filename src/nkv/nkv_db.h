@@ -15,10 +15,8 @@
 #define NKV_MAX_IMM 16
 
 typedef struct nkv_writer {
-    const nkv_batch *batch; /* NULL: force a memtable switch (unless sync_only) */
+    const nkv_batch *batch; /* NULL: force a memtable switch */
     bool sync;
-    bool sync_only; /* nkv_sync_wal: no batch, make seq durable */
-    uint64_t seq;
     bool done;
     int rc;
     pthread_cond_t cv;
@@ -60,8 +58,13 @@ struct nkv_db {
     int nimm;
     nkv_wal_writer wal;
     bool wal_open;
-    bool wal_broken;             /* an append failed: switch to a new WAL before the next write */
-    _Atomic uint64_t synced_seq; /* every write <= this is in a synced WAL */
+    bool wal_broken; /* an append failed: switch to a new WAL before the next write */
+    /* nkv_sync_wal: every write <= synced_seq is in a synced WAL. One
+     * caller at a time syncs (syncing) outside the writer queue, so
+     * writers keep appending meanwhile; new_wal waits for it. */
+    _Atomic uint64_t synced_seq;
+    bool syncing;
+    pthread_cond_t sync_cv;
 
     nkv_vset vs;
     nkv_cache *block_cache;
