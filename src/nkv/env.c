@@ -14,6 +14,7 @@
 
 struct nkv_file {
     int fd;
+    uint64_t logged; /* the largest size a sync log line gave */
 };
 
 static int px_open(const char *path, int flags, nkv_file **out)
@@ -26,6 +27,7 @@ static int px_open(const char *path, int flags, nkv_file **out)
         return -errno;
     nkv_file *f = nb_xmalloc(sizeof *f);
     f->fd = fd;
+    f->logged = 0;
     *out = f;
     return 0;
 }
@@ -36,6 +38,9 @@ static int px_open(const char *path, int flags, nkv_file **out)
  * back to what a power loss would leave of it (docs/vfs.md, "Durability"). */
 static pthread_once_t synclog_once = PTHREAD_ONCE_INIT;
 static int synclog_fd = -1;
+/* Syncs of one file can overlap (nkv_sync_wal and a synced writer group):
+ * the log never goes back to a smaller size than a sync already gave. */
+static pthread_mutex_t synclog_mu = PTHREAD_MUTEX_INITIALIZER;
 
 static void synclog_open(void)
 {
@@ -105,8 +110,14 @@ static int px_sync(void *ctx, nkv_file *f)
     bool log = synclog_on() && fstat(f->fd, &st) == 0;
     if (fdatasync(f->fd) != 0)
         return -errno;
-    if (log)
+    if (log) {
+        pthread_mutex_lock(&synclog_mu);
+        if ((uint64_t)st.st_size > f->logged)
+            f->logged = (uint64_t)st.st_size;
+        st.st_size = (off_t)f->logged;
         synclog('S', &st);
+        pthread_mutex_unlock(&synclog_mu);
+    }
     return 0;
 }
 

@@ -132,7 +132,14 @@ static int live_cb(void *arg, uint64_t ino, uint32_t chunk, const meta_slice *s)
 int vfs__live_fn(void *arg, data_live *l)
 {
     vfs *v = arg;
-    return meta_slice_scan(v->m, live_cb, l);
+    int rc = meta_slice_scan(v->m, live_cb, l);
+    /* The scan may see changes not yet durable (an unsynced unlink, a
+     * group-committed S3 install waiting for its sync): if a power loss
+     * took one back, the blocks it dropped would be named again. Make
+     * what the scan saw durable before anything is freed on its word. */
+    if (rc == 0)
+        rc = meta_sync(v->m);
+    return rc;
 }
 
 /* A set of slice ids (open addressing; 0 is never a key). */
