@@ -188,8 +188,11 @@ static int send_answer(s3_gw_req *r, gw_answer *a)
     }
     if (!resp)
         return MHD_NO;
-    char id2[48];
-    snprintf(id2, sizeof id2, "%s%s=", r->request_id, r->request_id);
+    char id2[48]; /* the id twice and "=" */
+    size_t il = strnlen(r->request_id, (sizeof id2 - 2) / 2);
+    memcpy(id2, r->request_id, il);
+    memcpy(id2 + il, r->request_id, il);
+    memcpy(id2 + 2 * il, "=", 2);
     MHD_add_response_header(resp, "x-amz-request-id", r->request_id);
     MHD_add_response_header(resp, "x-amz-id-2", id2);
     MHD_add_response_header(resp, MHD_HTTP_HEADER_SERVER, "NebulaStore");
