@@ -63,6 +63,16 @@ void data__vmemo_free(data__vmemo *m);
  * cache while it is there (refs.c). *got < len only at the block's end. */
 int data__range_read(data_store *s, data_key k, uint32_t off, size_t len, uint8_t *dst,
                      size_t *got);
+/* Notes that the first len bytes of block k were just read through the
+ * page cache and verified (a whole-block load on such a store). */
+void data__vmemo_verified(data_store *s, data_key k, size_t len);
+/* Block k's [off, off+len) into dst, only if it is known good and every
+ * byte of it is in the page cache now; false (dst undefined) otherwise.
+ * No CRC pass, one copy: a warm sequential re-read (read.c). */
+bool data__range_read_cached(data_store *s, data_key k, uint32_t off, size_t len, uint8_t *dst);
+/* Block k's [off, off+len) is known good and all in the page cache now
+ * (a readahead of it would gain nothing). */
+bool data__range_known_cached(data_store *s, data_key k, uint32_t off, size_t len);
 
 /* The backends: bs_dir.c and bs_disk.c. */
 extern const data_bs_ops data__bs_dir_ops;
@@ -126,6 +136,9 @@ void data__cache_fill_buf(data_cache *c, data_block *b, uint8_t *buf, size_t len
 void data__block_unref(data_cache *c, data_block *b);
 /* Drops k from the cache if present (the collector freed it). */
 void data__cache_drop(data_cache *c, data_key k);
+/* Moves ready block k to the cold end of the LRU (next to be evicted): a
+ * sequential reader is done with it (scan resistance). */
+void data__cache_demote(data_cache *c, data_key k);
 void data__cache_stats(data_cache *c, data_cache_stats *out);
 void data__cache_note_readahead(data_cache *c, int issued);
 

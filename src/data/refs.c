@@ -221,6 +221,40 @@ static int read_all(const data_fdref *r, uint8_t *dst)
     return 0;
 }
 
+void data__vmemo_verified(data_store *s, data_key k, size_t len)
+{
+    if (len)
+        memo_add(s->vmemo, k, 0, len);
+}
+
+bool data__range_known_cached(data_store *s, data_key k, uint32_t off, size_t len)
+{
+    if (!len || !memo_covers(s->vmemo, k, off, len))
+        return false;
+    data_fdref r;
+    if (data__bs_read_fd(s->bs, k, off, len, DATA__FD_NOVERIFY, &r) != 0)
+        return false;
+    bool yes = r.len == len && resident(r.fd, r.off, r.len);
+    data_fdref_release(s->bs, &r);
+    return yes;
+}
+
+bool data__range_read_cached(data_store *s, data_key k, uint32_t off, size_t len, uint8_t *dst)
+{
+    if (!len || !memo_covers(s->vmemo, k, off, len))
+        return false;
+    data_fdref r;
+    if (data__bs_read_fd(s->bs, k, off, len, DATA__FD_NOVERIFY, &r) != 0)
+        return false;
+    /* RWF_NOWAIT also refuses pages that carry the kernel's readahead
+     * mark (it would start I/O), though they are in memory: then ask
+     * mincore and read them plainly. */
+    bool hit = r.len == len &&
+               (read_cached(&r, dst) || (resident(r.fd, r.off, r.len) && read_all(&r, dst) == 0));
+    data_fdref_release(s->bs, &r);
+    return hit;
+}
+
 int data__range_read(data_store *s, data_key k, uint32_t off, size_t len, uint8_t *dst, size_t *got)
 {
     data_fdref r;
