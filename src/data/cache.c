@@ -237,6 +237,10 @@ static void fill(data_cache *c, data_block *b, int rc, uint8_t *data, size_t len
         b->data = data;
         b->len = len;
         b->pooled = pooled;
+        if (b->transient && b->in_table) {
+            remove_locked(c, b); /* still LOADING: not in the LRU, not counted */
+            drop_table_ref = true;
+        }
         b->state = DATA_BLK_READY;
         c->inserts++;
         if (b->in_table) {

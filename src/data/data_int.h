@@ -70,8 +70,8 @@ void data__vmemo_verified(data_store *s, data_key k, size_t len);
  * byte of it is in the page cache now; false (dst undefined) otherwise.
  * No CRC pass, one copy: a warm sequential re-read (read.c). */
 bool data__range_read_cached(data_store *s, data_key k, uint32_t off, size_t len, uint8_t *dst);
-/* Block k's [off, off+len) is known good and all in the page cache now
- * (a readahead of it would gain nothing). */
+/* Block k's [off, off+len) is known good and (its first and last page at
+ * least) in the page cache now: a readahead of it would gain nothing. */
 bool data__range_known_cached(data_store *s, data_key k, uint32_t off, size_t len);
 
 /* The backends: bs_dir.c and bs_disk.c. */
@@ -105,6 +105,10 @@ struct data_block {
     int state;   /* DATA_BLK_LOADING, DATA_BLK_READY, DATA_BLK_FAILED */
     int rc;      /* load error when FAILED */
     bool in_table, readahead, ra_hit;
+    /* Set by the loader before its fill: the block serves the readers
+     * waiting for it and leaves the table at once (a stream's block whose
+     * verified bytes stay in the page cache, read.c). */
+    bool transient;
     data_block *hnext;               /* hash chain */
     data_block *lru_prev, *lru_next; /* LRU list: head = most recent */
 };

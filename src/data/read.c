@@ -197,8 +197,9 @@ static int block_fill(data_store *s, data_block *b, data_key k)
     return rc;
 }
 
-/* Loads block k through the cache: a reference to the ready block. */
-int data__block_load(data_store *s, data_key k, data_block **out)
+/* Loads block k through the cache: a reference to the ready block. A
+ * transient load serves the readers of this moment and is not kept. */
+static int block_load(data_store *s, data_key k, bool transient, data_block **out)
 {
     bool owner;
     int rc;
@@ -206,6 +207,7 @@ int data__block_load(data_store *s, data_key k, data_block **out)
     if (!b)
         return rc;
     if (owner) {
+        b->transient = transient;
         rc = block_fill(s, b, k);
         if (rc) {
             data__block_unref(s->cache, b);
@@ -214,6 +216,11 @@ int data__block_load(data_store *s, data_key k, data_block **out)
     }
     *out = b;
     return 0;
+}
+
+int data__block_load(data_store *s, data_key k, data_block **out)
+{
+    return block_load(s, k, false, out);
 }
 
 typedef struct fetch {
@@ -251,8 +258,12 @@ static int fetch_run(fetch *f)
             if (i == f->np)
                 return 0;
         }
+        /* A stream on such a store keeps what it loads in the page cache
+         * only (verified and remembered), so the block cache keeps what
+         * is hot: scan resistance. */
+        bool transient = f->seq && memo_store(s);
         data_block *b = NULL;
-        int rc = data__block_load(s, k, &b);
+        int rc = block_load(s, k, transient, &b);
         if (rc)
             return rc;
         bool done = false; /* the stream has read the block's last byte */
@@ -265,9 +276,9 @@ static int fetch_run(fetch *f)
             done = done || (uint64_t)p->block_off + p->len == b->len;
         }
         data__block_unref(s->cache, b);
-        /* Scan resistance: a stream does not come back for a block it has
+        /* Elsewhere a stream does not come back for a block it has
          * passed, so that block is the first to go, not what is hot. */
-        if (f->seq && done)
+        if (f->seq && done && !transient)
             data__cache_demote(s->cache, k);
         return rc;
     }
@@ -317,6 +328,7 @@ static void ra_run(void *arg)
     data_block *b = data__cache_acquire(s->cache, t->k, false, &owner, &rc);
     if (b && owner) {
         b->readahead = true;
+        b->transient = memo_store(s); /* its bytes wait in the page cache */
         (void)block_fill(s, b, t->k);
     }
     data__block_unref(s->cache, b);

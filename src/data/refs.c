@@ -234,7 +234,14 @@ bool data__range_known_cached(data_store *s, data_key k, uint32_t off, size_t le
     data_fdref r;
     if (data__bs_read_fd(s->bs, k, off, len, DATA__FD_NOVERIFY, &r) != 0)
         return false;
-    bool yes = r.len == len && resident(r.fd, r.off, r.len);
+    /* A probe of the first and last byte without waiting for the device:
+     * mincore looks up every page and costs about as much as copying
+     * them. A page in between that left the cache is found by the read,
+     * which then loads and verifies the block itself. */
+    uint8_t b;
+    struct iovec iov = {&b, 1};
+    bool yes = r.len == len && preadv2(r.fd, &iov, 1, (off_t)r.off, RWF_NOWAIT) == 1 &&
+               preadv2(r.fd, &iov, 1, (off_t)(r.off + r.len - 1), RWF_NOWAIT) == 1;
     data_fdref_release(s->bs, &r);
     return yes;
 }
