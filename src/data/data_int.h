@@ -66,6 +66,10 @@ int data__range_read(data_store *s, data_key k, uint32_t off, size_t len, uint8_
 /* Notes that the first len bytes of block k were just read through the
  * page cache and verified (a whole-block load on such a store). */
 void data__vmemo_verified(data_store *s, data_key k, size_t len);
+/* Forgets block k: before a load of it from the device (until it
+ * verifies, its pages in the page cache may be bad) and after a failed
+ * check. */
+void data__vmemo_bad(data_store *s, data_key k);
 /* Block k's [off, off+len) into dst, only if it is known good and every
  * byte of it is in the page cache now; false (dst undefined) otherwise.
  * No CRC pass, one copy: a warm sequential re-read (read.c). */

@@ -187,9 +187,13 @@ static int block_fill(data_store *s, data_block *b, data_key k)
     uint8_t *p;
     size_t n;
     bool pooled;
+    if (memo_store(s))
+        data__vmemo_bad(s, k); /* trusted again only once this load verifies */
     int rc = data__block_read(s, k, &p, &n, &pooled);
     if (rc == 0 && memo_store(s))
         data__vmemo_verified(s, k, n); /* read through the page cache and verified */
+    else if ((rc == NB_ECHECKSUM || rc == NB_ECORRUPT) && memo_store(s))
+        data__vmemo_bad(s, k); /* its bad pages are in the page cache now */
     if (rc == 0 && pooled)
         data__cache_fill_buf(s->cache, b, p, n);
     else

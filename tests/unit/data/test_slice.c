@@ -3,6 +3,7 @@
  * planning, readahead, a corrupted block surfacing as an error, small
  * random reads on the disk store, and compaction equivalence. */
 #include <fcntl.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 #include "data/data_int.h"
@@ -424,7 +425,9 @@ static void test_disk_stream_warm(void **state)
     ra = data_ra_new();
     read_stream(ra, &sl, len, want, got);
     data_store_cache_stats(st, &after);
-    assert_int_equal(after.misses, before.misses); /* all from the page cache */
+    /* All from the page cache but the first read of the pass, which is
+     * not yet known to be sequential. */
+    assert_true(after.misses <= before.misses + 1);
 
     /* Damage block 2 on the device and push it out of the page cache. */
     data_fdref r;
@@ -437,6 +440,17 @@ static void test_disk_stream_warm(void **state)
     assert_int_equal(pwrite(fd, &x, 1, (off_t)r.off + 777), 1);
     assert_int_equal(fdatasync(fd), 0);
     assert_int_equal(posix_fadvise(r.fd, 0, 0, POSIX_FADV_DONTNEED), 0);
+    /* The flipped byte's page is gone from memory: the stream must get
+     * it from the device (else this tests a write into the page cache,
+     * which the memo does not cover). */
+    long pg = sysconf(_SC_PAGESIZE);
+    off_t at = (off_t)(r.off + 777) / pg * pg;
+    void *map = mmap(NULL, (size_t)pg, PROT_READ, MAP_SHARED, r.fd, at);
+    assert_true(map != MAP_FAILED);
+    unsigned char inmem = 1;
+    assert_int_equal(mincore(map, (size_t)pg, &inmem), 0);
+    munmap(map, (size_t)pg);
+    assert_int_equal(inmem & 1, 0);
     close(fd);
     data_fdref_release(data_store_bs(st), &r);
     data_ra_free(ra);
