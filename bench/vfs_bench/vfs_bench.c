@@ -367,7 +367,7 @@ static void bench_data(void)
      * reopening vfs (a restarted server: page cache warm, vfs's memory of
      * verified blocks gone, so every block is checked again). */
     static const char *const pass_names[] = {"seq read 1MiB (cold)", "seq read 1MiB (warm)",
-                                              "seq read 1MiB (warm, reopened)"};
+                                             "seq read 1MiB (warm, reopened)"};
     /* The vfs passes run first, then the local ones: dropping the page
      * cache for the local cold pass must not empty vfs's warm one (before,
      * the "warm" vfs pass ran after that drop and was cold). */

@@ -257,7 +257,7 @@ static int fetch_run(fetch *f)
              * to what is hot. */
             size_t i = 0;
             while (i < f->np && data__range_read_cached(s, k, f->p[i].block_off, f->p[i].len,
-                                                         f->buf + (f->p[i].chunk_off - f->base)))
+                                                        f->buf + (f->p[i].chunk_off - f->base)))
                 i++;
             if (i == f->np)
                 return 0;
