@@ -19,6 +19,8 @@
  *    unpublished slices (which they do on their own; see gc.c).
  */
 #include <errno.h>
+#include <fcntl.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -30,9 +32,12 @@
 #include "data/data_int.h"
 #include "disk/disk.h"
 
+#define NO_RA_FDS 1024u
+
 typedef struct bs_disk {
     data_bs base;
     disk_env *e;
+    _Atomic unsigned char no_ra[NO_RA_FDS]; /* descriptors set to POSIX_FADV_RANDOM */
 } bs_disk;
 
 static disk_env *env_of(data_bs *bs)
@@ -44,6 +49,32 @@ static disk_id id_of(data_key k)
 {
     disk_id id = {k.slice_id, k.block};
     return id;
+}
+
+/* The data layer trusts a verified block's pages while they stay in the
+ * page cache (refs.c, read.c). Kernel readahead on the engine's buffered
+ * descriptor would break that: reading one blob would bring a neighbour's
+ * evicted pages back from the device unverified. So before any read
+ * through a data file's descriptor it is told to read exactly what is
+ * asked (POSIX_FADV_RANDOM: no readahead, no readahead marks); the data
+ * layer does its own readahead. Descriptors beyond NO_RA_FDS are advised
+ * on every read. */
+static void no_readahead(bs_disk *d, int fd)
+{
+    if (fd < 0 || ((unsigned)fd < NO_RA_FDS && atomic_load(&d->no_ra[fd])))
+        return;
+    if (posix_fadvise(fd, 0, 0, POSIX_FADV_RANDOM) == 0 && (unsigned)fd < NO_RA_FDS)
+        atomic_store(&d->no_ra[fd], 1);
+}
+
+/* no_readahead for the data file holding k (a lookup, no read). */
+static void no_readahead_key(bs_disk *d, data_key k)
+{
+    disk_ref ref;
+    if (disk_read_ref(d->e, id_of(k), 0, &ref) != 0)
+        return;
+    no_readahead(d, ref.fd);
+    disk_unpin(d->e, &ref);
 }
 
 static int dk_put(data_bs *bs, data_key k, const void *buf, size_t len, unsigned flags)
@@ -62,6 +93,7 @@ static int dk_sync(data_bs *bs, const data_key *keys, size_t n)
 
 static int dk_get(data_bs *bs, data_key k, uint64_t off, size_t len, void *buf, size_t *got)
 {
+    no_readahead_key((bs_disk *)bs, k);
     int rc = disk_read(env_of(bs), id_of(k), off, len, buf, got);
     if (rc == NB_EUSAGE) {
         /* Past the end: like pread, nothing to read, as long as the block
@@ -79,6 +111,7 @@ static int dk_get_all(data_bs *bs, data_key k, uint8_t **out, size_t *len)
     int rc = disk_exists(env_of(bs), id_of(k), &blen);
     if (rc)
         return rc;
+    no_readahead_key((bs_disk *)bs, k);
     uint8_t *p = nb_xmalloc(blen ? blen : 1);
     size_t got = 0;
     rc = disk_read(env_of(bs), id_of(k), 0, blen, p, &got);
@@ -140,6 +173,8 @@ static int verify_mapped(const disk_ref *ref, data_key k)
 static int dk_read_fd(data_bs *bs, data_key k, uint64_t off, size_t len, unsigned flags,
                       data_fdref *out)
 {
+    if (!(flags & DATA__FD_NOVERIFY))
+        no_readahead_key((bs_disk *)bs, k); /* before the verifying read */
     disk_ref ref;
     int rc = disk_read_ref(env_of(bs), id_of(k), 0, &ref);
     if (rc == 0 && !(flags & DATA__FD_NOVERIFY)) {
@@ -153,6 +188,7 @@ static int dk_read_fd(data_bs *bs, data_key k, uint64_t off, size_t len, unsigne
     }
     if (rc)
         return rc;
+    no_readahead((bs_disk *)bs, ref.fd);
     uint64_t o = off < ref.len ? off : ref.len;
     out->fd = ref.fd;
     out->off = ref.off + o;

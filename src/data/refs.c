@@ -40,10 +40,12 @@
 typedef struct vmemo_slot {
     data_key key;    /* slice_id 0: empty */
     uint32_t lo, hi; /* verified payload bytes [lo, hi) */
+    uint64_t gen;    /* changes whenever the slot is set anew */
 } vmemo_slot;
 
 struct data__vmemo {
     pthread_mutex_t mu;
+    uint64_t gen;
     vmemo_slot slot[VMEMO_SLOTS];
 };
 
@@ -68,12 +70,30 @@ static vmemo_slot *slot_of(data__vmemo *m, data_key k)
     return &m->slot[h >> 51 & (VMEMO_SLOTS - 1)];
 }
 
-static bool memo_covers(data__vmemo *m, data_key k, uint64_t off, size_t len)
+static bool memo_covers_gen(data__vmemo *m, data_key k, uint64_t off, size_t len, uint64_t *gen)
 {
     pthread_mutex_lock(&m->mu);
     vmemo_slot *s = slot_of(m, k);
     bool yes = s->key.slice_id == k.slice_id && s->key.block == k.block && s->lo <= off &&
                off + len <= s->hi;
+    *gen = s->gen;
+    pthread_mutex_unlock(&m->mu);
+    return yes;
+}
+
+static bool memo_covers(data__vmemo *m, data_key k, uint64_t off, size_t len)
+{
+    uint64_t gen;
+    return memo_covers_gen(m, k, off, len, &gen);
+}
+
+/* k is still remembered as it was when memo_covers_gen gave gen: no load
+ * of it started since (a load forgets it first, see data__vmemo_bad). */
+static bool memo_same(data__vmemo *m, data_key k, uint64_t gen)
+{
+    pthread_mutex_lock(&m->mu);
+    vmemo_slot *s = slot_of(m, k);
+    bool yes = s->key.slice_id == k.slice_id && s->key.block == k.block && s->gen == gen;
     pthread_mutex_unlock(&m->mu);
     return yes;
 }
@@ -90,6 +110,7 @@ static void memo_add(data__vmemo *m, data_key k, uint64_t off, size_t len)
         s->key = k;
         s->lo = (uint32_t)off;
         s->hi = (uint32_t)(off + len);
+        s->gen = ++m->gen;
     }
     pthread_mutex_unlock(&m->mu);
 }
@@ -258,15 +279,65 @@ static int read_all(const data_fdref *r, uint8_t *dst)
     return 0;
 }
 
+void data__vmemo_verified(data_store *s, data_key k, size_t len)
+{
+    if (len)
+        memo_add(s->vmemo, k, 0, len);
+}
+
+void data__vmemo_bad(data_store *s, data_key k)
+{
+    memo_forget(s->vmemo, k);
+}
+
+bool data__range_known_cached(data_store *s, data_key k, uint32_t off, size_t len)
+{
+    if (!len || !memo_covers(s->vmemo, k, off, len))
+        return false;
+    data_fdref r;
+    if (data__bs_read_fd(s->bs, k, off, len, DATA__FD_NOVERIFY, &r) != 0)
+        return false;
+    /* A probe of the first and last byte without waiting for the device:
+     * mincore looks up every page and costs about as much as copying
+     * them. A page in between that left the cache is found by the read,
+     * which then loads and verifies the block itself. */
+    uint8_t b;
+    struct iovec iov = {&b, 1};
+    bool yes = r.len == len && preadv2(r.fd, &iov, 1, (off_t)r.off, RWF_NOWAIT) == 1 &&
+               preadv2(r.fd, &iov, 1, (off_t)(r.off + r.len - 1), RWF_NOWAIT) == 1;
+    data_fdref_release(s->bs, &r);
+    return yes;
+}
+
+bool data__range_read_cached(data_store *s, data_key k, uint32_t off, size_t len, uint8_t *dst)
+{
+    uint64_t gen;
+    if (!len || !memo_covers_gen(s->vmemo, k, off, len, &gen))
+        return false;
+    data_fdref r;
+    if (data__bs_read_fd(s->bs, k, off, len, DATA__FD_NOVERIFY, &r) != 0)
+        return false;
+    /* RWF_NOWAIT never starts I/O: only pages in memory are read. They
+     * are good if no load of the block began meanwhile (a load that
+     * fails its check leaves bad pages in the cache). It also refuses
+     * pages that carry a readahead mark (set by another process: the
+     * block store disables readahead on its descriptors); the caller
+     * then loads and verifies the block. */
+    bool hit = r.len == len && read_cached(&r, dst) && memo_same(s->vmemo, k, gen);
+    data_fdref_release(s->bs, &r);
+    return hit;
+}
+
 int data__range_read(data_store *s, data_key k, uint32_t off, size_t len, uint8_t *dst, size_t *got)
 {
     data_fdref r;
     *got = 0;
-    if (memo_covers(s->vmemo, k, off, len)) {
+    uint64_t gen;
+    if (memo_covers_gen(s->vmemo, k, off, len, &gen)) {
         int rc = data__bs_read_fd(s->bs, k, off, len, DATA__FD_NOVERIFY, &r);
         if (rc != 0)
             return rc;
-        bool hit = read_cached(&r, dst);
+        bool hit = read_cached(&r, dst) && memo_same(s->vmemo, k, gen);
         data_fdref_release(s->bs, &r);
         if (hit) {
             *got = r.len;
