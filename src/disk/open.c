@@ -19,6 +19,7 @@
  * The data region is never read.
  */
 #include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
 #include <sys/stat.h>
@@ -126,21 +127,12 @@ static void files_setup(disk_env *e, const char *const *list, unsigned n)
     }
 }
 
-/* DIR/DATAFILES: the data files' paths as given at creation, one a line;
- * absent for the default (one file, data.0). */
-static int files_record(disk_env *e)
+/* Replaces DIR/name with text atomically: temporary file, sync, rename,
+ * directory sync. */
+static int meta_write(disk_env *e, const char *name, const char *text)
 {
-    if (!e->opt.files || !e->opt.n_files ||
-        (e->opt.n_files == 1 && strcmp(e->opt.files[0], DISK_DATA_FILE) == 0))
-        return 0;
-    char *text = nb_xstrdup("");
-    for (unsigned i = 0; i < e->opt.n_files; i++) {
-        char *t = nb_xasprintf("%s%s\n", text, e->opt.files[i]);
-        free(text);
-        text = t;
-    }
-    char *tmp = nb_xasprintf("%s/%s.tmp", e->dir, DISK_FILES_FILE);
-    char *dst = nb_xasprintf("%s/%s", e->dir, DISK_FILES_FILE);
+    char *tmp = nb_xasprintf("%s/%s.tmp", e->dir, name);
+    char *dst = nb_xasprintf("%s/%s", e->dir, name);
     int fd;
     int rc = e->io->open(e->ioctx, tmp, DISK_O_CREAT | DISK_O_TRUNC, &fd);
     if (!rc) {
@@ -156,7 +148,78 @@ static int files_record(disk_env *e)
         rc = e->io->sync_dir(e->ioctx, e->dir);
     free(tmp);
     free(dst);
+    return rc;
+}
+
+/* DIR/DATAFILES: the data files' paths as given at creation, one a line;
+ * absent for the default (one file, data.0). */
+static int files_record(disk_env *e)
+{
+    if (!e->opt.files || !e->opt.n_files ||
+        (e->opt.n_files == 1 && strcmp(e->opt.files[0], DISK_DATA_FILE) == 0))
+        return 0;
+    char *text = nb_xstrdup("");
+    for (unsigned i = 0; i < e->opt.n_files; i++) {
+        char *t = nb_xasprintf("%s%s\n", text, e->opt.files[i]);
+        free(text);
+        text = t;
+    }
+    int rc = meta_write(e, DISK_FILES_FILE, text);
     free(text);
+    return rc;
+}
+
+/* DIR/SIZE: the capacity the engine was made (or last grown) with;
+ * absent when it has none (bounded by the file system's free space).
+ * Reopening with capacity 0 uses it; with a larger one grows it (the new
+ * value is recorded); with a smaller one is NB_EUSAGE: blobs may already
+ * lie beyond it, and shrinking is not supported. An engine without SIZE
+ * (unbounded, or made before SIZE existed) takes the capacity given. */
+static int size_settle(disk_env *e)
+{
+    char *path = nb_xasprintf("%s/%s", e->dir, DISK_SIZE_FILE);
+    uint8_t *b = NULL;
+    size_t len = 0;
+    int rc = read_all(e, path, &b, &len);
+    free(path);
+    uint64_t recorded = 0;
+    if (rc == 0) {
+        char text[32];
+        char *end = NULL;
+        if (len == 0 || len >= sizeof text || b[len - 1] != '\n') {
+            rc = NB_CORRUPT("disk %s: %s is not a byte count", e->dir, DISK_SIZE_FILE);
+        } else {
+            memcpy(text, b, len);
+            text[len - 1] = 0;
+            errno = 0;
+            recorded = strtoull(text, &end, 10);
+            if (errno || *end || !recorded)
+                rc = NB_CORRUPT("disk %s: %s is not a byte count", e->dir, DISK_SIZE_FILE);
+        }
+    } else if (rc == -ENOENT) {
+        rc = 0;
+    }
+    free(b);
+    if (rc)
+        return rc;
+    uint64_t want = e->opt.capacity / e->au * e->au;
+    if (e->opt.read_only || want == 0 || want == recorded) {
+        e->opt.capacity = recorded ? recorded : e->opt.capacity;
+        return 0;
+    }
+    if (recorded && want < recorded) {
+        NB_ERROR("disk %s: made with a capacity of %llu bytes; %llu asked (it cannot shrink)",
+                 e->dir, (unsigned long long)recorded, (unsigned long long)want);
+        return NB_EUSAGE;
+    }
+    if (recorded)
+        NB_INFO("disk %s: capacity grows from %llu to %llu bytes", e->dir,
+                (unsigned long long)recorded, (unsigned long long)want);
+    char *text = nb_xasprintf("%llu\n", (unsigned long long)want);
+    rc = meta_write(e, DISK_SIZE_FILE, text);
+    free(text);
+    if (!rc)
+        e->opt.capacity = want;
     return rc;
 }
 
@@ -426,6 +489,11 @@ static int create(disk_env *e)
     free(sb);
     if (!rc)
         rc = files_record(e);
+    if (!rc && e->opt.capacity / e->au) {
+        char *text = nb_xasprintf("%llu\n", (unsigned long long)(e->opt.capacity / e->au * e->au));
+        rc = meta_write(e, DISK_SIZE_FILE, text);
+        free(text);
+    }
     int wfd = -1, wdirect;
     uint8_t hdr[DISK_WAL_HEADER_SIZE];
     uint64_t wend;
@@ -1191,6 +1259,8 @@ int disk_open(const disk_options *opts, const char *dir, disk_env **out)
         rc = files_load(e);
     if (!rc)
         rc = recover(e, cb, clen, rcs);
+    if (!rc)
+        rc = size_settle(e);
     free(cb[0]);
     free(cb[1]);
     e->recovery_ns = nb_mono_ns() - t0; /* load + replay, before the new WAL file */

@@ -50,8 +50,8 @@ def test_default_store_grows_and_is_bounded(tmp_path):
     finally:
         assert srv.server.stop() == 0
     st = disk_stats(data)
-    # The tool knows no --disk-size: its capacity is what the file system allows.
-    assert st["region"] == size1 - 4096 and st["capacity"] >= st["region"]
+    # The tool knows no --disk-size: it reads the bound recorded in the store.
+    assert st["region"] == size1 - 4096 and st["capacity"] == (48 << 20) - 4096
     assert st["files"] == 1 and st["file.0.path"].endswith("/disk/data.0")
     assert int(st["file.0.size"]) == size1
     assert st["bytes_live"] >= len(stored) * (4 << 20)
@@ -66,6 +66,10 @@ def test_default_store_grows_and_is_bounded(tmp_path):
     finally:
         assert srv.server.stop() == 0
     assert os.path.getsize(os.path.join(data, "disk", "data.0")) > size1
+    # The grown bound is recorded; a smaller one cannot be asked for.
+    assert disk_stats(data)["capacity"] == (64 << 20) - 4096
+    r = run("server", "--data", data, "--port", "0", "--disk-size", "32M")
+    assert r.returncode != 0
 
 
 @pytest.mark.parametrize("kind", ["dir", "disk"])

@@ -239,6 +239,105 @@ static void test_grow(void **state)
     free(dir);
 }
 
+static void write_text(const char *dir, const char *name, const char *text)
+{
+    char *p = nb_xasprintf("%s/%s", dir, name);
+    FILE *f = fopen(p, "w");
+    assert_non_null(f);
+    fputs(text, f);
+    fclose(f);
+    free(p);
+}
+
+static uint64_t capacity_of(disk_env *e)
+{
+    disk_stats st;
+    disk_stats_get(e, &st);
+    return st.capacity;
+}
+
+/* The capacity is recorded in the store (DIR/SIZE): a reopen without one
+ * keeps the bound, a larger one grows it (recorded), a smaller one is
+ * refused, and the tool reports it. */
+static void test_size_recorded(void **state)
+{
+    (void)state;
+    char *dir = nb_test_dir("size");
+    disk_options o;
+    dt_opts(&o, DISK_IO_POSIX, DISK_DIRECT_OFF);
+    o.initial_size = 1ull << 20;
+    o.grow_step = 1ull << 20;
+    o.capacity = (4ull << 20) + 100; /* rounded down to the AU */
+    disk_env *e;
+    ASSERT_OK(disk_open(&o, dir, &e));
+    ASSERT_OK(disk_close(e));
+    o.capacity = 0;
+    ASSERT_OK(disk_open(&o, dir, &e));
+    assert_int_equal(capacity_of(e), (4ull << 20) - 4096);
+    uint64_t n = 0;
+    int rc;
+    uint8_t *b = malloc(65536);
+    for (;; n++) {
+        dt_fill(b, 65536, dt_id(n), 1);
+        if ((rc = disk_put(e, dt_id(n), b, 65536)) != 0)
+            break;
+    }
+    ASSERT_RC(rc, NB_ENOSPACE); /* the recorded bound, not the file system's */
+    assert_int_equal(n, 63);
+    ASSERT_OK(disk_close(e));
+    /* Smaller: refused, nothing changed. */
+    o.capacity = 2ull << 20;
+    ASSERT_RC(disk_open(&o, dir, &e), NB_EUSAGE);
+    /* Larger: grows, and stays grown without the option. */
+    o.capacity = 6ull << 20;
+    ASSERT_OK(disk_open(&o, dir, &e));
+    assert_int_equal(capacity_of(e), (6ull << 20) - 4096);
+    ASSERT_OK(disk_close(e));
+    o.capacity = 0;
+    ASSERT_OK(disk_open(&o, dir, &e));
+    assert_int_equal(capacity_of(e), (6ull << 20) - 4096);
+    put_ver(e, 200, 65536, 2);
+    for (uint64_t i = 0; i < n; i++)
+        expect_ver(e, i, 65536, 1);
+    ASSERT_OK(disk_close(e));
+    o.capacity = 5ull << 20;
+    ASSERT_RC(disk_open(&o, dir, &e), NB_EUSAGE);
+    /* A read-only open (the tool) takes the recorded bound. */
+    o.capacity = 0;
+    o.read_only = 1;
+    ASSERT_OK(disk_open(&o, dir, &e));
+    assert_int_equal(capacity_of(e), (6ull << 20) - 4096);
+    ASSERT_OK(disk_close(e));
+    o.read_only = 0;
+    /* A damaged SIZE is an error naming it, not a silent unbounded store. */
+    write_text(dir, DISK_SIZE_FILE, "12ab\n");
+    ASSERT_RC(disk_open(&o, dir, &e), NB_ECORRUPT);
+    write_text(dir, DISK_SIZE_FILE, "6291456\n");
+    ASSERT_OK(disk_open(&o, dir, &e));
+    expect_ver(e, 200, 65536, 2);
+    ASSERT_OK(disk_close(e));
+    /* An engine without a capacity records none; a later bound is kept. */
+    char *dir2 = nb_test_dir("size2");
+    ASSERT_OK(disk_open(&o, dir2, &e));
+    ASSERT_OK(disk_close(e));
+    char *p = nb_xasprintf("%s/%s", dir2, DISK_SIZE_FILE);
+    assert_int_not_equal(access(p, F_OK), 0);
+    o.capacity = 8ull << 20;
+    ASSERT_OK(disk_open(&o, dir2, &e));
+    ASSERT_OK(disk_close(e));
+    assert_int_equal(access(p, F_OK), 0);
+    o.capacity = 0;
+    ASSERT_OK(disk_open(&o, dir2, &e));
+    assert_int_equal(capacity_of(e), (8ull << 20) - 4096);
+    ASSERT_OK(disk_close(e));
+    free(p);
+    free(b);
+    nb_test_rmdir(dir);
+    nb_test_rmdir(dir2);
+    free(dir);
+    free(dir2);
+}
+
 /* Without a capacity, growth stops where the file system's free space
  * would fall under the reserve: a reserve above the free space means no
  * growth at all. */
@@ -977,6 +1076,7 @@ int main(void)
         cmocka_unit_test_prestate(test_grow, &posix_buffered),
         cmocka_unit_test_prestate(test_grow, &uring_direct),
         cmocka_unit_test(test_grow_reserve),
+        cmocka_unit_test(test_size_recorded),
         cmocka_unit_test_prestate(test_files, &posix_buffered),
         cmocka_unit_test_prestate(test_files, &uring_direct),
         cmocka_unit_test_prestate(test_ref_pin, &posix_buffered),
