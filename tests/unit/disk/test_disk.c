@@ -338,6 +338,100 @@ static void test_size_recorded(void **state)
     free(dir2);
 }
 
+/* A raw block device as the data file: a loop device over a 32 MiB file
+ * (root and losetup needed, else skipped). The device is used whole and
+ * never grown; puts fill it to a clean NB_ENOSPACE; a reopen finds every
+ * blob; the superblock is on the device; the tool checks it. */
+static void test_loop_device(void **state)
+{
+    (void)state;
+    if (getuid() != 0 || system("losetup --version >/dev/null 2>&1") != 0)
+        skip();
+    char *dir = nb_test_dir("loop");
+    char *img = nb_xasprintf("%s.img", dir);
+    int fd = open(img, O_RDWR | O_CREAT | O_TRUNC, 0600);
+    assert_true(fd >= 0);
+    assert_int_equal(ftruncate(fd, 32 << 20), 0);
+    close(fd);
+    char *cmd = nb_xasprintf("losetup -f --show '%s' 2>/dev/null", img);
+    FILE *p = popen(cmd, "r");
+    char dev[256] = "";
+    if (p) {
+        if (!fgets(dev, sizeof dev, p))
+            dev[0] = 0;
+        pclose(p);
+    }
+    free(cmd);
+    dev[strcspn(dev, "\n")] = 0;
+    if (strncmp(dev, "/dev/", 5) != 0) { /* no free loop device (a container) */
+        unlink(img);
+        free(img);
+        nb_test_rmdir(dir);
+        free(dir);
+        skip();
+    }
+    const char *files[] = {dev};
+    disk_options o;
+    dt_opts(&o, DISK_IO_AUTO, DISK_DIRECT_AUTO);
+    o.capacity = 0;
+    o.files = files;
+    o.n_files = 1;
+    disk_env *e;
+    ASSERT_OK(disk_open(&o, dir, &e));
+    disk_stats st;
+    disk_stats_get(e, &st);
+    assert_int_equal(st.region, (32ull << 20) - 4096);
+    assert_int_equal(st.capacity, st.region);
+    uint64_t n = 0;
+    int rc;
+    size_t sizes[] = {4096, 65536, 1u << 20, 100};
+    for (;; n++) {
+        size_t len = sizes[n % 4];
+        uint8_t *b = malloc(len);
+        dt_fill(b, len, dt_id(n), 1);
+        rc = disk_put(e, dt_id(n), b, len);
+        free(b);
+        if (rc)
+            break;
+    }
+    ASSERT_RC(rc, NB_ENOSPACE);
+    assert_true(n > 20);
+    ASSERT_OK(disk_close(e));
+    /* The image did not grow, and holds the superblock. */
+    struct stat sb;
+    assert_int_equal(stat(img, &sb), 0);
+    assert_int_equal((uint64_t)sb.st_size, 32ull << 20);
+    fd = open(img, O_RDONLY);
+    char magic[8];
+    assert_int_equal(pread(fd, magic, 8, 0), 8);
+    close(fd);
+    assert_memory_equal(magic, DISK_SUPER_MAGIC, 8);
+    o.files = NULL; /* the recorded list */
+    o.close_checkpoint = 0;
+    for (int round = 0; round < 2; round++) {
+        ASSERT_OK(disk_open(&o, dir, &e));
+        for (uint64_t i = 0; i < n; i++)
+            expect_ver(e, i, sizes[i % 4], 1);
+        if (round == 0) {
+            ASSERT_OK(disk_delete(e, dt_id(2)));
+            uint8_t *b = malloc(1u << 20);
+            dt_fill(b, 1u << 20, dt_id(2), 1);
+            ASSERT_OK(disk_put(e, dt_id(2), b, 1u << 20)); /* the freed room */
+            free(b);
+        }
+        ASSERT_OK(disk_close(e));
+    }
+    char *argv[] = {"disk", "check", dir, NULL};
+    assert_int_equal(disk_tool_main(3, argv), 0);
+    cmd = nb_xasprintf("losetup -d '%s'", dev);
+    assert_int_equal(system(cmd), 0);
+    free(cmd);
+    unlink(img);
+    free(img);
+    nb_test_rmdir(dir);
+    free(dir);
+}
+
 /* Without a capacity, growth stops where the file system's free space
  * would fall under the reserve: a reserve above the free space means no
  * growth at all. */
@@ -1077,6 +1171,7 @@ int main(void)
         cmocka_unit_test_prestate(test_grow, &uring_direct),
         cmocka_unit_test(test_grow_reserve),
         cmocka_unit_test(test_size_recorded),
+        cmocka_unit_test(test_loop_device),
         cmocka_unit_test_prestate(test_files, &posix_buffered),
         cmocka_unit_test_prestate(test_files, &uring_direct),
         cmocka_unit_test_prestate(test_ref_pin, &posix_buffered),
