@@ -432,6 +432,105 @@ static void test_loop_device(void **state)
     free(dir);
 }
 
+/* A data file added to an existing engine: refused while the capacity
+ * leaves no room, then taken into use at once (puts span both files to a
+ * clean NB_ENOSPACE), recorded in DATAFILES, found by reopens from the WAL
+ * and from the checkpoint; the same path twice or an existing file is
+ * refused. */
+static void test_add_file(void **state)
+{
+    const mode *m = *state;
+    char *dir = nb_test_dir("addfile");
+    disk_options o;
+    dt_opts(&o, m->io, m->direct);
+    o.initial_size = 1ull << 20;
+    o.grow_step = 1ull << 20;
+    o.capacity = 4ull << 20;
+    disk_env *e;
+    ASSERT_OK(disk_open(&o, dir, &e));
+    uint64_t n = 0;
+    int rc;
+    uint8_t *b = malloc(65536);
+    for (;; n++) {
+        dt_fill(b, 65536, dt_id(n), 1);
+        if ((rc = disk_put(e, dt_id(n), b, 65536)) != 0)
+            break;
+    }
+    ASSERT_RC(rc, NB_ENOSPACE);
+    ASSERT_RC(disk_add_file(e, "extra.1"), NB_ENOSPACE); /* no room under the bound */
+    char *extra = nb_xasprintf("%s/extra.1", dir);
+    assert_int_not_equal(access(extra, F_OK), 0);
+    ASSERT_OK(disk_close(e));
+    o.capacity = 8ull << 20;
+    ASSERT_OK(disk_open(&o, dir, &e));
+    ASSERT_OK(disk_add_file(e, "extra.1"));
+    ASSERT_RC(disk_add_file(e, "extra.1"), NB_EUSAGE);
+    ASSERT_RC(disk_add_file(e, DISK_DATA_FILE), NB_EUSAGE);
+    disk_stats st;
+    disk_stats_get(e, &st);
+    assert_int_equal(st.files, 2);
+    assert_int_equal(st.capacity, (8ull << 20) - 2 * 4096);
+    uint64_t n1 = n;
+    for (;; n++) {
+        dt_fill(b, 65536, dt_id(n), 1);
+        if ((rc = disk_put(e, dt_id(n), b, 65536)) != 0)
+            break;
+    }
+    ASSERT_RC(rc, NB_ENOSPACE);
+    assert_true(n >= n1 + 60); /* the second file's 4 MiB */
+    disk_file_stats fs;
+    ASSERT_OK(disk_file_stats_get(e, 1, &fs));
+    assert_true(fs.bytes_allocated >= (3ull << 20));
+    ASSERT_OK(disk_close(e));
+    /* Recorded: the list names both, as given. */
+    char *lp = nb_xasprintf("%s/%s", dir, DISK_FILES_FILE);
+    FILE *f = fopen(lp, "r");
+    assert_non_null(f);
+    char text[256] = "";
+    size_t got = fread(text, 1, sizeof text - 1, f);
+    fclose(f);
+    text[got] = 0;
+    assert_string_equal(text, "data.0\nextra.1\n");
+    free(lp);
+    /* Reopen from the WAL alone (the last puts, some in extra.1), then from
+     * the checkpoint. */
+    o.capacity = 0;
+    o.close_checkpoint = 0;
+    for (int round = 0; round < 2; round++) {
+        ASSERT_OK(disk_open(&o, dir, &e));
+        for (uint64_t i = 0; i < n; i++)
+            expect_ver(e, i, 65536, 1);
+        if (round == 0) {
+            ASSERT_OK(disk_delete(e, dt_id(n - 1)));
+            put_ver(e, n - 1, 4096, 2);
+            o.close_checkpoint = 1;
+        } else {
+            ASSERT_OK(disk_delete(e, dt_id(n - 1)));
+        }
+        ASSERT_OK(disk_close(e));
+        if (round == 0)
+            n--;
+    }
+    /* A file that exists is never taken over (nor truncated). */
+    char *other = nb_xasprintf("%s/other", dir);
+    f = fopen(other, "w");
+    fputs("keep", f);
+    fclose(f);
+    ASSERT_OK(disk_open(&o, dir, &e));
+    ASSERT_RC(disk_add_file(e, "other"), NB_EUSAGE);
+    ASSERT_OK(disk_close(e));
+    struct stat sb;
+    assert_int_equal(stat(other, &sb), 0);
+    assert_int_equal(sb.st_size, 4);
+    char *argv[] = {"disk", "check", dir, NULL};
+    assert_int_equal(disk_tool_main(3, argv), 0);
+    free(other);
+    free(extra);
+    free(b);
+    nb_test_rmdir(dir);
+    free(dir);
+}
+
 /* Without a capacity, growth stops where the file system's free space
  * would fall under the reserve: a reserve above the free space means no
  * growth at all. */
@@ -1172,6 +1271,8 @@ int main(void)
         cmocka_unit_test(test_grow_reserve),
         cmocka_unit_test(test_size_recorded),
         cmocka_unit_test(test_loop_device),
+        cmocka_unit_test_prestate(test_add_file, &posix_buffered),
+        cmocka_unit_test_prestate(test_add_file, &uring_direct),
         cmocka_unit_test_prestate(test_files, &posix_buffered),
         cmocka_unit_test_prestate(test_files, &uring_direct),
         cmocka_unit_test_prestate(test_ref_pin, &posix_buffered),
