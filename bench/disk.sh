@@ -3,7 +3,8 @@
 # 64 KiB and 4 MiB blobs on 1 and 2 threads (DISK_BENCH_THREADS), side by side with a file per
 # blob (the `dir` store: write + fsync + dir fsync) and a sequential writer
 # with one fdatasync per blob, alternating A,B,C rounds; then fio's
-# sequential bandwidth with the same sync rule, and the recovery time of an
+# sequential bandwidth with the same sync rule, alternating with the
+# engine's 4 MiB puts round by round, and the recovery time of an
 # engine holding 1,000,000 blobs with two data-region sizes.
 #   env: DISK_BENCH_SECONDS (1), DISK_BENCH_ROUNDS (3), DISK_BENCH_THREADS
 #        (1,2), DISK_BENCH_SIZES (4096,65536,4194304), DISK_BENCH_BLOBS
@@ -35,19 +36,29 @@ out=$(cat "$ops")
 rm -f "$ops"
 
 echo
-echo "# fio: sequential 4 MiB writes, fdatasync after each, O_DIRECT, io_uring"
-if command -v fio >/dev/null; then
-    fio_mib=$(fio --name=seq --filename="$DIR/fio.dat" --rw=write --bs=4M --size=1G \
-        --fdatasync=1 --direct=1 --ioengine=io_uring --runtime=$((SECS * ROUNDS + 2)) \
-        --time_based --output-format=json 2>/dev/null |
-        python3 -c 'import json,sys; j=json.load(sys.stdin); print("%.1f" % (j["jobs"][0]["write"]["bw"]/1024))')
-    eng_mib=$(awk '$1 == "put" && $2 == "4MiB" && $3 == "1" && $8 == "dir" {print $6; exit}' <<<"$out")
-    echo "fio 4MiB seq write MiB/s: $fio_mib   engine 4MiB put (1 thread) MiB/s: ${eng_mib:-?}"
-    awk -v e="${eng_mib:-0}" -v f="$fio_mib" \
+echo "# fio: sequential 4 MiB writes, fdatasync after each, O_DIRECT, io_uring;"
+echo "# alternating with the engine's 4 MiB puts (1 thread), $ROUNDS rounds, medians"
+med() { sort -g | awk '{v[NR] = $1} END { if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
+if command -v fio >/dev/null && [[ ",$SIZES," == *",4194304,"* ]]; then
+    fios="" engs=""
+    for ((r = 0; r < ROUNDS; r++)); do
+        e=$("$BIN" --dir "$DIR" --seconds "$SECS" --rounds 1 --threads 1 --sizes 4194304 \
+            --recovery 0 | awk '$1 == "put" && $2 == "4MiB" && $3 == "1" && $8 == "dir" {print $6}')
+        f=$(fio --name=seq --filename="$DIR/fio.dat" --rw=write --bs=4M --size=1G \
+            --fdatasync=1 --direct=1 --ioengine=io_uring --runtime=$((SECS + 1)) \
+            --time_based --output-format=json 2>/dev/null |
+            python3 -c 'import json,sys; j=json.load(sys.stdin); print("%.1f" % (j["jobs"][0]["write"]["bw"]/1024))')
+        echo "round $r: engine $e MiB/s, fio $f MiB/s"
+        engs+="$e"$'\n' fios+="$f"$'\n'
+    done
+    eng_mib=$(printf '%s' "$engs" | med)
+    fio_mib=$(printf '%s' "$fios" | med)
+    echo "fio 4MiB seq write MiB/s: $fio_mib   engine 4MiB put (1 thread) MiB/s: $eng_mib"
+    awk -v e="$eng_mib" -v f="$fio_mib" \
         'BEGIN { if (f > 0) printf "engine/fio: %.2fx (goal >= 0.9)\n", e / f }'
     rm -f "$DIR/fio.dat"
 else
-    echo "fio not installed (apt-get install fio); the seq rows above are the same workload"
+    echo "fio not installed (apt-get install fio) or no 4 MiB size; the seq rows above are the same workload"
 fi
 
 echo

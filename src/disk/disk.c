@@ -286,15 +286,32 @@ static void gather(disk_env *e)
     /* Only the puts already writing now: later ones would keep a steady
      * stream of writers waiting here for the whole GATHER_NS. */
     uint64_t want = __atomic_load_n(&e->w_started, __ATOMIC_RELAXED);
-    if (e->opt.no_sync || __atomic_load_n(&e->w_queued, __ATOMIC_RELAXED) >= want)
+    /* Puts that ran at once since the last batch started: two threads
+     * putting in turn never have their puts queued together (each one's
+     * next put starts only after its ack), so without this every put pays
+     * its own flush. When there were more than the records queued, wait
+     * for them too, but only a part of a sync (what joining saves). */
+    uint64_t peers = __atomic_exchange_n(
+        &e->peak_puts, __atomic_load_n(&e->in_puts, __ATOMIC_RELAXED), __ATOMIC_RELAXED);
+    uint64_t wait_ns = e->sync_avg_ns / 2;
+    if (wait_ns > GATHER_NS)
+        wait_ns = GATHER_NS;
+    int for_peers = peers > 1 && e->n_pending < peers && wait_ns > 0;
+    int synced = 0; /* a batch of NOSYNC puts alone is not synced: nothing to share */
+    for (size_t i = 0; i < e->n_pending && !synced; i++)
+        synced = !(e->pending[i].flags & DISK_REC_NOSYNC);
+    for_peers = for_peers && synced;
+    int for_started = __atomic_load_n(&e->w_queued, __ATOMIC_RELAXED) < want;
+    if (e->opt.no_sync || (!for_started && !for_peers))
         return;
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
-    uint64_t ns = (uint64_t)ts.tv_nsec + GATHER_NS;
+    uint64_t ns = (uint64_t)ts.tv_nsec + (for_started ? GATHER_NS : wait_ns);
     ts.tv_sec += (time_t)(ns / NB_NS_PER_SEC);
     ts.tv_nsec = (long)(ns % NB_NS_PER_SEC);
     e->gathering = 1;
-    while (__atomic_load_n(&e->w_queued, __ATOMIC_RELAXED) < want && !e->failed)
+    while (!e->failed && (__atomic_load_n(&e->w_queued, __ATOMIC_RELAXED) < want ||
+                          (for_peers && e->n_pending < peers)))
         if (pthread_cond_timedwait(&e->gather_cv, &e->wal_mu, &ts) != 0)
             break;
     e->gathering = 0;
@@ -356,9 +373,12 @@ static int commit(disk_env *e, disk__rec *r)
         int need_sync = 0;
         for (size_t i = 0; i < n && !need_sync; i++)
             need_sync = !(batch[i].flags & DISK_REC_NOSYNC);
+        uint64_t t0 = need_sync ? nb_mono_ns() : 0;
         if (!rc && need_sync)
             rc = sync_batch(e, wal_fd, batch, n);
         pthread_mutex_lock(&e->wal_mu);
+        if (!rc && need_sync && !e->opt.no_sync) /* a moving average, for gather() */
+            e->sync_avg_ns = (e->sync_avg_ns * 7 + (nb_mono_ns() - t0)) / 8;
         /* Batches are applied, and so acknowledged, in lsn order. */
         while (!rc && !e->failed && e->durable_lsn + 1 != batch[0].lsn)
             pthread_cond_wait(&e->wal_cv, &e->wal_mu);
@@ -561,13 +581,21 @@ int disk_put_flags(disk_env *e, disk_id id, const void *data, size_t len, unsign
         return NB_ETOOBIG;
     uint64_t n = n_aus(e, len), au;
     unsigned fi = 0;
+    /* Puts at once, and the most since the last batch began (gather()). */
+    uint64_t now = __atomic_add_fetch(&e->in_puts, 1, __ATOMIC_RELAXED);
+    uint64_t peak = __atomic_load_n(&e->peak_puts, __ATOMIC_RELAXED);
+    while (now > peak && !__atomic_compare_exchange_n(&e->peak_puts, &peak, now, 1,
+                                                      __ATOMIC_RELAXED, __ATOMIC_RELAXED))
+        ;
     int rc = alloc_extent(e, n, &fi, &au);
-    if (rc)
+    if (rc) {
+        __atomic_sub_fetch(&e->in_puts, 1, __ATOMIC_RELAXED);
         return rc;
+    }
     disk__file *f = &e->files[fi];
     uint64_t local = (au + 1) * e->au;
     uint64_t off = ((uint64_t)fi << DISK__FILE_SHIFT) | local;
-    uint32_t crc = nb_crc32c(0, data, len);
+    uint32_t crc = 0;
 
     /* Small puts carry their data in the WAL record (PUTD): the batch then
      * syncs the WAL alone. Their extent is written through the page cache
@@ -588,8 +616,14 @@ int disk_put_flags(disk_env *e, disk_id id, const void *data, size_t len, unsign
         memset((uint8_t *)bounce + len, 0, wlen - len);
         src = bounce;
     }
+    /* A direct write is checksummed while the device works on it. */
+    int crc_later = wlen && !inl && e->io->pwrite_crc;
+    if (!crc_later)
+        crc = nb_crc32c(0, data, len);
     if (wlen && inl && e->uring) /* a copy: io_uring would hand it to a worker thread */
         rc = disk__io_posix.pwrite(NULL, fd, src, wlen, local);
+    else if (crc_later)
+        rc = e->io->pwrite_crc(e->ioctx, fd, src, wlen, local, data, len, &crc);
     else if (wlen)
         rc = e->io->pwrite(e->ioctx, fd, src, wlen, local);
     free(bounce);
@@ -612,9 +646,11 @@ int disk_put_flags(disk_env *e, disk_id id, const void *data, size_t len, unsign
         pthread_mutex_lock(&e->mu);
         disk__alloc_put(&f->alloc, au, n);
         pthread_mutex_unlock(&e->mu);
+        __atomic_sub_fetch(&e->in_puts, 1, __ATOMIC_RELAXED);
         return rc;
     }
     count(&e->n_puts, 1);
+    __atomic_sub_fetch(&e->in_puts, 1, __ATOMIC_RELAXED);
     return 0;
 }
 

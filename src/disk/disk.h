@@ -180,6 +180,15 @@ int disk_put_flags(disk_env *e, disk_id id, const void *data, size_t len,
  * last one. Concurrent calls are fine. Returns 0 or the error. */
 int disk_sync(disk_env *e) NB_MUST_CHECK;
 
+/* Adds a data file to an open engine: path (relative to the engine's
+ * directory unless absolute) must not exist, or be a block device (used
+ * whole). A regular file starts at one growth step within what the
+ * capacity leaves (NB_ENOSPACE when it leaves none: raise it first) and
+ * grows like the others. Durable when it returns 0 (DIR/DATAFILES names
+ * it; later opens need it); puts use it at once. NB_EUSAGE when read-only,
+ * at DISK_MAX_FILES, or the path is listed or exists. */
+int disk_add_file(disk_env *e, const char *path) NB_MUST_CHECK;
+
 /* Deletes blob id; durable when it returns 0. Its space is reused only
  * after the delete is durable and no ref pins it. Returns 0, NB_ENOTFOUND,
  * NB_EUSAGE (read-only) or -errno. */

@@ -150,6 +150,7 @@
 #define DISK_CKPT_FILE  "CHECKPOINT"
 #define DISK_CKPT_FILE2 "CHECKPOINT.1"
 #define DISK_FILES_FILE "DATAFILES"
+#define DISK_SIZE_FILE  "SIZE" /* the capacity, decimal bytes and a newline */
 #define DISK_LOCK_FILE  "LOCK"
 #define DISK_WAL_SPARE  "wal-spare.log"
 

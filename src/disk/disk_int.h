@@ -223,6 +223,9 @@ struct disk_env {
     uint64_t w_started;   /* puts that began writing their data (atomic) */
     uint64_t w_queued;    /* ... of which queued their record or gave up (atomic) */
     int gathering;        /* the leader waits for them on gather_cv */
+    uint64_t in_puts;     /* puts inside disk_put_flags now (atomic) */
+    uint64_t peak_puts;   /* most at once since the last batch began (atomic) */
+    uint64_t sync_avg_ns; /* a batch's sync, moving average (under wal_mu) */
     pthread_cond_t gather_cv;
     int failed; /* sticky error after a failed write or sync */
     int wal_fd;

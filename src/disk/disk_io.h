@@ -30,6 +30,12 @@ typedef struct disk_io_ops {
     int (*pread)(void *ctx, int fd, void *buf, size_t n, uint64_t off, size_t *got);
     /* Writes all n bytes at off. */
     int (*pwrite)(void *ctx, int fd, const void *buf, size_t n, uint64_t off);
+    /* Optional (NULL: the engine computes the CRC first, then writes):
+     * writes like pwrite and, while the write is in flight, sets *crc to
+     * the CRC32C of crc_buf[0, crc_len) (the blob, when buf is a padded
+     * copy of it). */
+    int (*pwrite_crc)(void *ctx, int fd, const void *buf, size_t n, uint64_t off,
+                      const void *crc_buf, size_t crc_len, uint32_t *crc);
     /* Makes the file's written data (and its size) durable: fdatasync. */
     int (*sync)(void *ctx, int fd);
     /* Syncs two files, at once when it can (a group commit's data file and

@@ -1,7 +1,8 @@
 /*
- * disk_tool.c — `check DIR` and `stats DIR`, the engine's offline tools.
+ * disk_tool.c — `check DIR`, `stats DIR` and `add-file DIR PATH`, the
+ * engine's offline tools.
  *
- * Both open the engine read-only: recovery runs in memory (the WAL is
+ * check and stats open the engine read-only: recovery runs in memory (the WAL is
  * replayed, nothing is written, no WAL file is created). `check` then reads
  * every blob and verifies its CRC32C. Exit codes: 0 healthy, 1 damage found
  * (corrupt checkpoint/WAL/superblock or a blob failing its checksum), 2
@@ -18,7 +19,8 @@
 
 static int usage(void)
 {
-    fprintf(stderr, "usage: disk check DIR\n       disk stats DIR\n");
+    fprintf(stderr,
+            "usage: disk check DIR\n       disk stats DIR\n       disk add-file DIR PATH\n");
     return 2;
 }
 
@@ -136,8 +138,35 @@ static int cmd_stats(const char *dir)
     return 0;
 }
 
+/* Opens the engine writable (recovery as a server's open; the recorded
+ * capacity) and adds PATH as its next data file. */
+static int cmd_add_file(const char *dir, const char *path)
+{
+    disk_options o;
+    disk_options_init(&o);
+    disk_env *e;
+    int rc = disk_open(&o, dir, &e);
+    if (rc) {
+        fprintf(stderr, "disk: cannot open %s: %s (%s)\n", dir, nb_strerror(rc), nb_errname(rc));
+        return rc == NB_ECORRUPT || rc == NB_ECHECKSUM ? 1 : 2;
+    }
+    rc = disk_add_file(e, path);
+    if (rc)
+        fprintf(stderr, "disk: cannot add %s to %s: %s (%s)\n", path, dir, nb_strerror(rc),
+                nb_errname(rc));
+    else {
+        disk_stats st;
+        disk_stats_get(e, &st);
+        printf("added %s as data file %u of %s\n", path, st.files - 1, dir);
+    }
+    int crc = disk_close(e);
+    return rc || crc ? 2 : 0;
+}
+
 int disk_tool_main(int argc, char **argv)
 {
+    if (argc == 4 && strcmp(argv[1], "add-file") == 0)
+        return cmd_add_file(argv[2], argv[3]);
     if (argc != 3)
         return usage();
     if (strcmp(argv[1], "check") == 0)

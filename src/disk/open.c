@@ -19,6 +19,7 @@
  * The data region is never read.
  */
 #include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
 #include <sys/stat.h>
@@ -117,7 +118,9 @@ static void files_setup(disk_env *e, const char *const *list, unsigned n)
         list = dflt;
         n = 1;
     }
-    e->files = nb_xcalloc(n, sizeof *e->files);
+    /* Room for every file there may ever be: disk_add_file() publishes a
+     * new one without moving the array that readers index unlocked. */
+    e->files = nb_xcalloc(DISK_MAX_FILES, sizeof *e->files);
     e->n_files = n;
     for (unsigned i = 0; i < n; i++) {
         disk__file *f = &e->files[i];
@@ -126,21 +129,12 @@ static void files_setup(disk_env *e, const char *const *list, unsigned n)
     }
 }
 
-/* DIR/DATAFILES: the data files' paths as given at creation, one a line;
- * absent for the default (one file, data.0). */
-static int files_record(disk_env *e)
+/* Replaces DIR/name with text atomically: temporary file, sync, rename,
+ * directory sync. */
+static int meta_write(disk_env *e, const char *name, const char *text)
 {
-    if (!e->opt.files || !e->opt.n_files ||
-        (e->opt.n_files == 1 && strcmp(e->opt.files[0], DISK_DATA_FILE) == 0))
-        return 0;
-    char *text = nb_xstrdup("");
-    for (unsigned i = 0; i < e->opt.n_files; i++) {
-        char *t = nb_xasprintf("%s%s\n", text, e->opt.files[i]);
-        free(text);
-        text = t;
-    }
-    char *tmp = nb_xasprintf("%s/%s.tmp", e->dir, DISK_FILES_FILE);
-    char *dst = nb_xasprintf("%s/%s", e->dir, DISK_FILES_FILE);
+    char *tmp = nb_xasprintf("%s/%s.tmp", e->dir, name);
+    char *dst = nb_xasprintf("%s/%s", e->dir, name);
     int fd;
     int rc = e->io->open(e->ioctx, tmp, DISK_O_CREAT | DISK_O_TRUNC, &fd);
     if (!rc) {
@@ -156,7 +150,78 @@ static int files_record(disk_env *e)
         rc = e->io->sync_dir(e->ioctx, e->dir);
     free(tmp);
     free(dst);
+    return rc;
+}
+
+/* DIR/DATAFILES: the data files' paths as given at creation, one a line;
+ * absent for the default (one file, data.0). */
+static int files_record(disk_env *e)
+{
+    if (!e->opt.files || !e->opt.n_files ||
+        (e->opt.n_files == 1 && strcmp(e->opt.files[0], DISK_DATA_FILE) == 0))
+        return 0;
+    char *text = nb_xstrdup("");
+    for (unsigned i = 0; i < e->opt.n_files; i++) {
+        char *t = nb_xasprintf("%s%s\n", text, e->opt.files[i]);
+        free(text);
+        text = t;
+    }
+    int rc = meta_write(e, DISK_FILES_FILE, text);
     free(text);
+    return rc;
+}
+
+/* DIR/SIZE: the capacity the engine was made (or last grown) with;
+ * absent when it has none (bounded by the file system's free space).
+ * Reopening with capacity 0 uses it; with a larger one grows it (the new
+ * value is recorded); with a smaller one is NB_EUSAGE: blobs may already
+ * lie beyond it, and shrinking is not supported. An engine without SIZE
+ * (unbounded, or made before SIZE existed) takes the capacity given. */
+static int size_settle(disk_env *e)
+{
+    char *path = nb_xasprintf("%s/%s", e->dir, DISK_SIZE_FILE);
+    uint8_t *b = NULL;
+    size_t len = 0;
+    int rc = read_all(e, path, &b, &len);
+    free(path);
+    uint64_t recorded = 0;
+    if (rc == 0) {
+        char text[32];
+        char *end = NULL;
+        if (len == 0 || len >= sizeof text || b[len - 1] != '\n') {
+            rc = NB_CORRUPT("disk %s: %s is not a byte count", e->dir, DISK_SIZE_FILE);
+        } else {
+            memcpy(text, b, len);
+            text[len - 1] = 0;
+            errno = 0;
+            recorded = strtoull(text, &end, 10);
+            if (errno || *end || !recorded)
+                rc = NB_CORRUPT("disk %s: %s is not a byte count", e->dir, DISK_SIZE_FILE);
+        }
+    } else if (rc == -ENOENT) {
+        rc = 0;
+    }
+    free(b);
+    if (rc)
+        return rc;
+    uint64_t want = e->opt.capacity / e->au * e->au;
+    if (e->opt.read_only || want == 0 || want == recorded) {
+        e->opt.capacity = recorded ? recorded : e->opt.capacity;
+        return 0;
+    }
+    if (recorded && want < recorded) {
+        NB_ERROR("disk %s: made with a capacity of %llu bytes; %llu asked (it cannot shrink)",
+                 e->dir, (unsigned long long)recorded, (unsigned long long)want);
+        return NB_EUSAGE;
+    }
+    if (recorded)
+        NB_INFO("disk %s: capacity grows from %llu to %llu bytes", e->dir,
+                (unsigned long long)recorded, (unsigned long long)want);
+    char *text = nb_xasprintf("%llu\n", (unsigned long long)want);
+    rc = meta_write(e, DISK_SIZE_FILE, text);
+    free(text);
+    if (!rc)
+        e->opt.capacity = want;
     return rc;
 }
 
@@ -355,7 +420,7 @@ char *disk__ckpt_path(const char *dir, int slot)
     return nb_xasprintf("%s/%s", dir, slot ? DISK_CKPT_FILE2 : DISK_CKPT_FILE);
 }
 
-static void super_encode(disk_env *e, uint8_t *sb, unsigned i, uint64_t size)
+static void super_encode(disk_env *e, uint8_t *sb, unsigned i, unsigned count, uint64_t size)
 {
     memset(sb, 0, e->au);
     memcpy(sb, DISK_SUPER_MAGIC, 8);
@@ -365,7 +430,7 @@ static void super_encode(disk_env *e, uint8_t *sb, unsigned i, uint64_t size)
     nb_put_u64le(sb + 32, size);
     nb_put_u64le(sb + 40, nb_wall_ns());
     nb_put_u32le(sb + 48, i);
-    nb_put_u32le(sb + 52, e->n_files);
+    nb_put_u32le(sb + 52, count);
     nb_put_u32le(sb + 60, crc_masked(sb, 60));
 }
 
@@ -416,7 +481,7 @@ static int create(disk_env *e)
             if (!rc && e->opt.prefill)
                 rc = disk__write_zeros(e, fd, e->au, f->size);
         }
-        super_encode(e, sb, i, f->size);
+        super_encode(e, sb, i, e->n_files, f->size);
         if (!rc)
             rc = e->io->pwrite(e->ioctx, fd, sb, e->au, 0);
         if (!rc)
@@ -426,6 +491,11 @@ static int create(disk_env *e)
     free(sb);
     if (!rc)
         rc = files_record(e);
+    if (!rc && e->opt.capacity / e->au) {
+        char *text = nb_xasprintf("%llu\n", (unsigned long long)(e->opt.capacity / e->au * e->au));
+        rc = meta_write(e, DISK_SIZE_FILE, text);
+        free(text);
+    }
     int wfd = -1, wdirect;
     uint8_t hdr[DISK_WAL_HEADER_SIZE];
     uint64_t wend;
@@ -524,10 +594,13 @@ static int open_file(disk_env *e, unsigned i, const ckpt_info *c, int allow_dire
     if (!rc && nb_get_u32le(sb + 60) != crc_masked(sb, 60))
         rc = NB_CORRUPT("disk %s: %s: superblock checksum mismatch", e->dir, p);
     /* The superblock holds the size at creation; a file only grows. Index
-     * and count are 0 in engines made before several files existed. */
+     * and count are 0 in engines made before several files existed. The
+     * count is the number of files when this one was made: files added
+     * later carry higher counts, so a list missing them is caught. */
     uint32_t count = rc ? 0 : nb_get_u32le(sb + 52);
     if (!rc && (memcmp(sb + 16, e->uuid, 16) != 0 || nb_get_u32le(sb + 12) != c->au ||
-                nb_get_u32le(sb + 48) != i || (count ? count : 1) != e->n_files ||
+                nb_get_u32le(sb + 48) != i ||
+                (count ? count : 1) > (i < e->n_files ? e->n_files : i + 1) ||
                 (i == 0 && nb_get_u64le(sb + 32) > c->data_size)))
         rc = NB_CORRUPT("disk %s: %s: superblock does not match the engine (another engine's "
                         "file, or files listed in another order?)",
@@ -1191,6 +1264,8 @@ int disk_open(const disk_options *opts, const char *dir, disk_env **out)
         rc = files_load(e);
     if (!rc)
         rc = recover(e, cb, clen, rcs);
+    if (!rc)
+        rc = size_settle(e);
     free(cb[0]);
     free(cb[1]);
     e->recovery_ns = nb_mono_ns() - t0; /* load + replay, before the new WAL file */
@@ -1291,5 +1366,124 @@ int disk_close(disk_env *e)
     pthread_mutex_destroy(&e->mu);
     free(e->dir);
     free(e);
+    return rc;
+}
+
+/* DIR/DATAFILES holds the paths as given: relative ones are stored
+ * relative to the engine's directory again. */
+static const char *given_path(const disk_env *e, const char *full)
+{
+    size_t n = strlen(e->dir);
+    if (strncmp(full, e->dir, n) == 0 && full[n] == '/')
+        return full + n + 1;
+    return full;
+}
+
+int disk_add_file(disk_env *e, const char *path)
+{
+    if (e->opt.read_only || !path || !*path || strchr(path, '\n'))
+        return NB_EUSAGE;
+    pthread_mutex_lock(&e->ckpt_mu);
+    pthread_mutex_lock(&e->grow_mu);
+    unsigned i = e->n_files;
+    disk__file *f = &e->files[i];
+    char *full = path[0] == '/' ? nb_xstrdup(path) : nb_xasprintf("%s/%s", e->dir, path);
+    int rc = i + 1 > DISK_MAX_FILES ? NB_EUSAGE : 0;
+    for (unsigned j = 0; j < i && !rc; j++)
+        if (strcmp(full, e->files[j].path) == 0)
+            rc = NB_EUSAGE;
+    int fixed = is_blockdev(e, full), fd = -1;
+    if (!rc && !fixed && e->io->open(e->ioctx, full, DISK_O_RDONLY, &fd) == 0) {
+        /* Never truncate a file we did not make (also a stray one left by
+         * an add cut short: remove it and add again). */
+        e->io->close(e->ioctx, fd);
+        fd = -1;
+        NB_ERROR("disk %s: %s exists; a data file to add must not", e->dir, full);
+        rc = NB_EUSAGE;
+    }
+    uint64_t size = 0;
+    if (!rc) {
+        rc = e->io->open(e->ioctx, full, fixed ? 0 : DISK_O_CREAT | DISK_O_TRUNC, &fd);
+        if (rc)
+            NB_ERROR("disk %s: cannot create %s: %s", e->dir, full, nb_strerror(rc));
+    }
+    if (!rc && fixed) {
+        rc = e->io->size(e->ioctx, fd, &size);
+        size = size / e->au * e->au;
+        if (!rc && size < 2ull * e->au)
+            rc = NB_EUSAGE;
+    } else if (!rc) {
+        /* One growth step, within what the capacity leaves. */
+        size = e->opt.initial_size ? e->opt.initial_size : DISK__GROW_MIN;
+        if (e->opt.capacity) {
+            uint64_t cap = e->opt.capacity / e->au * e->au, used = 0;
+            for (unsigned j = 0; j < i; j++)
+                used += e->files[j].size;
+            uint64_t room = cap > used ? cap - used : 0;
+            if (size > room)
+                size = room;
+        }
+        size = size / e->au * e->au;
+        if (size < 2ull * e->au) {
+            NB_ERROR("disk %s: the capacity leaves no room for another file (raise it first)",
+                     e->dir);
+            rc = NB_ENOSPACE;
+        }
+        if (!rc)
+            rc = e->io->resize(e->ioctx, fd, size);
+        if (!rc && e->opt.prefill)
+            rc = disk__write_zeros(e, fd, e->au, size);
+    }
+    if (!rc) {
+        uint8_t *sb = nb_xaligned_alloc(4096, e->au);
+        super_encode(e, sb, i, i + 1, size);
+        rc = e->io->pwrite(e->ioctx, fd, sb, e->au, 0);
+        free(sb);
+    }
+    if (!rc)
+        rc = disk__sync(e, fd);
+    if (fd >= 0)
+        e->io->close(e->ioctx, fd);
+    if (!rc && !fixed)
+        rc = e->io->sync_dir(e->ioctx, e->dir);
+    if (!rc) {
+        /* The commit point: once DATAFILES names the file, every open
+         * expects it; before, it is a stray file nothing refers to. */
+        char *text = nb_xstrdup("");
+        for (unsigned j = 0; j <= i; j++) {
+            char *t = nb_xasprintf("%s%s\n", text, j < i ? given_path(e, e->files[j].path) : path);
+            free(text);
+            text = t;
+        }
+        rc = meta_write(e, DISK_FILES_FILE, text);
+        free(text);
+    }
+    if (!rc) {
+        f->path = full;
+        full = NULL;
+        f->fd = f->ref_fd = -1;
+        ckpt_info c = {.au = e->au, .data_size = e->files[0].size};
+        memcpy(c.uuid, e->uuid, 16);
+        rc = open_file(e, i, &c, e->direct);
+        if (!rc) {
+            pthread_mutex_lock(&e->mu);
+            disk__alloc_init(&f->alloc, f->size / e->au - 1);
+            __atomic_store_n(&e->n_files, i + 1, __ATOMIC_RELEASE);
+            e->grow_gen++;
+            pthread_mutex_unlock(&e->mu);
+            NB_INFO("disk %s: added data file %s (%llu bytes)", e->dir, f->path,
+                    (unsigned long long)f->size);
+        } else {
+            /* Listed but not usable now: the next open reports it. */
+            NB_ERROR("disk %s: cannot open the added %s: %s", e->dir, f->path, nb_strerror(rc));
+        }
+    }
+    if (rc && full) {
+        if (!fixed && fd >= 0)
+            e->io->unlink(e->ioctx, full);
+        free(full);
+    }
+    pthread_mutex_unlock(&e->grow_mu);
+    pthread_mutex_unlock(&e->ckpt_mu);
     return rc;
 }

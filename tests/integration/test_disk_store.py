@@ -1,6 +1,7 @@
 """The disk engine as the server's block store: the default for a new data
 directory, a small footprint that grows, the --disk-size bound (puts past
-it fail, the server keeps serving what it holds), and an existing `dir`
+it fail, the server keeps serving what it holds; recorded in the store),
+a data file added with `nebula disk add-file`, and an existing `dir`
 store keeping its kind. Real server, real S3 client, `nebula disk`."""
 import os
 
@@ -50,8 +51,8 @@ def test_default_store_grows_and_is_bounded(tmp_path):
     finally:
         assert srv.server.stop() == 0
     st = disk_stats(data)
-    # The tool knows no --disk-size: its capacity is what the file system allows.
-    assert st["region"] == size1 - 4096 and st["capacity"] >= st["region"]
+    # The tool knows no --disk-size: it reads the bound recorded in the store.
+    assert st["region"] == size1 - 4096 and st["capacity"] == (48 << 20) - 4096
     assert st["files"] == 1 and st["file.0.path"].endswith("/disk/data.0")
     assert int(st["file.0.size"]) == size1
     assert st["bytes_live"] >= len(stored) * (4 << 20)
@@ -66,6 +67,31 @@ def test_default_store_grows_and_is_bounded(tmp_path):
     finally:
         assert srv.server.stop() == 0
     assert os.path.getsize(os.path.join(data, "disk", "data.0")) > size1
+    # The grown bound is recorded; a smaller one cannot be asked for.
+    assert disk_stats(data)["capacity"] == (64 << 20) - 4096
+    r = run("server", "--data", data, "--port", "0", "--disk-size", "32M")
+    assert r.returncode != 0
+
+    # A second data file, added offline (after a server raised the bound,
+    # so there is room for it), is used by the next server.
+    srv = S3Server(data, "--disk-size", "96M")
+    assert srv.server.stop() == 0
+    ddir = os.path.join(data, "disk")
+    r = run("disk", "add-file", ddir, "data.1")
+    assert r.returncode == 0, r.stderr
+    assert run("disk", "add-file", ddir, "data.1").returncode == 2  # listed already
+    srv = S3Server(data)
+    try:
+        c = srv.client()
+        for i in range(3):
+            c.put_object(Bucket="bkt", Key="after%d" % i, Body=body)
+        assert c.get_object(Bucket="bkt", Key="k0")["Body"].read() == body
+    finally:
+        assert srv.server.stop() == 0
+    st = disk_stats(data)
+    assert st["files"] == 2 and st["file.1.path"].endswith("/disk/data.1")
+    assert int(st["file.1.allocated"]) > 0
+    assert run("disk", "check", ddir).returncode == 0
 
 
 @pytest.mark.parametrize("kind", ["dir", "disk"])

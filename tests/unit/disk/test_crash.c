@@ -127,6 +127,7 @@ static void verify(void)
 {
     disk_options o;
     dt_opts(&o, DISK_IO_AUTO, DISK_DIRECT_AUTO);
+    o.capacity = 0; /* the one the writer recorded */
     disk_env *e;
     ASSERT_OK(disk_open(&o, dir, &e));
     for (uint64_t id = 0; id < THREADS * IDS_PER_TH; id++) {

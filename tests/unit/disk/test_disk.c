@@ -239,6 +239,298 @@ static void test_grow(void **state)
     free(dir);
 }
 
+static void write_text(const char *dir, const char *name, const char *text)
+{
+    char *p = nb_xasprintf("%s/%s", dir, name);
+    FILE *f = fopen(p, "w");
+    assert_non_null(f);
+    fputs(text, f);
+    fclose(f);
+    free(p);
+}
+
+static uint64_t capacity_of(disk_env *e)
+{
+    disk_stats st;
+    disk_stats_get(e, &st);
+    return st.capacity;
+}
+
+/* The capacity is recorded in the store (DIR/SIZE): a reopen without one
+ * keeps the bound, a larger one grows it (recorded), a smaller one is
+ * refused, and the tool reports it. */
+static void test_size_recorded(void **state)
+{
+    (void)state;
+    char *dir = nb_test_dir("size");
+    disk_options o;
+    dt_opts(&o, DISK_IO_POSIX, DISK_DIRECT_OFF);
+    o.initial_size = 1ull << 20;
+    o.grow_step = 1ull << 20;
+    o.capacity = (4ull << 20) + 100; /* rounded down to the AU */
+    disk_env *e;
+    ASSERT_OK(disk_open(&o, dir, &e));
+    ASSERT_OK(disk_close(e));
+    o.capacity = 0;
+    ASSERT_OK(disk_open(&o, dir, &e));
+    assert_int_equal(capacity_of(e), (4ull << 20) - 4096);
+    uint64_t n = 0;
+    int rc;
+    uint8_t *b = malloc(65536);
+    for (;; n++) {
+        dt_fill(b, 65536, dt_id(n), 1);
+        if ((rc = disk_put(e, dt_id(n), b, 65536)) != 0)
+            break;
+    }
+    ASSERT_RC(rc, NB_ENOSPACE); /* the recorded bound, not the file system's */
+    assert_int_equal(n, 63);
+    ASSERT_OK(disk_close(e));
+    /* Smaller: refused, nothing changed. */
+    o.capacity = 2ull << 20;
+    ASSERT_RC(disk_open(&o, dir, &e), NB_EUSAGE);
+    /* Larger: grows, and stays grown without the option. */
+    o.capacity = 6ull << 20;
+    ASSERT_OK(disk_open(&o, dir, &e));
+    assert_int_equal(capacity_of(e), (6ull << 20) - 4096);
+    ASSERT_OK(disk_close(e));
+    o.capacity = 0;
+    ASSERT_OK(disk_open(&o, dir, &e));
+    assert_int_equal(capacity_of(e), (6ull << 20) - 4096);
+    put_ver(e, 200, 65536, 2);
+    for (uint64_t i = 0; i < n; i++)
+        expect_ver(e, i, 65536, 1);
+    ASSERT_OK(disk_close(e));
+    o.capacity = 5ull << 20;
+    ASSERT_RC(disk_open(&o, dir, &e), NB_EUSAGE);
+    /* A read-only open (the tool) takes the recorded bound. */
+    o.capacity = 0;
+    o.read_only = 1;
+    ASSERT_OK(disk_open(&o, dir, &e));
+    assert_int_equal(capacity_of(e), (6ull << 20) - 4096);
+    ASSERT_OK(disk_close(e));
+    o.read_only = 0;
+    /* A damaged SIZE is an error naming it, not a silent unbounded store. */
+    write_text(dir, DISK_SIZE_FILE, "12ab\n");
+    ASSERT_RC(disk_open(&o, dir, &e), NB_ECORRUPT);
+    write_text(dir, DISK_SIZE_FILE, "6291456\n");
+    ASSERT_OK(disk_open(&o, dir, &e));
+    expect_ver(e, 200, 65536, 2);
+    ASSERT_OK(disk_close(e));
+    /* An engine without a capacity records none; a later bound is kept. */
+    char *dir2 = nb_test_dir("size2");
+    ASSERT_OK(disk_open(&o, dir2, &e));
+    ASSERT_OK(disk_close(e));
+    char *p = nb_xasprintf("%s/%s", dir2, DISK_SIZE_FILE);
+    assert_int_not_equal(access(p, F_OK), 0);
+    o.capacity = 8ull << 20;
+    ASSERT_OK(disk_open(&o, dir2, &e));
+    ASSERT_OK(disk_close(e));
+    assert_int_equal(access(p, F_OK), 0);
+    o.capacity = 0;
+    ASSERT_OK(disk_open(&o, dir2, &e));
+    assert_int_equal(capacity_of(e), (8ull << 20) - 4096);
+    ASSERT_OK(disk_close(e));
+    free(p);
+    free(b);
+    nb_test_rmdir(dir);
+    nb_test_rmdir(dir2);
+    free(dir);
+    free(dir2);
+}
+
+/* A raw block device as the data file: a loop device over a 32 MiB file
+ * (root and losetup needed, else skipped). The device is used whole and
+ * never grown; puts fill it to a clean NB_ENOSPACE; a reopen finds every
+ * blob; the superblock is on the device; the tool checks it. */
+static void test_loop_device(void **state)
+{
+    (void)state;
+    if (getuid() != 0 || system("losetup --version >/dev/null 2>&1") != 0)
+        skip();
+    char *dir = nb_test_dir("loop");
+    char *img = nb_xasprintf("%s.img", dir);
+    int fd = open(img, O_RDWR | O_CREAT | O_TRUNC, 0600);
+    assert_true(fd >= 0);
+    assert_int_equal(ftruncate(fd, 32 << 20), 0);
+    close(fd);
+    char *cmd = nb_xasprintf("losetup -f --show '%s' 2>/dev/null", img);
+    FILE *p = popen(cmd, "r");
+    char dev[256] = "";
+    if (p) {
+        if (!fgets(dev, sizeof dev, p))
+            dev[0] = 0;
+        pclose(p);
+    }
+    free(cmd);
+    dev[strcspn(dev, "\n")] = 0;
+    if (strncmp(dev, "/dev/", 5) != 0) { /* no free loop device (a container) */
+        unlink(img);
+        free(img);
+        nb_test_rmdir(dir);
+        free(dir);
+        skip();
+    }
+    const char *files[] = {dev};
+    disk_options o;
+    dt_opts(&o, DISK_IO_AUTO, DISK_DIRECT_AUTO);
+    o.capacity = 0;
+    o.files = files;
+    o.n_files = 1;
+    disk_env *e;
+    ASSERT_OK(disk_open(&o, dir, &e));
+    disk_stats st;
+    disk_stats_get(e, &st);
+    assert_int_equal(st.region, (32ull << 20) - 4096);
+    assert_int_equal(st.capacity, st.region);
+    uint64_t n = 0;
+    int rc;
+    size_t sizes[] = {4096, 65536, 1u << 20, 100};
+    for (;; n++) {
+        size_t len = sizes[n % 4];
+        uint8_t *b = malloc(len);
+        dt_fill(b, len, dt_id(n), 1);
+        rc = disk_put(e, dt_id(n), b, len);
+        free(b);
+        if (rc)
+            break;
+    }
+    ASSERT_RC(rc, NB_ENOSPACE);
+    assert_true(n > 20);
+    ASSERT_OK(disk_close(e));
+    /* The image did not grow, and holds the superblock. */
+    struct stat sb;
+    assert_int_equal(stat(img, &sb), 0);
+    assert_int_equal((uint64_t)sb.st_size, 32ull << 20);
+    fd = open(img, O_RDONLY);
+    char magic[8];
+    assert_int_equal(pread(fd, magic, 8, 0), 8);
+    close(fd);
+    assert_memory_equal(magic, DISK_SUPER_MAGIC, 8);
+    o.files = NULL; /* the recorded list */
+    o.close_checkpoint = 0;
+    for (int round = 0; round < 2; round++) {
+        ASSERT_OK(disk_open(&o, dir, &e));
+        for (uint64_t i = 0; i < n; i++)
+            expect_ver(e, i, sizes[i % 4], 1);
+        if (round == 0) {
+            ASSERT_OK(disk_delete(e, dt_id(2)));
+            uint8_t *b = malloc(1u << 20);
+            dt_fill(b, 1u << 20, dt_id(2), 1);
+            ASSERT_OK(disk_put(e, dt_id(2), b, 1u << 20)); /* the freed room */
+            free(b);
+        }
+        ASSERT_OK(disk_close(e));
+    }
+    char *argv[] = {"disk", "check", dir, NULL};
+    assert_int_equal(disk_tool_main(3, argv), 0);
+    cmd = nb_xasprintf("losetup -d '%s'", dev);
+    assert_int_equal(system(cmd), 0);
+    free(cmd);
+    unlink(img);
+    free(img);
+    nb_test_rmdir(dir);
+    free(dir);
+}
+
+/* A data file added to an existing engine: refused while the capacity
+ * leaves no room, then taken into use at once (puts span both files to a
+ * clean NB_ENOSPACE), recorded in DATAFILES, found by reopens from the WAL
+ * and from the checkpoint; the same path twice or an existing file is
+ * refused. */
+static void test_add_file(void **state)
+{
+    const mode *m = *state;
+    char *dir = nb_test_dir("addfile");
+    disk_options o;
+    dt_opts(&o, m->io, m->direct);
+    o.initial_size = 1ull << 20;
+    o.grow_step = 1ull << 20;
+    o.capacity = 4ull << 20;
+    disk_env *e;
+    ASSERT_OK(disk_open(&o, dir, &e));
+    uint64_t n = 0;
+    int rc;
+    uint8_t *b = malloc(65536);
+    for (;; n++) {
+        dt_fill(b, 65536, dt_id(n), 1);
+        if ((rc = disk_put(e, dt_id(n), b, 65536)) != 0)
+            break;
+    }
+    ASSERT_RC(rc, NB_ENOSPACE);
+    ASSERT_RC(disk_add_file(e, "extra.1"), NB_ENOSPACE); /* no room under the bound */
+    char *extra = nb_xasprintf("%s/extra.1", dir);
+    assert_int_not_equal(access(extra, F_OK), 0);
+    ASSERT_OK(disk_close(e));
+    o.capacity = 8ull << 20;
+    ASSERT_OK(disk_open(&o, dir, &e));
+    ASSERT_OK(disk_add_file(e, "extra.1"));
+    ASSERT_RC(disk_add_file(e, "extra.1"), NB_EUSAGE);
+    ASSERT_RC(disk_add_file(e, DISK_DATA_FILE), NB_EUSAGE);
+    disk_stats st;
+    disk_stats_get(e, &st);
+    assert_int_equal(st.files, 2);
+    assert_int_equal(st.capacity, (8ull << 20) - 2 * 4096);
+    uint64_t n1 = n;
+    for (;; n++) {
+        dt_fill(b, 65536, dt_id(n), 1);
+        if ((rc = disk_put(e, dt_id(n), b, 65536)) != 0)
+            break;
+    }
+    ASSERT_RC(rc, NB_ENOSPACE);
+    assert_true(n >= n1 + 60); /* the second file's 4 MiB */
+    disk_file_stats fs;
+    ASSERT_OK(disk_file_stats_get(e, 1, &fs));
+    assert_true(fs.bytes_allocated >= (3ull << 20));
+    ASSERT_OK(disk_close(e));
+    /* Recorded: the list names both, as given. */
+    char *lp = nb_xasprintf("%s/%s", dir, DISK_FILES_FILE);
+    FILE *f = fopen(lp, "r");
+    assert_non_null(f);
+    char text[256] = "";
+    size_t got = fread(text, 1, sizeof text - 1, f);
+    fclose(f);
+    text[got] = 0;
+    assert_string_equal(text, "data.0\nextra.1\n");
+    free(lp);
+    /* Reopen from the WAL alone (the last puts, some in extra.1), then from
+     * the checkpoint. */
+    o.capacity = 0;
+    o.close_checkpoint = 0;
+    for (int round = 0; round < 2; round++) {
+        ASSERT_OK(disk_open(&o, dir, &e));
+        for (uint64_t i = 0; i < n; i++)
+            expect_ver(e, i, 65536, 1);
+        if (round == 0) {
+            ASSERT_OK(disk_delete(e, dt_id(n - 1)));
+            put_ver(e, n - 1, 4096, 2);
+            o.close_checkpoint = 1;
+        } else {
+            ASSERT_OK(disk_delete(e, dt_id(n - 1)));
+        }
+        ASSERT_OK(disk_close(e));
+        if (round == 0)
+            n--;
+    }
+    /* A file that exists is never taken over (nor truncated). */
+    char *other = nb_xasprintf("%s/other", dir);
+    f = fopen(other, "w");
+    fputs("keep", f);
+    fclose(f);
+    ASSERT_OK(disk_open(&o, dir, &e));
+    ASSERT_RC(disk_add_file(e, "other"), NB_EUSAGE);
+    ASSERT_OK(disk_close(e));
+    struct stat sb;
+    assert_int_equal(stat(other, &sb), 0);
+    assert_int_equal(sb.st_size, 4);
+    char *argv[] = {"disk", "check", dir, NULL};
+    assert_int_equal(disk_tool_main(3, argv), 0);
+    free(other);
+    free(extra);
+    free(b);
+    nb_test_rmdir(dir);
+    free(dir);
+}
+
 /* Without a capacity, growth stops where the file system's free space
  * would fall under the reserve: a reserve above the free space means no
  * growth at all. */
@@ -977,6 +1269,10 @@ int main(void)
         cmocka_unit_test_prestate(test_grow, &posix_buffered),
         cmocka_unit_test_prestate(test_grow, &uring_direct),
         cmocka_unit_test(test_grow_reserve),
+        cmocka_unit_test(test_size_recorded),
+        cmocka_unit_test(test_loop_device),
+        cmocka_unit_test_prestate(test_add_file, &posix_buffered),
+        cmocka_unit_test_prestate(test_add_file, &uring_direct),
         cmocka_unit_test_prestate(test_files, &posix_buffered),
         cmocka_unit_test_prestate(test_files, &uring_direct),
         cmocka_unit_test_prestate(test_ref_pin, &posix_buffered),

@@ -43,6 +43,7 @@ static int use_nosync;
 
 static uint64_t crash_points;
 static uint64_t ckpt_damaged; /* power cuts that also damaged a checkpoint copy */
+static uint64_t files_added;  /* disk_add_file calls that returned 0 */
 
 static void opts(disk_options *o, memfs *fs)
 {
@@ -205,6 +206,7 @@ static void trial(uint64_t seed)
         o.files = two;
         o.n_files = 2;
     }
+    int add = seed % 4 == 2; /* a quarter start with one and add the second */
     /* Data inside the WAL for all puts, for none, or for those under 8 KiB;
      * in half the trials puts without sync and disk_sync calls too. */
     o.inline_max = (seed / 2) % 3 == 0 ? 0 : (seed / 2) % 3 == 1 ? 8192 : DISK_INLINE_DEFAULT;
@@ -213,7 +215,16 @@ static void trial(uint64_t seed)
         memfs_arm(fs, 1 + dt_rand(&rng) % 300);
         disk_env *e;
         if (disk_open(&o, "/pl", &e) == 0) {
-            (void)run_ops(e, &m, &rng, 40);
+            int rc = run_ops(e, &m, &rng, add ? 8 : 40);
+            if (add && !rc) {
+                /* A second data file added mid-run: cuts land inside the
+                 * add too, and later puts go to both files. */
+                disk_stats st;
+                disk_stats_get(e, &st);
+                if (st.files == 1 && disk_add_file(e, "data.1") == 0)
+                    files_added++;
+                (void)run_ops(e, &m, &rng, 32);
+            }
             (void)disk_close(e);
         }
         if (getenv("NB_POWERLOSS_TRIAL"))
@@ -265,8 +276,11 @@ static void test_power_loss(void **state)
         trial(seed + (uint64_t)t * 7919);
     nb_log_set_level(NB_LOG_INFO);
     fprintf(stderr,
-            "power loss: %llu crash points recovered, %llu with a damaged checkpoint copy\n",
-            (unsigned long long)crash_points, (unsigned long long)ckpt_damaged);
+            "power loss: %llu crash points recovered, %llu with a damaged checkpoint copy, "
+            "%llu data files added\n",
+            (unsigned long long)crash_points, (unsigned long long)ckpt_damaged,
+            (unsigned long long)files_added);
+    assert_true(files_added > 0 || trials < 40);
 }
 
 /* A clean close followed by a power cut loses nothing and replays nothing.
