@@ -91,6 +91,7 @@ typedef struct nkv_arena {
 void nkv__arena_init(nkv_arena *a);
 void *nkv__arena_alloc(nkv_arena *a, size_t n); /* 8-byte aligned */
 void nkv__arena_free(nkv_arena *a);
+void nkv__arena_trim(void); /* drops the pool of freed chunks */
 
 /* ---------------------------------------------------------------------------
  * Memtable: a skiplist of entries. Entry layout in the arena:
@@ -134,6 +135,11 @@ typedef struct nkv__it_ops {
     nb_slice (*value)(nkv__it *);
     int (*status)(nkv__it *);
     void (*free)(nkv__it *);
+    /* Optional (NULL: always true). False when the iterator holds no entry
+     * with ikey's user key (its filter says so); a merging iterator then
+     * need not position it for a seek to ikey that lands on that user key
+     * elsewhere. May change the iterator's position. */
+    bool (*may_contain)(nkv__it *, nb_slice ikey);
 } nkv__it_ops;
 struct nkv__it {
     const nkv__it_ops *ops;
