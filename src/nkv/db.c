@@ -1018,7 +1018,6 @@ int nkv_close(nkv_db *db)
     int rc = db->bg_error == NB_ECLOSED ? 0 : db->bg_error;
     nkv__delete_obsolete(db);
     db_free(db);
-    nkv__arena_trim();
     return rc;
 }
 

@@ -7,7 +7,6 @@
  * readers load next pointers with acquire, so a reader sees either the old
  * list or the list with the complete new node (LevelDB's skiplist.h).
  */
-#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -28,56 +27,19 @@ void nkv__arena_init(nkv_arena *a)
  * glibc's dynamic mmap threshold, after which memtables and other large
  * buffers come from the heap and fragment it (a 1M-key fillrandom peaked
  * at 37 MiB RSS instead of 25). A chunk starts with its next pointer and
- * its mapped size.
- *
- * Full-size chunks of a freed memtable are kept in a small pool for the
- * next one: a fresh mapping faults in and zeroes every page again (4 KiB
- * fillseq took 7x RocksDB's page faults, a third more system CPU). The
- * pool holds what the flushed memtable held, so it does not raise the
- * peak (the new memtable takes the chunks back as it fills). */
-#define POOL_MAX 8
-static pthread_mutex_t pool_mu = PTHREAD_MUTEX_INITIALIZER;
-static void **pool;
-static int pool_n;
-
+ * its mapped size. */
 static void *arena_chunk(nkv_arena *a, size_t n)
 {
     size_t len = n + 16;
-    void **c = NULL;
-    if (len == ARENA_CHUNK) {
-        pthread_mutex_lock(&pool_mu);
-        if ((c = pool) != NULL) {
-            pool = c[0];
-            pool_n--;
-        }
-        pthread_mutex_unlock(&pool_mu);
-    }
-    if (!c) {
-        c = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-        if (c == MAP_FAILED) {
-            NB_ERROR("nkv: out of memory mapping a %zu-byte memtable chunk", len);
-            abort();
-        }
+    void **c = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (c == MAP_FAILED) {
+        NB_ERROR("nkv: out of memory mapping a %zu-byte memtable chunk", len);
+        abort();
     }
     c[0] = a->chunks;
     c[1] = (void *)(uintptr_t)len;
     a->chunks = c;
     return (char *)c + 16;
-}
-
-/* Unmaps the pooled chunks (at close: an idle process keeps none). */
-void nkv__arena_trim(void)
-{
-    pthread_mutex_lock(&pool_mu);
-    void **c = pool;
-    pool = NULL;
-    pool_n = 0;
-    pthread_mutex_unlock(&pool_mu);
-    while (c) {
-        void **next = c[0];
-        munmap(c, ARENA_CHUNK);
-        c = next;
-    }
 }
 
 void *nkv__arena_alloc(nkv_arena *a, size_t n)
@@ -107,20 +69,7 @@ void nkv__arena_free(nkv_arena *a)
     void **c = a->chunks;
     while (c) {
         void **next = c[0];
-        size_t len = (size_t)(uintptr_t)c[1];
-        bool pooled = false;
-        if (len == ARENA_CHUNK) {
-            pthread_mutex_lock(&pool_mu);
-            if (pool_n < POOL_MAX) {
-                c[0] = pool;
-                pool = c;
-                pool_n++;
-                pooled = true;
-            }
-            pthread_mutex_unlock(&pool_mu);
-        }
-        if (!pooled)
-            munmap(c, len);
+        munmap(c, (size_t)(uintptr_t)c[1]);
         c = next;
     }
     nkv__arena_init(a);

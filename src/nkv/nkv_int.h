@@ -91,7 +91,6 @@ typedef struct nkv_arena {
 void nkv__arena_init(nkv_arena *a);
 void *nkv__arena_alloc(nkv_arena *a, size_t n); /* 8-byte aligned */
 void nkv__arena_free(nkv_arena *a);
-void nkv__arena_trim(void); /* drops the pool of freed chunks */
 
 /* ---------------------------------------------------------------------------
  * Memtable: a skiplist of entries. Entry layout in the arena:
