@@ -19,17 +19,25 @@
  *    unpublished slices (which they do on their own; see gc.c).
  */
 #include <errno.h>
+#include <fcntl.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
+#include "common/crc32c.h"
 #include "common/log.h"
 #include "common/mem.h"
 #include "data/data_int.h"
 #include "disk/disk.h"
 
+#define NO_RA_FDS 1024u
+
 typedef struct bs_disk {
     data_bs base;
     disk_env *e;
+    _Atomic unsigned char no_ra[NO_RA_FDS]; /* descriptors set to POSIX_FADV_RANDOM */
 } bs_disk;
 
 static disk_env *env_of(data_bs *bs)
@@ -41,6 +49,32 @@ static disk_id id_of(data_key k)
 {
     disk_id id = {k.slice_id, k.block};
     return id;
+}
+
+/* The data layer trusts a verified block's pages while they stay in the
+ * page cache (refs.c, read.c). Kernel readahead on the engine's buffered
+ * descriptor would break that: reading one blob would bring a neighbour's
+ * evicted pages back from the device unverified. So before any read
+ * through a data file's descriptor it is told to read exactly what is
+ * asked (POSIX_FADV_RANDOM: no readahead, no readahead marks); the data
+ * layer does its own readahead. Descriptors beyond NO_RA_FDS are advised
+ * on every read. */
+static void no_readahead(bs_disk *d, int fd)
+{
+    if (fd < 0 || ((unsigned)fd < NO_RA_FDS && atomic_load(&d->no_ra[fd])))
+        return;
+    if (posix_fadvise(fd, 0, 0, POSIX_FADV_RANDOM) == 0 && (unsigned)fd < NO_RA_FDS)
+        atomic_store(&d->no_ra[fd], 1);
+}
+
+/* no_readahead for the data file holding k (a lookup, no read). */
+static void no_readahead_key(bs_disk *d, data_key k)
+{
+    disk_ref ref;
+    if (disk_read_ref(d->e, id_of(k), 0, &ref) != 0)
+        return;
+    no_readahead(d, ref.fd);
+    disk_unpin(d->e, &ref);
 }
 
 static int dk_put(data_bs *bs, data_key k, const void *buf, size_t len, unsigned flags)
@@ -59,6 +93,7 @@ static int dk_sync(data_bs *bs, const data_key *keys, size_t n)
 
 static int dk_get(data_bs *bs, data_key k, uint64_t off, size_t len, void *buf, size_t *got)
 {
+    no_readahead_key((bs_disk *)bs, k);
     int rc = disk_read(env_of(bs), id_of(k), off, len, buf, got);
     if (rc == NB_EUSAGE) {
         /* Past the end: like pread, nothing to read, as long as the block
@@ -76,6 +111,7 @@ static int dk_get_all(data_bs *bs, data_key k, uint8_t **out, size_t *len)
     int rc = disk_exists(env_of(bs), id_of(k), &blen);
     if (rc)
         return rc;
+    no_readahead_key((bs_disk *)bs, k);
     uint8_t *p = nb_xmalloc(blen ? blen : 1);
     size_t got = 0;
     rc = disk_read(env_of(bs), id_of(k), 0, blen, p, &got);
@@ -107,14 +143,52 @@ static int dk_del(data_bs *bs, data_key k)
     return disk_delete(env_of(bs), id_of(k));
 }
 
+/* Checks a pinned blob's CRC32C on a mapping of its pages, not on a copy:
+ * the engine's own check (DISK_REF_VERIFY) reads the blob into a fresh
+ * buffer, and that copy (page faults, clearing, copying 4 MiB) cost most
+ * of a first zero-copy GET. The pages land in the page cache either way,
+ * where the sender takes them from. 1 if it cannot map (then the engine
+ * checks). */
+static int verify_mapped(const disk_ref *ref, data_key k)
+{
+    if (ref->len == 0)
+        return 0;
+    uint64_t page = (uint64_t)sysconf(_SC_PAGESIZE);
+    uint64_t start = ref->off & ~(page - 1);
+    size_t mlen = (size_t)(ref->off + ref->len - start);
+    void *p = mmap(NULL, mlen, PROT_READ, MAP_SHARED | MAP_POPULATE, ref->fd, (off_t)start);
+    if (p == MAP_FAILED)
+        return 1;
+    uint32_t crc = nb_crc32c(0, (const uint8_t *)p + (ref->off - start), (size_t)ref->len);
+    munmap(p, mlen);
+    if (crc == ref->crc32c)
+        return 0;
+    NB_ERROR("disk: block %016llx.%08x (%llu bytes at offset %llu): checksum mismatch (stored "
+             "%08x, computed %08x)",
+             (unsigned long long)k.slice_id, k.block, (unsigned long long)ref->len,
+             (unsigned long long)ref->off, ref->crc32c, crc);
+    return NB_ECHECKSUM;
+}
+
 static int dk_read_fd(data_bs *bs, data_key k, uint64_t off, size_t len, unsigned flags,
                       data_fdref *out)
 {
+    if (!(flags & DATA__FD_NOVERIFY))
+        no_readahead_key((bs_disk *)bs, k); /* before the verifying read */
     disk_ref ref;
-    int rc =
-        disk_read_ref(env_of(bs), id_of(k), flags & DATA__FD_NOVERIFY ? 0 : DISK_REF_VERIFY, &ref);
+    int rc = disk_read_ref(env_of(bs), id_of(k), 0, &ref);
+    if (rc == 0 && !(flags & DATA__FD_NOVERIFY)) {
+        rc = verify_mapped(&ref, k);
+        if (rc == 1) {
+            disk_unpin(env_of(bs), &ref);
+            rc = disk_read_ref(env_of(bs), id_of(k), DISK_REF_VERIFY, &ref);
+        } else if (rc != 0) {
+            disk_unpin(env_of(bs), &ref);
+        }
+    }
     if (rc)
         return rc;
+    no_readahead((bs_disk *)bs, ref.fd);
     uint64_t o = off < ref.len ? off : ref.len;
     out->fd = ref.fd;
     out->off = ref.off + o;

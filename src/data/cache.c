@@ -237,6 +237,10 @@ static void fill(data_cache *c, data_block *b, int rc, uint8_t *data, size_t len
         b->data = data;
         b->len = len;
         b->pooled = pooled;
+        if (b->transient && b->in_table) {
+            remove_locked(c, b); /* still LOADING: not in the LRU, not counted */
+            drop_table_ref = true;
+        }
         b->state = DATA_BLK_READY;
         c->inserts++;
         if (b->in_table) {
@@ -280,6 +284,23 @@ void data__cache_drop(data_cache *c, data_key k)
         b = NULL;
     pthread_mutex_unlock(&c->mu);
     data__block_unref(c, b);
+}
+
+void data__cache_demote(data_cache *c, data_key k)
+{
+    pthread_mutex_lock(&c->mu);
+    data_block *b = find_locked(c, k);
+    if (b && b->state == DATA_BLK_READY && c->lru_tail != b) {
+        lru_unlink(c, b);
+        b->lru_next = NULL;
+        b->lru_prev = c->lru_tail;
+        if (c->lru_tail)
+            c->lru_tail->lru_next = b;
+        c->lru_tail = b;
+        if (!c->lru_head)
+            c->lru_head = b;
+    }
+    pthread_mutex_unlock(&c->mu);
 }
 
 void data__cache_note_readahead(data_cache *c, int issued)

@@ -63,6 +63,20 @@ void data__vmemo_free(data__vmemo *m);
  * cache while it is there (refs.c). *got < len only at the block's end. */
 int data__range_read(data_store *s, data_key k, uint32_t off, size_t len, uint8_t *dst,
                      size_t *got);
+/* Notes that the first len bytes of block k were just read through the
+ * page cache and verified (a whole-block load on such a store). */
+void data__vmemo_verified(data_store *s, data_key k, size_t len);
+/* Forgets block k: before a load of it from the device (until it
+ * verifies, its pages in the page cache may be bad) and after a failed
+ * check. */
+void data__vmemo_bad(data_store *s, data_key k);
+/* Block k's [off, off+len) into dst, only if it is known good and every
+ * byte of it is in the page cache now; false (dst undefined) otherwise.
+ * No CRC pass, one copy: a warm sequential re-read (read.c). */
+bool data__range_read_cached(data_store *s, data_key k, uint32_t off, size_t len, uint8_t *dst);
+/* Block k's [off, off+len) is known good and (its first and last page at
+ * least) in the page cache now: a readahead of it would gain nothing. */
+bool data__range_known_cached(data_store *s, data_key k, uint32_t off, size_t len);
 
 /* The backends: bs_dir.c and bs_disk.c. */
 extern const data_bs_ops data__bs_dir_ops;
@@ -95,6 +109,10 @@ struct data_block {
     int state;   /* DATA_BLK_LOADING, DATA_BLK_READY, DATA_BLK_FAILED */
     int rc;      /* load error when FAILED */
     bool in_table, readahead, ra_hit;
+    /* Set by the loader before its fill: the block serves the readers
+     * waiting for it and leaves the table at once (a stream's block whose
+     * verified bytes stay in the page cache, read.c). */
+    bool transient;
     data_block *hnext;               /* hash chain */
     data_block *lru_prev, *lru_next; /* LRU list: head = most recent */
 };
@@ -126,6 +144,9 @@ void data__cache_fill_buf(data_cache *c, data_block *b, uint8_t *buf, size_t len
 void data__block_unref(data_cache *c, data_block *b);
 /* Drops k from the cache if present (the collector freed it). */
 void data__cache_drop(data_cache *c, data_key k);
+/* Moves ready block k to the cold end of the LRU (next to be evicted): a
+ * sequential reader is done with it (scan resistance). */
+void data__cache_demote(data_cache *c, data_key k);
 void data__cache_stats(data_cache *c, data_cache_stats *out);
 void data__cache_note_readahead(data_cache *c, int issued);
 

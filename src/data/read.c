@@ -34,6 +34,7 @@ struct data_ra {
     unsigned streak;   /* consecutive sequential reads */
     uint64_t window;   /* current readahead window in bytes */
     uint64_t spill;    /* bytes of the next chunk the window covers */
+    uint64_t pf_end;   /* chunk offset up to which readahead was queued */
 };
 
 data_ra *data_ra_new(void)
@@ -172,13 +173,27 @@ int data__block_read(data_store *s, data_key k, uint8_t **data, size_t *len, boo
     return rc;
 }
 
+/* A store whose whole-block reads go through the page cache and verify the
+ * blob (disk): verified blocks are remembered, and a warm re-read takes
+ * its bytes straight from the page cache (refs.c). */
+static bool memo_store(const data_store *s)
+{
+    return !s->bs->ops->cheap_ranges && s->bs->ops->read_fd;
+}
+
 /* Fills a LOADING cache entry b with block k; returns the load's result. */
 static int block_fill(data_store *s, data_block *b, data_key k)
 {
     uint8_t *p;
     size_t n;
     bool pooled;
+    if (memo_store(s))
+        data__vmemo_bad(s, k); /* trusted again only once this load verifies */
     int rc = data__block_read(s, k, &p, &n, &pooled);
+    if (rc == 0 && memo_store(s))
+        data__vmemo_verified(s, k, n); /* read through the page cache and verified */
+    else if ((rc == NB_ECHECKSUM || rc == NB_ECORRUPT) && memo_store(s))
+        data__vmemo_bad(s, k); /* its bad pages are in the page cache now */
     if (rc == 0 && pooled)
         data__cache_fill_buf(s->cache, b, p, n);
     else
@@ -186,8 +201,9 @@ static int block_fill(data_store *s, data_block *b, data_key k)
     return rc;
 }
 
-/* Loads block k through the cache: a reference to the ready block. */
-int data__block_load(data_store *s, data_key k, data_block **out)
+/* Loads block k through the cache: a reference to the ready block. A
+ * transient load serves the readers of this moment and is not kept. */
+static int block_load(data_store *s, data_key k, bool transient, data_block **out)
 {
     bool owner;
     int rc;
@@ -195,6 +211,7 @@ int data__block_load(data_store *s, data_key k, data_block **out)
     if (!b)
         return rc;
     if (owner) {
+        b->transient = transient;
         rc = block_fill(s, b, k);
         if (rc) {
             data__block_unref(s->cache, b);
@@ -203,6 +220,11 @@ int data__block_load(data_store *s, data_key k, data_block **out)
     }
     *out = b;
     return 0;
+}
+
+int data__block_load(data_store *s, data_key k, data_block **out)
+{
+    return block_load(s, k, false, out);
 }
 
 typedef struct fetch {
@@ -214,6 +236,7 @@ typedef struct fetch {
     size_t np;
     bool whole;  /* through the cache */
     bool ranged; /* not whole, on a store without cheap ranges (refs.c) */
+    bool seq;    /* part of a sequential stream */
 } fetch;
 
 static int short_block(data_key k, uint64_t want, uint64_t have)
@@ -228,18 +251,39 @@ static int fetch_run(fetch *f)
     data_store *s = f->s;
     data_key k = f->p[0].key;
     if (f->whole) {
-        data_block *b;
-        int rc = data__block_load(s, k, &b);
+        if (f->seq && memo_store(s)) {
+            /* A warm re-read: block known good and still in the page
+             * cache. One copy, no CRC pass, and the block cache is left
+             * to what is hot. */
+            size_t i = 0;
+            while (i < f->np && data__range_read_cached(s, k, f->p[i].block_off, f->p[i].len,
+                                                        f->buf + (f->p[i].chunk_off - f->base)))
+                i++;
+            if (i == f->np)
+                return 0;
+        }
+        /* A stream on such a store keeps what it loads in the page cache
+         * only (verified and remembered), so the block cache keeps what
+         * is hot: scan resistance. */
+        bool transient = f->seq && memo_store(s);
+        data_block *b = NULL;
+        int rc = block_load(s, k, transient, &b);
         if (rc)
             return rc;
+        bool done = false; /* the stream has read the block's last byte */
         for (size_t i = 0; i < f->np && rc == 0; i++) {
             const data_piece *p = &f->p[i];
             if ((uint64_t)p->block_off + p->len > b->len)
                 rc = short_block(k, (uint64_t)p->block_off + p->len, b->len);
             else
                 memcpy(f->buf + (p->chunk_off - f->base), b->data + p->block_off, p->len);
+            done = done || (uint64_t)p->block_off + p->len == b->len;
         }
         data__block_unref(s->cache, b);
+        /* Elsewhere a stream does not come back for a block it has
+         * passed, so that block is the first to go, not what is hot. */
+        if (f->seq && done && !transient)
+            data__cache_demote(s->cache, k);
         return rc;
     }
     for (size_t i = 0; i < f->np; i++) {
@@ -288,6 +332,7 @@ static void ra_run(void *arg)
     data_block *b = data__cache_acquire(s->cache, t->k, false, &owner, &rc);
     if (b && owner) {
         b->readahead = true;
+        b->transient = memo_store(s); /* its bytes wait in the page cache */
         (void)block_fill(s, b, t->k);
     }
     data__block_unref(s->cache, b);
@@ -316,6 +361,9 @@ static void prefetch(data_store *s, const data_slice *slices, size_t n, uint64_t
         last = k;
         if (data__cache_contains(s->cache, k))
             continue;
+        /* Known good: the reader takes it from the page cache itself. */
+        if (memo_store(s) && data__range_known_cached(s, k, pc[i].block_off, pc[i].len))
+            continue;
         ra_task *t = nb_xmalloc(sizeof *t);
         t->s = s;
         t->k = k;
@@ -341,9 +389,12 @@ static bool ra_note(data_ra *ra, uint32_t off, size_t len)
     bool seq = (uint64_t)off == ra->next_off || (off == 0 && ra->next_off == DATA_CHUNK_SIZE);
     if (seq) {
         ra->streak++;
+        if (off == 0 && ra->next_off == DATA_CHUNK_SIZE)
+            ra->pf_end = 0; /* a new chunk */
     } else {
         ra->streak = 0;
         ra->window = 0;
+        ra->pf_end = 0;
     }
     ra->spill = 0;
     ra->next_off = (uint64_t)off + len;
@@ -409,6 +460,7 @@ int data_chunk_read(data_store *s, data_ra *ra, const data_slice *slices, size_t
         f->np = j - i;
         f->whole = true;
         f->ranged = false;
+        f->seq = seq;
         if (!seq && bytes <= s->o.direct_read_max &&
             (s->bs->ops->cheap_ranges || s->bs->ops->read_fd)) {
             /* A small random read: through the cache only if the block is
@@ -451,8 +503,19 @@ int data_chunk_read(data_store *s, data_ra *ra, const data_slice *slices, size_t
         ra->window = ra->window ? ra->window * 2 : 2ull * DATA_BLOCK_SIZE;
         if (ra->window > max)
             ra->window = max;
-        uint64_t reach = (uint64_t)off + len + ra->window;
-        prefetch(s, slices, n, (uint64_t)off + len, ra->window);
+        /* The window ends on a block boundary, so it grows a block at a
+         * time. */
+        uint64_t reach = ((uint64_t)off + len + ra->window + DATA_BLOCK_SIZE - 1) /
+                         DATA_BLOCK_SIZE * DATA_BLOCK_SIZE;
+        /* Each block of the stream is considered once, not on every read
+         * its window covers (the check of a known-good block costs a
+         * mincore). */
+        uint64_t from = (uint64_t)off + len;
+        if (ra->pf_end > from)
+            from = ra->pf_end;
+        if (reach > from)
+            prefetch(s, slices, n, from, reach - from);
+        ra->pf_end = reach;
         ra->spill = reach > DATA_CHUNK_SIZE ? reach - DATA_CHUNK_SIZE : 0;
     }
     return rc;

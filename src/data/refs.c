@@ -7,7 +7,7 @@
  * of the server's CPU on 1 MiB GETs), while the kernel sends the bytes
  * from the page cache. So a range is verified on its first zero-copy read
  * and remembered (the "memo"); later reads of it skip the CRC pass as long
- * as every page of it is still in the page cache (mincore). Pages that
+ * as every page of it is still in the page cache (cachestat, else mincore). Pages that
  * left the cache come back from the device, so the next read verifies
  * them again. Not covered: a page evicted and read back by the kernel
  * while a send is in progress (memory pressure inside that window), and
@@ -22,9 +22,11 @@
  */
 #include <errno.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/syscall.h>
 #include <sys/uio.h>
 #include <unistd.h>
 
@@ -38,10 +40,12 @@
 typedef struct vmemo_slot {
     data_key key;    /* slice_id 0: empty */
     uint32_t lo, hi; /* verified payload bytes [lo, hi) */
+    uint64_t gen;    /* changes whenever the slot is set anew */
 } vmemo_slot;
 
 struct data__vmemo {
     pthread_mutex_t mu;
+    uint64_t gen;
     vmemo_slot slot[VMEMO_SLOTS];
 };
 
@@ -66,12 +70,30 @@ static vmemo_slot *slot_of(data__vmemo *m, data_key k)
     return &m->slot[h >> 51 & (VMEMO_SLOTS - 1)];
 }
 
-static bool memo_covers(data__vmemo *m, data_key k, uint64_t off, size_t len)
+static bool memo_covers_gen(data__vmemo *m, data_key k, uint64_t off, size_t len, uint64_t *gen)
 {
     pthread_mutex_lock(&m->mu);
     vmemo_slot *s = slot_of(m, k);
     bool yes = s->key.slice_id == k.slice_id && s->key.block == k.block && s->lo <= off &&
                off + len <= s->hi;
+    *gen = s->gen;
+    pthread_mutex_unlock(&m->mu);
+    return yes;
+}
+
+static bool memo_covers(data__vmemo *m, data_key k, uint64_t off, size_t len)
+{
+    uint64_t gen;
+    return memo_covers_gen(m, k, off, len, &gen);
+}
+
+/* k is still remembered as it was when memo_covers_gen gave gen: no load
+ * of it started since (a load forgets it first, see data__vmemo_bad). */
+static bool memo_same(data__vmemo *m, data_key k, uint64_t gen)
+{
+    pthread_mutex_lock(&m->mu);
+    vmemo_slot *s = slot_of(m, k);
+    bool yes = s->key.slice_id == k.slice_id && s->key.block == k.block && s->gen == gen;
     pthread_mutex_unlock(&m->mu);
     return yes;
 }
@@ -88,6 +110,7 @@ static void memo_add(data__vmemo *m, data_key k, uint64_t off, size_t len)
         s->key = k;
         s->lo = (uint32_t)off;
         s->hi = (uint32_t)(off + len);
+        s->gen = ++m->gen;
     }
     pthread_mutex_unlock(&m->mu);
 }
@@ -101,10 +124,45 @@ static void memo_forget(data__vmemo *m, data_key k)
     pthread_mutex_unlock(&m->mu);
 }
 
+/* cachestat(2) (Linux 6.5; Debian 12's headers predate it): how many
+ * pages of a file range are in the page cache, in one call, where mincore
+ * needs a mapping made and torn down around it. */
+#ifndef __NR_cachestat
+#define __NR_cachestat 451
+#endif
+struct nb_cachestat_range {
+    uint64_t off, len;
+};
+struct nb_cachestat {
+    uint64_t nr_cache, nr_dirty, nr_writeback, nr_evicted, nr_recently_evicted;
+};
+static _Atomic int no_cachestat;
+
+/* 1 every page is cached, 0 not, -1 cachestat unavailable. */
+static int resident_cachestat(int fd, uint64_t off, size_t len, uint64_t page)
+{
+    if (atomic_load_explicit(&no_cachestat, memory_order_relaxed))
+        return -1;
+    uint64_t start = off & ~(page - 1);
+    uint64_t end = (off + len + page - 1) & ~(page - 1);
+    struct nb_cachestat_range r = {start, end - start};
+    struct nb_cachestat cs;
+    memset(&cs, 0, sizeof cs);
+    if (syscall(__NR_cachestat, fd, &r, &cs, 0) != 0) {
+        /* ENOSYS, or refused (seccomp, a file system without it) */
+        atomic_store_explicit(&no_cachestat, 1, memory_order_relaxed);
+        return -1;
+    }
+    return cs.nr_cache == (end - start) / page;
+}
+
 /* Every page of fd's [off, off+len) is in the page cache. */
 static bool resident(int fd, uint64_t off, size_t len)
 {
     uint64_t page = (uint64_t)sysconf(_SC_PAGESIZE);
+    int yes = resident_cachestat(fd, off, len, page);
+    if (yes >= 0)
+        return yes == 1;
     uint64_t start = off & ~(page - 1);
     size_t mlen = (size_t)(off + len - start);
     void *p = mmap(NULL, mlen, PROT_READ, MAP_SHARED, fd, (off_t)start);
@@ -221,15 +279,65 @@ static int read_all(const data_fdref *r, uint8_t *dst)
     return 0;
 }
 
+void data__vmemo_verified(data_store *s, data_key k, size_t len)
+{
+    if (len)
+        memo_add(s->vmemo, k, 0, len);
+}
+
+void data__vmemo_bad(data_store *s, data_key k)
+{
+    memo_forget(s->vmemo, k);
+}
+
+bool data__range_known_cached(data_store *s, data_key k, uint32_t off, size_t len)
+{
+    if (!len || !memo_covers(s->vmemo, k, off, len))
+        return false;
+    data_fdref r;
+    if (data__bs_read_fd(s->bs, k, off, len, DATA__FD_NOVERIFY, &r) != 0)
+        return false;
+    /* A probe of the first and last byte without waiting for the device:
+     * mincore looks up every page and costs about as much as copying
+     * them. A page in between that left the cache is found by the read,
+     * which then loads and verifies the block itself. */
+    uint8_t b;
+    struct iovec iov = {&b, 1};
+    bool yes = r.len == len && preadv2(r.fd, &iov, 1, (off_t)r.off, RWF_NOWAIT) == 1 &&
+               preadv2(r.fd, &iov, 1, (off_t)(r.off + r.len - 1), RWF_NOWAIT) == 1;
+    data_fdref_release(s->bs, &r);
+    return yes;
+}
+
+bool data__range_read_cached(data_store *s, data_key k, uint32_t off, size_t len, uint8_t *dst)
+{
+    uint64_t gen;
+    if (!len || !memo_covers_gen(s->vmemo, k, off, len, &gen))
+        return false;
+    data_fdref r;
+    if (data__bs_read_fd(s->bs, k, off, len, DATA__FD_NOVERIFY, &r) != 0)
+        return false;
+    /* RWF_NOWAIT never starts I/O: only pages in memory are read. They
+     * are good if no load of the block began meanwhile (a load that
+     * fails its check leaves bad pages in the cache). It also refuses
+     * pages that carry a readahead mark (set by another process: the
+     * block store disables readahead on its descriptors); the caller
+     * then loads and verifies the block. */
+    bool hit = r.len == len && read_cached(&r, dst) && memo_same(s->vmemo, k, gen);
+    data_fdref_release(s->bs, &r);
+    return hit;
+}
+
 int data__range_read(data_store *s, data_key k, uint32_t off, size_t len, uint8_t *dst, size_t *got)
 {
     data_fdref r;
     *got = 0;
-    if (memo_covers(s->vmemo, k, off, len)) {
+    uint64_t gen;
+    if (memo_covers_gen(s->vmemo, k, off, len, &gen)) {
         int rc = data__bs_read_fd(s->bs, k, off, len, DATA__FD_NOVERIFY, &r);
         if (rc != 0)
             return rc;
-        bool hit = read_cached(&r, dst);
+        bool hit = read_cached(&r, dst) && memo_same(s->vmemo, k, gen);
         data_fdref_release(s->bs, &r);
         if (hit) {
             *got = r.len;

@@ -3,6 +3,7 @@
  * planning, readahead, a corrupted block surfacing as an error, small
  * random reads on the disk store, and compaction equivalence. */
 #include <fcntl.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 #include "data/data_int.h"
@@ -382,6 +383,94 @@ static void test_disk_small_reads(void **state)
     free(want);
 }
 
+/* Sequential streams on the disk store: a stream longer than the cache
+ * leaves a hot block in it (scan resistance); a second pass takes known-good
+ * blocks from the page cache without loading them into the block cache;
+ * and a block damaged on the device after it left the page cache is
+ * checked again and fails, never returns wrong bytes. */
+static void read_stream(data_ra *ra, const data_slice *sl, size_t len, const uint8_t *want,
+                        uint8_t *got)
+{
+    for (size_t off = 0; off < len; off += 1u << 20) {
+        size_t n = len - off < (1u << 20) ? len - off : (1u << 20);
+        ASSERT_OK(data_chunk_read(st, ra, sl, 1, (uint32_t)off, n, got));
+        assert_memory_equal(got, want + off, n);
+    }
+}
+
+static void test_disk_stream_warm(void **state)
+{
+    (void)state;
+    data_store_close(st);
+    ASSERT_OK(open_store(3 * DATA_BLOCK_SIZE)); /* three blocks */
+    const size_t len = 6 * DATA_BLOCK_SIZE + 12345;
+    uint8_t *want = nb_xmalloc(len), *got = nb_xmalloc(1u << 20);
+    dt_fill(900, 0, want, len);
+    ASSERT_OK(dt_write_slice(st, 900, len));
+    ASSERT_OK(dt_write_slice(st, 901, DATA_BLOCK_SIZE));
+    data_slice sl = {900, 0, (uint32_t)len, 0, NULL};
+    data_slice hot = {901, 0, DATA_BLOCK_SIZE, 0, NULL};
+    uint8_t *hbuf = nb_xmalloc(DATA_BLOCK_SIZE);
+    ASSERT_OK(data_chunk_read(st, NULL, &hot, 1, 0, DATA_BLOCK_SIZE, hbuf));
+
+    data_ra *ra = data_ra_new();
+    read_stream(ra, &sl, len, want, got);
+    data_block *b = data__cache_peek(st->cache, (data_key){901, 0});
+    assert_non_null(b); /* the stream did not evict the hot block */
+    data__block_unref(st->cache, b);
+
+    data_cache_stats before, after;
+    data_store_cache_stats(st, &before);
+    data_ra_free(ra);
+    ra = data_ra_new();
+    read_stream(ra, &sl, len, want, got);
+    data_store_cache_stats(st, &after);
+    /* All from the page cache but the first read of the pass, which is
+     * not yet known to be sequential. */
+    assert_true(after.misses <= before.misses + 1);
+
+    /* Damage block 2 on the device and push it out of the page cache. */
+    data_fdref r;
+    ASSERT_OK(data_bs_read_fd(data_store_bs(st), (data_key){900, 2}, 0, 1, &r));
+    char path[64];
+    snprintf(path, sizeof path, "/proc/self/fd/%d", r.fd);
+    int fd = open(path, O_WRONLY);
+    assert_true(fd >= 0);
+    uint8_t x = (uint8_t)~want[2 * DATA_BLOCK_SIZE + 777];
+    assert_int_equal(pwrite(fd, &x, 1, (off_t)r.off + 777), 1);
+    assert_int_equal(fdatasync(fd), 0);
+    assert_int_equal(posix_fadvise(r.fd, 0, 0, POSIX_FADV_DONTNEED), 0);
+    /* The flipped byte's page is gone from memory: the stream must get
+     * it from the device (else this tests a write into the page cache,
+     * which the memo does not cover). */
+    long pg = sysconf(_SC_PAGESIZE);
+    off_t at = (off_t)(r.off + 777) / pg * pg;
+    void *map = mmap(NULL, (size_t)pg, PROT_READ, MAP_SHARED, r.fd, at);
+    assert_true(map != MAP_FAILED);
+    unsigned char inmem = 1;
+    assert_int_equal(mincore(map, (size_t)pg, &inmem), 0);
+    munmap(map, (size_t)pg);
+    assert_int_equal(inmem & 1, 0);
+    close(fd);
+    data_fdref_release(data_store_bs(st), &r);
+    data_ra_free(ra);
+    ra = data_ra_new();
+    int rc = 0;
+    for (size_t off = 0; off < len && rc == 0; off += 1u << 20) {
+        size_t n = len - off < (1u << 20) ? len - off : (1u << 20);
+        rc = data_chunk_read(st, ra, &sl, 1, (uint32_t)off, n, got);
+        if (rc == 0)
+            assert_memory_equal(got, want + off, n);
+        else
+            assert_true(off >= 2 * DATA_BLOCK_SIZE && off < 3 * DATA_BLOCK_SIZE);
+    }
+    assert_int_equal(rc, NB_ECHECKSUM);
+    data_ra_free(ra);
+    free(hbuf);
+    free(got);
+    free(want);
+}
+
 static void test_compaction_equivalence(void **state)
 {
     (void)state;
@@ -473,6 +562,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_buffer_reuse, setup, teardown),
         cmocka_unit_test_setup_teardown(test_corrupt_block_is_error, setup, teardown),
         cmocka_unit_test_setup_teardown(test_disk_small_reads, setup_disk, teardown),
+        cmocka_unit_test_setup_teardown(test_disk_stream_warm, setup_disk, teardown),
         cmocka_unit_test_setup_teardown(test_compaction_equivalence, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
