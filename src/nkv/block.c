@@ -356,8 +356,8 @@ uint32_t nkv__block_iter_restart(nkv__it *i)
     return ((block_it *)i)->ridx;
 }
 
-static const nkv__it_ops block_ops = {bl_valid, bl_first, bl_last, bl_seek,   bl_next,
-                                      bl_prev,  bl_key,   bl_val,  bl_status, bl_free};
+static const nkv__it_ops block_ops = {bl_valid, bl_first, bl_last,   bl_seek, bl_next, bl_prev,
+                                      bl_key,   bl_val,   bl_status, bl_free, NULL};
 
 void nkv__block_iter_init(nkv_block_it *it, nkv_block *b, bool internal_cmp,
                           nkv__release_fn release, void *a, void *arg)

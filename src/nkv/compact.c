@@ -141,11 +141,14 @@ static bool pick(nkv_db *db, compaction *c)
         c->in[0] = nb_xmalloc((size_t)c->nin[0] * sizeof(nkv_fmeta *));
         memcpy(c->in[0], v->files[0], (size_t)c->nin[0] * sizeof(nkv_fmeta *));
         /* Rewriting a large L1 for a few small L0 tables is most of the
-         * write amplification of random loads: while L1 holds more than 4x
+         * write amplification of random loads: while L1 holds more than 10x
          * L0, merge L0 into one table instead (dropping overwritten
-         * versions) and let it grow; L0 → L1 happens once L0 is 1/4 of L1. */
+         * versions) and let it grow; L0 → L1 happens once L0 is 1/10 of
+         * L1. Most of what L0 holds is older versions' duplicates, so the
+         * bound is also the space it costs: at 1/4 (before), 4 KiB
+         * fillrandom+overwrite left 1.15x RocksDB's bytes on disk. */
         uint64_t l0b = nkv__level_bytes(v, 0), l1b = nkv__level_bytes(v, 1);
-        c->intra = c->nin[0] >= 2 && l1b > 4 * l0b;
+        c->intra = c->nin[0] >= 2 && l1b > 10 * l0b;
     } else {
         int n = v->nfiles[level], pickf = 0;
         nb_buf *ptr = &db->vs.compact_ptr[level];

@@ -19,9 +19,12 @@ typedef struct merge_it {
                        (LevelDB's IteratorWrapper): comparisons make no
                        indirect calls */
     bool *valid;
+    bool *deferred; /* not positioned by the last seek (see mg_seek) */
     int n;
     int cur; /* -1 when invalid */
+    int ndeferred;
     bool forward;
+    nb_buf target; /* the last seek's key, while ndeferred > 0 */
 } merge_it;
 
 static inline void sync_kid(merge_it *m, int i)
@@ -49,6 +52,28 @@ static void find_largest(merge_it *m)
     m->cur = s;
 }
 
+/* Positions the children a seek left unpositioned, at its target. */
+static void materialize(merge_it *m)
+{
+    if (!m->ndeferred)
+        return;
+    nb_slice key = nb_buf_slice(&m->target);
+    for (int k = 0; k < m->n; k++)
+        if (m->deferred[k]) {
+            m->deferred[k] = false;
+            IT_SEEK(m->kids[k], key);
+            sync_kid(m, k);
+        }
+    m->ndeferred = 0;
+}
+
+static void undefer(merge_it *m)
+{
+    if (m->ndeferred)
+        memset(m->deferred, 0, (size_t)m->n);
+    m->ndeferred = 0;
+}
+
 static bool mg_valid(nkv__it *i)
 {
     return ((merge_it *)i)->cur >= 0;
@@ -56,6 +81,7 @@ static bool mg_valid(nkv__it *i)
 static void mg_first(nkv__it *i)
 {
     merge_it *m = (merge_it *)i;
+    undefer(m);
     for (int k = 0; k < m->n; k++) {
         IT_FIRST(m->kids[k]);
         sync_kid(m, k);
@@ -66,6 +92,7 @@ static void mg_first(nkv__it *i)
 static void mg_last(nkv__it *i)
 {
     merge_it *m = (merge_it *)i;
+    undefer(m);
     for (int k = 0; k < m->n; k++) {
         IT_LAST(m->kids[k]);
         sync_kid(m, k);
@@ -73,19 +100,48 @@ static void mg_last(nkv__it *i)
     find_largest(m);
     m->forward = false;
 }
+/* A child whose filter rules out key's user key would land past every entry
+ * of that user key, so when another child lands on it, that entry is the
+ * smallest and the ruled-out children need not be positioned (no block
+ * read) until the iterator moves on. A seek for a key present in one level
+ * reads one data block instead of one per level. */
 static void mg_seek(nkv__it *i, nb_slice key)
 {
     merge_it *m = (merge_it *)i;
+    m->ndeferred = 0;
     for (int k = 0; k < m->n; k++) {
-        IT_SEEK(m->kids[k], key);
+        nkv__it *c = m->kids[k];
+        m->deferred[k] = c->ops->may_contain && !c->ops->may_contain(c, key);
+        if (m->deferred[k]) {
+            m->valid[k] = false;
+            m->ndeferred++;
+            continue;
+        }
+        IT_SEEK(c, key);
         sync_kid(m, k);
     }
     find_smallest(m);
+    if (m->ndeferred) {
+        if (m->cur >= 0 && nkv__ucmp(nkv__ukey(m->keys[m->cur]), nkv__ukey(key)) == 0) {
+            nb_buf_reset(&m->target);
+            NB_ASSERT(nb_buf_append(&m->target, key.ptr, key.len) == 0);
+        } else {
+            m->ndeferred = 0;
+            for (int k = 0; k < m->n; k++)
+                if (m->deferred[k]) {
+                    m->deferred[k] = false;
+                    IT_SEEK(m->kids[k], key);
+                    sync_kid(m, k);
+                }
+            find_smallest(m);
+        }
+    }
     m->forward = true;
 }
 static void mg_next(nkv__it *i)
 {
     merge_it *m = (merge_it *)i;
+    materialize(m); /* their entries all follow the current one */
     if (!m->forward) {
         nb_slice key = m->keys[m->cur];
         for (int k = 0; k < m->n; k++) {
@@ -106,6 +162,7 @@ static void mg_next(nkv__it *i)
 static void mg_prev(nkv__it *i)
 {
     merge_it *m = (merge_it *)i;
+    undefer(m); /* every other child is sought to the current key below */
     if (m->forward) {
         nb_slice key = m->keys[m->cur];
         for (int k = 0; k < m->n; k++) {
@@ -139,6 +196,8 @@ static int mg_status(nkv__it *i)
 {
     merge_it *m = (merge_it *)i;
     for (int k = 0; k < m->n; k++) {
+        if (m->deferred[k])
+            continue; /* its state is from before the last seek */
         int rc = IT_STATUS(m->kids[k]);
         if (rc)
             return rc;
@@ -150,22 +209,24 @@ static void mg_free(nkv__it *i)
     merge_it *m = (merge_it *)i;
     for (int k = 0; k < m->n; k++)
         IT_FREE(m->kids[k]);
-    free(m); /* kids, keys and valid live in the same allocation */
+    nb_buf_free(&m->target);
+    free(m); /* kids, keys, valid and deferred live in the same allocation */
 }
 
-static const nkv__it_ops merge_ops = {mg_valid, mg_first, mg_last, mg_seek,   mg_next,
-                                      mg_prev,  mg_key,   mg_val,  mg_status, mg_free};
+static const nkv__it_ops merge_ops = {mg_valid, mg_first, mg_last,   mg_seek, mg_next, mg_prev,
+                                      mg_key,   mg_val,   mg_status, mg_free, NULL};
 
 nkv__it *nkv__merge_iter(nkv__it **children, int n)
 {
     if (n == 1)
         return children[0];
     size_t k = (size_t)(n ? n : 1);
-    merge_it *m = nb_xcalloc(1, sizeof *m + k * (sizeof *m->keys + sizeof *m->kids + 1));
+    merge_it *m = nb_xcalloc(1, sizeof *m + k * (sizeof *m->keys + sizeof *m->kids + 2));
     m->base.ops = &merge_ops;
     m->keys = (nb_slice *)(m + 1);
     m->kids = (nkv__it **)(m->keys + k);
     m->valid = (bool *)(m->kids + k);
+    m->deferred = m->valid + k;
     if (n)
         memcpy(m->kids, children, (size_t)n * sizeof *m->kids);
     m->n = n;

@@ -336,8 +336,8 @@ static void mi_free(nkv__it *i)
     free(it);
 }
 
-static const nkv__it_ops mem_it_ops = {mi_valid, mi_first, mi_last, mi_seek,   mi_next,
-                                       mi_prev,  mi_key,   mi_val,  mi_status, mi_free};
+static const nkv__it_ops mem_it_ops = {mi_valid, mi_first, mi_last,   mi_seek, mi_next, mi_prev,
+                                       mi_key,   mi_val,   mi_status, mi_free, NULL};
 
 nkv__it *nkv__mem_iter(nkv_mem *m)
 {
@@ -382,8 +382,8 @@ static void ei_free(nkv__it *i)
 {
     free(i);
 }
-static const nkv__it_ops empty_ops = {ei_valid, ei_nop, ei_nop, ei_seek,   ei_nop,
-                                      ei_nop,   ei_key, ei_key, ei_status, ei_free};
+static const nkv__it_ops empty_ops = {ei_valid, ei_nop, ei_nop,    ei_seek, ei_nop, ei_nop,
+                                      ei_key,   ei_key, ei_status, ei_free, NULL};
 
 nkv__it *nkv__empty_iter(int status)
 {

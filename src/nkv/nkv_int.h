@@ -134,6 +134,11 @@ typedef struct nkv__it_ops {
     nb_slice (*value)(nkv__it *);
     int (*status)(nkv__it *);
     void (*free)(nkv__it *);
+    /* Optional (NULL: always true). False when the iterator holds no entry
+     * with ikey's user key (its filter says so); a merging iterator then
+     * need not position it for a seek to ikey that lands on that user key
+     * elsewhere. May change the iterator's position. */
+    bool (*may_contain)(nkv__it *, nb_slice ikey);
 } nkv__it_ops;
 struct nkv__it {
     const nkv__it_ops *ops;

@@ -994,8 +994,16 @@ static void ti_free(nkv__it *i)
     free(it);
 }
 
-static const nkv__it_ops table_ops = {ti_valid, ti_first, ti_last, ti_seek,   ti_next,
-                                      ti_prev,  ti_key,   ti_val,  ti_status, ti_free};
+static bool ti_may_contain(nkv__it *i, nb_slice ikey)
+{
+    nkv_table *t = ((table_it *)i)->t;
+    return !t->filter || nkv__bloom_may_match(nb_slice_of(t->filter, t->filter_len),
+                                              nkv__bloom_hash(nkv__ukey(ikey)));
+}
+
+static const nkv__it_ops table_ops = {ti_valid,  ti_first, ti_last,       ti_seek,
+                                      ti_next,   ti_prev,  ti_key,        ti_val,
+                                      ti_status, ti_free,  ti_may_contain};
 
 nkv__it *nkv__table_iter(nkv_table *t, bool fill_cache, nkv__release_fn release, void *a, void *b)
 {

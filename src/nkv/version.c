@@ -786,8 +786,23 @@ static void fi_free(nkv__it *i)
     free(it);
 }
 
-static const nkv__it_ops files_ops = {fi_valid, fi_first, fi_last, fi_seek,   fi_next,
-                                      fi_prev,  fi_key,   fi_val,  fi_status, fi_free};
+/* Only the file whose range covers ikey's user key can hold it; that
+ * file's table is opened (kept as cur for the seek that may follow) and
+ * its filter asked. */
+static bool fi_may_contain(nkv__it *i, nb_slice ikey)
+{
+    files_it *it = (files_it *)i;
+    int idx = find_file(it->files, it->n, ikey);
+    if (idx >= it->n ||
+        nkv__ucmp(nkv__ukey(ikey), nkv__ukey(nb_buf_slice(&it->files[idx]->smallest))) < 0)
+        return false;
+    fi_open(it, idx);
+    return !it->cur || !it->cur->ops->may_contain || it->cur->ops->may_contain(it->cur, ikey);
+}
+
+static const nkv__it_ops files_ops = {fi_valid,  fi_first, fi_last,       fi_seek,
+                                      fi_next,   fi_prev,  fi_key,        fi_val,
+                                      fi_status, fi_free,  fi_may_contain};
 
 nkv__it *nkv__files_iter(nkv_fmeta **files, int n, nkv_table_cache *tc, bool fill)
 {

@@ -477,11 +477,86 @@ static void test_reads_resident_bounded(void **state)
     free(dir);
 }
 
+/* A seek that lands on a key of one level leaves the levels whose filters
+ * rule the key out unpositioned until the iterator moves; every move from
+ * there must still see every level. Even keys at the bottom, odd keys in
+ * an L0 table, every tenth key overwritten in the memtable. */
+static void check_key(nkv_iter *it, int i)
+{
+    char k[16];
+    snprintf(k, sizeof k, "k%03d", i);
+    assert_true(nkv_iter_valid(it));
+    size_t kl;
+    const char *key = nkv_iter_key(it, &kl);
+    assert_int_equal(kl, 4);
+    assert_memory_equal(key, k, 4);
+}
+
+static void test_seek_across_levels(void **state)
+{
+    (void)state;
+    char *dir = nb_test_dir("nkv_seek_levels");
+    nkv_db *db = open_db(dir, 0);
+    char k[16];
+    for (int i = 0; i < 200; i += 2) {
+        snprintf(k, sizeof k, "k%03d", i);
+        put(db, k, "bottom");
+    }
+    ASSERT_OK(nkv_compact_range(db, NULL, 0, NULL, 0));
+    for (int i = 1; i < 200; i += 2) {
+        snprintf(k, sizeof k, "k%03d", i);
+        put(db, k, "l0");
+    }
+    ASSERT_OK(nkv_flush(db, true));
+    for (int i = 0; i < 200; i += 10) {
+        snprintf(k, sizeof k, "k%03d", i);
+        put(db, k, "mem");
+    }
+    snprintf(k, sizeof k, "k%03d", 57);
+    ASSERT_OK(nkv_delete(db, NULL, k, strlen(k)));
+    nkv_iter *it;
+    ASSERT_OK(nkv_iter_new(db, NULL, &it));
+    for (int i = 0; i < 200; i++) {
+        if (i == 57)
+            continue;
+        snprintf(k, sizeof k, "k%03d", i);
+        nkv_iter_seek(it, k, 4);
+        check_key(it, i);
+        size_t vl;
+        const char *v = nkv_iter_value(it, &vl);
+        const char *want = i % 10 == 0 ? "mem" : i % 2 ? "l0" : "bottom";
+        assert_int_equal(vl, strlen(want));
+        assert_memory_equal(v, want, vl);
+        nkv_iter_next(it);
+        int next = i + 1 == 57 ? 58 : i + 1;
+        if (next == 200) {
+            assert_false(nkv_iter_valid(it));
+            continue;
+        }
+        check_key(it, next);
+        nkv_iter_seek(it, k, 4);
+        nkv_iter_prev(it);
+        int prev = i - 1 == 57 ? 56 : i - 1;
+        if (prev < 0)
+            assert_false(nkv_iter_valid(it));
+        else
+            check_key(it, prev);
+    }
+    nkv_iter_seek(it, "k057", 4);
+    check_key(it, 58);
+    ASSERT_OK(nkv_iter_status(it));
+    nkv_iter_free(it);
+    ASSERT_OK(nkv_close(db));
+    nb_test_rmdir(dir);
+    free(dir);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_basic),
         cmocka_unit_test(test_iter_bounds_snapshots),
+        cmocka_unit_test(test_seek_across_levels),
         cmocka_unit_test(test_many_flushes_and_compaction),
         cmocka_unit_test(test_lock),
         cmocka_unit_test(test_concurrent_writers),
