@@ -558,6 +558,10 @@ typedef struct meta_part {
 
 /* Records a new upload; fills u->id and u->initiated_ns. Borrows u. */
 int meta_upload_create(meta *m, meta_upload *u) NB_MUST_CHECK;
+/* `nebula load`: records u as it was dumped, keeping its id and
+ * initiated_ns (ids come from the slice id space, which load raises past
+ * every dumped id). Borrows u. */
+int meta_upload_restore(meta *m, const meta_upload *u) NB_MUST_CHECK;
 /* Reads upload id into *u (zeroed first; free with meta_upload_free).
  * NB_ENOTFOUND (NoSuchUpload). */
 int meta_upload_get(meta *m, uint64_t id, meta_upload *u) NB_MUST_CHECK;

@@ -42,7 +42,9 @@ typedef struct iinfo {
     uint64_t max_cookie;  /* directories: largest cookie of an entry */
     int orphan;
     int has_symlink;
-    int fix; /* the inode record must be rewritten */
+    uint8_t flags;       /* META_INO_F_* of the record */
+    uint8_t clear_flags; /* flags a record of the inode contradicts */
+    int fix;             /* the inode record must be rewritten */
 } iinfo;
 
 typedef struct ck {
@@ -148,6 +150,7 @@ static int scan_inode(ck *c, nb_slice k, nb_slice v)
     i->size = in.a.size;
     i->parent = in.a.parent;
     i->cookie = in.cookie;
+    i->flags = in.flags;
     c->rep->inodes++;
     return 0;
 }
@@ -285,6 +288,18 @@ static int scan_owned(ck *c, nb_slice k, nb_slice v)
         i->orphan = 1;
     if (tag == META_K_SYMLINK)
         i->has_symlink = 1;
+    /* A "never had one" flag over a record that exists would make the
+     * inode's destruction skip the record (and leak a chunk's blocks). */
+    uint8_t flag = tag == META_K_XATTR    ? META_INO_F_NOXATTR
+                   : tag == META_K_CHUNK  ? META_INO_F_NOCHUNK
+                   : tag == META_K_OBJREC ? META_INO_F_NOOBJREC
+                                          : 0;
+    if (i->flags & flag & ~i->clear_flags) {
+        problem(c, REPAIR(c), "inode %llu: has a '%c' record but its flags say it never had one",
+                (unsigned long long)ino, tag);
+        i->clear_flags |= flag;
+        i->fix = 1;
+    }
     return 0;
 }
 
@@ -439,6 +454,7 @@ static int rewrite_fixed(ck *c)
         in.a.nlink = i->nlink;
         in.a.parent = i->parent;
         in.cookie = i->cookie;
+        in.flags &= (uint8_t)~i->clear_flags;
         meta__inode_put(&t, &in);
     }
     return 0;

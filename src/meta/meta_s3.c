@@ -528,16 +528,11 @@ void meta_upload_free(meta_upload *u)
     memset(u, 0, sizeof(*u));
 }
 
-int meta_upload_create(meta *m, meta_upload *u)
+/* The upload record and its bucket index entry, in one batch. */
+static int upload_write(meta *m, const meta_upload *u)
 {
-    if (!u->key)
-        return -EINVAL;
-    int rc = meta_id_alloc(m, META_ID_SLICE, 1, &u->id);
-    if (rc != 0)
-        return rc;
-    u->initiated_ns = meta__now();
     nb_buf rec = NB_BUF_INIT, ik = NB_BUF_INIT;
-    rc = nb_buf_put_u8(&rec, META_REC_V1);
+    int rc = nb_buf_put_u8(&rec, META_REC_V1);
     rc = rc ? rc : put_u64(&rec, META_UR_BUCKET, u->bucket);
     rc = rc ? rc : put_str(&rec, META_UR_KEY, u->key);
     rc = rc ? rc : put_u64(&rec, META_UR_INITIATED, (uint64_t)u->initiated_ns);
@@ -558,6 +553,24 @@ int meta_upload_create(meta *m, meta_upload *u)
     nb_buf_free(&rec);
     nb_buf_free(&ik);
     return rc;
+}
+
+int meta_upload_create(meta *m, meta_upload *u)
+{
+    if (!u->key)
+        return -EINVAL;
+    int rc = meta_id_alloc(m, META_ID_SLICE, 1, &u->id);
+    if (rc != 0)
+        return rc;
+    u->initiated_ns = meta__now();
+    return upload_write(m, u);
+}
+
+int meta_upload_restore(meta *m, const meta_upload *u)
+{
+    if (!u->key || !u->id)
+        return -EINVAL;
+    return upload_write(m, u);
 }
 
 int meta_upload_get(meta *m, uint64_t id, meta_upload *u)

@@ -10,6 +10,9 @@
  *    "versions": [ {"bucket": 9, "key": "a/b", "seq": N, "version_id": "...",
  *                   "delete_marker": 0, "mtime_ns": N, "noncurrent_ns": N,
  *                   "ino": 12, ...attributes as for a node}, ... ],
+ *    "uploads": [ {"bucket": 9, "id": N, "key": "big", "initiated_ns": N, "owner": ...,
+ *                  "objrec": hex, "parts": [ {"number": 1, "etag": "\"...\"", "size": N,
+ *                  "mtime_ns": N, "slices": [[id, size, off, len], ...]}, ... ]}, ... ],
  *    "users": [ {"access_key": ..., "secret_key": ..., "name": ..., "ctime_ns": N} ]}
  *
  * Nodes come in breadth-first order, so a directory precedes its entries.
@@ -21,7 +24,9 @@
  * allocates new ones. Slices keep their ids, so a load must sit next to
  * the same block store. S3 versions ('V' records) come after the nodes,
  * per bucket in key order, newest first; they keep their seq (a slice id,
- * which load never hands out again) and version id.
+ * which load never hands out again) and version id. In-progress multipart
+ * uploads follow, with their parts; they keep their upload ids (from the
+ * slice id space too), so a client can go on with an upload after a load.
  */
 #include <errno.h>
 #include <string.h>
@@ -320,6 +325,78 @@ static int dump_versions(dumper *d, uint64_t bucket)
     return rc;
 }
 
+/* In-progress multipart uploads of bucket, each with its parts: their
+ * slices are block-stored (a part is never inline) and keep their ids. */
+typedef struct ucollect {
+    meta_upload *u;
+    size_t n, cap;
+} ucollect;
+
+static int ucollect_cb(void *arg, const meta_upload *u)
+{
+    ucollect *c = arg;
+    if (c->n == c->cap) {
+        c->cap = c->cap ? c->cap * 2 : 16;
+        c->u = nb_xrealloc(c->u, c->cap * sizeof(*c->u));
+    }
+    meta_upload *d = &c->u[c->n++];
+    *d = *u;
+    d->key = nb_xstrdup(u->key);
+    d->owner = u->owner ? nb_xstrdup(u->owner) : NULL;
+    d->objrec = (nb_buf)NB_BUF_INIT;
+    return nb_buf_append(&d->objrec, u->objrec.data, u->objrec.len);
+}
+
+static int dump_part_cb(void *arg, const meta_part *p)
+{
+    dumper *d = arg;
+    FILE *o = d->out;
+    fprintf(o, "%s{\"number\": %u, \"etag\": ", d->first ? "" : ", ", p->number);
+    d->first = false;
+    vfs__json_put_str(o, p->etag ? p->etag : "", p->etag ? strlen(p->etag) : 0);
+    fprintf(o, ", \"size\": %llu, \"mtime_ns\": %lld, \"slices\": [", (unsigned long long)p->size,
+            (long long)p->mtime_ns);
+    for (size_t i = 0; i < p->nslices; i++) {
+        const meta_slice *s = &p->slices[i];
+        fprintf(o, "%s[%llu, %u, %u, %u]", i ? ", " : "", (unsigned long long)s->id, s->size,
+                s->off, s->len);
+    }
+    fputs("]}", o);
+    return 0;
+}
+
+static int dump_uploads(dumper *d, uint64_t bucket)
+{
+    ucollect c = {0};
+    int rc = meta_upload_list(d->m, bucket, NULL, 0, ucollect_cb, &c);
+    FILE *o = d->out;
+    for (size_t i = 0; rc == 0 && i < c.n; i++) {
+        const meta_upload *u = &c.u[i];
+        fprintf(o, "%s\n  {\"bucket\": %llu, \"id\": %llu, \"key\": ", d->first ? "" : ",",
+                (unsigned long long)bucket, (unsigned long long)u->id);
+        d->first = false;
+        vfs__json_put_str(o, u->key, strlen(u->key));
+        fprintf(o, ", \"initiated_ns\": %lld", (long long)u->initiated_ns);
+        if (u->owner) {
+            fputs(", \"owner\": ", o);
+            vfs__json_put_str(o, u->owner, strlen(u->owner));
+        }
+        if (u->objrec.len) {
+            fputs(", \"objrec\": ", o);
+            put_hex(o, u->objrec.data, u->objrec.len);
+        }
+        fputs(", \"parts\": [", o);
+        d->first = true;
+        rc = meta_part_list(d->m, u->id, 0, dump_part_cb, d);
+        d->first = false;
+        fputs("]}", o);
+    }
+    for (size_t i = 0; i < c.n; i++)
+        meta_upload_free(&c.u[i]);
+    free(c.u);
+    return rc;
+}
+
 /* S3 users, secrets included: a dump restores a working server. */
 static int dump_user_cb(void *arg, const meta_user *u)
 {
@@ -367,6 +444,10 @@ int vfs_dump(const char *data_dir, FILE *out)
     d.first = true;
     for (size_t i = 0; rc == 0 && i < d.nb; i++)
         rc = dump_versions(&d, d.buckets[i]);
+    fputs("\n],\n \"uploads\": [", out);
+    d.first = true;
+    for (size_t i = 0; rc == 0 && i < d.nb; i++)
+        rc = dump_uploads(&d, d.buckets[i]);
     fputs("\n],\n \"users\": [", out);
     d.first = true;
     if (rc == 0)
@@ -593,6 +674,53 @@ static int load_version(meta *m, u64map *inos, const vfs__json *vj)
     return rc ? rc : rrc;
 }
 
+static int load_upload(meta *m, u64map *inos, const vfs__json *uj)
+{
+    uint64_t *bucket = map_slot(inos, vfs__json_u64(uj, "bucket", 0), false);
+    meta_upload u = {.id = vfs__json_u64(uj, "id", 0),
+                     .key = (char *)vfs__json_str(uj, "key", NULL),
+                     .initiated_ns = (int64_t)vfs__json_u64(uj, "initiated_ns", 0),
+                     .owner = (char *)vfs__json_str(uj, "owner", NULL),
+                     .objrec = NB_BUF_INIT};
+    if (!bucket || !u.id || !u.key)
+        return NB_CORRUPT("load: bad upload record");
+    u.bucket = *bucket;
+    size_t hl;
+    const char *hex = vfs__json_str(uj, "objrec", &hl);
+    int rc = hex ? get_hex(hex, hl, &u.objrec) : 0;
+    if (rc == 0)
+        rc = meta_upload_restore(m, &u);
+    nb_buf_free(&u.objrec);
+    const vfs__json *parts = vfs__json_get(uj, "parts");
+    for (size_t i = 0; rc == 0 && parts && parts->type == VFS__J_ARR && i < parts->n; i++) {
+        const vfs__json *pj = parts->kids[i], *sl = vfs__json_get(pj, "slices");
+        meta_part p = {.number = (uint32_t)vfs__json_u64(pj, "number", 0),
+                       .etag = (char *)vfs__json_str(pj, "etag", NULL),
+                       .size = vfs__json_u64(pj, "size", 0),
+                       .mtime_ns = (int64_t)vfs__json_u64(pj, "mtime_ns", 0)};
+        if (p.number < 1 || p.number > 10000 || !p.etag || (sl && sl->type != VFS__J_ARR))
+            return NB_CORRUPT("load: bad part of upload %llu", (unsigned long long)u.id);
+        p.nslices = sl ? sl->n : 0;
+        p.slices = nb_xcalloc(p.nslices ? p.nslices : 1, sizeof(*p.slices));
+        for (size_t k = 0; rc == 0 && k < p.nslices; k++) {
+            const vfs__json *s = sl->kids[k];
+            if (s->type != VFS__J_ARR || s->n != 4) {
+                rc = NB_CORRUPT("load: bad slice of upload %llu", (unsigned long long)u.id);
+                break;
+            }
+            uint64_t f[4];
+            for (int j = 0; j < 4; j++)
+                f[j] = strtoull(s->kids[j]->str ? s->kids[j]->str : "0", NULL, 10);
+            p.slices[k] = (meta_slice){
+                .id = f[0], .size = (uint32_t)f[1], .off = (uint32_t)f[2], .len = (uint32_t)f[3]};
+        }
+        if (rc == 0)
+            rc = meta_part_put(m, u.id, &p);
+        free(p.slices);
+    }
+    return rc;
+}
+
 static int empty_cb(void *arg, const meta_dirent *e)
 {
     (void)e;
@@ -648,6 +776,10 @@ int vfs_load(const char *data_dir, FILE *in)
     const vfs__json *vers = vfs__json_get(doc, "versions");
     for (size_t i = 0; rc == 0 && vers && vers->type == VFS__J_ARR && i < vers->n; i++)
         rc = load_version(m, &inos, vers->kids[i]);
+    /* In-progress multipart uploads (absent in dumps from before they were dumped). */
+    const vfs__json *ups = vfs__json_get(doc, "uploads");
+    for (size_t i = 0; rc == 0 && ups && ups->type == VFS__J_ARR && i < ups->n; i++)
+        rc = load_upload(m, &inos, ups->kids[i]);
     /* S3 users (absent in dumps from before they existed). */
     const vfs__json *users = vfs__json_get(doc, "users");
     for (size_t i = 0; rc == 0 && users && users->type == VFS__J_ARR && i < users->n; i++) {

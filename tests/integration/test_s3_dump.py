@@ -1,7 +1,7 @@
 """`nebula dump` / `nebula load` keep what S3 keeps beyond files: object
 versions and delete markers ('V' records), bucket versioning, owners and
-ACLs, and users. A versioned bucket filled by boto3 on a real server is
-dumped by the CLI, loaded next to a copy of its blocks, and a server on
+ACLs, users and in-progress multipart uploads. A versioned bucket filled
+by boto3 on a real server is dumped by the CLI, loaded next to a copy of its blocks, and a server on
 the copy gives the same ListObjectVersions and the same GETs by version
 id (docs/vfs.md "Dump format")."""
 import json
@@ -66,7 +66,18 @@ def test_dump_load_keeps_versions_users_and_acls(tmp_path):
         ak = next(l.split(" = ")[1] for l in r.stdout.splitlines() if l.startswith("access_key"))
         sk = next(l.split(" = ")[1] for l in r.stdout.splitlines() if l.startswith("secret_key"))
         key_client(srv, ak, sk).create_bucket(Bucket="dora-b")
+        # An upload in progress: two parts now, a third after the load.
+        parts = [os.urandom(5 << 20), os.urandom(5 << 20), os.urandom(1000)]
+        up = s3.create_multipart_upload(Bucket="dmp-s", Key="big/obj", ContentType="app/mpu",
+                                        Metadata={"m": "1"})["UploadId"]
+        etags = [s3.upload_part(Bucket="dmp-s", Key="big/obj", UploadId=up, PartNumber=i + 1,
+                                Body=parts[i])["ETag"] for i in range(2)]
+        s3.create_multipart_upload(Bucket="dmp-v", Key="aborted", ContentType="x/y")
         before = snapshot(s3, ["dmp-v", "dmp-s", "dora-b"])
+        uploads_before = {b: [(u["Key"], u["UploadId"])
+                              for u in s3.list_multipart_uploads(Bucket=b).get("Uploads", [])]
+                          for b in ("dmp-v", "dmp-s")}
+        parts_before = s3.list_parts(Bucket="dmp-s", Key="big/obj", UploadId=up)["Parts"]
         assert len(before["dmp-v"][0]) == 7 and len(before["dmp-v"][1]) == 1
     finally:
         assert srv.stop() == 0
@@ -76,6 +87,8 @@ def test_dump_load_keeps_versions_users_and_acls(tmp_path):
     doc = json.loads(r.stdout)
     assert sum(v["delete_marker"] for v in doc["versions"]) == 1
     assert {v["version_id"] for v in doc["versions"]} >= {"null"}
+    assert sorted((u["key"], len(u["parts"])) for u in doc["uploads"]) == \
+        [("aborted", 0), ("big/obj", 2)]
     copy = tmp_path / "copy"
     shutil.copytree(data, copy, symlinks=True)
     shutil.rmtree(copy / "meta")
@@ -92,12 +105,35 @@ def test_dump_load_keeps_versions_users_and_acls(tmp_path):
                      v.get("objrec"), v.get("chunks"))
     assert sorted(map(key, json.loads(r2.stdout)["versions"])) == \
         sorted(map(key, doc["versions"]))
+    ukey = lambda u: (u["id"], u["key"], u["initiated_ns"], u.get("owner"), u.get("objrec"),
+                      json.dumps(u["parts"]))
+    assert sorted(map(ukey, json.loads(r2.stdout)["uploads"])) == \
+        sorted(map(ukey, doc["uploads"]))
 
     s2 = S3Server(str(copy))
     try:
         assert (s2.access_key, s2.secret_key) == (srv.access_key, srv.secret_key)
         c = s2.client()
         assert snapshot(c, ["dmp-v", "dmp-s", "dora-b"]) == before
+        # The uploads came along with their ids and parts; one goes on to
+        # completion, the other is aborted.
+        assert {b: [(u["Key"], u["UploadId"])
+                    for u in c.list_multipart_uploads(Bucket=b).get("Uploads", [])]
+                for b in ("dmp-v", "dmp-s")} == uploads_before
+        assert c.list_parts(Bucket="dmp-s", Key="big/obj", UploadId=up)["Parts"] == parts_before
+        etags.append(c.upload_part(Bucket="dmp-s", Key="big/obj", UploadId=up, PartNumber=3,
+                                   Body=parts[2])["ETag"])
+        c.complete_multipart_upload(
+            Bucket="dmp-s", Key="big/obj", UploadId=up,
+            MultipartUpload={"Parts": [{"PartNumber": i + 1, "ETag": e}
+                                       for i, e in enumerate(etags)]})
+        g = c.get_object(Bucket="dmp-s", Key="big/obj")
+        assert g["Body"].read() == b"".join(parts)
+        assert g["ContentType"] == "app/mpu" and g["Metadata"] == {"m": "1"}
+        assert g["ETag"].endswith('-3"')
+        ab = uploads_before["dmp-v"][0][1]
+        c.abort_multipart_upload(Bucket="dmp-v", Key="aborted", UploadId=ab)
+        assert c.list_multipart_uploads(Bucket="dmp-v").get("Uploads", []) == []
         # The owner and the user came along: dora sees her bucket only.
         dora = key_client(s2, ak, sk)
         assert [b["Name"] for b in dora.list_buckets()["Buckets"]] == ["dora-b"]

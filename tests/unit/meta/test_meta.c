@@ -1294,11 +1294,15 @@ static void test_check_repair(void **state)
     nb_put_u64be(k + 1, h);
     uint8_t five[4] = {5, 0, 0, 0};
     patch(db, k, 9, META_INO_OFF_NLINK, five, 4);
-    /* (d) a usage stripe is off by 100 inodes */
+    /* (d) f says it never had a chunk map, though it has one */
+    nb_put_u64be(k + 1, f);
+    uint8_t noflags = META_INO_F_NOXATTR | META_INO_F_NOCHUNK | META_INO_F_NOOBJREC;
+    patch(db, k, 9, META_INO_OFF_FLAGS, &noflags, 1);
+    /* (e) a usage stripe is off by 100 inodes */
     uint8_t uk[3] = {META_K_USAGE, 0, 7}, uv[17] = {META_USAGE_V1, 100};
     kv_batch *b = kv_batch_new();
     kv_batch_put(b, nb_slice_of(uk, 3), nb_slice_of(uv, 17));
-    /* (e) the slice allocator forgets its mark */
+    /* (f) the slice allocator forgets its mark */
     uint8_t ik[2] = {META_K_IDS, META_ID_SLICE}, iv[9] = {META_IDS_V1, 1};
     kv_batch_put(b, nb_slice_of(ik, 2), nb_slice_of(iv, 9));
     ASSERT_OK(kv_write(db, b, KV_SYNC));
@@ -1308,14 +1312,15 @@ static void test_check_repair(void **state)
     ASSERT_OK(meta_open(g_dir, opts(), &m));
     meta_check_report r;
     ASSERT_OK(meta_check(m, 0, print_problem, NULL, &r));
-    assert_true(r.problems >= 6);
+    assert_true(r.problems >= 7);
     assert_int_equal(r.repaired, 0);
     ASSERT_OK(meta_check(m, META_CHECK_REPAIR, NULL, NULL, &r));
-    assert_true(r.problems >= 6);
+    assert_true(r.problems >= 7);
     assert_int_equal(r.repaired, r.problems);
     expect_clean(m);
     /* The repaired namespace works: d/f is listed again, d/g is gone, h has
-     * one link, ids do not collide, statfs adds up. */
+     * one link, ids do not collide, statfs adds up, and unlinking f drops
+     * its chunk map (the flag no longer hides it). */
     int n = 0;
     ASSERT_OK(meta_readdir(m, d, 0, 0, count_lines, &n));
     assert_int_equal(n, 1);
