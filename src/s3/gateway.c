@@ -188,8 +188,11 @@ static int send_answer(s3_gw_req *r, gw_answer *a)
     }
     if (!resp)
         return MHD_NO;
-    char id2[48];
-    snprintf(id2, sizeof id2, "%s%s=", r->request_id, r->request_id);
+    char id2[48]; /* the id twice and "=" */
+    size_t il = strnlen(r->request_id, (sizeof id2 - 2) / 2);
+    memcpy(id2, r->request_id, il);
+    memcpy(id2 + il, r->request_id, il);
+    memcpy(id2 + 2 * il, "=", 2);
     MHD_add_response_header(resp, "x-amz-request-id", r->request_id);
     MHD_add_response_header(resp, "x-amz-id-2", id2);
     MHD_add_response_header(resp, MHD_HTTP_HEADER_SERVER, "NebulaStore");
@@ -542,11 +545,8 @@ static int begin(s3_gw_req *r, const char *method)
     if (rc != 0)
         return rc;
 
-    if (r->auth.payload == S3_PAYLOAD_SHA256) {
-        rc = s3_digest_new(S3_DIGEST_SHA256, &r->sha256);
-        if (rc != 0)
-            return rc;
-    }
+    /* A signed payload hash is checked on the body's first byte's digest
+     * context (payload_cb); most requests have no body. */
     bool streaming = r->auth.payload == S3_PAYLOAD_STREAMING ||
                      r->auth.payload == S3_PAYLOAD_STREAMING_TRAILER ||
                      r->auth.payload == S3_PAYLOAD_STREAMING_UNSIGNED;
@@ -571,6 +571,11 @@ static int begin(s3_gw_req *r, const char *method)
 static int payload_cb(void *ctx, const uint8_t *p, size_t n)
 {
     s3_gw_req *r = ctx;
+    if (r->auth.payload == S3_PAYLOAD_SHA256 && !r->sha256 && n) {
+        int rc = s3_digest_new(S3_DIGEST_SHA256, &r->sha256);
+        if (rc != 0)
+            return rc;
+    }
     if (r->sha256)
         s3_digest_update(r->sha256, p, n);
     if (r->body_mode == GW_BODY_PUT)
@@ -598,6 +603,12 @@ static int finish_body(s3_gw_req *r)
         uint8_t d[S3_DIGEST_MAX];
         s3_digest_final(r->sha256, d);
         rc = s3_auth_payload_check(&r->auth, d);
+    } else if (rc == 0) { /* no body: the hash of nothing */
+        static const uint8_t empty_sha256[32] = {0xe3, 0xb0, 0xc4, 0x42, 0x98, 0xfc, 0x1c, 0x14,
+                                                 0x9a, 0xfb, 0xf4, 0xc8, 0x99, 0x6f, 0xb9, 0x24,
+                                                 0x27, 0xae, 0x41, 0xe4, 0x64, 0x9b, 0x93, 0x4c,
+                                                 0xa4, 0x95, 0x99, 0x1b, 0x78, 0x52, 0xb8, 0x55};
+        rc = s3_auth_payload_check(&r->auth, empty_sha256);
     }
     if (rc == 0 && r->body_mode == GW_BODY_COLLECT) {
         const char *md5 = s3_req_header(&r->req, "content-md5");

@@ -203,17 +203,24 @@ void s3_content_range(const s3_range *r, uint64_t size, char *out, size_t cap)
 
 /* ---- conditional requests ----------------------------------------------- */
 
+/* The header prefix + name (every GET and HEAD asks for four: no printf). */
+static const char *cond_header(const s3_http_req *req, const char *prefix, const char *name)
+{
+    char full[64];
+    size_t pl = strnlen(prefix, sizeof full - 1);
+    size_t nl = strnlen(name, sizeof full - 1 - pl);
+    memcpy(full, prefix, pl);
+    memcpy(full + pl, name, nl);
+    full[pl + nl] = 0;
+    return s3_req_header(req, full);
+}
+
 void s3_cond_from_req(const s3_http_req *req, const char *prefix, s3_cond *c)
 {
-    char name[64];
-    snprintf(name, sizeof name, "%sif-match", prefix);
-    c->if_match = s3_req_header(req, name);
-    snprintf(name, sizeof name, "%sif-none-match", prefix);
-    c->if_none_match = s3_req_header(req, name);
-    snprintf(name, sizeof name, "%sif-modified-since", prefix);
-    c->if_modified_since = s3_req_header(req, name);
-    snprintf(name, sizeof name, "%sif-unmodified-since", prefix);
-    c->if_unmodified_since = s3_req_header(req, name);
+    c->if_match = cond_header(req, prefix, "if-match");
+    c->if_none_match = cond_header(req, prefix, "if-none-match");
+    c->if_modified_since = cond_header(req, prefix, "if-modified-since");
+    c->if_unmodified_since = cond_header(req, prefix, "if-unmodified-since");
 }
 
 /* True when the comma-separated entity-tag list matches etag ("*" matches

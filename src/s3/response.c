@@ -166,5 +166,7 @@ void s3_request_id(char *out)
     n ^= n >> 27;
     n *= 0x94d049bb133111ebull;
     n ^= n >> 31;
-    snprintf(out, 17, "%016llX", (unsigned long long)n);
+    for (int i = 15; i >= 0; i--, n >>= 4)
+        out[i] = "0123456789ABCDEF"[n & 15];
+    out[16] = 0;
 }

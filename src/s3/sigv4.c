@@ -149,18 +149,14 @@ static int append_trimmed(nb_buf *out, const char *v)
 {
     while (*v == ' ' || *v == '\t')
         v++;
-    bool space = false;
     int rc = 0;
-    for (; *v && !rc; v++) {
-        if (*v == ' ' || *v == '\t') {
-            space = true;
-            continue;
-        }
-        if (space)
+    while (*v && !rc) {
+        size_t word = strcspn(v, " \t");
+        rc = nb_buf_append(out, v, word);
+        v += word;
+        v += strspn(v, " \t");
+        if (!rc && *v)
             rc = nb_buf_put_u8(out, ' ');
-        space = false;
-        if (!rc)
-            rc = nb_buf_put_u8(out, (uint8_t)*v);
     }
     return rc;
 }
@@ -200,7 +196,9 @@ static int canonical_headers(nb_buf *out, const s3_http_req *req, const char *si
 int s3_sigv4_canonical_request(nb_buf *out, const s3_http_req *req, const char *signed_headers,
                                const char *payload_hash, bool presigned)
 {
-    int rc = nb_buf_appendf(out, "%s\n", req->method);
+    int rc = nb_buf_append_str(out, req->method);
+    if (!rc)
+        rc = nb_buf_put_u8(out, '\n');
     if (rc)
         return rc;
     const char *path = req->path && *req->path ? req->path : "/";
@@ -221,7 +219,13 @@ int s3_sigv4_canonical_request(nb_buf *out, const s3_http_req *req, const char *
     if (!rc)
         rc = canonical_headers(out, req, signed_headers);
     if (!rc)
-        rc = nb_buf_appendf(out, "\n%s\n%s", signed_headers, payload_hash);
+        rc = nb_buf_put_u8(out, '\n');
+    if (!rc)
+        rc = nb_buf_append_str(out, signed_headers);
+    if (!rc)
+        rc = nb_buf_put_u8(out, '\n');
+    if (!rc)
+        rc = nb_buf_append_str(out, payload_hash);
     return rc;
 }
 
@@ -382,6 +386,14 @@ static int payload_mode(const char *h, s3_auth *out)
     return 0;
 }
 
+/* As snprintf(dst, cap, "%s", src), without the format machinery (hot). */
+static void copy_str(char *dst, size_t cap, const char *src)
+{
+    size_t l = strnlen(src, cap - 1);
+    memcpy(dst, src, l);
+    dst[l] = 0;
+}
+
 /* Computes the signature of req and compares it with v->signature. */
 static int verify_v4(const s3_http_req *req, const v4_params *v, const char *amz_date,
                      const char *payload_hash, bool presigned, s3_secret_fn secret, void *ctx,
@@ -403,23 +415,32 @@ static int verify_v4(const s3_http_req *req, const v4_params *v, const char *amz
     s3_digest_once(S3_DIGEST_SHA256, cr.data, cr.len, h);
     nb_buf_free(&cr);
     s3_hex_encode(h, 32, hh);
-    char sts[512];
-    int n = snprintf(sts, sizeof sts, ALGO "\n%s\n%s\n%s", amz_date, v->scope, hh);
+    /* ALGO \n amz_date \n scope \n hex(hash): fields bounded by v4_params */
+    char sts[sizeof ALGO + 17 + sizeof v->scope + 65 + 3];
+    size_t n = 0;
+    const char *parts[] = {ALGO, amz_date, v->scope, hh};
+    for (size_t i = 0; i < NB_ARRAY_LEN(parts); i++) {
+        size_t l = strnlen(parts[i], sizeof sts - n - 2);
+        memcpy(sts + n, parts[i], l);
+        n += l;
+        if (i + 1 < NB_ARRAY_LEN(parts))
+            sts[n++] = '\n';
+    }
     uint8_t key[32], sig[32];
     char sigh[65];
     s3_sigv4_signing_key(sk, v->date8, v->region, "s3", key);
     OPENSSL_cleanse(sk, sizeof sk);
-    s3__hmac_sha256(key, 32, sts, (size_t)n, sig);
+    s3__hmac_sha256(key, 32, sts, n, sig);
     s3_hex_encode(sig, 32, sigh);
     if (!is_lower_hex64(v->signature) || !s3__ct_equal(sigh, v->signature, 64))
         return S3_ERR_SIGNATURE_DOES_NOT_MATCH;
     out->version = 4;
     out->presigned = presigned;
-    snprintf(out->access_key, sizeof out->access_key, "%s", v->access_key);
+    copy_str(out->access_key, sizeof out->access_key, v->access_key);
     memcpy(out->signing_key, key, 32);
     memcpy(out->seed_signature, sigh, 65);
-    snprintf(out->amz_date, sizeof out->amz_date, "%s", amz_date);
-    snprintf(out->scope, sizeof out->scope, "%s", v->scope);
+    copy_str(out->amz_date, sizeof out->amz_date, amz_date);
+    copy_str(out->scope, sizeof out->scope, v->scope);
     return 0;
 }
 
@@ -439,7 +460,7 @@ static int check_v4_header(const s3_http_req *req, const char *authz, s3_secret_
     if (xd) {
         if (s3_iso8601_basic_parse(xd, &t))
             return S3_ERR_ACCESS_DENIED;
-        snprintf(amz_date, sizeof amz_date, "%s", xd);
+        copy_str(amz_date, sizeof amz_date, xd);
     } else {
         const char *d = s3_req_header(req, "date");
         if (!d || s3_http_date_parse(d, &t))

@@ -578,8 +578,36 @@ void s3_http_date_format(int64_t t, char *out, size_t cap)
 {
     int y, mon, d, h, mi, s, wd;
     s3__gmtime(t, &y, &mon, &d, &h, &mi, &s, &wd);
-    snprintf(out, cap, "%s, %02d %s %04d %02d:%02d:%02d GMT", wdays[wd], d, months[mon - 1], y, h,
-             mi, s);
+    /* "Sun, 06 Nov 1994 08:49:37 GMT" by hand: on every GET and HEAD. */
+    char b[32];
+    if (y < 0 || y > 9999 || cap < 30) {
+        snprintf(out, cap, "%s, %02d %s %04d %02d:%02d:%02d GMT", wdays[wd], d, months[mon - 1], y,
+                 h, mi, s);
+        return;
+    }
+    memcpy(b, wdays[wd], 3);
+    b[3] = ',';
+    b[4] = ' ';
+    b[5] = (char)('0' + d / 10);
+    b[6] = (char)('0' + d % 10);
+    b[7] = ' ';
+    memcpy(b + 8, months[mon - 1], 3);
+    b[11] = ' ';
+    b[12] = (char)('0' + y / 1000);
+    b[13] = (char)('0' + y / 100 % 10);
+    b[14] = (char)('0' + y / 10 % 10);
+    b[15] = (char)('0' + y % 10);
+    b[16] = ' ';
+    b[17] = (char)('0' + h / 10);
+    b[18] = (char)('0' + h % 10);
+    b[19] = ':';
+    b[20] = (char)('0' + mi / 10);
+    b[21] = (char)('0' + mi % 10);
+    b[22] = ':';
+    b[23] = (char)('0' + s / 10);
+    b[24] = (char)('0' + s % 10);
+    memcpy(b + 25, " GMT", 5);
+    memcpy(out, b, 30);
 }
 
 int s3_iso8601_basic_parse(const char *s, int64_t *out)
