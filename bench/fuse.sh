@@ -9,6 +9,7 @@
 #   env: FUSE_BENCH_SIZE (1G)  FUSE_BENCH_ROUNDS (3)  FUSE_BENCH_FILES (10000)
 #        FUSE_BENCH_RUNTIME (10, seconds for random reads)
 #        FUSE_BENCH_SAMPLES (20000; 0 skips the DataLoader)
+#        FUSE_BENCH_FIO (1; 0 skips fio and the metadata loop: DataLoader only)
 #        NEBULA_BIN (build/release/src/cli/nebula)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -17,6 +18,7 @@ ROUNDS=${FUSE_BENCH_ROUNDS:-3}
 NFILES=${FUSE_BENCH_FILES:-10000}
 RUNTIME=${FUSE_BENCH_RUNTIME:-10}
 SAMPLES=${FUSE_BENCH_SAMPLES:-20000}
+FIO=${FUSE_BENCH_FIO:-1}
 NEBULA=${NEBULA_BIN:-build/release/src/cli/nebula}
 EXAMPLE=/usr/share/doc/libfuse3-dev/examples/passthrough_ll.c
 for t in fio gcc pkg-config; do
@@ -84,6 +86,7 @@ declare -A R
 targets=(local passthrough nebula)
 dir_of() { case $1 in local) echo "$work/local" ;; passthrough) echo "$work/pt_mnt" ;; nebula) echo "$work/nb_mnt" ;; esac; }
 for r in $(seq "$ROUNDS"); do
+    [ "$FIO" = 0 ] && break
     for t in "${targets[@]}"; do
         d=$(dir_of "$t")
         R[$t,seqwrite,$r]=$(fio_bw "$d" write 1M)
@@ -148,6 +151,7 @@ fi
 median() { printf "%s\n" "$@" | sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 printf "%-10s %12s %12s %12s %10s %10s\n" metric local passthrough nebula "/pt" "/local"
 for m in seqwrite seqread randread create stat delete; do
+    [ "$FIO" = 0 ] && break
     vals=()
     for t in "${targets[@]}"; do
         xs=()

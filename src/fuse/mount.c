@@ -31,8 +31,8 @@ void nbfuse_options_init(nbfuse_options *o)
 {
     memset(o, 0, sizeof *o);
     o->writeback_cache = true;
-    o->entry_timeout = 1.0;
-    o->attr_timeout = 1.0;
+    o->entry_timeout = 60.0;
+    o->attr_timeout = 60.0;
     o->max_threads = 16;
 }
 
@@ -77,8 +77,12 @@ static void *loop_main(void *arg)
 {
     nbfuse *f = arg;
     struct fuse_loop_config *cfg = fuse_loop_cfg_create();
-    fuse_loop_cfg_set_max_threads(cfg, f->opts.max_threads ? f->opts.max_threads : 16);
-    fuse_loop_cfg_set_idle_threads(cfg, 4);
+    unsigned threads = f->opts.max_threads ? f->opts.max_threads : 16;
+    fuse_loop_cfg_set_max_threads(cfg, threads);
+    /* Keep every worker: with fewer idle ones allowed, bursts of small
+     * requests (a DataLoader's open, read, release) made libfuse start and
+     * end a thread every few requests. */
+    fuse_loop_cfg_set_idle_threads(cfg, threads);
     int rc = fuse_session_loop_mt(f->se, cfg);
     fuse_loop_cfg_destroy(cfg);
     if (rc != 0 && rc != -ENODEV)

@@ -399,6 +399,10 @@ static void setup_fi(struct fuse_file_info *fi, nbfuse_open *o)
     /* Keep the page cache across opens: changes made outside the mount
      * invalidate it explicitly (nbfuse_invalidate_inode). */
     fi->keep_cache = 1;
+    /* A descriptor that cannot write has nothing to publish at close: no
+     * FLUSH round trip (op_flush would answer at once anyway). */
+    if ((fi->flags & O_ACCMODE) == O_RDONLY && !(fi->flags & O_TRUNC))
+        fi->noflush = 1;
 }
 
 static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)

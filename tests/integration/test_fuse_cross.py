@@ -5,6 +5,8 @@ running under the mount:
 - a multipart upload by the aws cli is one file with the right bytes;
 - overwrite, rename and delete on either side are seen at once by the other
   (also through cached attributes and open handles);
+- versioned deletes, removing a delete marker and lifecycle expiry are seen
+  at once through the kernel's caches, even with hour-long cache timeouts;
 - SIGKILL of the server while several writers run: after restart every file
   whose fsync returned is intact and `nebula fsck` is clean."""
 import hashlib
@@ -13,6 +15,7 @@ import random
 import signal
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -157,6 +160,55 @@ def test_changes_are_seen_at_once_both_ways(m):
     finally:
         os.close(fd)
     subprocess.run(["rm", "-rf", os.path.join(m.mnt, "xp")], check=True)
+
+
+def test_versions_and_lifecycle_invalidate_the_mount(tmp_path):
+    """The kernel may keep names and attributes for an hour here, so only
+    explicit invalidation can make these changes visible."""
+    with mounted_s3_server(tmp_path, "--entry-timeout", "3600", "--attr-timeout", "3600",
+                           "--lifecycle-interval", "0.3", "--lifecycle-day-seconds", "1") as m:
+        s3 = m.client()
+        s3.create_bucket(Bucket="ver")
+        s3.put_bucket_versioning(Bucket="ver", VersioningConfiguration={"Status": "Enabled"})
+        p = os.path.join(m.mnt, "ver", "d", "k")
+        v1 = s3.put_object(Bucket="ver", Key="d/k", Body=b"version one")["VersionId"]
+        assert open(p, "rb").read() == b"version one"
+        # A delete marker: the file is gone at once.
+        dm = s3.delete_object(Bucket="ver", Key="d/k")["VersionId"]
+        assert not os.path.exists(p)
+        # Removing the marker makes v1 current again: no cached miss hides it.
+        s3.delete_object(Bucket="ver", Key="d/k", VersionId=dm)
+        assert open(p, "rb").read() == b"version one"
+        # Deleting the current version by id brings back the older one.
+        v2 = s3.put_object(Bucket="ver", Key="d/k", Body=b"two")["VersionId"]
+        assert (os.stat(p).st_size, open(p, "rb").read()) == (3, b"two")
+        s3.delete_object(Bucket="ver", Key="d/k", VersionId=v2)
+        assert (os.stat(p).st_size, open(p, "rb").read()) == (11, b"version one")
+        s3.delete_object(Bucket="ver", Key="d/k", VersionId=v1)
+        assert not os.path.exists(p)
+
+        # Lifecycle expiry, unversioned and versioned (a marker), of files
+        # the kernel has looked up, stat'ed and read.
+        s3.create_bucket(Bucket="lcx")
+        s3.put_bucket_lifecycle_configuration(Bucket="lcx", LifecycleConfiguration={"Rules": [
+            {"ID": "x", "Status": "Enabled", "Filter": {"Prefix": "x/"},
+             "Expiration": {"Days": 1}}]})
+        s3.put_bucket_lifecycle_configuration(Bucket="ver", LifecycleConfiguration={"Rules": [
+            {"ID": "x", "Status": "Enabled", "Filter": {"Prefix": "x/"},
+             "Expiration": {"Days": 1}}]})
+        for b in ("lcx", "ver"):
+            s3.put_object(Bucket=b, Key="x/old", Body=b"expires")
+            s3.put_object(Bucket=b, Key="keep", Body=b"stays")
+            assert open(os.path.join(m.mnt, b, "x", "old"), "rb").read() == b"expires"
+            assert os.stat(os.path.join(m.mnt, b, "keep")).st_size == 5
+        deadline = time.monotonic() + 30
+        while any(s3.list_objects_v2(Bucket=b, Prefix="x/")["KeyCount"] for b in ("lcx", "ver")):
+            assert time.monotonic() < deadline, "lifecycle did not expire x/old"
+            time.sleep(0.2)
+        for b in ("lcx", "ver"):
+            assert not os.path.exists(os.path.join(m.mnt, b, "x", "old"))
+            assert os.listdir(os.path.join(m.mnt, b)) == ["keep"]
+            assert open(os.path.join(m.mnt, b, "keep"), "rb").read() == b"stays"
 
 
 WRITER = r"""
