@@ -325,28 +325,6 @@ static int dump_versions(dumper *d, uint64_t bucket)
     return rc;
 }
 
-/* In-progress multipart uploads of bucket, each with its parts: their
- * slices are block-stored (a part is never inline) and keep their ids. */
-typedef struct ucollect {
-    meta_upload *u;
-    size_t n, cap;
-} ucollect;
-
-static int ucollect_cb(void *arg, const meta_upload *u)
-{
-    ucollect *c = arg;
-    if (c->n == c->cap) {
-        c->cap = c->cap ? c->cap * 2 : 16;
-        c->u = nb_xrealloc(c->u, c->cap * sizeof(*c->u));
-    }
-    meta_upload *d = &c->u[c->n++];
-    *d = *u;
-    d->key = nb_xstrdup(u->key);
-    d->owner = u->owner ? nb_xstrdup(u->owner) : NULL;
-    d->objrec = (nb_buf)NB_BUF_INIT;
-    return nb_buf_append(&d->objrec, u->objrec.data, u->objrec.len);
-}
-
 static int dump_part_cb(void *arg, const meta_part *p)
 {
     dumper *d = arg;
@@ -365,36 +343,39 @@ static int dump_part_cb(void *arg, const meta_part *p)
     return 0;
 }
 
+/* One in-progress multipart upload and its parts, written as the upload
+ * list meets it: their slices are block-stored (a part is never inline)
+ * and keep their ids. */
+static int dump_upload_cb(void *arg, const meta_upload *u)
+{
+    dumper *d = arg;
+    FILE *o = d->out;
+    fprintf(o, "%s\n  {\"bucket\": %llu, \"id\": %llu, \"key\": ", d->first ? "" : ",",
+            (unsigned long long)u->bucket, (unsigned long long)u->id);
+    d->first = false;
+    vfs__json_put_str(o, u->key, strlen(u->key));
+    fprintf(o, ", \"initiated_ns\": %lld", (long long)u->initiated_ns);
+    if (u->owner) {
+        fputs(", \"owner\": ", o);
+        vfs__json_put_str(o, u->owner, strlen(u->owner));
+    }
+    if (u->objrec.len) {
+        fputs(", \"objrec\": ", o);
+        put_hex(o, u->objrec.data, u->objrec.len);
+    }
+    fputs(", \"parts\": [", o);
+    d->first = true;
+    d->err = meta_part_list(d->m, u->id, 0, dump_part_cb, d);
+    d->first = false;
+    fputs("]}", o);
+    return d->err != 0;
+}
+
 static int dump_uploads(dumper *d, uint64_t bucket)
 {
-    ucollect c = {0};
-    int rc = meta_upload_list(d->m, bucket, NULL, 0, ucollect_cb, &c);
-    FILE *o = d->out;
-    for (size_t i = 0; rc == 0 && i < c.n; i++) {
-        const meta_upload *u = &c.u[i];
-        fprintf(o, "%s\n  {\"bucket\": %llu, \"id\": %llu, \"key\": ", d->first ? "" : ",",
-                (unsigned long long)bucket, (unsigned long long)u->id);
-        d->first = false;
-        vfs__json_put_str(o, u->key, strlen(u->key));
-        fprintf(o, ", \"initiated_ns\": %lld", (long long)u->initiated_ns);
-        if (u->owner) {
-            fputs(", \"owner\": ", o);
-            vfs__json_put_str(o, u->owner, strlen(u->owner));
-        }
-        if (u->objrec.len) {
-            fputs(", \"objrec\": ", o);
-            put_hex(o, u->objrec.data, u->objrec.len);
-        }
-        fputs(", \"parts\": [", o);
-        d->first = true;
-        rc = meta_part_list(d->m, u->id, 0, dump_part_cb, d);
-        d->first = false;
-        fputs("]}", o);
-    }
-    for (size_t i = 0; i < c.n; i++)
-        meta_upload_free(&c.u[i]);
-    free(c.u);
-    return rc;
+    d->err = 0;
+    int rc = meta_upload_list(d->m, bucket, NULL, 0, dump_upload_cb, d);
+    return rc ? rc : d->err;
 }
 
 /* S3 users, secrets included: a dump restores a working server. */
