@@ -235,12 +235,13 @@ static void survive(memfs *fs, inode *in)
     }
 }
 
-void memfs_power_cut(memfs *fs)
+static void power_cut(memfs *fs, int keep_some)
 {
     pthread_mutex_lock(&fs->mu);
     for (size_t i = 0; i < fs->n_inodes; i++) {
         inode *in = fs->inodes[i];
-        survive(fs, in);
+        if (keep_some)
+            survive(fs, in);
         clear_ops(in);
         img_copy(&in->cur, &in->dur);
     }
@@ -249,6 +250,16 @@ void memfs_power_cut(memfs *fs)
     fs->down = 0;
     fs->arm_at = 0;
     pthread_mutex_unlock(&fs->mu);
+}
+
+void memfs_power_cut(memfs *fs)
+{
+    power_cut(fs, 1);
+}
+
+void memfs_power_cut_sync_only(memfs *fs)
+{
+    power_cut(fs, 0);
 }
 
 int memfs_corrupt(memfs *fs, const char *path, uint64_t off)

@@ -36,6 +36,9 @@ uint64_t memfs_ops_done(const memfs *fs);
 /* Loses power: keeps durable data plus a random part of pending writes,
  * closes every descriptor, and powers on again (disarmed). */
 void memfs_power_cut(memfs *fs);
+/* The same, keeping nothing but what was synced: the worst case, for cuts
+ * at each step of an operation whose order of syncs is the point. */
+void memfs_power_cut_sync_only(memfs *fs);
 /* Flips the byte at off (modulo the size) of path, now and in its durable
  * image (bit rot, or a torn write the file system did not notice).
  * Returns 0 or -ENOENT (missing or empty). */
