@@ -21,6 +21,8 @@
  *
  *   disk_bench [--dir D] [--seconds S] [--sizes a,b,c] [--threads a,b]
  *              [--recovery N] [--recovery-gib a,b] [--skip-ops] [--no-prefill]
+ *              [--fresh]      (the engine's data file starts at one growth step, not
+ *                            prefilled, and grows as puts need room)
  *              [--inline-max N] (puts up to N bytes carry their data in the WAL;
  *                            0 = none, for an A/B against the engine's default)
  *              [--rounds R]   (each measurement R times, alternating; medians)
@@ -226,6 +228,7 @@ static double median(double *v, int n)
 static int rounds = 3;
 
 static int prefill = 1;
+static int fresh;            /* --fresh: the data file starts at one growth step and grows */
 static long inline_max = -1; /* --inline-max: -1 = the engine's default */
 
 static void ops_bench(const char *base, double secs, long *sizes, int n_sizes, long *threads,
@@ -260,7 +263,7 @@ static void ops_bench(const char *base, double secs, long *sizes, int n_sizes, l
         disk_options o;
         disk_options_init(&o);
         o.capacity = 1ull << 30;
-        o.initial_size = o.capacity; /* the steady state: the whole file there */
+        o.initial_size = fresh ? 0 : o.capacity; /* the steady state: the whole file there */
         o.max_blob = 8u << 20;
         o.prefill = prefill;
         if (inline_max >= 0)
@@ -339,11 +342,12 @@ static void ops_bench(const char *base, double secs, long *sizes, int n_sizes, l
         disk_stats st;
         disk_stats_get(e, &st);
         printf("#   %s: %llu puts (%llu with their data in the WAL) in %llu group commits, %llu "
-               "fsyncs (%.2f a put), io_uring=%d direct=%d\n",
+               "fsyncs (%.2f a put), %llu growths (%llu inside a put), io_uring=%d direct=%d\n",
                size_name(size, (char[32]){0}), (unsigned long long)st.puts,
                (unsigned long long)st.inline_puts, (unsigned long long)st.group_commits,
                (unsigned long long)st.fsyncs, st.puts ? (double)st.fsyncs / (double)st.puts : 0.0,
-               st.io_uring, st.direct);
+               (unsigned long long)st.grows, (unsigned long long)st.grows_in_put, st.io_uring,
+               st.direct);
         if ((rc = disk_close(e)) != 0)
             die("disk_close", rc);
         close(sfd);
@@ -516,6 +520,8 @@ int main(int argc, char **argv)
             skip_ops = 1;
         else if (!strcmp(a, "--inline-max"))
             inline_max = strtol(v, NULL, 10), i++;
+        else if (!strcmp(a, "--fresh"))
+            fresh = 1, prefill = 0;
         else if (!strcmp(a, "--no-prefill"))
             prefill = 0;
         else if (!strcmp(a, "--rounds"))
@@ -523,7 +529,7 @@ int main(int argc, char **argv)
         else {
             fprintf(stderr, "usage: disk_bench [--dir D] [--seconds S] [--rounds R] [--sizes a,b] "
                             "[--threads a,b] [--recovery N] [--recovery-gib a,b] [--skip-ops] "
-                            "[--no-prefill] [--inline-max N]\n");
+                            "[--no-prefill] [--fresh] [--inline-max N]\n");
             return 2;
         }
     }

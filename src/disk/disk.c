@@ -212,7 +212,11 @@ static int write_batch(disk_env *e, disk__rec *r, size_t n)
             return rc;
         e->wal_end = to;
     }
-    rc = e->io->pwrite(e->ioctx, e->wal_fd, e->wal_buf, len, at);
+    /* One request: through a ring it would cost a submission and a wait. */
+    if (e->uring)
+        rc = disk__io_posix.pwrite(NULL, e->wal_fd, e->wal_buf, len, at);
+    else
+        rc = e->io->pwrite(e->ioctx, e->wal_fd, e->wal_buf, len, at);
     if (rc)
         return rc;
     e->wal_off += need;
@@ -345,9 +349,16 @@ static int commit(disk_env *e, disk__rec *r)
     size_t batch_cap = 0;
     while (e->durable_lsn < r->lsn && !e->failed) {
         /* Lead a batch when ours is not written yet and the pipeline has
-         * room; else wait for a leader to take or finish it. */
+         * room; else wait for a leader to take or finish it. A lone record
+         * that needs the WAL alone synced does not start a second batch
+         * beside one in flight: its flush would queue behind that one's
+         * anyway, and two writers would then alternate, one flush a put.
+         * It waits, and leads once that batch is done, gathering the
+         * writers coming back from it. */
+        int lone = e->inflight > 0 && e->n_pending == 1 && e->pending[0].type != DISK_REC_PUT &&
+                   !(e->pending[0].flags & DISK_REC_NOSYNC);
         if (r->lsn <= e->written_lsn || e->starting || e->blocked ||
-            e->inflight >= DISK__COMMIT_DEPTH) {
+            e->inflight >= DISK__COMMIT_DEPTH || lone) {
             pthread_cond_wait(&e->wal_cv, &e->wal_mu);
             continue;
         }
@@ -362,6 +373,14 @@ static int commit(disk_env *e, disk__rec *r)
         }
         memcpy(batch, e->pending, n * sizeof *batch);
         e->n_pending = 0;
+        /* A batch of NOSYNC puts alone is not synced (disk_sync does it). */
+        int need_sync = 0;
+        for (size_t i = 0; i < n && !need_sync; i++)
+            need_sync = !(batch[i].flags & DISK_REC_NOSYNC);
+        need_sync = need_sync && !e->opt.no_sync;
+        /* The average covers the WAL write and the sync: what a writer that
+         * joins the batch saves. */
+        uint64_t t0 = need_sync ? nb_mono_ns() : 0;
         int rc = write_batch(e, batch, n);
         int wal_fd = e->wal_fd;
         e->written_lsn = batch[n - 1].lsn;
@@ -369,15 +388,10 @@ static int commit(disk_env *e, disk__rec *r)
         e->inflight++;
         pthread_cond_broadcast(&e->wal_cv); /* the next batch may start */
         pthread_mutex_unlock(&e->wal_mu);
-        /* A batch of NOSYNC puts alone is not synced (disk_sync does it). */
-        int need_sync = 0;
-        for (size_t i = 0; i < n && !need_sync; i++)
-            need_sync = !(batch[i].flags & DISK_REC_NOSYNC);
-        uint64_t t0 = need_sync ? nb_mono_ns() : 0;
         if (!rc && need_sync)
             rc = sync_batch(e, wal_fd, batch, n);
         pthread_mutex_lock(&e->wal_mu);
-        if (!rc && need_sync && !e->opt.no_sync) /* a moving average, for gather() */
+        if (!rc && need_sync) /* a moving average, for gather() */
             e->sync_avg_ns = (e->sync_avg_ns * 7 + (nb_mono_ns() - t0)) / 8;
         /* Batches are applied, and so acknowledged, in lsn order. */
         while (!rc && !e->failed && e->durable_lsn + 1 != batch[0].lsn)
@@ -477,13 +491,15 @@ int disk__checkpoint(disk_env *e)
     return rc;
 }
 
+static uint64_t grow_step(const disk_env *e, const disk__file *f);
+
 /* Grows a data file so that a run of n AUs fits, unless another writer
  * grew one since the caller looked (grow_gen moved: it just retries). The
  * smallest file that may grow enough is grown by one step: fallocate, then
  * fsync, so the new size is durable before any extent in it is handed out
  * and a durable record never points past its file's end. NB_ENOSPACE when
  * the capacity or the file systems' reserve leaves no room. */
-static int grow(disk_env *e, uint64_t n, uint64_t gen)
+static int grow(disk_env *e, uint64_t n, uint64_t gen, int in_put)
 {
     pthread_mutex_lock(&e->grow_mu);
     pthread_mutex_lock(&e->mu);
@@ -494,14 +510,7 @@ static int grow(disk_env *e, uint64_t n, uint64_t gen)
     uint64_t cur = 0, want = 0;
     for (unsigned i = 0; i < e->n_files && !moved; i++) {
         disk__file *f = &e->files[i]; /* sizes change only under grow_mu */
-        uint64_t step = e->opt.grow_step;
-        if (!step) {
-            step = f->size / 4;
-            if (step < DISK__GROW_MIN)
-                step = DISK__GROW_MIN;
-            if (step > DISK__GROW_MAX)
-                step = DISK__GROW_MAX;
-        }
+        uint64_t step = grow_step(e, f);
         if (step < n * e->au)
             step = n * e->au;
         uint64_t limit = disk__file_limit(e, i);
@@ -534,11 +543,90 @@ static int grow(disk_env *e, uint64_t n, uint64_t gen)
             e->grow_gen++;
             pthread_mutex_unlock(&e->mu);
             count(&e->n_grows, 1);
+            if (in_put)
+                count(&e->n_grows_put, 1);
             NB_DEBUG("disk %s: %s grew to %llu bytes", e->dir, f->path, (unsigned long long)want);
         }
     }
     pthread_mutex_unlock(&e->grow_mu);
     return rc;
+}
+
+/* The step grow() would add to file f. */
+static uint64_t grow_step(const disk_env *e, const disk__file *f)
+{
+    uint64_t step = e->opt.grow_step;
+    if (!step) {
+        step = f->size / 4;
+        if (step < DISK__GROW_MIN)
+            step = DISK__GROW_MIN;
+        if (step > DISK__GROW_MAX)
+            step = DISK__GROW_MAX;
+    }
+    return step;
+}
+
+/* Whether free space ran low enough for the grower: less than half the
+ * step of the smallest file that can grow. Under mu. */
+static int space_low(const disk_env *e)
+{
+    uint64_t free_au = 0, step = 0, smallest = UINT64_MAX;
+    for (unsigned i = 0; i < e->n_files; i++) {
+        const disk__file *f = &e->files[i];
+        free_au += f->alloc.n_au - f->alloc.used;
+        if (!f->fixed && f->size < smallest) {
+            smallest = f->size;
+            step = grow_step(e, f);
+        }
+    }
+    return step && free_au * e->au < step / 2;
+}
+
+static void *grower_main(void *arg)
+{
+    disk_env *e = arg;
+    pthread_mutex_lock(&e->mu);
+    for (;;) {
+        while (!e->grow_req && !e->grow_stop)
+            pthread_cond_wait(&e->grow_cv, &e->mu);
+        if (e->grow_stop)
+            break;
+        uint64_t gen = e->grow_gen;
+        pthread_mutex_unlock(&e->mu);
+        /* The same growth a put would do (fallocate, fsync, then the AUs to
+         * the allocator), so the same rule holds: nothing in the new part
+         * is handed out before the size is durable. */
+        int rc = grow(e, 1, gen, 0);
+        pthread_mutex_lock(&e->mu);
+        if (rc) /* no room (or an error grow() logged): not again until a growth */
+            e->grow_fail_gen = e->grow_gen;
+        e->grow_req = 0;
+    }
+    pthread_mutex_unlock(&e->mu);
+    return NULL;
+}
+
+void disk__grower_start(disk_env *e)
+{
+    int growable = 0;
+    for (unsigned i = 0; i < e->n_files; i++)
+        growable |= !e->files[i].fixed;
+    e->grow_fail_gen = UINT64_MAX;
+    if (e->opt.read_only || e->opt.io || !growable)
+        return;
+    e->grower_on = pthread_create(&e->grower, NULL, grower_main, e) == 0;
+}
+
+void disk__grower_stop(disk_env *e)
+{
+    if (!e->grower_on)
+        return;
+    pthread_mutex_lock(&e->mu);
+    e->grow_stop = 1;
+    pthread_cond_signal(&e->grow_cv);
+    pthread_mutex_unlock(&e->mu);
+    pthread_join(e->grower, NULL);
+    e->grower_on = 0;
 }
 
 /* Allocates n AUs in some data file (round robin over the files, so that
@@ -556,11 +644,16 @@ static int alloc_extent(disk_env *e, uint64_t n, unsigned *fi, uint64_t *au)
         }
         if (!rc)
             e->next_file = (*fi + 1) % e->n_files;
+        if (!rc && e->grower_on && !e->grow_req && e->grow_fail_gen != e->grow_gen &&
+            space_low(e)) {
+            e->grow_req = 1; /* grow ahead, while this put goes on */
+            pthread_cond_signal(&e->grow_cv);
+        }
         uint64_t gen = e->grow_gen;
         pthread_mutex_unlock(&e->mu);
         if (rc != NB_ENOSPACE)
             return rc;
-        rc = grow(e, n, gen);
+        rc = grow(e, n, gen, 1);
         if (rc)
             return rc;
     }
@@ -902,6 +995,7 @@ void disk_stats_get(disk_env *e, disk_stats *st)
     st->fsyncs = __atomic_load_n(&e->n_fsyncs, __ATOMIC_RELAXED);
     st->checkpoints = __atomic_load_n(&e->n_ckpts, __ATOMIC_RELAXED);
     st->grows = __atomic_load_n(&e->n_grows, __ATOMIC_RELAXED);
+    st->grows_in_put = __atomic_load_n(&e->n_grows_put, __ATOMIC_RELAXED);
     st->recovery_ns = e->recovery_ns;
     st->replayed = e->replayed;
     st->io_uring = e->uring != NULL;

@@ -238,6 +238,7 @@ typedef struct disk_stats {
     uint64_t region;          /* data region allocated in the file now */
     uint64_t largest_free;    /* largest contiguous free extent of the region */
     uint64_t grows;           /* times a data file grew since open */
+    uint64_t grows_in_put;    /* ... of them inside a put (the grower fell behind) */
     unsigned files;           /* data files (disk_file_stats_get for each) */
     uint32_t au_size;
     uint64_t wal_seq;   /* current WAL file number */

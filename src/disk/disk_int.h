@@ -162,6 +162,13 @@ uint64_t disk__file_limit(disk_env *e, unsigned i);
 int disk__sync_all(disk_env *e, int force);
 /* Frees the extents NOSYNC puts below lsn b replaced. Takes mu. */
 void disk__release_deferred(disk_env *e, uint64_t b);
+/* Starts the thread that grows a data file while puts still find room
+ * (when less than half a growth step is free), so that growth is rarely
+ * in a put's path; not for read-only engines, engines of fixed size, or a
+ * custom I/O table (the power-loss tests count I/O operations). Stopped
+ * by disk__grower_stop (disk_close). */
+void disk__grower_start(disk_env *e);
+void disk__grower_stop(disk_env *e);
 /* fdatasyncs every data file. */
 int disk__sync_data(disk_env *e);
 /* Removes WAL files [from, to), keeping the newest as the spare. */
@@ -204,7 +211,14 @@ struct disk_env {
 
     pthread_mutex_t grow_mu; /* one growth of a data file at a time */
     uint64_t grow_gen;       /* growths so far (under mu) */
-    unsigned next_file;      /* where the next allocation starts (under mu) */
+    /* The grower thread grows a file ahead of need, off the put's path
+     * (disk__grower_start). Its fields are under mu. */
+    pthread_t grower;
+    int grower_on;
+    pthread_cond_t grow_cv;
+    int grow_req, grow_stop;
+    uint64_t grow_fail_gen; /* grow_gen when it last found no room, else UINT64_MAX */
+    unsigned next_file;     /* where the next allocation starts (under mu) */
 
     pthread_mutex_t ckpt_mu;
 
@@ -251,7 +265,7 @@ struct disk_env {
     size_t n_deferred, cap_deferred;
 
     /* Counters, updated with __atomic builtins. */
-    uint64_t n_puts, n_reads, n_deletes, n_groups, n_fsyncs, n_ckpts, n_grows;
+    uint64_t n_puts, n_reads, n_deletes, n_groups, n_fsyncs, n_ckpts, n_grows, n_grows_put;
     uint64_t recovery_ns, replayed, n_inline;
     uint64_t dropped; /* final-batch puts dropped at open (data not on disk) */
 };

@@ -1189,6 +1189,7 @@ int disk_open(const disk_options *opts, const char *dir, disk_env **out)
     pthread_mutex_init(&e->wal_mu, NULL);
     pthread_cond_init(&e->wal_cv, NULL);
     pthread_cond_init(&e->gather_cv, NULL);
+    pthread_cond_init(&e->grow_cv, NULL);
     pthread_mutex_init(&e->mu, NULL);
     disk__map_init(&e->pins, 16);
     uint64_t t0 = nb_mono_ns();
@@ -1304,6 +1305,7 @@ int disk_open(const disk_options *opts, const char *dir, disk_env **out)
         disk_close(e);
         return rc;
     }
+    disk__grower_start(e);
     NB_DEBUG("disk %s: open, %llu blobs, %llu WAL records replayed in %.1f ms", dir,
              (unsigned long long)e->index.n, (unsigned long long)e->replayed,
              (double)e->recovery_ns / 1e6);
@@ -1316,6 +1318,7 @@ int disk_close(disk_env *e)
     if (!e)
         return 0;
     int rc = 0;
+    disk__grower_stop(e);
     pthread_mutex_lock(&e->wal_mu);
     while (e->starting || e->inflight || e->blocked)
         pthread_cond_wait(&e->wal_cv, &e->wal_mu);
@@ -1363,6 +1366,7 @@ int disk_close(disk_env *e)
     pthread_mutex_destroy(&e->wal_mu);
     pthread_cond_destroy(&e->wal_cv);
     pthread_cond_destroy(&e->gather_cv);
+    pthread_cond_destroy(&e->grow_cv);
     pthread_mutex_destroy(&e->mu);
     free(e->dir);
     free(e);
