@@ -428,8 +428,8 @@ static void test_disk_refs_read_ahead(void **state)
     ASSERT_OK(data_chunk_refs(st, &sl, 1, 0, DATA_BLOCK_SIZE, &refs, &nrefs, &cap));
     data_chunk_refs_release(st, refs, nrefs);
     nrefs = 0;
-    ASSERT_OK(data_chunk_refs(st, &sl, 1, 2 * DATA_BLOCK_SIZE, DATA_BLOCK_SIZE, &refs, &nrefs,
-                              &cap));
+    ASSERT_OK(
+        data_chunk_refs(st, &sl, 1, 2 * DATA_BLOCK_SIZE, DATA_BLOCK_SIZE, &refs, &nrefs, &cap));
     data_chunk_refs_release(st, refs, nrefs);
     free(refs);
 }
