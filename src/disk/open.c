@@ -1480,6 +1480,13 @@ int disk_add_file(disk_env *e, const char *path)
         } else {
             /* Listed but not usable now: the next open reports it. */
             NB_ERROR("disk %s: cannot open the added %s: %s", e->dir, f->path, nb_strerror(rc));
+            if (f->ref_fd >= 0 && f->ref_fd != f->fd)
+                e->io->close(e->ioctx, f->ref_fd);
+            if (f->fd >= 0)
+                e->io->close(e->ioctx, f->fd);
+            f->fd = f->ref_fd = -1;
+            free(f->path); /* not counted in n_files: disk_close would not free it */
+            f->path = NULL;
         }
     }
     if (rc && full) {
