@@ -341,7 +341,7 @@ static const nkv__it_ops mem_it_ops = {mi_valid, mi_first, mi_last,   mi_seek, m
 
 nkv__it *nkv__mem_iter(nkv_mem *m)
 {
-    mem_it *it = nb_xcalloc(1, sizeof *it);
+    mem_it *it = memset(nb_xmalloc(sizeof *it), 0, sizeof *it); /* calloc skips glibc's tcache */
     it->base.ops = &mem_it_ops;
     nkv__mem_ref(m);
     it->m = m;
