@@ -21,6 +21,7 @@
  * range that left the page cache is verified again.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
@@ -201,12 +202,45 @@ static int ref_block(data_store *s, data_key k, uint32_t off, size_t len, data_f
     return rc;
 }
 
+/* Starts reading block k's [off, off+len) from the device unless it is
+ * known good and cached: the reads of a large answer's blocks overlap
+ * each other and the verification of the ones before (readahead(2) reads
+ * exactly the range and returns once the reads are submitted). */
+static void read_ahead_block(data_store *s, data_key k, uint32_t off, size_t len)
+{
+    data_fdref r;
+    if (data__bs_read_fd(s->bs, k, off, len, DATA__FD_NOVERIFY, &r) != 0)
+        return;
+    bool known = r.len && memo_covers(s->vmemo, k, off, r.len) && resident(r.fd, r.off, r.len);
+    data_fdref_release(s->bs, &r);
+    if (known)
+        return;
+    /* Pages read now are not verified: the block is checked again before
+     * it is trusted. */
+    memo_forget(s->vmemo, k);
+    /* Where ranges are not cheap the check reads the whole block. */
+    if (!s->bs->ops->cheap_ranges) {
+        off = 0;
+        len = DATA_BLOCK_SIZE;
+    }
+    if (data__bs_read_fd(s->bs, k, off, len, DATA__FD_NOVERIFY, &r) != 0)
+        return;
+    if (r.len)
+        (void)readahead(r.fd, (off_t)r.off, r.len);
+    data_fdref_release(s->bs, &r);
+}
+
 int data_chunk_refs(data_store *s, const data_slice *slices, size_t n, uint32_t off, size_t len,
                     data_fdref **refs, size_t *nrefs, size_t *cap)
 {
     data_piece *pc = NULL;
     size_t npc = 0, first = *nrefs;
     int rc = data_chunk_plan(slices, n, off, len, &pc, &npc);
+    /* More than one block: each is verified before the answer starts, one
+     * after the other, so start every device read first. */
+    for (size_t i = 0; rc == 0 && npc > 1 && i < npc; i++)
+        if (pc[i].key.slice_id != 0 && !(pc[i].key.slice_id & DATA_SLICE_INLINE))
+            read_ahead_block(s, pc[i].key, pc[i].block_off, pc[i].len);
     for (size_t i = 0; rc == 0 && i < npc; i++) {
         if (*nrefs == *cap) {
             *cap = *cap ? *cap * 2 : 8;

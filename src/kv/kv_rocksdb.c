@@ -7,6 +7,7 @@
  * our codes by their documented prefixes ("Corruption:", "IO error:", ...).
  */
 #include <errno.h>
+#include <pthread.h>
 #include <rocksdb/c.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,6 +25,12 @@ typedef struct rdb {
     rocksdb_readoptions_t *ro;      /* shared, read-only: latest-state reads */
     rocksdb_writeoptions_t *wo_sync;
     rocksdb_writeoptions_t *wo_nosync;
+    /* Group commit for r_sync_to: one FlushWAL(sync) at a time; callers
+     * whose sequence a finished sync covered return without syncing. */
+    pthread_mutex_t sync_mu;
+    pthread_cond_t sync_cv;
+    int syncing;
+    uint64_t synced; /* every write up to this sequence is durable */
 } rdb;
 
 typedef struct riter {
@@ -71,12 +78,16 @@ static void rdb_free(rdb *r)
         rocksdb_block_based_options_destroy(r->topts);
     if (r->cache)
         rocksdb_cache_destroy(r->cache);
+    pthread_cond_destroy(&r->sync_cv);
+    pthread_mutex_destroy(&r->sync_mu);
     free(r);
 }
 
 static int r_open(const char *dir, const kv_options *o, void **impl)
 {
     rdb *r = nb_xcalloc(1, sizeof(*r));
+    pthread_mutex_init(&r->sync_mu, NULL);
+    pthread_cond_init(&r->sync_cv, NULL);
     r->opts = rocksdb_options_create();
     rocksdb_options_set_create_if_missing(r->opts, o->create_if_missing ? 1 : 0);
     rocksdb_options_set_error_if_exists(r->opts, o->error_if_exists ? 1 : 0);
@@ -194,11 +205,35 @@ static uint64_t r_last_seq(void *impl)
     return rocksdb_get_latest_sequence_number(((rdb *)impl)->db);
 }
 
-/* RocksDB has no "sync up to": FlushWAL(sync) syncs everything written. */
+/* RocksDB has no "sync up to": FlushWAL(sync) syncs everything written.
+ * A write's sequence is published only after its WAL append, so a sync
+ * that starts after reading the latest sequence covers every write up to
+ * it. Concurrent callers wait for the sync in progress, then return if it
+ * covered them, instead of each syncing in turn. */
 static int r_sync_to(void *impl, uint64_t seq)
 {
-    NB_UNUSED(seq);
-    return r_sync(impl);
+    rdb *r = impl;
+    int rc = 0;
+    pthread_mutex_lock(&r->sync_mu);
+    while (r->synced < seq) {
+        if (r->syncing) {
+            pthread_cond_wait(&r->sync_cv, &r->sync_mu);
+            continue;
+        }
+        r->syncing = 1;
+        uint64_t target = r_last_seq(r);
+        pthread_mutex_unlock(&r->sync_mu);
+        rc = r_sync(r);
+        pthread_mutex_lock(&r->sync_mu);
+        r->syncing = 0;
+        if (rc == 0 && target > r->synced)
+            r->synced = target;
+        pthread_cond_broadcast(&r->sync_cv);
+        if (rc)
+            break; /* waiters retry with their own sync */
+    }
+    pthread_mutex_unlock(&r->sync_mu);
+    return rc;
 }
 
 static int r_snapshot_new(void *impl, void **snap)

@@ -325,8 +325,7 @@ int gw_complete_upload(s3_gw_req *r, gw_answer *a)
     }
     nb_buf_free(&enc);
     if (rc == 0) {
-        if (gw_objrec_store(r->g, attr.ino, &rec, attr.mtime_ns) != 0)
-            NB_WARN("s3: %s: cannot stamp the ETag record", r->request_id);
+        /* vfs wrote the record once, stamped with the object's mtime. */
         gw_notify_key(r->g, r->t.bucket, r->t.key, old_ino);
         if (vmode == VFS_VER_ENABLED)
             gw_hdr(a, "x-amz-version-id", vid);

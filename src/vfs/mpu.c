@@ -286,14 +286,32 @@ int vfs_mpu_complete_ver(vfs *v, const vfs_cred *c, uint64_t upload_id, const ui
         if (rc == 0)
             ino = tmp.ino;
     }
+    /* The record's ETag belongs to the mtime the object gets here: stamped
+     * before the install, which writes it once, in its batch (as a PUT's
+     * commit does), not rewritten after. */
+    int64_t mtime = (int64_t)nb_wall_ns();
+    nb_buf stamped = NB_BUF_INIT;
+    if (!rec.ptr)
+        rec = nb_buf_slice(&u.objrec);
+    if (rc == 0 && rec.ptr && rec.len) {
+        vfs_objrec r;
+        memset(&r, 0, sizeof(r));
+        rc = vfs__errno(meta_objrec_decode(rec, &r));
+        if (rc == 0) {
+            r.etag_mtime_ns = mtime;
+            rc = vfs__errno(meta_objrec_encode(&r, &stamped));
+            rec = nb_buf_slice(&stamped);
+        }
+        meta_objrec_free(&r);
+    }
     /* The object's map refers to the parts' slices; meta_upload_complete
      * drops the parts in the same batch as the install. */
     if (rc == 0)
-        rc = vfs__errno(meta_publish(v->m, ino, w, nw, size, META_PUBLISH_SIZE, 0,
+        rc = vfs__errno(meta_publish(v->m, ino, w, nw, size, META_PUBLISH_SIZE, mtime,
                                      nb_slice_of(NULL, 0), 0, NULL));
     if (rc == 0)
-        rc = vfs__install_key(v, c, u.bucket, u.key, ino, upload_id,
-                              rec.ptr ? rec : nb_buf_slice(&u.objrec), versioning, out);
+        rc = vfs__install_key(v, c, u.bucket, u.key, ino, upload_id, rec, versioning, out);
+    nb_buf_free(&stamped);
     if (rc == 0)
         rc = vfs__errno(meta_sync(v->m));
     if (ino)

@@ -108,13 +108,16 @@ def test_versioned_rules(srv):
 def test_abort_incomplete_uploads(srv):
     s3 = srv.client()
     s3.create_bucket(Bucket="lcmpu")
+    # The uploads and the part come before the rule: a "day" is one second
+    # here, so under load the executor could abort u1 between its creation
+    # and its part. A rule applies to uploads already in progress, as in AWS.
+    u1 = s3.create_multipart_upload(Bucket="lcmpu", Key="up/x")["UploadId"]
+    s3.upload_part(Bucket="lcmpu", Key="up/x", UploadId=u1, PartNumber=1, Body=b"p" * 1000)
+    u2 = s3.create_multipart_upload(Bucket="lcmpu", Key="other/y")["UploadId"]
     s3.put_bucket_lifecycle_configuration(Bucket="lcmpu", LifecycleConfiguration={"Rules": [
         {"ID": "up", "Status": "Enabled", "Filter": {"Prefix": "up/"},
          "AbortIncompleteMultipartUpload": {"DaysAfterInitiation": 1}},
     ]})
-    u1 = s3.create_multipart_upload(Bucket="lcmpu", Key="up/x")["UploadId"]
-    s3.upload_part(Bucket="lcmpu", Key="up/x", UploadId=u1, PartNumber=1, Body=b"p" * 1000)
-    u2 = s3.create_multipart_upload(Bucket="lcmpu", Key="other/y")["UploadId"]
 
     def uploads():
         r = s3.list_multipart_uploads(Bucket="lcmpu")

@@ -383,6 +383,57 @@ static void test_disk_small_reads(void **state)
     free(want);
 }
 
+/* A zero-copy answer of several blocks on the disk store starts the device
+ * reads of all of them before it verifies the first; a block it reads
+ * ahead that was known good but left the page cache, and was damaged on
+ * the device meanwhile, is checked again and fails: the read ahead must
+ * not make its fresh, unverified pages look like the verified ones. */
+static void test_disk_refs_read_ahead(void **state)
+{
+    (void)state;
+    const size_t len = 3 * DATA_BLOCK_SIZE;
+    ASSERT_OK(dt_write_slice(st, 950, len));
+    data_slice sl = {950, 0, (uint32_t)len, 0, NULL};
+    data_fdref *refs = NULL;
+    size_t nrefs = 0, cap = 0;
+    ASSERT_OK(data_chunk_refs(st, &sl, 1, 0, len, &refs, &nrefs, &cap));
+    assert_int_equal(nrefs, 3);
+    data_chunk_refs_release(st, refs, nrefs);
+    nrefs = 0;
+    /* Again: all known good and cached. */
+    ASSERT_OK(data_chunk_refs(st, &sl, 1, 0, len, &refs, &nrefs, &cap));
+    data_chunk_refs_release(st, refs, nrefs);
+    nrefs = 0;
+
+    /* Damage block 1 on the device and push the data file out of the
+     * page cache. */
+    data_fdref r;
+    ASSERT_OK(data_bs_read_fd(data_store_bs(st), (data_key){950, 1}, 0, 1, &r));
+    char path[64];
+    snprintf(path, sizeof path, "/proc/self/fd/%d", r.fd);
+    int fd = open(path, O_WRONLY);
+    assert_true(fd >= 0);
+    uint8_t x = 0;
+    assert_int_equal(pread(r.fd, &x, 1, (off_t)r.off + 4242), 1);
+    x = (uint8_t)~x;
+    assert_int_equal(pwrite(fd, &x, 1, (off_t)r.off + 4242), 1);
+    assert_int_equal(fdatasync(fd), 0);
+    assert_int_equal(posix_fadvise(r.fd, 0, 0, POSIX_FADV_DONTNEED), 0);
+    close(fd);
+    data_fdref_release(data_store_bs(st), &r);
+
+    ASSERT_RC(data_chunk_refs(st, &sl, 1, 0, len, &refs, &nrefs, &cap), NB_ECHECKSUM);
+    assert_int_equal(nrefs, 0);
+    /* The blocks around it are whole. */
+    ASSERT_OK(data_chunk_refs(st, &sl, 1, 0, DATA_BLOCK_SIZE, &refs, &nrefs, &cap));
+    data_chunk_refs_release(st, refs, nrefs);
+    nrefs = 0;
+    ASSERT_OK(
+        data_chunk_refs(st, &sl, 1, 2 * DATA_BLOCK_SIZE, DATA_BLOCK_SIZE, &refs, &nrefs, &cap));
+    data_chunk_refs_release(st, refs, nrefs);
+    free(refs);
+}
+
 /* Sequential streams on the disk store: a stream longer than the cache
  * leaves a hot block in it (scan resistance); a second pass takes known-good
  * blocks from the page cache without loading them into the block cache;
@@ -563,6 +614,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_corrupt_block_is_error, setup, teardown),
         cmocka_unit_test_setup_teardown(test_disk_small_reads, setup_disk, teardown),
         cmocka_unit_test_setup_teardown(test_disk_stream_warm, setup_disk, teardown),
+        cmocka_unit_test_setup_teardown(test_disk_refs_read_ahead, setup_disk, teardown),
         cmocka_unit_test_setup_teardown(test_compaction_equivalence, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

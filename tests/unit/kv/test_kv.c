@@ -442,8 +442,14 @@ static void *writer(void *arg)
         kv_batch *b = kv_batch_new();
         kv_batch_put(b, S(key), S(val));
         kv_batch_put(b, S("shared"), S(key));
-        if (kv_write(t->db, b, (i % 100) == 0 ? KV_SYNC : 0) != 0)
+        if (i % 20 == 10) {
+            /* Group commit: concurrent kv_sync_to callers share syncs. */
+            uint64_t seq = 0;
+            if (kv_write_seq(t->db, b, &seq) != 0 || kv_sync_to(t->db, seq) != 0)
+                abort();
+        } else if (kv_write(t->db, b, (i % 100) == 0 ? KV_SYNC : 0) != 0) {
             abort();
+        }
         kv_batch_free(b);
         if (kv_get(t->db, NULL, S(key), &v) != 0 || v.len != strlen(val))
             abort();

@@ -581,8 +581,23 @@ static void test_multipart(void **state)
     ASSERT_OK(vfs_maintain(v, &r));
     /* Complete */
     uint32_t nums[2] = {1, 2};
-    ASSERT_OK(vfs_mpu_complete(v, NULL, up, nums, 2, nb_slice_of(NULL, 0), &a));
+    vfs_objrec rec;
+    memset(&rec, 0, sizeof rec);
+    rec.etag = "\"mp-2\"";
+    rec.parts = 2;
+    nb_buf enc = NB_BUF_INIT;
+    ASSERT_OK(vfs_objrec_encode(&rec, &enc));
+    ASSERT_OK(vfs_mpu_complete(v, NULL, up, nums, 2, nb_buf_slice(&enc), &a));
+    nb_buf_free(&enc);
     assert_int_equal(a.size, n1 + n2);
+    /* The record is installed stamped with the mtime Complete gave the
+     * object (one write; the gateway does not rewrite it). */
+    ASSERT_OK(vfs_objrec_get(v, a.ino, &enc));
+    ASSERT_OK(vfs_objrec_decode(nb_buf_slice(&enc), &rec));
+    nb_buf_free(&enc);
+    assert_string_equal(rec.etag, "\"mp-2\"");
+    assert_true(rec.etag_mtime_ns == a.mtime_ns && a.mtime_ns != 0);
+    vfs_objrec_free(&rec);
     vfs_upload u;
     ASSERT_RC(vfs_mpu_get(v, up, &u), NB_ENOTFOUND);
     ASSERT_OK(vfs_maintain(v, &r));
