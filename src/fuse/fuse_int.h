@@ -53,7 +53,17 @@ struct nbfuse {
     dev_t dev; /* of the mounted file system: names its connection in sysfs */
     pthread_mutex_t opens_mu;
     nbfuse_open *opens[NBFUSE_OPEN_BUCKETS];
+    /* Preloading small files into the kernel's page cache at open (ops.c,
+     * "preload"): changes a preload could race with are counted here. */
+    atomic_uint changing;        /* size changes in flight without a shared handle */
+    _Atomic uint64_t change_gen; /* bumped by each such change and S3 invalidation */
+    atomic_uint preloading;      /* preloads in flight (at most half the threads) */
 };
+
+/* Brackets a change to file contents that does not go through a shared
+ * handle (truncate by path; S3 changes bump change_gen only). */
+void nbfuse__change_begin(nbfuse *f);
+void nbfuse__change_end(nbfuse *f);
 
 /* The shared open of ino with one more reference. With rw its vfs handle
  * is opened now if it is not yet (read-write when the store allows,

@@ -176,6 +176,9 @@ int nbfuse_invalidate_entry(nbfuse *f, uint64_t parent, const char *name)
 {
     if (!nbfuse_active(f))
         return 0;
+    /* Before the kernel forgets: a preload that read the old contents
+     * then sees the change and drops what it stored (ops.c). */
+    atomic_fetch_add(&f->change_gen, 1);
     return fuse_lowlevel_notify_inval_entry(f->se, parent, name, strlen(name));
 }
 
@@ -183,6 +186,7 @@ int nbfuse_invalidate_inode(nbfuse *f, uint64_t ino)
 {
     if (!nbfuse_active(f))
         return 0;
+    atomic_fetch_add(&f->change_gen, 1);
     return fuse_lowlevel_notify_inval_inode(f->se, ino, 0, 0);
 }
 

@@ -6,7 +6,9 @@
  * permissions ask for them, and never for root.
  *
  * Every FUSE handle of an inode shares one read-write vfs handle
- * (opens.c), so the caller's open mode is checked with vfs_access first.
+ * (opens.c), so the caller's open mode is checked with vfs_access first
+ * (a read-only open checks it in the open of its own reader). Small files
+ * opened for reading are preloaded into the kernel's page cache.
  * With the kernel's write-back cache the kernel reads pages around partial
  * writes through any handle and positions O_APPEND writes itself; without
  * it, an O_APPEND write is placed at the end here.
@@ -259,6 +261,11 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to
         o = held = nbfuse__open_find(f, ino);
     /* Without a shared handle nothing is buffered, so none is needed. */
     vfs_file *vf = o ? atomic_load(&o->vf) : NULL;
+    /* A size change without a shared handle may race with a preload, up
+     * to the kernel cutting its pages after our reply. */
+    bool change = (sa.valid & VFS_SET_SIZE) && !vf;
+    if (change)
+        nbfuse__change_begin(f);
     req_cred rc;
     vfs_attr a;
     int r = vfs_setattr(f->v, cred_of(req, &rc, true), ino, vf, &sa, &a);
@@ -266,11 +273,13 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to
         (void)nbfuse__open_put(f, held);
     if (r) {
         reply_err(req, r);
-        return;
+    } else {
+        struct stat st;
+        fill_stat(&a, &st);
+        fuse_reply_attr(req, &st, self_of(req)->opts.attr_timeout);
     }
-    struct stat st;
-    fill_stat(&a, &st);
-    fuse_reply_attr(req, &st, self_of(req)->opts.attr_timeout);
+    if (change)
+        nbfuse__change_end(f);
 }
 
 static void op_readlink(fuse_req_t req, fuse_ino_t ino)
@@ -405,10 +414,101 @@ static void setup_fi(struct fuse_file_info *fi, nbfuse_open *o)
         fi->noflush = 1;
 }
 
+/* ---- Preloading small files ----------------------------------------------------------------
+ *
+ * A program that opens a small file for reading almost always reads all
+ * of it next (a DataLoader sample, a source file, a config). With a cold
+ * page cache that read is one more round trip (READ) after OPEN. So a
+ * read-only open of a file up to PRELOAD_MAX bytes reads it here and
+ * stores it in the kernel's page cache (fuse_lowlevel_notify_store)
+ * before answering: the program's read is then served by the kernel.
+ *
+ * A store must never put older bytes over newer ones:
+ * - Writers under the mount may hold dirty pages in the kernel (the
+ *   write-back cache) that we have not seen. Those exist only while a
+ *   writable handle is open, i.e. while the inode's shared vfs handle
+ *   exists; the preload runs under o->vf_mu with no shared handle, and a
+ *   writable open waits on vf_mu, so its writes come after the store.
+ * - Other changes (truncate by path here, any S3 change) are counted:
+ *   change_begin/_end around a truncate, change_gen bumped before every
+ *   S3 invalidation. A preload that starts while a change is in flight is
+ *   skipped; one that overlapped a change drops what it stored
+ *   (notify_inval_inode), since it may have read the old contents.
+ * At most half the worker threads preload at once: a store waits on page
+ * locks held by reads that other workers must be free to answer. */
+#define PRELOAD_MAX (128u << 10)
+
+void nbfuse__change_begin(nbfuse *f)
+{
+    atomic_fetch_add(&f->changing, 1);
+}
+
+void nbfuse__change_end(nbfuse *f)
+{
+    atomic_fetch_add(&f->change_gen, 1);
+    atomic_fetch_sub(&f->changing, 1);
+}
+
+static void preload(nbfuse *f, nbfuse_handle *h, uint64_t ino)
+{
+    unsigned threads = f->opts.max_threads ? f->opts.max_threads : 16;
+    if (atomic_fetch_add(&f->preloading, 1) >= (threads + 1) / 2)
+        goto out;
+    nbfuse_open *o = h->o;
+    pthread_mutex_lock(&o->vf_mu);
+    uint64_t gen = atomic_load(&f->change_gen);
+    vfs_attr a;
+    if (atomic_load(&o->vf) || atomic_load(&f->changing) || vfs_getattr(f->v, ino, &a) != 0 ||
+        a.size == 0 || a.size > PRELOAD_MAX)
+        goto unlock;
+    char *buf = nb_xmalloc((size_t)a.size);
+    size_t got = 0;
+    vfs_file *rd = atomic_load(&h->rd);
+    if (vfs_read(rd, 0, buf, (size_t)a.size, &got) == 0 && got > 0) {
+        struct fuse_bufvec bv = FUSE_BUFVEC_INIT(got);
+        bv.buf[0].mem = buf;
+        if (fuse_lowlevel_notify_store(f->se, ino, 0, &bv, 0) == 0 &&
+            (atomic_load(&f->changing) || atomic_load(&f->change_gen) != gen))
+            (void)fuse_lowlevel_notify_inval_inode(f->se, ino, 0, 0);
+    }
+    free(buf);
+unlock:
+    pthread_mutex_unlock(&o->vf_mu);
+out:
+    atomic_fetch_sub(&f->preloading, 1);
+}
+
+/* A read-only open: the caller's read permission is checked by the open
+ * of this descriptor's reader (one inode read fewer than vfs_access plus
+ * an unchecked open), and a small file is preloaded. */
+static void open_reading(fuse_req_t req, const vfs_cred *c, fuse_ino_t ino,
+                         struct fuse_file_info *fi)
+{
+    nbfuse *f = self_of(req);
+    vfs_file *rd = NULL;
+    int r = vfs_file_open(f->v, c, ino, O_RDONLY, &rd);
+    if (r) {
+        reply_err(req, r);
+        return;
+    }
+    nbfuse_open *o = NULL;
+    (void)nbfuse__open_get(f, ino, false, &o); /* without rw it cannot fail */
+    setup_fi(fi, o);
+    nbfuse_handle *h = handle_of(fi);
+    atomic_store(&h->rd, rd);
+    preload(f, h, ino);
+    if (fuse_reply_open(req, fi) != 0)
+        (void)handle_free(f, h); /* the kernel gave up on the request */
+}
+
 static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
     req_cred rc;
     const vfs_cred *c = cred_of(req, &rc, true);
+    if ((fi->flags & O_ACCMODE) == O_RDONLY && !(fi->flags & O_TRUNC)) {
+        open_reading(req, c, ino, fi);
+        return;
+    }
     nbfuse_open *o = NULL;
     int r = vfs_access(vfs_of(req), c, ino, access_mask(fi->flags));
     if (r == 0)
@@ -418,14 +518,6 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
         return;
     }
     setup_fi(fi, o);
-    if ((fi->flags & O_ACCMODE) == O_RDONLY && !(fi->flags & O_TRUNC) &&
-        !nbfuse__reader(self_of(req), handle_of(fi), &r)) {
-        /* Reading only: the reader is this open's vfs handle (and checks
-         * that the inode is still a regular file). */
-        (void)handle_free(self_of(req), handle_of(fi));
-        reply_err(req, r);
-        return;
-    }
     if (fuse_reply_open(req, fi) != 0)
         (void)handle_free(self_of(req), handle_of(fi)); /* the kernel gave up on the request */
 }

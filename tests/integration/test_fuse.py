@@ -88,6 +88,37 @@ def test_files_read_write_truncate_append(m):
     assert stat.S_ISREG(st.st_mode) and st.st_size == 10 and st.st_nlink == 1
 
 
+def test_small_file_opened_for_reading_sees_every_change(m):
+    # A read-only open of a small file stores its bytes in the kernel's page
+    # cache; that must never put older bytes over newer ones.
+    p = m.p("small")
+    with open(p, "wb") as f:
+        f.write(b"old-" * 1000)
+    assert open(p, "rb").read() == b"old-" * 1000
+    # A writer's bytes still in the kernel (write-back cache, not yet closed).
+    w = os.open(p, os.O_RDWR)
+    os.pwrite(w, b"NEW!", 0)
+    os.pwrite(w, b"tail", 5000)
+    with open(p, "rb") as f:
+        got = f.read()
+    assert got[:8] == b"NEW!old-" and got[5000:5004] == b"tail" and len(got) == 5004, got[:16]
+    os.close(w)
+    assert open(p, "rb").read() == got
+    # Truncate by path, down and up, with no descriptor open.
+    os.truncate(p, 6)
+    assert open(p, "rb").read() == b"NEW!ol"
+    os.truncate(p, 9)
+    assert open(p, "rb").read() == b"NEW!ol\0\0\0"
+    # Many opens of many small files read back exactly.
+    names = [m.p("s%03d" % i) for i in range(50)]
+    for i, q in enumerate(names):
+        with open(q, "wb") as f:
+            f.write(bytes([i]) * (100 * i + 1))
+    for i, q in enumerate(names):
+        with open(q, "rb") as f:
+            assert f.read() == bytes([i]) * (100 * i + 1)
+
+
 def test_large_file_roundtrip(m):
     data = os.urandom(9 << 20)  # crosses 4 MiB blocks
     with open(m.p("big"), "wb") as f:
