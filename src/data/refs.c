@@ -353,10 +353,9 @@ bool data__range_read_cached(data_store *s, data_key k, uint32_t off, size_t len
         return false;
     /* RWF_NOWAIT never starts I/O: only pages in memory are read. They
      * are good if no load of the block began meanwhile (a load that
-     * fails its check leaves bad pages in the cache). It also refuses
-     * pages that carry a readahead mark (set by another process: the
-     * block store disables readahead on its descriptors); the caller
-     * then loads and verifies the block. */
+     * fails its check leaves bad pages in the cache). A page with a
+     * readahead mark is read too, and starts readahead past it: our own
+     * reads leave no marks (docs/data.md §4.3). */
     bool hit = r.len == len && read_cached(&r, dst) && memo_same(s->vmemo, k, gen);
     data_fdref_release(s->bs, &r);
     return hit;

@@ -37,6 +37,10 @@
 /* Bodies up to this size are read into memory and sent with the header. */
 #define GW_SMALL_BODY (64u << 10)
 
+#ifndef MADV_POPULATE_READ
+#define MADV_POPULATE_READ 22 /* Linux 5.14 */
+#endif
+
 /* Holes in mapped answers point here (read-only, shared by all). */
 static const uint8_t zeros[64 << 10];
 
@@ -190,13 +194,19 @@ static struct MHD_Response *mapped_response(gw_answer *a)
         }
         uint64_t start = p[i].off & ~(page - 1);
         size_t mlen = (size_t)(p[i].off - start) + p[i].len;
-        /* MAP_POPULATE: the pages are in the page cache (the block store
-         * just verified them); map them in one go, not fault by fault. */
-        void *q = mmap(NULL, mlen, PROT_READ, MAP_SHARED | MAP_POPULATE, p[i].fd, (off_t)start);
+        void *q = mmap(NULL, mlen, PROT_READ, MAP_SHARED, p[i].fd, (off_t)start);
         if (q == MAP_FAILED) {
             ok = false;
             break;
         }
+        /* No read-around: a page that left the page cache since its check
+         * is read alone, not with its neighbours' pages (unverified) and a
+         * readahead mark that would read further (docs/data.md §4.3). Then
+         * the pages (in the page cache: the block store just verified
+         * them) are mapped in one go, not fault by fault; where the kernel
+         * lacks MADV_POPULATE_READ the send faults them in. */
+        (void)madvise(q, mlen, MADV_RANDOM);
+        (void)madvise(q, mlen, MADV_POPULATE_READ);
         m->maps[i].p = q;
         m->maps[i].len = mlen;
         iov[k++] = (struct MHD_IoVec){(uint8_t *)q + (p[i].off - start), p[i].len};
