@@ -108,9 +108,19 @@ typedef struct nkv_mem {
     uint64_t log_number; /* WAL holding this memtable's writes */
     uint64_t first_seq, last_seq;
     _Atomic uint64_t entries;
+    /* Blocked bloom filter of the user keys added (64-byte lines, in the
+     * arena), or NULL; written by the one writer, read without a lock. */
+    _Atomic uint64_t *filter;
+    uint64_t filter_lines; /* a power of two */
 } nkv_mem;
 
 nkv_mem *nkv__mem_new(void);
+/* A memtable with a user-key filter of filter_bytes (rounded down to a
+ * power of two of 64-byte lines; 0 = none): gets and seeks of keys it does
+ * not hold skip the skiplist search. */
+nkv_mem *nkv__mem_new_filtered(size_t filter_bytes);
+/* False when m holds no entry with this user key. */
+bool nkv__mem_may_contain(const nkv_mem *m, nb_slice ukey);
 void nkv__mem_ref(nkv_mem *m);
 void nkv__mem_unref(nkv_mem *m);
 void nkv__mem_add(nkv_mem *m, uint64_t seq, int type, nb_slice key, nb_slice val);
@@ -158,6 +168,17 @@ nkv__it *nkv__mem_iter(nkv_mem *m); /* holds a ref on m */
 nkv__it *nkv__empty_iter(int status);
 /* Takes ownership of the n children (the array is copied). */
 nkv__it *nkv__merge_iter(nkv__it **children, int n);
+/* The same for children given newest first in tiers (age[i], copied,
+ * non-decreasing): every version of a user key in a later tier is older
+ * than every version of it in an earlier one (memtables, then L0, then
+ * L1, ...); within a tier (L0's files may overlap) only maxseq orders
+ * them. Once a seek lands on its target's user key, children holding only
+ * older versions of it stay unpositioned (see mg_seek). */
+typedef struct nkv__age {
+    int tier;
+    uint64_t maxseq; /* newest sequence the child can hold */
+} nkv__age;
+nkv__it *nkv__merge_iter_aged(nkv__it **children, const nkv__age *age, int n);
 /* The user iterator over `in` (taken) at seq; cleanup(arg) runs at free. */
 nkv_iter *nkv__db_iter_new(nkv__it *in, uint64_t seq, const nkv_read_options *ro,
                            void (*cleanup)(void *), void *arg);
@@ -484,9 +505,10 @@ uint64_t nkv__level_bytes(const nkv_version *v, int level);
 /* Point lookup through the levels. */
 int nkv__version_get(nkv_version *v, nkv_table_cache *tc, nb_slice ikey, bool fill, bool *found,
                      int *type, nb_buf *val);
-/* Appends the version's iterators to *its (grown with realloc). */
-void nkv__version_iters(nkv_version *v, nkv_table_cache *tc, bool fill, nkv__it ***its, int *n,
-                        int *cap);
+/* Appends the version's iterators to *its (grown with realloc), newest
+ * first, and their ages to *ages (same capacity), tiers from `tier` on. */
+void nkv__version_iters(nkv_version *v, nkv_table_cache *tc, bool fill, nkv__it ***its,
+                        nkv__age **ages, int tier, int *n, int *cap);
 /* Concatenating iterator over the sorted, disjoint files (borrowed). */
 nkv__it *nkv__files_iter(nkv_fmeta **files, int n, nkv_table_cache *tc, bool fill);
 

@@ -806,7 +806,7 @@ static const nkv__it_ops files_ops = {fi_valid,  fi_first, fi_last,       fi_see
 
 nkv__it *nkv__files_iter(nkv_fmeta **files, int n, nkv_table_cache *tc, bool fill)
 {
-    files_it *it = nb_xcalloc(1, sizeof *it);
+    files_it *it = memset(nb_xmalloc(sizeof *it), 0, sizeof *it); /* calloc skips glibc's tcache */
     it->base.ops = &files_ops;
     it->files = files;
     it->n = n;
@@ -816,21 +816,31 @@ nkv__it *nkv__files_iter(nkv_fmeta **files, int n, nkv_table_cache *tc, bool fil
     return &it->base;
 }
 
-static void push_it(nkv__it ***its, int *n, int *cap, nkv__it *it)
+static void push_it(nkv__it ***its, nkv__age **ages, int *n, int *cap, nkv__it *it, int tier,
+                    uint64_t maxseq)
 {
     if (*n == *cap) {
         *cap = *cap ? *cap * 2 : 8;
         *its = nb_xrealloc(*its, (size_t)*cap * sizeof **its);
+        *ages = nb_xrealloc(*ages, (size_t)*cap * sizeof **ages);
     }
+    (*ages)[*n] = (nkv__age){tier, maxseq};
     (*its)[(*n)++] = it;
 }
 
-void nkv__version_iters(nkv_version *v, nkv_table_cache *tc, bool fill, nkv__it ***its, int *n,
-                        int *cap)
+/* L0's files share a tier (they may overlap; their largest sequences order
+ * them); each deeper level is a tier of its own, older than the one above
+ * (the invariant nkv__version_get also relies on). */
+void nkv__version_iters(nkv_version *v, nkv_table_cache *tc, bool fill, nkv__it ***its,
+                        nkv__age **ages, int tier, int *n, int *cap)
 {
-    for (int i = 0; i < v->nfiles[0]; i++)
-        push_it(its, n, cap, nkv__tcache_iter(tc, v->files[0][i]->num, v->files[0][i]->size, fill));
+    for (int i = 0; i < v->nfiles[0]; i++) {
+        nkv_fmeta *f = v->files[0][i];
+        push_it(its, ages, n, cap, nkv__tcache_iter(tc, f->num, f->size, fill), tier,
+                f->largest_seq);
+    }
     for (int l = 1; l < NKV_LEVELS; l++)
         if (v->nfiles[l])
-            push_it(its, n, cap, nkv__files_iter(v->files[l], v->nfiles[l], tc, fill));
+            push_it(its, ages, n, cap, nkv__files_iter(v->files[l], v->nfiles[l], tc, fill),
+                    tier + l, UINT64_MAX);
 }

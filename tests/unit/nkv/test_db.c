@@ -551,12 +551,97 @@ static void test_seek_across_levels(void **state)
     free(dir);
 }
 
+/* Versions of one key in every tier (bottom level, two L0 tables, the
+ * memtable): a seek that lands on the newest visible version leaves the
+ * older tiers unpositioned (mg_seek); every snapshot must still see its own
+ * version, and next/prev must skip the older ones. */
+static const char *tier_version(int i, int stage)
+{
+    static const char *names[] = {"v0", "v1", "v2", "v3"};
+    for (int s = stage; s >= 0; s--) {
+        bool has =
+            s == 0 || (s == 1 && i % 3 == 0) || (s == 2 && i % 6 == 0) || (s == 3 && i % 5 == 0);
+        if (s == 2 && i == 12)
+            return NULL; /* deleted in the second L0 table */
+        if (has)
+            return names[s];
+    }
+    return NULL;
+}
+
+static void test_seek_versions_across_tiers(void **state)
+{
+    (void)state;
+    char *dir = nb_test_dir("nkv_seek_tiers");
+    nkv_db *db = open_db(dir, 0);
+    char k[16];
+    nkv_snapshot *snap[4];
+    for (int stage = 0; stage < 4; stage++) {
+        for (int i = 0; i < 100; i++) {
+            const char *v = tier_version(i, stage);
+            if (v == tier_version(i, stage - 1 < 0 ? 0 : stage - 1) && stage)
+                continue; /* unchanged at this stage */
+            snprintf(k, sizeof k, "k%03d", i);
+            if (v)
+                put(db, k, v);
+            else
+                ASSERT_OK(nkv_delete(db, NULL, k, strlen(k)));
+        }
+        if (stage == 0)
+            ASSERT_OK(nkv_compact_range(db, NULL, 0, NULL, 0));
+        else if (stage < 3)
+            ASSERT_OK(nkv_flush(db, true));
+        ASSERT_OK(nkv_snapshot_new(db, &snap[stage]));
+    }
+    for (int stage = 0; stage < 4; stage++) {
+        nkv_read_options ro;
+        nkv_read_options_init(&ro);
+        ro.snapshot = snap[stage];
+        nkv_iter *it;
+        ASSERT_OK(nkv_iter_new(db, &ro, &it));
+        for (int i = 0; i < 100; i++) {
+            snprintf(k, sizeof k, "k%03d", i);
+            nkv_iter_seek(it, k, 4);
+            int at = tier_version(i, stage) ? i : i + 1;
+            check_key(it, at);
+            size_t vl;
+            const char *v = nkv_iter_value(it, &vl);
+            const char *want = tier_version(at, stage);
+            assert_int_equal(vl, strlen(want));
+            assert_memory_equal(v, want, vl);
+            nkv_iter_next(it);
+            int next = tier_version(at + 1, stage) ? at + 1 : at + 2;
+            if (next >= 100)
+                assert_false(nkv_iter_valid(it));
+            else
+                check_key(it, next);
+            nkv_iter_seek(it, k, 4);
+            nkv_iter_prev(it);
+            int prev = i - 1;
+            if (prev >= 0 && !tier_version(prev, stage))
+                prev--;
+            if (prev < 0)
+                assert_false(nkv_iter_valid(it));
+            else
+                check_key(it, prev);
+        }
+        ASSERT_OK(nkv_iter_status(it));
+        nkv_iter_free(it);
+    }
+    for (int stage = 0; stage < 4; stage++)
+        nkv_snapshot_free(db, snap[stage]);
+    ASSERT_OK(nkv_close(db));
+    nb_test_rmdir(dir);
+    free(dir);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_basic),
         cmocka_unit_test(test_iter_bounds_snapshots),
         cmocka_unit_test(test_seek_across_levels),
+        cmocka_unit_test(test_seek_versions_across_tiers),
         cmocka_unit_test(test_many_flushes_and_compaction),
         cmocka_unit_test(test_lock),
         cmocka_unit_test(test_concurrent_writers),

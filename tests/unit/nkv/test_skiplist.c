@@ -114,10 +114,45 @@ static void test_concurrent_readers(void **state)
     nkv__mem_unref(r.m);
 }
 
+/* The memtable's user-key filter: never a false negative (every key added,
+ * tombstones too, is found through it), few false positives at the fill
+ * the database gives it (~17 bits per key). */
+static void test_filter(void **state)
+{
+    (void)state;
+    nkv_mem *m = nkv__mem_new_filtered(16384); /* 131,072 bits for 7,500 keys */
+    char k[32];
+    for (int i = 0; i < 7500; i++) {
+        snprintf(k, sizeof k, "%016d", i * 2);
+        nkv__mem_add(m, (uint64_t)i + 1, i % 10 ? NKV_TYPE_VALUE : NKV_TYPE_DELETE, nb_slice_str(k),
+                     nb_slice_str("v"));
+    }
+    nb_buf v = NB_BUF_INIT;
+    int fp = 0;
+    for (int i = 0; i < 15000; i++) {
+        snprintf(k, sizeof k, "%016d", i);
+        bool may = nkv__mem_may_contain(m, nb_slice_str(k));
+        if (i % 2 == 0) {
+            assert_true(may);
+            bool del;
+            ASSERT_OK(nkv__mem_get(m, nb_slice_str(k), 1u << 20, &v, &del));
+            assert_int_equal(del, (i / 2) % 10 == 0);
+        } else {
+            fp += may;
+            bool del;
+            ASSERT_RC(nkv__mem_get(m, nb_slice_str(k), 1u << 20, &v, &del), NB_ENOTFOUND);
+        }
+    }
+    assert_true(fp < 7500 / 20); /* < 5 % */
+    nb_buf_free(&v);
+    nkv__mem_unref(m);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_order_and_get),
+        cmocka_unit_test(test_filter),
         cmocka_unit_test(test_concurrent_readers),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
