@@ -123,9 +123,10 @@ done
 # kernel's page, dentry and inode caches before each side: the local
 # directory and the mount both start with nothing in the kernel, and
 # nebula's kv tables are read from the device too. What drop_caches does
-# not empty is the server's own memory: the kv's block cache (8 MiB by
-# default, against ~180 MiB of inline samples) and the memtable holding
-# the most recent writes.
+# not empty is the server's own memory: the metadata kv's block cache
+# (--meta-cache-size, 32 MiB by default, against ~180 MiB of inline
+# samples: it keeps the metadata, and few samples) and the memtable
+# holding the most recent writes.
 loader_rate() { # dir -> samples/s
     /usr/bin/python3 - "$1" <<'PY'
 import os, sys, time

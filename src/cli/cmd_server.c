@@ -27,6 +27,8 @@ static const nb_opt server_opts[] = {
     {"meta-engine", NB_OPT_STR, NULL, "NAME",
      "Key-value engine under the metadata: rocksdb or nkv (default: the build's default).", 0, 0},
     {"cache-size", NB_OPT_SIZE, "256M", "BYTES", "Block cache for file and object data.", 0, 0},
+    {"meta-cache-size", NB_OPT_SIZE, "32M", "BYTES",
+     "Block cache of the metadata store, where small files (up to 16 KiB) are kept too.", 0, 0},
     {"block-store", NB_OPT_STR, "disk", "NAME",
      "Block store of a new data directory: disk (the disk engine: data files in DIR/disk that "
      "grow in preallocated steps) or dir (a file per block in DIR/blocks). A directory keeps "
@@ -130,6 +132,7 @@ int cli_server(int argc, char **argv)
         .secret_key = nb_config_str(cfg, "secret-key"),
         .meta_engine = nb_config_str(cfg, "meta-engine"),
         .cache_bytes = (size_t)nb_config_int(cfg, "cache-size"),
+        .meta_cache_bytes = (size_t)nb_config_int(cfg, "meta-cache-size"),
         .block_store = nb_config_str(cfg, "block-store"),
         .disk_size = (uint64_t)nb_config_int(cfg, "disk-size"),
         .disk_reserve = (uint64_t)nb_config_int(cfg, "disk-reserve"),

@@ -209,6 +209,7 @@ static int open_namespace(server *s, char *err, size_t errlen)
     vo.data_dir = s->data_dir;
     vo.meta_engine = s->opts.meta_engine;
     vo.cache_bytes = s->opts.cache_bytes;
+    vo.kv_cache_bytes = s->opts.meta_cache_bytes;
     vo.block_store = s->opts.block_store ? s->opts.block_store : "disk";
     vo.disk_size = s->opts.disk_size;
     vo.disk_reserve = s->opts.disk_reserve;

@@ -37,6 +37,7 @@ typedef struct server_options {
     const char *secret_key;
     const char *meta_engine;     /* kv backend of the metadata; NULL: default */
     size_t cache_bytes;          /* block cache; 0: default */
+    size_t meta_cache_bytes;     /* metadata kv block cache; 0: the kv's default */
     const char *block_store;     /* for a new data directory: "disk" or "dir"; NULL: disk */
     uint64_t disk_size;          /* disk store's bound; 0: the file system's free space */
     uint64_t disk_reserve;       /* free space the disk store leaves; 0: default */

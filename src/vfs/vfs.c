@@ -162,6 +162,7 @@ int vfs__open_stores(const vfs_options *o, meta **mout, data_store **dsout)
         mo.sync = o->sync ? 1 : 0;
         mo.max_bytes = o->capacity_bytes;
         mo.max_inodes = o->capacity_inodes;
+        mo.kv_cache_bytes = o->kv_cache_bytes;
         rc = meta_open(mdir, &mo, mout);
         if (rc == 0 && !o->read_only)
             rc = meta_engine_record(o->data_dir, engine);

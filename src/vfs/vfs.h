@@ -100,6 +100,8 @@ typedef struct vfs_options {
                                      separated, relative to DIR/disk unless absolute;
                                      NULL = one, data.0 */
     size_t cache_bytes;           /* block cache; 0 = data default (256 MiB) */
+    size_t kv_cache_bytes;        /* the metadata kv's block cache (inline small files
+                                     live there too); 0 = kv default */
     unsigned threads;             /* block I/O threads; 0 = data defaults */
     bool read_only;               /* every modifying call returns -EROFS */
     uint64_t capacity_bytes;      /* statfs size and ENOSPC limit; 0 = unlimited */
