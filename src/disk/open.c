@@ -153,6 +153,21 @@ static int meta_write(disk_env *e, const char *name, const char *text)
     return rc;
 }
 
+/* Reads DIR/name, written by meta_write, as a NUL-terminated string of
+ * *len bytes. *text owned; free(). -ENOENT when the file is absent. */
+static int meta_read(disk_env *e, const char *name, char **text, size_t *len)
+{
+    char *path = nb_xasprintf("%s/%s", e->dir, name);
+    uint8_t *b = NULL;
+    int rc = read_all(e, path, &b, len);
+    free(path);
+    if (rc)
+        return rc;
+    *text = nb_xrealloc(b, *len + 1);
+    (*text)[*len] = 0;
+    return 0;
+}
+
 /* DIR/DATAFILES: the data files' paths as given at creation, one a line;
  * absent for the default (one file, data.0). */
 static int files_record(disk_env *e)
@@ -179,29 +194,26 @@ static int files_record(disk_env *e)
  * (unbounded, or made before SIZE existed) takes the capacity given. */
 static int size_settle(disk_env *e)
 {
-    char *path = nb_xasprintf("%s/%s", e->dir, DISK_SIZE_FILE);
-    uint8_t *b = NULL;
+    char *text = NULL;
     size_t len = 0;
-    int rc = read_all(e, path, &b, &len);
-    free(path);
+    int rc = meta_read(e, DISK_SIZE_FILE, &text, &len);
     uint64_t recorded = 0;
     if (rc == 0) {
-        char text[32];
         char *end = NULL;
-        if (len == 0 || len >= sizeof text || b[len - 1] != '\n') {
+        if (len == 0 || len >= 32 /* 20 digits and a newline, with room */ ||
+            text[len - 1] != '\n') {
             rc = NB_CORRUPT("disk %s: %s is not a byte count", e->dir, DISK_SIZE_FILE);
         } else {
-            memcpy(text, b, len);
             text[len - 1] = 0;
             errno = 0;
             recorded = strtoull(text, &end, 10);
             if (errno || *end || !recorded)
                 rc = NB_CORRUPT("disk %s: %s is not a byte count", e->dir, DISK_SIZE_FILE);
         }
+        free(text);
     } else if (rc == -ENOENT) {
         rc = 0;
     }
-    free(b);
     if (rc)
         return rc;
     uint64_t want = e->opt.capacity / e->au * e->au;
@@ -217,9 +229,9 @@ static int size_settle(disk_env *e)
     if (recorded)
         NB_INFO("disk %s: capacity grows from %llu to %llu bytes", e->dir,
                 (unsigned long long)recorded, (unsigned long long)want);
-    char *text = nb_xasprintf("%llu\n", (unsigned long long)want);
-    rc = meta_write(e, DISK_SIZE_FILE, text);
-    free(text);
+    char *line = nb_xasprintf("%llu\n", (unsigned long long)want);
+    rc = meta_write(e, DISK_SIZE_FILE, line);
+    free(line);
     if (!rc)
         e->opt.capacity = want;
     return rc;
@@ -229,17 +241,12 @@ static int size_settle(disk_env *e)
  * that opt.files, when given, names the same files. */
 static int files_load(disk_env *e)
 {
-    char *path = nb_xasprintf("%s/%s", e->dir, DISK_FILES_FILE);
-    uint8_t *b = NULL;
+    char *text = NULL;
     size_t len = 0;
-    int rc = read_all(e, path, &b, &len);
-    free(path);
+    int rc = meta_read(e, DISK_FILES_FILE, &text, &len);
     char **list = NULL;
     unsigned n = 0;
     if (rc == 0) {
-        char *text = nb_xmalloc(len + 1);
-        memcpy(text, b, len);
-        text[len] = 0;
         for (char *save = NULL, *t = strtok_r(text, "\n", &save); t && n < DISK_MAX_FILES;
              t = strtok_r(NULL, "\n", &save)) {
             list = nb_xrealloc(list, (n + 1) * sizeof *list);
@@ -251,7 +258,6 @@ static int files_load(disk_env *e)
     } else if (rc == -ENOENT) {
         rc = 0;
     }
-    free(b);
     if (!rc)
         files_setup(e, (const char *const *)list, n);
     for (unsigned i = 0; i < n; i++)
