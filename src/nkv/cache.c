@@ -25,8 +25,10 @@ struct nkv_cache_handle {
     uint8_t key[];
 };
 
+/* Each shard on its own cache lines: readers on two cores that hit
+ * different shards must not bounce one line between them. */
 typedef struct shard {
-    pthread_mutex_t mu;
+    _Alignas(64) pthread_mutex_t mu;
     size_t capacity, usage;
     nkv_cache_handle lru; /* sentinel: lru.next is the oldest */
     nkv_cache_handle **table;
@@ -41,7 +43,8 @@ struct nkv_cache {
 
 nkv_cache *nkv__cache_new(size_t capacity)
 {
-    nkv_cache *c = nb_xcalloc(1, sizeof *c);
+    nkv_cache *c = nb_xaligned_alloc(64, sizeof *c);
+    memset(c, 0, sizeof *c);
     for (int i = 0; i < SHARDS; i++) {
         shard *s = &c->s[i];
         pthread_mutex_init(&s->mu, NULL);

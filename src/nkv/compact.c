@@ -288,6 +288,8 @@ static int run(nkv_db *db, compaction *c)
     if (!rc)
         rc = nkv__vset_apply(&db->vs, &e);
     if (!rc)
+        nkv__sv_install(db);
+    if (!rc)
         atomic_fetch_add(c->intra ? &db->st.intra_l0 : &db->st.compactions, 1);
     pthread_mutex_unlock(&db->mu);
     nkv__edit_free(&e);
@@ -391,6 +393,8 @@ int nkv__compact_range(nkv_db *db, const nb_slice *lo, const nb_slice *hi)
             pthread_mutex_lock(&db->mu);
             if (!rc)
                 rc = nkv__vset_apply(&db->vs, &e);
+            if (!rc)
+                nkv__sv_install(db);
             pthread_mutex_unlock(&db->mu);
             nkv__edit_free(&e);
         } else {

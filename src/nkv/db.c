@@ -22,6 +22,7 @@
  * in the MANIFEST together with the oldest WAL still needed.
  */
 #include <errno.h>
+#include <sched.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -358,6 +359,7 @@ static void *flush_thread(void *arg)
         uint64_t old_log = m->log_number;
         memmove(db->imm, db->imm + 1, (size_t)(db->nimm - 1) * sizeof db->imm[0]);
         db->nimm--;
+        nkv__sv_install(db);
         db->bg_error = 0;
         db->flush_done++;
         pthread_cond_broadcast(&db->done_cv);
@@ -472,15 +474,81 @@ static int make_room(nkv_db *db, bool force)
         db->imm[db->nimm++] = db->mem;
         db->mem = mem_new(db);
         db->mem->log_number = num;
+        nkv__sv_install(db);
         force = false;
         pthread_cond_broadcast(&db->bg_cv);
     }
+}
+
+/* Waiting for the writer ahead: on two idle cores the leader's append and
+ * insert take a few microseconds, less than a futex sleep and wake-up
+ * costs in CPU and far less than its latency, so a queued writer first
+ * spins (as RocksDB's adaptive yield does), then yields while yields come
+ * back fast (nobody else wants the CPU), and only then sleeps on its
+ * condition variable. */
+#define SPIN_NS (4 * NB_NS_PER_US)
+#define YIELD_NS (50 * NB_NS_PER_US)
+#define SLOW_YIELD_NS (3 * NB_NS_PER_US)
+
+static inline void cpu_relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#elif defined(__aarch64__)
+    __asm__ __volatile__("yield");
+#endif
+}
+
+/* Called with mu held by a writer that is not at the head of the queue.
+ * Returns NKV_W_DONE (a leader wrote our batch; mu released, w->rc set)
+ * or NKV_W_LEAD (we are the head now; mu held). */
+static int await_turn(nkv_db *db, nkv_writer *w)
+{
+    pthread_mutex_unlock(&db->mu);
+    int st = NKV_W_WAIT;
+    uint64_t t0 = nb_mono_ns(), now = t0;
+    for (unsigned i = 1; now - t0 < SPIN_NS; i++) {
+        if ((st = atomic_load_explicit(&w->state, memory_order_acquire)) != NKV_W_WAIT)
+            break;
+        cpu_relax();
+        if ((i & 63) == 0)
+            now = nb_mono_ns();
+    }
+    for (int slow = 0; st == NKV_W_WAIT && slow < 3 && now - t0 < YIELD_NS;) {
+        sched_yield();
+        uint64_t t = nb_mono_ns();
+        slow += t - now > SLOW_YIELD_NS;
+        now = t;
+        st = atomic_load_explicit(&w->state, memory_order_acquire);
+    }
+    if (st == NKV_W_DONE)
+        return st;
+    pthread_mutex_lock(&db->mu);
+    /* The leader changes state only under mu, so none is missed here. */
+    while ((st = atomic_load_explicit(&w->state, memory_order_acquire)) == NKV_W_WAIT) {
+        w->sleeping = true;
+        pthread_cond_wait(&w->cv, &db->mu);
+    }
+    if (st == NKV_W_DONE)
+        pthread_mutex_unlock(&db->mu);
+    return st;
+}
+
+/* mu held. A spinning writer may return as soon as it sees DONE, so w is
+ * not touched after the store unless it sleeps (then it waits for mu). */
+static void wake_writer(nkv_writer *w, int st)
+{
+    bool sleeping = w->sleeping;
+    atomic_store_explicit(&w->state, st, memory_order_release);
+    if (sleeping)
+        pthread_cond_signal(&w->cv);
 }
 
 /* scratch: batch is ours (put/delete) and may carry the sequence. */
 static int db_write(nkv_db *db, bool sync, const nkv_batch *batch, bool scratch)
 {
     nkv_writer w = {.batch = batch, .sync = sync};
+    atomic_init(&w.state, NKV_W_WAIT);
     pthread_cond_init(&w.cv, NULL);
     pthread_mutex_lock(&db->mu);
     if (db->wq_tail)
@@ -488,10 +556,7 @@ static int db_write(nkv_db *db, bool sync, const nkv_batch *batch, bool scratch)
     else
         db->wq_head = &w;
     db->wq_tail = &w;
-    while (!w.done && db->wq_head != &w)
-        pthread_cond_wait(&w.cv, &db->mu);
-    if (w.done) {
-        pthread_mutex_unlock(&db->mu);
+    if (db->wq_head != &w && await_turn(db, &w) == NKV_W_DONE) {
         pthread_cond_destroy(&w.cv);
         return w.rc;
     }
@@ -560,14 +625,13 @@ static int db_write(nkv_db *db, bool sync, const nkv_batch *batch, bool scratch)
             db->wq_tail = NULL;
         if (h != &w) {
             h->rc = rc;
-            h->done = true;
-            pthread_cond_signal(&h->cv);
+            wake_writer(h, NKV_W_DONE); /* h may be gone after this */
         }
         if (h == last)
             break;
     }
     if (db->wq_head)
-        pthread_cond_signal(&db->wq_head->cv);
+        wake_writer(db->wq_head, NKV_W_LEAD);
     pthread_mutex_unlock(&db->mu);
     pthread_cond_destroy(&w.cv);
     return rc;
@@ -681,34 +745,112 @@ int nkv_delete(nkv_db *db, const nkv_write_options *wo, const void *key, size_t 
  * Reads
  * ------------------------------------------------------------------------- */
 
+static void sv_unref(nkv_sv *sv)
+{
+    if (atomic_fetch_sub_explicit(&sv->refs, 1, memory_order_acq_rel) != 1)
+        return;
+    for (int i = 0; i < sv->nmems; i++)
+        nkv__mem_unref(sv->mems[i]);
+    nkv__version_unref(sv->v);
+    free(sv);
+}
+
+void nkv__sv_install(nkv_db *db)
+{
+    nkv_sv *sv = nb_xmalloc(sizeof *sv);
+    atomic_init(&sv->refs, 1);
+    sv->nmems = 0;
+    nkv__mem_ref(db->mem);
+    sv->mems[sv->nmems++] = db->mem;
+    for (int i = db->nimm - 1; i >= 0; i--) {
+        nkv__mem_ref(db->imm[i]);
+        sv->mems[sv->nmems++] = db->imm[i];
+    }
+    sv->v = db->vs.current;
+    nkv__version_ref(sv->v);
+    nkv_sv *old = db->sv;
+    sv->gen = old ? old->gen + 1 : 1;
+    db->sv = sv;
+    atomic_store(&db->sv_gen, sv->gen);
+    /* A slot in use keeps its sv: the reader finds its slot emptied when
+     * it gives the sv back, and drops the reference itself. */
+    for (int i = 0; i < NKV_SV_SLOTS; i++) {
+        nkv_sv *x = atomic_exchange(&db->sv_slots[i].p, NULL);
+        if (x && x != NKV_SV_INUSE)
+            sv_unref(x);
+    }
+    if (old)
+        sv_unref(old);
+}
+
+static nkv_sv *sv_ref_current(nkv_db *db)
+{
+    pthread_mutex_lock(&db->mu);
+    nkv_sv *sv = db->sv;
+    atomic_fetch_add_explicit(&sv->refs, 1, memory_order_relaxed);
+    pthread_mutex_unlock(&db->mu);
+    return sv;
+}
+
+static unsigned thread_slot(void)
+{
+    static _Atomic unsigned next;
+    static _Thread_local unsigned mine;
+    if (!mine)
+        mine = atomic_fetch_add_explicit(&next, 1, memory_order_relaxed) + 1;
+    return mine % NKV_SV_SLOTS;
+}
+
+/* The current sv with a reference for the caller; *slotp is the slot to
+ * give it back to (NULL: give it back with sv_unref). */
+static nkv_sv *sv_acquire(nkv_db *db, nkv_sv_slot **slotp)
+{
+    nkv_sv_slot *s = &db->sv_slots[thread_slot()];
+    nkv_sv *sv = atomic_exchange_explicit(&s->p, NKV_SV_INUSE, memory_order_acquire);
+    if (sv == NKV_SV_INUSE) {
+        *slotp = NULL; /* another thread of this slot is reading */
+        return sv_ref_current(db);
+    }
+    *slotp = s;
+    if (sv && sv->gen == atomic_load(&db->sv_gen))
+        return sv;
+    if (sv)
+        sv_unref(sv);
+    return sv_ref_current(db);
+}
+
+static void sv_release(nkv_db *db, nkv_sv *sv, nkv_sv_slot *s)
+{
+    if (s) {
+        nkv_sv *inuse = NKV_SV_INUSE;
+        if (sv->gen == atomic_load(&db->sv_gen)) {
+            if (atomic_compare_exchange_strong_explicit(&s->p, &inuse, sv, memory_order_release,
+                                                        memory_order_relaxed))
+                return; /* the slot keeps the reference */
+        } else {
+            atomic_compare_exchange_strong(&s->p, &inuse, NULL);
+        }
+    }
+    sv_unref(sv);
+}
+
 typedef struct pinned {
-    nkv_mem *mems[NKV_MAX_IMM + 1]; /* newest first */
-    int nmems;
-    nkv_version *v;
+    nkv_sv *sv;
+    nkv_sv_slot *slot;
     uint64_t seq;
 } pinned;
 
+/* The sequence is read before the sv: every write it covers was inserted
+ * into a memtable that an sv current at that moment (or later) holds. */
 static void pin(nkv_db *db, const nkv_read_options *ro, pinned *p)
 {
-    pthread_mutex_lock(&db->mu);
     p->seq = ro && ro->snapshot ? ro->snapshot->seq : atomic_load(&db->vs.last_seq);
-    p->nmems = 0;
-    nkv__mem_ref(db->mem);
-    p->mems[p->nmems++] = db->mem;
-    for (int i = db->nimm - 1; i >= 0; i--) {
-        nkv__mem_ref(db->imm[i]);
-        p->mems[p->nmems++] = db->imm[i];
-    }
-    p->v = db->vs.current;
-    nkv__version_ref(p->v);
-    pthread_mutex_unlock(&db->mu);
+    p->sv = sv_acquire(db, &p->slot);
 }
 
-static void unpin(pinned *p)
+static void unpin(nkv_db *db, pinned *p)
 {
-    for (int i = 0; i < p->nmems; i++)
-        nkv__mem_unref(p->mems[i]);
-    nkv__version_unref(p->v);
+    sv_release(db, p->sv, p->slot);
 }
 
 int nkv_get(nkv_db *db, const nkv_read_options *ro, const void *key, size_t klen, void **val,
@@ -722,21 +864,21 @@ int nkv_get(nkv_db *db, const nkv_read_options *ro, const void *key, size_t klen
     nb_buf v = NB_BUF_INIT;
     bool deleted = false;
     int rc = NB_ENOTFOUND;
-    for (int i = 0; i < p.nmems && rc == NB_ENOTFOUND; i++)
-        rc = nkv__mem_get(p.mems[i], uk, p.seq, &v, &deleted);
+    for (int i = 0; i < p.sv->nmems && rc == NB_ENOTFOUND; i++)
+        rc = nkv__mem_get(p.sv->mems[i], uk, p.seq, &v, &deleted);
     if (rc == NB_ENOTFOUND) {
         nb_buf ik = NB_BUF_INIT;
         nkv__ikey_build(&ik, uk, p.seq, NKV_TYPE_VALUE);
         bool found = false;
         int type = 0;
-        rc = nkv__version_get(p.v, db->tc, nb_buf_slice(&ik), !ro || ro->fill_cache, &found, &type,
+        rc = nkv__version_get(p.sv->v, db->tc, nb_buf_slice(&ik), !ro || ro->fill_cache, &found, &type,
                               &v);
         nb_buf_free(&ik);
         if (!rc)
             rc = found ? 0 : NB_ENOTFOUND;
         deleted = found && type == NKV_TYPE_DELETE;
     }
-    unpin(&p);
+    unpin(db, &p);
     if (rc == 0 && deleted)
         rc = NB_ENOTFOUND;
     if (rc) {
@@ -757,21 +899,23 @@ int nkv_iter_new(nkv_db *db, const nkv_read_options *ro, nkv_iter **out)
 {
     pinned p;
     pin(db, ro, &p);
-    int n = 0, cap = p.nmems + 8;
+    int nmems = p.sv->nmems, n = 0, cap = nmems + 8;
     nkv__it **its = nb_xmalloc((size_t)cap * sizeof *its);
     nkv__age *ages = nb_xmalloc((size_t)cap * sizeof *ages);
-    for (int i = 0; i < p.nmems; i++) {
+    for (int i = 0; i < nmems; i++) {
         /* Newest first, each memtable a tier: writes go to the active one
          * only, and every table is older than every memtable. */
         ages[n] = (nkv__age){i, UINT64_MAX};
-        its[n++] = nkv__mem_iter(p.mems[i]);
-        nkv__mem_unref(p.mems[i]); /* the iterator holds its own ref */
+        its[n++] = nkv__mem_iter(p.sv->mems[i]); /* holds its own ref */
     }
-    nkv__version_iters(p.v, db->tc, !ro || ro->fill_cache, &its, &ages, p.nmems, &n, &cap);
+    nkv_version *v = p.sv->v;
+    nkv__version_ref(v); /* the iterator outlives the pin */
+    nkv__version_iters(v, db->tc, !ro || ro->fill_cache, &its, &ages, nmems, &n, &cap);
+    unpin(db, &p);
     nkv__it *m = nkv__merge_iter_aged(its, ages, n);
     free(its);
     free(ages);
-    *out = nkv__db_iter_new(m, p.seq, ro, iter_cleanup, p.v);
+    *out = nkv__db_iter_new(m, p.seq, ro, iter_cleanup, v);
     return 0;
 }
 
@@ -998,6 +1142,14 @@ static void db_free(nkv_db *db)
         (void)nkv__wal_sync(&db->wal);
         nkv__wal_close(&db->wal);
     }
+    for (int i = 0; db->sv_slots && i < NKV_SV_SLOTS; i++) {
+        nkv_sv *x = atomic_exchange(&db->sv_slots[i].p, NULL);
+        if (x && x != NKV_SV_INUSE)
+            sv_unref(x);
+    }
+    free(db->sv_slots);
+    if (db->sv)
+        sv_unref(db->sv);
     nkv__mem_unref(db->mem);
     for (int i = 0; i < db->nimm; i++)
         nkv__mem_unref(db->imm[i]);
@@ -1034,6 +1186,9 @@ int nkv_open(const nkv_options *opts, const char *dir, nkv_db **out)
     pthread_cond_init(&db->done_cv, NULL);
     pthread_cond_init(&db->sync_cv, NULL);
     db->snaps.next = db->snaps.prev = &db->snaps;
+    db->sv_slots = nb_xaligned_alloc(64, NKV_SV_SLOTS * sizeof *db->sv_slots);
+    for (int i = 0; i < NKV_SV_SLOTS; i++)
+        atomic_init(&db->sv_slots[i].p, NULL);
     db->mem = mem_new(db);
     nkv_batch_new(&db->group);
     nkv__vset_init(&db->vs, db->env, dir);
@@ -1058,6 +1213,7 @@ int nkv_open(const nkv_options *opts, const char *dir, nkv_db **out)
         db_free(db);
         return rc;
     }
+    nkv__sv_install(db); /* before any thread or reader can see db */
     db->ncompact_thr = db->o.background_threads;
     db->compact_thr = nb_xcalloc((size_t)db->ncompact_thr, sizeof(pthread_t));
     if (pthread_create(&db->flush_thr, NULL, flush_thread, db) != 0) {

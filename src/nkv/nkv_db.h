@@ -14,14 +14,41 @@
 
 #define NKV_MAX_IMM 16
 
+/* A queued writer's state, published with release stores so that a
+ * spinning writer may read rc (and return) without taking mu. */
+enum { NKV_W_WAIT, NKV_W_LEAD, NKV_W_DONE };
+
 typedef struct nkv_writer {
     const nkv_batch *batch; /* NULL: force a memtable switch */
     bool sync;
-    bool done;
+    bool sleeping; /* mu: blocked on cv (else spinning on state) */
+    _Atomic int state;
     int rc;
     pthread_cond_t cv;
     struct nkv_writer *next;
 } nkv_writer;
+
+/* A SuperVersion (RocksDB's name): the memtables and the version a read
+ * needs, pinned together by one reference. db->sv is replaced (under mu)
+ * whenever the memtable, the immutable list or the version changes. */
+typedef struct nkv_sv {
+    _Atomic int refs;
+    uint64_t gen;
+    nkv_version *v;
+    int nmems;
+    nkv_mem *mems[NKV_MAX_IMM + 1]; /* newest first */
+} nkv_sv;
+
+/* Reads take the current sv without mu from a per-thread slot (threads are
+ * spread over the slots; two threads that share one fall back to mu). A
+ * slot holds NULL, NKV_SV_INUSE while its thread reads, or an sv with one
+ * reference that belongs to the slot. Installing a new sv empties every
+ * slot (RocksDB's thread-local SuperVersion scrape). */
+#define NKV_SV_SLOTS 32
+#define NKV_SV_INUSE ((nkv_sv *)(uintptr_t)1)
+typedef struct nkv_sv_slot {
+    _Alignas(64) _Atomic(nkv_sv *) p;
+} nkv_sv_slot;
 
 struct nkv_snapshot {
     uint64_t seq;
@@ -67,6 +94,9 @@ struct nkv_db {
     pthread_cond_t sync_cv;
 
     nkv_vset vs;
+    nkv_sv *sv;                  /* current, one reference held by db */
+    _Atomic uint64_t sv_gen;     /* sv->gen, read by readers without mu */
+    nkv_sv_slot *sv_slots;       /* NKV_SV_SLOTS of them */
     nkv_cache *block_cache;
     nkv_table_cache *tc;
 
@@ -98,6 +128,8 @@ uint64_t nkv__level_target(const nkv_db *db, int level);
 uint64_t nkv__pending_compaction_bytes(nkv_db *db);
 
 /* db.c */
+/* Publishes the current memtables and version as a new sv; mu held. */
+void nkv__sv_install(nkv_db *db);
 /* Writes memtable m as L0 table(s), adding them to e; mu not held. */
 int nkv__write_l0(nkv_db *db, nkv_mem *m, uint64_t smallest_snap, nkv_edit *e);
 /* Parses "NNNNNN.ext"; returns the number or 0. */

@@ -389,6 +389,171 @@ static void test_concurrent_writers(void **state)
     free(dir);
 }
 
+/* Readers pin the memtables and version without the db mutex (a per-thread
+ * slot caching the current SuperVersion). Each writer's batch sets
+ * w<t>-<i> and last<t> = i together; readers, more of them than there are
+ * slots so that some share one, check that last<t> is at least the last
+ * write that returned and never goes back, that
+ * the key written with it is there, and that a snapshot sees exactly the
+ * keys up to its last<t>, while tiny memtables make flushes and
+ * compactions replace the SuperVersion all the time. */
+typedef struct svr {
+    nkv_db *db;
+    int id;
+    _Atomic int *stop;
+    _Atomic long *acked; /* per writer: the last i whose write returned */
+    _Atomic long checks;
+} svr;
+
+enum { SV_WRITERS = 2 };
+
+static long get_num(nkv_db *db, const nkv_read_options *ro, const char *k)
+{
+    void *v;
+    size_t vl;
+    int rc = nkv_get(db, ro, k, strlen(k), &v, &vl);
+    if (rc == NKV_ENOTFOUND)
+        return -1;
+    if (rc != 0)
+        fail_msg("get %s: %d", k, rc);
+    char buf[32];
+    if (vl >= sizeof buf)
+        fail_msg("get %s: %zu bytes", k, vl);
+    memcpy(buf, v, vl);
+    buf[vl] = 0;
+    nkv_free(v);
+    return atol(buf);
+}
+
+static void *sv_writer(void *arg)
+{
+    svr *c = arg;
+    nkv_batch *b;
+    nkv_batch_new(&b);
+    char k[32], lk[32], v[32];
+    snprintf(lk, sizeof lk, "last%d", c->id);
+    int n = 4000;
+#ifdef NB_SANITIZED
+    n = 1500;
+#endif
+    for (int i = 0; i < n; i++) {
+        snprintf(k, sizeof k, "w%d-%06d", c->id, i);
+        snprintf(v, sizeof v, "%d", i);
+        nkv_batch_clear(b);
+        nkv_batch_put(b, k, strlen(k), v, strlen(v));
+        nkv_batch_put(b, lk, strlen(lk), v, strlen(v));
+        nkv_write_options wo = {.sync = i % 700 == 0};
+        if (nkv_write(c->db, &wo, b) != 0)
+            fail_msg("write failed");
+        atomic_store(&c->acked[c->id], i);
+    }
+    nkv_batch_free(b);
+    return NULL;
+}
+
+static void *sv_reader(void *arg)
+{
+    svr *c = arg;
+    long seen[SV_WRITERS] = {-1, -1};
+    char k[32], lk[32];
+    for (unsigned loop = 0; !atomic_load(c->stop); loop++) {
+        int t = (int)(loop % SV_WRITERS);
+        snprintf(lk, sizeof lk, "last%d", t);
+        long acked = atomic_load(&c->acked[t]);
+        long last = get_num(c->db, NULL, lk);
+        if (last < acked)
+            fail_msg("last%d = %ld, but write %ld had returned", t, last, acked);
+        if (last < seen[t])
+            fail_msg("last%d went back from %ld to %ld", t, seen[t], last);
+        seen[t] = last;
+        if (last >= 0) {
+            snprintf(k, sizeof k, "w%d-%06ld", t, last);
+            if (get_num(c->db, NULL, k) != last)
+                fail_msg("%s missing though last%d = %ld", k, t, last);
+        }
+        if (c->id >= 3 || loop % 8)
+            continue;
+        nkv_snapshot *snap;
+        ASSERT_OK(nkv_snapshot_new(c->db, &snap));
+        nkv_read_options ro;
+        nkv_read_options_init(&ro);
+        ro.snapshot = snap;
+        last = get_num(c->db, &ro, lk);
+        snprintf(k, sizeof k, "w%d-%06ld", t, last + 1);
+        if (get_num(c->db, &ro, k) != -1)
+            fail_msg("snapshot at last%d = %ld sees %s", t, last, k);
+        char lo[8], hi[8];
+        snprintf(lo, sizeof lo, "w%d-", t);
+        snprintf(hi, sizeof hi, "w%d.", t);
+        ro.lower_bound = lo;
+        ro.lower_bound_len = strlen(lo);
+        ro.upper_bound = hi;
+        ro.upper_bound_len = strlen(hi);
+        nkv_iter *it;
+        ASSERT_OK(nkv_iter_new(c->db, &ro, &it));
+        long cnt = 0;
+        for (nkv_iter_seek_first(it); nkv_iter_valid(it); nkv_iter_next(it))
+            cnt++;
+        ASSERT_OK(nkv_iter_status(it));
+        nkv_iter_free(it);
+        nkv_snapshot_free(c->db, snap);
+        if (cnt != last + 1)
+            fail_msg("snapshot at last%d = %ld iterates %ld keys", t, last, cnt);
+        atomic_fetch_add(&c->checks, 1);
+    }
+    return NULL;
+}
+
+static void test_reads_without_mutex(void **state)
+{
+    (void)state;
+    char *dir = nb_test_dir("nkv_svreads");
+    nkv_options o;
+    nkv_options_init(&o);
+    o.write_buffer_size = 64 << 10;
+    o.max_bytes_for_level_base = 1 << 20;
+    o.target_file_size = 128 << 10;
+    o.background_threads = 2;
+    nkv_db *db;
+    ASSERT_OK(nkv_open(&o, dir, &db));
+    enum { R = 34 }; /* more than NKV_SV_SLOTS (32): some share a slot */
+    _Atomic int stop = 0;
+    _Atomic long acked[SV_WRITERS] = {-1, -1};
+    pthread_t tw[SV_WRITERS], tr[R];
+    svr cw[SV_WRITERS], cr[R];
+    for (int i = 0; i < R; i++) {
+        cr[i] = (svr){.db = db, .id = i, .stop = &stop, .acked = acked};
+        assert_int_equal(pthread_create(&tr[i], NULL, sv_reader, &cr[i]), 0);
+    }
+    for (int i = 0; i < SV_WRITERS; i++) {
+        cw[i] = (svr){.db = db, .id = i, .stop = &stop, .acked = acked};
+        assert_int_equal(pthread_create(&tw[i], NULL, sv_writer, &cw[i]), 0);
+    }
+    for (int i = 0; i < SV_WRITERS; i++)
+        pthread_join(tw[i], NULL);
+    atomic_store(&stop, 1);
+    long checks = 0;
+    for (int i = 0; i < R; i++) {
+        pthread_join(tr[i], NULL);
+        checks += atomic_load(&cr[i].checks);
+    }
+    assert_true(checks > 0);
+    for (int t = 0; t < SV_WRITERS; t++) {
+        char lk[16];
+        snprintf(lk, sizeof lk, "last%d", t);
+        long last = get_num(db, NULL, lk);
+        assert_true(last > 0);
+        for (long i = 0; i <= last; i++) {
+            char k[32];
+            snprintf(k, sizeof k, "w%d-%06ld", t, i);
+            assert_int_equal(get_num(db, NULL, k), i);
+        }
+    }
+    ASSERT_OK(nkv_close(db));
+    nb_test_rmdir(dir);
+    free(dir);
+}
+
 /* Resident memory of this process (kB), from /proc. */
 static long rss_kb(void)
 {
@@ -645,6 +810,7 @@ int main(void)
         cmocka_unit_test(test_many_flushes_and_compaction),
         cmocka_unit_test(test_lock),
         cmocka_unit_test(test_concurrent_writers),
+        cmocka_unit_test(test_reads_without_mutex),
         cmocka_unit_test(test_long_keys),
         cmocka_unit_test(test_reads_resident_bounded),
     };
