@@ -486,8 +486,8 @@ static int make_room(nkv_db *db, bool force)
  * spins (as RocksDB's adaptive yield does), then yields while yields come
  * back fast (nobody else wants the CPU), and only then sleeps on its
  * condition variable. */
-#define SPIN_NS (4 * NB_NS_PER_US)
-#define YIELD_NS (50 * NB_NS_PER_US)
+#define SPIN_NS       (4 * NB_NS_PER_US)
+#define YIELD_NS      (50 * NB_NS_PER_US)
 #define SLOW_YIELD_NS (3 * NB_NS_PER_US)
 
 static inline void cpu_relax(void)
@@ -871,8 +871,8 @@ int nkv_get(nkv_db *db, const nkv_read_options *ro, const void *key, size_t klen
         nkv__ikey_build(&ik, uk, p.seq, NKV_TYPE_VALUE);
         bool found = false;
         int type = 0;
-        rc = nkv__version_get(p.sv->v, db->tc, nb_buf_slice(&ik), !ro || ro->fill_cache, &found, &type,
-                              &v);
+        rc = nkv__version_get(p.sv->v, db->tc, nb_buf_slice(&ik), !ro || ro->fill_cache, &found,
+                              &type, &v);
         nb_buf_free(&ik);
         if (!rc)
             rc = found ? 0 : NB_ENOTFOUND;

@@ -94,9 +94,9 @@ struct nkv_db {
     pthread_cond_t sync_cv;
 
     nkv_vset vs;
-    nkv_sv *sv;                  /* current, one reference held by db */
-    _Atomic uint64_t sv_gen;     /* sv->gen, read by readers without mu */
-    nkv_sv_slot *sv_slots;       /* NKV_SV_SLOTS of them */
+    nkv_sv *sv;              /* current, one reference held by db */
+    _Atomic uint64_t sv_gen; /* sv->gen, read by readers without mu */
+    nkv_sv_slot *sv_slots;   /* NKV_SV_SLOTS of them */
     nkv_cache *block_cache;
     nkv_table_cache *tc;
 
