@@ -325,6 +325,8 @@ int nkv__write_l0(nkv_db *db, nkv_mem *m, uint64_t smallest_snap, nkv_edit *e)
     return rc;
 }
 
+static void close_flushed_wals(nkv_db *db);
+
 static void *flush_thread(void *arg)
 {
     nkv_db *db = arg;
@@ -365,6 +367,7 @@ static void *flush_thread(void *arg)
         pthread_cond_broadcast(&db->done_cv);
         pthread_cond_broadcast(&db->bg_cv); /* compaction may be due */
         bool log_done = old_log < db->vs.log_number;
+        close_flushed_wals(db);
         pthread_mutex_unlock(&db->mu);
         nkv__mem_unref(m);
         if (log_done) {
@@ -390,6 +393,35 @@ static void raise_synced(nkv_db *db, uint64_t seq)
         atomic_store(&db->synced_seq, seq);
 }
 
+/* mu held. fsyncs the logs of immutable memtables, oldest first, before
+ * a newer log is fsynced: a synced write must not survive a power loss
+ * that drops older acknowledged writes. */
+static int sync_old_wals(nkv_db *db)
+{
+    while (db->nold_wals > 0) {
+        int rc = db->env->sync(db->env->ctx, db->old_wals[0].f);
+        if (rc)
+            return rc;
+        db->env->close(db->env->ctx, db->old_wals[0].f);
+        db->nold_wals--;
+        memmove(db->old_wals, db->old_wals + 1, (size_t)db->nold_wals * sizeof db->old_wals[0]);
+    }
+    return 0;
+}
+
+/* mu held. Closes, unsynced, the logs that no memtable needs any more. */
+static void close_flushed_wals(nkv_db *db)
+{
+    int keep = 0;
+    for (int i = 0; i < db->nold_wals; i++) {
+        if (db->old_wals[i].num < db->vs.log_number)
+            db->env->close(db->env->ctx, db->old_wals[i].f);
+        else
+            db->old_wals[keep++] = db->old_wals[i];
+    }
+    db->nold_wals = keep;
+}
+
 static int new_wal(nkv_db *db)
 {
     uint64_t num = db->vs.next_file++;
@@ -409,19 +441,25 @@ static int new_wal(nkv_db *db)
         /* An nkv_sync_wal is syncing this log outside the queue. */
         while (db->syncing)
             pthread_cond_wait(&db->sync_cv, &db->mu);
-        /* A later synced write in the new log must not outlive unsynced
-         * writes of this one: make the old log durable first. */
+        /* The old log is fsynced only when a newer one is (or never, if
+         * its memtable is flushed first): an fsync of the full log here
+         * held every writer for milliseconds, and a log deleted after
+         * its flush need not be written at all. */
+        if (!db->wal_broken && db->nold_wals == NKV_MAX_IMM + 1)
+            rc = sync_old_wals(db); /* cannot happen: one log per immutable */
+        if (rc) {
+            db->env->close(db->env->ctx, f);
+            return rc;
+        }
         if (!db->wal_broken) {
-            rc = nkv__wal_sync(&db->wal);
-            if (rc) {
-                db->env->close(db->env->ctx, f);
-                return rc;
-            }
-            raise_synced(db, atomic_load(&db->vs.last_seq));
+            db->old_wals[db->nold_wals].f = db->wal.f;
+            db->old_wals[db->nold_wals++].num = db->wal_num;
+            db->wal.f = NULL;
         }
         nkv__wal_close(&db->wal);
     }
     nkv__wal_writer_init(&db->wal, db->env, f, 0);
+    db->wal_num = num;
     db->wal_open = true;
     db->wal_broken = false;
     return 0;
@@ -562,11 +600,12 @@ static int db_write(nkv_db *db, bool sync, const nkv_batch *batch, bool scratch)
     }
     int rc = make_room(db, batch == NULL);
     nkv_writer *last = &w;
+    const nkv_batch *gb = batch;
+    bool gsync = sync;
+    size_t size = 0;
     if (!rc && batch) {
-        const nkv_batch *gb = batch;
-        size_t size = nkv_batch_size(batch);
+        size = nkv_batch_size(batch);
         size_t max = size <= (128u << 10) ? size + (128u << 10) : GROUP_MAX;
-        bool gsync = sync;
         for (nkv_writer *f = w.next; f; f = f->next) {
             if (!f->batch || (f->sync && !sync))
                 break;
@@ -589,6 +628,12 @@ static int db_write(nkv_db *db, bool sync, const nkv_batch *batch, bool scratch)
             nkv__batch_append(db->group, batch);
             gb = db->group;
         }
+        /* Older logs first (see sync_old_wals); if that fails, the group
+         * fails before anything is appended. */
+        if (gsync)
+            rc = sync_old_wals(db);
+    }
+    if (!rc && batch) {
         uint64_t seq = atomic_load(&db->vs.last_seq) + 1;
         uint32_t count = nkv_batch_count(gb);
         nkv__batch_set_seq((nkv_batch *)gb, seq);
@@ -661,6 +706,8 @@ int nkv_sync_wal(nkv_db *db, uint64_t seq)
             break;
         }
         if (!db->wal_open)
+            break;
+        if ((rc = sync_old_wals(db)) != 0)
             break;
         /* Writes up to last_seq are appended (it is published after the
          * append): one fdatasync covers them all. Writers go on appending
@@ -1138,10 +1185,15 @@ static void sanitize(nkv_options *o)
 
 static void db_free(nkv_db *db)
 {
-    if (db->wal_open) {
+    if (db->nold_wals && sync_old_wals(db) != 0) {
+        for (int i = 0; i < db->nold_wals; i++)
+            db->env->close(db->env->ctx, db->old_wals[i].f);
+        db->nold_wals = 0;
+    } else if (db->wal_open) {
         (void)nkv__wal_sync(&db->wal);
-        nkv__wal_close(&db->wal);
     }
+    if (db->wal_open)
+        nkv__wal_close(&db->wal);
     for (int i = 0; db->sv_slots && i < NKV_SV_SLOTS; i++) {
         nkv_sv *x = atomic_exchange(&db->sv_slots[i].p, NULL);
         if (x && x != NKV_SV_INUSE)

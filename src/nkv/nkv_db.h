@@ -84,6 +84,16 @@ struct nkv_db {
     nkv_mem *imm[NKV_MAX_IMM]; /* imm[0] is the oldest */
     int nimm;
     nkv_wal_writer wal;
+    uint64_t wal_num; /* the current WAL's file number */
+    /* Logs of immutable memtables that no fsync has covered: a memtable
+     * switch does not fsync the old log. Each is fsynced before any newer
+     * log is (so survivors of a power loss stay a prefix) and closed
+     * unsynced once its memtable is flushed; most are never fsynced. */
+    struct {
+        nkv_file *f;
+        uint64_t num;
+    } old_wals[NKV_MAX_IMM + 1];
+    int nold_wals;
     bool wal_open;
     bool wal_broken; /* an append failed: switch to a new WAL before the next write */
     /* nkv_sync_wal: every write <= synced_seq is in a synced WAL. One

@@ -33,7 +33,9 @@ typedef struct fault_env {
     fault_entry *files;
     bool inactive;
     bool nospace;
-    uint64_t syncs; /* file syncs while active */
+    bool hold_tables;    /* fsyncs of .sst files wait (a slow flush) */
+    pthread_cond_t held; /* signalled when hold_tables is cleared */
+    uint64_t syncs;      /* file syncs while active */
 } fault_env;
 
 struct nkv_file;
@@ -138,6 +140,9 @@ static int fe_sync(void *ctx, nkv_file *nf)
     fault_env *fe = ctx;
     fault_file *f = (fault_file *)nf;
     pthread_mutex_lock(&fe->mu);
+    size_t pl = strlen(f->path);
+    while (fe->hold_tables && pl > 4 && !strcmp(f->path + pl - 4, ".sst"))
+        pthread_cond_wait(&fe->held, &fe->mu);
     if (fe->inactive) {
         pthread_mutex_unlock(&fe->mu);
         return 0;
@@ -246,6 +251,7 @@ static inline void fault_env_init(fault_env *fe)
     memset(fe, 0, sizeof *fe);
     fe->base = nkv_env_default();
     pthread_mutex_init(&fe->mu, NULL);
+    pthread_cond_init(&fe->held, NULL);
     fe->env = (nkv_env){
         .ctx = fe,
         .open_read = fe_open_read,
@@ -269,6 +275,14 @@ static inline void fault_set_inactive(fault_env *fe, bool v)
 {
     pthread_mutex_lock(&fe->mu);
     fe->inactive = v;
+    pthread_mutex_unlock(&fe->mu);
+}
+
+static inline void fault_hold_tables(fault_env *fe, bool v)
+{
+    pthread_mutex_lock(&fe->mu);
+    fe->hold_tables = v;
+    pthread_cond_broadcast(&fe->held);
     pthread_mutex_unlock(&fe->mu);
 }
 
@@ -312,6 +326,7 @@ static inline void fault_env_free(fault_env *fe)
         free(e->path);
         free(e);
     }
+    pthread_cond_destroy(&fe->held);
     pthread_mutex_destroy(&fe->mu);
 }
 

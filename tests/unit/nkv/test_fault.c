@@ -5,6 +5,8 @@
  * writes work again once space is back. Unsynced writes made durable with
  * nkv_sync_wal (group commit) survive too.
  */
+#include <dirent.h>
+
 #include "fault_env.h"
 #include "test.h"
 
@@ -78,6 +80,69 @@ static void test_drop_unsynced(void **state)
         next = present;
         ASSERT_OK(nkv_close(db));
     }
+    nb_test_rmdir(dir);
+    free(dir);
+}
+
+/* A memtable switch does not fsync the old log; a synced write in the new
+ * log must still not survive a power loss without the older unsynced
+ * writes. The flush of the old memtable is held (its table's fsync
+ * waits), so only the old log can keep those writes. */
+static void test_switch_then_sync(void **state)
+{
+    (void)state;
+    char *dir = nb_test_dir("nkv_switch_sync");
+    fault_env fe;
+    fault_env_init(&fe);
+    nkv_options o;
+    nkv_options_init(&o);
+    o.env = &fe.env;
+    o.write_buffer_size = 64 << 10;
+    o.max_write_buffers = 2;
+    nkv_db *db;
+    ASSERT_OK(nkv_open(&o, dir, &db));
+    fault_hold_tables(&fe, true);
+    /* ~136 bytes an entry: 700 entries fill one 64 KiB memtable, not two. */
+    enum { N = 700 };
+    char k[32], v[100];
+    memset(v, 'v', sizeof v);
+    for (int i = 0; i < N; i++) {
+        key_of(i, k);
+        ASSERT_OK(nkv_put(db, NULL, k, strlen(k), v, sizeof v));
+    }
+    /* The memtable did switch (two logs), and its flush is held. */
+    int logs = 0;
+    DIR *d = opendir(dir);
+    assert_non_null(d);
+    for (struct dirent *de; (de = readdir(d)) != NULL;)
+        logs += strlen(de->d_name) > 4 && !strcmp(de->d_name + strlen(de->d_name) - 4, ".log");
+    closedir(d);
+    assert_int_equal(logs, 2);
+    char *stats;
+    ASSERT_OK(nkv_property(db, "nkv.stats", &stats));
+    assert_non_null(strstr(stats, "\nflushes 0\n"));
+    nkv_free(stats);
+    key_of(N, k);
+    nkv_write_options wo = {.sync = true};
+    ASSERT_OK(nkv_put(db, &wo, k, strlen(k), v, sizeof v));
+    fault_set_inactive(&fe, true); /* crash */
+    fault_hold_tables(&fe, false);
+    ASSERT_OK(nkv_close(db));
+    fault_drop_unsynced(&fe);
+    fault_env_free(&fe);
+
+    ASSERT_OK(nkv_open(NULL, dir, &db));
+    for (int i = 0; i <= N; i++) {
+        key_of(i, k);
+        void *val;
+        size_t vl;
+        int rc = nkv_get(db, NULL, k, strlen(k), &val, &vl);
+        if (rc)
+            fail_msg("key %d of 0..%d lost after the synced write %d (%s)", i, N, N,
+                     nb_errname(rc));
+        nkv_free(val);
+    }
+    ASSERT_OK(nkv_close(db));
     nb_test_rmdir(dir);
     free(dir);
 }
@@ -243,6 +308,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_drop_unsynced),
         cmocka_unit_test(test_sync_wal),
+        cmocka_unit_test(test_switch_then_sync),
         cmocka_unit_test(test_disk_full),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
