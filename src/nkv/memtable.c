@@ -28,11 +28,50 @@ void nkv__arena_init(nkv_arena *a)
  * buffers come from the heap and fragment it (a 1M-key fillrandom peaked
  * at 37 MiB RSS instead of 25). A chunk starts with its next pointer and
  * its mapped size. */
+/* Freed standard chunks wait here for the next memtable (process-wide, at
+ * most POOL_MAX of them): the first write to each page of a fresh mapping
+ * costs a page fault and a page clear, ~2.5 µs of every 4 KiB put when
+ * each memtable mapped its 4 MiB anew. A freed memtable's chunks are taken
+ * again while the active one fills, so the pool adds no peak memory. */
+#define POOL_MAX 4
+static pthread_mutex_t pool_mu = PTHREAD_MUTEX_INITIALIZER;
+static void *pool[POOL_MAX];
+static int npool;
+
+static void *chunk_map(size_t len)
+{
+    if (len == ARENA_CHUNK) {
+        void *c = NULL;
+        pthread_mutex_lock(&pool_mu);
+        if (npool > 0)
+            c = pool[--npool];
+        pthread_mutex_unlock(&pool_mu);
+        if (c)
+            return c;
+    }
+    void *c = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    return c == MAP_FAILED ? NULL : c;
+}
+
+static void chunk_unmap(void *c, size_t len)
+{
+    if (len == ARENA_CHUNK) {
+        pthread_mutex_lock(&pool_mu);
+        bool kept = npool < POOL_MAX;
+        if (kept)
+            pool[npool++] = c;
+        pthread_mutex_unlock(&pool_mu);
+        if (kept)
+            return;
+    }
+    munmap(c, len);
+}
+
 static void *arena_chunk(nkv_arena *a, size_t n)
 {
     size_t len = n + 16;
-    void **c = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    if (c == MAP_FAILED) {
+    void **c = chunk_map(len);
+    if (!c) {
         NB_ERROR("nkv: out of memory mapping a %zu-byte memtable chunk", len);
         abort();
     }
@@ -69,7 +108,7 @@ void nkv__arena_free(nkv_arena *a)
     void **c = a->chunks;
     while (c) {
         void **next = c[0];
-        munmap(c, (size_t)(uintptr_t)c[1]);
+        chunk_unmap(c, (size_t)(uintptr_t)c[1]);
         c = next;
     }
     nkv__arena_init(a);
@@ -132,10 +171,11 @@ nkv_mem *nkv__mem_new_filtered(size_t filter_bytes)
         uint64_t lines = 1;
         while (lines * 2 * 64 <= filter_bytes)
             lines *= 2;
-        /* Arena memory is freshly mapped, hence zero, and counted in the
-         * memtable's usage. */
+        /* In the arena, so counted in the memtable's usage; cleared, as
+         * arena chunks are recycled. */
         m->filter = nkv__arena_alloc(&m->arena, (size_t)lines * 64 + 64);
         m->filter = (_Atomic uint64_t *)(((uintptr_t)m->filter + 63) & ~(uintptr_t)63);
+        memset((void *)m->filter, 0, (size_t)lines * 64);
         m->filter_lines = lines;
     }
     m->head = node_new(m, NKV_SKIP_MAX_HEIGHT, 0);
