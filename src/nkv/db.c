@@ -540,14 +540,14 @@ static inline void cpu_relax(void)
 /* Called with mu held by a writer that is not at the head of the queue.
  * Returns NKV_W_DONE (a leader wrote our batch; mu released, w->rc set)
  * or NKV_W_LEAD (we are the head now; mu held). */
-static int await_turn(nkv_db *db, nkv_writer *w)
+/* Spins, then yields, for w's turn (mu not held); returns its state. */
+static int spin_for_turn(nkv_writer *w)
 {
-    pthread_mutex_unlock(&db->mu);
     int st = NKV_W_WAIT;
     uint64_t t0 = nb_mono_ns(), now = t0;
     for (unsigned i = 1; now - t0 < SPIN_NS; i++) {
         if ((st = atomic_load_explicit(&w->state, memory_order_acquire)) != NKV_W_WAIT)
-            break;
+            return st;
         cpu_relax();
         if ((i & 63) == 0)
             now = nb_mono_ns();
@@ -559,9 +559,19 @@ static int await_turn(nkv_db *db, nkv_writer *w)
         now = t;
         st = atomic_load_explicit(&w->state, memory_order_acquire);
     }
-    if (st == NKV_W_DONE)
-        return st;
-    pthread_mutex_lock(&db->mu);
+    return st;
+}
+
+static int await_turn(nkv_db *db, nkv_writer *w)
+{
+    int st;
+    /* Behind an fsync (a millisecond or more) spinning only burns CPU. */
+    if (!db->leader_syncing) {
+        pthread_mutex_unlock(&db->mu);
+        if ((st = spin_for_turn(w)) == NKV_W_DONE)
+            return st;
+        pthread_mutex_lock(&db->mu);
+    }
     /* The leader changes state only under mu, so none is missed here. */
     while ((st = atomic_load_explicit(&w->state, memory_order_acquire)) == NKV_W_WAIT) {
         w->sleeping = true;
@@ -638,6 +648,7 @@ static int db_write(nkv_db *db, bool sync, const nkv_batch *batch, bool scratch)
         uint32_t count = nkv_batch_count(gb);
         nkv__batch_set_seq((nkv_batch *)gb, seq);
         nkv_mem *mem = db->mem;
+        db->leader_syncing = gsync;
         pthread_mutex_unlock(&db->mu);
         rc = nkv__wal_add(&db->wal, gb->rep.data, gb->rep.len);
         if (!rc && gsync)
@@ -646,6 +657,7 @@ static int db_write(nkv_db *db, bool sync, const nkv_batch *batch, bool scratch)
         if (!rc)
             rc = nkv__batch_insert_mem(gb->rep.data, gb->rep.len, mem);
         pthread_mutex_lock(&db->mu);
+        db->leader_syncing = false;
         if (synced)
             raise_synced(db, seq + count - 1);
         if (!rc) {

@@ -111,7 +111,8 @@ struct nkv_db {
     nkv_table_cache *tc;
 
     nkv_writer *wq_head, *wq_tail;
-    nkv_batch *group; /* scratch batch of the group-commit leader */
+    bool leader_syncing; /* the write leader is in its group's fsync */
+    nkv_batch *group;    /* scratch batch of the group-commit leader */
 
     struct nkv_snapshot snaps; /* sentinel of a list, oldest first */
 
