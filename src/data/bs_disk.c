@@ -28,6 +28,7 @@
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "common/crc32c.h"
@@ -472,11 +473,20 @@ static int dk_get_verified(data_bs *bs, data_key k, uint8_t *buf, size_t cap, si
     }
     rc = verify_read(d, &ref, k, buf, epoch);
     /* A neighbour's load overlapped the check (a stream loads several
-     * blocks at once, and each one's readahead reaches the next ones):
-     * its pages are in the page cache now, so checking them again costs a
-     * CRC pass here rather than a whole load on the next read. */
-    for (int again = 0; rc == 0 && *epoch == DATA__EPOCH_NONE && again < 1; again++)
+     * blocks at once, and each one's readahead reaches the next ones).
+     * Its pages are in the page cache now, so once the loads before it
+     * have ended (in a stream no new ones begin there) checking them
+     * again costs a CRC pass here rather than a whole load on the next
+     * read. */
+    for (int again = 0; rc == 0 && *epoch == DATA__EPOCH_NONE && again < 3; again++) {
+        for (int wait = 0; wait < 500; wait++) { /* at most 100 ms */
+            if (!(epoch_sum(d, ref.fd, ref.off, ref.len) & EPOCH_FLIGHT))
+                break;
+            struct timespec ts = {0, 200000};
+            nanosleep(&ts, NULL);
+        }
         rc = verify_read(d, &ref, k, NULL, epoch);
+    }
     size_t len = (size_t)ref.len;
     disk_unpin(d->e, &ref);
     if (rc == 1) { /* cannot read it here: the engine reads and checks */
