@@ -899,12 +899,17 @@ typedef struct pinned {
     uint64_t seq;
 } pinned;
 
-/* The sequence is read before the sv: every write it covers was inserted
- * into a memtable that an sv current at that moment (or later) holds. */
+/* The sequence is read after the sv is taken (as RocksDB does): a
+ * compaction that finished in between may have dropped versions that an
+ * older sequence would need, while the pinned sv's tables and memtables
+ * never lose one. Writes up to the sequence that went to a memtable newer
+ * than the sv's all follow the sv's last write, so what the read sees is
+ * still a prefix of the writes, and every write that returned before the
+ * read began is in it. */
 static void pin(nkv_db *db, const nkv_read_options *ro, pinned *p)
 {
-    p->seq = ro && ro->snapshot ? ro->snapshot->seq : atomic_load(&db->vs.last_seq);
     p->sv = sv_acquire(db, &p->slot);
+    p->seq = ro && ro->snapshot ? ro->snapshot->seq : atomic_load(&db->vs.last_seq);
 }
 
 static void unpin(nkv_db *db, pinned *p)
