@@ -1,6 +1,6 @@
 /*
  * mount.c — mount lifecycle: reclaim a dead mount point, mount, serve on a
- * libfuse multi-threaded loop in a background thread, invalidate kernel
+ * pool of worker threads (and a watchdog), invalidate kernel
  * caches, and unmount.
  *
  * Unmounting: a lazy unmount (MNT_DETACH) of an idle mount destroys the
