@@ -410,12 +410,37 @@ static int commit(disk_env *e, disk__rec *r)
     free(batch);
     int rc = e->durable_lsn >= r->lsn ? 0 : e->failed;
     int want_ckpt = !rc && e->wal_off > e->opt.wal_max_bytes;
+    /* Past twice the bound the background thread fell behind: the put
+     * waits for the checkpoint, so the WAL stays bounded. */
+    int must = want_ckpt && e->wal_off / 2 > e->opt.wal_max_bytes;
     pthread_mutex_unlock(&e->wal_mu);
-    if (want_ckpt && pthread_mutex_trylock(&e->ckpt_mu) == 0) {
-        pthread_mutex_unlock(&e->ckpt_mu);
+    if (want_ckpt && e->grower_on && !must) {
+        /* The background thread writes it: the checkpoint's data sync and
+         * file writes (tens of ms) stay out of this put's latency. */
+        pthread_mutex_lock(&e->mu);
+        if (!e->ckpt_req) {
+            e->ckpt_req = 1;
+            pthread_cond_signal(&e->grow_cv);
+        }
+        pthread_mutex_unlock(&e->mu);
+    } else if (want_ckpt) {
+        if (must) {
+            /* Wait for a checkpoint in progress, then look again. */
+            pthread_mutex_lock(&e->ckpt_mu);
+            pthread_mutex_lock(&e->wal_mu);
+            want_ckpt = e->wal_off > e->opt.wal_max_bytes;
+            pthread_mutex_unlock(&e->wal_mu);
+            pthread_mutex_unlock(&e->ckpt_mu);
+        } else if (pthread_mutex_trylock(&e->ckpt_mu) == 0) {
+            pthread_mutex_unlock(&e->ckpt_mu);
+        } else {
+            want_ckpt = 0; /* another put is writing one */
+        }
         /* A failed checkpoint leaves the WAL growing but loses nothing;
          * the put itself is durable. */
-        int crc = disk__checkpoint(e);
+        int crc = want_ckpt ? disk__checkpoint(e) : 0;
+        if (want_ckpt && !crc)
+            count(&e->n_ckpts_put, 1);
         if (crc)
             NB_WARN("disk %s: checkpoint failed: %s", e->dir, nb_strerror(crc));
     }
@@ -587,10 +612,21 @@ static void *grower_main(void *arg)
     disk_env *e = arg;
     pthread_mutex_lock(&e->mu);
     for (;;) {
-        while (!e->grow_req && !e->grow_stop)
+        while (!e->grow_req && !e->ckpt_req && !e->grow_stop)
             pthread_cond_wait(&e->grow_cv, &e->mu);
         if (e->grow_stop)
             break;
+        if (e->ckpt_req) {
+            pthread_mutex_unlock(&e->mu); /* ckpt_mu and wal_mu come before mu */
+            /* The same checkpoint a put would write (commits go on while
+             * it runs); a failure loses nothing, the next request retries. */
+            int crc = disk__checkpoint(e);
+            if (crc)
+                NB_WARN("disk %s: checkpoint failed: %s", e->dir, nb_strerror(crc));
+            pthread_mutex_lock(&e->mu);
+            e->ckpt_req = 0;
+            continue;
+        }
         uint64_t gen = e->grow_gen;
         pthread_mutex_unlock(&e->mu);
         /* The same growth a put would do (fallocate, fsync, then the AUs to
@@ -608,11 +644,10 @@ static void *grower_main(void *arg)
 
 void disk__grower_start(disk_env *e)
 {
-    int growable = 0;
-    for (unsigned i = 0; i < e->n_files; i++)
-        growable |= !e->files[i].fixed;
+    /* Block devices alone never ask for growth (space_low: no step), but
+     * their checkpoints still run here. */
     e->grow_fail_gen = UINT64_MAX;
-    if (e->opt.read_only || e->opt.io || !growable)
+    if (e->opt.read_only || e->opt.io)
         return;
     e->grower_on = pthread_create(&e->grower, NULL, grower_main, e) == 0;
 }
@@ -994,6 +1029,7 @@ void disk_stats_get(disk_env *e, disk_stats *st)
     st->group_commits = __atomic_load_n(&e->n_groups, __ATOMIC_RELAXED);
     st->fsyncs = __atomic_load_n(&e->n_fsyncs, __ATOMIC_RELAXED);
     st->checkpoints = __atomic_load_n(&e->n_ckpts, __ATOMIC_RELAXED);
+    st->checkpoints_in_put = __atomic_load_n(&e->n_ckpts_put, __ATOMIC_RELAXED);
     st->grows = __atomic_load_n(&e->n_grows, __ATOMIC_RELAXED);
     st->grows_in_put = __atomic_load_n(&e->n_grows_put, __ATOMIC_RELAXED);
     st->recovery_ns = e->recovery_ns;
