@@ -922,7 +922,8 @@ int disk_read(disk_env *e, disk_id id, uint64_t off, size_t len, void *buf, size
         return rc;
     size_t n = ent.len - off < len ? (size_t)(ent.len - off) : len;
     if (b) {
-        memcpy(buf, b + off, n);
+        if (n) /* an empty read may come with no buffer */
+            memcpy(buf, b + off, n);
         free(b);
     }
     *got = n;

@@ -86,6 +86,9 @@ static void test_basic(void **state)
     ASSERT_OK(disk_read(e, dt_id(6), 65536, 100, part, &got));
     assert_int_equal(got, 0);
     ASSERT_RC(disk_read(e, dt_id(6), 65537, 100, part, &got), NB_EUSAGE);
+    /* An empty blob reads with no buffer at all (disk check does that). */
+    ASSERT_OK(disk_read(e, dt_id(0), 0, 0, NULL, &got));
+    assert_int_equal(got, 0);
     free(full);
     /* Overwrite and delete. */
     put_ver(e, 3, 5000, 2);
