@@ -55,8 +55,12 @@ static const nb_opt server_opts[] = {
     {"default-permissions", NB_OPT_BOOL, "false", NULL,
      "Let the kernel check permissions on the mount (default_permissions).", 0, 0},
     {"mount-read-only", NB_OPT_BOOL, "false", NULL, "Mount read-only.", 0, 0},
-    {"writeback-cache", NB_OPT_BOOL, "true", NULL,
-     "Let the kernel cache writes to files on the mount and send them in large pieces.", 0, 0},
+    {"writeback-cache", NB_OPT_BOOL, "false", NULL,
+     "Let the kernel cache writes to files on the mount and send them in large pieces (costs a "
+     "FLUSH at every close, even of read-only descriptors).",
+     0, 0},
+    {"mount-threads", NB_OPT_INT, "16", "N", "Threads answering the mount's requests, at most.", 1,
+     256},
     {"entry-timeout", NB_OPT_FLOAT, "60", "SECONDS", "How long the kernel may cache names.", 0,
      86400},
     {"attr-timeout", NB_OPT_FLOAT, "60", "SECONDS", "How long the kernel may cache attributes.", 0,
@@ -146,6 +150,7 @@ int cli_server(int argc, char **argv)
     o.mount.default_permissions = nb_config_bool(cfg, "default-permissions");
     o.mount.read_only = nb_config_bool(cfg, "mount-read-only");
     o.mount.writeback_cache = nb_config_bool(cfg, "writeback-cache");
+    o.mount.max_threads = (unsigned)nb_config_int(cfg, "mount-threads");
     o.mount.entry_timeout = nb_config_float(cfg, "entry-timeout");
     o.mount.attr_timeout = nb_config_float(cfg, "attr-timeout");
     if (strcmp(o.block_store, "disk") != 0 && strcmp(o.block_store, "dir") != 0) {

@@ -36,7 +36,7 @@ typedef struct nbfuse_options {
     unsigned max_threads;     /* FUSE worker threads at most */
 } nbfuse_options;
 
-/* Defaults: writeback cache on, 60 s entry and attribute timeouts (every
+/* Defaults: writeback cache off, 60 s entry and attribute timeouts (every
  * S3 change invalidates), 16 threads, everything else off. */
 void nbfuse_options_init(nbfuse_options *o);
 

@@ -30,7 +30,10 @@
 void nbfuse_options_init(nbfuse_options *o)
 {
     memset(o, 0, sizeof *o);
-    o->writeback_cache = true;
+    /* Off: with it the kernel sends FLUSH at every close, even of a
+     * read-only descriptor, and a SETATTR (its own mtime) before an
+     * unlink or after a write; see docs/fuse.md "Write-back cache". */
+    o->writeback_cache = false;
     o->entry_timeout = 60.0;
     o->attr_timeout = 60.0;
     o->max_threads = 16;

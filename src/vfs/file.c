@@ -263,6 +263,7 @@ int vfs__file_publish(vfs_file *f, bool sync)
         segs_free(f);
     }
     __atomic_store_n(&f->pend_end, 0, __ATOMIC_RELAXED);
+    __atomic_store_n(&f->pend_mtime_ns, 0, __ATOMIC_RELAXED);
     if (rc == 0 && f->wb_err) {
         rc = f->wb_err;
         f->wb_err = 0;
@@ -579,6 +580,8 @@ int vfs_write(vfs_file *f, uint64_t off, const void *buf, size_t len, uint64_t *
         rc = write_locked(f, off, buf, len);
         if (rc == 0 && off + len > f->pend_end)
             __atomic_store_n(&f->pend_end, off + len, __ATOMIC_RELAXED);
+        if (rc == 0)
+            __atomic_store_n(&f->pend_mtime_ns, (int64_t)nb_wall_ns(), __ATOMIC_RELAXED);
         if (rc == 0 && f->npw >= VFS__MAX_PENDING)
             rc = vfs__file_publish(f, false);
     }

@@ -316,29 +316,53 @@ void vfs__inode_put(vfs *v, vfs__inode *in)
     pthread_mutex_unlock(&v->itab_mu);
 }
 
-/* The furthest end of unpublished writes of any handle on ino (0: none). */
-static uint64_t pending_end(vfs *v, uint64_t ino)
+/* The furthest end of unpublished writes of any handle on ino (0: none),
+ * and the time of the latest of them in *mtime_ns (0: none) when asked. */
+static uint64_t pending_end(vfs *v, uint64_t ino, int64_t *mtime_ns)
 {
     uint64_t end = 0;
+    int64_t t = 0;
     /* No handle open anywhere (the common case for lookups and stats):
      * nothing is buffered, skip the table lock. A handle opened right now
      * has buffered nothing yet. */
-    if (__atomic_load_n(&v->nfiles, __ATOMIC_ACQUIRE) == 0)
-        return 0;
-    pthread_mutex_lock(&v->itab_mu);
-    vfs__inode *in = vfs__inode_find(v, ino);
-    for (vfs_file *f = in ? in->files : NULL; f; f = f->inext) {
-        uint64_t e = __atomic_load_n(&f->pend_end, __ATOMIC_RELAXED);
-        if (e > end)
-            end = e;
+    if (__atomic_load_n(&v->nfiles, __ATOMIC_ACQUIRE) != 0) {
+        pthread_mutex_lock(&v->itab_mu);
+        vfs__inode *in = vfs__inode_find(v, ino);
+        for (vfs_file *f = in ? in->files : NULL; f; f = f->inext) {
+            uint64_t e = __atomic_load_n(&f->pend_end, __ATOMIC_RELAXED);
+            if (e > end)
+                end = e;
+            int64_t m = __atomic_load_n(&f->pend_mtime_ns, __ATOMIC_RELAXED);
+            if (m > t)
+                t = m;
+        }
+        pthread_mutex_unlock(&v->itab_mu);
     }
-    pthread_mutex_unlock(&v->itab_mu);
+    if (mtime_ns)
+        *mtime_ns = t;
     return end;
 }
 
 uint64_t vfs__pending_end(vfs *v, uint64_t ino)
 {
-    return pending_end(v, ino);
+    return pending_end(v, ino, NULL);
+}
+
+/* A regular file's attributes with its unpublished writes: the size they
+ * reach, and their time as mtime and ctime (a write marks both; the
+ * publish records its own, later, time). */
+static void add_pending(vfs *v, vfs_attr *a)
+{
+    if (!S_ISREG(a->mode))
+        return;
+    int64_t t;
+    uint64_t end = pending_end(v, a->ino, &t);
+    if (end > a->size)
+        a->size = end;
+    if (t > a->mtime_ns)
+        a->mtime_ns = t;
+    if (t > a->ctime_ns)
+        a->ctime_ns = t;
 }
 
 /* ---- Attributes ---------------------------------------------------------------------------- */
@@ -346,22 +370,16 @@ uint64_t vfs__pending_end(vfs *v, uint64_t ino)
 int vfs_lookup(vfs *v, const vfs_cred *c, uint64_t parent, const char *name, vfs_attr *out)
 {
     int rc = meta_lookup(v->m, c, parent, name, out);
-    if (rc == 0 && out && S_ISREG(out->mode)) {
-        uint64_t end = pending_end(v, out->ino);
-        if (end > out->size)
-            out->size = end;
-    }
+    if (rc == 0 && out)
+        add_pending(v, out);
     return vfs__errno(rc);
 }
 
 int vfs_getattr(vfs *v, uint64_t ino, vfs_attr *out)
 {
     int rc = meta_getattr(v->m, ino, out);
-    if (rc == 0 && S_ISREG(out->mode)) {
-        uint64_t end = pending_end(v, ino);
-        if (end > out->size)
-            out->size = end;
-    }
+    if (rc == 0)
+        add_pending(v, out);
     return vfs__errno(rc);
 }
 
@@ -389,9 +407,13 @@ int vfs_setattr(vfs *v, const vfs_cred *c, uint64_t ino, vfs_file *f, const vfs_
     if (!(s.valid & META_SET_SIZE)) {
         rc = meta_setattr(v->m, c, ino, &s, out);
         if (rc == 0 && out && S_ISREG(out->mode)) {
-            uint64_t end = pending_end(v, ino);
-            if (end > out->size)
-                out->size = end;
+            if (s.valid & (META_SET_MTIME | META_SET_MTIME_NOW)) {
+                uint64_t end = pending_end(v, ino, NULL); /* the time just set stands */
+                if (end > out->size)
+                    out->size = end;
+            } else {
+                add_pending(v, out);
+            }
         }
         return vfs__errno(rc);
     }
@@ -571,11 +593,7 @@ int vfs_resolve(vfs *v, const vfs_cred *c, const char *path, unsigned flags, vfs
     int rc = walk(v, c, VFS_ROOT_INO, path, (flags & VFS_RESOLVE_FOLLOW) != 0, &links, &a);
     if (rc == 0 && out) {
         *out = a;
-        if (S_ISREG(a.mode)) {
-            uint64_t end = pending_end(v, a.ino);
-            if (end > out->size)
-                out->size = end;
-        }
+        add_pending(v, out);
     }
     return rc;
 }

@@ -131,7 +131,8 @@ int vfs_sync(vfs *v) NB_MUST_CHECK;
 /* Looks name up in parent (search permission on parent). out may be NULL. */
 int vfs_lookup(vfs *v, const vfs_cred *c, uint64_t parent, const char *name,
                vfs_attr *out) NB_MUST_CHECK;
-/* Attributes of ino. The size includes writes buffered in open handles. */
+/* Attributes of ino. The size includes writes buffered in open handles,
+ * and mtime and ctime are at least the time of the latest of them. */
 int vfs_getattr(vfs *v, uint64_t ino, vfs_attr *out) NB_MUST_CHECK;
 /* chmod/chown/truncate/utimensat rules. f (may be NULL) is the handle the
  * change goes through (ftruncate: no write-permission check; its buffered

@@ -85,6 +85,8 @@ struct vfs_file {
     size_t ninl, capinl;
     uint64_t pend_end;              /* the end of the furthest unpublished write (0: none);
                                        written under mu, read atomically by getattr */
+    int64_t pend_mtime_ns;          /* wall time of the latest unpublished write (0: none);
+                                       like pend_end: getattr's mtime before the publish */
     int wb_err;                     /* a deferred write-back error, returned by the next flush */
     struct vfs_file *prev, *next;   /* v->files (under v->itab_mu) */
     struct vfs_file *iprev, *inext; /* in->files (under v->itab_mu) */

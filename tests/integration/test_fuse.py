@@ -238,6 +238,18 @@ def test_timestamps_and_modes(m):
     with open(p, "a") as f:
         f.write("x")
     assert os.stat(p).st_mtime_ns > before
+    # A write marks mtime and ctime at once, not only when the close
+    # publishes it (the kernel keeps no times of its own without the
+    # write-back cache): stat before the close sees them move.
+    st = os.stat(p)
+    time.sleep(0.01)
+    with open(p, "r+b") as f:
+        f.write(b"y")
+        f.flush()
+        during = os.fstat(f.fileno())
+        assert during.st_mtime_ns > st.st_mtime_ns and during.st_ctime_ns > st.st_ctime_ns
+        assert os.stat(p).st_mtime_ns == during.st_mtime_ns
+    assert os.stat(p).st_mtime_ns >= during.st_mtime_ns
 
 
 def run_as(uid, gid, fn):
