@@ -199,6 +199,19 @@ static int write_batch(disk_env *e, disk__rec *r, size_t n)
     if (len > head + need)
         memset(e->wal_buf + head + need, 0, len - head - need);
     int rc = 0;
+    while (at + len > e->wal_end && e->wal_zeroing && !e->failed)
+        pthread_cond_wait(&e->wal_cv, &e->wal_mu); /* the thread's zeros come first */
+    if (at + len <= e->wal_end && e->wal_end - (at + len) < DISK_WAL_STEP / 2 && e->grower_on) {
+        /* Half a step left: the background thread writes the next step
+         * while this and later batches go on (4 MiB of zeros took a
+         * batch's leader milliseconds, every 60 puts of 64 KiB). */
+        pthread_mutex_lock(&e->mu);
+        if (!e->wal_zero_req) {
+            e->wal_zero_req = 1;
+            pthread_cond_signal(&e->grow_cv);
+        }
+        pthread_mutex_unlock(&e->mu);
+    }
     if (at + len > e->wal_end) {
         /* Zeros a step ahead: the batch's fdatasync then commits the size
          * change once per DISK_WAL_STEP, not on every append. */
@@ -607,15 +620,51 @@ static int space_low(const disk_env *e)
     return step && free_au * e->au < step / 2;
 }
 
+/* The background thread's share of write_batch's zeros: the next
+ * DISK_WAL_STEP past wal_end, written while batches go on below it. Under
+ * ckpt_mu, so the WAL file is not switched (and its descriptor closed)
+ * meanwhile; wal_zeroing keeps leaders out of the range until wal_end
+ * covers it. The batch whose fdatasync follows makes the size durable,
+ * as when its leader writes the zeros. */
+static void wal_zero_ahead(disk_env *e)
+{
+    pthread_mutex_lock(&e->ckpt_mu);
+    pthread_mutex_lock(&e->wal_mu);
+    int fd = e->wal_fd;
+    uint64_t from = e->wal_end, to = (from / DISK_WAL_STEP + 1) * DISK_WAL_STEP;
+    int go = fd >= 0 && !e->failed && from % WAL_BLOCK == 0 &&
+             from - e->wal_off < DISK_WAL_STEP; /* else already done */
+    e->wal_zeroing = go;
+    pthread_mutex_unlock(&e->wal_mu);
+    int rc = go ? disk__write_zeros(e, fd, from, to) : 0;
+    pthread_mutex_lock(&e->wal_mu);
+    if (go && !rc && e->wal_fd == fd && e->wal_end == from)
+        e->wal_end = to;
+    e->wal_zeroing = 0;
+    pthread_cond_broadcast(&e->wal_cv);
+    pthread_mutex_unlock(&e->wal_mu);
+    pthread_mutex_unlock(&e->ckpt_mu);
+    /* A failure leaves the zeros to the leader, which reports its own. */
+    if (rc)
+        NB_WARN("disk %s: WAL zeros ahead: %s", e->dir, nb_strerror(rc));
+}
+
 static void *grower_main(void *arg)
 {
     disk_env *e = arg;
     pthread_mutex_lock(&e->mu);
     for (;;) {
-        while (!e->grow_req && !e->ckpt_req && !e->grow_stop)
+        while (!e->grow_req && !e->ckpt_req && !e->wal_zero_req && !e->grow_stop)
             pthread_cond_wait(&e->grow_cv, &e->mu);
         if (e->grow_stop)
             break;
+        if (e->wal_zero_req) { /* first: a commit may soon wait for it */
+            pthread_mutex_unlock(&e->mu);
+            wal_zero_ahead(e);
+            pthread_mutex_lock(&e->mu);
+            e->wal_zero_req = 0;
+            continue;
+        }
         if (e->ckpt_req) {
             pthread_mutex_unlock(&e->mu); /* ckpt_mu and wal_mu come before mu */
             /* The same checkpoint a put would write (commits go on while

@@ -221,6 +221,11 @@ struct disk_env {
     /* The same thread writes checkpoints, so that the put that fills the
      * WAL does not wait for one (set by commit, under mu). */
     int ckpt_req;
+    /* ... and writes the WAL file's next step of zeros ahead of the
+     * records (wal_zero_req under mu; wal_zeroing under wal_mu: the
+     * thread is writing past wal_end, so a leader that needs room
+     * waits for it instead of writing there too). */
+    int wal_zero_req, wal_zeroing;
     uint64_t grow_fail_gen; /* grow_gen when it last found no room, else UINT64_MAX */
     unsigned next_file;     /* where the next allocation starts (under mu) */
 
