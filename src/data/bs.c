@@ -104,6 +104,19 @@ int data_bs_get(data_bs *bs, data_key k, uint64_t off, size_t len, void *buf, si
     return rc;
 }
 
+int data__bs_get_verified(data_bs *bs, data_key k, uint8_t *buf, size_t cap, size_t *got,
+                          uint64_t *epoch)
+{
+    *got = 0;
+    int rc = bs->ops->get_verified(bs, k, buf, cap, got, epoch);
+    if (rc == 0) {
+        atomic_fetch_add(&bs->gets, 1);
+        atomic_fetch_add(&bs->bytes_read, *got);
+    }
+    count_error(bs, rc);
+    return rc;
+}
+
 int data_bs_get_all(data_bs *bs, data_key k, uint8_t **out, size_t *len)
 {
     *out = NULL;

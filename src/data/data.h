@@ -106,9 +106,9 @@ int data_bs_delete(data_bs *bs, data_key k) NB_MUST_CHECK;
  * borrowed from the ref: never close it yourself. */
 typedef struct data_fdref {
     int fd;
-    uint64_t off; /* file offset of the first requested byte */
-    size_t len;   /* bytes available (clipped at the block's end) */
-    uint64_t priv[3];
+    uint64_t off;     /* file offset of the first requested byte */
+    size_t len;       /* bytes available (clipped at the block's end) */
+    uint64_t priv[4]; /* the block store's; priv[3]: trust epoch (data_int.h) */
 } data_fdref;
 int data_bs_read_fd(data_bs *bs, data_key k, uint64_t off, size_t len,
                     data_fdref *out) NB_MUST_CHECK;

@@ -38,6 +38,18 @@ typedef struct data_bs_ops {
     int (*read_fd)(data_bs *bs, data_key k, uint64_t off, size_t len, unsigned flags,
                    data_fdref *out);
     void (*release_fd)(data_bs *bs, data_fdref *ref);
+    /* Optional (disk): the trust epoch of a ref's block, as read_fd put
+     * it in ref->priv[3]. It grows whenever a read that may bring pages
+     * of that block's file range into the page cache without checking
+     * them (kernel readahead) starts or ends, so a block verified at
+     * epoch E is known good while the epoch is still E (refs.c). Without
+     * the op the epoch is always 0. */
+    uint64_t (*epoch)(data_bs *bs, const data_fdref *ref);
+    /* Optional (disk): reads and verifies the whole block into buf
+     * (room for cap bytes) through the page cache, and gives the epoch
+     * its pages were verified at. NULL: data_bs_get. */
+    int (*get_verified)(data_bs *bs, data_key k, uint8_t *buf, size_t cap, size_t *got,
+                        uint64_t *epoch);
     int (*iterate)(data_bs *bs, data_bs_iter_fn fn, void *arg);
     int (*space)(data_bs *bs, uint64_t *capacity, uint64_t *free_bytes);
     void (*close)(data_bs *bs);
@@ -49,9 +61,16 @@ struct data_bs {
 };
 
 #define DATA__FD_NOVERIFY 1u
+/* A trust epoch meaning "never": the block was not verified, or a read
+ * that may have brought its pages in unverified overlapped its check. */
+#define DATA__EPOCH_NONE UINT64_MAX
 /* data_bs_read_fd with read_fd flags. */
 int data__bs_read_fd(data_bs *bs, data_key k, uint64_t off, size_t len, unsigned flags,
                      data_fdref *out);
+
+/* The get_verified op with data_bs_get's counting; the op must exist. */
+int data__bs_get_verified(data_bs *bs, data_key k, uint8_t *buf, size_t cap, size_t *got,
+                          uint64_t *epoch);
 
 /* Ranges of blocks verified by zero-copy reads (refs.c). */
 typedef struct data__vmemo data__vmemo;
@@ -64,8 +83,9 @@ void data__vmemo_free(data__vmemo *m);
 int data__range_read(data_store *s, data_key k, uint32_t off, size_t len, uint8_t *dst,
                      size_t *got);
 /* Notes that the first len bytes of block k were just read through the
- * page cache and verified (a whole-block load on such a store). */
-void data__vmemo_verified(data_store *s, data_key k, size_t len);
+ * page cache and verified (a whole-block load on such a store), known good
+ * at trust epoch epoch (the get_verified op's; 0 where there is none). */
+void data__vmemo_verified(data_store *s, data_key k, size_t len, uint64_t epoch);
 /* Forgets block k: before a load of it from the device (until it
  * verifies, its pages in the page cache may be bad) and after a failed
  * check. */

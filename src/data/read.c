@@ -181,17 +181,46 @@ static bool memo_store(const data_store *s)
     return !s->bs->ops->cheap_ranges && s->bs->ops->read_fd;
 }
 
+/* data__block_read through the store's verified load, which also tells
+ * the trust epoch the block's pages were verified at. */
+static int block_read_verified(data_store *s, data_key k, uint8_t **data, size_t *len, bool *pooled,
+                               uint64_t *epoch)
+{
+    *data = NULL;
+    *len = 0;
+    *pooled = false;
+    uint8_t *buf = data__buf_get(s->bufs);
+    size_t got = 0;
+    int rc = data__bs_get_verified(s->bs, k, buf, DATA_BLOCK_SIZE, &got, epoch);
+    if (rc == 0 && got == DATA_BLOCK_SIZE) {
+        *data = buf;
+        *len = got;
+        *pooled = true;
+        return 0;
+    }
+    if (rc == 0 && got > 0) {
+        *data = nb_xmalloc(got);
+        memcpy(*data, buf, got);
+        *len = got;
+    }
+    data__buf_put(s->bufs, buf);
+    return rc;
+}
+
 /* Fills a LOADING cache entry b with block k; returns the load's result. */
 static int block_fill(data_store *s, data_block *b, data_key k)
 {
     uint8_t *p;
     size_t n;
     bool pooled;
+    uint64_t epoch = 0;
     if (memo_store(s))
         data__vmemo_bad(s, k); /* trusted again only once this load verifies */
-    int rc = data__block_read(s, k, &p, &n, &pooled);
+    int rc = memo_store(s) && s->bs->ops->get_verified
+                 ? block_read_verified(s, k, &p, &n, &pooled, &epoch)
+                 : data__block_read(s, k, &p, &n, &pooled);
     if (rc == 0 && memo_store(s))
-        data__vmemo_verified(s, k, n); /* read through the page cache and verified */
+        data__vmemo_verified(s, k, n, epoch); /* read through the page cache and verified */
     else if ((rc == NB_ECHECKSUM || rc == NB_ECORRUPT) && memo_store(s))
         data__vmemo_bad(s, k); /* its bad pages are in the page cache now */
     if (rc == 0 && pooled)

@@ -42,6 +42,7 @@ typedef struct vmemo_slot {
     data_key key;    /* slice_id 0: empty */
     uint32_t lo, hi; /* verified payload bytes [lo, hi) */
     uint64_t gen;    /* changes whenever the slot is set anew */
+    uint64_t epoch;  /* the block store's trust epoch it was verified at */
 } vmemo_slot;
 
 struct data__vmemo {
@@ -59,6 +60,7 @@ data__vmemo *data__vmemo_new(void)
 
 void data__vmemo_free(data__vmemo *m)
 {
+
     if (!m)
         return;
     pthread_mutex_destroy(&m->mu);
@@ -71,21 +73,17 @@ static vmemo_slot *slot_of(data__vmemo *m, data_key k)
     return &m->slot[h >> 51 & (VMEMO_SLOTS - 1)];
 }
 
-static bool memo_covers_gen(data__vmemo *m, data_key k, uint64_t off, size_t len, uint64_t *gen)
+static bool memo_covers_gen(data__vmemo *m, data_key k, uint64_t off, size_t len, uint64_t *gen,
+                            uint64_t *epoch)
 {
     pthread_mutex_lock(&m->mu);
     vmemo_slot *s = slot_of(m, k);
     bool yes = s->key.slice_id == k.slice_id && s->key.block == k.block && s->lo <= off &&
                off + len <= s->hi;
     *gen = s->gen;
+    *epoch = s->epoch;
     pthread_mutex_unlock(&m->mu);
     return yes;
-}
-
-static bool memo_covers(data__vmemo *m, data_key k, uint64_t off, size_t len)
-{
-    uint64_t gen;
-    return memo_covers_gen(m, k, off, len, &gen);
 }
 
 /* k is still remembered as it was when memo_covers_gen gave gen: no load
@@ -99,12 +97,20 @@ static bool memo_same(data__vmemo *m, data_key k, uint64_t gen)
     return yes;
 }
 
-static void memo_add(data__vmemo *m, data_key k, uint64_t off, size_t len)
+static void memo_forget(data__vmemo *m, data_key k);
+
+/* Block k's [off, off+len) was verified, its pages known good while the
+ * store's trust epoch of the block stays epoch. */
+static void memo_add(data__vmemo *m, data_key k, uint64_t off, size_t len, uint64_t epoch)
 {
+    if (epoch == DATA__EPOCH_NONE) {
+        memo_forget(m, k);
+        return;
+    }
     pthread_mutex_lock(&m->mu);
     vmemo_slot *s = slot_of(m, k);
-    if (s->key.slice_id == k.slice_id && s->key.block == k.block && off <= s->hi &&
-        off + len >= s->lo) { /* overlapping or adjacent: one range */
+    if (s->key.slice_id == k.slice_id && s->key.block == k.block && s->epoch == epoch &&
+        off <= s->hi && off + len >= s->lo) { /* overlapping or adjacent: one range */
         s->lo = s->lo < off ? s->lo : (uint32_t)off;
         s->hi = s->hi > off + len ? s->hi : (uint32_t)(off + len);
     } else {
@@ -112,6 +118,7 @@ static void memo_add(data__vmemo *m, data_key k, uint64_t off, size_t len)
         s->lo = (uint32_t)off;
         s->hi = (uint32_t)(off + len);
         s->gen = ++m->gen;
+        s->epoch = epoch;
     }
     pthread_mutex_unlock(&m->mu);
 }
@@ -123,6 +130,17 @@ static void memo_forget(data__vmemo *m, data_key k)
     if (s->key.slice_id == k.slice_id && s->key.block == k.block)
         memset(s, 0, sizeof *s);
     pthread_mutex_unlock(&m->mu);
+}
+
+/* The store's trust epoch of r's block now (0 on stores without one). A
+ * remembered range is good only while it is what the memo recorded: no
+ * read that may have brought the block's pages in unverified has started
+ * since its check. Asked after the pages were found resident or copied,
+ * so such a read that began before either shows. */
+static bool epoch_holds(data_store *s, const data_fdref *r, uint64_t epoch)
+{
+    uint64_t now = s->bs->ops->epoch ? s->bs->ops->epoch(s->bs, r) : 0;
+    return epoch != DATA__EPOCH_NONE && now == epoch;
 }
 
 /* cachestat(2) (Linux 6.5; Debian 12's headers predate it): how many
@@ -188,15 +206,17 @@ static bool resident(int fd, uint64_t off, size_t len)
  * in the page cache. */
 static int ref_block(data_store *s, data_key k, uint32_t off, size_t len, data_fdref *r)
 {
-    if (len && memo_covers(s->vmemo, k, off, len)) {
+    uint64_t gen, epoch;
+    if (len && memo_covers_gen(s->vmemo, k, off, len, &gen, &epoch)) {
         int rc = data__bs_read_fd(s->bs, k, off, len, DATA__FD_NOVERIFY, r);
-        if (rc != 0 || r->len != len || resident(r->fd, r->off, r->len))
+        if (rc != 0 || r->len != len ||
+            (resident(r->fd, r->off, r->len) && epoch_holds(s, r, epoch)))
             return rc;
         data_fdref_release(s->bs, r);
     }
     int rc = data__bs_read_fd(s->bs, k, off, len, 0, r);
     if (rc == 0 && r->len)
-        memo_add(s->vmemo, k, off, r->len);
+        memo_add(s->vmemo, k, off, r->len, r->priv[3]);
     else if (rc == NB_ECHECKSUM || rc == NB_ECORRUPT)
         memo_forget(s->vmemo, k); /* its pages are in the cache now, bad */
     return rc;
@@ -211,7 +231,9 @@ static void read_ahead_block(data_store *s, data_key k, uint32_t off, size_t len
     data_fdref r;
     if (data__bs_read_fd(s->bs, k, off, len, DATA__FD_NOVERIFY, &r) != 0)
         return;
-    bool known = r.len && memo_covers(s->vmemo, k, off, r.len) && resident(r.fd, r.off, r.len);
+    uint64_t gen, epoch;
+    bool known = r.len && memo_covers_gen(s->vmemo, k, off, r.len, &gen, &epoch) &&
+                 resident(r.fd, r.off, r.len) && epoch_holds(s, &r, epoch);
     data_fdref_release(s->bs, &r);
     if (known)
         return;
@@ -313,10 +335,10 @@ static int read_all(const data_fdref *r, uint8_t *dst)
     return 0;
 }
 
-void data__vmemo_verified(data_store *s, data_key k, size_t len)
+void data__vmemo_verified(data_store *s, data_key k, size_t len, uint64_t epoch)
 {
     if (len)
-        memo_add(s->vmemo, k, 0, len);
+        memo_add(s->vmemo, k, 0, len, epoch);
 }
 
 void data__vmemo_bad(data_store *s, data_key k)
@@ -326,7 +348,8 @@ void data__vmemo_bad(data_store *s, data_key k)
 
 bool data__range_known_cached(data_store *s, data_key k, uint32_t off, size_t len)
 {
-    if (!len || !memo_covers(s->vmemo, k, off, len))
+    uint64_t gen, epoch;
+    if (!len || !memo_covers_gen(s->vmemo, k, off, len, &gen, &epoch))
         return false;
     data_fdref r;
     if (data__bs_read_fd(s->bs, k, off, len, DATA__FD_NOVERIFY, &r) != 0)
@@ -338,25 +361,29 @@ bool data__range_known_cached(data_store *s, data_key k, uint32_t off, size_t le
     uint8_t b;
     struct iovec iov = {&b, 1};
     bool yes = r.len == len && preadv2(r.fd, &iov, 1, (off_t)r.off, RWF_NOWAIT) == 1 &&
-               preadv2(r.fd, &iov, 1, (off_t)(r.off + r.len - 1), RWF_NOWAIT) == 1;
+               preadv2(r.fd, &iov, 1, (off_t)(r.off + r.len - 1), RWF_NOWAIT) == 1 &&
+               epoch_holds(s, &r, epoch);
     data_fdref_release(s->bs, &r);
     return yes;
 }
 
 bool data__range_read_cached(data_store *s, data_key k, uint32_t off, size_t len, uint8_t *dst)
 {
-    uint64_t gen;
-    if (!len || !memo_covers_gen(s->vmemo, k, off, len, &gen))
+    uint64_t gen, epoch;
+    if (!len || !memo_covers_gen(s->vmemo, k, off, len, &gen, &epoch))
         return false;
     data_fdref r;
     if (data__bs_read_fd(s->bs, k, off, len, DATA__FD_NOVERIFY, &r) != 0)
         return false;
-    /* RWF_NOWAIT never starts I/O: only pages in memory are read. They
-     * are good if no load of the block began meanwhile (a load that
-     * fails its check leaves bad pages in the cache). A page with a
-     * readahead mark is read too, and starts readahead past it: our own
-     * reads leave no marks (docs/data.md §4.3). */
-    bool hit = r.len == len && read_cached(&r, dst) && memo_same(s->vmemo, k, gen);
+    /* RWF_NOWAIT never starts I/O for the range: only pages in memory are
+     * read. They are good if no load of the block began meanwhile (a load
+     * that fails its check leaves bad pages in the cache) and no read
+     * that may have brought them in unverified began since the check (the
+     * epoch). A page with a readahead mark is read too, and starts
+     * readahead past it: marks lie only where a guarded read's readahead
+     * reached (docs/data.md §4.3). */
+    bool hit = r.len == len && read_cached(&r, dst) && memo_same(s->vmemo, k, gen) &&
+               epoch_holds(s, &r, epoch);
     data_fdref_release(s->bs, &r);
     return hit;
 }
@@ -365,12 +392,12 @@ int data__range_read(data_store *s, data_key k, uint32_t off, size_t len, uint8_
 {
     data_fdref r;
     *got = 0;
-    uint64_t gen;
-    if (memo_covers_gen(s->vmemo, k, off, len, &gen)) {
+    uint64_t gen, epoch;
+    if (memo_covers_gen(s->vmemo, k, off, len, &gen, &epoch)) {
         int rc = data__bs_read_fd(s->bs, k, off, len, DATA__FD_NOVERIFY, &r);
         if (rc != 0)
             return rc;
-        bool hit = read_cached(&r, dst) && memo_same(s->vmemo, k, gen);
+        bool hit = read_cached(&r, dst) && memo_same(s->vmemo, k, gen) && epoch_holds(s, &r, epoch);
         data_fdref_release(s->bs, &r);
         if (hit) {
             *got = r.len;
@@ -383,7 +410,7 @@ int data__range_read(data_store *s, data_key k, uint32_t off, size_t len, uint8_
     if (rc != 0)
         return rc;
     /* The store verified the whole blob, not just this range. */
-    memo_add(s->vmemo, k, 0, DATA_BLOCK_SIZE);
+    memo_add(s->vmemo, k, 0, DATA_BLOCK_SIZE, r.priv[3]);
     rc = read_all(&r, dst);
     data_fdref_release(s->bs, &r);
     if (rc == 0)
