@@ -228,6 +228,11 @@ static int ref_block(data_store *s, data_key k, uint32_t off, size_t len, data_f
  * exactly the range and returns once the reads are submitted). */
 static void read_ahead_block(data_store *s, data_key k, uint32_t off, size_t len)
 {
+    /* A store that loads through kernel readahead (disk) reads ahead as
+     * it checks, in large folios; readahead(2) here would bring the
+     * blocks in as single pages, which cost more to send every time. */
+    if (s->bs->ops->get_verified)
+        return;
     data_fdref r;
     if (data__bs_read_fd(s->bs, k, off, len, DATA__FD_NOVERIFY, &r) != 0)
         return;
