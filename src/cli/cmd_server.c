@@ -59,8 +59,10 @@ static const nb_opt server_opts[] = {
      "Let the kernel cache writes to files on the mount and send them in large pieces (costs a "
      "FLUSH at every close, even of read-only descriptors).",
      0, 0},
-    {"mount-threads", NB_OPT_INT, "16", "N", "Threads answering the mount's requests, at most.", 1,
-     256},
+    {"mount-threads", NB_OPT_INT, "16", "N",
+     "Threads answering the mount's requests, at most (as many as CPUs serve; more start only "
+     "while all are busy).",
+     2, 256},
     {"entry-timeout", NB_OPT_FLOAT, "60", "SECONDS", "How long the kernel may cache names.", 0,
      86400},
     {"attr-timeout", NB_OPT_FLOAT, "60", "SECONDS", "How long the kernel may cache attributes.", 0,

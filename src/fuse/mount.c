@@ -1,6 +1,6 @@
 /*
  * mount.c — mount lifecycle: reclaim a dead mount point, mount, serve on a
- * libfuse multi-threaded loop in a background thread, invalidate kernel
+ * pool of worker threads (and a watchdog), invalidate kernel
  * caches, and unmount.
  *
  * Unmounting: a lazy unmount (MNT_DETACH) of an idle mount destroys the
@@ -13,6 +13,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,6 +21,7 @@
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "common/common.h"
@@ -76,20 +78,137 @@ static void abort_connection(dev_t dev)
     close(fd);
 }
 
+/* ---- Worker threads ------------------------------------------------------------------------
+ *
+ * Our own loop instead of fuse_session_loop_mt. libfuse's keeps a thread
+ * idle at all times (it starts one whenever the last idle one takes a
+ * request), so every request wakes a sleeping thread; measured on the
+ * 2-core machine (DataLoader, 20,000 samples, 3 alternating rounds on one
+ * server each), server CPU per sample was 106-112 us with 2 threads and
+ * 147-167 us with 4, 8 or 16, at 20-40 % more samples/s with 2. But a
+ * fixed 2 can deadlock: a preload's store waits on a page lock held by a
+ * READ that only a free worker can answer. So `base` workers (the CPU
+ * count, at least 2) serve; a watchdog adds one, up to max_threads, when
+ * every worker has been busy for WATCH_NS, and such an extra worker ends
+ * once it finishes a request while another worker is idle. */
+#define WATCH_NS (5 * NB_NS_PER_MS)
+
+typedef struct pool {
+    nbfuse *f;
+    pthread_mutex_t mu;
+    pthread_cond_t done; /* signalled when the last worker ends */
+    unsigned workers, idle, base, max;
+    uint64_t busy_since; /* when the last idle worker took a request; 0: one is idle */
+    bool ending;
+    int error;
+} pool;
+
+static void *worker_main(void *arg);
+
+static bool pool_spawn(pool *p)
+{
+    pthread_t t;
+    pthread_attr_t at;
+    pthread_attr_init(&at);
+    pthread_attr_setdetachstate(&at, PTHREAD_CREATE_DETACHED);
+    int e = pthread_create(&t, &at, worker_main, p);
+    pthread_attr_destroy(&at);
+    if (e) {
+        NB_WARN("cannot start a FUSE worker: %s", strerror(e));
+        return false;
+    }
+    p->workers++;
+    return true;
+}
+
+static void *worker_main(void *arg)
+{
+    pool *p = arg;
+    struct fuse_session *se = p->f->se;
+    sigset_t sigs; /* signals go to the server's main thread */
+    sigemptyset(&sigs);
+    sigaddset(&sigs, SIGTERM);
+    sigaddset(&sigs, SIGINT);
+    sigaddset(&sigs, SIGHUP);
+    sigaddset(&sigs, SIGQUIT);
+    pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+    struct fuse_buf buf;
+    memset(&buf, 0, sizeof buf);
+    pthread_mutex_lock(&p->mu);
+    for (;;) {
+        p->idle++;
+        p->busy_since = 0;
+        pthread_mutex_unlock(&p->mu);
+        int res = fuse_session_exited(se) ? 0 : fuse_session_receive_buf(se, &buf);
+        pthread_mutex_lock(&p->mu);
+        if (--p->idle == 0)
+            p->busy_since = nb_mono_ns();
+        if (res == -EINTR || res == -EAGAIN)
+            continue;
+        if (res <= 0) {
+            if (res < 0 && !p->error)
+                p->error = res;
+            p->ending = true;
+            fuse_session_exit(se);
+            break;
+        }
+        pthread_mutex_unlock(&p->mu);
+        fuse_session_process_buf(se, &buf);
+        pthread_mutex_lock(&p->mu);
+        if (p->workers > p->base && p->idle > 0)
+            break; /* an extra worker, no longer needed */
+    }
+    if (--p->workers == 0)
+        pthread_cond_signal(&p->done);
+    pthread_mutex_unlock(&p->mu);
+    free(buf.mem);
+    return NULL;
+}
+
 static void *loop_main(void *arg)
 {
     nbfuse *f = arg;
-    struct fuse_loop_config *cfg = fuse_loop_cfg_create();
-    unsigned threads = f->opts.max_threads ? f->opts.max_threads : 16;
-    fuse_loop_cfg_set_max_threads(cfg, threads);
-    /* Keep every worker: with fewer idle ones allowed, bursts of small
-     * requests (a DataLoader's open, read, release) made libfuse start and
-     * end a thread every few requests. */
-    fuse_loop_cfg_set_idle_threads(cfg, threads);
-    int rc = fuse_session_loop_mt(f->se, cfg);
-    fuse_loop_cfg_destroy(cfg);
+    pool p;
+    memset(&p, 0, sizeof p);
+    p.f = f;
+    pthread_mutex_init(&p.mu, NULL);
+    pthread_cond_init(&p.done, NULL);
+    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+    p.max = f->opts.max_threads ? f->opts.max_threads : 16;
+    p.base = cpus > 2 ? (unsigned)cpus : 2;
+    if (p.base > p.max)
+        p.base = p.max;
+    pthread_mutex_lock(&p.mu);
+    for (unsigned i = 0; i < p.base; i++)
+        if (!pool_spawn(&p) && p.workers == 0) {
+            p.error = -EAGAIN;
+            pthread_mutex_unlock(&p.mu);
+            goto out;
+        }
+    /* The watchdog: every worker busy for WATCH_NS means one may be
+     * waiting on a request only another worker can answer. */
+    while (p.workers > 0) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_nsec += WATCH_NS;
+        if (ts.tv_nsec >= (long)NB_NS_PER_SEC) {
+            ts.tv_sec++;
+            ts.tv_nsec -= (long)NB_NS_PER_SEC;
+        }
+        pthread_cond_timedwait(&p.done, &p.mu, &ts);
+        if (!p.ending && p.idle == 0 && p.busy_since && p.workers < p.max &&
+            nb_mono_ns() - p.busy_since >= WATCH_NS) {
+            if (pool_spawn(&p))
+                p.busy_since = nb_mono_ns(); /* give it time to take a request */
+        }
+    }
+    pthread_mutex_unlock(&p.mu);
+out:
+    pthread_cond_destroy(&p.done);
+    pthread_mutex_destroy(&p.mu);
+    int rc = p.error;
     if (rc != 0 && rc != -ENODEV)
-        NB_WARN("FUSE loop on %s ended: %s", f->mountpoint, strerror(rc < 0 ? -rc : rc));
+        NB_WARN("FUSE loop on %s ended: %s", f->mountpoint, strerror(-rc));
     atomic_store(&f->loop_done, true);
     return NULL;
 }
