@@ -341,13 +341,16 @@ static void ops_bench(const char *base, double secs, long *sizes, int n_sizes, l
         }
         disk_stats st;
         disk_stats_get(e, &st);
-        printf("#   %s: %llu puts (%llu with their data in the WAL) in %llu group commits, %llu "
-               "fsyncs (%.2f a put), %llu growths (%llu inside a put), io_uring=%d direct=%d\n",
-               size_name(size, (char[32]){0}), (unsigned long long)st.puts,
-               (unsigned long long)st.inline_puts, (unsigned long long)st.group_commits,
-               (unsigned long long)st.fsyncs, st.puts ? (double)st.fsyncs / (double)st.puts : 0.0,
-               (unsigned long long)st.grows, (unsigned long long)st.grows_in_put, st.io_uring,
-               st.direct);
+        printf(
+            "#   %s: %llu puts (%llu with their data in the WAL) in %llu group commits, %llu "
+            "fsyncs (%.2f a put), %llu growths (%llu inside a put), %llu checkpoints (%llu inside "
+            "a put), io_uring=%d direct=%d\n",
+            size_name(size, (char[32]){0}), (unsigned long long)st.puts,
+            (unsigned long long)st.inline_puts, (unsigned long long)st.group_commits,
+            (unsigned long long)st.fsyncs, st.puts ? (double)st.fsyncs / (double)st.puts : 0.0,
+            (unsigned long long)st.grows, (unsigned long long)st.grows_in_put,
+            (unsigned long long)st.checkpoints, (unsigned long long)st.checkpoints_in_put,
+            st.io_uring, st.direct);
         if ((rc = disk_close(e)) != 0)
             die("disk_close", rc);
         close(sfd);

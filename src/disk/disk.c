@@ -199,6 +199,19 @@ static int write_batch(disk_env *e, disk__rec *r, size_t n)
     if (len > head + need)
         memset(e->wal_buf + head + need, 0, len - head - need);
     int rc = 0;
+    while (at + len > e->wal_end && e->wal_zeroing && !e->failed)
+        pthread_cond_wait(&e->wal_cv, &e->wal_mu); /* the thread's zeros come first */
+    if (at + len <= e->wal_end && e->wal_end - (at + len) < DISK_WAL_STEP / 2 && e->grower_on) {
+        /* Half a step left: the background thread writes the next step
+         * while this and later batches go on (4 MiB of zeros took a
+         * batch's leader milliseconds, every 60 puts of 64 KiB). */
+        pthread_mutex_lock(&e->mu);
+        if (!e->wal_zero_req) {
+            e->wal_zero_req = 1;
+            pthread_cond_signal(&e->grow_cv);
+        }
+        pthread_mutex_unlock(&e->mu);
+    }
     if (at + len > e->wal_end) {
         /* Zeros a step ahead: the batch's fdatasync then commits the size
          * change once per DISK_WAL_STEP, not on every append. */
@@ -410,12 +423,37 @@ static int commit(disk_env *e, disk__rec *r)
     free(batch);
     int rc = e->durable_lsn >= r->lsn ? 0 : e->failed;
     int want_ckpt = !rc && e->wal_off > e->opt.wal_max_bytes;
+    /* Past twice the bound the background thread fell behind: the put
+     * waits for the checkpoint, so the WAL stays bounded. */
+    int must = want_ckpt && e->wal_off / 2 > e->opt.wal_max_bytes;
     pthread_mutex_unlock(&e->wal_mu);
-    if (want_ckpt && pthread_mutex_trylock(&e->ckpt_mu) == 0) {
-        pthread_mutex_unlock(&e->ckpt_mu);
+    if (want_ckpt && e->grower_on && !must) {
+        /* The background thread writes it: the checkpoint's data sync and
+         * file writes (tens of ms) stay out of this put's latency. */
+        pthread_mutex_lock(&e->mu);
+        if (!e->ckpt_req) {
+            e->ckpt_req = 1;
+            pthread_cond_signal(&e->grow_cv);
+        }
+        pthread_mutex_unlock(&e->mu);
+    } else if (want_ckpt) {
+        if (must) {
+            /* Wait for a checkpoint in progress, then look again. */
+            pthread_mutex_lock(&e->ckpt_mu);
+            pthread_mutex_lock(&e->wal_mu);
+            want_ckpt = e->wal_off > e->opt.wal_max_bytes;
+            pthread_mutex_unlock(&e->wal_mu);
+            pthread_mutex_unlock(&e->ckpt_mu);
+        } else if (pthread_mutex_trylock(&e->ckpt_mu) == 0) {
+            pthread_mutex_unlock(&e->ckpt_mu);
+        } else {
+            want_ckpt = 0; /* another put is writing one */
+        }
         /* A failed checkpoint leaves the WAL growing but loses nothing;
          * the put itself is durable. */
-        int crc = disk__checkpoint(e);
+        int crc = want_ckpt ? disk__checkpoint(e) : 0;
+        if (want_ckpt && !crc)
+            count(&e->n_ckpts_put, 1);
         if (crc)
             NB_WARN("disk %s: checkpoint failed: %s", e->dir, nb_strerror(crc));
     }
@@ -582,15 +620,62 @@ static int space_low(const disk_env *e)
     return step && free_au * e->au < step / 2;
 }
 
+/* The background thread's share of write_batch's zeros: the next
+ * DISK_WAL_STEP past wal_end, written while batches go on below it. Under
+ * ckpt_mu, so the WAL file is not switched (and its descriptor closed)
+ * meanwhile; wal_zeroing keeps leaders out of the range until wal_end
+ * covers it. The batch whose fdatasync follows makes the size durable,
+ * as when its leader writes the zeros. */
+static void wal_zero_ahead(disk_env *e)
+{
+    pthread_mutex_lock(&e->ckpt_mu);
+    pthread_mutex_lock(&e->wal_mu);
+    int fd = e->wal_fd;
+    uint64_t from = e->wal_end, to = (from / DISK_WAL_STEP + 1) * DISK_WAL_STEP;
+    int go = fd >= 0 && !e->failed && from % WAL_BLOCK == 0 &&
+             from - e->wal_off < DISK_WAL_STEP; /* else already done */
+    e->wal_zeroing = go;
+    pthread_mutex_unlock(&e->wal_mu);
+    int rc = go ? disk__write_zeros(e, fd, from, to) : 0;
+    pthread_mutex_lock(&e->wal_mu);
+    if (go && !rc && e->wal_fd == fd && e->wal_end == from)
+        e->wal_end = to;
+    e->wal_zeroing = 0;
+    pthread_cond_broadcast(&e->wal_cv);
+    pthread_mutex_unlock(&e->wal_mu);
+    pthread_mutex_unlock(&e->ckpt_mu);
+    /* A failure leaves the zeros to the leader, which reports its own. */
+    if (rc)
+        NB_WARN("disk %s: WAL zeros ahead: %s", e->dir, nb_strerror(rc));
+}
+
 static void *grower_main(void *arg)
 {
     disk_env *e = arg;
     pthread_mutex_lock(&e->mu);
     for (;;) {
-        while (!e->grow_req && !e->grow_stop)
+        while (!e->grow_req && !e->ckpt_req && !e->wal_zero_req && !e->grow_stop)
             pthread_cond_wait(&e->grow_cv, &e->mu);
         if (e->grow_stop)
             break;
+        if (e->wal_zero_req) { /* first: a commit may soon wait for it */
+            pthread_mutex_unlock(&e->mu);
+            wal_zero_ahead(e);
+            pthread_mutex_lock(&e->mu);
+            e->wal_zero_req = 0;
+            continue;
+        }
+        if (e->ckpt_req) {
+            pthread_mutex_unlock(&e->mu); /* ckpt_mu and wal_mu come before mu */
+            /* The same checkpoint a put would write (commits go on while
+             * it runs); a failure loses nothing, the next request retries. */
+            int crc = disk__checkpoint(e);
+            if (crc)
+                NB_WARN("disk %s: checkpoint failed: %s", e->dir, nb_strerror(crc));
+            pthread_mutex_lock(&e->mu);
+            e->ckpt_req = 0;
+            continue;
+        }
         uint64_t gen = e->grow_gen;
         pthread_mutex_unlock(&e->mu);
         /* The same growth a put would do (fallocate, fsync, then the AUs to
@@ -608,11 +693,10 @@ static void *grower_main(void *arg)
 
 void disk__grower_start(disk_env *e)
 {
-    int growable = 0;
-    for (unsigned i = 0; i < e->n_files; i++)
-        growable |= !e->files[i].fixed;
+    /* Block devices alone never ask for growth (space_low: no step), but
+     * their checkpoints still run here. */
     e->grow_fail_gen = UINT64_MAX;
-    if (e->opt.read_only || e->opt.io || !growable)
+    if (e->opt.read_only || e->opt.io)
         return;
     e->grower_on = pthread_create(&e->grower, NULL, grower_main, e) == 0;
 }
@@ -995,6 +1079,7 @@ void disk_stats_get(disk_env *e, disk_stats *st)
     st->group_commits = __atomic_load_n(&e->n_groups, __ATOMIC_RELAXED);
     st->fsyncs = __atomic_load_n(&e->n_fsyncs, __ATOMIC_RELAXED);
     st->checkpoints = __atomic_load_n(&e->n_ckpts, __ATOMIC_RELAXED);
+    st->checkpoints_in_put = __atomic_load_n(&e->n_ckpts_put, __ATOMIC_RELAXED);
     st->grows = __atomic_load_n(&e->n_grows, __ATOMIC_RELAXED);
     st->grows_in_put = __atomic_load_n(&e->n_grows_put, __ATOMIC_RELAXED);
     st->recovery_ns = e->recovery_ns;

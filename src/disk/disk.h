@@ -254,6 +254,9 @@ typedef struct disk_stats {
     uint64_t replayed;      /* WAL records replayed at open */
     int io_uring;           /* 1 when reads and writes go through io_uring */
     int direct;             /* 1 when the data file is open with O_DIRECT */
+    /* Checkpoints written inside a put: no background thread, or the WAL
+     * reached twice wal_max_bytes before the thread caught up. */
+    uint64_t checkpoints_in_put;
 } disk_stats;
 
 /* Fills *st with a consistent snapshot. */

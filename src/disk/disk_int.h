@@ -162,11 +162,12 @@ uint64_t disk__file_limit(disk_env *e, unsigned i);
 int disk__sync_all(disk_env *e, int force);
 /* Frees the extents NOSYNC puts below lsn b replaced. Takes mu. */
 void disk__release_deferred(disk_env *e, uint64_t b);
-/* Starts the thread that grows a data file while puts still find room
- * (when less than half a growth step is free), so that growth is rarely
- * in a put's path; not for read-only engines, engines of fixed size, or a
- * custom I/O table (the power-loss tests count I/O operations). Stopped
- * by disk__grower_stop (disk_close). */
+/* Starts the background thread: it grows a data file while puts still
+ * find room (when less than half a growth step is free), so that growth
+ * is rarely in a put's path, and writes the checkpoints that commits ask
+ * for. Not for read-only engines or a custom I/O table (the power-loss
+ * tests count I/O operations): there puts do both themselves. Stopped by
+ * disk__grower_stop (disk_close). */
 void disk__grower_start(disk_env *e);
 void disk__grower_stop(disk_env *e);
 /* fdatasyncs every data file. */
@@ -217,6 +218,14 @@ struct disk_env {
     int grower_on;
     pthread_cond_t grow_cv;
     int grow_req, grow_stop;
+    /* The same thread writes checkpoints, so that the put that fills the
+     * WAL does not wait for one (set by commit, under mu). */
+    int ckpt_req;
+    /* ... and writes the WAL file's next step of zeros ahead of the
+     * records (wal_zero_req under mu; wal_zeroing under wal_mu: the
+     * thread is writing past wal_end, so a leader that needs room
+     * waits for it instead of writing there too). */
+    int wal_zero_req, wal_zeroing;
     uint64_t grow_fail_gen; /* grow_gen when it last found no room, else UINT64_MAX */
     unsigned next_file;     /* where the next allocation starts (under mu) */
 
@@ -265,7 +274,8 @@ struct disk_env {
     size_t n_deferred, cap_deferred;
 
     /* Counters, updated with __atomic builtins. */
-    uint64_t n_puts, n_reads, n_deletes, n_groups, n_fsyncs, n_ckpts, n_grows, n_grows_put;
+    uint64_t n_puts, n_reads, n_deletes, n_groups, n_fsyncs, n_ckpts, n_ckpts_put, n_grows,
+        n_grows_put;
     uint64_t recovery_ns, replayed, n_inline;
     uint64_t dropped; /* final-batch puts dropped at open (data not on disk) */
 };
