@@ -148,22 +148,22 @@ int data_chunk_plan(const data_slice *slices, size_t n, uint32_t off, size_t len
 
 /* ---- Fetching ---- */
 
-int data__block_read(data_store *s, data_key k, uint8_t **data, size_t *len, bool *pooled)
+/* Hands the pooled buffer buf that a block read (result rc, got bytes)
+ * filled to the caller: a whole block keeps it; a short block (a slice's
+ * last) gets a buffer of its own size, so the cache's byte count stays
+ * true to the memory it holds. */
+static int block_take(data_store *s, uint8_t *buf, int rc, size_t got, uint8_t **data, size_t *len,
+                      bool *pooled)
 {
     *data = NULL;
     *len = 0;
     *pooled = false;
-    uint8_t *buf = data__buf_get(s->bufs);
-    size_t got = 0;
-    int rc = data_bs_get(s->bs, k, 0, DATA_BLOCK_SIZE, buf, &got);
     if (rc == 0 && got == DATA_BLOCK_SIZE) {
         *data = buf;
         *len = got;
         *pooled = true;
         return 0;
     }
-    /* A short block (a slice's last) keeps a buffer of its own size, so
-     * the cache's byte count stays true to the memory it holds. */
     if (rc == 0 && got > 0) {
         *data = nb_xmalloc(got);
         memcpy(*data, buf, got);
@@ -171,6 +171,14 @@ int data__block_read(data_store *s, data_key k, uint8_t **data, size_t *len, boo
     }
     data__buf_put(s->bufs, buf);
     return rc;
+}
+
+int data__block_read(data_store *s, data_key k, uint8_t **data, size_t *len, bool *pooled)
+{
+    uint8_t *buf = data__buf_get(s->bufs);
+    size_t got = 0;
+    int rc = data_bs_get(s->bs, k, 0, DATA_BLOCK_SIZE, buf, &got);
+    return block_take(s, buf, rc, got, data, len, pooled);
 }
 
 /* A store whose whole-block reads go through the page cache and verify the
@@ -186,25 +194,10 @@ static bool memo_store(const data_store *s)
 static int block_read_verified(data_store *s, data_key k, uint8_t **data, size_t *len, bool *pooled,
                                uint64_t *epoch)
 {
-    *data = NULL;
-    *len = 0;
-    *pooled = false;
     uint8_t *buf = data__buf_get(s->bufs);
     size_t got = 0;
     int rc = data__bs_get_verified(s->bs, k, buf, DATA_BLOCK_SIZE, &got, epoch);
-    if (rc == 0 && got == DATA_BLOCK_SIZE) {
-        *data = buf;
-        *len = got;
-        *pooled = true;
-        return 0;
-    }
-    if (rc == 0 && got > 0) {
-        *data = nb_xmalloc(got);
-        memcpy(*data, buf, got);
-        *len = got;
-    }
-    data__buf_put(s->bufs, buf);
-    return rc;
+    return block_take(s, buf, rc, got, data, len, pooled);
 }
 
 /* Fills a LOADING cache entry b with block k; returns the load's result. */
