@@ -18,6 +18,17 @@ static void count_error(data_bs *bs, int rc)
         atomic_fetch_add(&bs->checksum_errors, 1);
 }
 
+/* Counts a read that returned rc and, on success, n bytes. */
+static int count_get(data_bs *bs, int rc, size_t n)
+{
+    if (rc == 0) {
+        atomic_fetch_add(&bs->gets, 1);
+        atomic_fetch_add(&bs->bytes_read, n);
+    }
+    count_error(bs, rc);
+    return rc;
+}
+
 void data_bs_close(data_bs *bs)
 {
     if (bs)
@@ -96,12 +107,7 @@ int data_bs_get(data_bs *bs, data_key k, uint64_t off, size_t len, void *buf, si
     if (len == 0)
         return 0;
     int rc = bs->ops->get(bs, k, off, len, buf, got);
-    if (rc == 0) {
-        atomic_fetch_add(&bs->gets, 1);
-        atomic_fetch_add(&bs->bytes_read, *got);
-    }
-    count_error(bs, rc);
-    return rc;
+    return count_get(bs, rc, *got);
 }
 
 int data__bs_get_verified(data_bs *bs, data_key k, uint8_t *buf, size_t cap, size_t *got,
@@ -109,12 +115,7 @@ int data__bs_get_verified(data_bs *bs, data_key k, uint8_t *buf, size_t cap, siz
 {
     *got = 0;
     int rc = bs->ops->get_verified(bs, k, buf, cap, got, epoch);
-    if (rc == 0) {
-        atomic_fetch_add(&bs->gets, 1);
-        atomic_fetch_add(&bs->bytes_read, *got);
-    }
-    count_error(bs, rc);
-    return rc;
+    return count_get(bs, rc, *got);
 }
 
 int data_bs_get_all(data_bs *bs, data_key k, uint8_t **out, size_t *len)
@@ -122,12 +123,7 @@ int data_bs_get_all(data_bs *bs, data_key k, uint8_t **out, size_t *len)
     *out = NULL;
     *len = 0;
     int rc = bs->ops->get_all(bs, k, out, len);
-    if (rc == 0) {
-        atomic_fetch_add(&bs->gets, 1);
-        atomic_fetch_add(&bs->bytes_read, *len);
-    }
-    count_error(bs, rc);
-    return rc;
+    return count_get(bs, rc, *len);
 }
 
 int data_bs_stat(data_bs *bs, data_key k, size_t *len)
