@@ -338,17 +338,24 @@ static void *conc_reader(void *arg)
     return NULL;
 }
 
+/* A database that switches memtables and compacts often: small buffers
+ * and files, two background threads. */
+static void busy_options(nkv_options *o)
+{
+    nkv_options_init(o);
+    o->write_buffer_size = 64 << 10;
+    o->max_bytes_for_level_base = 1 << 20;
+    o->target_file_size = 128 << 10;
+    o->background_threads = 2;
+}
+
 /* Group commit: concurrent writers (some synced) while readers iterate. */
 static void test_concurrent_writers(void **state)
 {
     (void)state;
     char *dir = nb_test_dir("nkv_conc");
     nkv_options o;
-    nkv_options_init(&o);
-    o.write_buffer_size = 64 << 10;
-    o.max_bytes_for_level_base = 1 << 20;
-    o.target_file_size = 128 << 10;
-    o.background_threads = 2;
+    busy_options(&o);
     nkv_db *db;
     ASSERT_OK(nkv_open(&o, dir, &db));
     enum { W = 4, R = 2 };
@@ -509,11 +516,7 @@ static void test_reads_without_mutex(void **state)
     (void)state;
     char *dir = nb_test_dir("nkv_svreads");
     nkv_options o;
-    nkv_options_init(&o);
-    o.write_buffer_size = 64 << 10;
-    o.max_bytes_for_level_base = 1 << 20;
-    o.target_file_size = 128 << 10;
-    o.background_threads = 2;
+    busy_options(&o);
     nkv_db *db;
     ASSERT_OK(nkv_open(&o, dir, &db));
     enum { R = 34 }; /* more than NKV_SV_SLOTS (32): some share a slot */
