@@ -390,8 +390,8 @@ static int verify_read(bs_disk *d, const disk_ref *ref, data_key k, uint8_t *dst
          * (and its readahead) in a few large requests, where 128 KiB
          * pieces from several loads at once came out as many small ones
          * (docs/data.md §4.3, session 7). */
-        size_t want = ref->len - done < VERIFY_PIECE || dst ? (size_t)(ref->len - done)
-                                                           : VERIFY_PIECE;
+        size_t want =
+            ref->len - done < VERIFY_PIECE || dst ? (size_t)(ref->len - done) : VERIFY_PIECE;
         uint8_t *p = dst ? dst + done : sbuf;
         ssize_t n = pread(rfd >= 0 ? rfd : ref->fd, p, want, (off_t)(ref->off + done));
         if (n < 0 && errno == EINTR)
