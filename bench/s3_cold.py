@@ -9,7 +9,8 @@ to each (the disk engine writes it with O_DIRECT: not in the page cache).
 Every round, per binary: the data files' pages are dropped
 (POSIX_FADV_DONTNEED), one GET with curl of a presigned URL (time to first
 byte, total), with the device reads /proc/diskstats counted around it
-(requests, average size, the sum of their times), then one warm GET.
+(requests, average size, the sum of their times) and the server's CPU
+time (its threads' /proc/PID/task/*/schedstat), then one warm GET.
 Then a plain file of the same size is read cold with dd, for the device's
 own figure. The timings are wall clock (noisy on a shared machine); the
 request counts are not."""
@@ -49,6 +50,17 @@ def drop(paths):
         os.fsync(fd)
         os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
         os.close(fd)
+
+
+def cpu_ms(pid):
+    """The server's CPU time so far: its threads' schedstat (ns)."""
+    ns = 0
+    for t in glob.glob("/proc/%d/task/*/schedstat" % pid):
+        try:
+            ns += int(open(t).read().split()[0])
+        except (OSError, ValueError, IndexError):
+            pass  # a thread that just ended
+    return ns / 1e6
 
 
 def curl(url):
@@ -92,12 +104,14 @@ def main():
         for r in range(int(os.environ.get("ROUNDS", "3"))):
             for name, p, d, port in servers:
                 drop(glob.glob(os.path.join(d, "**", "data.*"), recursive=True))
-                a = disk_reads(dev)
+                a, c0 = disk_reads(dev), cpu_ms(p.pid)
                 ttfb, total = curl(urls[name])
-                cold = delta(a, disk_reads(dev))
+                cold, c1 = delta(a, disk_reads(dev)), cpu_ms(p.pid)
                 _, warm = curl(urls[name])
-                print("round %d %-8s cold: first byte %4.0f ms, total %4.0f ms (%s); "
-                      "warm: total %4.0f ms" % (r + 1, name, ttfb, total, cold, warm))
+                c2 = cpu_ms(p.pid)
+                print("round %d %-8s cold: first byte %4.0f ms, total %4.0f ms, server CPU %3.0f ms "
+                      "(%s); warm: total %4.0f ms, server CPU %3.0f ms"
+                      % (r + 1, name, ttfb, total, c1 - c0, cold, warm, c2 - c1))
             drop([plain])
             a = disk_reads(dev)
             t = time.time()

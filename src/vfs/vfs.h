@@ -203,7 +203,10 @@ int vfs_create(vfs *v, const vfs_cred *c, uint64_t parent, const char *name, uin
                int flags, vfs_attr *attr, vfs_file **out) NB_MUST_CHECK;
 /* Reads up to len bytes at off into buf; *got is short only at end of
  * file. Sees this handle's own unpublished writes. -EBADF if not opened
- * for reading. */
+ * for reading. Give it a 64-byte-aligned buf (page-aligned is best): warm
+ * reads are one kernel copy out of the page cache, which on this machine
+ * costs 4x the CPU into a buffer 1-31 bytes off its source's place in a
+ * cache line (a malloc'd buffer is 16 bytes off; docs/vfs.md §9). */
 int vfs_read(vfs_file *f, uint64_t off, void *buf, size_t len, size_t *got) NB_MUST_CHECK;
 /* Writes len bytes at off (at the end of file for O_APPEND handles) into
  * the handle's buffer. *end_off (may be NULL) gets the offset after the
