@@ -459,9 +459,47 @@ static uint64_t dk_epoch(data_bs *bs, const data_fdref *fr)
     return epoch_sum((bs_disk *)bs, fr->fd, fr->priv[1], fr->priv[2]);
 }
 
+/* A neighbour's load overlapped the check of ref (a stream loads several
+ * blocks at once, and each one's readahead reaches the next ones). Its
+ * pages are in the page cache now, so once the loads before it have ended
+ * (in a stream no new ones begin there) checking them again costs a CRC
+ * pass rather than a whole load on the next read. */
+static int recheck(bs_disk *d, const disk_ref *ref, data_key k, uint64_t *epoch)
+{
+    int rc = 0;
+    for (int again = 0; rc == 0 && *epoch == DATA__EPOCH_NONE && again < 3; again++) {
+        for (int wait = 0; wait < 500; wait++) { /* at most 100 ms */
+            if (!(epoch_sum(d, ref->fd, ref->off, ref->len) & EPOCH_FLIGHT))
+                break;
+            struct timespec ts = {0, 200000};
+            nanosleep(&ts, NULL);
+        }
+        rc = verify_read(d, ref, k, NULL, epoch);
+    }
+    return rc;
+}
+
+/* The settle op: recheck for a load made with later. */
+static int dk_settle(data_bs *bs, data_key k, uint64_t *epoch)
+{
+    bs_disk *d = (bs_disk *)bs;
+    *epoch = DATA__EPOCH_NONE;
+    disk_ref ref;
+    int rc = disk_read_ref(d->e, id_of(k), 0, &ref);
+    if (rc)
+        return rc;
+    rc = recheck(d, &ref, k, epoch);
+    disk_unpin(d->e, &ref);
+    if (rc == 1) { /* cannot read it here: not trusted later */
+        *epoch = DATA__EPOCH_NONE;
+        rc = 0;
+    }
+    return rc;
+}
+
 /* A verified load of block k into buf (a stream's or the cache's). */
 static int dk_get_verified(data_bs *bs, data_key k, uint8_t *buf, size_t cap, size_t *got,
-                           uint64_t *epoch)
+                           uint64_t *epoch, bool later)
 {
     bs_disk *d = (bs_disk *)bs;
     *got = 0;
@@ -477,21 +515,8 @@ static int dk_get_verified(data_bs *bs, data_key k, uint8_t *buf, size_t cap, si
                           (unsigned long long)k.slice_id, k.block, (unsigned long long)ref.len);
     }
     rc = verify_read(d, &ref, k, buf, epoch);
-    /* A neighbour's load overlapped the check (a stream loads several
-     * blocks at once, and each one's readahead reaches the next ones).
-     * Its pages are in the page cache now, so once the loads before it
-     * have ended (in a stream no new ones begin there) checking them
-     * again costs a CRC pass here rather than a whole load on the next
-     * read. */
-    for (int again = 0; rc == 0 && *epoch == DATA__EPOCH_NONE && again < 3; again++) {
-        for (int wait = 0; wait < 500; wait++) { /* at most 100 ms */
-            if (!(epoch_sum(d, ref.fd, ref.off, ref.len) & EPOCH_FLIGHT))
-                break;
-            struct timespec ts = {0, 200000};
-            nanosleep(&ts, NULL);
-        }
-        rc = verify_read(d, &ref, k, NULL, epoch);
-    }
+    if (rc == 0 && !later)
+        rc = recheck(d, &ref, k, epoch);
     size_t len = (size_t)ref.len;
     disk_unpin(d->e, &ref);
     if (rc == 1) { /* cannot read it here: the engine reads and checks */
@@ -569,6 +594,7 @@ const data_bs_ops data__bs_disk_ops = {
     .release_fd = dk_release_fd,
     .epoch = dk_epoch,
     .get_verified = dk_get_verified,
+    .settle = dk_settle,
     .iterate = dk_iterate,
     .space = dk_space,
     .close = dk_close,

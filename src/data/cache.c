@@ -15,7 +15,8 @@
  * Entry states:
  *
  *   acquire (miss) ──> LOADING ──fill(0)──> READY ──evict/drop──> (out of table)
- *                         └──fill(err)──> FAILED (out of table at once)
+ *                         ├──fill(err)──> FAILED (out of table at once)
+ *                         └──fill_settling──> SETTLING ──settled──> (out of table)
  */
 #include <stdlib.h>
 #include <string.h>
@@ -160,8 +161,10 @@ data_block *data__cache_acquire(data_cache *c, data_key k, bool wait, bool *owne
             b->ra_hit = true;
             c->ra_hits++;
         }
-        lru_unlink(c, b);
-        lru_push_front(c, b);
+        if (b->state == DATA_BLK_READY) { /* SETTLING is in no LRU */
+            lru_unlink(c, b);
+            lru_push_front(c, b);
+        }
         pthread_mutex_unlock(&c->mu);
         return b;
     }
@@ -218,6 +221,31 @@ void data__cache_fill(data_cache *c, data_block *b, int rc, uint8_t *data, size_
 void data__cache_fill_buf(data_cache *c, data_block *b, uint8_t *buf, size_t len)
 {
     fill(c, b, 0, buf, len, true);
+}
+
+void data__cache_fill_settling(data_cache *c, data_block *b, uint8_t *buf, size_t len, bool pooled)
+{
+    pthread_mutex_lock(&c->mu);
+    NB_ASSERT(b->state == DATA_BLK_LOADING && b->transient);
+    b->data = buf;
+    b->len = len;
+    b->pooled = pooled;
+    b->state = b->in_table ? DATA_BLK_SETTLING : DATA_BLK_READY;
+    c->inserts++;
+    pthread_cond_broadcast(&c->loaded);
+    pthread_mutex_unlock(&c->mu);
+}
+
+void data__cache_settled(data_cache *c, data_block *b)
+{
+    pthread_mutex_lock(&c->mu);
+    bool drop = b->in_table && b->state == DATA_BLK_SETTLING;
+    if (drop)
+        remove_locked(c, b);
+    b->state = DATA_BLK_READY;
+    pthread_mutex_unlock(&c->mu);
+    if (drop)
+        data__block_unref(c, b); /* the table's reference */
 }
 
 static void fill(data_cache *c, data_block *b, int rc, uint8_t *data, size_t len, bool pooled)

@@ -47,9 +47,15 @@ typedef struct data_bs_ops {
     uint64_t (*epoch)(data_bs *bs, const data_fdref *ref);
     /* Optional (disk): reads and verifies the whole block into buf
      * (room for cap bytes) through the page cache, and gives the epoch
-     * its pages were verified at. NULL: data_bs_get. */
+     * its pages were verified at. NULL: data_bs_get. With later, a check
+     * that a neighbour's load overlapped gives DATA__EPOCH_NONE at once
+     * (buf is verified all the same); the caller settles it with settle. */
     int (*get_verified)(data_bs *bs, data_key k, uint8_t *buf, size_t cap, size_t *got,
-                        uint64_t *epoch);
+                        uint64_t *epoch, bool later);
+    /* Optional, with get_verified: once the loads in flight over block k
+     * have ended, checks its (now resident) pages again and gives the
+     * epoch they are known good at (DATA__EPOCH_NONE: still not). */
+    int (*settle)(data_bs *bs, data_key k, uint64_t *epoch);
     int (*iterate)(data_bs *bs, data_bs_iter_fn fn, void *arg);
     int (*space)(data_bs *bs, uint64_t *capacity, uint64_t *free_bytes);
     void (*close)(data_bs *bs);
@@ -70,7 +76,7 @@ int data__bs_read_fd(data_bs *bs, data_key k, uint64_t off, size_t len, unsigned
 
 /* The get_verified op with data_bs_get's counting; the op must exist. */
 int data__bs_get_verified(data_bs *bs, data_key k, uint8_t *buf, size_t cap, size_t *got,
-                          uint64_t *epoch);
+                          uint64_t *epoch, bool later);
 
 /* Ranges of blocks verified by zero-copy reads (refs.c). */
 typedef struct data__vmemo data__vmemo;
@@ -126,7 +132,7 @@ struct data_block {
     size_t len;
     _Atomic int refs;
     bool pooled; /* data is a DATA_BLOCK_SIZE buffer of the cache's pool */
-    int state;   /* DATA_BLK_LOADING, DATA_BLK_READY, DATA_BLK_FAILED */
+    int state;   /* DATA_BLK_LOADING, _READY, _FAILED, _SETTLING */
     int rc;      /* load error when FAILED */
     bool in_table, readahead, ra_hit;
     /* Set by the loader before its fill: the block serves the readers
@@ -136,7 +142,11 @@ struct data_block {
     data_block *hnext;               /* hash chain */
     data_block *lru_prev, *lru_next; /* LRU list: head = most recent */
 };
-enum { DATA_BLK_LOADING, DATA_BLK_READY, DATA_BLK_FAILED };
+/* SETTLING: a transient block filled with verified bytes whose memo entry
+ * waits for a second check (read.c, settle_task): it stays in the table,
+ * out of the LRU and the byte count, so the stream's next reads of it copy
+ * from it instead of loading it again; data__cache_settled removes it. */
+enum { DATA_BLK_LOADING, DATA_BLK_READY, DATA_BLK_FAILED, DATA_BLK_SETTLING };
 
 typedef struct data_cache data_cache;
 data_cache *data__cache_new(size_t capacity);
@@ -161,6 +171,12 @@ data_block *data__cache_peek(data_cache *c, data_key k);
 void data__cache_fill(data_cache *c, data_block *b, int rc, uint8_t *data, size_t len);
 /* data__cache_fill (rc 0) with a buffer of the cache's pool. */
 void data__cache_fill_buf(data_cache *c, data_block *b, uint8_t *buf, size_t len);
+/* Fills transient b (LOADING) as SETTLING: it serves readers and stays in
+ * the table until data__cache_settled(c, b). pooled: buf is the pool's. */
+void data__cache_fill_settling(data_cache *c, data_block *b, uint8_t *buf, size_t len, bool pooled);
+/* Takes SETTLING b out of the table; the caller still holds its own
+ * reference. */
+void data__cache_settled(data_cache *c, data_block *b);
 void data__block_unref(data_cache *c, data_block *b);
 /* Drops k from the cache if present (the collector freed it). */
 void data__cache_drop(data_cache *c, data_key k);

@@ -192,12 +192,36 @@ static bool memo_store(const data_store *s)
 /* data__block_read through the store's verified load, which also tells
  * the trust epoch the block's pages were verified at. */
 static int block_read_verified(data_store *s, data_key k, uint8_t **data, size_t *len, bool *pooled,
-                               uint64_t *epoch)
+                               uint64_t *epoch, bool later)
 {
     uint8_t *buf = data__buf_get(s->bufs);
     size_t got = 0;
-    int rc = data__bs_get_verified(s->bs, k, buf, DATA_BLOCK_SIZE, &got, epoch);
+    int rc = data__bs_get_verified(s->bs, k, buf, DATA_BLOCK_SIZE, &got, epoch, later);
     return block_take(s, buf, rc, got, data, len, pooled);
+}
+
+typedef struct settle_task {
+    data_store *s;
+    data_block *b;
+} settle_task;
+
+/* The second check of a transient block whose load a neighbour's load
+ * overlapped: until it is done the block stays SETTLING in the table, so
+ * its readers copy from it; then it is remembered (or not) and leaves. */
+static void settle_run(void *arg)
+{
+    settle_task *t = arg;
+    data_store *s = t->s;
+    uint64_t epoch = DATA__EPOCH_NONE;
+    int rc = s->bs->ops->settle(s->bs, t->b->key, &epoch);
+    if (rc == 0)
+        data__vmemo_verified(s, t->b->key, t->b->len, epoch);
+    else if (rc == NB_ECHECKSUM || rc == NB_ECORRUPT)
+        data__vmemo_bad(s, t->b->key); /* its pages changed since the load */
+    data__cache_settled(s->cache, t->b);
+    data__block_unref(s->cache, t->b);
+    free(t);
+    data__bg_end(s);
 }
 
 /* Fills a LOADING cache entry b with block k; returns the load's result. */
@@ -209,9 +233,23 @@ static int block_fill(data_store *s, data_block *b, data_key k)
     uint64_t epoch = 0;
     if (memo_store(s))
         data__vmemo_bad(s, k); /* trusted again only once this load verifies */
+    /* A transient load hands its checked bytes to the readers at once; a
+     * second check a neighbour's load made necessary runs after it
+     * (settle_run), not on the readers' path. */
+    bool later = b->transient && s->bs->ops->settle;
     int rc = memo_store(s) && s->bs->ops->get_verified
-                 ? block_read_verified(s, k, &p, &n, &pooled, &epoch)
+                 ? block_read_verified(s, k, &p, &n, &pooled, &epoch, later)
                  : data__block_read(s, k, &p, &n, &pooled);
+    if (rc == 0 && later && epoch == DATA__EPOCH_NONE) {
+        data__cache_fill_settling(s->cache, b, p, n, pooled);
+        settle_task *t = nb_xmalloc(sizeof *t);
+        t->s = s;
+        t->b = b;
+        atomic_fetch_add(&b->refs, 1);
+        data__bg_begin(s);
+        nb_pool_submit(s->read_pool, settle_run, t);
+        return 0;
+    }
     if (rc == 0 && memo_store(s))
         data__vmemo_verified(s, k, n, epoch); /* read through the page cache and verified */
     else if ((rc == NB_ECHECKSUM || rc == NB_ECORRUPT) && memo_store(s))
