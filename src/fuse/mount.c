@@ -288,6 +288,13 @@ int nbfuse_mount(vfs *v, const nbfuse_options *o, nbfuse **out, char *err, size_
         rc = -EIO;
         goto fail;
     }
+    rc = nbfuse__io_install(f);
+    if (rc != 0) {
+        fuse_session_unmount(f->se);
+        snprintf(err, errlen, "cannot set up the FUSE connection's I/O");
+        rc = NB_EINTERNAL;
+        goto fail;
+    }
     int perr = pthread_create(&f->loop_thread, NULL, loop_main, f);
     if (perr) {
         fuse_session_unmount(f->se);
