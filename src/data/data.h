@@ -273,7 +273,8 @@ void data_chunk_refs_release(data_store *s, data_fdref *refs, size_t n);
 /* True when data_chunk_refs of [off, off+len) would have to read a block
  * from the device to verify it before handing out a piece (a store that
  * verifies whole blocks once and then trusts their cached pages: disk),
- * i.e. some block of the range is not known good and in the page cache.
+ * i.e. some block of the range is neither known good and in the page
+ * cache nor wholly in the page cache (a check of it would be CPU only).
  * A large answer over such blocks goes out faster as a stream
  * (data_chunk_read with a data_ra): each block is sent as soon as it is
  * verified while the next ones load, instead of after all of them. */

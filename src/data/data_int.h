@@ -103,6 +103,9 @@ bool data__range_read_cached(data_store *s, data_key k, uint32_t off, size_t len
 /* Block k's [off, off+len) is known good and (its first and last page at
  * least) in the page cache now: a readahead of it would gain nothing. */
 bool data__range_known_cached(data_store *s, data_key k, uint32_t off, size_t len);
+/* Every page of block k (the whole blob, which a check reads) is in the
+ * page cache now: checking it reads nothing from the device. */
+bool data__block_resident(data_store *s, data_key k);
 
 /* The backends: bs_dir.c and bs_disk.c. */
 extern const data_bs_ops data__bs_dir_ops;

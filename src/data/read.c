@@ -454,7 +454,8 @@ bool data_chunk_cold(data_store *s, const data_slice *slices, size_t n, uint32_t
     for (size_t i = 0; !cold && i < npc; i++) {
         data_key k = pc[i].key;
         if (k.slice_id != 0 && !(k.slice_id & DATA_SLICE_INLINE))
-            cold = !data__range_known_cached(s, k, pc[i].block_off, pc[i].len);
+            cold = !data__range_known_cached(s, k, pc[i].block_off, pc[i].len) &&
+                   !data__block_resident(s, k);
     }
     free(pc);
     return cold;

@@ -372,6 +372,16 @@ bool data__range_known_cached(data_store *s, data_key k, uint32_t off, size_t le
     return yes;
 }
 
+bool data__block_resident(data_store *s, data_key k)
+{
+    data_fdref r;
+    if (data__bs_read_fd(s->bs, k, 0, DATA_BLOCK_SIZE, DATA__FD_NOVERIFY, &r) != 0)
+        return false;
+    bool yes = r.len == 0 || resident(r.fd, r.off, r.len);
+    data_fdref_release(s->bs, &r);
+    return yes;
+}
+
 bool data__range_read_cached(data_store *s, data_key k, uint32_t off, size_t len, uint8_t *dst)
 {
     uint64_t gen, epoch;
