@@ -257,6 +257,8 @@ uint64_t data__pins_min_locked(data_store *s);
 /* Background task accounting (store.c). */
 void data__bg_begin(data_store *s);
 void data__bg_end(data_store *s);
+/* Waits until no background task (readahead load, settle) is pending. */
+void data__bg_wait(data_store *s);
 
 /* Reads block k whole into a buffer: *pooled tells whether *data is a pool
  * buffer (a full block) or malloc'ed (a short one; NULL when empty). */

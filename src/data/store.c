@@ -110,14 +110,19 @@ int data_store_open(data_bs *bs, const data_store_options *opts, data_store **ou
     return 0;
 }
 
-void data_store_close(data_store *s)
+void data__bg_wait(data_store *s)
 {
-    if (!s)
-        return;
     pthread_mutex_lock(&s->bg_mu);
     while (s->bg_pending)
         pthread_cond_wait(&s->bg_idle, &s->bg_mu);
     pthread_mutex_unlock(&s->bg_mu);
+}
+
+void data_store_close(data_store *s)
+{
+    if (!s)
+        return;
+    data__bg_wait(s);
     nb_pool_free(s->read_pool);
     nb_pool_free(s->write_pool);
     data__cache_free(s->cache);

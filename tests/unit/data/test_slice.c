@@ -418,6 +418,8 @@ static void test_disk_refs_read_ahead(void **state)
     x = (uint8_t)~x;
     assert_int_equal(pwrite(fd, &x, 1, (off_t)r.off + 4242), 1);
     assert_int_equal(fdatasync(fd), 0);
+    /* No background load or re-check may read the pages back meanwhile. */
+    data__bg_wait(st);
     assert_int_equal(posix_fadvise(r.fd, 0, 0, POSIX_FADV_DONTNEED), 0);
     close(fd);
     data_fdref_release(data_store_bs(st), &r);
@@ -497,6 +499,8 @@ static void test_disk_stream_warm(void **state)
     uint8_t x = (uint8_t)~want[2 * DATA_BLOCK_SIZE + 777];
     assert_int_equal(pwrite(fd, &x, 1, (off_t)r.off + 777), 1);
     assert_int_equal(fdatasync(fd), 0);
+    /* No background load or re-check may read the pages back meanwhile. */
+    data__bg_wait(st);
     assert_int_equal(posix_fadvise(r.fd, 0, 0, POSIX_FADV_DONTNEED), 0);
     /* The flipped byte's page is gone from memory: the stream must get
      * it from the device (else this tests a write into the page cache,
@@ -542,6 +546,8 @@ static void poke_block(data_key k, uint32_t at, uint8_t x)
     assert_true(fd >= 0);
     assert_int_equal(pwrite(fd, &x, 1, (off_t)r.off + at), 1);
     assert_int_equal(fdatasync(fd), 0);
+    /* No background load or re-check may read the pages back meanwhile. */
+    data__bg_wait(st);
     assert_int_equal(posix_fadvise(r.fd, 0, 0, POSIX_FADV_DONTNEED), 0);
     close(fd);
     data_fdref_release(data_store_bs(st), &r);
