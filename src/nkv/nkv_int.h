@@ -400,13 +400,17 @@ uint64_t nkv__table_entries(const nkv_table *t);
  * Table cache (version.c): file number → open nkv_table, bounded.
  * ------------------------------------------------------------------------- */
 typedef struct nkv_table_cache nkv_table_cache;
+typedef struct nkv_fmeta nkv_fmeta;
 nkv_table_cache *nkv__tcache_new(const nkv_env *env, const char *dir, int max_open,
                                  nkv_cache *block_cache);
 void nkv__tcache_free(nkv_table_cache *tc);
-int nkv__tcache_get(nkv_table_cache *tc, uint64_t num, uint64_t size, nb_slice ikey,
-                    bool fill_cache, bool *found, int *type, uint64_t *seq, nb_buf *val);
-nkv__it *nkv__tcache_iter(nkv_table_cache *tc, uint64_t num, uint64_t size, bool fill_cache);
+/* Both open f's table through the cache and pin it in f (below). */
+int nkv__tcache_get(nkv_table_cache *tc, nkv_fmeta *f, nb_slice ikey, bool fill_cache, bool *found,
+                    int *type, uint64_t *seq, nb_buf *val);
+nkv__it *nkv__tcache_iter(nkv_table_cache *tc, nkv_fmeta *f, bool fill_cache);
 void nkv__tcache_evict(nkv_table_cache *tc, uint64_t num);
+/* Drops f's pin (its last reference is going). */
+void nkv__tcache_unpin(nkv_fmeta *f);
 
 /* ---------------------------------------------------------------------------
  * Versions (version.c)
@@ -417,7 +421,7 @@ typedef struct nkv_vset nkv_vset;
 
 /* Metadata of one table. Refcounted: every version listing it holds a ref;
  * when the last goes, its number is queued for deletion (vset->obsolete). */
-typedef struct nkv_fmeta {
+struct nkv_fmeta {
     _Atomic int refs;
     nkv_vset *owner; /* NULL while only in an edit */
     uint64_t num;
@@ -427,7 +431,14 @@ typedef struct nkv_fmeta {
     nb_buf smallest; /* internal keys */
     nb_buf largest;
     bool being_compacted; /* under the db mutex */
-} nkv_fmeta;
+    /* The open table, referenced in the table cache for as long as this
+     * metadata lives (RocksDB's pinned table readers): a read through a
+     * version holding f uses it without a cache lookup or release, so
+     * reads share no table-cache lock or line. Set once, by CAS; at most
+     * half the cache's capacity is pinned (nkv__tcache_get). */
+    _Atomic(nkv_cache_handle *) pin;
+    _Atomic(nkv_table_cache *) pin_tc;
+};
 
 typedef struct nkv_version {
     _Atomic int refs;
