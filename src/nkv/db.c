@@ -963,22 +963,30 @@ int nkv_iter_new(nkv_db *db, const nkv_read_options *ro, nkv_iter **out)
 {
     pinned p;
     pin(db, ro, &p);
-    int nmems = p.sv->nmems, n = 0, cap = nmems + 8;
-    nkv__it **its = nb_xmalloc((size_t)cap * sizeof *its);
-    nkv__age *ages = nb_xmalloc((size_t)cap * sizeof *ages);
+    nkv_version *v = p.sv->v;
+    /* Every child fits (version_iters grows the arrays only when full), so
+     * the arrays live on the stack unless L0 is unusually deep. */
+    int nmems = p.sv->nmems, n = 0, cap = nmems + v->nfiles[0] + NKV_LEVELS - 1;
+    nkv__it *its_stack[32], **its = its_stack;
+    nkv__age ages_stack[32], *ages = ages_stack;
+    if (cap > 32) {
+        its = nb_xmalloc((size_t)cap * sizeof *its);
+        ages = nb_xmalloc((size_t)cap * sizeof *ages);
+    }
     for (int i = 0; i < nmems; i++) {
         /* Newest first, each memtable a tier: writes go to the active one
          * only, and every table is older than every memtable. */
         ages[n] = (nkv__age){i, UINT64_MAX};
         its[n++] = nkv__mem_iter(p.sv->mems[i]); /* holds its own ref */
     }
-    nkv_version *v = p.sv->v;
     nkv__version_ref(v); /* the iterator outlives the pin */
     nkv__version_iters(v, db->tc, !ro || ro->fill_cache, &its, &ages, nmems, &n, &cap);
     unpin(db, &p);
     nkv__it *m = nkv__merge_iter_aged(its, ages, n);
-    free(its);
-    free(ages);
+    if (its != its_stack) {
+        free(its);
+        free(ages);
+    }
     *out = nkv__db_iter_new(m, p.seq, ro, iter_cleanup, v);
     return 0;
 }

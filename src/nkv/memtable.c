@@ -428,7 +428,7 @@ static void mi_free(nkv__it *i)
 {
     mem_it *it = (mem_it *)i;
     nkv__mem_unref(it->m);
-    free(it);
+    nkv__it_release(it, sizeof *it);
 }
 
 static bool mi_may_contain(nkv__it *i, nb_slice ikey)
@@ -442,7 +442,7 @@ static const nkv__it_ops mem_it_ops = {mi_valid,  mi_first, mi_last,       mi_se
 
 nkv__it *nkv__mem_iter(nkv_mem *m)
 {
-    mem_it *it = memset(nb_xmalloc(sizeof *it), 0, sizeof *it); /* calloc skips glibc's tcache */
+    mem_it *it = memset(nkv__it_alloc(sizeof *it), 0, sizeof *it); /* calloc skips glibc's tcache */
     it->base.ops = &mem_it_ops;
     nkv__mem_ref(m);
     it->m = m;

@@ -991,7 +991,7 @@ static void ti_free(nkv__it *i)
     free(it->rabuf);
     if (it->release)
         it->release(it->ra, it->rb);
-    free(it);
+    nkv__it_release(it, sizeof *it);
 }
 
 static bool ti_may_contain(nkv__it *i, nb_slice ikey)
@@ -1007,7 +1007,7 @@ static const nkv__it_ops table_ops = {ti_valid,  ti_first, ti_last,       ti_see
 
 nkv__it *nkv__table_iter(nkv_table *t, bool fill_cache, nkv__release_fn release, void *a, void *b)
 {
-    table_it *it = nb_xmalloc(sizeof *it); /* large: initialised field by field */
+    table_it *it = nkv__it_alloc(sizeof *it); /* large: initialised field by field */
     it->base.ops = &table_ops;
     it->t = t;
     it->fill = fill_cache;

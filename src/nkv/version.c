@@ -784,7 +784,7 @@ static void fi_free(nkv__it *i)
     files_it *it = (files_it *)i;
     if (it->cur)
         IT_FREE(it->cur);
-    free(it);
+    nkv__it_release(it, sizeof *it);
 }
 
 /* Only the file whose range covers ikey's user key can hold it; that
@@ -807,7 +807,8 @@ static const nkv__it_ops files_ops = {fi_valid,  fi_first, fi_last,       fi_see
 
 nkv__it *nkv__files_iter(nkv_fmeta **files, int n, nkv_table_cache *tc, bool fill)
 {
-    files_it *it = memset(nb_xmalloc(sizeof *it), 0, sizeof *it); /* calloc skips glibc's tcache */
+    files_it *it =
+        memset(nkv__it_alloc(sizeof *it), 0, sizeof *it); /* calloc skips glibc's tcache */
     it->base.ops = &files_ops;
     it->files = files;
     it->n = n;
