@@ -207,10 +207,16 @@ static void mg_seek(nkv__it *i, nb_slice key)
     nb_slice ukey = nkv__ukey(key);
     int ftier = -1;    /* tier of the newest version of ukey found, if any */
     uint64_t fseq = 0; /* and its sequence */
+    uint64_t hash = 0; /* nkv__bloom_hash(ukey), once asked for */
+    bool hashed = false;
     for (int k = 0; k < m->n; k++) {
         nkv__it *c = m->kids[k];
-        m->deferred[k] = (ftier >= 0 && (m->age[k].tier > ftier || m->age[k].maxseq < fseq)) ||
-                         (c->ops->may_contain && !c->ops->may_contain(c, key));
+        bool older = ftier >= 0 && (m->age[k].tier > ftier || m->age[k].maxseq < fseq);
+        if (!older && c->ops->may_contain && !hashed) {
+            hash = nkv__bloom_hash(ukey);
+            hashed = true;
+        }
+        m->deferred[k] = older || (c->ops->may_contain && !c->ops->may_contain(c, key, hash));
         if (m->deferred[k]) {
             m->valid[k] = false;
             m->ndeferred++;

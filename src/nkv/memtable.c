@@ -213,9 +213,13 @@ static void mf_add(nkv_mem *m, nb_slice ukey)
 
 bool nkv__mem_may_contain(const nkv_mem *m, nb_slice ukey)
 {
+    return !m->filter || nkv__mem_may_contain_hash(m, nkv__bloom_hash(ukey));
+}
+
+bool nkv__mem_may_contain_hash(const nkv_mem *m, uint64_t h)
+{
     if (!m->filter)
         return true;
-    uint64_t h = nkv__bloom_hash(ukey);
     _Atomic uint64_t *line = mf_line(m, h);
     for (int i = 0; i < MF_PROBES; i++, h >>= 9) {
         unsigned bit = (unsigned)(h & 511);
@@ -431,9 +435,10 @@ static void mi_free(nkv__it *i)
     nkv__it_release(it, sizeof *it);
 }
 
-static bool mi_may_contain(nkv__it *i, nb_slice ikey)
+static bool mi_may_contain(nkv__it *i, nb_slice ikey, uint64_t hash)
 {
-    return nkv__mem_may_contain(((mem_it *)i)->m, nkv__ukey(ikey));
+    (void)ikey;
+    return nkv__mem_may_contain_hash(((mem_it *)i)->m, hash);
 }
 
 static const nkv__it_ops mem_it_ops = {mi_valid,  mi_first, mi_last,       mi_seek,

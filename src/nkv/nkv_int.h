@@ -121,6 +121,8 @@ nkv_mem *nkv__mem_new(void);
 nkv_mem *nkv__mem_new_filtered(size_t filter_bytes);
 /* False when m holds no entry with this user key. */
 bool nkv__mem_may_contain(const nkv_mem *m, nb_slice ukey);
+/* The same, given nkv__bloom_hash(ukey). */
+bool nkv__mem_may_contain_hash(const nkv_mem *m, uint64_t h);
 void nkv__mem_ref(nkv_mem *m);
 void nkv__mem_unref(nkv_mem *m);
 void nkv__mem_add(nkv_mem *m, uint64_t seq, int type, nb_slice key, nb_slice val);
@@ -147,8 +149,9 @@ typedef struct nkv__it_ops {
     /* Optional (NULL: always true). False when the iterator holds no entry
      * with ikey's user key (its filter says so); a merging iterator then
      * need not position it for a seek to ikey that lands on that user key
-     * elsewhere. May change the iterator's position. */
-    bool (*may_contain)(nkv__it *, nb_slice ikey);
+     * elsewhere. May change the iterator's position. hash is
+     * nkv__bloom_hash of ikey's user key, computed once per seek. */
+    bool (*may_contain)(nkv__it *, nb_slice ikey, uint64_t hash);
 } nkv__it_ops;
 struct nkv__it {
     const nkv__it_ops *ops;

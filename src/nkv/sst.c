@@ -994,11 +994,11 @@ static void ti_free(nkv__it *i)
     nkv__it_release(it, sizeof *it);
 }
 
-static bool ti_may_contain(nkv__it *i, nb_slice ikey)
+static bool ti_may_contain(nkv__it *i, nb_slice ikey, uint64_t hash)
 {
+    (void)ikey;
     nkv_table *t = ((table_it *)i)->t;
-    return !t->filter || nkv__bloom_may_match(nb_slice_of(t->filter, t->filter_len),
-                                              nkv__bloom_hash(nkv__ukey(ikey)));
+    return !t->filter || nkv__bloom_may_match(nb_slice_of(t->filter, t->filter_len), hash);
 }
 
 static const nkv__it_ops table_ops = {ti_valid,  ti_first, ti_last,       ti_seek,

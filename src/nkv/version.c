@@ -790,7 +790,7 @@ static void fi_free(nkv__it *i)
 /* Only the file whose range covers ikey's user key can hold it; that
  * file's table is opened (kept as cur for the seek that may follow) and
  * its filter asked. */
-static bool fi_may_contain(nkv__it *i, nb_slice ikey)
+static bool fi_may_contain(nkv__it *i, nb_slice ikey, uint64_t hash)
 {
     files_it *it = (files_it *)i;
     int idx = find_file(it->files, it->n, ikey);
@@ -798,7 +798,7 @@ static bool fi_may_contain(nkv__it *i, nb_slice ikey)
         nkv__ucmp(nkv__ukey(ikey), nkv__ukey(nb_buf_slice(&it->files[idx]->smallest))) < 0)
         return false;
     fi_open(it, idx);
-    return !it->cur || !it->cur->ops->may_contain || it->cur->ops->may_contain(it->cur, ikey);
+    return !it->cur || !it->cur->ops->may_contain || it->cur->ops->may_contain(it->cur, ikey, hash);
 }
 
 static const nkv__it_ops files_ops = {fi_valid,  fi_first, fi_last,       fi_seek,
