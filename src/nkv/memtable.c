@@ -384,6 +384,7 @@ typedef struct mem_it {
     nkv__it base;
     nkv_mem *m;
     nkv_skipnode *n;
+    bool owns; /* holds a ref on m */
 } mem_it;
 
 static bool mi_valid(nkv__it *i)
@@ -431,7 +432,8 @@ static int mi_status(nkv__it *i)
 static void mi_free(nkv__it *i)
 {
     mem_it *it = (mem_it *)i;
-    nkv__mem_unref(it->m);
+    if (it->owns)
+        nkv__mem_unref(it->m);
     nkv__it_release(it, sizeof *it);
 }
 
@@ -445,12 +447,19 @@ static const nkv__it_ops mem_it_ops = {mi_valid,  mi_first, mi_last,       mi_se
                                        mi_next,   mi_prev,  mi_key,        mi_val,
                                        mi_status, mi_free,  mi_may_contain};
 
-nkv__it *nkv__mem_iter(nkv_mem *m)
+nkv__it *nkv__mem_iter_borrow(nkv_mem *m)
 {
     mem_it *it = memset(nkv__it_alloc(sizeof *it), 0, sizeof *it); /* calloc skips glibc's tcache */
     it->base.ops = &mem_it_ops;
-    nkv__mem_ref(m);
     it->m = m;
+    return &it->base;
+}
+
+nkv__it *nkv__mem_iter(nkv_mem *m)
+{
+    nkv__mem_ref(m);
+    mem_it *it = (mem_it *)nkv__mem_iter_borrow(m);
+    it->owns = true;
     return &it->base;
 }
 

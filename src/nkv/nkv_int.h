@@ -175,6 +175,8 @@ void nkv__it_release(void *p, size_t size);
 #define IT_FREE(i)    ((i)->ops->free(i))
 
 nkv__it *nkv__mem_iter(nkv_mem *m); /* holds a ref on m */
+/* The same without a ref: the caller keeps m alive while the iterator lives. */
+nkv__it *nkv__mem_iter_borrow(nkv_mem *m);
 nkv__it *nkv__empty_iter(int status);
 /* Takes ownership of the n children (the array is copied). */
 nkv__it *nkv__merge_iter(nkv__it **children, int n);
