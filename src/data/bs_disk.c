@@ -386,7 +386,12 @@ static int verify_read(bs_disk *d, const disk_ref *ref, data_key k, uint8_t *dst
     uint32_t crc = 0;
     int rc = 0;
     for (uint64_t done = 0; done < ref->len;) {
-        size_t want = ref->len - done < VERIFY_PIECE ? (size_t)(ref->len - done) : VERIFY_PIECE;
+        /* A load reads the blob in one call: the kernel then reads it
+         * (and its readahead) in a few large requests, where 128 KiB
+         * pieces from several loads at once came out as many small ones
+         * (docs/data.md §4.3, session 7). */
+        size_t want =
+            ref->len - done < VERIFY_PIECE || dst ? (size_t)(ref->len - done) : VERIFY_PIECE;
         uint8_t *p = dst ? dst + done : sbuf;
         ssize_t n = pread(rfd >= 0 ? rfd : ref->fd, p, want, (off_t)(ref->off + done));
         if (n < 0 && errno == EINTR)

@@ -27,6 +27,7 @@
 #ifndef NB_DATA_DATA_H
 #define NB_DATA_DATA_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -269,6 +270,14 @@ int data_chunk_refs(data_store *s, const data_slice *slices, size_t n, uint32_t 
                     data_fdref **refs, size_t *nrefs, size_t *cap) NB_MUST_CHECK;
 /* Releases refs[0..n) (holes are skipped). */
 void data_chunk_refs_release(data_store *s, data_fdref *refs, size_t n);
+/* True when data_chunk_refs of [off, off+len) would have to read a block
+ * from the device to verify it before handing out a piece (a store that
+ * verifies whole blocks once and then trusts their cached pages: disk),
+ * i.e. some block of the range is not known good and in the page cache.
+ * A large answer over such blocks goes out faster as a stream
+ * (data_chunk_read with a data_ra): each block is sent as soon as it is
+ * verified while the next ones load, instead of after all of them. */
+bool data_chunk_cold(data_store *s, const data_slice *slices, size_t n, uint32_t off, size_t len);
 
 typedef struct data_cache_stats {
     uint64_t hits, misses, inserts, evictions;

@@ -404,6 +404,24 @@ void data_chunk_prefetch(data_store *s, const data_slice *slices, size_t n, uint
     prefetch(s, slices, n, off, len);
 }
 
+bool data_chunk_cold(data_store *s, const data_slice *slices, size_t n, uint32_t off, size_t len)
+{
+    if (!memo_store(s))
+        return false;
+    data_piece *pc;
+    size_t npc;
+    if (data_chunk_plan(slices, n, off, len, &pc, &npc) != 0)
+        return false; /* data_chunk_refs reports it */
+    bool cold = false;
+    for (size_t i = 0; !cold && i < npc; i++) {
+        data_key k = pc[i].key;
+        if (k.slice_id != 0 && !(k.slice_id & DATA_SLICE_INLINE))
+            cold = !data__range_known_cached(s, k, pc[i].block_off, pc[i].len);
+    }
+    free(pc);
+    return cold;
+}
+
 /* Updates the handle's stream state; returns true if the read is part of a
  * sequential stream. */
 static bool ra_note(data_ra *ra, uint32_t off, size_t len)

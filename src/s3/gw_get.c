@@ -11,6 +11,10 @@
  *                         the disk engine's data files
  *   other pieces ──────► the pieces mapped and sent as one I/O vector
  *                         (holes point at a page of zeros)
+ *   cold, > one block ──► copied from the snapshot as MHD sends: each
+ *                         block goes out once verified while the next
+ *                         ones load (zero-copy pieces would verify them
+ *                         all before the first byte)
  *   otherwise ─────────► the copying stream through vfs_read
  *
  * The current object's bytes come from the metadata snapshot its GET was
@@ -20,7 +24,9 @@
  *
  * Every piece is verified by the block store when it is handed out (the
  * CRCs of the 64 KiB segments it covers, docs/data.md), so a corrupt block
- * is an InternalError before the status line is sent, never a wrong body.
+ * is an InternalError before the status line is sent, never a wrong body;
+ * in a cold answer, a corrupt block after the first ends the body short
+ * of its length before any of its bytes (the connection is closed).
  * Each answer counts its path (s3_gw_get_count, /metrics).
  */
 #include <errno.h>
@@ -36,6 +42,10 @@
 
 /* Bodies up to this size are read into memory and sent with the header. */
 #define GW_SMALL_BODY (64u << 10)
+
+/* Answers over more than one block may stream when cold (one block's
+ * check is all a zero-copy answer waits for there). */
+#define GW_COLD_MIN (4u << 20)
 
 #ifndef MADV_POPULATE_READ
 #define MADV_POPULATE_READ 22 /* Linux 5.14 */
@@ -102,8 +112,9 @@ int gw_get_body(s3_gw_req *r, gw_answer *a, uint64_t ino, uint64_t off, uint64_t
     return 0;
 }
 
-int gw_get_obj_body(gw_answer *a, vfs_s3_obj *o, uint64_t off, uint64_t len)
+int gw_get_obj_body(gw_answer *a, vfs_s3_obj **op, uint64_t off, uint64_t len)
 {
+    vfs_s3_obj *o = *op;
     a->file_len = len;
     if (len <= GW_SMALL_BODY) {
         uint8_t *buf = nb_xmalloc(len ? len : 1);
@@ -113,6 +124,25 @@ int gw_get_obj_body(gw_answer *a, vfs_s3_obj *o, uint64_t off, uint64_t len)
             return rc;
         }
         a->raw = buf;
+        return 0;
+    }
+    if (len > GW_COLD_MIN && vfs_s3_obj_cold(o, off, len)) {
+        /* Zero-copy pieces would verify every block before the first byte
+         * goes out: stream instead, each block sent once verified while
+         * the next ones load (docs/s3.md, "Cold GETs"). The first piece is
+         * read now, so a bad first block is still an error answer. */
+        size_t pre = len < GW_IO_BLOCK ? (size_t)len : GW_IO_BLOCK;
+        uint8_t *buf = nb_xmalloc(pre);
+        int rc = vfs_s3_obj_stream(o, off, buf, pre);
+        if (rc != 0) {
+            free(buf);
+            return rc;
+        }
+        a->raw = buf;
+        a->pre_len = pre;
+        a->obj = o;
+        a->file_off = off;
+        *op = NULL;
         return 0;
     }
     vfs_refs *refs = NULL;
@@ -149,6 +179,48 @@ static void stream_free(void *cls)
     gw_stream *s = cls;
     (void)vfs_release(s->f);
     free(s);
+}
+
+/* A cold answer from the snapshot: the first piece was read when the
+ * answer was set up, the rest is read as MHD sends, with the blocks ahead
+ * loading and verifying in the background (the snapshot's readahead). */
+typedef struct gw_cold {
+    vfs_s3_obj *o;
+    uint64_t off;
+    uint8_t *pre;
+    size_t pre_len;
+} gw_cold;
+
+static ssize_t cold_read(void *cls, uint64_t pos, char *buf, size_t max)
+{
+    gw_cold *c = cls;
+    if (pos < c->pre_len) {
+        size_t n = c->pre_len - (size_t)pos < max ? c->pre_len - (size_t)pos : max;
+        memcpy(buf, c->pre + pos, n);
+        return (ssize_t)n;
+    }
+    const vfs_attr *at = vfs_s3_obj_attr(c->o);
+    uint64_t left = at->size > c->off + pos ? at->size - (c->off + pos) : 0;
+    size_t n = left < max ? (size_t)left : max;
+    if (n == 0)
+        return MHD_CONTENT_READER_END_WITH_ERROR;
+    int rc = vfs_s3_obj_stream(c->o, c->off + pos, buf, n);
+    if (rc != 0) {
+        /* The status line is out: the connection is closed short of the
+         * length, so the client sees a failed body, never wrong bytes. */
+        NB_WARN("s3: read of inode %llu at %llu failed: %s", (unsigned long long)at->ino,
+                (unsigned long long)(c->off + pos), nb_strerror(rc));
+        return MHD_CONTENT_READER_END_WITH_ERROR;
+    }
+    return (ssize_t)n;
+}
+
+static void cold_free(void *cls)
+{
+    gw_cold *c = cls;
+    vfs_s3_obj_free(c->o);
+    free(c->pre);
+    free(c);
 }
 
 /* A mapped answer: the mappings and the pieces they map. */
@@ -227,7 +299,8 @@ static struct MHD_Response *mapped_response(gw_answer *a)
 
 const char *s3_get_path_name(s3_get_path p)
 {
-    static const char *const names[S3_GET_NPATHS] = {"memory", "sendfile", "mapped", "stream"};
+    static const char *const names[S3_GET_NPATHS] = {"memory", "sendfile", "mapped", "stream",
+                                                     "cold"};
     return p < S3_GET_NPATHS ? names[p] : "?";
 }
 
@@ -263,6 +336,19 @@ static bool one_range(const vfs_piece *p, size_t n, int *fd, uint64_t *off, uint
 struct MHD_Response *gw_body_response(s3_gw_req *r, gw_answer *a)
 {
     struct MHD_Response *resp = NULL;
+    if (a->obj) {
+        gw_cold *c = nb_xmalloc(sizeof *c);
+        *c = (gw_cold){a->obj, a->file_off, a->raw, a->pre_len};
+        resp = MHD_create_response_from_callback(a->file_len, GW_IO_BLOCK, cold_read, c, cold_free);
+        if (!resp) {
+            free(c); /* the answer keeps what it owned */
+            return NULL;
+        }
+        a->obj = NULL;
+        a->raw = NULL;
+        count_path(r, S3_GET_COLD);
+        return resp;
+    }
     if (a->raw) {
         resp = MHD_create_response_from_buffer((size_t)a->file_len, a->raw, MHD_RESPMEM_MUST_FREE);
         if (resp) {

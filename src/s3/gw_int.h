@@ -53,8 +53,12 @@ typedef struct gw_answer {
     /* GET bodies (gw_get.c): instead of file, either the bytes read (small
      * objects, sent with the header in one write) or verified block-store
      * pieces sent without copying. file_len is the body's length. */
-    uint8_t *raw;    /* owned */
-    vfs_refs *refs;  /* owned */
+    uint8_t *raw;   /* owned */
+    vfs_refs *refs; /* owned */
+    /* A cold large answer streamed from the snapshot obj (owned), its
+     * first pre_len bytes (from file_off) already read into raw. */
+    vfs_s3_obj *obj;
+    size_t pre_len;
     uint64_t length; /* Content-Length of a HEAD answer / of an empty stream */
     bool has_length; /* HEAD: report length without a body */
 } gw_answer;
@@ -173,8 +177,10 @@ int gw_put_verify(s3_gw_req *r, char *etag, char *cks_b64) NB_MUST_CHECK;
  * open for the copying stream (a->file). */
 int gw_get_body(s3_gw_req *r, gw_answer *a, uint64_t ino, uint64_t off, uint64_t len) NB_MUST_CHECK;
 /* The same from an object read by vfs_s3_get (without opening it);
- * -EAGAIN when that snapshot cannot give the bytes (use gw_get_body). */
-int gw_get_obj_body(gw_answer *a, vfs_s3_obj *o, uint64_t off, uint64_t len) NB_MUST_CHECK;
+ * -EAGAIN when that snapshot cannot give the bytes (use gw_get_body). A
+ * large answer over blocks not verified yet streams from the snapshot,
+ * which the answer then owns (*o is set to NULL). */
+int gw_get_obj_body(gw_answer *a, vfs_s3_obj **o, uint64_t off, uint64_t len) NB_MUST_CHECK;
 /* The MHD response for a body set up by gw_get_body (NULL when MHD
  * refuses it; the answer keeps what it owned). */
 struct MHD_Response *gw_body_response(s3_gw_req *r, gw_answer *a);

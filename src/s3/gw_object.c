@@ -255,8 +255,9 @@ static int part_bounds(s3_gw_req *r, uint64_t ino, uint64_t size, vfs_objrec *re
  * from one metadata snapshot with its record and chunk map (vfs_s3_get, no
  * open file; obj); a version, or anything the snapshot did not find (for
  * the exact error), through gw_version_resolve (obj NULL). */
-static int get_object(s3_gw_req *r, gw_answer *a, vfs_s3_obj *obj)
+static int get_object(s3_gw_req *r, gw_answer *a, vfs_s3_obj **objp)
 {
+    vfs_s3_obj *obj = *objp;
     vfs_attr attr;
     int rc = 0;
     if (obj)
@@ -358,7 +359,7 @@ static int get_object(s3_gw_req *r, gw_answer *a, vfs_s3_obj *obj)
     if (r->head || len == 0)
         return 0;
     if (obj) {
-        rc = gw_get_obj_body(a, obj, off, len);
+        rc = gw_get_obj_body(a, objp, off, len);
         if (rc != -EAGAIN)
             return rc;
     }
@@ -371,7 +372,7 @@ int gw_get_object(s3_gw_req *r, gw_answer *a)
     if (!s3_query_get(&r->q, "versionId") && r->t.bucket[0] != '.' &&
         vfs_s3_get(r->g->ns, r->t.bucket, r->t.key, !r->head, &obj) != 0)
         obj = NULL;
-    int rc = get_object(r, a, obj);
+    int rc = get_object(r, a, &obj);
     vfs_s3_obj_free(obj);
     return rc;
 }

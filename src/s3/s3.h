@@ -1089,6 +1089,9 @@ typedef enum s3_get_path {
     S3_GET_SENDFILE, /* one contiguous range of a block-store file: sendfile */
     S3_GET_MAPPED,   /* several block-store ranges mapped, one I/O vector */
     S3_GET_STREAM,   /* copied through vfs_read as MHD sends */
+    S3_GET_COLD,     /* a large answer over blocks not yet verified: copied
+                      * from the snapshot as each block is verified, while
+                      * the next ones load */
     S3_GET_NPATHS
 } s3_get_path;
 /* Name of a path for labels ("memory", "sendfile", "mapped", "stream"). */

@@ -110,6 +110,7 @@ struct vfs_s3_obj {
     data_pin pin;
     data_slice *ds; /* chunk 0, inline bytes pointing into m.inl */
     size_t nds;
+    data_ra *ra; /* vfs_s3_obj_stream's, made on its first read */
 };
 
 /* The snapshot's chunk 0 as data slices, inline ones pointing at their
@@ -181,7 +182,7 @@ nb_slice vfs_s3_obj_rec(const vfs_s3_obj *o)
     return nb_buf_slice(&o->m.rec);
 }
 
-int vfs_s3_obj_read(vfs_s3_obj *o, uint64_t off, void *buf, size_t len)
+static int obj_read(vfs_s3_obj *o, data_ra *ra, uint64_t off, void *buf, size_t len)
 {
     if (!o->data_ok)
         return -EAGAIN;
@@ -189,7 +190,25 @@ int vfs_s3_obj_read(vfs_s3_obj *o, uint64_t off, void *buf, size_t len)
         return -EINVAL;
     if (len == 0)
         return 0;
-    return vfs__errno(data_chunk_read(o->v->ds, NULL, o->ds, o->nds, (uint32_t)off, len, buf));
+    return vfs__errno(data_chunk_read(o->v->ds, ra, o->ds, o->nds, (uint32_t)off, len, buf));
+}
+
+int vfs_s3_obj_read(vfs_s3_obj *o, uint64_t off, void *buf, size_t len)
+{
+    return obj_read(o, NULL, off, buf, len);
+}
+
+int vfs_s3_obj_stream(vfs_s3_obj *o, uint64_t off, void *buf, size_t len)
+{
+    if (!o->ra)
+        o->ra = data_ra_new();
+    return obj_read(o, o->ra, off, buf, len);
+}
+
+bool vfs_s3_obj_cold(vfs_s3_obj *o, uint64_t off, uint64_t len)
+{
+    return o->data_ok && !o->has_inline && off <= o->attr.size && len <= o->attr.size - off &&
+           len && data_chunk_cold(o->v->ds, o->ds, o->nds, (uint32_t)off, (size_t)len);
 }
 
 int vfs_s3_obj_refs(vfs_s3_obj *o, uint64_t off, uint64_t len, vfs_refs **out)
@@ -219,6 +238,7 @@ void vfs_s3_obj_free(vfs_s3_obj *o)
         return;
     meta_obj_free(&o->m);
     free(o->ds);
+    data_ra_free(o->ra);
     if (o->pinned)
         data_pin_end(o->v->ds, o->pin);
     free(o);

@@ -340,6 +340,14 @@ nb_slice vfs_s3_obj_rec(const vfs_s3_obj *o);
  * handle's unpublished writes; refs: inline slices): open the file. */
 int vfs_s3_obj_read(vfs_s3_obj *o, uint64_t off, void *buf, size_t len) NB_MUST_CHECK;
 int vfs_s3_obj_refs(vfs_s3_obj *o, uint64_t off, uint64_t len, vfs_refs **out) NB_MUST_CHECK;
+/* True when zero-copy pieces of [off, off+len) would first read blocks
+ * from the device to verify them all (data_chunk_cold): a stream of the
+ * snapshot (vfs_s3_obj_stream) then starts sending sooner. */
+bool vfs_s3_obj_cold(vfs_s3_obj *o, uint64_t off, uint64_t len);
+/* vfs_s3_obj_read for one reader going through the object in order (one
+ * thread at a time): the blocks ahead of it load in the background, as
+ * for an open file's sequential reads. */
+int vfs_s3_obj_stream(vfs_s3_obj *o, uint64_t off, void *buf, size_t len) NB_MUST_CHECK;
 /* Ends the pin. NULL is a no-op. */
 void vfs_s3_obj_free(vfs_s3_obj *o);
 
