@@ -58,7 +58,19 @@ struct nbfuse {
     atomic_uint changing;        /* size changes in flight without a shared handle */
     _Atomic uint64_t change_gen; /* bumped by each such change and S3 invalidation */
     atomic_uint preloading;      /* preloads in flight (at most half the threads) */
+    /* FUSE_HANDLE_KILLPRIV_V2 (io.c): the kernel offered it in INIT (the
+     * request's unique), and our INIT reply took it. */
+    uint64_t init_unique;
+    atomic_bool init_seen;
+    atomic_bool killpriv_v2;
 };
+
+/* Installs our reads and writes of /dev/fuse (io.c); after the mount. */
+int nbfuse__io_install(nbfuse *f);
+/* Whether the request this thread is handling carries the kernel's "kill
+ * setuid/setgid" (a write, truncate or O_TRUNC open by a caller without
+ * CAP_FSETID, with FUSE_HANDLE_KILLPRIV_V2). */
+bool nbfuse__req_kill(void);
 
 /* Brackets a change to file contents that does not go through a shared
  * handle (truncate by path; S3 changes bump change_gen only). */

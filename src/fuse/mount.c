@@ -90,15 +90,20 @@ static void abort_connection(dev_t dev)
  * READ that only a free worker can answer. So `base` workers (the CPU
  * count, at least 2) serve; a watchdog adds one, up to max_threads, when
  * every worker has been busy for WATCH_NS, and such an extra worker ends
- * once it finishes a request while another worker is idle. */
-#define WATCH_NS (5 * NB_NS_PER_MS)
+ * once it finishes a request while another worker is idle. The watchdog
+ * ticks every WATCH_NS only while the mount is in use: after PARK_TICKS
+ * ticks with a worker idle it parks, and the worker that takes the last
+ * idle slot wakes it (an idle server is silent). */
+#define WATCH_NS   (5 * NB_NS_PER_MS)
+#define PARK_TICKS 200 /* 1 s */
 
 typedef struct pool {
     nbfuse *f;
     pthread_mutex_t mu;
-    pthread_cond_t done; /* signalled when the last worker ends */
+    pthread_cond_t wake; /* the watchdog's: the last worker ended, or no worker is idle */
     unsigned workers, idle, base, max;
     uint64_t busy_since; /* when the last idle worker took a request; 0: one is idle */
+    bool parked;         /* the watchdog waits for wake without a timeout */
     bool ending;
     int error;
 } pool;
@@ -141,8 +146,13 @@ static void *worker_main(void *arg)
         pthread_mutex_unlock(&p->mu);
         int res = fuse_session_exited(se) ? 0 : fuse_session_receive_buf(se, &buf);
         pthread_mutex_lock(&p->mu);
-        if (--p->idle == 0)
+        if (--p->idle == 0) {
             p->busy_since = nb_mono_ns();
+            if (p->parked) {
+                p->parked = false;
+                pthread_cond_signal(&p->wake);
+            }
+        }
         if (res == -EINTR || res == -EAGAIN)
             continue;
         if (res <= 0) {
@@ -159,7 +169,7 @@ static void *worker_main(void *arg)
             break; /* an extra worker, no longer needed */
     }
     if (--p->workers == 0)
-        pthread_cond_signal(&p->done);
+        pthread_cond_signal(&p->wake);
     pthread_mutex_unlock(&p->mu);
     free(buf.mem);
     return NULL;
@@ -172,7 +182,7 @@ static void *loop_main(void *arg)
     memset(&p, 0, sizeof p);
     p.f = f;
     pthread_mutex_init(&p.mu, NULL);
-    pthread_cond_init(&p.done, NULL);
+    pthread_cond_init(&p.wake, NULL);
     long cpus = sysconf(_SC_NPROCESSORS_ONLN);
     p.max = f->opts.max_threads ? f->opts.max_threads : 16;
     p.base = cpus > 2 ? (unsigned)cpus : 2;
@@ -187,7 +197,13 @@ static void *loop_main(void *arg)
         }
     /* The watchdog: every worker busy for WATCH_NS means one may be
      * waiting on a request only another worker can answer. */
+    unsigned quiet = 0; /* ticks in a row with a worker idle */
     while (p.workers > 0) {
+        if (p.parked) {
+            pthread_cond_wait(&p.wake, &p.mu);
+            quiet = 0;
+            continue; /* a worker unparked us (or the last one ended) */
+        }
         struct timespec ts;
         clock_gettime(CLOCK_REALTIME, &ts);
         ts.tv_nsec += WATCH_NS;
@@ -195,16 +211,21 @@ static void *loop_main(void *arg)
             ts.tv_sec++;
             ts.tv_nsec -= (long)NB_NS_PER_SEC;
         }
-        pthread_cond_timedwait(&p.done, &p.mu, &ts);
+        pthread_cond_timedwait(&p.wake, &p.mu, &ts);
         if (!p.ending && p.idle == 0 && p.busy_since && p.workers < p.max &&
             nb_mono_ns() - p.busy_since >= WATCH_NS) {
             if (pool_spawn(&p))
                 p.busy_since = nb_mono_ns(); /* give it time to take a request */
         }
+        if (p.idle == 0) {
+            quiet = 0;
+        } else if (++quiet >= PARK_TICKS) {
+            p.parked = true;
+        }
     }
     pthread_mutex_unlock(&p.mu);
 out:
-    pthread_cond_destroy(&p.done);
+    pthread_cond_destroy(&p.wake);
     pthread_mutex_destroy(&p.mu);
     int rc = p.error;
     if (rc != 0 && rc != -ENODEV)
@@ -265,6 +286,13 @@ int nbfuse_mount(vfs *v, const nbfuse_options *o, nbfuse **out, char *err, size_
         snprintf(err, errlen, "cannot mount on %s (see the log; is fuse3 installed?)",
                  f->mountpoint);
         rc = -EIO;
+        goto fail;
+    }
+    rc = nbfuse__io_install(f);
+    if (rc != 0) {
+        fuse_session_unmount(f->se);
+        snprintf(err, errlen, "cannot set up the FUSE connection's I/O");
+        rc = NB_EINTERNAL;
         goto fail;
     }
     int perr = pthread_create(&f->loop_thread, NULL, loop_main, f);

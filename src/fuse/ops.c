@@ -152,6 +152,44 @@ static int current_vf(nbfuse *f, nbfuse_handle *h, vfs_file **out)
     return rc;
 }
 
+/* With FUSE_HANDLE_KILLPRIV_V2 (io.c) clearing setuid/setgid is ours: a
+ * write, truncate or O_TRUNC open by a caller without CAP_FSETID clears
+ * setuid, and setgid when the group may execute, as Linux's VFS does
+ * (chown is meta's). Costs an inode read; a setattr only when a bit is
+ * set. *a, if given, holds ino's current attributes and is updated. */
+static void kill_suidgid(nbfuse *f, uint64_t ino, vfs_attr *a)
+{
+    vfs_attr cur;
+    if (!a) {
+        if (vfs_getattr(f->v, ino, &cur) != 0)
+            return;
+        a = &cur;
+    }
+    uint32_t mode = a->mode & 07777, keep = mode & ~(uint32_t)S_ISUID;
+    if ((keep & (S_ISGID | S_IXGRP)) == (S_ISGID | S_IXGRP))
+        keep &= ~(uint32_t)S_ISGID;
+    if (keep == mode)
+        return;
+    vfs_sattr sa;
+    memset(&sa, 0, sizeof sa);
+    sa.valid = VFS_SET_MODE;
+    sa.mode = keep;
+    vfs_cred root; /* the kernel's doing, not the caller's: no owner check */
+    memset(&root, 0, sizeof root);
+    if (vfs_setattr(f->v, &root, ino, NULL, &sa, a) == 0)
+        (void)fuse_lowlevel_notify_inval_inode(f->se, ino, -1, 0); /* its cached mode */
+}
+
+/* For calls whose request has no kill bit (fallocate, copy_file_range):
+ * the kernel leaves them to us too, so a non-root caller (standing in
+ * for "without CAP_FSETID") kills. */
+static void kill_if_not_root(fuse_req_t req, uint64_t ino)
+{
+    nbfuse *f = self_of(req);
+    if (atomic_load(&f->killpriv_v2) && fuse_req_ctx(req)->uid != 0)
+        kill_suidgid(f, ino, NULL);
+}
+
 static void op_init(void *userdata, struct fuse_conn_info *conn)
 {
     nbfuse *f = userdata;
@@ -268,7 +306,10 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to
         nbfuse__change_begin(f);
     req_cred rc;
     vfs_attr a;
+    bool kill = nbfuse__req_kill();
     int r = vfs_setattr(f->v, cred_of(req, &rc, true), ino, vf, &sa, &a);
+    if (r == 0 && kill)
+        kill_suidgid(f, ino, &a);
     if (held)
         (void)nbfuse__open_put(f, held);
     if (r) {
@@ -510,6 +551,7 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
         return;
     }
     nbfuse_open *o = NULL;
+    bool kill = nbfuse__req_kill();
     int r = vfs_access(vfs_of(req), c, ino, access_mask(fi->flags));
     if (r == 0)
         r = open_checked(req, c, ino, fi->flags, &o);
@@ -517,6 +559,8 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
         reply_err(req, r);
         return;
     }
+    if (kill && (fi->flags & O_TRUNC))
+        kill_suidgid(self_of(req), ino, NULL);
     setup_fi(fi, o);
     if (fuse_reply_open(req, fi) != 0)
         (void)handle_free(self_of(req), handle_of(fi)); /* the kernel gave up on the request */
@@ -533,11 +577,14 @@ static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_
     int r;
     if (!(fi->flags & O_EXCL) && vfs_lookup(f->v, c, parent, name, &a) == 0) {
         /* An existing file (made by S3 since the kernel's lookup): an open. */
+        bool kill = nbfuse__req_kill() && (fi->flags & O_TRUNC);
         r = vfs_access(f->v, c, a.ino, access_mask(fi->flags));
         if (r == 0)
             r = open_checked(req, c, a.ino, fi->flags, &o);
         if (r == 0)
             r = vfs_getattr(f->v, a.ino, &a);
+        if (r == 0 && kill)
+            kill_suidgid(f, a.ino, &a);
     } else {
         vfs_file *vf = NULL;
         r = vfs_create(f->v, c, parent, name, mode, O_RDWR | (fi->flags & (O_EXCL | O_TRUNC)), &a,
@@ -611,6 +658,8 @@ static void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t siz
         r = vfs_write(vf, (uint64_t)off, buf, size, NULL);
     }
     nbfuse__write_end(o);
+    if (r == 0 && nbfuse__req_kill())
+        kill_suidgid(self_of(req), o->ino, NULL);
     if (r)
         reply_err(req, r);
     else
@@ -841,6 +890,8 @@ static void op_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t offset,
     nbfuse__write_begin(o); /* conservatively: reads go through the shared handle until a flush */
     r = vfs_fallocate(vf, mode, (uint64_t)offset, (uint64_t)length);
     nbfuse__write_end(o);
+    if (r == 0)
+        kill_if_not_root(req, o->ino);
     reply_err(req, r);
 }
 
@@ -883,6 +934,8 @@ static void op_copy_file_range(fuse_req_t req, fuse_ino_t ino_in, off_t off_in,
     nbfuse__write_begin(out);
     r = vfs_copy_range(in_vf, (uint64_t)off_in, out_vf, (uint64_t)off_out, len, &copied);
     nbfuse__write_end(out);
+    if (r == 0 && copied > 0)
+        kill_if_not_root(req, out->ino);
     if (r)
         reply_err(req, r);
     else

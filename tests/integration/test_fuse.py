@@ -8,6 +8,7 @@ import os
 import shutil
 import signal
 import stat
+import struct
 import subprocess
 import time
 
@@ -315,6 +316,71 @@ def test_permissions_and_sticky_bit(m_shared):
     assert run_as(1000, 1000, lambda: os.unlink(m.p("tmp", "mine"))) == 0
     os.mkdir(m.p("closed"), 0o700)
     assert run_as(1000, 1000, lambda: os.listdir(m.p("closed"))) == errno.EACCES
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to switch users")
+def test_changes_by_others_clear_setuid_and_setgid(m_shared):
+    """As on a local file system: a write, truncate, O_TRUNC open or
+    fallocate by a user without CAP_FSETID clears setuid, and setgid if
+    the group may execute; root's write keeps them; chown clears them."""
+    m = m_shared
+
+    def fresh(name, mode):
+        p = m.p(name)
+        with open(p, "wb") as f:
+            f.write(b"0123456789")
+        os.chown(p, 1000, 1000)
+        os.chmod(p, mode)
+        return p
+
+    def pwrite(p):
+        fd = os.open(p, os.O_WRONLY)
+        for i in range(3):  # later writes skip the kernel's capability check
+            os.pwrite(fd, b"x", i)
+        os.close(fd)
+
+    def fallocate(p):
+        fd = os.open(p, os.O_WRONLY)
+        os.posix_fallocate(fd, 0, 4096)
+        os.close(fd)
+
+    changes = {
+        "write": pwrite,
+        "truncate": lambda p: os.truncate(p, 3),
+        "otrunc": lambda p: os.close(os.open(p, os.O_WRONLY | os.O_TRUNC)),
+        "fallocate": fallocate,
+    }
+    for name, change in changes.items():
+        p = fresh(name, 0o6775)
+        assert run_as(1000, 1000, lambda: change(p)) == 0, name
+        assert stat.S_IMODE(os.stat(p).st_mode) == 0o775, name
+        # Without group execute, setgid marks mandatory locking: kept.
+        p = fresh(name + "-nx", 0o6765)
+        assert run_as(1000, 1000, lambda: change(p)) == 0, name
+        assert stat.S_IMODE(os.stat(p).st_mode) == 0o2765, name
+    p = fresh("root", 0o6775)
+    pwrite(p)
+    assert stat.S_IMODE(os.stat(p).st_mode) == 0o6775
+    os.chown(p, 1001, 1001)
+    assert stat.S_IMODE(os.stat(p).st_mode) == 0o775
+    # The bits are set again after the kernel saw them cleared: a write
+    # must clear them again.
+    p = fresh("again", 0o6775)
+    assert run_as(1000, 1000, lambda: pwrite(p)) == 0
+    os.chmod(p, 0o6775)
+    assert run_as(1000, 1000, lambda: pwrite(p)) == 0
+    assert stat.S_IMODE(os.stat(p).st_mode) == 0o775
+    # A file capability goes with any write, root's included.
+    cap = struct.pack("<5I", 0x02000000, 1 << 10, 0, 0, 0)  # v2, CAP_NET_BIND_SERVICE
+    for who in ("root", "user"):
+        p = fresh("cap-" + who, 0o755)
+        pwrite(p)  # the kernel has seen this inode without a capability
+        os.setxattr(p, "security.capability", cap)
+        if who == "root":
+            pwrite(p)
+        else:
+            assert run_as(1000, 1000, lambda: pwrite(p)) == 0
+        assert "security.capability" not in os.listxattr(p), who
 
 
 def test_statfs(m):
