@@ -200,6 +200,9 @@ static void op_init(void *userdata, struct fuse_conn_info *conn)
     conn->want |= want & conn->capable;
     if (!f->opts.writeback_cache)
         conn->want &= ~FUSE_CAP_WRITEBACK_CACHE;
+    /* Requests spliced from /dev/fuse would bypass io.c's read, which
+     * notes the kernel's kill bits (FUSE_HANDLE_KILLPRIV_V2). */
+    conn->want &= ~FUSE_CAP_SPLICE_READ;
     conn->max_write = 1u << 20; /* 1 MiB writes: fewer, larger slices */
     conn->max_readahead = 1u << 20;
     conn->time_gran = 1; /* we keep nanoseconds */
