@@ -1,0 +1,61 @@
+#!/usr/bin/env bash
+# A/B of two builds of the disk engine on a shared, noisy machine (docs/disk.md,
+# session 7): builds disk_drv against a base git ref and against this tree,
+# then runs durable puts of each cell with every build once per round, the
+# order rotated by the round, and prints per cell the puts/s and p50 of each
+# build, round by round, and their medians.
+#   env: AB_BASE (git ref, default main), AB_ROUNDS (4), AB_SECONDS (0.7),
+#        AB_CELLS ("4096:1 65536:1 4096:2 65536:2", size:threads),
+#        AB_DIR (scratch dir, default /tmp/disk-ab)
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+BASE=${AB_BASE:-main}
+ROUNDS=${AB_ROUNDS:-4}
+SECS=${AB_SECONDS:-0.7}
+CELLS=${AB_CELLS:-"4096:1 65536:1 4096:2 65536:2"}
+DIR=${AB_DIR:-/tmp/disk-ab}
+mkdir -p "$DIR"
+build() { # $1 source tree, $2 build dir
+    cmake -S "$1" -B "$2" -DCMAKE_BUILD_TYPE=Release >/dev/null
+    cmake --build "$2" -j2 --target nb_disk nb_common >/dev/null
+}
+rm -rf "$DIR/base-src"
+mkdir -p "$DIR/base-src"
+git archive "$BASE" | tar -x -m -C "$DIR/base-src"
+build "$DIR/base-src" "$DIR/base-build"
+build . "$DIR/new-build"
+for v in base new; do
+    # Each build's own headers: disk_stats must match its library.
+    src=$([ $v = base ] && echo "$DIR/base-src" || echo .)
+    cc -O2 -std=gnu17 -I "$src/src" -o "$DIR/drv-$v" bench/disk_bench/disk_drv.c \
+        "$DIR/$v-build/src/disk/libnb_disk.a" "$DIR/$v-build/src/common/libnb_common.a" \
+        $(pkg-config --libs liburing libxxhash) -lpthread
+done
+out="$DIR/ab.txt"
+: >"$out"
+for ((r = 0; r < ROUNDS; r++)); do
+    for cell in $CELLS; do
+        size=${cell%%:*} thr=${cell##*:}
+        order="base new"
+        ((r % 2)) && order="new base"
+        for v in $order; do
+            rm -rf "$DIR/run"
+            "$DIR/drv-$v" "$DIR/run" "$size" "$thr" "$SECS" |
+                awk -v v=$v -v r=$r '{print r, v, $2, $4, $5, $8}' >>"$out"
+        done
+    done
+done
+rm -rf "$DIR/run"
+python3 - "$out" <<'PY'
+import collections, statistics, sys
+d = collections.defaultdict(list)
+for line in open(sys.argv[1]):
+    r, v, size, thr, ops, p50 = line.split()
+    d[(int(size), int(thr.rstrip(':')), v)].append((float(ops), float(p50)))
+print("%-8s %-3s %-5s %-40s %8s | %-34s %6s" % ("size", "thr", "build", "puts/s by round", "median", "p50 us by round", "median"))
+for k in sorted(d):
+    ops = [a for a, _ in d[k]]
+    p50 = [b for _, b in d[k]]
+    print("%-8d %-3d %-5s %-40s %8.0f | %-34s %6.0f" % (k[0], k[1], k[2], " ".join("%.0f" % x for x in ops),
+          statistics.median(ops), " ".join("%.0f" % x for x in p50), statistics.median(p50)))
+PY
