@@ -14,12 +14,84 @@
  * malloc'd copy of the value (db_bench copies into a reused std::string),
  * and each error is a malloc'd string (only on failure).
  */
+#include <dlfcn.h>
 #include <leveldb/c.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "nkv_bench.h"
+
+/* libleveldb is loaded only when this engine runs (dlopen), as librocksdb
+ * is (engine_rocksdb.c says why). Calls go through p_<name>, resolved at
+ * the first open or destroy. */
+#define LDB_FUNCS(X)                                                                               \
+    X(leveldb_cache_create_lru)                                                                    \
+    X(leveldb_cache_destroy)                                                                       \
+    X(leveldb_close)                                                                               \
+    X(leveldb_compact_range)                                                                       \
+    X(leveldb_create_iterator)                                                                     \
+    X(leveldb_delete)                                                                              \
+    X(leveldb_destroy_db)                                                                          \
+    X(leveldb_filterpolicy_create_bloom)                                                           \
+    X(leveldb_filterpolicy_destroy)                                                                \
+    X(leveldb_free)                                                                                \
+    X(leveldb_get)                                                                                 \
+    X(leveldb_iter_destroy)                                                                        \
+    X(leveldb_iter_get_error)                                                                      \
+    X(leveldb_iter_key)                                                                            \
+    X(leveldb_iter_next)                                                                           \
+    X(leveldb_iter_prev)                                                                           \
+    X(leveldb_iter_seek)                                                                           \
+    X(leveldb_iter_seek_to_first)                                                                  \
+    X(leveldb_iter_seek_to_last)                                                                   \
+    X(leveldb_iter_valid)                                                                          \
+    X(leveldb_iter_value)                                                                          \
+    X(leveldb_major_version)                                                                       \
+    X(leveldb_minor_version)                                                                       \
+    X(leveldb_open)                                                                                \
+    X(leveldb_options_create)                                                                      \
+    X(leveldb_options_destroy)                                                                     \
+    X(leveldb_options_set_block_size)                                                              \
+    X(leveldb_options_set_cache)                                                                   \
+    X(leveldb_options_set_compression)                                                             \
+    X(leveldb_options_set_create_if_missing)                                                       \
+    X(leveldb_options_set_filter_policy)                                                           \
+    X(leveldb_options_set_max_file_size)                                                           \
+    X(leveldb_options_set_max_open_files)                                                          \
+    X(leveldb_options_set_write_buffer_size)                                                       \
+    X(leveldb_put)                                                                                 \
+    X(leveldb_readoptions_create)                                                                  \
+    X(leveldb_readoptions_destroy)                                                                 \
+    X(leveldb_writeoptions_create)                                                                 \
+    X(leveldb_writeoptions_destroy)                                                                \
+    X(leveldb_writeoptions_set_sync)
+#define X(f) static __typeof__(f) *p_##f;
+LDB_FUNCS(X)
+#undef X
+
+static int ldb_load(char *err, size_t errlen)
+{
+    static void *lib;
+    if (lib != NULL) {
+        return 0;
+    }
+    void *h = dlopen(NKVB_LEVELDB_LIB, RTLD_NOW | RTLD_LOCAL);
+    if (h == NULL) {
+        snprintf(err, errlen, "dlopen %s: %s", NKVB_LEVELDB_LIB, dlerror());
+        return -1;
+    }
+    /* POSIX's way to store a function pointer from dlsym. */
+#define X(f)                                                                                       \
+    if ((*(void **)&p_##f = dlsym(h, #f)) == NULL) {                                               \
+        snprintf(err, errlen, "dlsym %s: %s", #f, dlerror());                                      \
+        return -1;                                                                                 \
+    }
+    LDB_FUNCS(X)
+#undef X
+    lib = h;
+    return 0;
+}
 
 typedef struct ldb {
     leveldb_t *db;
@@ -35,15 +107,18 @@ typedef struct ldb {
 static int take_err(char *lerr, const char *what, char *err, size_t errlen)
 {
     snprintf(err, errlen, "leveldb %s: %s", what, lerr);
-    leveldb_free(lerr);
+    p_leveldb_free(lerr);
     return -1;
 }
 
 static const char *ldb_describe(void)
 {
-    static char buf[96];
-    snprintf(buf, sizeof(buf), "libleveldb %d.%d (C API)", leveldb_major_version(),
-             leveldb_minor_version());
+    static char buf[256];
+    if (ldb_load(buf, sizeof(buf)) != 0) {
+        return buf; /* the dlopen error */
+    }
+    snprintf(buf, sizeof(buf), "libleveldb %d.%d (C API)", p_leveldb_major_version(),
+             p_leveldb_minor_version());
     return buf;
 }
 
@@ -53,29 +128,29 @@ static leveldb_options_t *make_options(const nkvb_settings *s, ldb *l, char *err
 {
     if (s->compression == NKVB_COMP_ZSTD) {
         snprintf(err, errlen, "leveldb %d.%d's C API has no zstd compression",
-                 leveldb_major_version(), leveldb_minor_version());
+                 p_leveldb_major_version(), p_leveldb_minor_version());
         return NULL;
     }
-    leveldb_options_t *o = leveldb_options_create();
-    leveldb_options_set_create_if_missing(o, s->create_if_missing);
-    leveldb_options_set_write_buffer_size(o, (size_t)s->write_buffer_size);
-    leveldb_options_set_block_size(o, (size_t)s->block_size);
-    leveldb_options_set_compression(o, s->compression == NKVB_COMP_SNAPPY
-                                           ? leveldb_snappy_compression
-                                           : leveldb_no_compression);
+    leveldb_options_t *o = p_leveldb_options_create();
+    p_leveldb_options_set_create_if_missing(o, s->create_if_missing);
+    p_leveldb_options_set_write_buffer_size(o, (size_t)s->write_buffer_size);
+    p_leveldb_options_set_block_size(o, (size_t)s->block_size);
+    p_leveldb_options_set_compression(o, s->compression == NKVB_COMP_SNAPPY
+                                             ? leveldb_snappy_compression
+                                             : leveldb_no_compression);
     if (s->max_file_size > 0) {
-        leveldb_options_set_max_file_size(o, (size_t)s->max_file_size);
+        p_leveldb_options_set_max_file_size(o, (size_t)s->max_file_size);
     }
     if (s->open_files > 0) {
-        leveldb_options_set_max_open_files(o, s->open_files);
+        p_leveldb_options_set_max_open_files(o, s->open_files);
     }
     if (l != NULL && s->cache_size >= 0) {
-        l->cache = leveldb_cache_create_lru((size_t)s->cache_size);
-        leveldb_options_set_cache(o, l->cache);
+        l->cache = p_leveldb_cache_create_lru((size_t)s->cache_size);
+        p_leveldb_options_set_cache(o, l->cache);
     }
     if (l != NULL && s->bloom_bits >= 0) {
-        l->filter = leveldb_filterpolicy_create_bloom(s->bloom_bits);
-        leveldb_options_set_filter_policy(o, l->filter);
+        l->filter = p_leveldb_filterpolicy_create_bloom(s->bloom_bits);
+        p_leveldb_options_set_filter_policy(o, l->filter);
     }
     return o;
 }
@@ -87,31 +162,35 @@ static void ldb_close(void *h)
         return;
     }
     if (l->db != NULL) {
-        leveldb_close(l->db);
+        p_leveldb_close(l->db);
     }
     if (l->opts != NULL) {
-        leveldb_options_destroy(l->opts);
+        p_leveldb_options_destroy(l->opts);
     }
     if (l->cache != NULL) {
-        leveldb_cache_destroy(l->cache);
+        p_leveldb_cache_destroy(l->cache);
     }
     if (l->filter != NULL) {
-        leveldb_filterpolicy_destroy(l->filter);
+        p_leveldb_filterpolicy_destroy(l->filter);
     }
     if (l->ro != NULL) {
-        leveldb_readoptions_destroy(l->ro);
+        p_leveldb_readoptions_destroy(l->ro);
     }
     if (l->wo != NULL) {
-        leveldb_writeoptions_destroy(l->wo);
+        p_leveldb_writeoptions_destroy(l->wo);
     }
     if (l->wo_sync != NULL) {
-        leveldb_writeoptions_destroy(l->wo_sync);
+        p_leveldb_writeoptions_destroy(l->wo_sync);
     }
     free(l);
 }
 
 static int ldb_open(const nkvb_settings *s, const char *dir, void **out, char *err, size_t errlen)
 {
+    if (ldb_load(err, errlen) != 0) {
+        *out = NULL;
+        return -1;
+    }
     *out = NULL;
     ldb *l = calloc(1, sizeof(*l));
     if (l == NULL) {
@@ -124,28 +203,31 @@ static int ldb_open(const nkvb_settings *s, const char *dir, void **out, char *e
         return -1;
     }
     char *lerr = NULL;
-    l->db = leveldb_open(l->opts, dir, &lerr);
+    l->db = p_leveldb_open(l->opts, dir, &lerr);
     if (lerr != NULL) {
         take_err(lerr, "open", err, errlen);
         ldb_close(l);
         return -1;
     }
-    l->ro = leveldb_readoptions_create();
-    l->wo = leveldb_writeoptions_create();
-    l->wo_sync = leveldb_writeoptions_create();
-    leveldb_writeoptions_set_sync(l->wo_sync, 1);
+    l->ro = p_leveldb_readoptions_create();
+    l->wo = p_leveldb_writeoptions_create();
+    l->wo_sync = p_leveldb_writeoptions_create();
+    p_leveldb_writeoptions_set_sync(l->wo_sync, 1);
     *out = l;
     return 0;
 }
 
 static int ldb_destroy(const nkvb_settings *s, const char *dir, char *err, size_t errlen)
 {
+    if (ldb_load(err, errlen) != 0) {
+        return -1;
+    }
     nkvb_settings plain = *s;
     plain.compression = NKVB_COMP_NONE; /* destroying needs no codec */
     leveldb_options_t *o = make_options(&plain, NULL, err, errlen);
     char *lerr = NULL;
-    leveldb_destroy_db(o, dir, &lerr);
-    leveldb_options_destroy(o);
+    p_leveldb_destroy_db(o, dir, &lerr);
+    p_leveldb_options_destroy(o);
     return lerr != NULL ? take_err(lerr, "destroy", err, errlen) : 0;
 }
 
@@ -154,7 +236,7 @@ static int ldb_put(void *h, bool sync, const char *k, size_t klen, const char *v
 {
     ldb *l = h;
     char *lerr = NULL;
-    leveldb_put(l->db, sync ? l->wo_sync : l->wo, k, klen, v, vlen, &lerr);
+    p_leveldb_put(l->db, sync ? l->wo_sync : l->wo, k, klen, v, vlen, &lerr);
     return lerr != NULL ? take_err(lerr, "put", err, errlen) : 0;
 }
 
@@ -162,7 +244,7 @@ static int ldb_del(void *h, bool sync, const char *k, size_t klen, char *err, si
 {
     ldb *l = h;
     char *lerr = NULL;
-    leveldb_delete(l->db, sync ? l->wo_sync : l->wo, k, klen, &lerr);
+    p_leveldb_delete(l->db, sync ? l->wo_sync : l->wo, k, klen, &lerr);
     return lerr != NULL ? take_err(lerr, "delete", err, errlen) : 0;
 }
 
@@ -170,14 +252,14 @@ static int ldb_get(void *h, const char *k, size_t klen, size_t *vlen, char *err,
 {
     ldb *l = h;
     char *lerr = NULL;
-    char *v = leveldb_get(l->db, l->ro, k, klen, vlen, &lerr);
+    char *v = p_leveldb_get(l->db, l->ro, k, klen, vlen, &lerr);
     if (lerr != NULL) {
         return take_err(lerr, "get", err, errlen);
     }
     if (v == NULL) {
         return 0;
     }
-    leveldb_free(v);
+    p_leveldb_free(v);
     return 1;
 }
 
@@ -186,65 +268,65 @@ static int ldb_compact(void *h, char *err, size_t errlen)
     (void)err;
     (void)errlen;
     ldb *l = h;
-    leveldb_compact_range(l->db, NULL, 0, NULL, 0);
+    p_leveldb_compact_range(l->db, NULL, 0, NULL, 0);
     return 0;
 }
 
 static void *ldb_iter_new(void *h)
 {
     ldb *l = h;
-    return leveldb_create_iterator(l->db, l->ro);
+    return p_leveldb_create_iterator(l->db, l->ro);
 }
 
 static void ldb_iter_free(void *it)
 {
-    leveldb_iter_destroy(it);
+    p_leveldb_iter_destroy(it);
 }
 
 static void ldb_iter_seek(void *it, const char *k, size_t klen)
 {
-    leveldb_iter_seek(it, k, klen);
+    p_leveldb_iter_seek(it, k, klen);
 }
 
 static void ldb_iter_first(void *it)
 {
-    leveldb_iter_seek_to_first(it);
+    p_leveldb_iter_seek_to_first(it);
 }
 
 static void ldb_iter_last(void *it)
 {
-    leveldb_iter_seek_to_last(it);
+    p_leveldb_iter_seek_to_last(it);
 }
 
 static void ldb_iter_next(void *it)
 {
-    leveldb_iter_next(it);
+    p_leveldb_iter_next(it);
 }
 
 static void ldb_iter_prev(void *it)
 {
-    leveldb_iter_prev(it);
+    p_leveldb_iter_prev(it);
 }
 
 static bool ldb_iter_valid(void *it)
 {
-    return leveldb_iter_valid(it) != 0;
+    return p_leveldb_iter_valid(it) != 0;
 }
 
 static const char *ldb_iter_key(void *it, size_t *klen)
 {
-    return leveldb_iter_key(it, klen);
+    return p_leveldb_iter_key(it, klen);
 }
 
 static const char *ldb_iter_value(void *it, size_t *vlen)
 {
-    return leveldb_iter_value(it, vlen);
+    return p_leveldb_iter_value(it, vlen);
 }
 
 static int ldb_iter_status(void *it, char *err, size_t errlen)
 {
     char *lerr = NULL;
-    leveldb_iter_get_error(it, &lerr);
+    p_leveldb_iter_get_error(it, &lerr);
     return lerr != NULL ? take_err(lerr, "iterator", err, errlen) : 0;
 }
 

@@ -251,7 +251,7 @@ static int run(nkv_db *db, compaction *c)
         uint64_t read = 0;
         if (c->level == 0) {
             for (int i = 0; i < c->nin[0]; i++) {
-                its[n++] = nkv__tcache_iter(db->tc, c->in[0][i]->num, c->in[0][i]->size, false);
+                its[n++] = nkv__tcache_iter(db->tc, c->in[0][i], false);
                 read += c->in[0][i]->size;
             }
         } else {
@@ -379,7 +379,7 @@ int nkv__compact_range(nkv_db *db, const nb_slice *lo, const nb_slice *hi)
             /* A trivial move would keep garbage: rewrite it instead. */
             nkv_edit e;
             nkv__edit_init(&e);
-            nkv__it *it = nkv__tcache_iter(db->tc, c.in[0][0]->num, c.in[0][0]->size, false);
+            nkv__it *it = nkv__tcache_iter(db->tc, c.in[0][0], false);
             pthread_mutex_lock(&db->mu);
             uint64_t snap = nkv__smallest_snapshot(db);
             pthread_mutex_unlock(&db->mu);

@@ -931,12 +931,22 @@ int nkv_get(nkv_db *db, const nkv_read_options *ro, const void *key, size_t klen
     for (int i = 0; i < p.sv->nmems && rc == NB_ENOTFOUND; i++)
         rc = nkv__mem_get(p.sv->mems[i], uk, p.seq, &v, &deleted);
     if (rc == NB_ENOTFOUND) {
+        /* The internal key on the stack when it fits (no malloc per get). */
+        uint8_t short_ik[64];
         nb_buf ik = NB_BUF_INIT;
-        nkv__ikey_build(&ik, uk, p.seq, NKV_TYPE_VALUE);
+        nb_slice iks;
+        if (klen + 8 <= sizeof short_ik) {
+            if (klen)
+                memcpy(short_ik, key, klen);
+            nb_put_u64le(short_ik + klen, nkv__pack(p.seq, NKV_TYPE_VALUE));
+            iks = nb_slice_of(short_ik, klen + 8);
+        } else {
+            nkv__ikey_build(&ik, uk, p.seq, NKV_TYPE_VALUE);
+            iks = nb_buf_slice(&ik);
+        }
         bool found = false;
         int type = 0;
-        rc = nkv__version_get(p.sv->v, db->tc, nb_buf_slice(&ik), !ro || ro->fill_cache, &found,
-                              &type, &v);
+        rc = nkv__version_get(p.sv->v, db->tc, iks, !ro || ro->fill_cache, &found, &type, &v);
         nb_buf_free(&ik);
         if (!rc)
             rc = found ? 0 : NB_ENOTFOUND;
@@ -956,30 +966,42 @@ int nkv_get(nkv_db *db, const nkv_read_options *ro, const void *key, size_t klen
 
 static void iter_cleanup(void *arg)
 {
-    nkv__version_unref(arg);
+    sv_unref(arg);
 }
 
 int nkv_iter_new(nkv_db *db, const nkv_read_options *ro, nkv_iter **out)
 {
     pinned p;
     pin(db, ro, &p);
-    int nmems = p.sv->nmems, n = 0, cap = nmems + 8;
-    nkv__it **its = nb_xmalloc((size_t)cap * sizeof *its);
-    nkv__age *ages = nb_xmalloc((size_t)cap * sizeof *ages);
+    nkv_version *v = p.sv->v;
+    /* Every child fits (version_iters grows the arrays only when full), so
+     * the arrays live on the stack unless L0 is unusually deep. */
+    int nmems = p.sv->nmems, n = 0, cap = nmems + v->nfiles[0] + NKV_LEVELS - 1;
+    nkv__it *its_stack[32], **its = its_stack;
+    nkv__age ages_stack[32], *ages = ages_stack;
+    if (cap > 32) {
+        its = nb_xmalloc((size_t)cap * sizeof *its);
+        ages = nb_xmalloc((size_t)cap * sizeof *ages);
+    }
     for (int i = 0; i < nmems; i++) {
         /* Newest first, each memtable a tier: writes go to the active one
          * only, and every table is older than every memtable. */
         ages[n] = (nkv__age){i, UINT64_MAX};
-        its[n++] = nkv__mem_iter(p.sv->mems[i]); /* holds its own ref */
+        its[n++] = nkv__mem_iter_borrow(p.sv->mems[i]);
     }
-    nkv_version *v = p.sv->v;
-    nkv__version_ref(v); /* the iterator outlives the pin */
+    /* The iterator outlives the pin: one reference on the sv keeps its
+     * memtables and version (one shared atomic per iterator, not one per
+     * memtable and one for the version). */
+    nkv_sv *sv = p.sv;
+    atomic_fetch_add_explicit(&sv->refs, 1, memory_order_relaxed);
     nkv__version_iters(v, db->tc, !ro || ro->fill_cache, &its, &ages, nmems, &n, &cap);
     unpin(db, &p);
     nkv__it *m = nkv__merge_iter_aged(its, ages, n);
-    free(its);
-    free(ages);
-    *out = nkv__db_iter_new(m, p.seq, ro, iter_cleanup, v);
+    if (its != its_stack) {
+        free(its);
+        free(ages);
+    }
+    *out = nkv__db_iter_new(m, p.seq, ro, iter_cleanup, sv);
     return 0;
 }
 

@@ -9,6 +9,73 @@
 #include "nkv_int.h"
 
 /* ---------------------------------------------------------------------------
+ * Per-thread recycling of iterator memory (nkv__it_alloc). A thread keeps
+ * at most TL_DEPTH freed objects per 64-byte class up to 2 KiB (a few KiB
+ * in practice: one seek's tree); they are freed when the thread exits.
+ * ------------------------------------------------------------------------- */
+#define TL_STEP    64
+#define TL_CLASSES 32
+#define TL_DEPTH   8
+#if defined(__SANITIZE_ADDRESS__)
+#define TL_ON 0 /* every free stays checked */
+#else
+#define TL_ON 1
+#endif
+
+typedef struct tl_cache {
+    void *slot[TL_CLASSES][TL_DEPTH];
+    uint8_t n[TL_CLASSES];
+} tl_cache;
+
+static _Thread_local tl_cache *tl;
+static pthread_key_t tl_key;
+static pthread_once_t tl_once = PTHREAD_ONCE_INIT;
+
+static void tl_destroy(void *p)
+{
+    tl_cache *c = p;
+    for (int k = 0; k < TL_CLASSES; k++)
+        for (int j = 0; j < c->n[k]; j++)
+            free(c->slot[k][j]);
+    free(c);
+    tl = NULL;
+}
+
+static void tl_init(void)
+{
+    NB_ASSERT(pthread_key_create(&tl_key, tl_destroy) == 0);
+}
+
+void *nkv__it_alloc(size_t size)
+{
+    size_t k = (size + TL_STEP - 1) / TL_STEP;
+    if (!TL_ON || k > TL_CLASSES || k == 0)
+        return nb_xmalloc(size);
+    if (tl && tl->n[k - 1])
+        return tl->slot[k - 1][--tl->n[k - 1]];
+    return nb_xmalloc(k * TL_STEP); /* the whole class, so any object of it fits */
+}
+
+void nkv__it_release(void *p, size_t size)
+{
+    size_t k = (size + TL_STEP - 1) / TL_STEP;
+    if (!p || !TL_ON || k > TL_CLASSES || k == 0) {
+        free(p);
+        return;
+    }
+    if (!tl) {
+        pthread_once(&tl_once, tl_init);
+        tl = nb_xmalloc(sizeof *tl);
+        memset(tl, 0, sizeof *tl);
+        NB_ASSERT(pthread_setspecific(tl_key, tl) == 0);
+    }
+    if (tl->n[k - 1] < TL_DEPTH)
+        tl->slot[k - 1][tl->n[k - 1]++] = p;
+    else
+        free(p);
+}
+
+/* ---------------------------------------------------------------------------
  * Merging iterator: children are scanned linearly for the smallest (or,
  * backwards, the largest) key; there are rarely more than a dozen.
  * ------------------------------------------------------------------------- */
@@ -25,8 +92,31 @@ typedef struct merge_it {
     int cur; /* -1 when invalid */
     int ndeferred;
     bool forward;
-    nb_buf target; /* the last seek's key, while ndeferred > 0 */
+    size_t size; /* of this allocation */
+    /* The last seek's key, while ndeferred > 0: in short_target when it
+     * fits (no allocation per seek), else in target. */
+    size_t short_len;
+    uint8_t short_target[64];
+    nb_buf target;
 } merge_it;
+
+static void set_target(merge_it *m, nb_slice key)
+{
+    if (key.len <= sizeof m->short_target) {
+        memcpy(m->short_target, key.ptr, key.len);
+        m->short_len = key.len;
+    } else {
+        m->short_len = SIZE_MAX;
+        nb_buf_reset(&m->target);
+        NB_ASSERT(nb_buf_append(&m->target, key.ptr, key.len) == 0);
+    }
+}
+
+static nb_slice target_of(merge_it *m)
+{
+    return m->short_len == SIZE_MAX ? nb_buf_slice(&m->target)
+                                    : nb_slice_of(m->short_target, m->short_len);
+}
 
 static inline void sync_kid(merge_it *m, int i)
 {
@@ -58,7 +148,7 @@ static void materialize(merge_it *m)
 {
     if (!m->ndeferred)
         return;
-    nb_slice key = nb_buf_slice(&m->target);
+    nb_slice key = target_of(m);
     for (int k = 0; k < m->n; k++)
         if (m->deferred[k]) {
             m->deferred[k] = false;
@@ -117,10 +207,16 @@ static void mg_seek(nkv__it *i, nb_slice key)
     nb_slice ukey = nkv__ukey(key);
     int ftier = -1;    /* tier of the newest version of ukey found, if any */
     uint64_t fseq = 0; /* and its sequence */
+    uint64_t hash = 0; /* nkv__bloom_hash(ukey), once asked for */
+    bool hashed = false;
     for (int k = 0; k < m->n; k++) {
         nkv__it *c = m->kids[k];
-        m->deferred[k] = (ftier >= 0 && (m->age[k].tier > ftier || m->age[k].maxseq < fseq)) ||
-                         (c->ops->may_contain && !c->ops->may_contain(c, key));
+        bool older = ftier >= 0 && (m->age[k].tier > ftier || m->age[k].maxseq < fseq);
+        if (!older && c->ops->may_contain && !hashed) {
+            hash = nkv__bloom_hash(ukey);
+            hashed = true;
+        }
+        m->deferred[k] = older || (c->ops->may_contain && !c->ops->may_contain(c, key, hash));
         if (m->deferred[k]) {
             m->valid[k] = false;
             m->ndeferred++;
@@ -139,8 +235,7 @@ static void mg_seek(nkv__it *i, nb_slice key)
     find_smallest(m);
     if (m->ndeferred) {
         if (m->cur >= 0 && nkv__ucmp(nkv__ukey(m->keys[m->cur]), nkv__ukey(key)) == 0) {
-            nb_buf_reset(&m->target);
-            NB_ASSERT(nb_buf_append(&m->target, key.ptr, key.len) == 0);
+            set_target(m, key);
         } else {
             m->ndeferred = 0;
             for (int k = 0; k < m->n; k++)
@@ -226,7 +321,7 @@ static void mg_free(nkv__it *i)
     for (int k = 0; k < m->n; k++)
         IT_FREE(m->kids[k]);
     nb_buf_free(&m->target);
-    free(m); /* kids, keys, age, valid and deferred live in the same allocation */
+    nkv__it_release(m, m->size); /* kids, keys, age, valid and deferred live in it too */
 }
 
 static const nkv__it_ops merge_ops = {mg_valid, mg_first, mg_last,   mg_seek, mg_next, mg_prev,
@@ -246,7 +341,8 @@ nkv__it *nkv__merge_iter_aged(nkv__it **children, const nkv__age *age, int n)
      * cache, and an iterator per seek made calloc ~10 % of a seek. */
     size_t sz = sizeof(merge_it) +
                 k * (sizeof(nb_slice) + sizeof(nkv__it *) + (age ? sizeof(nkv__age) : 0) + 2);
-    merge_it *m = memset(nb_xmalloc(sz), 0, sz);
+    merge_it *m = memset(nkv__it_alloc(sz), 0, sz);
+    m->size = sz;
     m->base.ops = &merge_ops;
     m->keys = (nb_slice *)(m + 1);
     m->kids = (nkv__it **)(m->keys + k);
@@ -279,6 +375,7 @@ struct nkv_iter {
     nb_buf tmp;
     nb_buf lower, upper;
     bool has_lower, has_upper;
+    uint8_t seek_key[64]; /* the internal key of a seek whose user key is short */
     void (*cleanup)(void *);
     void *cleanup_arg;
 };
@@ -286,7 +383,7 @@ struct nkv_iter {
 nkv_iter *nkv__db_iter_new(nkv__it *in, uint64_t seq, const nkv_read_options *ro,
                            void (*cleanup)(void *), void *arg)
 {
-    nkv_iter *it = memset(nb_xmalloc(sizeof *it), 0, sizeof *it); /* not calloc: see above */
+    nkv_iter *it = memset(nkv__it_alloc(sizeof *it), 0, sizeof *it); /* not calloc: see above */
     it->in = in;
     it->seq = seq;
     it->forward = true;
@@ -315,7 +412,7 @@ void nkv_iter_free(nkv_iter *it)
     nb_buf_free(&it->tmp);
     nb_buf_free(&it->lower);
     nb_buf_free(&it->upper);
-    free(it);
+    nkv__it_release(it, sizeof *it);
 }
 
 static void save(nb_buf *b, nb_slice s)
@@ -412,8 +509,15 @@ void nkv_iter_seek(nkv_iter *it, const void *key, size_t klen)
         k = nb_buf_slice(&it->lower);
     it->forward = true;
     it->status = 0;
-    nkv__ikey_build(&it->tmp, k, it->seq, NKV_TYPE_VALUE);
-    IT_SEEK(it->in, nb_buf_slice(&it->tmp));
+    if (k.len + 8 <= sizeof it->seek_key) { /* no allocation for a short key */
+        if (k.len)
+            memcpy(it->seek_key, k.ptr, k.len);
+        nb_put_u64le(it->seek_key + k.len, nkv__pack(it->seq, NKV_TYPE_VALUE));
+        IT_SEEK(it->in, nb_slice_of(it->seek_key, k.len + 8));
+    } else {
+        nkv__ikey_build(&it->tmp, k, it->seq, NKV_TYPE_VALUE);
+        IT_SEEK(it->in, nb_buf_slice(&it->tmp));
+    }
     find_next_user_entry(it, false);
 }
 

@@ -213,9 +213,13 @@ static void mf_add(nkv_mem *m, nb_slice ukey)
 
 bool nkv__mem_may_contain(const nkv_mem *m, nb_slice ukey)
 {
+    return !m->filter || nkv__mem_may_contain_hash(m, nkv__bloom_hash(ukey));
+}
+
+bool nkv__mem_may_contain_hash(const nkv_mem *m, uint64_t h)
+{
     if (!m->filter)
         return true;
-    uint64_t h = nkv__bloom_hash(ukey);
     _Atomic uint64_t *line = mf_line(m, h);
     for (int i = 0; i < MF_PROBES; i++, h >>= 9) {
         unsigned bit = (unsigned)(h & 511);
@@ -380,6 +384,7 @@ typedef struct mem_it {
     nkv__it base;
     nkv_mem *m;
     nkv_skipnode *n;
+    bool owns; /* holds a ref on m */
 } mem_it;
 
 static bool mi_valid(nkv__it *i)
@@ -427,25 +432,34 @@ static int mi_status(nkv__it *i)
 static void mi_free(nkv__it *i)
 {
     mem_it *it = (mem_it *)i;
-    nkv__mem_unref(it->m);
-    free(it);
+    if (it->owns)
+        nkv__mem_unref(it->m);
+    nkv__it_release(it, sizeof *it);
 }
 
-static bool mi_may_contain(nkv__it *i, nb_slice ikey)
+static bool mi_may_contain(nkv__it *i, nb_slice ikey, uint64_t hash)
 {
-    return nkv__mem_may_contain(((mem_it *)i)->m, nkv__ukey(ikey));
+    (void)ikey;
+    return nkv__mem_may_contain_hash(((mem_it *)i)->m, hash);
 }
 
 static const nkv__it_ops mem_it_ops = {mi_valid,  mi_first, mi_last,       mi_seek,
                                        mi_next,   mi_prev,  mi_key,        mi_val,
                                        mi_status, mi_free,  mi_may_contain};
 
+nkv__it *nkv__mem_iter_borrow(nkv_mem *m)
+{
+    mem_it *it = memset(nkv__it_alloc(sizeof *it), 0, sizeof *it); /* calloc skips glibc's tcache */
+    it->base.ops = &mem_it_ops;
+    it->m = m;
+    return &it->base;
+}
+
 nkv__it *nkv__mem_iter(nkv_mem *m)
 {
-    mem_it *it = memset(nb_xmalloc(sizeof *it), 0, sizeof *it); /* calloc skips glibc's tcache */
-    it->base.ops = &mem_it_ops;
     nkv__mem_ref(m);
-    it->m = m;
+    mem_it *it = (mem_it *)nkv__mem_iter_borrow(m);
+    it->owns = true;
     return &it->base;
 }
 

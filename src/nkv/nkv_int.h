@@ -121,6 +121,8 @@ nkv_mem *nkv__mem_new(void);
 nkv_mem *nkv__mem_new_filtered(size_t filter_bytes);
 /* False when m holds no entry with this user key. */
 bool nkv__mem_may_contain(const nkv_mem *m, nb_slice ukey);
+/* The same, given nkv__bloom_hash(ukey). */
+bool nkv__mem_may_contain_hash(const nkv_mem *m, uint64_t h);
 void nkv__mem_ref(nkv_mem *m);
 void nkv__mem_unref(nkv_mem *m);
 void nkv__mem_add(nkv_mem *m, uint64_t seq, int type, nb_slice key, nb_slice val);
@@ -147,12 +149,20 @@ typedef struct nkv__it_ops {
     /* Optional (NULL: always true). False when the iterator holds no entry
      * with ikey's user key (its filter says so); a merging iterator then
      * need not position it for a seek to ikey that lands on that user key
-     * elsewhere. May change the iterator's position. */
-    bool (*may_contain)(nkv__it *, nb_slice ikey);
+     * elsewhere. May change the iterator's position. hash is
+     * nkv__bloom_hash of ikey's user key, computed once per seek. */
+    bool (*may_contain)(nkv__it *, nb_slice ikey, uint64_t hash);
 } nkv__it_ops;
 struct nkv__it {
     const nkv__it_ops *ops;
 };
+/* Memory for iterator objects (iter.c): a seek builds and frees an iterator
+ * tree (about ten objects), and glibc's malloc + free of them was ~15 % of
+ * a seek's instructions. Freed objects wait on a short per-thread list per
+ * 64-byte size class for the next iterator; off under AddressSanitizer.
+ * The memory is not zeroed; release with the size given to alloc. */
+void *nkv__it_alloc(size_t size);
+void nkv__it_release(void *p, size_t size);
 #define IT_VALID(i)   ((i)->ops->valid(i))
 #define IT_FIRST(i)   ((i)->ops->seek_first(i))
 #define IT_LAST(i)    ((i)->ops->seek_last(i))
@@ -165,6 +175,8 @@ struct nkv__it {
 #define IT_FREE(i)    ((i)->ops->free(i))
 
 nkv__it *nkv__mem_iter(nkv_mem *m); /* holds a ref on m */
+/* The same without a ref: the caller keeps m alive while the iterator lives. */
+nkv__it *nkv__mem_iter_borrow(nkv_mem *m);
 nkv__it *nkv__empty_iter(int status);
 /* Takes ownership of the n children (the array is copied). */
 nkv__it *nkv__merge_iter(nkv__it **children, int n);
@@ -400,13 +412,17 @@ uint64_t nkv__table_entries(const nkv_table *t);
  * Table cache (version.c): file number → open nkv_table, bounded.
  * ------------------------------------------------------------------------- */
 typedef struct nkv_table_cache nkv_table_cache;
+typedef struct nkv_fmeta nkv_fmeta;
 nkv_table_cache *nkv__tcache_new(const nkv_env *env, const char *dir, int max_open,
                                  nkv_cache *block_cache);
 void nkv__tcache_free(nkv_table_cache *tc);
-int nkv__tcache_get(nkv_table_cache *tc, uint64_t num, uint64_t size, nb_slice ikey,
-                    bool fill_cache, bool *found, int *type, uint64_t *seq, nb_buf *val);
-nkv__it *nkv__tcache_iter(nkv_table_cache *tc, uint64_t num, uint64_t size, bool fill_cache);
+/* Both open f's table through the cache and pin it in f (below). */
+int nkv__tcache_get(nkv_table_cache *tc, nkv_fmeta *f, nb_slice ikey, bool fill_cache, bool *found,
+                    int *type, uint64_t *seq, nb_buf *val);
+nkv__it *nkv__tcache_iter(nkv_table_cache *tc, nkv_fmeta *f, bool fill_cache);
 void nkv__tcache_evict(nkv_table_cache *tc, uint64_t num);
+/* Drops f's pin (its last reference is going). */
+void nkv__tcache_unpin(nkv_fmeta *f);
 
 /* ---------------------------------------------------------------------------
  * Versions (version.c)
@@ -417,7 +433,7 @@ typedef struct nkv_vset nkv_vset;
 
 /* Metadata of one table. Refcounted: every version listing it holds a ref;
  * when the last goes, its number is queued for deletion (vset->obsolete). */
-typedef struct nkv_fmeta {
+struct nkv_fmeta {
     _Atomic int refs;
     nkv_vset *owner; /* NULL while only in an edit */
     uint64_t num;
@@ -427,7 +443,14 @@ typedef struct nkv_fmeta {
     nb_buf smallest; /* internal keys */
     nb_buf largest;
     bool being_compacted; /* under the db mutex */
-} nkv_fmeta;
+    /* The open table, referenced in the table cache for as long as this
+     * metadata lives (RocksDB's pinned table readers): a read through a
+     * version holding f uses it without a cache lookup or release, so
+     * reads share no table-cache lock or line. Set once, by CAS; at most
+     * half the cache's capacity is pinned (nkv__tcache_get). */
+    _Atomic(nkv_cache_handle *) pin;
+    _Atomic(nkv_table_cache *) pin_tc;
+};
 
 typedef struct nkv_version {
     _Atomic int refs;

@@ -991,14 +991,14 @@ static void ti_free(nkv__it *i)
     free(it->rabuf);
     if (it->release)
         it->release(it->ra, it->rb);
-    free(it);
+    nkv__it_release(it, sizeof *it);
 }
 
-static bool ti_may_contain(nkv__it *i, nb_slice ikey)
+static bool ti_may_contain(nkv__it *i, nb_slice ikey, uint64_t hash)
 {
+    (void)ikey;
     nkv_table *t = ((table_it *)i)->t;
-    return !t->filter || nkv__bloom_may_match(nb_slice_of(t->filter, t->filter_len),
-                                              nkv__bloom_hash(nkv__ukey(ikey)));
+    return !t->filter || nkv__bloom_may_match(nb_slice_of(t->filter, t->filter_len), hash);
 }
 
 static const nkv__it_ops table_ops = {ti_valid,  ti_first, ti_last,       ti_seek,
@@ -1007,7 +1007,7 @@ static const nkv__it_ops table_ops = {ti_valid,  ti_first, ti_last,       ti_see
 
 nkv__it *nkv__table_iter(nkv_table *t, bool fill_cache, nkv__release_fn release, void *a, void *b)
 {
-    table_it *it = nb_xmalloc(sizeof *it); /* large: initialised field by field */
+    table_it *it = nkv__it_alloc(sizeof *it); /* large: initialised field by field */
     it->base.ops = &table_ops;
     it->t = t;
     it->fill = fill_cache;
@@ -1062,6 +1062,8 @@ struct nkv_table_cache {
     char *dir;
     nkv_cache *c;
     nkv_cache *block_cache;
+    _Atomic int npinned; /* tables pinned by their metadata (open_table) */
+    int max_pins;
 };
 
 static void table_deleter(const void *key, size_t klen, void *value)
@@ -1078,6 +1080,7 @@ nkv_table_cache *nkv__tcache_new(const nkv_env *env, const char *dir, int max_op
     tc->env = env;
     tc->dir = nb_xstrdup(dir);
     tc->c = nkv__cache_new((size_t)(max_open > 16 ? max_open : 16));
+    tc->max_pins = (max_open > 16 ? max_open : 16) / 2;
     tc->block_cache = block_cache;
     return tc;
 }
@@ -1117,15 +1120,59 @@ static int find_table(nkv_table_cache *tc, uint64_t num, uint64_t size, nkv_cach
     return 0;
 }
 
-int nkv__tcache_get(nkv_table_cache *tc, uint64_t num, uint64_t size, nb_slice ikey,
-                    bool fill_cache, bool *found, int *type, uint64_t *seq, nb_buf *val)
+/* f's table: its pin if it has one, else a cache reference (*h, to be
+ * released), which becomes f's pin when fewer than half the cache's
+ * entries are pinned — then *h is NULL and nothing is released. A pin is
+ * dropped only when f's last reference goes (nkv__tcache_unpin); every
+ * reader holds a version listing f, so it never sees the pin go. The
+ * bound leaves the other half of max_open_files for tables not pinned. */
+static int open_table(nkv_table_cache *tc, nkv_fmeta *f, nkv_table **t, nkv_cache_handle **h)
 {
-    nkv_cache_handle *h;
-    int rc = find_table(tc, num, size, &h);
+    nkv_cache_handle *p = atomic_load_explicit(&f->pin, memory_order_acquire);
+    if (p) {
+        *t = nkv__cache_value(p);
+        *h = NULL;
+        return 0;
+    }
+    int rc = find_table(tc, f->num, f->size, h);
     if (rc)
         return rc;
-    rc = nkv__table_get(nkv__cache_value(h), ikey, fill_cache, found, type, seq, val);
-    nkv__cache_release(tc->c, h);
+    *t = nkv__cache_value(*h);
+    if (atomic_fetch_add_explicit(&tc->npinned, 1, memory_order_relaxed) >= tc->max_pins) {
+        atomic_fetch_sub_explicit(&tc->npinned, 1, memory_order_relaxed);
+        return 0;
+    }
+    atomic_store_explicit(&f->pin_tc, tc, memory_order_relaxed);
+    nkv_cache_handle *none = NULL;
+    if (atomic_compare_exchange_strong_explicit(&f->pin, &none, *h, memory_order_release,
+                                                memory_order_acquire))
+        *h = NULL; /* the pin keeps our reference */
+    else
+        atomic_fetch_sub_explicit(&tc->npinned, 1, memory_order_relaxed);
+    return 0;
+}
+
+void nkv__tcache_unpin(nkv_fmeta *f)
+{
+    nkv_cache_handle *p = atomic_exchange_explicit(&f->pin, NULL, memory_order_acquire);
+    if (!p)
+        return;
+    nkv_table_cache *tc = atomic_load_explicit(&f->pin_tc, memory_order_relaxed);
+    nkv__cache_release(tc->c, p);
+    atomic_fetch_sub_explicit(&tc->npinned, 1, memory_order_relaxed);
+}
+
+int nkv__tcache_get(nkv_table_cache *tc, nkv_fmeta *f, nb_slice ikey, bool fill_cache, bool *found,
+                    int *type, uint64_t *seq, nb_buf *val)
+{
+    nkv_table *t;
+    nkv_cache_handle *h;
+    int rc = open_table(tc, f, &t, &h);
+    if (rc)
+        return rc;
+    rc = nkv__table_get(t, ikey, fill_cache, found, type, seq, val);
+    if (h)
+        nkv__cache_release(tc->c, h);
     return rc;
 }
 
@@ -1134,13 +1181,14 @@ static void release_table(void *a, void *b)
     nkv__cache_release(a, b);
 }
 
-nkv__it *nkv__tcache_iter(nkv_table_cache *tc, uint64_t num, uint64_t size, bool fill_cache)
+nkv__it *nkv__tcache_iter(nkv_table_cache *tc, nkv_fmeta *f, bool fill_cache)
 {
+    nkv_table *t;
     nkv_cache_handle *h;
-    int rc = find_table(tc, num, size, &h);
+    int rc = open_table(tc, f, &t, &h);
     if (rc)
         return nkv__empty_iter(rc);
-    return nkv__table_iter(nkv__cache_value(h), fill_cache, release_table, tc->c, h);
+    return nkv__table_iter(t, fill_cache, h ? release_table : NULL, tc->c, h);
 }
 
 void nkv__tcache_evict(nkv_table_cache *tc, uint64_t num)

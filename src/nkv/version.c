@@ -57,6 +57,7 @@ void nkv__fmeta_unref(nkv_fmeta *f)
         vs->obsolete[vs->nobsolete++] = f->num;
         pthread_mutex_unlock(&vs->obs_mu);
     }
+    nkv__tcache_unpin(f);
     nb_buf_free(&f->smallest);
     nb_buf_free(&f->largest);
     free(f);
@@ -626,7 +627,7 @@ int nkv__version_get(nkv_version *v, nkv_table_cache *tc, nb_slice ikey, bool fi
         bool fnd;
         int t;
         uint64_t seq;
-        int rc = nkv__tcache_get(tc, f->num, f->size, ikey, fill, &fnd, &t, &seq, &tmp);
+        int rc = nkv__tcache_get(tc, f, ikey, fill, &fnd, &t, &seq, &tmp);
         if (rc) {
             nb_buf_free(&tmp);
             return rc;
@@ -653,7 +654,7 @@ int nkv__version_get(nkv_version *v, nkv_table_cache *tc, nb_slice ikey, bool fi
         if (nkv__ucmp(uk, nkv__ukey(nb_buf_slice(&f->smallest))) < 0)
             continue;
         uint64_t seq;
-        int rc = nkv__tcache_get(tc, f->num, f->size, ikey, fill, found, type, &seq, val);
+        int rc = nkv__tcache_get(tc, f, ikey, fill, found, type, &seq, val);
         if (rc || *found)
             return rc;
     }
@@ -686,7 +687,7 @@ static void fi_open(files_it *it, int idx)
     it->cur = NULL;
     it->idx = idx;
     if (idx >= 0 && idx < it->n)
-        it->cur = nkv__tcache_iter(it->tc, it->files[idx]->num, it->files[idx]->size, it->fill);
+        it->cur = nkv__tcache_iter(it->tc, it->files[idx], it->fill);
 }
 
 static void fi_skip_fwd(files_it *it)
@@ -783,13 +784,13 @@ static void fi_free(nkv__it *i)
     files_it *it = (files_it *)i;
     if (it->cur)
         IT_FREE(it->cur);
-    free(it);
+    nkv__it_release(it, sizeof *it);
 }
 
 /* Only the file whose range covers ikey's user key can hold it; that
  * file's table is opened (kept as cur for the seek that may follow) and
  * its filter asked. */
-static bool fi_may_contain(nkv__it *i, nb_slice ikey)
+static bool fi_may_contain(nkv__it *i, nb_slice ikey, uint64_t hash)
 {
     files_it *it = (files_it *)i;
     int idx = find_file(it->files, it->n, ikey);
@@ -797,7 +798,7 @@ static bool fi_may_contain(nkv__it *i, nb_slice ikey)
         nkv__ucmp(nkv__ukey(ikey), nkv__ukey(nb_buf_slice(&it->files[idx]->smallest))) < 0)
         return false;
     fi_open(it, idx);
-    return !it->cur || !it->cur->ops->may_contain || it->cur->ops->may_contain(it->cur, ikey);
+    return !it->cur || !it->cur->ops->may_contain || it->cur->ops->may_contain(it->cur, ikey, hash);
 }
 
 static const nkv__it_ops files_ops = {fi_valid,  fi_first, fi_last,       fi_seek,
@@ -806,7 +807,8 @@ static const nkv__it_ops files_ops = {fi_valid,  fi_first, fi_last,       fi_see
 
 nkv__it *nkv__files_iter(nkv_fmeta **files, int n, nkv_table_cache *tc, bool fill)
 {
-    files_it *it = memset(nb_xmalloc(sizeof *it), 0, sizeof *it); /* calloc skips glibc's tcache */
+    files_it *it =
+        memset(nkv__it_alloc(sizeof *it), 0, sizeof *it); /* calloc skips glibc's tcache */
     it->base.ops = &files_ops;
     it->files = files;
     it->n = n;
@@ -836,8 +838,7 @@ void nkv__version_iters(nkv_version *v, nkv_table_cache *tc, bool fill, nkv__it 
 {
     for (int i = 0; i < v->nfiles[0]; i++) {
         nkv_fmeta *f = v->files[0][i];
-        push_it(its, ages, n, cap, nkv__tcache_iter(tc, f->num, f->size, fill), tier,
-                f->largest_seq);
+        push_it(its, ages, n, cap, nkv__tcache_iter(tc, f, fill), tier, f->largest_seq);
     }
     for (int l = 1; l < NKV_LEVELS; l++)
         if (v->nfiles[l])

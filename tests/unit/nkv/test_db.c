@@ -4,6 +4,7 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
 #include "nkv/nkv.h"
 
@@ -649,6 +650,87 @@ static void test_reads_resident_bounded(void **state)
  * rule the key out unpositioned until the iterator moves; every move from
  * there must still see every level. Even keys at the bottom, odd keys in
  * an L0 table, every tenth key overwritten in the memtable. */
+/* Open table files of this process: *open counts them, *deleted those
+ * whose file is already unlinked. */
+static void count_sst_fds(int *open, int *deleted)
+{
+    *open = *deleted = 0;
+    for (int fd = 0; fd < 4096; fd++) {
+        char link[64], target[512];
+        snprintf(link, sizeof link, "/proc/self/fd/%d", fd);
+        ssize_t n = readlink(link, target, sizeof target - 1);
+        if (n <= 0)
+            continue;
+        target[n] = 0;
+        if (!strstr(target, ".sst"))
+            continue;
+        (*open)++;
+        if (strstr(target, "(deleted)"))
+            (*deleted)++;
+    }
+}
+
+/* Reads pin each table in its metadata (no table-cache lookup per read),
+ * yet the open tables stay bounded by max_open_files (at most half of it
+ * pinned, the rest evicted as before; pins spread over the cache's shards
+ * by hash, so the bound allows half as much again), and a table replaced
+ * by a compaction is closed once no version lists it: no descriptor is
+ * left on a deleted file. */
+static void test_open_tables_bounded(void **state)
+{
+    (void)state;
+    char *dir = nb_test_dir("nkv_open_tables");
+    nkv_options o;
+    nkv_options_init(&o);
+    o.compression = NKV_COMPRESSION_NONE;
+    o.write_buffer_size = 64u << 10;
+    o.target_file_size = 64u << 10;
+    o.max_open_files = 32;
+    nkv_db *db;
+    ASSERT_OK(nkv_open(&o, dir, &db));
+    enum { NK = 20000, VL = 200 };
+    char k[32], v[VL];
+    for (int i = 0; i < NK; i++) {
+        snprintf(k, sizeof k, "k%08d", i);
+        memset(v, 'a' + i % 26, sizeof v);
+        ASSERT_OK(nkv_put(db, NULL, k, 9, v, sizeof v));
+    }
+    ASSERT_OK(nkv_compact_range(db, NULL, 0, NULL, 0));
+    char *files;
+    ASSERT_OK(nkv_property(db, "nkv.total-sst-bytes", &files));
+    assert_true(atoll(files) > 40 * (64 << 10)); /* more tables than max_open_files */
+    nkv_free(files);
+    for (int round = 0; round < 2; round++) {
+        for (int i = 0; i < NK; i += 7) {
+            snprintf(k, sizeof k, "k%08d", i);
+            void *val;
+            size_t len;
+            ASSERT_OK(nkv_get(db, NULL, k, 9, &val, &len));
+            assert_int_equal(len, VL);
+            nkv_free(val);
+        }
+        nkv_iter *it;
+        ASSERT_OK(nkv_iter_new(db, NULL, &it));
+        int n = 0;
+        for (nkv_iter_seek_first(it); nkv_iter_valid(it); nkv_iter_next(it))
+            n++;
+        ASSERT_OK(nkv_iter_status(it));
+        assert_int_equal(n, NK);
+        nkv_iter_free(it);
+        int open, deleted;
+        count_sst_fds(&open, &deleted);
+        print_message("round %d: %d tables open, %d deleted\n", round, open, deleted);
+        assert_true(open > 0);
+        assert_true(open <= o.max_open_files + o.max_open_files / 2);
+        assert_int_equal(deleted, 0);
+        /* Rewrites every table (new numbers); the old ones must close. */
+        ASSERT_OK(nkv_compact_range(db, NULL, 0, NULL, 0));
+    }
+    ASSERT_OK(nkv_close(db));
+    nb_test_rmdir(dir);
+    free(dir);
+}
+
 static void check_key(nkv_iter *it, int i)
 {
     char k[16];
@@ -816,6 +898,7 @@ int main(void)
         cmocka_unit_test(test_reads_without_mutex),
         cmocka_unit_test(test_long_keys),
         cmocka_unit_test(test_reads_resident_bounded),
+        cmocka_unit_test(test_open_tables_bounded),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
