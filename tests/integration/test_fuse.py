@@ -279,13 +279,14 @@ def run_as(uid, gid, fn):
 
 
 @pytest.fixture
-def m_shared(tmp_path):
+def m_shared(tmp_path, request):
     """A mount other users may enter (allow_other), on a path they can reach."""
     import pathlib
     import tempfile
     top = pathlib.Path(tempfile.mkdtemp(prefix="nebula-fuse-"))
     top.chmod(0o755)
-    mt = Mounted(tmp_path, "--allow-other", mnt=top / "mnt").start()
+    extra = getattr(request, "param", ())
+    mt = Mounted(tmp_path, "--allow-other", *extra, mnt=top / "mnt").start()
     os.chmod(str(mt.mnt), 0o755)
     yield mt
     if mt.server.proc.poll() is None:
@@ -319,6 +320,8 @@ def test_permissions_and_sticky_bit(m_shared):
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="needs root to switch users")
+@pytest.mark.parametrize("m_shared", [(), ("--writeback-cache",)], indirect=True,
+                         ids=["plain", "writeback"])
 def test_changes_by_others_clear_setuid_and_setgid(m_shared):
     """As on a local file system: a write, truncate, O_TRUNC open or
     fallocate by a user without CAP_FSETID clears setuid, and setgid if
