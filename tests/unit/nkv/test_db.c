@@ -41,6 +41,19 @@ static void put(nkv_db *db, const char *k, const char *v)
     ASSERT_OK(nkv_put(db, NULL, k, strlen(k), v, strlen(v)));
 }
 
+/* Counts the keys an iterator over db sees with ro (may be NULL). */
+static long count_keys(nkv_db *db, const nkv_read_options *ro)
+{
+    nkv_iter *it;
+    ASSERT_OK(nkv_iter_new(db, ro, &it));
+    long n = 0;
+    for (nkv_iter_seek_first(it); nkv_iter_valid(it); nkv_iter_next(it))
+        n++;
+    ASSERT_OK(nkv_iter_status(it));
+    nkv_iter_free(it);
+    return n;
+}
+
 static void test_basic(void **state)
 {
     (void)state;
@@ -497,13 +510,7 @@ static void *sv_reader(void *arg)
         ro.lower_bound_len = strlen(lo);
         ro.upper_bound = hi;
         ro.upper_bound_len = strlen(hi);
-        nkv_iter *it;
-        ASSERT_OK(nkv_iter_new(c->db, &ro, &it));
-        long cnt = 0;
-        for (nkv_iter_seek_first(it); nkv_iter_valid(it); nkv_iter_next(it))
-            cnt++;
-        ASSERT_OK(nkv_iter_status(it));
-        nkv_iter_free(it);
+        long cnt = count_keys(c->db, &ro);
         nkv_snapshot_free(c->db, snap);
         if (cnt != last + 1)
             fail_msg("snapshot at last%d = %ld iterates %ld keys", t, last, cnt);
@@ -616,14 +623,7 @@ static void test_reads_resident_bounded(void **state)
         assert_int_equal(((char *)val)[VL - 1], 'a' + i % 26);
         nkv_free(val);
     }
-    nkv_iter *it;
-    ASSERT_OK(nkv_iter_new(db, NULL, &it));
-    int n = 0;
-    for (nkv_iter_seek_first(it); nkv_iter_valid(it); nkv_iter_next(it))
-        n++;
-    ASSERT_OK(nkv_iter_status(it));
-    assert_int_equal(n, NK);
-    nkv_iter_free(it);
+    assert_int_equal(count_keys(db, NULL), NK);
     size_t klen;
     const char *pk = nkv_iter_key(pin, &klen);
     assert_int_equal(klen, 9);
@@ -709,14 +709,7 @@ static void test_open_tables_bounded(void **state)
             assert_int_equal(len, VL);
             nkv_free(val);
         }
-        nkv_iter *it;
-        ASSERT_OK(nkv_iter_new(db, NULL, &it));
-        int n = 0;
-        for (nkv_iter_seek_first(it); nkv_iter_valid(it); nkv_iter_next(it))
-            n++;
-        ASSERT_OK(nkv_iter_status(it));
-        assert_int_equal(n, NK);
-        nkv_iter_free(it);
+        assert_int_equal(count_keys(db, NULL), NK);
         int open, deleted;
         count_sst_fds(&open, &deleted);
         print_message("round %d: %d tables open, %d deleted\n", round, open, deleted);
