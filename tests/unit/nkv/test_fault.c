@@ -15,6 +15,16 @@ static void key_of(int i, char *k)
     snprintf(k, 32, "key%08d", i);
 }
 
+/* Starts a fresh fault env and options that run nkv over it, with 64 KiB
+ * memtables so a test's writes switch logs and flush. */
+static void fault_options(fault_env *fe, nkv_options *o)
+{
+    fault_env_init(fe);
+    nkv_options_init(o);
+    o->env = &fe->env;
+    o->write_buffer_size = 64 << 10;
+}
+
 static void test_drop_unsynced(void **state)
 {
     (void)state;
@@ -24,11 +34,8 @@ static void test_drop_unsynced(void **state)
     int next = 0;
     for (int round = 0; round < 8; round++) {
         fault_env fe;
-        fault_env_init(&fe);
         nkv_options o;
-        nkv_options_init(&o);
-        o.env = &fe.env;
-        o.write_buffer_size = 64 << 10;
+        fault_options(&fe, &o);
         o.target_file_size = 64 << 10;
         o.max_bytes_for_level_base = 256 << 10;
         nkv_db *db;
@@ -93,11 +100,8 @@ static void test_switch_then_sync(void **state)
     (void)state;
     char *dir = nb_test_dir("nkv_switch_sync");
     fault_env fe;
-    fault_env_init(&fe);
     nkv_options o;
-    nkv_options_init(&o);
-    o.env = &fe.env;
-    o.write_buffer_size = 64 << 10;
+    fault_options(&fe, &o);
     o.max_write_buffers = 2;
     nkv_db *db;
     ASSERT_OK(nkv_open(&o, dir, &db));
@@ -177,11 +181,8 @@ static void test_sync_wal(void **state)
     (void)state;
     char *dir = nb_test_dir("nkv_sync_wal");
     fault_env fe;
-    fault_env_init(&fe);
     nkv_options o;
-    nkv_options_init(&o);
-    o.env = &fe.env;
-    o.write_buffer_size = 64 << 10; /* WAL switches during the run */
+    fault_options(&fe, &o); /* its 64 KiB memtables: WAL switches during the run */
     nkv_db *db;
     ASSERT_OK(nkv_open(&o, dir, &db));
 
@@ -241,11 +242,8 @@ static void test_disk_full(void **state)
     (void)state;
     char *dir = nb_test_dir("nkv_full");
     fault_env fe;
-    fault_env_init(&fe);
     nkv_options o;
-    nkv_options_init(&o);
-    o.env = &fe.env;
-    o.write_buffer_size = 64 << 10;
+    fault_options(&fe, &o);
     nkv_db *db;
     ASSERT_OK(nkv_open(&o, dir, &db));
     char k[32], v[100];
