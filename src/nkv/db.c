@@ -936,10 +936,7 @@ int nkv_get(nkv_db *db, const nkv_read_options *ro, const void *key, size_t klen
         nb_buf ik = NB_BUF_INIT;
         nb_slice iks;
         if (klen + 8 <= sizeof short_ik) {
-            if (klen)
-                memcpy(short_ik, key, klen);
-            nb_put_u64le(short_ik + klen, nkv__pack(p.seq, NKV_TYPE_VALUE));
-            iks = nb_slice_of(short_ik, klen + 8);
+            iks = nb_slice_of(short_ik, nkv__ikey_put(short_ik, uk, p.seq, NKV_TYPE_VALUE));
         } else {
             nkv__ikey_build(&ik, uk, p.seq, NKV_TYPE_VALUE);
             iks = nb_buf_slice(&ik);

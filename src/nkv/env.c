@@ -273,8 +273,5 @@ void nkv__ikey_build(nb_buf *buf, nb_slice ukey, uint64_t seq, int type)
 {
     nb_buf_reset(buf);
     NB_ASSERT(nb_buf_reserve(buf, ukey.len + 8) == 0);
-    if (ukey.len)
-        memcpy(buf->data, ukey.ptr, ukey.len);
-    nb_put_u64le(buf->data + ukey.len, nkv__pack(seq, type));
-    buf->len = ukey.len + 8;
+    buf->len = nkv__ikey_put(buf->data, ukey, seq, type);
 }

@@ -510,10 +510,8 @@ void nkv_iter_seek(nkv_iter *it, const void *key, size_t klen)
     it->forward = true;
     it->status = 0;
     if (k.len + 8 <= sizeof it->seek_key) { /* no allocation for a short key */
-        if (k.len)
-            memcpy(it->seek_key, k.ptr, k.len);
-        nb_put_u64le(it->seek_key + k.len, nkv__pack(it->seq, NKV_TYPE_VALUE));
-        IT_SEEK(it->in, nb_slice_of(it->seek_key, k.len + 8));
+        size_t n = nkv__ikey_put(it->seek_key, k, it->seq, NKV_TYPE_VALUE);
+        IT_SEEK(it->in, nb_slice_of(it->seek_key, n));
     } else {
         nkv__ikey_build(&it->tmp, k, it->seq, NKV_TYPE_VALUE);
         IT_SEEK(it->in, nb_buf_slice(&it->tmp));

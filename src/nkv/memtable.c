@@ -323,10 +323,7 @@ void nkv__mem_add(nkv_mem *m, uint64_t seq, int type, nb_slice key, nb_slice val
     nkv_skipnode *n = node_new(m, h, extra);
     uint8_t *p = (uint8_t *)n->entry;
     p = nb_varint_encode(p, ilen);
-    if (key.len)
-        memcpy(p, key.ptr, key.len);
-    nb_put_u64le(p + key.len, nkv__pack(seq, type));
-    p += ilen;
+    p += nkv__ikey_put(p, key, seq, type);
     p = nb_varint_encode(p, val.len);
     if (val.len)
         memcpy(p, val.ptr, val.len);
@@ -356,10 +353,8 @@ int nkv__mem_get(nkv_mem *m, nb_slice ukey, uint64_t seq, nb_buf *val, bool *del
         return NB_ENOTFOUND;
     uint8_t stack[256];
     uint8_t *kb = ukey.len + 8 <= sizeof stack ? stack : nb_xmalloc(ukey.len + 8);
-    if (ukey.len)
-        memcpy(kb, ukey.ptr, ukey.len);
-    nb_put_u64le(kb + ukey.len, nkv__pack(seq, NKV_TYPE_VALUE));
-    nkv_skipnode *n = find_ge(m, nb_slice_of(kb, ukey.len + 8), NULL);
+    nkv_skipnode *n =
+        find_ge(m, nb_slice_of(kb, nkv__ikey_put(kb, ukey, seq, NKV_TYPE_VALUE)), NULL);
     if (kb != stack)
         free(kb);
     if (!n)

@@ -67,6 +67,15 @@ static inline int nkv__icmp(nb_slice a, nb_slice b)
     }
     return r;
 }
+/* Writes ukey's internal key (ukey, then its trailer) to dst, which has
+ * room for ukey.len + 8 bytes; returns its length. */
+static inline size_t nkv__ikey_put(uint8_t *dst, nb_slice ukey, uint64_t seq, int type)
+{
+    if (ukey.len)
+        memcpy(dst, ukey.ptr, ukey.len);
+    nb_put_u64le(dst + ukey.len, nkv__pack(seq, type));
+    return ukey.len + 8;
+}
 /* Appends ukey + trailer to buf (reset first). */
 void nkv__ikey_build(nb_buf *buf, nb_slice ukey, uint64_t seq, int type);
 
