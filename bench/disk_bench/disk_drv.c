@@ -12,10 +12,10 @@
  * live ones fill at most half the store.
  */
 #include <pthread.h>
-#include <sys/resource.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 
 #include "common/clock.h"
 #include "common/mem.h"
@@ -82,6 +82,8 @@ int main(int argc, char **argv)
     o.initial_size = o.capacity;
     o.prefill = 1;
     o.max_blob = 8u << 20;
+    if (getenv("DISK_DRV_WALMAX"))
+        o.wal_max_bytes = strtoull(getenv("DISK_DRV_WALMAX"), NULL, 0);
     disk_env *e;
     int rc = disk_open(&o, edir, &e);
     if (rc) {
