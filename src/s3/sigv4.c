@@ -203,13 +203,14 @@ int s3_sigv4_canonical_request(nb_buf *out, const s3_http_req *req, const char *
         return rc;
     const char *path = req->path && *req->path ? req->path : "/";
     size_t plen = strlen(path);
-    char *dec = nb_xmalloc(plen + 1);
-    if (s3_uri_decode(path, plen, false, dec, plen + 1) < 0) {
+    char stack[1024];
+    char *dec = plen < sizeof stack ? stack : nb_xmalloc(plen + 1);
+    if (s3_uri_decode(path, plen, false, dec, plen + 1) < 0)
+        rc = S3_ERR_INVALID_URI;
+    else
+        rc = s3_uri_encode(out, dec, strlen(dec), true);
+    if (dec != stack)
         free(dec);
-        return S3_ERR_INVALID_URI;
-    }
-    rc = s3_uri_encode(out, dec, strlen(dec), true);
-    free(dec);
     if (!rc)
         rc = nb_buf_put_u8(out, '\n');
     if (!rc)
@@ -404,7 +405,10 @@ static int verify_v4(const s3_http_req *req, const v4_params *v, const char *amz
     if (rc)
         return rc;
     nb_buf cr = NB_BUF_INIT;
-    rc = s3_sigv4_canonical_request(&cr, req, v->signed_headers, payload_hash, presigned);
+    /* Room for a usual canonical request at once, not by doublings. */
+    rc = nb_buf_reserve(&cr, 1024);
+    if (!rc)
+        rc = s3_sigv4_canonical_request(&cr, req, v->signed_headers, payload_hash, presigned);
     if (rc) {
         nb_buf_free(&cr);
         OPENSSL_cleanse(sk, sizeof sk);

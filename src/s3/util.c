@@ -273,8 +273,46 @@ size_t s3_digest_final(s3_digest *d, uint8_t out[S3_DIGEST_MAX])
     return 4;
 }
 
+/* One reusable digest context per thread for the one-shot digests and
+ * HMACs of every request: a context's allocation, set-up and release cost
+ * more than hashing a canonical request. Freed when its thread ends. */
+static pthread_key_t ctx_key;
+static pthread_once_t ctx_once = PTHREAD_ONCE_INIT;
+
+static void ctx_free(void *c)
+{
+    EVP_MD_CTX_free(c);
+}
+
+static void ctx_key_make(void)
+{
+    if (pthread_key_create(&ctx_key, ctx_free) != 0)
+        abort();
+}
+
+static EVP_MD_CTX *thread_ctx(void)
+{
+    pthread_once(&ctx_once, ctx_key_make);
+    EVP_MD_CTX *c = pthread_getspecific(ctx_key);
+    if (!c) {
+        c = EVP_MD_CTX_new();
+        if (!c || pthread_setspecific(ctx_key, c) != 0)
+            abort(); /* out of memory: as nb_xmalloc */
+    }
+    return c;
+}
+
 size_t s3_digest_once(s3_digest_alg alg, const void *p, size_t n, uint8_t out[S3_DIGEST_MAX])
 {
+    const EVP_MD *md = evp_of(alg);
+    if (md) {
+        EVP_MD_CTX *c = thread_ctx();
+        unsigned len = 0;
+        if (EVP_DigestInit_ex2(c, md, NULL) != 1 || EVP_DigestUpdate(c, p, n) != 1 ||
+            EVP_DigestFinal_ex(c, out, &len) != 1)
+            return 0;
+        return len;
+    }
     s3_digest *d;
     if (s3_digest_new(alg, &d))
         return 0;
@@ -303,9 +341,7 @@ static void hmac64(s3_digest_alg alg, const void *key, size_t klen, const void *
     const EVP_MD *md = evp_of(alg);
     uint8_t k[64] = {0}, pad[64], inner[EVP_MAX_MD_SIZE];
     unsigned len = 0;
-    EVP_MD_CTX *c = EVP_MD_CTX_new();
-    if (!c)
-        abort(); /* out of memory: as nb_xmalloc */
+    EVP_MD_CTX *c = thread_ctx();
     if (klen > sizeof k)
         EVP_Digest(key, klen, k, &len, md, NULL);
     else
@@ -322,7 +358,6 @@ static void hmac64(s3_digest_alg alg, const void *key, size_t klen, const void *
     EVP_DigestUpdate(c, pad, sizeof pad);
     EVP_DigestUpdate(c, inner, len);
     EVP_DigestFinal_ex(c, out, &len);
-    EVP_MD_CTX_free(c);
     OPENSSL_cleanse(k, sizeof k);
     OPENSSL_cleanse(pad, sizeof pad);
 }
