@@ -303,60 +303,35 @@ static void gather(disk_env *e)
     /* Only the puts already writing now: later ones would keep a steady
      * stream of writers waiting here for the whole GATHER_NS. */
     uint64_t want = __atomic_load_n(&e->w_started, __ATOMIC_RELAXED);
-    if (e->opt.no_sync || __atomic_load_n(&e->w_queued, __ATOMIC_RELAXED) >= want)
+    /* Puts that ran at once since the last batch started: two threads
+     * putting in turn never have their puts queued together (each one's
+     * next put starts only after its ack), so without this every put pays
+     * its own flush. When there were more than the records queued, wait
+     * for them too, but only a part of a sync (what joining saves). */
+    uint64_t peers = __atomic_exchange_n(
+        &e->peak_puts, __atomic_load_n(&e->in_puts, __ATOMIC_RELAXED), __ATOMIC_RELAXED);
+    uint64_t wait_ns = e->sync_avg_ns / 2;
+    if (wait_ns > GATHER_NS)
+        wait_ns = GATHER_NS;
+    int for_peers = peers > 1 && e->n_pending < peers && wait_ns > 0;
+    int synced = 0; /* a batch of NOSYNC puts alone is not synced: nothing to share */
+    for (size_t i = 0; i < e->n_pending && !synced; i++)
+        synced = !(e->pending[i].flags & DISK_REC_NOSYNC);
+    for_peers = for_peers && synced;
+    int for_started = __atomic_load_n(&e->w_queued, __ATOMIC_RELAXED) < want;
+    if (e->opt.no_sync || (!for_started && !for_peers))
         return;
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
-    uint64_t ns = (uint64_t)ts.tv_nsec + GATHER_NS;
+    uint64_t ns = (uint64_t)ts.tv_nsec + (for_started ? GATHER_NS : wait_ns);
     ts.tv_sec += (time_t)(ns / NB_NS_PER_SEC);
     ts.tv_nsec = (long)(ns % NB_NS_PER_SEC);
     e->gathering = 1;
-    while (!e->failed && __atomic_load_n(&e->w_queued, __ATOMIC_RELAXED) < want)
+    while (!e->failed && (__atomic_load_n(&e->w_queued, __ATOMIC_RELAXED) < want ||
+                          (for_peers && e->n_pending < peers)))
         if (pthread_cond_timedwait(&e->gather_cv, &e->wal_mu, &ts) != 0)
             break;
     e->gathering = 0;
-}
-
-/* Writers that take turns: two threads putting one after the other never
- * have their records queued at the same moment (each one's next put starts
- * only after its ack), so without a wait every put pays its own flush. A
- * writer about to lead with nothing in flight counts the puts that ran at
- * once since the previous batch began (peak_puts); when there were more than
- * the records queued, it waits for them as a follower, at most half the
- * moving average of a batch's WAL write and sync (what a joining put saves).
- * The writer whose record completes the batch then leads it at once, being
- * already on a CPU (session 8; before, the first writer led and slept until
- * the last one woke it: one more wake-up in every batch's path). Returns 1
- * when the caller waited and must look again, 0 when it should lead now.
- * Under wal_mu, with nothing in flight. */
-static int wait_for_peers(disk_env *e)
-{
-    if (!e->peer_wait) {
-        uint64_t peers = __atomic_exchange_n(
-            &e->peak_puts, __atomic_load_n(&e->in_puts, __ATOMIC_RELAXED), __ATOMIC_RELAXED);
-        uint64_t wait_ns = e->sync_avg_ns / 2;
-        if (wait_ns > GATHER_NS)
-            wait_ns = GATHER_NS;
-        int synced = 0; /* a batch of NOSYNC puts alone is not synced: nothing to share */
-        for (size_t i = 0; i < e->n_pending && !synced; i++)
-            synced = !(e->pending[i].flags & DISK_REC_NOSYNC);
-        if (e->opt.no_sync || !synced || peers < 2 || e->n_pending >= peers || wait_ns == 0)
-            return 0;
-        e->peer_wait = 1;
-        e->peer_want = peers;
-        e->peer_deadline = nb_mono_ns() + wait_ns;
-        count(&e->n_peer_waits, 1);
-    }
-    uint64_t now = nb_mono_ns();
-    if (e->failed || e->n_pending >= e->peer_want || now >= e->peer_deadline)
-        return 0;
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    uint64_t ns = (uint64_t)ts.tv_nsec + (e->peer_deadline - now);
-    ts.tv_sec += (time_t)(ns / NB_NS_PER_SEC);
-    ts.tv_nsec = (long)(ns % NB_NS_PER_SEC);
-    pthread_cond_timedwait(&e->wal_cv, &e->wal_mu, &ts);
-    return 1;
 }
 
 /* Queues *r, waits until it is durable and applied. Returns 0 or the
@@ -400,10 +375,7 @@ static int commit(disk_env *e, disk__rec *r)
             pthread_cond_wait(&e->wal_cv, &e->wal_mu);
             continue;
         }
-        if (e->inflight == 0 && wait_for_peers(e))
-            continue;
         e->starting = 1;
-        e->peer_wait = 0;
         if (e->inflight == 0)
             gather(e); /* nothing to overlap with: wait for writers instead */
         size_t n = e->n_pending;
@@ -1108,7 +1080,6 @@ void disk_stats_get(disk_env *e, disk_stats *st)
     st->fsyncs = __atomic_load_n(&e->n_fsyncs, __ATOMIC_RELAXED);
     st->checkpoints = __atomic_load_n(&e->n_ckpts, __ATOMIC_RELAXED);
     st->checkpoints_in_put = __atomic_load_n(&e->n_ckpts_put, __ATOMIC_RELAXED);
-    st->peer_waits = __atomic_load_n(&e->n_peer_waits, __ATOMIC_RELAXED);
     st->grows = __atomic_load_n(&e->n_grows, __ATOMIC_RELAXED);
     st->grows_in_put = __atomic_load_n(&e->n_grows_put, __ATOMIC_RELAXED);
     st->recovery_ns = e->recovery_ns;

@@ -257,9 +257,6 @@ typedef struct disk_stats {
     /* Checkpoints written inside a put: no background thread, or the WAL
      * reached twice wal_max_bytes before the thread caught up. */
     uint64_t checkpoints_in_put;
-    /* Batches whose first writer waited for the puts that ran beside it
-     * (writers taking turns); the one completing the batch led it. */
-    uint64_t peer_waits;
 } disk_stats;
 
 /* Fills *st with a consistent snapshot. */

@@ -249,10 +249,6 @@ struct disk_env {
     uint64_t in_puts;     /* puts inside disk_put_flags now (atomic) */
     uint64_t peak_puts;   /* most at once since the last batch began (atomic) */
     uint64_t sync_avg_ns; /* a batch's sync, moving average (under wal_mu) */
-    /* A writer waits for the puts that ran beside it (wait_for_peers): for
-     * peer_want records queued, until peer_deadline (mono ns). Under wal_mu. */
-    int peer_wait;
-    uint64_t peer_want, peer_deadline;
     pthread_cond_t gather_cv;
     int failed; /* sticky error after a failed write or sync */
     int wal_fd;
@@ -278,8 +274,8 @@ struct disk_env {
     size_t n_deferred, cap_deferred;
 
     /* Counters, updated with __atomic builtins. */
-    uint64_t n_puts, n_reads, n_deletes, n_groups, n_fsyncs, n_ckpts, n_ckpts_put, n_peer_waits,
-        n_grows, n_grows_put;
+    uint64_t n_puts, n_reads, n_deletes, n_groups, n_fsyncs, n_ckpts, n_ckpts_put, n_grows,
+        n_grows_put;
     uint64_t recovery_ns, replayed, n_inline;
     uint64_t dropped; /* final-batch puts dropped at open (data not on disk) */
 };
