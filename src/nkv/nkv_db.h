@@ -21,7 +21,8 @@ enum { NKV_W_WAIT, NKV_W_LEAD, NKV_W_DONE };
 typedef struct nkv_writer {
     const nkv_batch *batch; /* NULL: force a memtable switch */
     bool sync;
-    bool sleeping; /* mu: blocked on cv (else spinning on state) */
+    bool sleeping;    /* mu: blocked on cv (else spinning on state) */
+    bool behind_sync; /* queued while the leader was in its fsync */
     _Atomic int state;
     int rc;
     pthread_cond_t cv;
@@ -113,6 +114,14 @@ struct nkv_db {
     nkv_writer *wq_head, *wq_tail;
     bool leader_syncing; /* the write leader is in its group's fsync */
     nkv_batch *group;    /* scratch batch of the group-commit leader */
+    /* A synced group's leader waits briefly for writers it expects (db.c,
+     * gather): last_sync_group writers were in the last synced group;
+     * gathering while the leader waits on gather_cv; gather_skip groups
+     * still to go without waiting after a wait that timed out. */
+    int last_sync_group;
+    bool gathering;
+    int gather_skip;
+    pthread_cond_t gather_cv;
 
     struct nkv_snapshot snaps; /* sentinel of a list, oldest first */
 

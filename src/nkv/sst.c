@@ -813,7 +813,16 @@ static int ra_block(table_it *it, handle h, nkv_block **out)
                           (unsigned long long)h.off, (unsigned long long)h.size, t->path);
     size_t n = h.size + NKV_BLOCK_TRAILER;
     if (!it->rabuf || h.off < it->ra_off || h.off + n > it->ra_off + it->ra_len) {
-        size_t ra = it->fill ? TI_READAHEAD_FILL : TI_READAHEAD;
+        size_t ra = TI_READAHEAD;
+        /* A user scan's window doubles as its run of blocks grows (64 KiB,
+         * then 128, then 256 KiB from its 48th block on): a short scan
+         * after a seek reads little, a long one makes a quarter of the
+         * preads. 256 KiB still fits L2, where the checksum and the parse
+         * find what the copy left. */
+        if (it->fill)
+            ra = it->run < 16   ? TI_READAHEAD_FILL
+                 : it->run < 48 ? 2 * TI_READAHEAD_FILL
+                                : TI_READAHEAD;
         size_t want = n > ra ? n : ra;
         if (want > t->size - h.off)
             want = (size_t)(t->size - h.off);

@@ -24,7 +24,9 @@ int gw_secret_of(void *ctx, const char *access_key, char *secret, size_t cap)
 {
     s3_gw *g = ctx;
     if (strcmp(access_key, g->access_key) == 0) {
-        snprintf(secret, cap, "%s", g->secret_key);
+        size_t l = strnlen(g->secret_key, cap - 1); /* as snprintf, without its cost */
+        memcpy(secret, g->secret_key, l);
+        secret[l] = 0;
         return 0;
     }
     /* Read on every request, so a removed user is refused at once. */

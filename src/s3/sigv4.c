@@ -114,6 +114,8 @@ static char *encode_dup(const char *s, int *rc)
 
 static int canonical_query(nb_buf *out, const char *raw, bool presigned)
 {
+    if (!raw || !*raw)
+        return 0; /* most requests: nothing to sort */
     s3_query q;
     int rc = s3_query_parse(raw, &q);
     if (rc) {
@@ -203,13 +205,14 @@ int s3_sigv4_canonical_request(nb_buf *out, const s3_http_req *req, const char *
         return rc;
     const char *path = req->path && *req->path ? req->path : "/";
     size_t plen = strlen(path);
-    char *dec = nb_xmalloc(plen + 1);
-    if (s3_uri_decode(path, plen, false, dec, plen + 1) < 0) {
+    char stack[1024];
+    char *dec = plen < sizeof stack ? stack : nb_xmalloc(plen + 1);
+    if (s3_uri_decode(path, plen, false, dec, plen + 1) < 0)
+        rc = S3_ERR_INVALID_URI;
+    else
+        rc = s3_uri_encode(out, dec, strlen(dec), true);
+    if (dec != stack)
         free(dec);
-        return S3_ERR_INVALID_URI;
-    }
-    rc = s3_uri_encode(out, dec, strlen(dec), true);
-    free(dec);
     if (!rc)
         rc = nb_buf_put_u8(out, '\n');
     if (!rc)
@@ -273,7 +276,12 @@ static int parse_credential(const char *c, size_t n, v4_params *v, int bad)
     v->date8[8] = 0;
     memcpy(v->region, parts[2], lens[2]);
     v->region[lens[2]] = 0;
-    snprintf(v->scope, sizeof v->scope, "%s/%s/s3/aws4_request", v->date8, v->region);
+    /* date8/region/s3/aws4_request: region < 64 bytes, so it fits */
+    char *sc = v->scope;
+    memcpy(sc, v->date8, 8);
+    sc[8] = '/';
+    memcpy(sc + 9, v->region, lens[2]);
+    memcpy(sc + 9 + lens[2], "/s3/aws4_request", sizeof "/s3/aws4_request");
     return 0;
 }
 
@@ -403,17 +411,16 @@ static int verify_v4(const s3_http_req *req, const v4_params *v, const char *amz
     int rc = lookup_secret(secret, ctx, v->access_key, sk, sizeof sk);
     if (rc)
         return rc;
-    nb_buf cr = NB_BUF_INIT;
-    rc = s3_sigv4_canonical_request(&cr, req, v->signed_headers, payload_hash, presigned);
+    /* The thread's buffer: no allocation per request once it has grown. */
+    nb_buf *cr = s3__thread_buf();
+    rc = s3_sigv4_canonical_request(cr, req, v->signed_headers, payload_hash, presigned);
     if (rc) {
-        nb_buf_free(&cr);
         OPENSSL_cleanse(sk, sizeof sk);
         return rc == NB_ETOOBIG ? S3_ERR_AUTH_HEADER_MALFORMED : rc;
     }
     uint8_t h[32];
     char hh[65];
-    s3_digest_once(S3_DIGEST_SHA256, cr.data, cr.len, h);
-    nb_buf_free(&cr);
+    s3_digest_once(S3_DIGEST_SHA256, cr->data, cr->len, h);
     s3_hex_encode(h, 32, hh);
     /* ALGO \n amz_date \n scope \n hex(hash): fields bounded by v4_params */
     char sts[sizeof ALGO + 17 + sizeof v->scope + 65 + 3];

@@ -154,16 +154,20 @@ int s3_uri_encode(nb_buf *out, const char *s, size_t n, bool keep_slash)
     int rc = nb_buf_reserve(out, n);
     if (rc)
         return rc;
-    for (size_t i = 0; i < n; i++) {
-        int c = (unsigned char)s[i];
-        if (unreserved(c) || (keep_slash && c == '/')) {
-            rc = nb_buf_put_u8(out, (uint8_t)c);
-        } else {
-            char e[3] = {'%', digits[c >> 4], digits[c & 15]};
-            rc = nb_buf_append(out, e, 3);
-        }
-        if (rc)
+    size_t i = 0;
+    while (i < n) {
+        size_t run = i; /* bytes kept as they are go in one append */
+        while (run < n && (unreserved((unsigned char)s[run]) || (keep_slash && s[run] == '/')))
+            run++;
+        if (run > i && (rc = nb_buf_append(out, s + i, run - i)) != 0)
             return rc;
+        if (run == n)
+            break;
+        int c = (unsigned char)s[run];
+        char e[3] = {'%', digits[c >> 4], digits[c & 15]};
+        if ((rc = nb_buf_append(out, e, 3)) != 0)
+            return rc;
+        i = run + 1;
     }
     return 0;
 }
@@ -273,8 +277,67 @@ size_t s3_digest_final(s3_digest *d, uint8_t out[S3_DIGEST_MAX])
     return 4;
 }
 
+/* One reusable digest context per thread for the one-shot digests and
+ * HMACs of every request: a context's allocation, set-up and release cost
+ * more than hashing a canonical request. Freed when its thread ends. */
+typedef struct thread_scratch {
+    EVP_MD_CTX *md;
+    nb_buf buf;
+} thread_scratch;
+
+static pthread_key_t scratch_key;
+static pthread_once_t scratch_once = PTHREAD_ONCE_INIT;
+
+static void scratch_free(void *p)
+{
+    thread_scratch *t = p;
+    EVP_MD_CTX_free(t->md);
+    nb_buf_free(&t->buf);
+    free(t);
+}
+
+static void scratch_key_make(void)
+{
+    if (pthread_key_create(&scratch_key, scratch_free) != 0)
+        abort();
+}
+
+static thread_scratch *scratch(void)
+{
+    pthread_once(&scratch_once, scratch_key_make);
+    thread_scratch *t = pthread_getspecific(scratch_key);
+    if (!t) {
+        t = nb_xcalloc(1, sizeof *t);
+        t->md = EVP_MD_CTX_new();
+        if (!t->md || pthread_setspecific(scratch_key, t) != 0)
+            abort(); /* out of memory: as nb_xmalloc */
+    }
+    return t;
+}
+
+static EVP_MD_CTX *thread_ctx(void)
+{
+    return scratch()->md;
+}
+
+nb_buf *s3__thread_buf(void)
+{
+    nb_buf *b = &scratch()->buf;
+    nb_buf_reset(b);
+    return b;
+}
+
 size_t s3_digest_once(s3_digest_alg alg, const void *p, size_t n, uint8_t out[S3_DIGEST_MAX])
 {
+    const EVP_MD *md = evp_of(alg);
+    if (md) {
+        EVP_MD_CTX *c = thread_ctx();
+        unsigned len = 0;
+        if (EVP_DigestInit_ex2(c, md, NULL) != 1 || EVP_DigestUpdate(c, p, n) != 1 ||
+            EVP_DigestFinal_ex(c, out, &len) != 1)
+            return 0;
+        return len;
+    }
     s3_digest *d;
     if (s3_digest_new(alg, &d))
         return 0;
@@ -303,9 +366,7 @@ static void hmac64(s3_digest_alg alg, const void *key, size_t klen, const void *
     const EVP_MD *md = evp_of(alg);
     uint8_t k[64] = {0}, pad[64], inner[EVP_MAX_MD_SIZE];
     unsigned len = 0;
-    EVP_MD_CTX *c = EVP_MD_CTX_new();
-    if (!c)
-        abort(); /* out of memory: as nb_xmalloc */
+    EVP_MD_CTX *c = thread_ctx();
     if (klen > sizeof k)
         EVP_Digest(key, klen, k, &len, md, NULL);
     else
@@ -322,7 +383,6 @@ static void hmac64(s3_digest_alg alg, const void *key, size_t klen, const void *
     EVP_DigestUpdate(c, pad, sizeof pad);
     EVP_DigestUpdate(c, inner, len);
     EVP_DigestFinal_ex(c, out, &len);
-    EVP_MD_CTX_free(c);
     OPENSSL_cleanse(k, sizeof k);
     OPENSSL_cleanse(pad, sizeof pad);
 }

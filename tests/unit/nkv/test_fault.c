@@ -237,6 +237,95 @@ static void test_sync_wal(void **state)
     free(dir);
 }
 
+/* Writers of synced puts (and one of unsynced puts) together, as
+ * fillsync with threads: a synced group's leader waits for the writers it
+ * expects (db.c, gather), and each of them must return only after an
+ * fsync that covers its put. The power fails while they write; every
+ * synced put that returned before it is there afterwards. With 64 KiB
+ * memtables the WAL switches during the run. */
+typedef struct syncw_arg {
+    nkv_db *db;
+    fault_env *fe;
+    int t;
+    bool sync;
+    int acked; /* the last put that returned before the power failed */
+} syncw_arg;
+
+static bool fault_inactive(fault_env *fe)
+{
+    pthread_mutex_lock(&fe->mu);
+    bool v = fe->inactive;
+    pthread_mutex_unlock(&fe->mu);
+    return v;
+}
+
+static void *synced_writer(void *p)
+{
+    syncw_arg *a = p;
+    char k[32];
+    nkv_write_options wo = {.sync = a->sync};
+    for (int i = 0; i < 1000000; i++) {
+        snprintf(k, sizeof k, "%c%d-%06d", a->sync ? 's' : 'u', a->t, i);
+        if (nkv_put(a->db, &wo, k, strlen(k), k, strlen(k)))
+            break;
+        /* Still powered after the put returned: its fsync was real. */
+        if (fault_inactive(a->fe))
+            break;
+        a->acked = i;
+    }
+    return NULL;
+}
+
+static void test_synced_writers(void **state)
+{
+    (void)state;
+    char *dir = nb_test_dir("nkv_synced_writers");
+    for (int round = 0; round < 3; round++) {
+        fault_env fe;
+        nkv_options o;
+        fault_options(&fe, &o);
+        nkv_db *db;
+        ASSERT_OK(nkv_open(&o, dir, &db));
+        enum { T = 3 };
+        pthread_t th[T + 1];
+        syncw_arg a[T + 1];
+        uint64_t s0 = fe.syncs;
+        for (int t = 0; t <= T; t++) {
+            a[t] = (syncw_arg){.db = db, .fe = &fe, .t = t, .sync = t < T, .acked = -1};
+            assert_int_equal(pthread_create(&th[t], NULL, synced_writer, &a[t]), 0);
+        }
+        usleep(50000 + 50000 * (useconds_t)round);
+        fault_set_inactive(&fe, true); /* the power fails */
+        for (int t = 0; t <= T; t++)
+            pthread_join(th[t], NULL);
+        int acked = 0;
+        for (int t = 0; t < T; t++)
+            acked += a[t].acked + 1;
+        fprintf(stderr, "round %d: %d synced puts from %d threads, %llu file syncs\n", round, acked,
+                T, (unsigned long long)(fe.syncs - s0));
+        ASSERT_OK(nkv_close(db));
+        fault_drop_unsynced(&fe);
+        fault_env_free(&fe);
+
+        ASSERT_OK(nkv_open(NULL, dir, &db));
+        char k[32];
+        for (int t = 0; t < T; t++) {
+            for (int i = 0; i <= a[t].acked; i++) {
+                snprintf(k, sizeof k, "s%d-%06d", t, i);
+                void *val;
+                size_t vl;
+                int rc = nkv_get(db, NULL, k, strlen(k), &val, &vl);
+                if (rc)
+                    fail_msg("round %d: synced %s lost (%s)", round, k, nb_errname(rc));
+                nkv_free(val);
+            }
+        }
+        ASSERT_OK(nkv_close(db));
+        nb_test_rmdir(dir);
+    }
+    free(dir);
+}
+
 static void test_disk_full(void **state)
 {
     (void)state;
@@ -304,9 +393,8 @@ static void test_disk_full(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_drop_unsynced),
-        cmocka_unit_test(test_sync_wal),
-        cmocka_unit_test(test_switch_then_sync),
+        cmocka_unit_test(test_drop_unsynced),  cmocka_unit_test(test_sync_wal),
+        cmocka_unit_test(test_synced_writers), cmocka_unit_test(test_switch_then_sync),
         cmocka_unit_test(test_disk_full),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -11,6 +11,9 @@
 #include <stdio.h>
 #include <unistd.h>
 
+#include "data/data_int.h"
+#include "disk/disk.h"
+
 #include "vfs_test.h"
 
 #define ROOT VFS_ROOT_INO
@@ -385,6 +388,104 @@ static void test_corrupt_block(void **state)
     ASSERT_RC(vfs_read(f, 0, buf, sizeof buf, &got), -EIO);
     ASSERT_OK(vfs_release(f));
     vfs_close(v);
+}
+
+/* Finds the block with index 1 (the file's only slice has one) and flips
+ * a byte of it through the data file, so the damaged page sits in the
+ * page cache: a restarted server's warm read meets it there. */
+static int damage_block1(void *arg, const data_bs_entry *e)
+{
+    data_key *k = arg;
+    if (e->key.block == 1)
+        *k = e->key;
+    return 0;
+}
+
+static void damage_in_page_cache(uint32_t at)
+{
+    vfs_options vo;
+    vt_options(&vo, g_dir);
+    disk_options dko;
+    disk_options_init(&dko);
+    dko.capacity = vo.disk_size;
+    if (vo.disk_reserve)
+        dko.reserve = vo.disk_reserve;
+    char *ddir = nb_xasprintf("%s/disk", g_dir);
+    data_bs *bs;
+    ASSERT_OK(data_bs_open_disk(ddir, &dko, &bs));
+    free(ddir);
+    data_key k = {0, 0};
+    ASSERT_OK(data_bs_iterate(bs, damage_block1, &k));
+    assert_true(k.slice_id != 0);
+    data_fdref r;
+    ASSERT_OK(data__bs_read_fd(bs, k, 0, 1, DATA__FD_NOVERIFY, &r));
+    char path[64];
+    snprintf(path, sizeof path, "/proc/self/fd/%d", r.fd);
+    int fd = open(path, O_RDWR);
+    assert_true(fd >= 0);
+    uint8_t b;
+    assert_int_equal(pread(fd, &b, 1, (off_t)r.off + at), 1);
+    b ^= 0x5a;
+    assert_int_equal(pwrite(fd, &b, 1, (off_t)r.off + at), 1);
+    close(fd);
+    data_fdref_release(bs, &r);
+    data_bs_close(bs);
+}
+
+/* A restarted server's warm read (page cache warm, nothing known good)
+ * checks each block in one pass with the copy to the caller (docs/data.md
+ * §4.6): a damaged block must fail every read of it with EIO, even
+ * though its bytes were copied before the check ended, and the reads of
+ * the other blocks return the right bytes. Both ways there: the reader's
+ * own check (a stream's first block that readahead did not reach) and
+ * readahead's check in the page cache. */
+static void test_damaged_block_warm(void **state)
+{
+    (void)state;
+    if (!vt_disk_backend())
+        skip(); /* the disk store's check (the dir store checks 64 KiB segments) */
+    const size_t mib = 1u << 20, len = 12 * mib + 5000;
+    vfs *v = fresh("vfs_damaged_warm");
+    uint8_t *data = nb_xmalloc(len), *buf = nb_xaligned_alloc(4096, mib);
+    vt_fill(11, data, len);
+    vt_put_file(v, "f", data, len);
+    uint8_t *back;
+    assert_int_equal(vt_get_file(v, "f", &back), len); /* the whole file in the page cache */
+    free(back);
+    vfs_close(v);
+    const uint32_t at = 1234567; /* in block 1: file bytes [4 MiB, 8 MiB) */
+    damage_in_page_cache(at);
+    /* from: where the stream starts. 3 MiB: block 1 is the second read's,
+     * before any readahead, so the reader checks it itself. 0: readahead
+     * reaches block 1 first. */
+    const size_t starts[] = {3 * mib, 0};
+    for (size_t si = 0; si < 2; si++) {
+        v = vt_open(g_dir);
+        vfs_attr a;
+        ASSERT_OK(vfs_resolve(v, NULL, "f", 0, &a));
+        vfs_file *f;
+        ASSERT_OK(vfs_file_open(v, NULL, a.ino, O_RDONLY, &f));
+        size_t failed = 0;
+        for (size_t off = starts[si]; off < len; off += mib) {
+            size_t got = 0;
+            memset(buf, 0, mib);
+            int rc = vfs_read(f, off, buf, mib, &got);
+            if (off >= 4 * mib && off < 8 * mib) {
+                assert_int_equal(rc, -EIO);
+                failed++;
+            } else {
+                ASSERT_OK(rc);
+                size_t want = len - off < mib ? len - off : mib;
+                assert_int_equal(got, want);
+                assert_memory_equal(buf, data + off, want);
+            }
+        }
+        assert_int_equal(failed, 4);
+        ASSERT_OK(vfs_release(f));
+        vfs_close(v);
+    }
+    free(buf);
+    free(data);
 }
 
 static void test_enospc(void **state)
@@ -1093,6 +1194,7 @@ int main(void)
         cmocka_unit_test(test_handles),
         cmocka_unit_test(test_large_and_sparse),
         cmocka_unit_test(test_corrupt_block),
+        cmocka_unit_test(test_damaged_block_warm),
         cmocka_unit_test(test_read_only_and_perms),
         cmocka_unit_test(test_s3),
         cmocka_unit_test(test_maintain_and_fsck),
