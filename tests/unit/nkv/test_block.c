@@ -1,4 +1,8 @@
 /* Blocks, bloom filters, the LRU cache, tables and version edits. */
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
 #include "nkv_int.h"
 #include "test.h"
 
@@ -415,6 +419,50 @@ static void test_table_chunks(void **state)
     free(dir);
 }
 
+/* The default env opens files for reading with O_NOATIME, which only the
+ * file's owner may ask for: anyone else still opens and reads them. Run
+ * as root, a child drops to nobody to be "anyone else". */
+static void test_open_read_not_owner(void **state)
+{
+    (void)state;
+    char *dir = nb_test_dir("nkv_noatime");
+    char *path = nb_xasprintf("%s/000001.sst", dir);
+    const nkv_env *env = nkv_env_default();
+    nkv_file *f;
+    ASSERT_OK(env->open_write(env->ctx, path, &f));
+    ASSERT_OK(env->append(env->ctx, f, "hello", 5));
+    ASSERT_OK(env->close(env->ctx, f));
+    ASSERT_OK(env->open_read(env->ctx, path, &f)); /* ours: O_NOATIME */
+    char buf[8];
+    size_t got = 0;
+    ASSERT_OK(env->read_at(env->ctx, f, 0, buf, 5, &got));
+    assert_int_equal(got, 5);
+    ASSERT_OK(env->close(env->ctx, f));
+    if (geteuid() == 0) {
+        assert_int_equal(chmod(dir, 0755), 0);
+        pid_t pid = fork();
+        assert_true(pid >= 0);
+        if (pid == 0) {
+            if (setgid(65534) != 0 || setuid(65534) != 0)
+                _exit(2);
+            got = 0;
+            if (env->open_read(env->ctx, path, &f) != 0)
+                _exit(3);
+            if (env->read_at(env->ctx, f, 0, buf, 5, &got) != 0 || got != 5 ||
+                memcmp(buf, "hello", 5) != 0)
+                _exit(4);
+            _exit(0);
+        }
+        int st;
+        assert_int_equal(waitpid(pid, &st, 0), pid);
+        assert_true(WIFEXITED(st));
+        assert_int_equal(WEXITSTATUS(st), 0);
+    }
+    free(path);
+    nb_test_rmdir(dir);
+    free(dir);
+}
+
 static void test_version_edit(void **state)
 {
     (void)state;
@@ -479,6 +527,7 @@ int main(void)
         cmocka_unit_test(test_cache_inline_values),
         cmocka_unit_test(test_table),
         cmocka_unit_test(test_table_chunks),
+        cmocka_unit_test(test_open_read_not_owner),
         cmocka_unit_test(test_version_edit),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
