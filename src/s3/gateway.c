@@ -102,8 +102,13 @@ void gw_hdr(gw_answer *a, const char *name, const char *value)
     size_t n = a->hdrs.n;
     if (n == 0 || (n >= 8 && (n & (n - 1)) == 0))
         a->hdrs.items = nb_xrealloc(a->hdrs.items, (n ? 2 * n : 8) * sizeof *a->hdrs.items);
-    a->hdrs.items[a->hdrs.n].name = nb_xstrdup(name);
-    a->hdrs.items[a->hdrs.n].value = nb_xstrdup(value);
+    /* Name and value in one allocation (freed through the name). */
+    size_t ln = strlen(name), lv = strlen(value);
+    char *blk = nb_xmalloc(ln + lv + 2);
+    memcpy(blk, name, ln + 1);
+    memcpy(blk + ln + 1, value, lv + 1);
+    a->hdrs.items[n].name = blk;
+    a->hdrs.items[n].value = blk + ln + 1;
     a->hdrs.n++;
 }
 
@@ -133,7 +138,10 @@ static void answer_drop_body(gw_answer *a)
 
 static void answer_free(gw_answer *a)
 {
-    s3_meta_free(&a->hdrs);
+    for (size_t i = 0; i < a->hdrs.n; i++)
+        free(a->hdrs.items[i].name); /* the value shares its block (gw_hdr) */
+    free(a->hdrs.items);
+    memset(&a->hdrs, 0, sizeof a->hdrs);
     nb_buf_free(&a->body);
     answer_drop_body(a);
 }

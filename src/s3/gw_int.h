@@ -46,7 +46,7 @@ struct s3_gw {
  * buffer or a byte range of an open file streamed by MHD. */
 typedef struct gw_answer {
     unsigned status; /* 0: 200 */
-    s3_meta hdrs;    /* extra headers (owned) */
+    s3_meta hdrs;    /* extra headers (owned; gw_hdr adds them, name and value in one block) */
     nb_buf body;     /* buffer body (XML) */
     vfs_file *file;  /* streaming body (owned) */
     uint64_t file_off, file_len;

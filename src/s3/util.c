@@ -409,11 +409,21 @@ int s3__strncaseeq(const char *a, const char *b, size_t n)
 
 /* ---- headers and query strings ----------------------------------------- */
 
+static inline int ascii_lower(int c)
+{
+    return c >= 'A' && c <= 'Z' ? c + ('a' - 'A') : c;
+}
+
+/* A request is looked up about ten times per header it has: the first
+ * letter rules most names out before strcasecmp. */
 const char *s3_req_header(const s3_http_req *req, const char *name)
 {
-    for (size_t i = 0; i < req->n_headers; i++)
-        if (req->headers[i].name && strcasecmp(req->headers[i].name, name) == 0)
+    int c0 = ascii_lower((unsigned char)name[0]);
+    for (size_t i = 0; i < req->n_headers; i++) {
+        const char *hn = req->headers[i].name;
+        if (hn && ascii_lower((unsigned char)hn[0]) == c0 && strcasecmp(hn, name) == 0)
             return req->headers[i].value ? req->headers[i].value : "";
+    }
     return NULL;
 }
 
