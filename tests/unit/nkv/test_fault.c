@@ -248,7 +248,8 @@ typedef struct syncw_arg {
     fault_env *fe;
     int t;
     bool sync;
-    int acked; /* the last put that returned before the power failed */
+    int acked;  /* the last put that returned before the power failed */
+    int failed; /* a put's error while the power was still on */
 } syncw_arg;
 
 static bool fault_inactive(fault_env *fe)
@@ -266,8 +267,12 @@ static void *synced_writer(void *p)
     nkv_write_options wo = {.sync = a->sync};
     for (int i = 0; i < 1000000; i++) {
         snprintf(k, sizeof k, "%c%d-%06d", a->sync ? 's' : 'u', a->t, i);
-        if (nkv_put(a->db, &wo, k, strlen(k), k, strlen(k)))
+        int rc = nkv_put(a->db, &wo, k, strlen(k), k, strlen(k));
+        if (rc) {
+            if (!fault_inactive(a->fe))
+                a->failed = rc;
             break;
+        }
         /* Still powered after the put returned: its fsync was real. */
         if (fault_inactive(a->fe))
             break;
@@ -299,11 +304,20 @@ static void test_synced_writers(void **state)
         for (int t = 0; t <= T; t++)
             pthread_join(th[t], NULL);
         int acked = 0;
-        for (int t = 0; t < T; t++)
-            acked += a[t].acked + 1;
+        for (int t = 0; t <= T; t++) {
+            if (a[t].failed)
+                fail_msg("round %d: writer %d failed before the power cut (%s)", round, t,
+                         nb_errname(a[t].failed));
+            if (t < T)
+                acked += a[t].acked + 1;
+        }
         fprintf(stderr, "round %d: %d synced puts from %d threads, %llu file syncs\n", round, acked,
                 T, (unsigned long long)(fe.syncs - s0));
-        ASSERT_OK(nkv_close(db));
+        /* Not ASSERT_OK: a flush running when the power failed "wrote" a
+         * table whose bytes went nowhere, and a compaction that reads it
+         * reports corruption. A dead machine's process has no status to
+         * check; what counts is what the reopen below finds. */
+        (void)nkv_close(db);
         fault_drop_unsynced(&fe);
         fault_env_free(&fe);
 
