@@ -6,11 +6,13 @@
 # with 1 and 2 threads — next to the same operations done with syscalls on
 # the local file system under the same directory, and sequential write
 # (1 MiB writes + fsync) and read of a 1 GiB file: cold (page cache dropped
-# when running as root, vfs opened afresh), warm (a second pass through the
-# same vfs; the local file's second read) and warm after reopening vfs (a
-# restarted server: page cache warm, every block verified once more). All
-# vfs passes run before the local ones, so the local cold pass's cache drop
-# cannot empty vfs's warm pass.
+# when running as root, vfs opened afresh; two cold passes a side, in the
+# order local, vfs, vfs, local, each after fresh memory was touched: this
+# VM hands freed memory back to the host, docs/vfs.md §9 session 8), warm
+# (a second pass through the same vfs; the local file's second read) and
+# warm after reopening vfs (a restarted server: page cache warm, every
+# block verified once more). Each side's warm passes follow its own cold
+# one, so no cache drop empties a warm pass.
 # It prints one ratio per line (vfs / local) and a table at the end, with
 # the CPU time of each phase (steadier than wall time on a loaded machine).
 #
