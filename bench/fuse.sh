@@ -161,11 +161,23 @@ for i in range(n):
         f.write(rng.randbytes(rng.randrange(2048, 16384)))
 PY
     cp -r "$work/local/samples" "$work/nb_mnt/samples"
+    # Per nebula round also the server's CPU per sample and what it read
+    # from the device (/proc/PID/stat, /proc/PID/io): the second round has
+    # been slower on quiet runs since session 5, and these say whether the
+    # server did more work in it or only waited longer.
+    srv_ticks() { awk '{print $14 + $15}' "/proc/$nb_pid/stat"; }
+    srv_read() { awk '/^read_bytes/ {print $2}' "/proc/$nb_pid/io"; }
+    hz=$(getconf CLK_TCK)
     for r in $(seq "$ROUNDS"); do
         for t in local nebula; do
             drop_caches
+            c0=$(srv_ticks) b0=$(srv_read)
             R[$t,loader,$r]=$(loader_rate "$(dir_of "$t")/samples")
-            echo "round $r $t: DataLoader ${R[$t,loader,$r]} samples/s" >&2
+            extra=
+            [ "$t" = nebula ] && extra=$(awk -v c=$(($(srv_ticks) - c0)) -v b=$(($(srv_read) - b0)) \
+                -v hz="$hz" -v n="$SAMPLES" 'BEGIN {
+                printf ", server %.0f us CPU and %.1f KiB read per sample", c * 1e6 / hz / n, b / 1024 / n }')
+            echo "round $r $t: DataLoader ${R[$t,loader,$r]} samples/s$extra" >&2
         done
     done
 fi
