@@ -36,6 +36,10 @@ typedef struct disk_io_ops {
      * copy of it). */
     int (*pwrite_crc)(void *ctx, int fd, const void *buf, size_t n, uint64_t off,
                       const void *crc_buf, size_t crc_len, uint32_t *crc);
+    /* Optional (NULL: the engine writes, then calls fn): writes like
+     * pwrite and calls fn(arg) while the write is in flight. */
+    int (*pwrite_fn)(void *ctx, int fd, const void *buf, size_t n, uint64_t off, void (*fn)(void *),
+                     void *arg);
     /* Makes the file's written data (and its size) durable: fdatasync. */
     int (*sync)(void *ctx, int fd);
     /* Syncs two files, at once when it can (a group commit's data file and

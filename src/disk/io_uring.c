@@ -6,8 +6,9 @@
  * one system call so the device sees them in parallel (a 4 MiB blob becomes
  * four concurrent writes), and reaps the completions. A short transfer (end
  * of file) is finished with pread/pwrite, and so is a transfer that finds
- * every ring busy. A write can checksum its buffer between submitting and
- * reaping, so the CRC costs the put no time of its own. sync2 submits both
+ * every ring busy. A write can checksum its buffer (or run other work)
+ * between submitting and reaping, so the CRC costs the put no time of its
+ * own. sync2 submits both
  * fdatasyncs at once on its own ring.
  * Everything else is the posix table's.
  */
@@ -62,12 +63,14 @@ static int wait_cqe(struct io_uring *r, struct io_uring_cqe **cqe)
     return rc;
 }
 
-/* What a write checksums while it is in flight: crc_len bytes at crc_buf,
- * the result in *crc. */
+/* What a write does while it is in flight: checksum crc_len bytes at
+ * crc_buf into *crc, or call fn(arg). Each runs once. */
 typedef struct crc_job {
     const void *buf;
     size_t len;
     uint32_t *crc;
+    void (*fn)(void *);
+    void *arg;
 } crc_job;
 
 static void crc_run(crc_job *c)
@@ -75,6 +78,11 @@ static void crc_run(crc_job *c)
     if (c && c->crc) {
         *c->crc = nb_crc32c(0, c->buf, c->len);
         c->crc = NULL;
+    }
+    if (c && c->fn) {
+        void (*fn)(void *) = c->fn;
+        c->fn = NULL;
+        fn(c->arg);
     }
 }
 
@@ -172,7 +180,14 @@ static int ur_pwrite(void *ctx, int fd, const void *buf, size_t n, uint64_t off)
 static int ur_pwrite_crc(void *ctx, int fd, const void *buf, size_t n, uint64_t off,
                          const void *crc_buf, size_t crc_len, uint32_t *crc)
 {
-    crc_job cj = {crc_buf, crc_len, crc};
+    crc_job cj = {.buf = crc_buf, .len = crc_len, .crc = crc};
+    return rw(ctx, 1, fd, (uint8_t *)buf, n, off, NULL, &cj);
+}
+
+static int ur_pwrite_fn(void *ctx, int fd, const void *buf, size_t n, uint64_t off,
+                        void (*fn)(void *), void *arg)
+{
+    crc_job cj = {.fn = fn, .arg = arg};
     return rw(ctx, 1, fd, (uint8_t *)buf, n, off, NULL, &cj);
 }
 
@@ -265,6 +280,7 @@ static const disk_io_ops uring_ops = {
     .pread = ur_pread,
     .pwrite = ur_pwrite,
     .pwrite_crc = ur_pwrite_crc,
+    .pwrite_fn = ur_pwrite_fn,
     .sync = ur_sync,
     .sync2 = ur_sync2,
     .size = ur_size,
