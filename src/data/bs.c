@@ -118,13 +118,6 @@ int data__bs_get_verified(data_bs *bs, data_key k, uint8_t *buf, size_t cap, siz
     return count_get(bs, rc, *got);
 }
 
-int data__bs_verify_range(data_bs *bs, data_key k, uint64_t off, size_t len, uint8_t *dst,
-                          size_t *got, size_t *blob_len, uint64_t *epoch)
-{
-    int rc = bs->ops->verify_range(bs, k, off, len, dst, got, blob_len, epoch);
-    return count_get(bs, rc, *blob_len);
-}
-
 int data_bs_get_all(data_bs *bs, data_key k, uint8_t **out, size_t *len)
 {
     *out = NULL;

@@ -366,15 +366,8 @@ static int dk_del(data_bs *bs, data_key k)
  * accounts for. Elsewhere one exact read of the extent is submitted first
  * (readahead(2): just that range, no marks). *epoch: what the block is
  * known good at (DATA__EPOCH_NONE: not to be trusted later). 1 if it
- * cannot read (then the engine checks).
- *
- * With pieces (verify_range: a reader's range [doff, doff+dlen) of the
- * blob goes to dst), the blob is read in VERIFY_PIECE pieces, the range's
- * straight into dst and the rest into the small buffer, each piece's CRC
- * taken while it is in the CPU cache: one pass over memory, and the bytes
- * hashed are the bytes in dst. */
-static int verify_read(bs_disk *d, const disk_ref *ref, data_key k, uint8_t *dst, uint64_t doff,
-                       uint64_t dlen, bool pieces, uint64_t *epoch)
+ * cannot read (then the engine checks). */
+static int verify_read(bs_disk *d, const disk_ref *ref, data_key k, uint8_t *dst, uint64_t *epoch)
 {
     uint64_t s0 = epoch_sum(d, ref->fd, ref->off, ref->len);
     *epoch = DATA__EPOCH_NONE;
@@ -389,31 +382,18 @@ static int verify_read(bs_disk *d, const disk_ref *ref, data_key k, uint8_t *dst
         guard_begin(d, &g, ref->fd, ref->off, ref->len, reach);
     else
         (void)readahead(ref->fd, (off_t)ref->off, (size_t)ref->len);
-    /* Page-aligned like the blob: the kernel's copy costs 4-5x into a
-     * destination off the source's place in a cache line (docs/vfs.md §9,
-     * session 7). */
-    _Alignas(4096) uint8_t sbuf[VERIFY_PIECE];
+    uint8_t sbuf[VERIFY_PIECE];
     uint32_t crc = 0;
     int rc = 0;
-    bool whole = dst && !pieces;
     for (uint64_t done = 0; done < ref->len;) {
         /* A load reads the blob in one call: the kernel then reads it
          * (and its readahead) in a few large requests, where 128 KiB
          * pieces from several loads at once came out as many small ones
          * (docs/data.md §4.3, session 7). */
-        uint64_t want = ref->len - done;
-        uint8_t *p = whole ? dst + done : sbuf;
-        if (!whole) {
-            uint64_t edge = ref->len; /* the next edge of dst's range */
-            if (dst && done < doff)
-                edge = doff;
-            else if (dst && done < doff + dlen) {
-                edge = doff + dlen;
-                p = dst + (done - doff);
-            }
-            want = edge - done < VERIFY_PIECE ? edge - done : VERIFY_PIECE;
-        }
-        ssize_t n = pread(rfd >= 0 ? rfd : ref->fd, p, (size_t)want, (off_t)(ref->off + done));
+        size_t want =
+            ref->len - done < VERIFY_PIECE || dst ? (size_t)(ref->len - done) : VERIFY_PIECE;
+        uint8_t *p = dst ? dst + done : sbuf;
+        ssize_t n = pread(rfd >= 0 ? rfd : ref->fd, p, want, (off_t)(ref->off + done));
         if (n < 0 && errno == EINTR)
             continue;
         if (n <= 0) {
@@ -450,7 +430,7 @@ static int dk_read_fd(data_bs *bs, data_key k, uint64_t off, size_t len, unsigne
     if (rc == 0 && (flags & DATA__FD_NOVERIFY)) {
         epoch = epoch_sum(d, ref.fd, ref.off, ref.len);
     } else if (rc == 0) {
-        rc = verify_read(d, &ref, k, NULL, 0, 0, true, &epoch);
+        rc = verify_read(d, &ref, k, NULL, &epoch);
         if (rc == 1) {
             disk_unpin(d->e, &ref);
             rc = disk_read_ref(d->e, id_of(k), DISK_REF_VERIFY, &ref);
@@ -494,7 +474,7 @@ static int recheck(bs_disk *d, const disk_ref *ref, data_key k, uint64_t *epoch)
             struct timespec ts = {0, 200000};
             nanosleep(&ts, NULL);
         }
-        rc = verify_read(d, ref, k, NULL, 0, 0, true, epoch);
+        rc = verify_read(d, ref, k, NULL, epoch);
     }
     return rc;
 }
@@ -534,7 +514,7 @@ static int dk_get_verified(data_bs *bs, data_key k, uint8_t *buf, size_t cap, si
         return NB_CORRUPT("block %016llx.%08x: %llu bytes, larger than a block",
                           (unsigned long long)k.slice_id, k.block, (unsigned long long)ref.len);
     }
-    rc = verify_read(d, &ref, k, buf, 0, ref.len, false, epoch);
+    rc = verify_read(d, &ref, k, buf, epoch);
     if (rc == 0 && !later)
         rc = recheck(d, &ref, k, epoch);
     size_t len = (size_t)ref.len;
@@ -545,36 +525,6 @@ static int dk_get_verified(data_bs *bs, data_key k, uint8_t *buf, size_t cap, si
     }
     if (rc == 0)
         *got = len;
-    return rc;
-}
-
-/* The verify_range op: block k checked from the page cache in one pass,
- * its [off, off+len) copied into dst (NULL: only checked). */
-static int dk_verify_range(data_bs *bs, data_key k, uint64_t off, size_t len, uint8_t *dst,
-                           size_t *got, size_t *blob_len, uint64_t *epoch)
-{
-    bs_disk *d = (bs_disk *)bs;
-    *got = 0;
-    *blob_len = 0;
-    *epoch = DATA__EPOCH_NONE;
-    disk_ref ref;
-    int rc = disk_read_ref(d->e, id_of(k), 0, &ref);
-    if (rc)
-        return rc;
-    no_readahead(d, ref.fd);
-    uint64_t o = off < ref.len ? off : ref.len;
-    uint64_t n = dst ? (ref.len - o < len ? ref.len - o : len) : 0;
-    rc = verify_read(d, &ref, k, dst, o, n, true, epoch);
-    size_t blen = (size_t)ref.len;
-    disk_unpin(d->e, &ref);
-    if (rc == 1) { /* cannot read it here: the caller loads it */
-        *epoch = DATA__EPOCH_NONE;
-        return NB_EAGAIN;
-    }
-    if (rc == 0) {
-        *got = (size_t)n;
-        *blob_len = blen;
-    }
     return rc;
 }
 
@@ -645,7 +595,6 @@ const data_bs_ops data__bs_disk_ops = {
     .epoch = dk_epoch,
     .get_verified = dk_get_verified,
     .settle = dk_settle,
-    .verify_range = dk_verify_range,
     .iterate = dk_iterate,
     .space = dk_space,
     .close = dk_close,

@@ -56,14 +56,6 @@ typedef struct data_bs_ops {
      * have ended, checks its (now resident) pages again and gives the
      * epoch they are known good at (DATA__EPOCH_NONE: still not). */
     int (*settle)(data_bs *bs, data_key k, uint64_t *epoch);
-    /* Optional (disk): checks block k from the page cache in one pass,
-     * copying its [off, off+len) into dst on the way (dst NULL: only
-     * checks); *got: bytes copied (clipped at the block's end), *blob_len
-     * the block's length, *epoch as get_verified's. On NB_ECHECKSUM dst
-     * holds unchecked bytes: the caller fails its read. NB_EAGAIN: it
-     * cannot read the block here; the caller loads it. */
-    int (*verify_range)(data_bs *bs, data_key k, uint64_t off, size_t len, uint8_t *dst,
-                        size_t *got, size_t *blob_len, uint64_t *epoch);
     int (*iterate)(data_bs *bs, data_bs_iter_fn fn, void *arg);
     int (*space)(data_bs *bs, uint64_t *capacity, uint64_t *free_bytes);
     void (*close)(data_bs *bs);
@@ -85,10 +77,6 @@ int data__bs_read_fd(data_bs *bs, data_key k, uint64_t off, size_t len, unsigned
 /* The get_verified op with data_bs_get's counting; the op must exist. */
 int data__bs_get_verified(data_bs *bs, data_key k, uint8_t *buf, size_t cap, size_t *got,
                           uint64_t *epoch, bool later);
-
-/* The verify_range op with data_bs_get's counting; the op must exist. */
-int data__bs_verify_range(data_bs *bs, data_key k, uint64_t off, size_t len, uint8_t *dst,
-                          size_t *got, size_t *blob_len, uint64_t *epoch);
 
 /* Ranges of blocks verified by zero-copy reads (refs.c). */
 typedef struct data__vmemo data__vmemo;

@@ -261,24 +261,13 @@ static int block_fill(data_store *s, data_block *b, data_key k)
     return rc;
 }
 
-/* The result a readahead's cache entry ends with when it checked the block
- * where it lies in the page cache and copied nothing (in_pages_run): its
- * waiters read the block from there, or load it after all. */
-#define IN_PAGES 1
-
 /* Loads block k through the cache: a reference to the ready block. A
- * transient load serves the readers of this moment and is not kept.
- * in_pages: return IN_PAGES when the load waited for was such a check
- * (else that load is followed by one of this caller's own). */
-static int block_load(data_store *s, data_key k, bool transient, bool in_pages, data_block **out)
+ * transient load serves the readers of this moment and is not kept. */
+static int block_load(data_store *s, data_key k, bool transient, data_block **out)
 {
     bool owner;
     int rc;
     data_block *b = data__cache_acquire(s->cache, k, true, &owner, &rc);
-    /* Each such check leaves its block remembered, so readahead does not
-     * queue it again: this ends. */
-    while (!b && rc == IN_PAGES && !in_pages)
-        b = data__cache_acquire(s->cache, k, true, &owner, &rc);
     if (!b)
         return rc;
     if (owner) {
@@ -295,7 +284,7 @@ static int block_load(data_store *s, data_key k, bool transient, bool in_pages, 
 
 int data__block_load(data_store *s, data_key k, data_block **out)
 {
-    return block_load(s, k, false, false, out);
+    return block_load(s, k, false, out);
 }
 
 typedef struct fetch {
@@ -317,78 +306,28 @@ static int short_block(data_key k, uint64_t want, uint64_t have)
                       k.slice_id, k.block, want, have);
 }
 
-/* Block k checked where it lies in the page cache, in one pass that copies
- * piece p into dst on the way (verify_range): the first read of a block
- * that is in the page cache but not known good (a restarted server's warm
- * pass). The block is remembered, so the stream's next reads of it are
- * one copy each. The check runs under a LOADING entry of the cache, so a
- * readahead of the block (or another reader) waits for it rather than
- * checks it again. IN_PAGES: someone else's check ended, or a ready block
- * is in the cache; read from there. NB_EAGAIN: not done, load it. */
-static int one_pass(data_store *s, data_key k, const data_piece *p, uint8_t *dst)
-{
-    bool owner;
-    int rc;
-    data_block *b = data__cache_acquire(s->cache, k, true, &owner, &rc);
-    if (!b)
-        return rc == IN_PAGES ? IN_PAGES : rc;
-    if (!owner) {
-        data__block_unref(s->cache, b);
-        return IN_PAGES;
-    }
-    b->transient = true;
-    data__vmemo_bad(s, k); /* trusted again only once this check passes */
-    size_t got = 0, blen = 0;
-    uint64_t epoch = DATA__EPOCH_NONE;
-    rc = data__bs_verify_range(s->bs, k, p->block_off, p->len, dst, &got, &blen, &epoch);
-    if (rc == 0)
-        data__vmemo_verified(s, k, blen, epoch);
-    data__cache_fill(s->cache, b, rc == 0 || rc == NB_EAGAIN ? IN_PAGES : rc, NULL, 0);
-    data__block_unref(s->cache, b);
-    /* A mismatch: dst holds unchecked bytes, the read fails. */
-    if (rc == 0 && got != p->len)
-        rc = short_block(k, (uint64_t)p->block_off + p->len, (uint64_t)p->block_off + got);
-    return rc;
-}
-
 static int fetch_run(fetch *f)
 {
     data_store *s = f->s;
     data_key k = f->p[0].key;
     if (f->whole) {
-        bool transient = false;
-        data_block *b = NULL;
-        int rc = 0;
-        for (bool again = false;; again = true) {
-            if ((f->seq || again) && memo_store(s)) {
-                /* A warm re-read: block known good and still in the page
-                 * cache. One copy, no CRC pass, and the block cache is
-                 * left to what is hot. */
-                size_t i = 0;
-                while (i < f->np && data__range_read_cached(s, k, f->p[i].block_off, f->p[i].len,
-                                                            f->buf + (f->p[i].chunk_off - f->base)))
-                    i++;
-                if (i == f->np)
-                    return 0;
-                /* Not known good but in the page cache, and no load of it
-                 * under way: check it in one pass with the copy. */
-                if (f->seq && i + 1 == f->np && s->bs->ops->verify_range && !again &&
-                    !data__cache_contains(s->cache, k) && data__block_resident(s, k)) {
-                    rc = one_pass(s, k, &f->p[i], f->buf + (f->p[i].chunk_off - f->base));
-                    if (rc == IN_PAGES)
-                        continue;
-                    if (rc != NB_EAGAIN)
-                        return rc;
-                }
-            }
-            /* A stream on such a store keeps what it loads in the page
-             * cache only (verified and remembered), so the block cache
-             * keeps what is hot: scan resistance. */
-            transient = f->seq && memo_store(s);
-            rc = block_load(s, k, transient, memo_store(s), &b);
-            if (rc != IN_PAGES)
-                break;
+        if (f->seq && memo_store(s)) {
+            /* A warm re-read: block known good and still in the page
+             * cache. One copy, no CRC pass, and the block cache is left
+             * to what is hot. */
+            size_t i = 0;
+            while (i < f->np && data__range_read_cached(s, k, f->p[i].block_off, f->p[i].len,
+                                                        f->buf + (f->p[i].chunk_off - f->base)))
+                i++;
+            if (i == f->np)
+                return 0;
         }
+        /* A stream on such a store keeps what it loads in the page cache
+         * only (verified and remembered), so the block cache keeps what
+         * is hot: scan resistance. */
+        bool transient = f->seq && memo_store(s);
+        data_block *b = NULL;
+        int rc = block_load(s, k, transient, &b);
         if (rc)
             return rc;
         bool done = false; /* the stream has read the block's last byte */
@@ -442,27 +381,7 @@ static int cmp_piece_key(const void *a, const void *b)
 typedef struct ra_task {
     data_store *s;
     data_key k;
-    uint32_t off, len; /* the range of the block the stream will read */
 } ra_task;
-
-/* A readahead of a block that is in the page cache but not known good
- * (a restarted server's warm pass): it is checked there, without a copy
- * into a block buffer, and remembered; the reader then copies it from the
- * page cache once, in parallel with the checks of the blocks after it. */
-static void in_pages_run(data_store *s, data_block *b, data_key k)
-{
-    data__vmemo_bad(s, k); /* trusted again only once this check passes */
-
-    size_t got = 0, blen = 0;
-    uint64_t epoch = DATA__EPOCH_NONE;
-    int rc = data__bs_verify_range(s->bs, k, 0, 0, NULL, &got, &blen, &epoch);
-    if (rc == 0)
-        data__vmemo_verified(s, k, blen, epoch);
-    /* The waiters read it from the page cache (or, when it is not known
-     * good after all, check or load it themselves), or fail with the
-     * check's error. */
-    data__cache_fill(s->cache, b, rc == 0 || rc == NB_EAGAIN ? IN_PAGES : rc, NULL, 0);
-}
 
 static void ra_run(void *arg)
 {
@@ -474,13 +393,7 @@ static void ra_run(void *arg)
     if (b && owner) {
         b->readahead = true;
         b->transient = memo_store(s); /* its bytes wait in the page cache */
-        if (memo_store(s) && s->bs->ops->verify_range &&
-            data__range_known_cached(s, t->k, t->off, t->len))
-            data__cache_fill(s->cache, b, IN_PAGES, NULL, 0); /* the reader checked it */
-        else if (memo_store(s) && s->bs->ops->verify_range && data__block_resident(s, t->k))
-            in_pages_run(s, b, t->k);
-        else
-            (void)block_fill(s, b, t->k);
+        (void)block_fill(s, b, t->k);
     }
     data__block_unref(s->cache, b);
     free(t);
@@ -514,8 +427,6 @@ static void prefetch(data_store *s, const data_slice *slices, size_t n, uint64_t
         ra_task *t = nb_xmalloc(sizeof *t);
         t->s = s;
         t->k = k;
-        t->off = pc[i].block_off;
-        t->len = pc[i].len;
         data__bg_begin(s);
         nb_pool_submit(s->read_pool, ra_run, t);
         issued++;
