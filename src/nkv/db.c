@@ -620,21 +620,12 @@ static int gather_expect(nkv_db *db, const nkv_writer *w)
     return expect;
 }
 
-/* mu held; waits until a writer queues after last or the deadline. */
+/* mu held; waits until a writer queues after last or the deadline (an
+ * nb_mono_ns time: gather_cv runs on CLOCK_MONOTONIC, so it converts as
+ * it is; a deadline already past times out at once). */
 static bool gather_wait(nkv_db *db, const nkv_writer *last, uint64_t deadline)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    uint64_t now = (uint64_t)ts.tv_sec * NB_NS_PER_SEC + (uint64_t)ts.tv_nsec;
-    if (now >= deadline)
-        return false;
-    uint64_t until = deadline - now;
-    ts.tv_sec += (time_t)(until / NB_NS_PER_SEC);
-    ts.tv_nsec += (long)(until % NB_NS_PER_SEC);
-    if (ts.tv_nsec >= (long)NB_NS_PER_SEC) {
-        ts.tv_sec++;
-        ts.tv_nsec -= (long)NB_NS_PER_SEC;
-    }
+    struct timespec ts = {(time_t)(deadline / NB_NS_PER_SEC), (long)(deadline % NB_NS_PER_SEC)};
     db->gathering = true;
     while (!last->next) {
         if (pthread_cond_timedwait(&db->gather_cv, &db->mu, &ts) == ETIMEDOUT)
