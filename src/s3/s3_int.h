@@ -4,10 +4,10 @@
 
 #include "s3/s3.h"
 
-/* HMAC of [p, p+n) under key; out holds 32 (SHA-256) or 20 (SHA-1) bytes. */
 /* An empty buffer of the calling thread, reused by the next call on it
  * (freed when the thread ends): scratch space for one step of a request. */
 nb_buf *s3__thread_buf(void);
+/* HMAC of [p, p+n) under key; out holds 32 (SHA-256) or 20 (SHA-1) bytes. */
 void s3__hmac_sha256(const void *key, size_t klen, const void *p, size_t n, uint8_t out[32]);
 void s3__hmac_sha1(const void *key, size_t klen, const void *p, size_t n, uint8_t out[20]);
 /* Constant-time comparison of n bytes: 1 when equal. */
