@@ -439,7 +439,7 @@ struct MHD_Response *gw_body_response(s3_gw_req *r, gw_answer *a)
     struct MHD_Response *resp = NULL;
     if (a->obj || (a->file && a->raw)) {
         gw_cold *c = nb_xmalloc(sizeof *c);
-        *c = (gw_cold){a->obj, a->obj ? NULL : a->file, a->file_off, a->file_len, a->raw,
+        *c = (gw_cold){a->obj,    a->obj ? NULL : a->file, a->file_off, a->file_len, a->raw,
                        a->pre_len};
         resp = MHD_create_response_from_callback(a->file_len, GW_IO_BLOCK, cold_read, c, cold_free);
         if (!resp) {
