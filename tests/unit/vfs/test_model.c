@@ -281,11 +281,12 @@ static int v_copy(const char *a, const char *b, uint64_t oi, uint64_t oo, size_t
     *n = 0;
     int rc = v_openf(a, O_RDONLY, 0, &fi);
     if (rc == -EISDIR) {
-        /* open(2) of a directory succeeds; copy_file_range then fails */
+        /* open(2) of a directory succeeds; copy_file_range then fails,
+         * but the local side never calls it for a length of 0 */
         rc = v_openf(b, O_WRONLY | O_CREAT, 0644, &fo);
         if (rc == 0)
             VFS_TEST_IGNORE(vfs_release(fo));
-        return rc ? rc : -EISDIR;
+        return rc ? rc : len ? -EISDIR : 0;
     }
     if (rc != 0)
         return rc;
