@@ -1139,6 +1139,7 @@ void disk_stats_get(disk_env *e, disk_stats *st)
     st->grows_in_put = __atomic_load_n(&e->n_grows_put, __ATOMIC_RELAXED);
     st->recovery_ns = e->recovery_ns;
     st->replayed = e->replayed;
+    st->dropped = e->dropped;
     st->io_uring = e->uring != NULL;
     st->direct = e->direct;
 }

@@ -252,6 +252,8 @@ typedef struct disk_stats {
     uint64_t pinned;        /* extents pinned by refs */
     uint64_t recovery_ns;   /* time disk_open spent reading the checkpoint and replaying */
     uint64_t replayed;      /* WAL records replayed at open */
+    uint64_t dropped;       /* puts recovery dropped at open: their data did not
+                               reach the disk (never acknowledged) */
     int io_uring;           /* 1 when reads and writes go through io_uring */
     int direct;             /* 1 when the data file is open with O_DIRECT */
     /* Checkpoints written inside a put: no background thread, or the WAL
