@@ -535,6 +535,14 @@ static int parse_ckpt(disk_env *e, const char *name, const uint8_t *b, size_t le
     }
     if (nb_get_u32le(b + 76) != crc_masked(b, 76))
         return NB_CORRUPT("disk %s: %s header checksum mismatch", e->dir, name);
+    if (version < DISK_FORMAT_SEGS) {
+        /* Its blobs over DISK_SEG_SIZE have no segment table, and their
+         * extents no room for one: refused, not converted (docs/disk.md). */
+        NB_ERROR("disk %s: %s has format version %u (an older build's, no segment CRCs); this "
+                 "build reads format %u only: read the blobs out with the older build",
+                 e->dir, name, version, DISK_FORMAT_VERSION);
+        return NB_EVERSION;
+    }
     c->wal_seq = nb_get_u64le(b + 32);
     c->next_lsn = nb_get_u64le(b + 40);
     c->n = nb_get_u64le(b + 48);
@@ -648,7 +656,7 @@ static int extent_ok(const disk_env *e, uint64_t off, uint32_t len)
     if (fi >= e->n_files)
         return 0;
     uint64_t size = e->files[fi].size;
-    uint64_t n = len ? (len + e->au - 1) / e->au : 1;
+    uint64_t n = disk__ext_aus(len, e->au);
     return local % e->au == 0 && local >= e->au && local < size && n <= (size - local) / e->au;
 }
 
@@ -675,10 +683,9 @@ static int apply_put(disk_env *e, disk_id id, uint64_t off, uint32_t len, uint32
                                                    : 0),
                           e->n_files);
     disk__ent ent = {id.hi, id.lo, off, len, crc}, old;
-    uint64_t n = len ? (len + e->au - 1) / e->au : 1;
+    uint64_t n = disk__ext_aus(len, e->au);
     if (disk__map_put(&e->index, &ent, &old)) {
-        disk__alloc_put(alloc_of(e, old.off), au_of(e, old.off),
-                        old.len ? (old.len + e->au - 1) / e->au : 1);
+        disk__alloc_put(alloc_of(e, old.off), au_of(e, old.off), disk__ext_aus(old.len, e->au));
         e->bytes_live -= old.len;
     }
     e->bytes_live += len;
@@ -693,8 +700,7 @@ static void apply_del(disk_env *e, disk_id id)
 {
     disk__ent old;
     if (disk__map_del(&e->index, id.hi, id.lo, &old)) {
-        disk__alloc_put(alloc_of(e, old.off), au_of(e, old.off),
-                        old.len ? (old.len + e->au - 1) / e->au : 1);
+        disk__alloc_put(alloc_of(e, old.off), au_of(e, old.off), disk__ext_aus(old.len, e->au));
         e->bytes_live -= old.len;
     }
 }
@@ -925,15 +931,29 @@ static int replay_file(disk_env *e, uint64_t seq, replay *rp)
     return rc;
 }
 
-/* Whether the extent of PUT r holds its blob (*ok). */
-static int put_data_ok(disk_env *e, const disk__rec *r, int *ok)
+/* Whether the extent at off holds the blob (len bytes, CRC32C crc) and,
+ * over DISK_SEG_SIZE, its segment table (*ok): what recovery judges an
+ * unsynced put by. */
+static int put_data_ok(disk_env *e, uint64_t off, uint32_t len, uint32_t crc, int *ok)
 {
-    uint8_t *b = nb_xmalloc(r->len ? r->len : 1);
+    uint64_t tb = disk__table_bytes(len);
+    uint64_t ta = disk__table_at(len, e->au);
+    size_t rlen = (size_t)(tb ? ta + tb : len);
+    uint8_t *b = nb_xmalloc(rlen ? rlen : 1);
     size_t got = 0;
-    int rc = r->len ? e->io->pread(e->ioctx, e->files[r->off >> DISK__FILE_SHIFT].ref_fd, b, r->len,
-                                   r->off & DISK__LOCAL_MASK, &got)
-                    : 0;
-    *ok = !rc && got == r->len && nb_crc32c(0, b, r->len) == r->crc;
+    int rc = rlen ? e->io->pread(e->ioctx, e->files[off >> DISK__FILE_SHIFT].ref_fd, b, rlen,
+                                 off & DISK__LOCAL_MASK, &got)
+                  : 0;
+    *ok = !rc && got == rlen;
+    if (*ok && tb) {
+        uint32_t *have = nb_xmalloc((size_t)tb), *want = nb_xmalloc((size_t)tb);
+        *ok = disk__seg_crcs(b, len, have) == crc &&
+              disk__seg_decode(b + ta, len, crc, want) == 0 && memcmp(have, want, (size_t)tb) == 0;
+        free(have);
+        free(want);
+    } else if (*ok) {
+        *ok = nb_crc32c(0, b, len) == crc;
+    }
     free(b);
     return rc;
 }
@@ -971,7 +991,7 @@ static int apply_final_batch(disk_env *e, replay *rp)
         if (later || !extent_ok(e, r->off, r->len)) /* apply_put reports a bad extent */
             continue;
         int ok;
-        rc = put_data_ok(e, r, &ok);
+        rc = put_data_ok(e, r->off, r->len, r->crc, &ok);
         if (!rc && !ok) {
             NB_WARN("disk %s: blob %016llx:%016llx (lsn %llu): its data did not reach the "
                     "disk before the crash; dropping the never acknowledged put",
@@ -1005,13 +1025,8 @@ static int nosync_check(disk_env *e, replay *rp)
         disk__ent *ent = disk__map_get(&e->index, p->id.hi, p->id.lo);
         if (!ent || ent->off != p->off || ent->len != p->len || ent->crc != p->crc)
             continue;
-        uint8_t *b = nb_xmalloc(p->len ? p->len : 1);
-        size_t got = 0;
-        rc = p->len ? e->io->pread(e->ioctx, e->files[p->off >> DISK__FILE_SHIFT].ref_fd, b, p->len,
-                                   p->off & DISK__LOCAL_MASK, &got)
-                    : 0;
-        int ok = !rc && got == p->len && nb_crc32c(0, b, p->len) == p->crc;
-        free(b);
+        int ok;
+        rc = put_data_ok(e, p->off, p->len, p->crc, &ok);
         if (rc || ok)
             continue;
         NB_WARN("disk %s: blob %016llx:%016llx (lsn %llu): put without sync whose data did not "
@@ -1055,7 +1070,7 @@ static int putd_restore(disk_env *e, replay *rp)
         while (j < n && rp->putd[j].off == end &&
                (rp->putd[j].off >> DISK__FILE_SHIFT) == (start >> DISK__FILE_SHIFT)) {
             uint64_t sz =
-                rp->putd[j].len ? ((uint64_t)rp->putd[j].len + e->au - 1) / e->au * e->au : e->au;
+                disk__ext_aus(rp->putd[j].len, e->au) * e->au; /* no table: <= a segment */
             if (j > i && end + sz - start > max_run)
                 break;
             end += sz;

@@ -27,6 +27,9 @@ typedef struct bstate {
 
 #define MAYBE 6
 
+/* One put in 8 is over DISK_SEG_SIZE, so cuts also tear segment tables. */
+#define BIG_MAX (DISK_SEG_SIZE + 70000)
+
 typedef struct model {
     bstate acked[IDS]; /* durable */
     /* DISK_PUT_NOSYNC puts acknowledged since the last disk_sync(): after a
@@ -48,10 +51,10 @@ static uint64_t files_added;  /* disk_add_file calls that returned 0 */
 static void opts(disk_options *o, memfs *fs)
 {
     disk_options_init(o);
-    o->capacity = 512 * 1024;
+    o->capacity = 2048 * 1024;
     o->initial_size = 128 * 1024; /* so power cuts also land in growths */
     o->grow_step = 64 * 1024;
-    o->max_blob = 64 * 1024;
+    o->max_blob = BIG_MAX;
     o->wal_max_bytes = 1024; /* checkpoint every ~20 records */
     o->io = &memfs_ops;
     o->io_ctx = fs;
@@ -70,7 +73,7 @@ static int run_ops(disk_env *e, model *m, uint64_t *rng, int n)
 
 static int run_ops_range(disk_env *e, model *m, uint64_t *rng, int n, int lo, int hi)
 {
-    uint8_t *buf = malloc(20000);
+    uint8_t *buf = malloc(BIG_MAX);
     int rc = 0;
     for (int i = 0; i < n && !rc; i++) {
         int id = lo + (int)(dt_rand(rng) % (uint64_t)(hi - lo));
@@ -93,8 +96,11 @@ static int run_ops_range(disk_env *e, model *m, uint64_t *rng, int n, int lo, in
             rc = disk_delete(e, dt_id((uint64_t)id));
         } else {
             size_t len = (size_t)(dt_rand(rng) % 20000);
-            if (dt_rand(rng) % 8 == 0)
+            uint64_t shape = dt_rand(rng) % 8;
+            if (shape == 0)
                 len = 0;
+            else if (shape == 1)
+                len = DISK_SEG_SIZE + 1 + (size_t)(dt_rand(rng) % (BIG_MAX - DISK_SEG_SIZE));
             m->pending = (bstate){1, ++m->ver, len};
             dt_fill(buf, len, dt_id((uint64_t)id), m->ver);
             nosync = use_nosync && m->n_maybe[id] < MAYBE && dt_rand(rng) % 2;
@@ -126,6 +132,17 @@ static int same(disk_env *e, int id, const bstate *s, uint64_t len)
     size_t got;
     ASSERT_OK(disk_read(e, dt_id((uint64_t)id), 0, len, b, &got));
     int ok = got == len && dt_check(b, len, dt_id((uint64_t)id), s->ver);
+    if (ok && len > DISK_SEG_SIZE) {
+        /* Ranges go through the segment table: it must have survived too. */
+        uint8_t r[64];
+        static const uint64_t at[] = {DISK_SEG_SIZE - 20, 0};
+        for (int k = 0; k < 2; k++) {
+            uint64_t o = at[k] ? at[k] : len - 30;
+            ASSERT_OK(disk_read(e, dt_id((uint64_t)id), o, 40, r, &got));
+            assert_int_equal(got, len - o < 40 ? len - o : 40);
+            assert_memory_equal(r, b + o, got);
+        }
+    }
     free(b);
     return ok;
 }
