@@ -28,7 +28,6 @@
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
-#include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -253,41 +252,6 @@ static void guard_end(bs_disk *d, guard *g)
     } else {
         g->rise += epoch_add(d, g->fd, g->lo, g->hi, EPOCH_POST, g->off, g->len);
     }
-}
-
-/* The read_pages op (data_int.h). The thread's I/O accounting tells
- * whether the read made the kernel read from the device (readahead is
- * submitted in the reader's context); without it every read counts as
- * one that may have. */
-static int dk_read_pages(data_bs *bs, const data_fdref *fr, uint8_t *dst, bool nowait, bool *io)
-{
-    bs_disk *d = (bs_disk *)bs;
-    *io = false;
-    if (fr->len == 0)
-        return 0;
-    long before = thread_inblock();
-    int rc = 0;
-    for (size_t done = 0; done < fr->len;) {
-        struct iovec iov = {dst + done, fr->len - done};
-        ssize_t n = preadv2(fr->fd, &iov, 1, (off_t)(fr->off + done), nowait ? RWF_NOWAIT : 0);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0) {
-            rc = nowait ? 1 : n < 0 ? -errno : NB_CORRUPT("data file ends inside a block");
-            break;
-        }
-        done += (size_t)n;
-    }
-    long after = thread_inblock();
-    if (!d->io_acct || before < 0 || after != before) {
-        *io = true;
-        uint64_t reach = 0;
-        if (ra_fd_of(d, fr->fd, &reach) < 0)
-            reach = 4 * EPOCH_REGION; /* no readahead descriptor: no marks; a margin */
-        (void)epoch_add(d, fr->fd, fr->off, fr->off + fr->len + reach, EPOCH_PRE + EPOCH_POST,
-                        fr->off, fr->len);
-    }
-    return rc;
 }
 
 /* The epoch a block verified between s0 (read before its verifying read)
@@ -629,7 +593,6 @@ const data_bs_ops data__bs_disk_ops = {
     .read_fd = dk_read_fd,
     .release_fd = dk_release_fd,
     .epoch = dk_epoch,
-    .read_pages = dk_read_pages,
     .get_verified = dk_get_verified,
     .settle = dk_settle,
     .iterate = dk_iterate,

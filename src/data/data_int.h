@@ -45,17 +45,6 @@ typedef struct data_bs_ops {
      * epoch E is known good while the epoch is still E (refs.c). Without
      * the op the epoch is always 0. */
     uint64_t (*epoch)(data_bs *bs, const data_fdref *ref);
-    /* Optional (disk): reads ref's range through the page cache for a
-     * reader that trusts the memo: only what is in memory (RWF_NOWAIT; 1
-     * when a page is not) or, nowait false, a plain read. A read can make
-     * the kernel read from the device even so (Linux 6.x: a RWF_NOWAIT
-     * read of missing pages fails but starts reading them, and a read
-     * that meets a readahead mark starts readahead past it): then the
-     * pages that came in are unverified, so the epochs of the range and
-     * of the readahead's reach past it are raised for good (no memo entry
-     * there holds any more) and *io is set. Without the op, refs.c reads
-     * the descriptor itself. */
-    int (*read_pages)(data_bs *bs, const data_fdref *ref, uint8_t *dst, bool nowait, bool *io);
     /* Optional (disk): reads and verifies the whole block into buf
      * (room for cap bytes) through the page cache, and gives the epoch
      * its pages were verified at. NULL: data_bs_get. With later, a check

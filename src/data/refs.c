@@ -17,12 +17,8 @@
  * blob reads and verifies all of it, 4 MiB for a 4 KiB read) use the same
  * memo: the first one verifies the whole blob, which leaves its pages in
  * the page cache, and later ones read just their range with
- * preadv2(RWF_NOWAIT), which fails when a page is not in memory, so a
- * range that left the page cache is verified again. On Linux 6.x such a
- * read still starts reading the missing pages (and a read meeting a
- * readahead mark starts readahead past it), which would put device bytes
- * under a memo entry unverified: the store's read_pages op notices the
- * device read and moves the epochs there, so the entry no longer holds.
+ * preadv2(RWF_NOWAIT), which fails rather than go to the device, so a
+ * range that left the page cache is verified again.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -313,14 +309,9 @@ void data_chunk_refs_release(data_store *s, data_fdref *refs, size_t n)
 }
 
 /* Reads all of r's range without waiting for the device: false if any of
- * it is not in the page cache, or if the read made the kernel read from
- * the device (the store's read_pages op then moved the epochs). */
-static bool read_cached(data_store *s, const data_fdref *r, uint8_t *dst)
+ * it is not in the page cache. */
+static bool read_cached(const data_fdref *r, uint8_t *dst)
 {
-    if (s->bs->ops->read_pages) {
-        bool io = false;
-        return s->bs->ops->read_pages(s->bs, r, dst, true, &io) == 0 && !io;
-    }
     size_t done = 0;
     while (done < r->len) {
         struct iovec iov = {dst + done, r->len - done};
@@ -333,16 +324,8 @@ static bool read_cached(data_store *s, const data_fdref *r, uint8_t *dst)
     return true;
 }
 
-/* Reads r's range (just verified). 1: the read went to the device, so
- * some of what it returned may not be what was verified (pages evicted
- * and read back meanwhile): verify again. */
-static int read_all(data_store *s, const data_fdref *r, uint8_t *dst)
+static int read_all(const data_fdref *r, uint8_t *dst)
 {
-    if (s->bs->ops->read_pages) {
-        bool io = false;
-        int rc = s->bs->ops->read_pages(s->bs, r, dst, false, &io);
-        return rc ? rc : io ? 1 : 0;
-    }
     size_t done = 0;
     while (done < r->len) {
         ssize_t n = pread(r->fd, dst + done, r->len - done, (off_t)(r->off + done));
@@ -355,16 +338,6 @@ static int read_all(data_store *s, const data_fdref *r, uint8_t *dst)
         done += (size_t)n;
     }
     return 0;
-}
-
-/* One byte of r at offset at is in the page cache (read_cached's rules). */
-static bool probe(data_store *s, const data_fdref *r, size_t at)
-{
-    uint8_t b;
-    data_fdref one = *r;
-    one.off = r->off + at;
-    one.len = 1;
-    return read_cached(s, &one, &b);
 }
 
 void data__vmemo_verified(data_store *s, data_key k, size_t len, uint64_t epoch)
@@ -390,8 +363,11 @@ bool data__range_known_cached(data_store *s, data_key k, uint32_t off, size_t le
      * mincore looks up every page and costs about as much as copying
      * them. A page in between that left the cache is found by the read,
      * which then loads and verifies the block itself. */
-    bool yes =
-        r.len == len && probe(s, &r, 0) && probe(s, &r, r.len - 1) && epoch_holds(s, &r, epoch);
+    uint8_t b;
+    struct iovec iov = {&b, 1};
+    bool yes = r.len == len && preadv2(r.fd, &iov, 1, (off_t)r.off, RWF_NOWAIT) == 1 &&
+               preadv2(r.fd, &iov, 1, (off_t)(r.off + r.len - 1), RWF_NOWAIT) == 1 &&
+               epoch_holds(s, &r, epoch);
     data_fdref_release(s->bs, &r);
     return yes;
 }
@@ -421,7 +397,7 @@ bool data__range_read_cached(data_store *s, data_key k, uint32_t off, size_t len
      * epoch). A page with a readahead mark is read too, and starts
      * readahead past it: marks lie only where a guarded read's readahead
      * reached (docs/data.md §4.3). */
-    bool hit = r.len == len && read_cached(s, &r, dst) && memo_same(s->vmemo, k, gen) &&
+    bool hit = r.len == len && read_cached(&r, dst) && memo_same(s->vmemo, k, gen) &&
                epoch_holds(s, &r, epoch);
     data_fdref_release(s->bs, &r);
     return hit;
@@ -436,31 +412,23 @@ int data__range_read(data_store *s, data_key k, uint32_t off, size_t len, uint8_
         int rc = data__bs_read_fd(s->bs, k, off, len, DATA__FD_NOVERIFY, &r);
         if (rc != 0)
             return rc;
-        bool hit =
-            read_cached(s, &r, dst) && memo_same(s->vmemo, k, gen) && epoch_holds(s, &r, epoch);
+        bool hit = read_cached(&r, dst) && memo_same(s->vmemo, k, gen) && epoch_holds(s, &r, epoch);
         data_fdref_release(s->bs, &r);
         if (hit) {
             *got = r.len;
             return 0;
         }
     }
-    for (int tries = 0;; tries++) {
-        int rc = data__bs_read_fd(s->bs, k, off, len, 0, &r);
-        if (rc == NB_ECHECKSUM || rc == NB_ECORRUPT)
-            memo_forget(s->vmemo, k);
-        if (rc != 0)
-            return rc;
-        /* The store verified the whole blob, not just this range. */
-        memo_add(s->vmemo, k, 0, DATA_BLOCK_SIZE, r.priv[3]);
-        rc = read_all(s, &r, dst);
-        size_t n = r.len;
-        data_fdref_release(s->bs, &r);
-        if (rc == 1 && tries < 2)
-            continue; /* pages left and came back from the device: check again */
-        if (rc == 1)  /* memory too tight to keep them: the store's own checked copy */
-            return data_bs_get(s->bs, k, off, len, dst, got);
-        if (rc == 0)
-            *got = n;
+    int rc = data__bs_read_fd(s->bs, k, off, len, 0, &r);
+    if (rc == NB_ECHECKSUM || rc == NB_ECORRUPT)
+        memo_forget(s->vmemo, k);
+    if (rc != 0)
         return rc;
-    }
+    /* The store verified the whole blob, not just this range. */
+    memo_add(s->vmemo, k, 0, DATA_BLOCK_SIZE, r.priv[3]);
+    rc = read_all(&r, dst);
+    data_fdref_release(s->bs, &r);
+    if (rc == 0)
+        *got = r.len;
+    return rc;
 }

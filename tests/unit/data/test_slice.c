@@ -4,7 +4,6 @@
  * random reads on the disk store, and compaction equivalence. */
 #include <fcntl.h>
 #include <sys/mman.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "data/data_int.h"
@@ -658,45 +657,6 @@ static void test_disk_readahead_neighbour(void **state)
     free(want);
 }
 
-/* A remembered block whose pages left the page cache and whose bytes were
- * damaged on the device meanwhile: a read that trusts the memo must never
- * return the damaged bytes. On Linux 6.x a RWF_NOWAIT read of pages not in
- * memory fails with EAGAIN but starts reading them (and a read meeting a
- * readahead mark starts readahead past it): the failed try leaves the
- * damaged pages in the page cache, unverified, and a second try finds
- * them all resident. Every try below must give the good bytes or an error,
- * and a small read the error. */
-static void test_memo_evicted_damage(void **state)
-{
-    (void)state;
-    const size_t len = 2 * DATA_BLOCK_SIZE;
-    uint8_t *want = nb_xmalloc(len), *got = nb_xmalloc(65536);
-    dt_fill(940, 0, want, len);
-    ASSERT_OK(dt_write_slice(st, 940, len));
-    data_slice sl = {940, 0, (uint32_t)len, 0, NULL};
-    const data_key k = {940, 1};
-    const uint32_t at = 70000; /* the damaged byte, in block 1's second segment */
-    const uint8_t good = want[DATA_BLOCK_SIZE + at];
-    ASSERT_OK(data_chunk_read(st, NULL, &sl, 1, DATA_BLOCK_SIZE + 65536, 65536, got));
-    assert_memory_equal(got, want + DATA_BLOCK_SIZE + 65536, 65536);
-    assert_true(data__range_known_cached(st, k, 65536, 65536));
-    poke_block(k, at, (uint8_t)~good);
-    assert_false(byte_resident(k, at));
-    for (int i = 0; i < 4; i++) {
-        if (data__range_read_cached(st, k, 65536, 65536, got))
-            assert_memory_equal(got, want + DATA_BLOCK_SIZE + 65536, 65536);
-        struct timespec ts = {0, 20 * 1000 * 1000}; /* a device read's time */
-        nanosleep(&ts, NULL);
-    }
-    if (data__range_known_cached(st, k, 65536, 65536) &&
-        data__range_read_cached(st, k, 65536, 65536, got))
-        assert_memory_equal(got, want + DATA_BLOCK_SIZE + 65536, 65536);
-    ASSERT_RC(data_chunk_read(st, NULL, &sl, 1, DATA_BLOCK_SIZE + 65536, 65536, got), NB_ECHECKSUM);
-    poke_block(k, at, good);
-    free(got);
-    free(want);
-}
-
 static void test_compaction_equivalence(void **state)
 {
     (void)state;
@@ -791,7 +751,6 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_disk_stream_warm, setup_disk, teardown),
         cmocka_unit_test_setup_teardown(test_disk_refs_read_ahead, setup_disk, teardown),
         cmocka_unit_test_setup_teardown(test_disk_readahead_neighbour, setup_disk, teardown),
-        cmocka_unit_test_setup_teardown(test_memo_evicted_damage, setup_disk, teardown),
         cmocka_unit_test_setup_teardown(test_compaction_equivalence, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
