@@ -79,7 +79,7 @@ int disk__sync_data(disk_env *e)
 /* Frees an extent, or marks it for freeing at its last unpin. Under mu. */
 static void release_extent(disk_env *e, uint64_t off, uint32_t len)
 {
-    uint64_t n = n_aus(e, len);
+    uint64_t n = disk__ext_aus(len, e->au);
     disk__ent *p = disk__map_get(&e->pins, off, 0);
     if (p) {
         p->crc = 1;
@@ -789,6 +789,35 @@ static int alloc_extent(disk_env *e, uint64_t n, unsigned *fi, uint64_t *au)
     }
 }
 
+/* A put's checksums: the segment table and the whole blob's CRC32C when
+ * crcs is set, else the CRC32C alone. */
+typedef struct seg_job {
+    const void *data;
+    uint64_t len;
+    uint32_t *crcs;
+    uint32_t *crc;
+} seg_job;
+
+static void seg_job_run(void *arg)
+{
+    seg_job *j = arg;
+    *j->crc = j->crcs ? disk__seg_crcs(j->data, j->len, j->crcs) : nb_crc32c(0, j->data, j->len);
+}
+
+/* Writes a blob's segment table at off: whole AUs, zero-padded (direct
+ * writes want them; the data's last AU is not touched). */
+static int write_table(disk_env *e, int fd, uint64_t off, const uint32_t *crcs, uint64_t len)
+{
+    uint64_t tb = disk__table_bytes(len);
+    size_t sz = (size_t)((tb + e->au - 1) / e->au * e->au);
+    uint8_t *b = nb_xaligned_alloc(4096, sz);
+    memset(b, 0, sz);
+    disk__seg_encode(b, crcs, len);
+    int rc = e->io->pwrite(e->ioctx, fd, b, sz, off);
+    free(b);
+    return rc;
+}
+
 int disk_put(disk_env *e, disk_id id, const void *data, size_t len)
 {
     return disk_put_flags(e, id, data, len, 0);
@@ -802,7 +831,7 @@ int disk_put_flags(disk_env *e, disk_id id, const void *data, size_t len, unsign
         return NB_EUSAGE;
     if (len > e->opt.max_blob)
         return NB_ETOOBIG;
-    uint64_t n = n_aus(e, len), au;
+    uint64_t n = disk__ext_aus(len, e->au), au;
     unsigned fi = 0;
     /* Puts at once, and the most since the last batch began (gather()). */
     uint64_t now = __atomic_add_fetch(&e->in_puts, 1, __ATOMIC_RELAXED);
@@ -825,7 +854,10 @@ int disk_put_flags(disk_env *e, disk_id id, const void *data, size_t len, unsign
      * (a copy, no device write in the put's path) by the batch's leader
      * while the WAL write is in flight (write_batch); the next checkpoint
      * syncs it, and recovery rewrites it from the WAL when it did not. */
-    int inl = len <= e->opt.inline_max;
+    int inl = len <= e->opt.inline_max && len <= DISK_SEG_SIZE; /* a PUTD has no table */
+    /* Over DISK_SEG_SIZE: a CRC per segment, stored after the data. */
+    uint64_t tbytes = inl ? 0 : disk__table_bytes(len);
+    uint32_t *segs = tbytes ? nb_xmalloc((size_t)tbytes) : NULL;
     __atomic_fetch_add(&e->w_started, 1, __ATOMIC_RELAXED); /* commit() counts it queued */
     size_t wlen = len;
     const void *src = data;
@@ -834,22 +866,28 @@ int disk_put_flags(disk_env *e, disk_id id, const void *data, size_t len, unsign
     /* O_DIRECT wants aligned memory and whole blocks: bounce through an
      * aligned, zero-padded copy unless the caller's buffer already is. */
     if (!inl && f->direct && (((uintptr_t)data & 4095) || len % e->au || len == 0)) {
-        wlen = n * e->au;
+        wlen = n_aus(e, len) * e->au; /* the data's AUs: the table is written apart */
         bounce = nb_xaligned_alloc(4096, wlen);
         memcpy(bounce, data, len);
         memset((uint8_t *)bounce + len, 0, wlen - len);
         src = bounce;
     }
     /* A direct write is checksummed while the device works on it. */
-    int crc_later = wlen && !inl && e->io->pwrite_crc;
+    int crc_later = wlen && !inl && (tbytes ? e->io->pwrite_fn != NULL : e->io->pwrite_crc != NULL);
+    seg_job sj = {data, len, segs, &crc};
     if (!crc_later)
-        crc = nb_crc32c(0, data, len);
+        seg_job_run(&sj);
     if (inl)
         rc = 0; /* the batch's leader copies it (write_batch) */
+    else if (crc_later && tbytes)
+        rc = e->io->pwrite_fn(e->ioctx, fd, src, wlen, local, seg_job_run, &sj);
     else if (crc_later)
         rc = e->io->pwrite_crc(e->ioctx, fd, src, wlen, local, data, len, &crc);
     else if (wlen)
         rc = e->io->pwrite(e->ioctx, fd, src, wlen, local);
+    if (!rc && tbytes)
+        rc = write_table(e, fd, local + disk__table_at(len, e->au), segs, len);
+    free(segs);
     free(bounce);
     if (!rc) {
         disk__rec r = {.type = inl ? DISK_REC_PUTD : DISK_REC_PUT,
@@ -1002,6 +1040,107 @@ static int read_blob(disk_env *e, const disk__ent *ent, uint8_t *into, uint8_t *
     return rc;
 }
 
+/* Reads and checks the segment table of a pinned blob over DISK_SEG_SIZE
+ * into crcs[] (disk__seg_count entries). fd as read_blob picks it. On a
+ * damaged table crcs is zeroed and the result NB_ECHECKSUM. */
+static int read_table(disk_env *e, const disk__ent *ent, int fd, int direct, uint32_t *crcs)
+{
+    disk__file *f = file_of(e, ent->off);
+    uint64_t at = (ent->off & DISK__LOCAL_MASK) + disk__table_at(ent->len, e->au);
+    uint64_t tb = disk__table_bytes(ent->len);
+    size_t rlen = (size_t)(direct ? (tb + e->au - 1) / e->au * e->au : tb);
+    uint8_t *t = nb_xaligned_alloc(4096, rlen);
+    size_t got = 0;
+    int rc = e->io->pread(e->ioctx, fd, t, rlen, at, &got);
+    if (!rc && got < tb)
+        rc = NB_CORRUPT("disk %s: blob %016llx:%016llx: its segment table at offset %llu of %s "
+                        "is cut short (%zu of %llu bytes)",
+                        e->dir, (unsigned long long)ent->hi, (unsigned long long)ent->lo,
+                        (unsigned long long)at, f->path, got, (unsigned long long)tb);
+    else if (rc)
+        NB_ERROR("disk %s: reading the segment table of blob %016llx:%016llx at offset %llu of "
+                 "%s: %s",
+                 e->dir, (unsigned long long)ent->hi, (unsigned long long)ent->lo,
+                 (unsigned long long)at, f->path, nb_strerror(rc));
+    if (!rc && disk__seg_decode(t, ent->len, ent->crc, crcs) != 0) {
+        NB_ERROR("disk %s: blob %016llx:%016llx: its segment table at offset %llu of %s is "
+                 "damaged (its CRCs do not make the blob's %08x)",
+                 e->dir, (unsigned long long)ent->hi, (unsigned long long)ent->lo,
+                 (unsigned long long)at, f->path, ent->crc);
+        rc = NB_ECHECKSUM;
+    }
+    if (rc)
+        memset(crcs, 0, (size_t)disk__seg_count(ent->len) * 4);
+    free(t);
+    return rc;
+}
+
+/* Reads bytes [off, off + n) (n > 0) of a pinned blob that has a segment
+ * table into buf, verifying only the segments they touch. On an error buf
+ * holds no blob bytes. */
+static int read_segs(disk_env *e, const disk__ent *ent, uint64_t off, size_t n, uint8_t *buf)
+{
+    disk__file *f = file_of(e, ent->off);
+    uint64_t local = ent->off & DISK__LOCAL_MASK;
+    int fd = e->opt.direct_reads ? f->fd : f->ref_fd;
+    int direct = fd == f->fd && f->direct;
+    uint32_t *crcs = nb_xmalloc((size_t)disk__seg_count(ent->len) * 4);
+    int rc = read_table(e, ent, fd, direct, crcs);
+    uint64_t s0 = off / DISK_SEG_SIZE, s1 = (off + n - 1) / DISK_SEG_SIZE;
+    uint64_t from = s0 * DISK_SEG_SIZE;
+    uint64_t to = (s1 + 1) * DISK_SEG_SIZE < ent->len ? (s1 + 1) * DISK_SEG_SIZE : ent->len;
+    size_t span = (size_t)(to - from);
+    size_t rlen = direct ? (span + e->au - 1) / e->au * e->au : span;
+    /* Segment-aligned ranges land in the caller's buffer directly. */
+    uint8_t *b = !direct && from == off && to == off + n ? buf : NULL;
+    if (!rc && !b)
+        b = nb_xaligned_alloc(4096, rlen);
+    size_t got = 0;
+    if (!rc)
+        rc = e->io->pread(e->ioctx, fd, b, rlen, local + from, &got);
+    if (!rc && got < span)
+        rc = NB_CORRUPT("disk %s: blob %016llx:%016llx at offset %llu of %s: data file ends after "
+                        "%zu of %zu bytes",
+                        e->dir, (unsigned long long)ent->hi, (unsigned long long)ent->lo,
+                        (unsigned long long)(local + from), f->path, got, span);
+    for (uint64_t sg = s0; sg <= s1 && !rc; sg++) {
+        uint64_t at = sg * DISK_SEG_SIZE;
+        size_t sl = (size_t)(ent->len - at < DISK_SEG_SIZE ? ent->len - at : DISK_SEG_SIZE);
+        uint32_t c = nb_crc32c(0, b + (at - from), sl);
+        if (c != crcs[sg]) {
+            NB_ERROR("disk %s: blob %016llx:%016llx: segment %llu at offset %llu of %s (%zu "
+                     "bytes): checksum mismatch (stored %08x, computed %08x)",
+                     e->dir, (unsigned long long)ent->hi, (unsigned long long)ent->lo,
+                     (unsigned long long)sg, (unsigned long long)(local + at), f->path, sl,
+                     crcs[sg], c);
+            rc = NB_ECHECKSUM;
+        }
+    }
+    if (b == buf) {
+        if (rc)
+            memset(buf, 0, n);
+    } else if (b) {
+        if (!rc)
+            memcpy(buf, b + (off - from), n);
+        free(b);
+    }
+    free(crcs);
+    return rc;
+}
+
+int disk_ref_seg_crcs(disk_env *e, const disk_ref *ref, uint32_t *crcs)
+{
+    if (ref->len <= DISK_SEG_SIZE) {
+        if (ref->len)
+            crcs[0] = ref->crc32c;
+        return 0;
+    }
+    disk__file *f = file_of(e, ref->pin);
+    int fd = e->opt.direct_reads ? f->fd : f->ref_fd;
+    disk__ent ent = {.off = ref->pin, .len = (uint32_t)ref->len, .crc = ref->crc32c};
+    return read_table(e, &ent, fd, fd == f->fd && f->direct, crcs);
+}
+
 int disk_read(disk_env *e, disk_id id, uint64_t off, size_t len, void *buf, size_t *got)
 {
     *got = 0;
@@ -1012,6 +1151,17 @@ int disk_read(disk_env *e, disk_id id, uint64_t off, size_t len, void *buf, size
     if (off > ent.len) {
         unpin(e, ent.off);
         return NB_EUSAGE;
+    }
+    if (disk__table_bytes(ent.len) && (off > 0 || len < ent.len)) {
+        /* A part of a blob with segments: only the segments it touches. */
+        size_t n = ent.len - off < len ? (size_t)(ent.len - off) : len;
+        rc = n ? read_segs(e, &ent, off, n, buf) : 0;
+        unpin(e, ent.off);
+        if (rc)
+            return rc;
+        *got = n;
+        count(&e->n_reads, 1);
+        return 0;
     }
     /* A whole-blob read lands in the caller's buffer directly. */
     int whole = off == 0 && len >= ent.len;
@@ -1135,6 +1285,7 @@ void disk_stats_get(disk_env *e, disk_stats *st)
     st->grows_in_put = __atomic_load_n(&e->n_grows_put, __ATOMIC_RELAXED);
     st->recovery_ns = e->recovery_ns;
     st->replayed = e->replayed;
+    st->dropped = e->dropped;
     st->io_uring = e->uring != NULL;
     st->direct = e->direct;
 }

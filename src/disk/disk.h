@@ -25,8 +25,15 @@
  * data fsync the engine refuses further writes (it can no longer tell what
  * reached the disk) and returns the original error; reopen to recover.
  *
+ * Segments (format 4): a blob longer than DISK_SEG_SIZE keeps one CRC32C
+ * per DISK_SEG_SIZE segment next to its data, so disk_read() of a range
+ * reads and verifies only the segments the range touches (a whole-blob
+ * read still checks the whole blob's CRC32C). API change with it:
+ * DISK_SEG_SIZE, disk_ref_seg_crcs(), disk_stats.dropped; nothing else.
+ *
  * Caveats:
- *  - A read of any part of a blob reads and verifies the whole blob.
+ *  - A read of any part of a blob of at most DISK_SEG_SIZE bytes reads and
+ *    verifies the whole blob; of a larger one, the segments it touches.
  *  - Blob bytes reach disk padded to the allocation unit (default 4 KiB).
  *  - The on-disk format is little-endian; we build for little-endian CPUs.
  */
@@ -215,6 +222,10 @@ typedef struct disk_ref {
 
 #define DISK_REF_VERIFY 1u /* read and verify the CRC before handing out */
 
+/* The unit of per-segment CRCs: segment i of a blob is its bytes
+ * [i * DISK_SEG_SIZE, min(len, (i + 1) * DISK_SEG_SIZE)). */
+#define DISK_SEG_SIZE (64u << 10)
+
 /* Pins blob id's extent and fills *ref. The extent is not reused until
  * disk_unpin(), even if the blob is deleted or replaced meanwhile, so the
  * bytes at (fd, off, len) stay those of the blob while the ref is pinned.
@@ -223,6 +234,14 @@ typedef struct disk_ref {
  * (a sender cannot otherwise know the bytes are good). Returns 0,
  * NB_ENOTFOUND, NB_ECHECKSUM (nothing pinned) or -errno. */
 int disk_read_ref(disk_env *e, disk_id id, unsigned flags, disk_ref *ref) NB_MUST_CHECK;
+
+/* Fills crcs[0, n) with the CRC32C of each DISK_SEG_SIZE segment of the
+ * pinned blob, n = ceil(ref->len / DISK_SEG_SIZE) (at most one entry, which
+ * is ref->crc32c, for a blob of at most DISK_SEG_SIZE bytes), so a reader of
+ * (ref->fd, ref->off) can verify just the segments it reads. The table is
+ * read from the data file and checked against ref->crc32c first. Returns 0,
+ * NB_ECHECKSUM (a damaged table: logged, crcs zeroed) or -errno. */
+int disk_ref_seg_crcs(disk_env *e, const disk_ref *ref, uint32_t *crcs) NB_MUST_CHECK;
 
 /* Releases a ref from disk_read_ref(); after it the ref is invalid. */
 void disk_unpin(disk_env *e, disk_ref *ref);
@@ -252,6 +271,8 @@ typedef struct disk_stats {
     uint64_t pinned;        /* extents pinned by refs */
     uint64_t recovery_ns;   /* time disk_open spent reading the checkpoint and replaying */
     uint64_t replayed;      /* WAL records replayed at open */
+    uint64_t dropped;       /* puts recovery dropped at open: their data did not
+                               reach the disk (never acknowledged) */
     int io_uring;           /* 1 when reads and writes go through io_uring */
     int direct;             /* 1 when the data file is open with O_DIRECT */
     /* Checkpoints written inside a put: no background thread, or the WAL

@@ -16,7 +16,7 @@
  *
  *   OFFSET SIZE  FIELD
  *        0    8  magic "NBDDATA\n"
- *        8    4  format version (2; 1 = a data file that never grows)
+ *        8    4  format version (4)
  *       12    4  au_size: allocation unit in bytes (power of two >= 4096)
  *       16   16  uuid of the engine (random at creation)
  *       32    8  data_size: size of data.0 at creation (superblock included)
@@ -26,6 +26,17 @@
  *
  *   The data region is [au_size, file size rounded down to au_size); an
  *   extent is a byte offset in data.0 (a multiple of au_size) and a length.
+ *
+ * EXTENT (format 4)
+ *
+ *   A blob of len bytes: its bytes at the extent's start, zeros to the AU.
+ *   When len > DISK_SEG_SIZE (64 KiB), the next AU starts its segment
+ *   table: ceil(len / 64 KiB) CRC32Cs (4 bytes each, unmasked), one per
+ *   64 KiB segment (the last one shorter), zeros to the AU. The extent
+ *   takes ceil(len / au) + ceil(table / au) AUs. Records and checkpoint
+ *   entries keep the CRC32C of the whole blob; the table is checked by its
+ *   CRCs combining into it (crc32c_combine), then each segment read by
+ *   its own. A PUTD is never longer than 64 KiB and has no table.
  *   The file grows (fallocate, then fsync) before any extent in the new
  *   part is handed out, so every durable record points inside it.
  *
@@ -33,7 +44,7 @@
  *
  *   OFFSET SIZE  FIELD
  *        0    8  magic "NBDWAL\r\n"
- *        8    4  format version (2)
+ *        8    4  format version (4)
  *       12    4  record size (48)
  *       16    8  seq: the file's number (as in its name)
  *       24    8  start_lsn: LSN of the file's first record
@@ -99,7 +110,7 @@
  *
  *   OFFSET SIZE  FIELD
  *        0    8  magic "NBDCKPT\n"
- *        8    4  format version (2)
+ *        8    4  format version (4)
  *       12    4  entry size (32)
  *       16   16  uuid of the engine
  *       32    8  wal_seq: the first WAL file to replay
@@ -122,8 +133,11 @@
 
 #include <stdint.h>
 
-/* 3: PUTD records (a put's data inside the WAL); 2 still opens. */
-#define DISK_FORMAT_VERSION 3u
+/* 4: a segment CRC table after the data of every blob over DISK_SEG_SIZE
+ * (3: PUTD records, a put's data inside the WAL). Engines of format 3 or
+ * older are refused with NB_EVERSION. */
+#define DISK_FORMAT_VERSION 4u
+#define DISK_FORMAT_SEGS    4u /* the oldest format this build opens */
 
 /* WAL files are created with, and extended by, this many bytes of zeros. */
 #define DISK_WAL_STEP (4u << 20)

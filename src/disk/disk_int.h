@@ -134,6 +134,44 @@ char *disk__wal_path(const char *dir, uint64_t seq);
 /* DIR/CHECKPOINT (slot 0) or DIR/CHECKPOINT.1 (slot 1); owned. */
 char *disk__ckpt_path(const char *dir, int slot);
 
+/* ---- seg.c: per-segment CRC32Cs of blobs over DISK_SEG_SIZE (format 4) ---- */
+
+static inline uint64_t disk__seg_count(uint64_t len)
+{
+    return (len + DISK_SEG_SIZE - 1) / DISK_SEG_SIZE;
+}
+
+/* Bytes of the blob's segment table (0: the blob has none). */
+static inline uint64_t disk__table_bytes(uint64_t len)
+{
+    return len > DISK_SEG_SIZE ? 4 * disk__seg_count(len) : 0;
+}
+
+/* Where the table starts in the extent: the first AU after the data. */
+static inline uint64_t disk__table_at(uint64_t len, uint32_t au)
+{
+    return (len + au - 1) / au * au;
+}
+
+/* AUs of a blob's extent: its data, then its table (at least one AU). */
+static inline uint64_t disk__ext_aus(uint64_t len, uint32_t au)
+{
+    uint64_t n = (len + au - 1) / au + (disk__table_bytes(len) + au - 1) / au;
+    return n ? n : 1;
+}
+
+/* crc32c(A || B) from crc32c(A), crc32c(B) and |B|. */
+uint32_t disk__crc_combine(uint32_t crc1, uint32_t crc2, uint64_t len2);
+/* The CRC32C of a blob of len bytes from its segments' CRCs. */
+uint32_t disk__seg_whole(const uint32_t *crcs, uint64_t len);
+/* Fills crcs[] with the CRC32C of each segment; returns the whole blob's. */
+uint32_t disk__seg_crcs(const void *data, uint64_t len, uint32_t *crcs);
+/* The table as stored: disk__table_bytes(len) bytes, little-endian. */
+void disk__seg_encode(uint8_t *out, const uint32_t *crcs, uint64_t len);
+/* Decodes a stored table into crcs[]; 0 when its CRCs combine into crc
+ * (the whole blob's, from the index), else -1. */
+int disk__seg_decode(const uint8_t *in, uint64_t len, uint32_t crc, uint32_t *crcs);
+
 /* ---- disk.c and open.c ---- */
 
 /* fdatasync through the I/O table, counted in the stats. */

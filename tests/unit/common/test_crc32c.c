@@ -79,6 +79,69 @@ static void test_three_way_lengths(void **state)
     free(data);
 }
 
+/* The carry-less paths run chunks of 80 or 8 iterations (xmm: 64 + 72
+ * bytes each, ymm: 128 + 72) and hand the rest to the 3-way path: every
+ * length up to a few short chunks, and windows around every mix of long and
+ * short chunks, at every alignment, must equal the software path. */
+static void check_against_sw(crc_fn f, size_t vstep)
+{
+    size_t iter = vstep + 72, lng = 80 * iter, shrt = 8 * iter;
+    size_t max = 2 * lng + 9 * shrt + 64;
+    uint8_t *data = nb_xmalloc(max + 8);
+    uint64_t x = nb_test_seed();
+    for (size_t i = 0; i < max + 8; i++) {
+        x = x * 6364136223846793005ull + 1442695040888963407ull;
+        data[i] = (uint8_t)(x >> 56);
+    }
+    for (size_t a = 0; a < 8; a++)
+        for (size_t n = 0; n <= 3 * shrt + 16; n++)
+            assert_int_equal(f(7, data + a, n), nb_crc32c_sw(7, data + a, n));
+    for (size_t l = 0; l <= 2; l++)
+        for (size_t s = 0; s <= 9; s++) {
+            size_t mid = l * lng + s * shrt;
+            for (size_t n = mid < 40 ? 0 : mid - 40; n <= mid + 40; n++) {
+                size_t a = n & 7;
+                assert_int_equal(f(0xffffffffu, data + a, n),
+                                 nb_crc32c_sw(0xffffffffu, data + a, n));
+            }
+        }
+    /* A single flipped bit anywhere in a long input changes the CRC the
+     * same way on both paths. */
+    size_t n = lng + shrt + 13;
+    for (size_t i = 0; i < n; i += 97) {
+        data[i] ^= 0x10;
+        assert_int_equal(f(0, data, n), nb_crc32c_sw(0, data, n));
+        data[i] ^= 0x10;
+    }
+    free(data);
+}
+
+static void test_clmul_against_sw(void **state)
+{
+    (void)state;
+    if (!nb_crc32c_has_clmul())
+        skip();
+    check_vectors(nb_crc32c_clmul);
+    check_against_sw(nb_crc32c_clmul, 64);
+}
+
+static void test_vclmul_against_sw(void **state)
+{
+    (void)state;
+    if (!nb_crc32c_has_vclmul())
+        skip();
+    check_vectors(nb_crc32c_vclmul);
+    check_against_sw(nb_crc32c_vclmul, 128);
+}
+
+/* Whatever nb_crc32c picked agrees with the software path. */
+static void test_dispatch_against_sw(void **state)
+{
+    (void)state;
+    check_vectors(nb_crc32c);
+    check_against_sw(nb_crc32c, nb_crc32c_has_vclmul() ? 128 : 64);
+}
+
 static void test_mask(void **state)
 {
     (void)state;
@@ -89,12 +152,17 @@ static void test_mask(void **state)
 
 int main(void)
 {
+    // clang-format off
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_sw_vectors),
         cmocka_unit_test(test_hw_vectors),
         cmocka_unit_test(test_extend_and_agree),
         cmocka_unit_test(test_three_way_lengths),
+        cmocka_unit_test(test_clmul_against_sw),
+        cmocka_unit_test(test_vclmul_against_sw),
+        cmocka_unit_test(test_dispatch_against_sw),
         cmocka_unit_test(test_mask),
     };
+    // clang-format on
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

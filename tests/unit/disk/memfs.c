@@ -235,12 +235,15 @@ static void survive(memfs *fs, inode *in)
     }
 }
 
-static void power_cut(memfs *fs, int keep_some)
+/* keep: 0 nothing unsynced, 1 a random part, 2 everything written */
+static void power_cut(memfs *fs, int keep)
 {
     pthread_mutex_lock(&fs->mu);
     for (size_t i = 0; i < fs->n_inodes; i++) {
         inode *in = fs->inodes[i];
-        if (keep_some)
+        if (keep == 2)
+            img_copy(&in->dur, &in->cur);
+        else if (keep)
             survive(fs, in);
         clear_ops(in);
         img_copy(&in->cur, &in->dur);
@@ -260,6 +263,11 @@ void memfs_power_cut(memfs *fs)
 void memfs_power_cut_sync_only(memfs *fs)
 {
     power_cut(fs, 0);
+}
+
+void memfs_power_cut_keep_all(memfs *fs)
+{
+    power_cut(fs, 2);
 }
 
 int memfs_corrupt(memfs *fs, const char *path, uint64_t off)

@@ -39,6 +39,10 @@ void memfs_power_cut(memfs *fs);
 /* The same, keeping nothing but what was synced: the worst case, for cuts
  * at each step of an operation whose order of syncs is the point. */
 void memfs_power_cut_sync_only(memfs *fs);
+/* The same, keeping every write that was made (file contents; directory
+ * entries still need sync_dir): the disk wrote everything in order, and a
+ * write that never found its record stays on it. */
+void memfs_power_cut_keep_all(memfs *fs);
 /* Flips the byte at off (modulo the size) of path, now and in its durable
  * image (bit rot, or a torn write the file system did not notice).
  * Returns 0 or -ENOENT (missing or empty). */

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "common/coding.h"
+#include "common/crc32c.h"
 #include "common/fsutil.h"
 #include "disk/disk_format.h"
 
@@ -765,6 +766,91 @@ static void test_checksum(void **state)
     free(dir);
 }
 
+/* Format 4: a blob over DISK_SEG_SIZE carries a CRC per segment. Range
+ * reads return the right bytes and verify only the segments they touch: a
+ * flipped byte in segment 5 fails reads that touch it and no other; a
+ * flipped byte in the table fails every range read (and the tool's check)
+ * while a whole read, checked against the blob's CRC, still works. */
+static void test_segments(void **state)
+{
+    const mode *m = *state;
+    char *dir = nb_test_dir("segments");
+    disk_env *e = open_mode(m, dir);
+    const size_t big = (4u << 20) + 4097, seg = DISK_SEG_SIZE;
+    uint8_t *want = malloc(big), *b = malloc(big + 16);
+    dt_fill(want, big, dt_id(1), 1);
+    ASSERT_OK(disk_put(e, dt_id(1), want, big));
+    put_ver(e, 2, seg, 1);     /* one segment: no table */
+    put_ver(e, 3, seg + 1, 1); /* two, the second one byte */
+    size_t got;
+    uint64_t rng = 5;
+    for (int i = 0; i < 200; i++) {
+        uint64_t off = dt_rand(&rng) % (big + 1);
+        size_t len = (size_t)(dt_rand(&rng) % (3 * seg));
+        if (i % 4 == 0) /* segment-aligned: straight into the buffer */
+            off = off / seg * seg, len = len / seg * seg + seg;
+        ASSERT_OK(disk_read(e, dt_id(1), off, len, b, &got));
+        assert_int_equal(got, big - off < len ? big - off : len);
+        assert_memory_equal(b, want + off, got);
+    }
+    ASSERT_OK(disk_read(e, dt_id(3), seg - 1, 10, b, &got));
+    assert_int_equal(got, 2);
+    disk_ref ref;
+    uint32_t crcs[70];
+    ASSERT_OK(disk_read_ref(e, dt_id(2), 0, &ref));
+    ASSERT_OK(disk_ref_seg_crcs(e, &ref, crcs));
+    assert_int_equal(crcs[0], ref.crc32c);
+    disk_unpin(e, &ref);
+    ASSERT_OK(disk_read_ref(e, dt_id(1), 0, &ref));
+    assert_int_equal(ref.crc32c, nb_crc32c(0, want, big));
+    ASSERT_OK(disk_ref_seg_crcs(e, &ref, crcs));
+    for (size_t k = 0; k * seg < big; k++)
+        assert_int_equal(crcs[k],
+                         nb_crc32c(0, want + k * seg, big - k * seg < seg ? big - k * seg : seg));
+    uint64_t at = ref.off;
+    disk_unpin(e, &ref);
+    ASSERT_OK(disk_close(e));
+
+    char *data = nb_xasprintf("%s/%s", dir, DISK_DATA_FILE);
+    char *argv[] = {"disk", "check", dir, NULL};
+    assert_int_equal(disk_tool_main(3, argv), 0);
+    corrupt_byte(data, at + 5 * seg + 77);
+    assert_int_equal(disk_tool_main(3, argv), 1);
+    e = open_mode(m, dir);
+    ASSERT_OK(disk_read(e, dt_id(1), 3 * seg + 5, 1000, b, &got));
+    assert_memory_equal(b, want + 3 * seg + 5, 1000);
+    ASSERT_OK(disk_read(e, dt_id(1), 6 * seg, 2 * seg, b, &got));
+    assert_memory_equal(b, want + 6 * seg, 2 * seg);
+    ASSERT_RC(disk_read(e, dt_id(1), 5 * seg + 100, 10, b, &got), NB_ECHECKSUM);
+    assert_int_equal(got, 0);
+    ASSERT_RC(disk_read(e, dt_id(1), 4 * seg, 3 * seg, b, &got), NB_ECHECKSUM);
+    ASSERT_RC(disk_read(e, dt_id(1), 0, big, b, &got), NB_ECHECKSUM);
+    ASSERT_OK(disk_close(e));
+    corrupt_byte(data, at + 5 * seg + 77); /* restored */
+
+    /* The table is in the AU after the data; its third CRC damaged. */
+    uint64_t table = at + (big + 4095) / 4096 * 4096;
+    corrupt_byte(data, table + 2 * 4 + 1);
+    assert_int_equal(disk_tool_main(3, argv), 1);
+    e = open_mode(m, dir);
+    ASSERT_RC(disk_read(e, dt_id(1), 7 * seg, 10, b, &got), NB_ECHECKSUM);
+    ASSERT_RC(disk_read(e, dt_id(1), big - 1, 1, b, &got), NB_ECHECKSUM);
+    ASSERT_OK(disk_read(e, dt_id(1), 0, big, b, &got));
+    assert_memory_equal(b, want, big);
+    ASSERT_OK(disk_read_ref(e, dt_id(1), 0, &ref));
+    ASSERT_RC(disk_ref_seg_crcs(e, &ref, crcs), NB_ECHECKSUM);
+    disk_unpin(e, &ref);
+    expect_ver(e, 3, seg + 1, 1);
+    ASSERT_OK(disk_close(e));
+    corrupt_byte(data, table + 2 * 4 + 1);
+    assert_int_equal(disk_tool_main(3, argv), 0);
+    free(data);
+    free(want);
+    free(b);
+    nb_test_rmdir(dir);
+    free(dir);
+}
+
 typedef struct {
     disk_env *e;
     int t;
@@ -1120,6 +1206,50 @@ static void test_newer_wal_version(void **state)
     free(dir);
 }
 
+/* An engine of format 3 (no segment tables) is refused with NB_EVERSION
+ * and left as it was. */
+static void test_older_format(void **state)
+{
+    (void)state;
+    char *dir = nb_test_dir("older");
+    disk_options o;
+    dt_opts(&o, DISK_IO_POSIX, DISK_DIRECT_OFF);
+    disk_env *e;
+    ASSERT_OK(disk_open(&o, dir, &e));
+    put_ver(e, 1, 200000, 1);
+    ASSERT_OK(disk_close(e));
+    int copies = 0;
+    for (int back = 0; back < 2; back++) {
+        for (int slot = 0; slot < 2; slot++) {
+            char *ck = nb_xasprintf("%s/%s", dir, slot ? DISK_CKPT_FILE2 : DISK_CKPT_FILE);
+            int fd = open(ck, O_RDWR);
+            free(ck);
+            if (fd < 0)
+                continue;
+            uint8_t h[DISK_CKPT_HEADER];
+            size_t got;
+            ASSERT_OK(nb_pread_full(fd, h, sizeof h, 0, &got));
+            nb_put_u32le(h + 8, back ? DISK_FORMAT_VERSION : 3);
+            nb_put_u32le(h + 76, nb_crc32c_mask(nb_crc32c(0, h, 76)));
+            ASSERT_OK(nb_pwrite_full(fd, h, sizeof h, 0));
+            close(fd);
+            copies += !back;
+        }
+        if (!back) {
+            assert_true(copies >= 1);
+            ASSERT_RC(disk_open(&o, dir, &e), NB_EVERSION);
+            assert_null(e);
+            char *argv[] = {"disk", "check", dir, NULL};
+            assert_int_equal(disk_tool_main(3, argv), 2);
+        }
+    }
+    ASSERT_OK(disk_open(&o, dir, &e));
+    expect_ver(e, 1, 200000, 1);
+    ASSERT_OK(disk_close(e));
+    nb_test_rmdir(dir);
+    free(dir);
+}
+
 static void test_small_data_file(void **state)
 {
     (void)state;
@@ -1338,6 +1468,9 @@ int main(void)
         cmocka_unit_test_prestate(test_ref_pin, &uring_direct),
         cmocka_unit_test_prestate(test_checksum, &posix_buffered),
         cmocka_unit_test_prestate(test_checksum, &uring_direct),
+        cmocka_unit_test_prestate(test_segments, &posix_buffered),
+        cmocka_unit_test_prestate(test_segments, &uring_direct),
+        cmocka_unit_test(test_older_format),
         cmocka_unit_test(test_checkpoints),
         cmocka_unit_test(test_wal_zeros_ahead),
         cmocka_unit_test(test_truncated_wal),
