@@ -14,6 +14,7 @@
  *   (run next on the same worker thread) reads with nbfuse__req_kill();
  * - writing the INIT reply, we add FUSE_HANDLE_KILLPRIV_V2 when the kernel
  *   offered it.
+ * And every FUSE_IOCTL is answered ENOTTY as it is read (answer_ioctl).
  */
 #include <errno.h>
 #include <linux/fuse.h>
@@ -72,14 +73,36 @@ static bool kill_bit(const char *buf, size_t n)
     }
 }
 
+/* FUSE_IOCTL: we implement no ioctl, and the kernel sends one for every
+ * ioctl(2) on a file under the mount. Python's open() alone asks isatty()
+ * (TCGETS) of each file it opens: one round trip per DataLoader sample.
+ * The kernel cannot be told to stop: fs/fuse/ioctl.c turns an ENOSYS
+ * reply into ENOTTY on every call and keeps no "no ioctl" flag (as it
+ * does for FLUSH, FSYNC, GETXATTR...). So the reply is the ENOTTY the
+ * program sees either way, written here at once: no request allocation,
+ * dispatch or worker bookkeeping. A write error means the kernel dropped
+ * the request (interrupted, or the connection is going): nothing to do. */
+static void answer_ioctl(int fd, uint64_t unique)
+{
+    struct fuse_out_header oh = {.len = sizeof oh, .error = -ENOTTY, .unique = unique};
+    if (write(fd, &oh, sizeof oh) < 0 && errno != ENOENT)
+        NB_DEBUG("FUSE ioctl reply: %s", strerror(errno));
+}
+
 static ssize_t io_read(int fd, void *buf, size_t len, void *userdata)
 {
     nbfuse *f = userdata;
-    ssize_t n = read(fd, buf, len);
-    req_kill = false;
-    if (n < (ssize_t)sizeof(struct fuse_in_header))
-        return n; /* errno is libfuse's to read */
+    ssize_t n;
     const struct fuse_in_header *h = buf;
+    for (;;) {
+        n = read(fd, buf, len);
+        req_kill = false;
+        if (n < (ssize_t)sizeof(struct fuse_in_header))
+            return n; /* errno is libfuse's to read */
+        if (h->opcode != FUSE_IOCTL)
+            break;
+        answer_ioctl(fd, h->unique);
+    }
     if (h->opcode == FUSE_INIT) {
         struct fuse_init_in in;
         memset(&in, 0, sizeof in);

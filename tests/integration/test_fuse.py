@@ -386,6 +386,30 @@ def test_changes_by_others_clear_setuid_and_setgid(m_shared):
         assert "security.capability" not in os.listxattr(p), who
 
 
+def test_ioctl_is_not_a_tty(m):
+    """Every ioctl fails with ENOTTY, as an ioctl a file system does not
+    know fails on a local one: isatty() is false (Python's open() asks),
+    on files and directories, the same on repeated calls, and the file
+    stays usable between them."""
+    import termios
+
+    p = m.p("f")
+    with open(p, "wb") as f:
+        f.write(b"data")
+    d = os.open(m.p(""), os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        with open(p, "rb") as f:
+            for _ in range(3):
+                assert not f.isatty()
+                assert not os.isatty(d)
+                expect_errno(errno.ENOTTY, fcntl.ioctl, f.fileno(), termios.TCGETS, bytes(64))
+                expect_errno(errno.ENOTTY, fcntl.ioctl, d, termios.TIOCGWINSZ, bytes(8))
+                assert f.read() == b"data"
+                f.seek(0)
+    finally:
+        os.close(d)
+
+
 def test_statfs(m):
     s = os.statvfs(m.p())
     assert s.f_namemax == 255 and s.f_bsize > 0
