@@ -478,6 +478,18 @@ static int handle_free(nbfuse *f, nbfuse_handle *h)
     return r;
 }
 
+bool nbfuse__release_quick(nbfuse *f, uint64_t fh)
+{
+    nbfuse_handle *h = (nbfuse_handle *)(uintptr_t)fh;
+    /* A shared handle is only ever created by a holder of a reference on
+     * the open, so without one now, ours cannot be the last reference of
+     * an open with a handle to publish. */
+    if (atomic_load(&h->o->vf))
+        return false;
+    (void)handle_free(f, h);
+    return true;
+}
+
 static void setup_fi(struct fuse_file_info *fi, nbfuse_open *o)
 {
     nbfuse_handle *h = nb_xcalloc(1, sizeof *h);
