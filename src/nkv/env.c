@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,6 +16,12 @@
 struct nkv_file {
     int fd;
     uint64_t logged; /* the largest size a sync log line gave */
+    /* Files opened for writing: appends go to `end` with pwrite; the file
+     * may hold zeros past it up to `zend` (see px_append). */
+    _Atomic uint64_t end;
+    uint64_t zend;
+    atomic_bool synced;
+    bool no_reserve; /* a zero fill failed: plain appends from then on */
 };
 
 static int px_open(const char *path, int flags, nkv_file **out)
@@ -25,9 +32,8 @@ static int px_open(const char *path, int flags, nkv_file **out)
     } while (fd < 0 && errno == EINTR);
     if (fd < 0)
         return -errno;
-    nkv_file *f = nb_xmalloc(sizeof *f);
+    nkv_file *f = nb_xcalloc(1, sizeof *f);
     f->fd = fd;
-    f->logged = 0;
     *out = f;
     return 0;
 }
@@ -80,7 +86,7 @@ static int px_open_read(void *ctx, const char *path, nkv_file **out)
 static int px_open_write(void *ctx, const char *path, nkv_file **out)
 {
     (void)ctx;
-    int rc = px_open(path, O_WRONLY | O_CREAT | O_TRUNC | O_APPEND, out);
+    int rc = px_open(path, O_WRONLY | O_CREAT | O_TRUNC, out);
     struct stat st;
     if (rc == 0 && synclog_on() && fstat((*out)->fd, &st) == 0)
         synclog('O', &st);
@@ -93,21 +99,57 @@ static int px_read_at(void *ctx, nkv_file *f, uint64_t off, void *buf, size_t n,
     return nb_pread_full(f->fd, buf, n, (off_t)off, got);
 }
 
+/*
+ * A file synced again and again (a WAL under synced writes, the MANIFEST)
+ * keeps zeros written ahead of its end. An fdatasync after an append that
+ * grows the file must commit the new size and blocks through ext4's
+ * journal (a second device write and flush); one after a write into
+ * blocks that already exist, below the file's size, writes only the data.
+ * So once a file has been synced, an append that comes within
+ * RESERVE_SLACK of the zeros' end first writes the next stretch of zeros
+ * (as long as the file, 64 KiB to 1 MiB); the next sync makes both
+ * durable, and the syncs after it, until the end reaches the zeros, need
+ * no journal commit. Readers of the log formats stop at a tail of zeros
+ * (wal.c); close cuts the zeros off again. Appends to one file come from
+ * one thread at a time; a sync may run alongside (nkv_sync_wal).
+ */
+#define RESERVE_MIN   (64u << 10)
+#define RESERVE_MAX   (1u << 20)
+#define RESERVE_SLACK (16u << 10)
+
+/* Zeros from past the n bytes about to be appended at end. */
+static void reserve(nkv_file *f, uint64_t end, size_t n)
+{
+    static const uint8_t zeros[64 << 10];
+    uint64_t len = end < RESERVE_MIN ? RESERVE_MIN : end > RESERVE_MAX ? RESERVE_MAX : end;
+    uint64_t size = f->zend > end ? f->zend : end;
+    uint64_t from = size > end + n ? size : end + n;
+    uint64_t to = (end + n + len + 4095) & ~(uint64_t)4095;
+    for (uint64_t off = from; off < to;) {
+        size_t k = to - off < sizeof zeros ? (size_t)(to - off) : sizeof zeros;
+        if (nb_pwrite_full(f->fd, zeros, k, (off_t)off) != 0) {
+            /* Out of space (say): give the zeros back, append plainly. */
+            if (ftruncate(f->fd, (off_t)size) != 0)
+                NB_WARN("nkv: cutting a failed zero fill: %s", strerror(errno));
+            f->no_reserve = true;
+            return;
+        }
+        off += k;
+    }
+    f->zend = to;
+}
+
 static int px_append(void *ctx, nkv_file *f, const void *buf, size_t n)
 {
     (void)ctx;
-    const char *p = buf;
-    while (n > 0) {
-        ssize_t w = write(f->fd, p, n);
-        if (w < 0) {
-            if (errno == EINTR)
-                continue;
-            return -errno;
-        }
-        p += w;
-        n -= (size_t)w;
-    }
-    return 0;
+    uint64_t end = atomic_load_explicit(&f->end, memory_order_relaxed);
+    if (atomic_load_explicit(&f->synced, memory_order_relaxed) && !f->no_reserve &&
+        end + n + RESERVE_SLACK > f->zend)
+        reserve(f, end, n);
+    int rc = nb_pwrite_full(f->fd, buf, n, (off_t)end);
+    if (rc == 0)
+        atomic_store_explicit(&f->end, end + n, memory_order_relaxed);
+    return rc;
 }
 
 static int px_sync(void *ctx, nkv_file *f)
@@ -115,12 +157,15 @@ static int px_sync(void *ctx, nkv_file *f)
     (void)ctx;
     struct stat st;
     bool log = synclog_on() && fstat(f->fd, &st) == 0;
+    uint64_t end = atomic_load_explicit(&f->end, memory_order_relaxed);
     if (fdatasync(f->fd) != 0)
         return -errno;
+    atomic_store_explicit(&f->synced, true, memory_order_relaxed);
     if (log) {
+        /* The size the data is durable up to, not the zeros past it. */
         pthread_mutex_lock(&synclog_mu);
-        if ((uint64_t)st.st_size > f->logged)
-            f->logged = (uint64_t)st.st_size;
+        if (end > f->logged)
+            f->logged = end;
         st.st_size = (off_t)f->logged;
         synclog('S', &st);
         pthread_mutex_unlock(&synclog_mu);
@@ -131,7 +176,11 @@ static int px_sync(void *ctx, nkv_file *f)
 static int px_close(void *ctx, nkv_file *f)
 {
     (void)ctx;
-    int rc = close(f->fd) == 0 ? 0 : -errno;
+    int rc = 0;
+    if (f->zend > f->end && ftruncate(f->fd, (off_t)f->end) != 0)
+        rc = -errno;
+    if (close(f->fd) != 0 && rc == 0)
+        rc = -errno;
     free(f);
     return rc;
 }

@@ -15,11 +15,13 @@
  * A record never straddles a block: when fewer than 7 bytes remain in a
  * block they are written as zeros and skipped by the reader.
  *
- * Recovery rules: a record cut short by the end of the file, or a tail of
- * zeros, is a torn append from a crash and ends the log cleanly. Anything
- * else (a checksum mismatch even in the last record, a bad type, damage
- * followed by more data) is corruption, reported with the file name and
- * offset; the reader can then resume at the next block.
+ * Recovery rules: a record cut short by the end of the file, a tail of
+ * zeros, or a damaged record followed only by zeros (an append torn inside
+ * the zeros the env writes ahead of a synced log) is a torn append from a
+ * crash and ends the log cleanly. Anything else (a checksum mismatch in the
+ * last record of the file, a bad type, damage followed by more data) is
+ * corruption, reported with the file name and offset; the reader can then
+ * resume at the next block.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -120,6 +122,10 @@ static int damage(nkv_wal_reader *r, size_t off, size_t rec_end, int code, const
      * damage, not a torn append: appends are single writes, so a crash
      * leaves a truncated record, or zeros. */
     bool torn = code != NB_ECHECKSUM && rec_end >= r->len;
+    /* The env writes zeros ahead of a log it syncs (env.c): an append torn
+     * there leaves the rest of its record as zeros, followed by zeros. */
+    if (!torn && rec_end > off && rec_end < r->len)
+        torn = all_zero(r->data + rec_end, r->len - rec_end);
     if (torn || all_zero(r->data + off, r->len - off)) {
         r->off = r->len;
         return 0;

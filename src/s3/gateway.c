@@ -43,8 +43,10 @@ int s3_gw_new(const s3_gw_options *o, s3_gw **out)
         strlen(o->secret_key) > S3_SECRET_KEY_MAX)
         return NB_EUSAGE;
     s3_gw *g = nb_xcalloc(1, sizeof *g);
+    pthread_mutex_init(&g->wins_mu, NULL);
     int rc = nb_pool_new(GW_COMMIT_THREADS, "s3-commit", &g->commits);
     if (rc != 0) {
+        pthread_mutex_destroy(&g->wins_mu);
         free(g);
         return rc;
     }
@@ -78,6 +80,8 @@ void s3_gw_free(s3_gw *g)
         return;
     gw_lifecycle_stop(g);
     nb_pool_free(g->commits);
+    gw_get_wins_free(g);
+    pthread_mutex_destroy(&g->wins_mu);
     free(g->domain);
     free(g);
 }

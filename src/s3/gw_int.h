@@ -20,6 +20,14 @@
  * so MHD's threads go on serving while they wait. */
 #define GW_COMMIT_THREADS 16
 
+/* A window of a large block-store file, mapped read-only (gw_get.c). */
+#define GW_WINS_MAX 256
+typedef struct gw_win {
+    uint64_t dev, ino; /* the file */
+    uint64_t start;    /* file offset of the mapping */
+    uint8_t *p;
+} gw_win;
+
 struct s3_gw {
     vfs *ns;
     nb_pool *commits; /* GW_COMMIT_THREADS workers */
@@ -40,6 +48,12 @@ struct s3_gw {
     atomic_bool any_versioned;
     /* GET bodies by the path that sent them (gw_get.c, /metrics). */
     _Atomic uint64_t get_paths[S3_GET_NPATHS];
+    /* Windows of the block store's large files mapped for the gateway's
+     * life (gw_get.c): entries [0, nwins) are set before nwins counts
+     * them and never change; added under wins_mu. */
+    pthread_mutex_t wins_mu;
+    _Atomic size_t nwins;
+    gw_win wins[GW_WINS_MAX];
 };
 
 /* What a handler answers: status, headers, and a body that is either a
@@ -184,6 +198,8 @@ int gw_get_obj_body(gw_answer *a, vfs_s3_obj **o, uint64_t off, uint64_t len) NB
 /* The MHD response for a body set up by gw_get_body (NULL when MHD
  * refuses it; the answer keeps what it owned). */
 struct MHD_Response *gw_body_response(s3_gw_req *r, gw_answer *a);
+/* Unmaps the windows of mapped answers (MHD stopped: none in flight). */
+void gw_get_wins_free(s3_gw *g);
 
 /* Versioning (gw_version.c). */
 /* "null" or 16 lowercase hex digits: the version ids the gateway makes. */

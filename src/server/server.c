@@ -1,8 +1,12 @@
 /*
  * server.c — data directory lock, HTTP listener and graceful shutdown.
  *
- * HTTP runs on libmicrohttpd with epoll and a pool of threads, each with
- * its own event loop (docs/http.md says why this library). We bind the
+ * HTTP runs on libmicrohttpd (docs/http.md says why this library): one
+ * MHD daemon per HTTP thread, each with its own epoll loop, and one accept
+ * thread of ours that hands every new connection to the daemon with the
+ * fewest open ones. MHD's own thread pool lets whichever thread wakes
+ * first accept up to 10 connections in a row, so two clients that connect
+ * together usually share one thread while the other idles. We bind the
  * listening socket ourselves so that a busy port is reported with its
  * errno, and count requests "in flight" from the moment their request line
  * arrives (URI log callback) until MHD reports them complete: graceful
@@ -105,13 +109,55 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **req_cls,
 static void on_connection(void *cls, struct MHD_Connection *c, void **socket_ctx,
                           enum MHD_ConnectionNotificationCode toe)
 {
-    server *s = cls;
+    server_worker *w = cls;
     NB_UNUSED(c);
     NB_UNUSED(socket_ctx);
-    if (toe == MHD_CONNECTION_NOTIFY_STARTED)
-        atomic_fetch_add(&s->open_connections, 1);
-    else
-        atomic_fetch_sub(&s->open_connections, 1);
+    if (toe == MHD_CONNECTION_NOTIFY_STARTED) {
+        atomic_fetch_add(&w->s->open_connections, 1);
+    } else {
+        atomic_fetch_sub(&w->s->open_connections, 1);
+        atomic_fetch_sub(&w->conns, 1); /* counted when the accept thread handed it over */
+    }
+}
+
+/* The accept thread: every new connection goes to the HTTP thread with
+ * the fewest, so concurrent clients spread over the cores. Beyond
+ * --max-connections a connection is closed at once (as MHD does at its
+ * limit). server_shutdown stops it with shutdown(2) on the socket. */
+static void *accept_main(void *arg)
+{
+    server *s = arg;
+    pthread_setname_np(pthread_self(), "http-accept");
+    while (atomic_load(&s->accepting)) {
+        struct sockaddr_storage ss;
+        socklen_t sl = sizeof ss;
+        int fd = accept4(s->listen_fd, (struct sockaddr *)&ss, &sl, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (fd < 0) {
+            if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM)
+                nb_sleep_ns(10 * NB_NS_PER_MS); /* out of descriptors: let some close */
+            else if (errno != EINTR && errno != ECONNABORTED && errno != EAGAIN &&
+                     errno != EPROTO && errno != EPERM)
+                break; /* EINVAL after shutdown(2), or the socket is gone */
+            continue;
+        }
+        server_worker *best = &s->workers[0];
+        int64_t total = 0;
+        for (unsigned i = 0; i < s->nworkers; i++) {
+            int64_t n = atomic_load(&s->workers[i].conns);
+            total += n;
+            if (n < atomic_load(&best->conns))
+                best = &s->workers[i];
+        }
+        if (total >= (int64_t)s->opts.max_connections) {
+            close(fd);
+            continue;
+        }
+        atomic_fetch_add(&best->conns, 1);
+        /* MHD owns (and on failure closes) the socket from here. */
+        if (MHD_add_connection(best->httpd, fd, (struct sockaddr *)&ss, sl) != MHD_YES)
+            atomic_fetch_sub(&best->conns, 1);
+    }
+    return NULL;
 }
 
 static void on_mhd_log(void *cls, const char *fmt, va_list ap)
@@ -265,22 +311,37 @@ int server_open(const server_options *o, server **out, char *err, size_t errlen)
         server_free(s);
         return rc;
     }
-    /* Suspend/resume: the gateway finishes writes on its own workers. */
+    /* Suspend/resume: the gateway finishes writes on its own workers.
+     * Each daemon takes --max-connections; the accept thread keeps the
+     * total under it. */
     unsigned flags = MHD_USE_EPOLL_INTERNAL_THREAD | MHD_USE_ITC | MHD_USE_ERROR_LOG |
-                     MHD_USE_TURBO | MHD_ALLOW_SUSPEND_RESUME;
-    s->httpd = MHD_start_daemon(
-        flags, 0, NULL, NULL, on_request, s, MHD_OPTION_LISTEN_SOCKET, s->listen_fd,
-        MHD_OPTION_THREAD_POOL_SIZE, (unsigned)(o->threads ? o->threads : 1),
-        MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(32u << 10), MHD_OPTION_CONNECTION_LIMIT,
-        o->max_connections, MHD_OPTION_CONNECTION_TIMEOUT, o->idle_timeout_s,
-        MHD_OPTION_URI_LOG_CALLBACK, on_uri, s, MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
-        MHD_OPTION_NOTIFY_CONNECTION, on_connection, s, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, s,
-        MHD_OPTION_END);
-    if (!s->httpd) {
-        snprintf(err, errlen, "cannot start the HTTP server on port %d", s->port);
-        server_free(s);
-        return NB_EINTERNAL;
+                     MHD_USE_TURBO | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_NO_LISTEN_SOCKET;
+    s->nworkers = o->threads ? o->threads : 1;
+    s->workers = nb_xcalloc(s->nworkers, sizeof *s->workers);
+    for (unsigned i = 0; i < s->nworkers; i++) {
+        server_worker *w = &s->workers[i];
+        w->s = s;
+        w->httpd = MHD_start_daemon(
+            flags, 0, NULL, NULL, on_request, s, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
+            (size_t)(32u << 10), MHD_OPTION_CONNECTION_LIMIT, o->max_connections,
+            MHD_OPTION_CONNECTION_TIMEOUT, o->idle_timeout_s, MHD_OPTION_URI_LOG_CALLBACK, on_uri,
+            s, MHD_OPTION_NOTIFY_COMPLETED, on_completed, s, MHD_OPTION_NOTIFY_CONNECTION,
+            on_connection, w, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, s, MHD_OPTION_END);
+        if (!w->httpd) {
+            snprintf(err, errlen, "cannot start the HTTP server on port %d", s->port);
+            server_free(s);
+            return NB_EINTERNAL;
+        }
     }
+    atomic_store(&s->accepting, true);
+    rc = pthread_create(&s->acceptor, NULL, accept_main, s);
+    if (rc) {
+        atomic_store(&s->accepting, false);
+        snprintf(err, errlen, "cannot start the HTTP accept thread: %s", nb_strerror(-rc));
+        server_free(s);
+        return -rc;
+    }
+    s->acceptor_started = true;
     *out = s;
     return 0;
 }
@@ -322,14 +383,20 @@ void server_shutdown(server *s)
     if (!s || s->stopped)
         return;
     s->stopped = true;
-    if (!s->httpd) {
+    if (!s->workers) {
         close_namespace(s);
         return;
     }
-    /* Stop accepting; connections already open go on. */
-    MHD_socket lfd = MHD_quiesce_daemon(s->httpd);
-    if (lfd != MHD_INVALID_SOCKET) {
-        close(lfd);
+    /* Stop accepting (shutdown(2) wakes the blocked accept); connections
+     * already open go on. */
+    if (s->acceptor_started) {
+        atomic_store(&s->accepting, false);
+        (void)shutdown(s->listen_fd, SHUT_RDWR);
+        pthread_join(s->acceptor, NULL);
+        s->acceptor_started = false;
+    }
+    if (s->listen_fd >= 0) {
+        close(s->listen_fd);
         s->listen_fd = -1;
     }
     uint64_t deadline = nb_mono_ns() + (uint64_t)s->opts.shutdown_grace_s * NB_NS_PER_SEC;
@@ -342,8 +409,11 @@ void server_shutdown(server *s)
     /* Connections suspended for a gateway commit are resumed by it; MHD
      * must not be stopped with any still suspended. */
     s3_gw_drain(s->gw);
-    MHD_stop_daemon(s->httpd);
-    s->httpd = NULL;
+    for (unsigned i = 0; i < s->nworkers; i++)
+        if (s->workers[i].httpd)
+            MHD_stop_daemon(s->workers[i].httpd);
+    free(s->workers);
+    s->workers = NULL;
     close_namespace(s);
 }
 

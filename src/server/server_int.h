@@ -3,6 +3,7 @@
 #define NB_SERVER_SERVER_INT_H
 
 #include <microhttpd.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -14,16 +15,28 @@
 #define SERVER_STATUS_MIN 100
 #define SERVER_STATUS_MAX 599
 
+/* One HTTP thread: an MHD daemon with one epoll loop, fed connections by
+ * the server's accept thread (docs/http.md, "Threads and connections"). */
+typedef struct server_worker {
+    struct server *s;
+    struct MHD_Daemon *httpd;
+    _Atomic int64_t conns; /* handed to this daemon and not yet closed */
+} server_worker;
+
 struct server {
     server_options opts;
     char *data_dir;
     int lock_fd;
     int listen_fd;
     int port;
-    struct MHD_Daemon *httpd;
-    vfs *ns;       /* the namespace */
-    nbfuse *mount; /* NULL without --mount */
-    s3_gw *gw;     /* the S3 gateway: every request but the admin endpoints */
+    server_worker *workers; /* opts.threads of them */
+    unsigned nworkers;
+    pthread_t acceptor;
+    bool acceptor_started;
+    _Atomic bool accepting; /* cleared to stop the accept thread */
+    vfs *ns;                /* the namespace */
+    nbfuse *mount;          /* NULL without --mount */
+    s3_gw *gw;              /* the S3 gateway: every request but the admin endpoints */
     bool stopped;
     uint64_t started_mono_ns;
     char access_key[SERVER_KEY_MAX];

@@ -307,22 +307,33 @@ def test_get_cold_streams(store_srv):
     # checked before the status line), and the whole body when the block
     # cache still held a verified copy of the third block. A few tries make
     # the short body the usual case; whatever comes must be right.
-    flip(path, off)
-    for _ in range(3):
-        drop_pages(path)
-        try:
-            g = s3.get_object(Bucket="get", Key="cold")
-        except ClientError as e:
-            assert (e.response["Error"]["Code"],
-                    e.response["ResponseMetadata"]["HTTPStatusCode"]) == ("InternalError", 500)
-            continue
-        got = bytearray()
-        try:
-            while chunk := g["Body"].read(MIB):
-                got += chunk
-        except (IncompleteReadError, ResponseStreamingError):
-            assert len(got) <= 2 * BLOCK and bytes(got) == body[:len(got)]
-            break
-        assert bytes(got) == body
-    g = s3.get_object(Bucket="get", Key="cold", Range="bytes=0-%d" % (2 * BLOCK - 1))
-    assert g["Body"].read() == body[:2 * BLOCK]
+    # Pages a zero-copy answer sent stay mapped in the server (its lasting
+    # windows, docs/s3.md) and POSIX_FADV_DONTNEED leaves mapped pages
+    # alone: the damaged block is met by a restarted server, which has
+    # nothing mapped and nothing verified.
+    assert srv.stop() == 0
+    srv = S3Server(srv.data_dir, "--block-store", srv.store)
+    try:
+        srv.access_key, srv.secret_key = store_srv.access_key, store_srv.secret_key
+        s3 = srv.client()
+        flip(path, off)
+        for _ in range(3):
+            drop_pages(path)
+            try:
+                g = s3.get_object(Bucket="get", Key="cold")
+            except ClientError as e:
+                assert (e.response["Error"]["Code"],
+                        e.response["ResponseMetadata"]["HTTPStatusCode"]) == ("InternalError", 500)
+                continue
+            got = bytearray()
+            try:
+                while chunk := g["Body"].read(MIB):
+                    got += chunk
+            except (IncompleteReadError, ResponseStreamingError):
+                assert len(got) <= 2 * BLOCK and bytes(got) == body[:len(got)]
+                break
+            assert bytes(got) == body
+        g = s3.get_object(Bucket="get", Key="cold", Range="bytes=0-%d" % (2 * BLOCK - 1))
+        assert g["Body"].read() == body[:2 * BLOCK]
+    finally:
+        assert srv.stop() == 0

@@ -278,6 +278,38 @@ def test_idle_keepalive_does_not_delay_shutdown(tmp_path):
         c.close()
 
 
+def test_connection_limit(tmp_path):
+    # The accept thread hands connections to the HTTP threads in the order
+    # they arrive and refuses (closes) those beyond --max-connections; a
+    # freed slot serves again.
+    req = b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n"
+    with Server(str(tmp_path / "data"), "--threads", "2", "--max-connections", "3") as s:
+        held = [socket.create_connection(("127.0.0.1", s.port), timeout=10) for _ in range(3)]
+        extra = socket.create_connection(("127.0.0.1", s.port), timeout=10)
+        extra.sendall(req)
+        try:
+            assert extra.recv(100) == b""  # closed unanswered
+        except ConnectionResetError:
+            pass
+        extra.close()
+        # A held one is served (and, the admin answer saying close, closed).
+        held[0].sendall(req)
+        assert held[0].recv(100).startswith(b"HTTP/1.1 200")
+        # The server frees the slot on its own time: retry until it has
+        # (each refused try is closed unanswered).
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                assert get(s.port, "/health")[0] == 200
+                break
+            except (ConnectionError, http.client.RemoteDisconnected):
+                assert time.monotonic() < deadline
+                time.sleep(0.05)
+        for c in held:
+            c.close()
+        assert s.stop() == 0
+
+
 def test_sigkill_leaves_no_stale_lock(tmp_path):
     data = str(tmp_path / "data")
     with Server(data) as s:
