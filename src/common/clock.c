@@ -22,6 +22,25 @@ uint64_t nb_wall_ns(void)
     return read_clock(CLOCK_REALTIME);
 }
 
+void nb_cond_init_mono(pthread_cond_t *cv)
+{
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(cv, &ca);
+    pthread_condattr_destroy(&ca);
+}
+
+struct timespec nb_mono_timespec(uint64_t mono_ns)
+{
+    return (struct timespec){(time_t)(mono_ns / NB_NS_PER_SEC), (long)(mono_ns % NB_NS_PER_SEC)};
+}
+
+struct timespec nb_mono_timespec_in(uint64_t ns)
+{
+    return nb_mono_timespec(nb_mono_ns() + ns);
+}
+
 uint64_t nb_cpu_ns(void)
 {
     return read_clock(CLOCK_PROCESS_CPUTIME_ID);

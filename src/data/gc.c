@@ -196,11 +196,7 @@ static void purge_ended_holds_locked(data_store *s)
  * Returns true if that happened. Caller holds s->mu. */
 static bool wait_pins_locked(data_store *s, uint64_t e, uint64_t wait_ns)
 {
-    struct timespec deadline;
-    clock_gettime(CLOCK_REALTIME, &deadline);
-    uint64_t ns = (uint64_t)deadline.tv_nsec + wait_ns;
-    deadline.tv_sec += (time_t)(ns / 1000000000ull);
-    deadline.tv_nsec = (long)(ns % 1000000000ull);
+    struct timespec deadline = nb_mono_timespec_in(wait_ns);
     while (data__pins_min_locked(s) < e) {
         if (pthread_cond_timedwait(&s->pins_changed, &s->mu, &deadline) == ETIMEDOUT)
             return data__pins_min_locked(s) >= e;

@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/clock.h"
 #include "common/log.h"
 #include "common/mem.h"
 #include "data/data_int.h"
@@ -91,7 +92,7 @@ int data_store_open(data_bs *bs, const data_store_options *opts, data_store **ou
     s->bs = bs;
     s->epoch = 1;
     pthread_mutex_init(&s->mu, NULL);
-    pthread_cond_init(&s->pins_changed, NULL);
+    nb_cond_init_mono(&s->pins_changed);
     pthread_mutex_init(&s->collect_mu, NULL);
     pthread_mutex_init(&s->bg_mu, NULL);
     pthread_cond_init(&s->bg_idle, NULL);

@@ -371,11 +371,7 @@ static void gather(disk_env *e)
     int for_started = __atomic_load_n(&e->w_queued, __ATOMIC_RELAXED) < want;
     if (e->opt.no_sync || (!for_started && !for_peers))
         return;
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    uint64_t ns = (uint64_t)ts.tv_nsec + (for_started ? GATHER_NS : wait_ns);
-    ts.tv_sec += (time_t)(ns / NB_NS_PER_SEC);
-    ts.tv_nsec = (long)(ns % NB_NS_PER_SEC);
+    struct timespec ts = nb_mono_timespec_in(for_started ? GATHER_NS : wait_ns);
     e->gathering = 1;
     while (!e->failed && (__atomic_load_n(&e->w_queued, __ATOMIC_RELAXED) < want ||
                           (for_peers && e->n_pending < peers)))

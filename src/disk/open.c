@@ -1194,7 +1194,7 @@ int disk_open(const disk_options *opts, const char *dir, disk_env **out)
     pthread_mutex_init(&e->grow_mu, NULL);
     pthread_mutex_init(&e->wal_mu, NULL);
     pthread_cond_init(&e->wal_cv, NULL);
-    pthread_cond_init(&e->gather_cv, NULL);
+    nb_cond_init_mono(&e->gather_cv);
     pthread_cond_init(&e->grow_cv, NULL);
     pthread_mutex_init(&e->mu, NULL);
     disk__map_init(&e->pins, 16);

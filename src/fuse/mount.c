@@ -182,7 +182,7 @@ static void *loop_main(void *arg)
     memset(&p, 0, sizeof p);
     p.f = f;
     pthread_mutex_init(&p.mu, NULL);
-    pthread_cond_init(&p.wake, NULL);
+    nb_cond_init_mono(&p.wake);
     long cpus = sysconf(_SC_NPROCESSORS_ONLN);
     p.max = f->opts.max_threads ? f->opts.max_threads : 16;
     p.base = cpus > 2 ? (unsigned)cpus : 2;
@@ -204,13 +204,7 @@ static void *loop_main(void *arg)
             quiet = 0;
             continue; /* a worker unparked us (or the last one ended) */
         }
-        struct timespec ts;
-        clock_gettime(CLOCK_REALTIME, &ts);
-        ts.tv_nsec += WATCH_NS;
-        if (ts.tv_nsec >= (long)NB_NS_PER_SEC) {
-            ts.tv_sec++;
-            ts.tv_nsec -= (long)NB_NS_PER_SEC;
-        }
+        struct timespec ts = nb_mono_timespec_in(WATCH_NS);
         pthread_cond_timedwait(&p.wake, &p.mu, &ts);
         if (!p.ending && p.idle == 0 && p.busy_since && p.workers < p.max &&
             nb_mono_ns() - p.busy_since >= WATCH_NS) {

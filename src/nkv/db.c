@@ -625,7 +625,7 @@ static int gather_expect(nkv_db *db, const nkv_writer *w)
  * it is; a deadline already past times out at once). */
 static bool gather_wait(nkv_db *db, const nkv_writer *last, uint64_t deadline)
 {
-    struct timespec ts = {(time_t)(deadline / NB_NS_PER_SEC), (long)(deadline % NB_NS_PER_SEC)};
+    struct timespec ts = nb_mono_timespec(deadline);
     db->gathering = true;
     while (!last->next) {
         if (pthread_cond_timedwait(&db->gather_cv, &db->mu, &ts) == ETIMEDOUT)
@@ -1339,11 +1339,7 @@ int nkv_open(const nkv_options *opts, const char *dir, nkv_db **out)
     pthread_cond_init(&db->bg_cv, NULL);
     pthread_cond_init(&db->done_cv, NULL);
     pthread_cond_init(&db->sync_cv, NULL);
-    pthread_condattr_t ca;
-    pthread_condattr_init(&ca);
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    pthread_cond_init(&db->gather_cv, &ca);
-    pthread_condattr_destroy(&ca);
+    nb_cond_init_mono(&db->gather_cv);
     db->snaps.next = db->snaps.prev = &db->snaps;
     db->sv_slots = nb_xaligned_alloc(64, NKV_SV_SLOTS * sizeof *db->sv_slots);
     for (int i = 0; i < NKV_SV_SLOTS; i++)

@@ -374,12 +374,7 @@ static void *lc_main(void *arg)
     s3_gw *g = arg;
     pthread_mutex_lock(&g->lc_mu);
     while (!g->lc_stop) {
-        struct timespec ts;
-        clock_gettime(CLOCK_REALTIME, &ts);
-        int64_t until =
-            (int64_t)ts.tv_sec * (int64_t)NB_NS_PER_SEC + ts.tv_nsec + g->lc_interval_ns;
-        ts.tv_sec = (time_t)(until / (int64_t)NB_NS_PER_SEC);
-        ts.tv_nsec = (long)(until % (int64_t)NB_NS_PER_SEC);
+        struct timespec ts = nb_mono_timespec_in((uint64_t)g->lc_interval_ns);
         while (!g->lc_stop && pthread_cond_timedwait(&g->lc_cv, &g->lc_mu, &ts) == 0)
             ;
         if (g->lc_stop)
@@ -405,7 +400,7 @@ static void *lc_main(void *arg)
 int gw_lifecycle_start(s3_gw *g, double interval_s, double day_s)
 {
     pthread_mutex_init(&g->lc_mu, NULL);
-    pthread_cond_init(&g->lc_cv, NULL);
+    nb_cond_init_mono(&g->lc_cv);
     g->lc_day_ns = day_s > 0 ? (int64_t)(day_s * (double)NB_NS_PER_SEC) : 0;
     if (interval_s <= 0)
         return 0;

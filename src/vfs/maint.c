@@ -284,11 +284,7 @@ static void *timer_main(void *arg)
         v->o.maintain_interval_ms > 0 ? (uint64_t)v->o.maintain_interval_ms : 30000;
     pthread_mutex_lock(&v->timer_mu);
     while (!v->stop) {
-        struct timespec ts;
-        clock_gettime(CLOCK_REALTIME, &ts);
-        uint64_t ns = (uint64_t)ts.tv_nsec + (period_ms % 1000) * NB_NS_PER_MS;
-        ts.tv_sec += (time_t)(period_ms / 1000 + ns / NB_NS_PER_SEC);
-        ts.tv_nsec = (long)(ns % NB_NS_PER_SEC);
+        struct timespec ts = nb_mono_timespec_in(period_ms * NB_NS_PER_MS);
         pthread_cond_timedwait(&v->timer_cv, &v->timer_mu, &ts);
         if (v->stop)
             break;

@@ -207,7 +207,7 @@ int vfs_open(const vfs_options *o, vfs **out)
     pthread_mutex_init(&v->maint_mu, NULL);
     pthread_rwlock_init(&v->share_lk, NULL);
     pthread_mutex_init(&v->timer_mu, NULL);
-    pthread_cond_init(&v->timer_cv, NULL);
+    nb_cond_init_mono(&v->timer_cv);
     vfs__sync_init(v);
     if (o->maintain_interval_ms >= 0 && !o->read_only) {
         rc = vfs__maint_start(v);

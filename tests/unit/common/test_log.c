@@ -1,4 +1,6 @@
 /* Logging: level filter and the line format. */
+#include <errno.h>
+
 #include "test.h"
 
 static void test_format_and_filter(void **state)
@@ -41,6 +43,31 @@ static void test_clock(void **state)
     assert_string_equal(ts, "1970-01-01T00:00:00.000Z");
 }
 
+/* A timed wait on a monotonic condvar lasts at least what was asked: the
+ * deadline is on the clock the condvar waits on (a REALTIME deadline given
+ * to a MONOTONIC condvar would be decades away, the reverse long past). */
+static void test_mono_timed_wait(void **state)
+{
+    (void)state;
+    struct timespec t = nb_mono_timespec(3 * NB_NS_PER_SEC + 5);
+    assert_int_equal(t.tv_sec, 3);
+    assert_int_equal(t.tv_nsec, 5);
+    pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
+    pthread_cond_t cv;
+    nb_cond_init_mono(&cv);
+    pthread_mutex_lock(&mu);
+    uint64_t a = nb_mono_ns();
+    struct timespec until = nb_mono_timespec_in(3 * NB_NS_PER_MS);
+    int rc;
+    while ((rc = pthread_cond_timedwait(&cv, &mu, &until)) == 0)
+        ; /* spurious wake-ups */
+    uint64_t waited = nb_mono_ns() - a;
+    pthread_mutex_unlock(&mu);
+    pthread_cond_destroy(&cv);
+    assert_int_equal(rc, ETIMEDOUT);
+    assert_true(waited >= 3 * NB_NS_PER_MS);
+}
+
 static void test_hash(void **state)
 {
     (void)state;
@@ -54,6 +81,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_format_and_filter),
         cmocka_unit_test(test_clock),
+        cmocka_unit_test(test_mono_timed_wait),
         cmocka_unit_test(test_hash),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
