@@ -87,6 +87,26 @@ int gw_get_body(s3_gw_req *r, gw_answer *a, uint64_t ino, uint64_t off, uint64_t
         (void)vfs_release(f);
         return rc;
     }
+    if (len > GW_COLD_MIN && vfs_s3_file_cold(f, off, len)) {
+        /* As gw_get_obj_body's cold answer: stream through the file's
+         * sequential reads (its readahead loads and verifies the blocks
+         * ahead), the first piece read now so a bad first block is still
+         * an error answer. Zero-copy pieces would verify the whole range,
+         * every chunk of it, before the first byte. */
+        size_t pre = GW_IO_BLOCK;
+        uint8_t *buf = nb_xmalloc(pre);
+        rc = read_all(f, off, buf, pre);
+        if (rc != 0) {
+            free(buf);
+            (void)vfs_release(f);
+            return rc;
+        }
+        a->raw = buf;
+        a->pre_len = pre;
+        a->file = f;
+        a->file_off = off;
+        return 0;
+    }
     vfs_refs *refs = NULL;
     rc = vfs_read_refs(f, off, len, &refs);
     uint64_t total = 0;
@@ -186,8 +206,9 @@ static void stream_free(void *cls)
  * answer was set up, the rest is read as MHD sends, with the blocks ahead
  * loading and verifying in the background (the snapshot's readahead). */
 typedef struct gw_cold {
-    vfs_s3_obj *o;
-    uint64_t off;
+    vfs_s3_obj *o; /* the snapshot's stream, or */
+    vfs_file *f;   /* an open file's sequential reads */
+    uint64_t off, len;
     uint8_t *pre;
     size_t pre_len;
 } gw_cold;
@@ -200,16 +221,25 @@ static ssize_t cold_read(void *cls, uint64_t pos, char *buf, size_t max)
         memcpy(buf, c->pre + pos, n);
         return (ssize_t)n;
     }
-    const vfs_attr *at = vfs_s3_obj_attr(c->o);
-    uint64_t left = at->size > c->off + pos ? at->size - (c->off + pos) : 0;
+    uint64_t left = c->len > pos ? c->len - pos : 0;
     size_t n = left < max ? (size_t)left : max;
     if (n == 0)
         return MHD_CONTENT_READER_END_WITH_ERROR;
-    int rc = vfs_s3_obj_stream(c->o, c->off + pos, buf, n);
+    int rc;
+    if (c->o) {
+        rc = vfs_s3_obj_stream(c->o, c->off + pos, buf, n);
+    } else {
+        size_t got = 0;
+        rc = vfs_read(c->f, c->off + pos, buf, n, &got);
+        if (rc == 0 && got == 0)
+            rc = S3_ERR_INTERNAL_ERROR; /* the file shrank under us */
+        n = got;
+    }
     if (rc != 0) {
         /* The status line is out: the connection is closed short of the
          * length, so the client sees a failed body, never wrong bytes. */
-        NB_WARN("s3: read of inode %llu at %llu failed: %s", (unsigned long long)at->ino,
+        NB_WARN("s3: read of inode %llu at %llu failed: %s",
+                (unsigned long long)(c->o ? vfs_s3_obj_attr(c->o)->ino : vfs_file_ino(c->f)),
                 (unsigned long long)(c->off + pos), nb_strerror(rc));
         return MHD_CONTENT_READER_END_WITH_ERROR;
     }
@@ -220,6 +250,8 @@ static void cold_free(void *cls)
 {
     gw_cold *c = cls;
     vfs_s3_obj_free(c->o);
+    if (c->f)
+        (void)vfs_release(c->f);
     free(c->pre);
     free(c);
 }
@@ -405,14 +437,17 @@ static bool one_range(const vfs_piece *p, size_t n, int *fd, uint64_t *off, uint
 struct MHD_Response *gw_body_response(s3_gw_req *r, gw_answer *a)
 {
     struct MHD_Response *resp = NULL;
-    if (a->obj) {
+    if (a->obj || (a->file && a->raw)) {
         gw_cold *c = nb_xmalloc(sizeof *c);
-        *c = (gw_cold){a->obj, a->file_off, a->raw, a->pre_len};
+        *c = (gw_cold){a->obj,    a->obj ? NULL : a->file, a->file_off, a->file_len, a->raw,
+                       a->pre_len};
         resp = MHD_create_response_from_callback(a->file_len, GW_IO_BLOCK, cold_read, c, cold_free);
         if (!resp) {
             free(c); /* the answer keeps what it owned */
             return NULL;
         }
+        if (!a->obj)
+            a->file = NULL;
         a->obj = NULL;
         a->raw = NULL;
         count_path(r, S3_GET_COLD);

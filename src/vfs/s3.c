@@ -6,6 +6,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 
@@ -35,6 +36,37 @@ int vfs_s3_key_check(const char *key)
             return 0;
         p = e + 1;
     }
+}
+
+bool vfs_s3_file_cold(vfs_file *f, uint64_t off, uint64_t len)
+{
+    if (len == 0 || !f->rd)
+        return false;
+    vfs *v = f->v;
+    uint32_t idx = (uint32_t)(off / META_CHUNK_SIZE);
+    uint32_t coff = (uint32_t)(off % META_CHUNK_SIZE);
+    uint64_t n = META_CHUNK_SIZE - coff;
+    if (n > len)
+        n = len;
+    /* The pin keeps the map's blocks from going while they are looked at. */
+    data_pin pin = data_pin_begin(v->ds);
+    meta_slice *ms = NULL;
+    size_t nms = 0;
+    bool cold = false;
+    if (meta_chunk_read(v->m, f->ino, idx, &ms, &nms) == 0 && nms > 0) {
+        bool inl = false;
+        for (size_t i = 0; i < nms; i++)
+            inl |= (ms[i].id & META_SLICE_INLINE) != 0;
+        if (!inl) {
+            data_slice *ds = nb_xmalloc(nms * sizeof *ds);
+            vfs__to_data(ms, nms, ds);
+            cold = data_chunk_cold(v->ds, ds, nms, coff, (size_t)n);
+            free(ds);
+        }
+    }
+    free(ms);
+    data_pin_end(v->ds, pin);
+    return cold;
 }
 
 int vfs__bucket_ino(vfs *v, const vfs_cred *c, const char *bucket, uint64_t *ino)

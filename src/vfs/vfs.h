@@ -347,6 +347,9 @@ int vfs_s3_obj_refs(vfs_s3_obj *o, uint64_t off, uint64_t len, vfs_refs **out) N
  * from the device to verify them all (data_chunk_cold): a stream of the
  * snapshot (vfs_s3_obj_stream) then starts sending sooner. */
 bool vfs_s3_obj_cold(vfs_s3_obj *o, uint64_t off, uint64_t len);
+/* vfs_s3_obj_cold for an open file (versions, objects over one chunk):
+ * looks at the chunk holding off only, the start of the answer. */
+bool vfs_s3_file_cold(vfs_file *f, uint64_t off, uint64_t len);
 /* vfs_s3_obj_read for one reader going through the object in order (one
  * thread at a time): the blocks ahead of it load in the background, as
  * for an open file's sequential reads. */
