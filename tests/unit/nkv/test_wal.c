@@ -1,5 +1,8 @@
 /* WAL records: sizes across 32 KiB block boundaries, torn tails, damaged
  * records in the middle. */
+#include <signal.h>
+#include <sys/resource.h>
+
 #include "nkv_int.h"
 #include "test.h"
 
@@ -168,6 +171,61 @@ static void test_env_zeros_ahead(void **state)
     free(dir);
 }
 
+/* When the zeros cannot be written (here: past RLIMIT_FSIZE, as on a full
+ * disk), they are cut off and the file appends plainly: every record is
+ * kept and the file ends at the last one. */
+static void test_env_zeros_fail(void **state)
+{
+    (void)state;
+    char *dir = nb_test_dir("nkv_wal_zeros_fail");
+    char *path = nb_xasprintf("%s/000001.log", dir);
+    const nkv_env *env = nkv_env_default();
+    nkv_file *f;
+    ASSERT_OK(env->open_write(env->ctx, path, &f));
+    nkv_wal_writer w;
+    nkv__wal_writer_init(&w, env, f, 0);
+    uint8_t buf[3000];
+    fill(buf, sizeof buf, 0);
+    ASSERT_OK(nkv__wal_add(&w, buf, sizeof buf));
+    ASSERT_OK(nkv__wal_sync(&w));
+    void (*old_sig)(int) = signal(SIGXFSZ, SIG_IGN);
+    struct rlimit old, lim;
+    assert_int_equal(getrlimit(RLIMIT_FSIZE, &old), 0);
+    lim = old;
+    lim.rlim_cur = 32768; /* room for the records, not for 64 KiB of zeros */
+    assert_int_equal(setrlimit(RLIMIT_FSIZE, &lim), 0);
+    for (int i = 1; i < 8; i++) {
+        fill(buf, sizeof buf, (size_t)i);
+        ASSERT_OK(nkv__wal_add(&w, buf, sizeof buf));
+        ASSERT_OK(nkv__wal_sync(&w));
+    }
+    assert_int_equal(setrlimit(RLIMIT_FSIZE, &old), 0);
+    signal(SIGXFSZ, old_sig);
+    uint64_t size;
+    ASSERT_OK(env->file_size(env->ctx, path, &size));
+    assert_int_equal(size, w.size);
+    uint8_t *data;
+    size_t len;
+    ASSERT_OK(nkv__env_read_all(env, path, &data, &len));
+    nkv_wal_reader r;
+    nkv__wal_reader_init(&r, data, len, path);
+    nb_slice rec;
+    int n = 0, got;
+    while ((got = nkv__wal_read(&r, &rec)) != 0) {
+        ASSERT_OK(got < 0 ? got : 0);
+        fill(buf, sizeof buf, (size_t)n);
+        assert_memory_equal(rec.ptr, buf, sizeof buf);
+        n++;
+    }
+    assert_int_equal(n, 8);
+    nkv__wal_reader_free(&r);
+    free(data);
+    ASSERT_OK(nkv__wal_close(&w));
+    free(path);
+    nb_test_rmdir(dir);
+    free(dir);
+}
+
 static void test_batch_encoding(void **state)
 {
     (void)state;
@@ -201,6 +259,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_roundtrip_and_tails),
         cmocka_unit_test(test_env_zeros_ahead),
+        cmocka_unit_test(test_env_zeros_fail),
         cmocka_unit_test(test_batch_encoding),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
