@@ -72,6 +72,11 @@ int nbfuse__io_install(nbfuse *f);
  * CAP_FSETID, with FUSE_HANDLE_KILLPRIV_V2). */
 bool nbfuse__req_kill(void);
 
+/* Ends the FUSE handle fh (a RELEASE) if its inode has no shared vfs
+ * handle, so nothing can need publishing; false (and nothing done) if it
+ * has one: then op_release must run. */
+bool nbfuse__release_quick(nbfuse *f, uint64_t fh);
+
 /* Brackets a change to file contents that does not go through a shared
  * handle (truncate by path; S3 changes bump change_gen only). */
 void nbfuse__change_begin(nbfuse *f);

@@ -14,6 +14,9 @@
  *   (run next on the same worker thread) reads with nbfuse__req_kill();
  * - writing the INIT reply, we add FUSE_HANDLE_KILLPRIV_V2 when the kernel
  *   offered it.
+ * And every FUSE_IOCTL is answered ENOTTY as it is read (answer_ioctl),
+ * and the RELEASE of a descriptor with nothing to publish is done and
+ * answered as it is read (release_quick).
  */
 #include <errno.h>
 #include <linux/fuse.h>
@@ -72,14 +75,58 @@ static bool kill_bit(const char *buf, size_t n)
     }
 }
 
+/* FUSE_IOCTL: we implement no ioctl, and the kernel sends one for every
+ * ioctl(2) on a file under the mount. Python's open() alone asks isatty()
+ * (TCGETS) of each file it opens: one round trip per DataLoader sample.
+ * The kernel cannot be told to stop: fs/fuse/ioctl.c turns an ENOSYS
+ * reply into ENOTTY on every call and keeps no "no ioctl" flag (as it
+ * does for FLUSH, FSYNC, GETXATTR...). So the reply is the ENOTTY the
+ * program sees either way, written here at once: no request allocation,
+ * dispatch or worker bookkeeping. A write error means the kernel dropped
+ * the request (interrupted, or the connection is going): nothing to do. */
+static void answer_ioctl(int fd, uint64_t unique)
+{
+    struct fuse_out_header oh = {.len = sizeof oh, .error = -ENOTTY, .unique = unique};
+    if (write(fd, &oh, sizeof oh) < 0 && errno != ENOENT)
+        NB_DEBUG("FUSE ioctl reply: %s", strerror(errno));
+}
+
+/* FUSE_RELEASE of a descriptor whose inode holds nothing to publish (no
+ * shared handle: a read-only open, a DataLoader sample) is ended here as
+ * it is read, the same way op_release would end it, and answered: the
+ * kernel sends one for every close and does not wait for it, so only its
+ * cost in server CPU counts, and libfuse's request handling was a large
+ * part of that. Anything else goes to libfuse (false). */
+static bool release_quick(nbfuse *f, int fd, const void *buf, size_t n)
+{
+    const struct fuse_in_header *h = buf;
+    struct fuse_release_in in;
+    if (n < sizeof *h + sizeof in)
+        return false;
+    memcpy(&in, (const char *)buf + sizeof *h, sizeof in);
+    if (!nbfuse__release_quick(f, in.fh))
+        return false;
+    struct fuse_out_header oh = {.len = sizeof oh, .error = 0, .unique = h->unique};
+    if (write(fd, &oh, sizeof oh) < 0 && errno != ENOENT)
+        NB_DEBUG("FUSE release reply: %s", strerror(errno));
+    return true;
+}
+
 static ssize_t io_read(int fd, void *buf, size_t len, void *userdata)
 {
     nbfuse *f = userdata;
-    ssize_t n = read(fd, buf, len);
-    req_kill = false;
-    if (n < (ssize_t)sizeof(struct fuse_in_header))
-        return n; /* errno is libfuse's to read */
+    ssize_t n;
     const struct fuse_in_header *h = buf;
+    for (;;) {
+        n = read(fd, buf, len);
+        req_kill = false;
+        if (n < (ssize_t)sizeof(struct fuse_in_header))
+            return n; /* errno is libfuse's to read */
+        if (h->opcode == FUSE_IOCTL)
+            answer_ioctl(fd, h->unique);
+        else if (h->opcode != FUSE_RELEASE || !release_quick(f, fd, buf, (size_t)n))
+            break;
+    }
     if (h->opcode == FUSE_INIT) {
         struct fuse_init_in in;
         memset(&in, 0, sizeof in);

@@ -15,6 +15,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/capability.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -180,14 +181,47 @@ static void kill_suidgid(nbfuse *f, uint64_t ino, vfs_attr *a)
         (void)fuse_lowlevel_notify_inval_inode(f->se, ino, -1, 0); /* its cached mode */
 }
 
+/* Whether the caller of req holds CAP_FSETID, as the kernel's VFS asks
+ * before it clears setuid/setgid: bit CAP_FSETID of the effective set of
+ * the calling thread (the request's pid is its thread id), read from
+ * /proc/<tid>/status. If the thread is gone or out of our pid namespace
+ * (pid 0), root stands in for "capable". */
+static bool caller_has_fsetid(fuse_req_t req)
+{
+    const struct fuse_ctx *ctx = fuse_req_ctx(req);
+    bool has = ctx->uid == 0;
+    if (ctx->pid <= 0)
+        return has;
+    char path[48], line[128];
+    snprintf(path, sizeof path, "/proc/%d/status", (int)ctx->pid);
+    FILE *fp = fopen(path, "re");
+    if (!fp)
+        return has;
+    while (fgets(line, sizeof line, fp)) {
+        unsigned long long eff;
+        if (sscanf(line, "CapEff: %llx", &eff) == 1) {
+            has = (eff >> CAP_FSETID) & 1;
+            break;
+        }
+    }
+    fclose(fp);
+    return has;
+}
+
 /* For calls whose request has no kill bit (fallocate, copy_file_range):
- * the kernel leaves them to us too, so a non-root caller (standing in
- * for "without CAP_FSETID") kills. */
-static void kill_if_not_root(fuse_req_t req, uint64_t ino)
+ * with FUSE_HANDLE_KILLPRIV_V2 the kernel drops its own clearing of
+ * setuid/setgid (fuse_setattr) and leaves it to us, so we ask what it
+ * would: a caller without CAP_FSETID kills. The capability is read only
+ * when a bit is set. */
+static void kill_if_no_fsetid(fuse_req_t req, uint64_t ino)
 {
     nbfuse *f = self_of(req);
-    if (atomic_load(&f->killpriv_v2) && fuse_req_ctx(req)->uid != 0)
-        kill_suidgid(f, ino, NULL);
+    vfs_attr a;
+    if (!atomic_load(&f->killpriv_v2) || vfs_getattr(f->v, ino, &a) != 0 ||
+        !(a.mode & (S_ISUID | S_ISGID)))
+        return;
+    if (!caller_has_fsetid(req))
+        kill_suidgid(f, ino, &a);
 }
 
 static void op_init(void *userdata, struct fuse_conn_info *conn)
@@ -442,6 +476,18 @@ static int handle_free(nbfuse *f, nbfuse_handle *h)
     int r = nbfuse__open_put(f, h->o);
     free(h);
     return r;
+}
+
+bool nbfuse__release_quick(nbfuse *f, uint64_t fh)
+{
+    nbfuse_handle *h = (nbfuse_handle *)(uintptr_t)fh;
+    /* A shared handle is only ever created by a holder of a reference on
+     * the open, so without one now, ours cannot be the last reference of
+     * an open with a handle to publish. */
+    if (atomic_load(&h->o->vf))
+        return false;
+    (void)handle_free(f, h);
+    return true;
 }
 
 static void setup_fi(struct fuse_file_info *fi, nbfuse_open *o)
@@ -894,7 +940,7 @@ static void op_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t offset,
     r = vfs_fallocate(vf, mode, (uint64_t)offset, (uint64_t)length);
     nbfuse__write_end(o);
     if (r == 0)
-        kill_if_not_root(req, o->ino);
+        kill_if_no_fsetid(req, o->ino);
     reply_err(req, r);
 }
 
@@ -938,7 +984,7 @@ static void op_copy_file_range(fuse_req_t req, fuse_ino_t ino_in, off_t off_in,
     r = vfs_copy_range(in_vf, (uint64_t)off_in, out_vf, (uint64_t)off_out, len, &copied);
     nbfuse__write_end(out);
     if (r == 0 && copied > 0)
-        kill_if_not_root(req, out->ino);
+        kill_if_no_fsetid(req, out->ino);
     if (r)
         reply_err(req, r);
     else

@@ -386,6 +386,74 @@ def test_changes_by_others_clear_setuid_and_setgid(m_shared):
         assert "security.capability" not in os.listxattr(p), who
 
 
+def test_fallocate_and_copy_clear_setuid_by_capability(m_shared):
+    """fallocate and copy_file_range carry no kill bit from the kernel, so
+    the server asks what the kernel would: whether the caller holds
+    CAP_FSETID. Root without it clears setuid/setgid; a user holding it
+    keeps them; a user without it clears them (as on a local file
+    system)."""
+    m = m_shared
+    src = m.p("src")
+    with open(src, "wb") as f:
+        f.write(b"abcd")
+    os.chmod(src, 0o644)
+    code = (
+        "import os, sys\n"
+        "what, p, src = sys.argv[1:]\n"
+        "fd = os.open(p, os.O_WRONLY)\n"
+        "if what == 'fallocate':\n"
+        "    os.posix_fallocate(fd, 0, 4096)\n"
+        "else:\n"
+        "    s = os.open(src, os.O_RDONLY)\n"
+        "    assert os.copy_file_range(s, fd, 4, 0, 2) == 4\n"
+    )
+    who = {
+        "root-nocap": (["--bounding-set=-fsetid", "--inh-caps=-fsetid"], 0o775),
+        "user-cap": (
+            ["--reuid=1000", "--regid=1000", "--clear-groups", "--inh-caps=+fsetid",
+             "--ambient-caps=+fsetid"],
+            0o6775,
+        ),
+        "user": (["--reuid=1000", "--regid=1000", "--clear-groups"], 0o775),
+    }
+    for name, (priv, want) in who.items():
+        for what in ("fallocate", "copy"):
+            p = m.p(name + "-" + what)
+            with open(p, "wb") as f:
+                f.write(b"0123456789")
+            os.chown(p, 1000, 1000)
+            os.chmod(p, 0o6775)
+            subprocess.run(["setpriv", *priv, "/usr/bin/python3", "-c", code, what, p, src],
+                           check=True)
+            assert stat.S_IMODE(os.stat(p).st_mode) == want, (name, what)
+    with open(m.p("user-copy"), "rb") as f:
+        assert f.read() == b"01abcd6789"
+
+
+def test_ioctl_is_not_a_tty(m):
+    """Every ioctl fails with ENOTTY, as an ioctl a file system does not
+    know fails on a local one: isatty() is false (Python's open() asks),
+    on files and directories, the same on repeated calls, and the file
+    stays usable between them."""
+    import termios
+
+    p = m.p("f")
+    with open(p, "wb") as f:
+        f.write(b"data")
+    d = os.open(m.p(""), os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        with open(p, "rb") as f:
+            for _ in range(3):
+                assert not f.isatty()
+                assert not os.isatty(d)
+                expect_errno(errno.ENOTTY, fcntl.ioctl, f.fileno(), termios.TCGETS, bytes(64))
+                expect_errno(errno.ENOTTY, fcntl.ioctl, d, termios.TIOCGWINSZ, bytes(8))
+                assert f.read() == b"data"
+                f.seek(0)
+    finally:
+        os.close(d)
+
+
 def test_statfs(m):
     s = os.statvfs(m.p())
     assert s.f_namemax == 255 and s.f_bsize > 0
