@@ -58,6 +58,40 @@ uint32_t nb_crc32c_sw(uint32_t crc, const void *data, size_t n)
     return ~c;
 }
 
+/* a * b modulo P (reflected: x^0 is bit 31): the arithmetic that moves a
+ * CRC over zero bytes, used for the folding constants and for combining. */
+static uint32_t mulmodp(uint32_t a, uint32_t b)
+{
+    uint32_t m = 1u << 31, p = 0;
+    for (;;) {
+        if (a & m) {
+            p ^= b;
+            if ((a & (m - 1)) == 0)
+                break;
+        }
+        m >>= 1;
+        b = (b & 1) ? (b >> 1) ^ POLY : b >> 1;
+    }
+    return p;
+}
+
+/* x^n mod P (1 is bit 31). */
+static uint32_t xpow(uint64_t n)
+{
+    uint32_t r = 1u << 31, sq = 1u << 30;
+    for (; n; n >>= 1) {
+        if (n & 1)
+            r = mulmodp(sq, r);
+        sq = mulmodp(sq, sq);
+    }
+    return r;
+}
+
+uint32_t nb_crc32c_combine(uint32_t crc1, uint32_t crc2, uint64_t len2)
+{
+    return mulmodp(xpow(8 * len2), crc1) ^ crc2;
+}
+
 #if defined(__x86_64__)
 /*
  * The crc32 instruction has a latency of 3 cycles and a throughput of 1:
@@ -188,32 +222,6 @@ __attribute__((target("sse4.2"))) uint32_t nb_crc32c_hw(uint32_t crc, const void
  *    (the high-degree half) by x^(8D+31) and its high word by x^(8D-33).
  * The constants are computed once from these exponents.
  */
-static uint32_t mulmodp(uint32_t a, uint32_t b)
-{
-    uint32_t m = 1u << 31, p = 0;
-    for (;;) {
-        if (a & m) {
-            p ^= b;
-            if ((a & (m - 1)) == 0)
-                break;
-        }
-        m >>= 1;
-        b = (b & 1) ? (b >> 1) ^ POLY : b >> 1;
-    }
-    return p;
-}
-
-/* x^n mod P (1 is bit 31). */
-static uint32_t xpow(uint64_t n)
-{
-    uint32_t r = 1u << 31, sq = 1u << 30;
-    for (; n; n >>= 1) {
-        if (n & 1)
-            r = mulmodp(sq, r);
-        sq = mulmodp(sq, sq);
-    }
-    return r;
-}
 
 /* Iterations per chunk: each moves 64 (xmm) or 128 (ymm) bytes through the
  * accumulators and 3 x 24 bytes through the scalar streams. */

@@ -28,6 +28,10 @@ uint32_t nb_crc32c_vclmul(uint32_t crc, const void *data, size_t n);
 int nb_crc32c_has_clmul(void);
 int nb_crc32c_has_vclmul(void);
 
+/* crc32c(A || B) from crc32c(A), crc32c(B) and |B| (zlib's crc32_combine):
+ * crc1 moved over len2 zero bytes, xor crc2. */
+uint32_t nb_crc32c_combine(uint32_t crc1, uint32_t crc2, uint64_t len2);
+
 /* A CRC stored next to the data it covers is masked so that a CRC of a
  * string that contains CRCs stays well distributed (LevelDB's crc32c::Mask). */
 static inline uint32_t nb_crc32c_mask(uint32_t crc)

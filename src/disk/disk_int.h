@@ -160,8 +160,6 @@ static inline uint64_t disk__ext_aus(uint64_t len, uint32_t au)
     return n ? n : 1;
 }
 
-/* crc32c(A || B) from crc32c(A), crc32c(B) and |B|. */
-uint32_t disk__crc_combine(uint32_t crc1, uint32_t crc2, uint64_t len2);
 /* The CRC32C of a blob of len bytes from its segments' CRCs. */
 uint32_t disk__seg_whole(const uint32_t *crcs, uint64_t len);
 /* Fills crcs[] with the CRC32C of each segment; returns the whole blob's. */

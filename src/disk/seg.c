@@ -18,59 +18,16 @@
 
 #include "disk_int.h"
 
-#define POLY 0x82F63B78u /* CRC32C, reflected */
-
-/* a * b modulo the polynomial (reflected: bit 31 is x^0). */
-static uint32_t multmodp(uint32_t a, uint32_t b)
-{
-    uint32_t m = 1u << 31, p = 0;
-    for (;;) {
-        if (a & m) {
-            p ^= b;
-            if ((a & (m - 1)) == 0)
-                break;
-        }
-        m >>= 1;
-        b = b & 1 ? (b >> 1) ^ POLY : b >> 1;
-    }
-    return p;
-}
-
-static uint32_t x2n_table[32];
 /* Multiplication by x^(8 * DISK_SEG_SIZE), as 4 tables of 256: the step
  * between whole segments, done once per segment. */
 static uint32_t seg_shift[4][256];
 static pthread_once_t tables_once = PTHREAD_ONCE_INIT;
 
-/* x^(n * 2^k) modulo the polynomial. */
-static uint32_t x2nmodp(uint64_t n, unsigned k)
-{
-    uint32_t p = 1u << 31; /* x^0 */
-    while (n) {
-        if (n & 1)
-            p = multmodp(x2n_table[k & 31], p);
-        n >>= 1;
-        k++;
-    }
-    return p;
-}
-
 static void build_tables(void)
 {
-    uint32_t p = 1u << 30; /* x^1 */
-    x2n_table[0] = p;
-    for (int n = 1; n < 32; n++)
-        x2n_table[n] = p = multmodp(p, p);
-    uint32_t op = x2nmodp(DISK_SEG_SIZE, 3);
     for (int t = 0; t < 4; t++)
         for (uint32_t i = 0; i < 256; i++)
-            seg_shift[t][i] = multmodp(op, i << (8 * t));
-}
-
-uint32_t disk__crc_combine(uint32_t crc1, uint32_t crc2, uint64_t len2)
-{
-    pthread_once(&tables_once, build_tables);
-    return multmodp(x2nmodp(len2, 3), crc1) ^ crc2;
+            seg_shift[t][i] = nb_crc32c_combine(i << (8 * t), 0, DISK_SEG_SIZE);
 }
 
 static uint32_t shift_seg(uint32_t c)
@@ -91,7 +48,7 @@ uint32_t disk__seg_whole(const uint32_t *crcs, uint64_t len)
     if (n > 1) {
         uint64_t last = len - (n - 1) * DISK_SEG_SIZE;
         c = last == DISK_SEG_SIZE ? shift_seg(c) ^ crcs[n - 1]
-                                  : disk__crc_combine(c, crcs[n - 1], last);
+                                  : nb_crc32c_combine(c, crcs[n - 1], last);
     }
     return c;
 }

@@ -142,6 +142,32 @@ static void test_dispatch_against_sw(void **state)
     check_against_sw(nb_crc32c, nb_crc32c_has_vclmul() ? 128 : 64);
 }
 
+/* crc(A || B) from crc(A), crc(B) and |B|, at every split of a buffer
+ * (an empty A or B included) and for a B of 64 KiB, the disk engine's
+ * segment. */
+static void test_combine(void **state)
+{
+    (void)state;
+    enum { N = 70000 };
+    uint8_t *b = malloc(N);
+    assert_non_null(b);
+    for (size_t i = 0; i < N; i++)
+        b[i] = (uint8_t)(i * 131u + (i >> 9));
+    const size_t lens[] = {0, 1, 7, 300, 4096, 65536, N};
+    for (size_t li = 0; li < sizeof lens / sizeof lens[0]; li++) {
+        size_t n = lens[li];
+        uint32_t whole = nb_crc32c_sw(0, b, n);
+        for (size_t a = 0; a <= n; a += n > 600 ? 4093 : 1)
+            assert_int_equal(
+                nb_crc32c_combine(nb_crc32c_sw(0, b, a), nb_crc32c_sw(0, b + a, n - a), n - a),
+                whole);
+        assert_int_equal(nb_crc32c_combine(nb_crc32c_sw(0, b, n - n / 3),
+                                           nb_crc32c_sw(0, b + n - n / 3, n / 3), n / 3),
+                         whole);
+    }
+    free(b);
+}
+
 static void test_mask(void **state)
 {
     (void)state;
@@ -161,6 +187,7 @@ int main(void)
         cmocka_unit_test(test_clmul_against_sw),
         cmocka_unit_test(test_vclmul_against_sw),
         cmocka_unit_test(test_dispatch_against_sw),
+        cmocka_unit_test(test_combine),
         cmocka_unit_test(test_mask),
     };
     // clang-format on
