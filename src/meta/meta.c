@@ -138,6 +138,31 @@ void meta__txn_unlock(meta__txn *t)
     }
 }
 
+void meta__gens_note(meta *m, meta__gens *g, uint64_t ino)
+{
+    NB_ASSERT(g->n < 4);
+    uint32_t s = meta__stripe(ino);
+    g->s[g->n] = s;
+    g->g[g->n++] = atomic_load_explicit(&m->gens[s], memory_order_acquire);
+}
+
+bool meta__gens_same(meta *m, const meta__gens *g)
+{
+    /* The unlocked reads happen before these loads (seqlock read side). */
+    atomic_thread_fence(memory_order_acquire);
+    for (int i = 0; i < g->n; i++)
+        if (atomic_load_explicit(&m->gens[g->s[i]], memory_order_relaxed) != g->g[i])
+            return false;
+    return true;
+}
+
+/* Seqlock write side: odd before the write can be seen, even after. */
+static void gens_raise(meta__txn *t)
+{
+    for (int i = 0; i < t->nstripes; i++)
+        atomic_fetch_add_explicit(&t->m->gens[t->stripes[i]], 1, memory_order_seq_cst);
+}
+
 static void usage_put(kv_batch *b, uint32_t stripe, int64_t inodes, int64_t bytes)
 {
     uint8_t k[3] = {META_K_USAGE, (uint8_t)(stripe >> 8), (uint8_t)stripe};
@@ -159,8 +184,10 @@ static int txn_commit(meta__txn *t, int sync, uint64_t *seq)
         usage_put(t->b, s, atomic_load(&m->use_inodes[s]) + t->d_inodes,
                   atomic_load(&m->use_bytes[s]) + t->d_bytes);
     }
+    gens_raise(t);
     int rc = seq ? kv_write_seq(m->kv, t->b, seq)
                  : kv_write(m->kv, t->b, (sync || m->opts.sync) ? KV_SYNC : 0);
+    gens_raise(t);
     if (rc == 0 && usage) {
         atomic_fetch_add(&m->use_inodes[s], t->d_inodes);
         atomic_fetch_add(&m->use_bytes[s], t->d_bytes);

@@ -42,6 +42,9 @@ struct meta {
      * statfs without it (hence atomics). */
     _Atomic int64_t use_inodes[META_NSTRIPES];
     _Atomic int64_t use_bytes[META_NSTRIPES];
+    /* Per stripe, raised by every commit under it before and after its
+     * kv write (odd while one is in flight): see meta__gens. */
+    _Atomic uint64_t gens[META_NSTRIPES];
     pthread_mutex_t id_mu;
     uint64_t id_next[2];
     uint64_t id_limit[2];
@@ -76,6 +79,22 @@ int meta__txn_commit_seq(meta__txn *t, uint64_t *seq) NB_MUST_CHECK;
 void meta__txn_end(meta__txn *t);
 
 uint32_t meta__stripe(uint64_t ino);
+
+/* Optimistic reads (a seqlock per stripe): note the generations of the
+ * stripes guarding what you read (a dentry and a directory inode: the
+ * directory's stripe; an inode: its own), read without locks, lock, and
+ * if meta__gens_same() nothing was committed under those stripes since
+ * the notes, so the reads are what the store holds now and need not be
+ * repeated under the locks. Load each generation before the reads it
+ * guards. Keeps the reads out of the critical section: writers in one
+ * directory overlap their reads with each other's commits. */
+typedef struct meta__gens {
+    uint32_t s[4];
+    uint64_t g[4];
+    int n;
+} meta__gens;
+void meta__gens_note(meta *m, meta__gens *g, uint64_t ino);
+bool meta__gens_same(meta *m, const meta__gens *g);
 
 /* Keys. */
 void meta__key_ino(uint8_t k[9], uint8_t tag, uint64_t ino);
