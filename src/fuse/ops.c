@@ -547,14 +547,16 @@ static void preload(nbfuse *f, nbfuse_handle *h, uint64_t ino)
     nbfuse_open *o = h->o;
     pthread_mutex_lock(&o->vf_mu);
     uint64_t gen = atomic_load(&f->change_gen);
-    vfs_attr a;
-    if (atomic_load(&o->vf) || atomic_load(&f->changing) || vfs_getattr(f->v, ino, &a) != 0 ||
-        a.size == 0 || a.size > PRELOAD_MAX)
-        goto unlock;
-    char *buf = nb_xmalloc((size_t)a.size);
-    size_t got = 0;
+    /* The size the reader's open read (no second inode read): only a bound,
+     * since vfs_read stops at the current end and reads current bytes; a
+     * file grown since is stored in part. */
     vfs_file *rd = atomic_load(&h->rd);
-    if (vfs_read(rd, 0, buf, (size_t)a.size, &got) == 0 && got > 0) {
+    uint64_t size = vfs_file_open_attr(rd)->size;
+    if (atomic_load(&o->vf) || atomic_load(&f->changing) || size == 0 || size > PRELOAD_MAX)
+        goto unlock;
+    char *buf = nb_xmalloc((size_t)size);
+    size_t got = 0;
+    if (vfs_read(rd, 0, buf, (size_t)size, &got) == 0 && got > 0) {
         struct fuse_bufvec bv = FUSE_BUFVEC_INIT(got);
         bv.buf[0].mem = buf;
         if (fuse_lowlevel_notify_store(f->se, ino, 0, &bv, 0) == 0 &&

@@ -440,8 +440,11 @@ uint32_t meta__open_count(meta *m, uint64_t ino)
     return n;
 }
 
-static void open_add(meta *m, uint64_t ino, int delta)
+/* Adds delta to ino's open count. Returns 1 if that dropped the last open
+ * of an inode marked orphan, else 0. */
+static int open_add(meta *m, uint64_t ino, int delta)
 {
+    int last_orphan = 0;
     pthread_mutex_lock(&m->open_mu);
     meta__ocnt **pp = ocnt_slot(m, ino);
     if (!*pp) {
@@ -450,12 +453,23 @@ static void open_add(meta *m, uint64_t ino, int delta)
         (*pp)->ino = ino;
     }
     meta__ocnt *o = *pp;
-    NB_ASSERT(delta > 0 || o->n > 0);
+    NB_ASSERT(delta > 0 || o->n >= (uint32_t)-delta);
     o->n = (uint32_t)((int64_t)o->n + delta);
     if (o->n == 0) {
+        last_orphan = o->orphan;
         *pp = o->next;
         free(o);
     }
+    pthread_mutex_unlock(&m->open_mu);
+    return last_orphan;
+}
+
+void meta__open_mark_orphan(meta *m, uint64_t ino)
+{
+    pthread_mutex_lock(&m->open_mu);
+    meta__ocnt *o = *ocnt_slot(m, ino);
+    if (o)
+        o->orphan = true;
     pthread_mutex_unlock(&m->open_mu);
 }
 
@@ -464,17 +478,32 @@ void meta__open_add(meta *m, uint64_t ino)
     open_add(m, ino, 1);
 }
 
-int meta_open_inode(meta *m, uint64_t ino)
+int meta_open_attr(meta *m, uint64_t ino, meta_attr *out)
 {
+    /* Read before locking; under the lock (which orders the count against
+     * unlink's and release's decisions) again only if the inode's stripe
+     * saw a commit in between (meta__gens). */
+    meta__gens g = {0};
+    meta__gens_note(m, &g, ino);
+    meta__inode in;
+    int rc = meta__inode_get(m, NULL, ino, &in);
     meta__txn t;
     meta__txn_init(&t, m);
     meta__txn_lock(&t, &ino, 1);
-    meta__inode in;
-    int rc = meta__inode_get(m, NULL, ino, &in);
-    if (rc == 0)
-        open_add(m, ino, 1);
+    if (!meta__gens_same(m, &g))
+        rc = meta__inode_get(m, NULL, ino, &in);
+    if (rc == 0) {
+        (void)open_add(m, ino, 1);
+        if (out)
+            *out = in.a;
+    }
     meta__txn_end(&t);
     return rc;
+}
+
+int meta_open_inode(meta *m, uint64_t ino)
+{
+    return meta_open_attr(m, ino, NULL);
 }
 
 int meta_release(meta *m, uint64_t ino)
@@ -485,11 +514,11 @@ int meta_release(meta *m, uint64_t ino)
     int rc = 0;
     if (meta__open_count(m, ino) == 0) {
         rc = -EBADF;
-    } else {
-        open_add(m, ino, -1);
+    } else if (open_add(m, ino, -1)) {
+        /* The last open of an inode orphaned while open: it goes unless it
+         * was linked again. An inode never orphaned has links: no read. */
         meta__inode in;
-        if (meta__open_count(m, ino) == 0 && meta__inode_get(m, NULL, ino, &in) == 0 &&
-            in.a.nlink == 0) {
+        if (meta__inode_get(m, NULL, ino, &in) == 0 && in.a.nlink == 0) {
             rc = meta__destroy(&t, &in, true);
             if (rc == 0)
                 rc = meta__txn_commit(&t, 0);
@@ -585,6 +614,7 @@ static void orphan_put(meta__txn *t, uint64_t ino, int64_t now)
 void meta__orphan_put(meta__txn *t, uint64_t ino, int64_t now)
 {
     orphan_put(t, ino, now);
+    meta__open_mark_orphan(t->m, ino);
 }
 
 int meta__drop_link(meta__txn *t, meta__inode *in, int64_t now)
@@ -599,7 +629,7 @@ int meta__drop_link(meta__txn *t, meta__inode *in, int64_t now)
         return 0;
     }
     if (!S_ISDIR(in->a.mode) && meta__open_count(t->m, in->a.ino) > 0) {
-        orphan_put(t, in->a.ino, now);
+        meta__orphan_put(t, in->a.ino, now);
         meta__inode_put(t, in);
         return 0;
     }

@@ -28,6 +28,10 @@ typedef struct meta__inode {
 typedef struct meta__ocnt {
     uint64_t ino;
     uint32_t n;
+    /* An orphan record was written for it while open (maybe since linked
+     * again): the last release reads the inode to see whether it goes.
+     * Without it the inode has links and the last release reads nothing. */
+    bool orphan;
     struct meta__ocnt *next;
 } meta__ocnt;
 
@@ -137,7 +141,10 @@ void meta__garbage_add(meta__txn *t, uint64_t id, uint32_t size);
 
 uint32_t meta__open_count(meta *m, uint64_t ino);
 void meta__open_add(meta *m, uint64_t ino);
+/* Writes ino's orphan record into t and marks ino's open count (if it is
+ * open; call it again after counting the open of a new orphan). */
 void meta__orphan_put(meta__txn *t, uint64_t ino, int64_t now);
+void meta__open_mark_orphan(meta *m, uint64_t ino);
 
 /* Looks up parent/name (*ino 0 when there is no such entry; parent 0:
  * none) and locks the stripes of that inode and of locks[0..n) (n <= 5),

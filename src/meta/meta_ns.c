@@ -235,6 +235,8 @@ static int do_make(meta *m, const meta_cred *c, uint64_t parent, const char *nam
     rc = meta__txn_commit(&t, 0);
     if (rc == 0 && ma->open)
         meta__open_add(m, ino);
+    if (rc == 0 && ma->open && ma->tmpfile)
+        meta__open_mark_orphan(m, ino); /* counted only now */
     if (rc == 0 && out)
         *out = in.a;
 out:
