@@ -183,12 +183,18 @@ static bool answer_has(const gw_answer *a, const char *name)
     return false;
 }
 
+static int answer_error(s3_gw_req *r, int rc);
+
 static int send_answer(s3_gw_req *r, gw_answer *a)
 {
     struct MHD_Response *resp;
     unsigned status = a->status ? a->status : 200;
     if ((a->file || a->raw || a->refs || a->obj) && !r->head) {
         resp = gw_body_response(r, a);
+        /* A mapped piece failed its check (logged), or no memory: nothing
+         * is sent yet, so the answer is an InternalError. */
+        if (!resp)
+            return answer_error(r, S3_ERR_INTERNAL_ERROR);
     } else if (a->has_length && (r->head || a->file_len == 0)) {
         /* HEAD (and empty objects): a callback response carries the length
          * and MHD sends no body for HEAD. */
