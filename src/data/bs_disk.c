@@ -381,31 +381,6 @@ static bool dk_resident(data_bs *bs, data_key k, uint32_t off, size_t len)
     return yes;
 }
 
-/* Readahead of a stream's block: reads it from the device into the page
- * cache (through the engine's descriptor, whose kernel readahead brings
- * it in as large folios, cheaper to copy later), unless it is there
- * already. Nothing is trusted on it: the reader checks what it copies. */
-static void dk_prefetch(data_bs *bs, data_key k)
-{
-    bs_disk *d = (bs_disk *)bs;
-    disk_ref ref;
-    if (disk_read_ref(d->e, id_of(k), 0, &ref) != 0)
-        return;
-    if (!resident(ref.fd, ref.off, ref.len)) {
-        uint8_t sbuf[128u << 10];
-        for (uint64_t done = 0; done < ref.len;) {
-            size_t want = ref.len - done < sizeof sbuf ? (size_t)(ref.len - done) : sizeof sbuf;
-            ssize_t r = pread(ref.fd, sbuf, want, (off_t)(ref.off + done));
-            if (r < 0 && errno == EINTR)
-                continue;
-            if (r <= 0)
-                break;
-            done += (uint64_t)r;
-        }
-    }
-    disk_unpin(d->e, &ref);
-}
-
 static void dk_release_fd(data_bs *bs, data_fdref *fr)
 {
     disk_ref ref;
@@ -470,7 +445,6 @@ const data_bs_ops data__bs_disk_ops = {
     .check_span = dk_check_span,
     .check = dk_check,
     .resident = dk_resident,
-    .prefetch = dk_prefetch,
     .iterate = dk_iterate,
     .space = dk_space,
     .close = dk_close,

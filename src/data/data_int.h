@@ -25,8 +25,8 @@ typedef struct data_bs_ops {
     bool cheap_ranges;
     /* Reads go through the page cache and check what they copy (disk):
      * every read, streams too, copies straight into the caller's buffer
-     * (no block cache), and readahead only brings blocks into the page
-     * cache (prefetch). */
+     * (no block cache), and a stream's readahead is the kernel's on the
+     * store's descriptor (read.c, prefetch). */
     bool page_cache;
     int (*put)(data_bs *bs, data_key k, const void *buf, size_t len, unsigned flags);
     int (*sync)(data_bs *bs, const data_key *keys, size_t n);
@@ -48,10 +48,8 @@ typedef struct data_bs_ops {
     int (*check)(data_bs *bs, const data_fdref *ref, const uint8_t *map, uint64_t map_off,
                  size_t map_len);
     /* Optional (page_cache stores): block k's [off, off+len) is in the page
-     * cache now (a hint, trusted for nothing); and a readahead of block k
-     * into the page cache. */
+     * cache now (a hint, trusted for nothing). */
     bool (*resident)(data_bs *bs, data_key k, uint32_t off, size_t len);
-    void (*prefetch)(data_bs *bs, data_key k);
     int (*iterate)(data_bs *bs, data_bs_iter_fn fn, void *arg);
     int (*space)(data_bs *bs, uint64_t *capacity, uint64_t *free_bytes);
     void (*close)(data_bs *bs);

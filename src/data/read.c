@@ -307,16 +307,6 @@ typedef struct ra_task {
     data_key k;
 } ra_task;
 
-/* A page cache store's readahead: the block into the page cache only. */
-static void pc_ra_run(void *arg)
-{
-    ra_task *t = arg;
-    data_store *s = t->s;
-    s->bs->ops->prefetch(s->bs, t->k);
-    free(t);
-    data__bg_end(s);
-}
-
 static void ra_run(void *arg)
 {
     ra_task *t = arg;
@@ -336,6 +326,13 @@ static void ra_run(void *arg)
 /* Queues background loads of every block holding [off, off+len). */
 static void prefetch(data_store *s, const data_slice *slices, size_t n, uint64_t off, uint64_t len)
 {
+    /* A page cache store's stream reads ahead through the kernel's
+     * readahead on the store's descriptor, in large folios: reading the
+     * blocks ahead here as well cost a copy of each (twice the CPU of a
+     * cold pass, vfs_bench), and readahead(2) brings them in as single
+     * pages, which every later copy pays for (docs/data.md §4.3). */
+    if (page_cache_store(s))
+        return;
     if (off >= DATA_CHUNK_SIZE || len == 0)
         return;
     if (off + len > DATA_CHUNK_SIZE)
@@ -352,14 +349,13 @@ static void prefetch(data_store *s, const data_slice *slices, size_t n, uint64_t
             (k.slice_id == last.slice_id && k.block == last.block))
             continue;
         last = k;
-        bool pc_store = page_cache_store(s) && s->bs->ops->prefetch;
-        if (!pc_store && data__cache_contains(s->cache, k))
+        if (data__cache_contains(s->cache, k))
             continue;
         ra_task *t = nb_xmalloc(sizeof *t);
         t->s = s;
         t->k = k;
         data__bg_begin(s);
-        nb_pool_submit(s->read_pool, pc_store ? pc_ra_run : ra_run, t);
+        nb_pool_submit(s->read_pool, ra_run, t);
         issued++;
     }
     free(pc);
