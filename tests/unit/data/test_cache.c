@@ -166,8 +166,10 @@ int main(void)
 {
     nb_log_set_level(NB_LOG_OFF);
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_lru_eviction), cmocka_unit_test(test_refcount_outlives_eviction),
-        cmocka_unit_test(test_single_load),  cmocka_unit_test(test_failed_load),
+        cmocka_unit_test(test_lru_eviction),
+        cmocka_unit_test(test_refcount_outlives_eviction),
+        cmocka_unit_test(test_single_load),
+        cmocka_unit_test(test_failed_load),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

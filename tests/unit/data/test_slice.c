@@ -403,9 +403,9 @@ static int send_refs(const data_fdref *refs, size_t n, uint32_t off, const uint8
             assert_true(map != MAP_FAILED);
             /* A mapping that misses the edge segments is refused. */
             if (lo + 1 < hi)
-                assert_int_equal(data_fdref_check(st, r, (uint8_t *)map + (lo + 1 - start), lo + 1,
-                                                  hi - lo - 1),
-                                 NB_EUSAGE);
+                assert_int_equal(
+                    data_fdref_check(st, r, (uint8_t *)map + (lo + 1 - start), lo + 1, hi - lo - 1),
+                    NB_EUSAGE);
             rc = data_fdref_check(st, r, map, start, hi - start);
             if (rc == 0)
                 assert_memory_equal((uint8_t *)map + (r->off - start), want + off, r->len);
@@ -480,17 +480,17 @@ static void test_disk_segment_edges(void **state)
             uint32_t off, n;
             bool ok;
         } cases[] = {
-            {4 * seg, seg, true},             /* ends at the segment's start */
-            {6 * seg, seg, true},             /* starts at its end */
-            {4 * seg + 3, seg - 3, true},     /* unaligned start, ends at its edge */
-            {6 * seg, 1, true},               /* one byte after it */
-            {5 * seg - 1, 1, true},           /* one byte before it */
-            {4 * seg + 3, seg - 2, false},    /* one byte into it */
-            {6 * seg - 1, 5, false},          /* its last byte */
-            {5 * seg + 1, 1, false},          /* the damaged byte alone */
-            {5 * seg + 2, 10, false},         /* near it */
-            {3 * seg + 100, 3 * seg, false},  /* across it, both ends unaligned */
-            {0, DATA_BLOCK_SIZE, false},      /* the whole block */
+            {4 * seg, seg, true},            /* ends at the segment's start */
+            {6 * seg, seg, true},            /* starts at its end */
+            {4 * seg + 3, seg - 3, true},    /* unaligned start, ends at its edge */
+            {6 * seg, 1, true},              /* one byte after it */
+            {5 * seg - 1, 1, true},          /* one byte before it */
+            {4 * seg + 3, seg - 2, false},   /* one byte into it */
+            {6 * seg - 1, 5, false},         /* its last byte */
+            {5 * seg + 1, 1, false},         /* the damaged byte alone */
+            {5 * seg + 2, 10, false},        /* near it */
+            {3 * seg + 100, 3 * seg, false}, /* across it, both ends unaligned */
+            {0, DATA_BLOCK_SIZE, false},     /* the whole block */
         };
         for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
             uint32_t off = cases[c].off, n = cases[c].n;
@@ -590,8 +590,7 @@ static void test_disk_refs_check(void **state)
     data_chunk_refs_release(st, refs, nrefs);
     free(refs);
     data_fdref r;
-    ASSERT_RC(data_bs_read_fd(data_store_bs(st), (data_key){950, 1}, 4000, 1000, &r),
-              NB_ECHECKSUM);
+    ASSERT_RC(data_bs_read_fd(data_store_bs(st), (data_key){950, 1}, 4000, 1000, &r), NB_ECHECKSUM);
     ASSERT_OK(data_bs_read_fd(data_store_bs(st), (data_key){950, 1}, 65536, 1000, &r));
     data_fdref_release(data_store_bs(st), &r);
     free(want);
