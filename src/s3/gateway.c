@@ -183,8 +183,6 @@ static bool answer_has(const gw_answer *a, const char *name)
     return false;
 }
 
-static int answer_error(s3_gw_req *r, int rc);
-
 static int send_answer(s3_gw_req *r, gw_answer *a)
 {
     struct MHD_Response *resp;
@@ -193,8 +191,13 @@ static int send_answer(s3_gw_req *r, gw_answer *a)
         resp = gw_body_response(r, a);
         /* A mapped piece failed its check (logged), or no memory: nothing
          * is sent yet, so the answer is an InternalError. */
-        if (!resp)
-            return answer_error(r, S3_ERR_INTERNAL_ERROR);
+        if (!resp) {
+            gw_answer e = {0};
+            error_body(r, &e, S3_ERR_INTERNAL_ERROR);
+            int ret = send_answer(r, &e);
+            answer_free(&e);
+            return ret;
+        }
     } else if (a->has_length && (r->head || a->file_len == 0)) {
         /* HEAD (and empty objects): a callback response carries the length
          * and MHD sends no body for HEAD. */
@@ -228,15 +231,6 @@ static int send_answer(s3_gw_req *r, gw_answer *a)
     r->status = status;
     NB_DEBUG("s3: %s %s %s → %u", r->request_id, r->started ? s3_op_name(r->op) : "-", r->path,
              status);
-    return ret;
-}
-
-static int answer_error(s3_gw_req *r, int rc)
-{
-    gw_answer a = {0};
-    error_body(r, &a, rc);
-    int ret = send_answer(r, &a);
-    answer_free(&a);
     return ret;
 }
 
@@ -780,6 +774,36 @@ static void finish_task(void *arg)
     MHD_resume_connection(r->conn);
 }
 
+bool s3_gw_req_first_call(s3_gw_req *r)
+{
+    bool first = !r->seen;
+    r->seen = true;
+    return first;
+}
+
+/* Whether the request carries a body (not read yet on the first call). */
+static bool has_body(const s3_gw_req *r)
+{
+    const char *cl = s3_req_header(&r->req, "content-length");
+    if (cl && strspn(cl, "0") != strlen(cl))
+        return true;
+    return s3_req_header(&r->req, "transfer-encoding") != NULL;
+}
+
+/* An answer made on the first call: sent now when the request has a body
+ * (it is refused unread and MHD closes the connection, as AWS does), else
+ * on the next call, when the connection can stay open. */
+static int answer_first(s3_gw_req *r)
+{
+    if (!has_body(r)) {
+        r->ready = true;
+        return MHD_YES;
+    }
+    int ret = send_answer(r, &r->ans);
+    answer_free(&r->ans);
+    return ret;
+}
+
 int s3_gw_handle(s3_gw_req *r, struct MHD_Connection *c, const char *method, const char *upload,
                  size_t *upload_size)
 {
@@ -787,6 +811,15 @@ int s3_gw_handle(s3_gw_req *r, struct MHD_Connection *c, const char *method, con
     if (r->answered) {
         *upload_size = 0; /* an early error answer: drop what still arrives */
         return MHD_YES;
+    }
+    if (r->ready) {
+        if (*upload_size) {
+            *upload_size = 0; /* none was announced: dropped */
+            return MHD_YES;
+        }
+        int ret = send_answer(r, &r->ans);
+        answer_free(&r->ans);
+        return ret;
     }
     if (!r->req.method && gw_is_admin(r)) {
         MHD_get_connection_values(c, MHD_HEADER_KIND, collect_header, r);
@@ -799,14 +832,14 @@ int s3_gw_handle(s3_gw_req *r, struct MHD_Connection *c, const char *method, con
         int rc = gw_admin(r, method, &r->ans);
         if (rc != 0)
             error_body(r, &r->ans, rc);
-        int ret = send_answer(r, &r->ans);
-        answer_free(&r->ans);
-        return ret;
+        return answer_first(r);
     }
     if (!r->req.method) {
         int rc = begin(r, method);
-        if (rc != 0)
-            return answer_error(r, rc);
+        if (rc != 0) {
+            error_body(r, &r->ans, rc);
+            return answer_first(r);
+        }
         return MHD_YES;
     }
     if (*upload_size) {
