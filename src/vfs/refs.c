@@ -1,7 +1,8 @@
 /*
- * refs.c — reads for the S3 gateway: a file range as verified block-store
- * pieces (docs/vfs.md, docs/data.md §4) that the gateway sends with
- * sendfile or from a mapping instead of copying through vfs_read; and a
+ * refs.c — reads for the S3 gateway: a file range as block-store pieces
+ * (docs/vfs.md, docs/data.md §4) that the gateway sends with sendfile or
+ * from a mapping it checks (vfs_refs_check) instead of copying through
+ * vfs_read; and a
  * GET or HEAD answered from one metadata snapshot without opening the file
  * (vfs_s3_get): what a 4 KiB GET costs is mostly metadata reads.
  */
@@ -88,6 +89,19 @@ const vfs_piece *vfs_refs_pieces(const vfs_refs *r, size_t *n)
 {
     *n = r->n;
     return r->pieces;
+}
+
+bool vfs_refs_check_span(const vfs_refs *r, size_t i, uint64_t *lo, uint64_t *hi)
+{
+    return i < r->n && data_fdref_check_span(r->v->ds, &r->refs[i], lo, hi);
+}
+
+int vfs_refs_check(const vfs_refs *r, size_t i, const void *map, uint64_t map_off, size_t map_len)
+{
+    if (i >= r->n)
+        return -EINVAL;
+    int rc = data_fdref_check(r->v->ds, &r->refs[i], map, map_off, map_len);
+    return rc == NB_EUSAGE ? -EINVAL : vfs__errno(rc);
 }
 
 void vfs_refs_free(vfs_refs *r)
