@@ -189,6 +189,11 @@ int kv_write_seq(kv_db *db, const kv_batch *b, uint64_t *seq)
     return rc;
 }
 
+uint64_t kv_last_seq(kv_db *db)
+{
+    return db->ops->last_seq(db->impl);
+}
+
 int kv_sync_to(kv_db *db, uint64_t seq)
 {
     return db->ops->sync_to(db->impl, seq);

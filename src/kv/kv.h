@@ -113,6 +113,10 @@ int kv_sync_to(kv_db *db, uint64_t seq) NB_MUST_CHECK;
 
 /* ---- Snapshots ---------------------------------------------------------------------------- */
 
+/* The newest write's sequence number (it covers every write that has
+ * returned; it grows with each write): equal values read at two times
+ * mean no write was applied in between (meta's GET cache relies on it). */
+uint64_t kv_last_seq(kv_db *db);
 /* Pins the current state: reads and iterators at the snapshot see exactly
  * the writes completed before it was taken. *out is owned; release with
  * kv_snapshot_free() before kv_close(). */

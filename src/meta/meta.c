@@ -778,6 +778,7 @@ int meta_open(const char *dir, const meta_options *o, meta **out)
     pthread_mutex_init(&m->rename_mu, NULL);
     pthread_mutex_init(&m->id_mu, NULL);
     pthread_mutex_init(&m->open_mu, NULL);
+    m->objcache = meta__objcache_new();
     kv_options ko;
     kv_options_init(&ko);
     ko.cache_bytes = m->opts.kv_cache_bytes;
@@ -802,6 +803,7 @@ void meta_close(meta *m)
     if (!m)
         return;
     kv_close(m->kv);
+    meta__objcache_free(m->objcache);
     for (int i = 0; i < META__OBUCKETS; i++) {
         while (m->open[i]) {
             meta__ocnt *o = m->open[i];

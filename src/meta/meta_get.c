@@ -68,6 +68,11 @@ static int read_data(meta *m, const kv_snapshot *s, meta_obj *o)
 int meta_obj_get(meta *m, const char *bucket, const char *key, unsigned flags, meta_obj *out)
 {
     memset(out, 0, sizeof *out);
+    /* Read before the snapshot: an answer kept with it is reused only
+     * while no write has been applied since (meta_objcache.c). */
+    uint64_t seq = kv_last_seq(m->kv);
+    if (meta__objcache_get(m->objcache, seq, bucket, key, flags, out))
+        return 0;
     kv_snapshot *s = NULL;
     int rc = kv_snapshot_new(m->kv, &s);
     uint64_t ino = 0;
@@ -91,6 +96,8 @@ int meta_obj_get(meta *m, const char *bucket, const char *key, unsigned flags, m
     kv_snapshot_free(s);
     if (rc != 0)
         meta_obj_free(out);
+    else
+        meta__objcache_put(m->objcache, seq, bucket, key, flags, out);
     return rc;
 }
 

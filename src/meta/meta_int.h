@@ -33,6 +33,17 @@ typedef struct meta__ocnt {
 
 #define META__OBUCKETS 4096
 
+/* meta_obj_get's recent answers, valid while kv_last_seq is unchanged
+ * (meta_objcache.c). get copies a kept answer into out (true) or
+ * returns false; put keeps a copy of o, read at seq. */
+typedef struct meta__objcache meta__objcache;
+meta__objcache *meta__objcache_new(void);
+void meta__objcache_free(meta__objcache *c);
+bool meta__objcache_get(meta__objcache *c, uint64_t seq, const char *bucket, const char *key,
+                        unsigned flags, meta_obj *out);
+void meta__objcache_put(meta__objcache *c, uint64_t seq, const char *bucket, const char *key,
+                        unsigned flags, const meta_obj *o);
+
 struct meta {
     kv_db *kv;
     meta_options opts;
@@ -47,6 +58,7 @@ struct meta {
     uint64_t id_limit[2];
     pthread_mutex_t open_mu;
     meta__ocnt *open[META__OBUCKETS];
+    meta__objcache *objcache; /* meta_obj_get's answers (meta_objcache.c) */
 };
 
 /* A transaction: locks held and the batch that will commit the change. */

@@ -225,15 +225,6 @@ static int send_answer(s3_gw_req *r, gw_answer *a)
     return ret;
 }
 
-static int answer_error(s3_gw_req *r, int rc)
-{
-    gw_answer a = {0};
-    error_body(r, &a, rc);
-    int ret = send_answer(r, &a);
-    answer_free(&a);
-    return ret;
-}
-
 /* ---- the mount's caches --------------------------------------------------------------------- */
 
 void gw_notify_key(s3_gw *g, const char *bucket, const char *key, uint64_t old_ino)
@@ -774,6 +765,36 @@ static void finish_task(void *arg)
     MHD_resume_connection(r->conn);
 }
 
+bool s3_gw_req_first_call(s3_gw_req *r)
+{
+    bool first = !r->seen;
+    r->seen = true;
+    return first;
+}
+
+/* Whether the request carries a body (not read yet on the first call). */
+static bool has_body(const s3_gw_req *r)
+{
+    const char *cl = s3_req_header(&r->req, "content-length");
+    if (cl && strspn(cl, "0") != strlen(cl))
+        return true;
+    return s3_req_header(&r->req, "transfer-encoding") != NULL;
+}
+
+/* An answer made on the first call: sent now when the request has a body
+ * (it is refused unread and MHD closes the connection, as AWS does), else
+ * on the next call, when the connection can stay open. */
+static int answer_first(s3_gw_req *r)
+{
+    if (!has_body(r)) {
+        r->ready = true;
+        return MHD_YES;
+    }
+    int ret = send_answer(r, &r->ans);
+    answer_free(&r->ans);
+    return ret;
+}
+
 int s3_gw_handle(s3_gw_req *r, struct MHD_Connection *c, const char *method, const char *upload,
                  size_t *upload_size)
 {
@@ -781,6 +802,15 @@ int s3_gw_handle(s3_gw_req *r, struct MHD_Connection *c, const char *method, con
     if (r->answered) {
         *upload_size = 0; /* an early error answer: drop what still arrives */
         return MHD_YES;
+    }
+    if (r->ready) {
+        if (*upload_size) {
+            *upload_size = 0; /* none was announced: dropped */
+            return MHD_YES;
+        }
+        int ret = send_answer(r, &r->ans);
+        answer_free(&r->ans);
+        return ret;
     }
     if (!r->req.method && gw_is_admin(r)) {
         MHD_get_connection_values(c, MHD_HEADER_KIND, collect_header, r);
@@ -793,14 +823,14 @@ int s3_gw_handle(s3_gw_req *r, struct MHD_Connection *c, const char *method, con
         int rc = gw_admin(r, method, &r->ans);
         if (rc != 0)
             error_body(r, &r->ans, rc);
-        int ret = send_answer(r, &r->ans);
-        answer_free(&r->ans);
-        return ret;
+        return answer_first(r);
     }
     if (!r->req.method) {
         int rc = begin(r, method);
-        if (rc != 0)
-            return answer_error(r, rc);
+        if (rc != 0) {
+            error_body(r, &r->ans, rc);
+            return answer_first(r);
+        }
         return MHD_YES;
     }
     if (*upload_size) {

@@ -90,6 +90,12 @@ struct s3_gw_req {
     char *query; /* raw query or NULL (points into path's allocation) */
     bool started;
     bool answered;
+    /* An answer made on the first call (an error, or an admin answer) of a
+     * request without a body: sent on the next call, once MHD has read the
+     * whole request, so the connection stays open (MHD closes it after an
+     * answer queued on the first call). */
+    bool ready;
+    bool seen; /* s3_gw_req_first_call */
     unsigned status;
     char request_id[17];
 

@@ -1081,6 +1081,10 @@ int s3_gw_handle(s3_gw_req *r, struct MHD_Connection *c, const char *method, con
  * upload is dropped. Returns the HTTP status answered, 0 when none. NULL is
  * a no-op. */
 unsigned s3_gw_req_done(s3_gw_req *r, bool completed);
+/* True on the first call for r, false after: the server's own endpoints
+ * answer on the second call, once MHD has read the whole request (an
+ * answer queued on the first call makes MHD close the connection). */
+bool s3_gw_req_first_call(s3_gw_req *r);
 
 /* How GET bodies were sent since the gateway started (for /metrics and the
  * tests that prove the zero-copy paths are taken; gw_get.c). */

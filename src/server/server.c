@@ -65,9 +65,16 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     if (!admin && *req_cls)
         return (enum MHD_Result)s3_gw_handle(*req_cls, c, method, upload, upload_size);
     /* Admin endpoints take no body; anything sent is refused rather than
-     * buffered. */
-    if (*upload_size != 0)
+     * buffered (unread: MHD closes the connection). */
+    if (*upload_size != 0 || MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Transfer-Encoding"))
         return respond_text(s, c, MHD_HTTP_CONTENT_TOO_LARGE, "request body not accepted\n");
+    const char *cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Content-Length");
+    if (cl && strspn(cl, "0") != strlen(cl))
+        return respond_text(s, c, MHD_HTTP_CONTENT_TOO_LARGE, "request body not accepted\n");
+    /* Answered on the second call, once MHD has read the request: an
+     * answer queued on the first one closes the connection. */
+    if (*req_cls && s3_gw_req_first_call(*req_cls))
+        return MHD_YES;
     bool get = strcmp(method, "GET") == 0 || strcmp(method, "HEAD") == 0;
     if (admin) {
         if (!get)

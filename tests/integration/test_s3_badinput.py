@@ -199,3 +199,53 @@ def test_skew_size_and_method_errors(srv):
     r = raw(srv, "PATCH", "/bad/keep", h)
     assert r.startswith(b"HTTP/1.1 405") and b"MethodNotAllowed" in r, r[:300]
     assert not exists(srv, "huge")
+
+
+def test_error_answers_keep_the_connection(srv):
+    """Errors that AWS answers on a kept-alive connection (404, 403 after a
+    read request, 304, 412) and the server's own endpoints leave the
+    connection open: the next request goes over the same socket. Only a
+    request whose body is refused unread closes it."""
+    import http.client
+    srv.client().put_object(Bucket="bad", Key="ka", Body=b"kept alive")
+    etag = srv.client().head_object(Bucket="bad", Key="ka")["ETag"]
+    c = http.client.HTTPConnection("127.0.0.1", srv.port, timeout=20)
+
+    def ask(method, path, headers=None, body=None, sign=True, secret=None):
+        h = dict(headers or {})
+        if sign:
+            h, *_ = signed_request(srv, method, path, h, "UNSIGNED-PAYLOAD")
+            if secret:  # a wrong signature
+                h["authorization"] = h["authorization"][:-4] + "0000"
+        c.request(method, path, body=body, headers=h)
+        r = c.getresponse()
+        data = r.read()
+        return r.status, r.getheader("Connection"), data
+
+    # An anonymous GET in a bucket that does not exist: refused before
+    # the handler, on the request's first call.
+    st, conn, body = ask("GET", "/no-such-bucket/x", sign=False)
+    assert (st, conn) == (404, None) and b"NoSuchBucket" in body
+    sock = c.sock
+    assert sock is not None  # not closed after the 404
+    for method, path, headers, want in [
+            ("GET", "/bad/no-such-key", {}, 404),
+            ("GET", "/bad/ka", {}, 200),
+            ("GET", "/no-such-bucket/x", {}, 404),
+            ("GET", "/bad/ka", {"If-None-Match": etag}, 304),
+            ("GET", "/bad/ka", {"If-Match": '"0123"'}, 412),
+            ("HEAD", "/bad/no-such-key", {}, 404),
+            ("GET", "/bad/ka", {}, 200)]:
+        st, conn, _ = ask(method, path, headers)
+        assert (st, conn) == (want, None), (method, path, headers)
+        assert c.sock is sock, (method, path, headers)
+    st, conn, body = ask("GET", "/bad/ka", secret=True)
+    assert (st, conn) == (403, None) and b"SignatureDoesNotMatch" in body
+    assert c.sock is sock
+    for path in ["/health", "/metrics", "/health"]:
+        st, conn, _ = ask("GET", path, sign=False)
+        assert (st, conn) == (200, None) and c.sock is sock, path
+    # A body refused before it is read: the connection closes.
+    st, conn, body = ask("PUT", "/no-such-bucket/x", body=b"x" * 1000)
+    assert (st, conn) == (404, "close") and b"NoSuchBucket" in body
+    c.close()
