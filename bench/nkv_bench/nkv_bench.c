@@ -77,6 +77,7 @@
 
 #include <errno.h>
 #include <inttypes.h>
+#include <malloc.h>
 #include <math.h>
 #include <pthread.h>
 #include <stdbool.h>
@@ -903,6 +904,10 @@ static void run_benchmark(int n, const char *name, bench_fn fn)
         stats_merge(&ts[0].st, &ts[i].st);
     }
     stats_report(&ts[0].st, name);
+    /* NKV_BENCH_MALLOC_STATS=1: glibc's per-arena bytes after each benchmark
+     * (freed heap that stays resident shows as system >> in use). */
+    if (getenv("NKV_BENCH_MALLOC_STATS"))
+        malloc_stats();
     free(ts);
     pthread_cond_destroy(&sh.cv);
     pthread_mutex_destroy(&sh.mu);

@@ -28,6 +28,7 @@ void nkv__bb_reset(nkv_block_builder *b)
     nb_buf_reset(&b->buf);
     nb_buf_reset(&b->restarts);
     nb_buf_reset(&b->last_key);
+    nkv__buf_reserve(&b->restarts, 4);
     NB_ASSERT(nb_buf_put_u32le(&b->restarts, 0) == 0);
     b->counter = 0;
     b->nentries = 0;
@@ -36,8 +37,10 @@ void nkv__bb_reset(nkv_block_builder *b)
 
 void nkv__bb_free(nkv_block_builder *b)
 {
-    nb_buf_free(&b->buf);
-    nb_buf_free(&b->restarts);
+    /* buf and restarts grow through nkv__buf_reserve: an index block
+     * passes NKV_BIG */
+    nkv__buf_free(&b->buf);
+    nkv__buf_free(&b->restarts);
     nb_buf_free(&b->last_key);
 }
 
@@ -59,11 +62,12 @@ void nkv__bb_add(nkv_block_builder *b, nb_slice key, nb_slice val)
         while (shared < m && b->last_key.data[shared] == key.ptr[shared])
             shared++;
     } else {
+        nkv__buf_reserve(&b->restarts, 4);
         NB_ASSERT(nb_buf_put_u32le(&b->restarts, (uint32_t)b->buf.len) == 0);
         b->counter = 0;
     }
     size_t unshared = key.len - shared;
-    NB_ASSERT(nb_buf_reserve(&b->buf, 3 * NB_VARINT64_MAX + unshared + val.len) == 0);
+    nkv__buf_reserve(&b->buf, 3 * NB_VARINT64_MAX + unshared + val.len);
     uint8_t *p = b->buf.data + b->buf.len;
     p = nb_varint_encode(p, shared);
     p = nb_varint_encode(p, unshared);
@@ -82,6 +86,7 @@ void nkv__bb_add(nkv_block_builder *b, nb_slice key, nb_slice val)
 
 nb_slice nkv__bb_finish(nkv_block_builder *b)
 {
+    nkv__buf_reserve(&b->buf, b->restarts.len + 4);
     NB_ASSERT(nb_buf_append(&b->buf, b->restarts.data, b->restarts.len) == 0);
     NB_ASSERT(nb_buf_put_u32le(&b->buf, (uint32_t)(b->restarts.len / 4)) == 0);
     b->finished = true;
@@ -101,6 +106,7 @@ int nkv__block_new(uint8_t *data, size_t size, nkv_block **out)
         return NB_CORRUPT("nkv: block has %u restarts for %zu bytes", n, size);
     }
     nkv_block *b = nb_xmalloc(sizeof *b);
+    b->alloc = sizeof *b;
     b->data = data;
     b->size = size;
     b->owned = true;
@@ -132,6 +138,7 @@ int nkv__block_new_ref(const uint8_t *data, size_t size, nkv_block **out)
     int rc = nkv__block_init_ref(&tmp, data, size);
     if (rc)
         return rc;
+    tmp.alloc = sizeof tmp;
     *out = nb_xmalloc(sizeof tmp);
     **out = tmp;
     return 0;
@@ -160,7 +167,7 @@ void nkv__block_free(nkv_block *b)
         return;
     if (b->owned)
         free(b->data);
-    free(b);
+    nkv__lfree(b, b->alloc);
 }
 
 typedef nkv_block_it block_it;

@@ -31,7 +31,7 @@ void nkv__bloom_build(nb_buf *buf, const uint64_t *hashes, size_t n, int bits_pe
     if (nlines == 0)
         nlines = 1;
     size_t start = buf->len;
-    NB_ASSERT(nb_buf_reserve(buf, (size_t)nlines * 64 + 5) == 0);
+    nkv__buf_reserve(buf, (size_t)nlines * 64 + 5); /* mapped when large: free with nkv__buf_free */
     uint8_t *bits_p = buf->data + start;
     memset(bits_p, 0, (size_t)nlines * 64);
     for (size_t i = 0; i < n; i++) {

@@ -101,6 +101,25 @@ void nkv__arena_init(nkv_arena *a);
 void *nkv__arena_alloc(nkv_arena *a, size_t n); /* 8-byte aligned */
 void nkv__arena_free(nkv_arena *a);
 
+/* Buffers of NKV_BIG bytes and more are mapped, not malloc'd (memtable.c:
+ * why). nkv__lalloc mallocs below NKV_BIG and maps from it on; the size
+ * given to nkv__lrealloc and nkv__lfree must be the one allocated. Abort
+ * when out of memory, as nb_xmalloc does. */
+#define NKV_BIG (128u << 10)
+void *nkv__lalloc(size_t n);
+void *nkv__lrealloc(void *p, size_t old, size_t n);
+void nkv__lfree(void *p, size_t n);
+/* An nb_buf whose storage is allocated so: every growth must come through
+ * nkv__buf_reserve (then nb_buf's appends never reallocate it), and it is
+ * freed with nkv__buf_free. */
+void nkv__buf_grow(nb_buf *b, size_t extra);
+static inline void nkv__buf_reserve(nb_buf *b, size_t extra)
+{
+    if (b->len + extra + 1 > b->cap) /* +1: nb_buf_reserve's rule */
+        nkv__buf_grow(b, extra);
+}
+void nkv__buf_free(nb_buf *b);
+
 /* ---------------------------------------------------------------------------
  * Memtable: a skiplist of entries. Entry layout in the arena:
  *   varint ikey_len | ikey | varint val_len | val
@@ -280,6 +299,8 @@ typedef struct nkv_block {
     uint8_t *data; /* owned, or borrowed (a read-ahead window, or the same allocation as the
                       descriptor: nkv__block_free frees the descriptor only) */
     size_t size;
+    size_t alloc; /* bytes of the descriptor's allocation (with data, when one),
+                     for nkv__lfree; unused in caller-owned descriptors */
     bool owned;
     uint32_t restart_off;
     uint32_t nrestarts;
@@ -335,7 +356,8 @@ uint32_t nkv__block_iter_restart(nkv__it *i);
 /* ---------------------------------------------------------------------------
  * Bloom filter (bloom.c): cache-line-blocked, on user keys.
  * ------------------------------------------------------------------------- */
-/* Builds a filter for the n 64-bit key hashes into buf (appended). */
+/* Builds a filter for the n 64-bit key hashes into buf (appended; buf grows
+ * through nkv__buf_reserve, so it is freed with nkv__buf_free). */
 void nkv__bloom_build(nb_buf *buf, const uint64_t *hashes, size_t n, int bits_per_key);
 bool nkv__bloom_may_match(nb_slice filter, uint64_t hash);
 static inline uint64_t nkv__bloom_hash(nb_slice ukey)

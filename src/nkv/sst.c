@@ -93,10 +93,10 @@ void nkv__tb_free(nkv_table_builder *b)
     nkv__bb_free(&b->data);
     nkv__bb_free(&b->index);
     nb_buf_free(&b->last_key);
-    nb_buf_free(&b->out);
-    nb_buf_free(&b->wbuf);
+    nkv__buf_free(&b->out);
+    nkv__buf_free(&b->wbuf);
     nb_buf_free(&b->sep);
-    free(b->hashes);
+    nkv__lfree(b->hashes, b->caphashes * sizeof *b->hashes);
     if (b->zc)
         ZSTD_freeCCtx(b->zc);
     free(b);
@@ -140,6 +140,7 @@ static int emit(nkv_table_builder *b, const void *p, size_t n)
             return rc;
         }
     }
+    nkv__buf_reserve(&b->wbuf, n);
     NB_ASSERT(nb_buf_append(&b->wbuf, p, n) == 0);
     b->off += n;
     return 0;
@@ -152,7 +153,7 @@ static int write_raw(nkv_table_builder *b, nb_slice raw, int allow_compress, han
     nb_slice stored = raw;
     if (allow_compress && b->o.compression == NKV_COMPRESSION_SNAPPY) {
         size_t cap = snappy_max_compressed_length(raw.len);
-        NB_ASSERT(nb_buf_reserve(&b->out, cap + NKV_BLOCK_TRAILER) == 0);
+        nkv__buf_reserve(&b->out, cap + NKV_BLOCK_TRAILER);
         size_t n = cap;
         if (snappy_compress((const char *)raw.ptr, raw.len, (char *)b->out.data, &n) == SNAPPY_OK &&
             n < raw.len - raw.len / 8) {
@@ -163,7 +164,7 @@ static int write_raw(nkv_table_builder *b, nb_slice raw, int allow_compress, han
         if (!b->zc)
             b->zc = ZSTD_createCCtx();
         size_t cap = ZSTD_compressBound(raw.len);
-        NB_ASSERT(nb_buf_reserve(&b->out, cap + NKV_BLOCK_TRAILER) == 0);
+        nkv__buf_reserve(&b->out, cap + NKV_BLOCK_TRAILER);
         size_t n = ZSTD_compressCCtx(b->zc, b->out.data, cap, raw.ptr, raw.len,
                                      b->o.zstd_level ? b->o.zstd_level : 1);
         if (!ZSTD_isError(n) && n < raw.len - raw.len / 8) {
@@ -171,23 +172,26 @@ static int write_raw(nkv_table_builder *b, nb_slice raw, int allow_compress, han
             type = NKV_COMPRESSION_ZSTD;
         }
     }
-    if (type == NKV_COMPRESSION_NONE) {
-        nb_buf_reset(&b->out);
-        NB_ASSERT(nb_buf_append(&b->out, raw.ptr, raw.len) == 0);
-    }
-    stored = nb_buf_slice(&b->out);
+    /* An uncompressed block is emitted from raw, not copied into out. */
+    if (type != NKV_COMPRESSION_NONE)
+        stored = nb_buf_slice(&b->out);
     uint8_t trailer[NKV_BLOCK_TRAILER];
     trailer[0] = (uint8_t)type;
     uint32_t crc = nb_crc32c(nb_crc32c(0, stored.ptr, stored.len), trailer, 1);
     nb_put_u32le(trailer + 1, nb_crc32c_mask(crc));
     h->off = b->off;
     h->size = stored.len;
-    NB_ASSERT(nb_buf_append(&b->out, trailer, sizeof trailer) == 0);
-    int rc = emit(b, b->out.data, b->out.len);
+    int rc;
+    if (type != NKV_COMPRESSION_NONE) {
+        NB_ASSERT(nb_buf_append(&b->out, trailer, sizeof trailer) == 0); /* reserved */
+        rc = emit(b, b->out.data, b->out.len);
+    } else if ((rc = emit(b, stored.ptr, stored.len)) == 0) {
+        rc = emit(b, trailer, sizeof trailer);
+    }
     if (rc)
         return rc;
     if (b->out.cap > (4u << 20))
-        nb_buf_free(&b->out);
+        nkv__buf_free(&b->out);
     return 0;
 }
 
@@ -256,8 +260,10 @@ int nkv__tb_add(nkv_table_builder *b, nb_slice ikey, nb_slice val)
         nb_slice uk = nkv__ukey(ikey);
         if (b->last_key.len == 0 || nkv__ucmp(uk, nkv__ukey(nb_buf_slice(&b->last_key))) != 0) {
             if (b->nhashes == b->caphashes) {
-                b->caphashes = b->caphashes ? b->caphashes * 2 : 1024;
-                b->hashes = nb_xrealloc(b->hashes, b->caphashes * sizeof *b->hashes);
+                size_t cap = b->caphashes ? b->caphashes * 2 : 1024;
+                b->hashes = nkv__lrealloc(b->hashes, b->caphashes * sizeof *b->hashes,
+                                          cap * sizeof *b->hashes);
+                b->caphashes = cap;
             }
             b->hashes[b->nhashes++] = nkv__bloom_hash(uk);
         }
@@ -334,7 +340,7 @@ int nkv__tb_finish(nkv_table_builder *b)
             rc = emit_flush(b);
     }
     nkv__bb_free(&meta);
-    nb_buf_free(&tmp);
+    nkv__buf_free(&tmp); /* nkv__bloom_build grows it */
     nb_buf_free(&hb);
     if (rc)
         b->status = rc;
@@ -428,11 +434,12 @@ static int block_from_raw(nkv_table *t, const uint8_t *raw, handle h, nkv_block 
         *out = ref;
         return block_init(t, h, ref, raw, h.size);
     }
-    nkv_block *b = nb_xmalloc(sizeof *b + ulen);
+    nkv_block *b = nkv__lalloc(sizeof *b + ulen);
+    b->alloc = sizeof *b + ulen;
     uint8_t *data = (uint8_t *)(b + 1);
     if ((rc = inflate_raw(t, raw, h, data, ulen)) != 0 ||
         (rc = block_init(t, h, b, data, ulen)) != 0) {
-        free(b);
+        nkv__lfree(b, b->alloc);
         return rc;
     }
     *out = b; /* one allocation: nkv__block_free frees it */
@@ -450,8 +457,11 @@ typedef struct blk_dest {
 
 static nkv_block *dest_alloc(blk_dest *d, size_t n)
 {
-    if (!d->key)
-        return nb_xmalloc(sizeof(nkv_block) + n);
+    if (!d->key) {
+        nkv_block *b = nkv__lalloc(sizeof(nkv_block) + n);
+        b->alloc = sizeof(nkv_block) + n;
+        return b;
+    }
     void *mem;
     d->e = nkv__cache_alloc(d->key, 16, sizeof(nkv_block) + n, &mem);
     return mem;
@@ -462,7 +472,7 @@ static void dest_free(blk_dest *d, nkv_block *b, nkv_cache_handle *e)
     if (d->key)
         nkv__cache_abandon(e);
     else
-        free(b);
+        nkv__lfree(b, b->alloc);
 }
 
 /* Reads the block at h with one pread, verifying its checksum (every read
@@ -605,7 +615,7 @@ int nkv__table_open(const nkv_env *env, nkv_file *f, const char *path, uint64_t 
                 rc = NB_CORRUPT("nkv: filter handle past the end of %s", path);
                 break;
             }
-            uint8_t *raw = nb_xmalloc(h.size + NKV_BLOCK_TRAILER);
+            uint8_t *raw = nkv__lalloc(h.size + NKV_BLOCK_TRAILER);
             rc = env->read_at(env->ctx, f, h.off, raw, h.size + NKV_BLOCK_TRAILER, &got);
             if (!rc) {
                 uint32_t crc = nb_crc32c(0, raw, h.size + 1);
@@ -617,7 +627,7 @@ int nkv__table_open(const nkv_env *env, nkv_file *f, const char *path, uint64_t 
                 }
             }
             if (rc) {
-                free(raw);
+                nkv__lfree(raw, h.size + NKV_BLOCK_TRAILER);
                 break;
             }
             t->filter = raw;
@@ -658,7 +668,7 @@ void nkv__table_free(nkv_table *t)
     nkv__block_free(t->index);
     if (t->f)
         t->env->close(t->env->ctx, t->f);
-    free(t->filter);
+    nkv__lfree(t->filter, t->filter_len + NKV_BLOCK_TRAILER);
     free(t->path);
     free(t);
 }
@@ -835,9 +845,11 @@ static int ra_block(table_it *it, handle h, nkv_block **out)
          * 17 bytes than at 0, 64, 1000 or -1. */
         size_t skew = (size_t)(h.off & 4095);
         if (want + skew > it->ra_cap) {
-            free(it->rabuf);
+            nkv__lfree(it->rabuf, it->ra_cap);
             it->ra_cap = want + 4096;
-            it->rabuf = nb_xaligned_alloc(4096, it->ra_cap);
+            /* mapped (so page-aligned) from NKV_BIG on */
+            it->rabuf = it->ra_cap >= NKV_BIG ? nkv__lalloc(it->ra_cap)
+                                              : nb_xaligned_alloc(4096, it->ra_cap);
         }
         size_t got = 0;
         it->ra_len = 0;
@@ -1006,7 +1018,7 @@ static void ti_free(nkv__it *i)
     table_it *it = (table_it *)i;
     drop_data(it);
     nkv__block_iter_fini(&it->index_it);
-    free(it->rabuf);
+    nkv__lfree(it->rabuf, it->ra_cap);
     if (it->release)
         it->release(it->ra, it->rb);
     nkv__it_release(it, sizeof *it);

@@ -174,7 +174,7 @@ static void test_bloom_fp_rate(void **state)
     double rate = (double)fp / probes;
     fprintf(stderr, "bloom: %zu bytes for %d keys, false-positive rate %.4f\n", f.len, n, rate);
     assert_true(rate < 0.02);
-    nb_buf_free(&f);
+    nkv__buf_free(&f);
     free(h);
 }
 
