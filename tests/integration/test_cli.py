@@ -33,6 +33,19 @@ def test_server_help_documents_every_option(args):
     assert "default 8080" in r.stdout
 
 
+def test_server_help_documents_the_mount_options():
+    # Issue 7: the mount's options are documented in --help, each with the
+    # FUSE mount option it sets where there is one.
+    r = run("server", "--help")
+    assert r.returncode == 0, r.stderr
+    text = " ".join(r.stdout.split())  # help lines wrap
+    for opt in ("--mount DIR", "--allow-other", "allow_other", "--default-permissions",
+                "default_permissions", "--mount-read-only", "--writeback-cache",
+                "--entry-timeout SECONDS", "--attr-timeout SECONDS", "--mount-threads N",
+                "NEBULA_ENTRY_TIMEOUT; default 60", "NEBULA_ATTR_TIMEOUT; default 60"):
+        assert opt in text, opt
+
+
 def one_line_error(r, *needles):
     assert r.returncode == 2, (r.returncode, r.stdout, r.stderr)
     lines = r.stderr.strip().splitlines()

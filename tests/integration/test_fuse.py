@@ -319,6 +319,89 @@ def test_permissions_and_sticky_bit(m_shared):
     assert run_as(1000, 1000, lambda: os.listdir(m.p("closed"))) == errno.EACCES
 
 
+def mount_options(mnt):
+    """The per-mount and super-block options of mnt in /proc/self/mountinfo."""
+    with open("/proc/self/mountinfo") as f:
+        for line in f:
+            fields = line.split()
+            if fields[4] == str(mnt):
+                sep = fields.index("-")
+                return set(fields[5].split(",")) | set(fields[sep + 3].split(","))
+    raise AssertionError("%s is not mounted" % mnt)
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to switch users")
+@pytest.mark.parametrize("m_shared", [("--default-permissions",)], indirect=True)
+def test_default_permissions_lets_the_kernel_refuse(m_shared):
+    """--default-permissions reaches the kernel as default_permissions, and
+    a non-root caller is refused on a root file of mode 0600."""
+    m = m_shared
+    assert "default_permissions" in mount_options(m.mnt)
+    p = m.p("secret")
+    with open(p, "w") as f:
+        f.write("root only")
+    os.chmod(p, 0o600)
+    assert run_as(65534, 65534, lambda: open(p).read()) == errno.EACCES
+    assert run_as(65534, 65534, lambda: open(p, "a")) == errno.EACCES
+    assert run_as(65534, 65534, lambda: os.truncate(p, 0)) == errno.EACCES
+    assert open(p).read() == "root only"
+    os.chmod(p, 0o604)
+    assert run_as(65534, 65534, lambda: open(p).read()) == 0
+
+
+def test_no_default_permissions_unless_asked(m):
+    assert "default_permissions" not in mount_options(m.mnt)
+    assert "ro" not in mount_options(m.mnt)
+
+
+def must_access(p, mask):
+    if not os.access(p, mask):
+        raise OSError(errno.EACCES, p)
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to switch users")
+@pytest.mark.parametrize("m_shared", [(), ("--default-permissions",)], indirect=True,
+                         ids=["server-checks", "kernel-checks"])
+def test_access_matches_a_local_directory(m_shared):
+    """access(2) for R_OK, W_OK, X_OK, by root and by another user, on root
+    files of modes 0644, 0700, 0755 and on a 0700 file of that user: the
+    same answers as on a local directory (root may execute only what some
+    x bit allows)."""
+    import tempfile
+    m = m_shared
+    local = tempfile.mkdtemp(prefix="nebula-fuse-local-")
+    try:
+        os.chmod(local, 0o755)
+        files = [("r644", 0o644, 0), ("r700", 0o700, 0), ("r755", 0o755, 0),
+                 ("u700", 0o700, 65534), ("u000", 0o000, 65534)]
+        for top in (local, str(m.mnt)):
+            for name, mode, owner in files:
+                p = os.path.join(top, name)
+                with open(p, "w") as f:
+                    f.write("#!/bin/sh\n")
+                os.chown(p, owner, owner)
+                os.chmod(p, mode)
+
+        def answers(top):
+            got = {}
+            for name, _, _ in files:
+                p = os.path.join(top, name)
+                for mask in (os.F_OK, os.R_OK, os.W_OK, os.X_OK, os.R_OK | os.X_OK):
+                    got[("root", name, mask)] = os.access(p, mask)
+                    got[("nobody", name, mask)] = \
+                        run_as(65534, 65534, lambda: must_access(p, mask)) == 0
+            return got
+
+        want, got = answers(local), answers(str(m.mnt))
+        # The local answers are the rules themselves; spot-check a few.
+        assert not want[("root", "r644", os.X_OK)] and want[("root", "r700", os.X_OK)]
+        assert want[("root", "u000", os.W_OK)] and not want[("nobody", "u000", os.R_OK)]
+        assert not want[("nobody", "r644", os.W_OK)] and want[("nobody", "r755", os.X_OK)]
+        assert got == want, sorted(k for k in want if got[k] != want[k])
+    finally:
+        shutil.rmtree(local, ignore_errors=True)
+
+
 @pytest.mark.skipif(os.geteuid() != 0, reason="needs root to switch users")
 @pytest.mark.parametrize("m_shared", [(), ("--writeback-cache",)], indirect=True,
                          ids=["plain", "writeback"])
@@ -577,6 +660,33 @@ def test_fifo_and_socket_nodes(m):
     os.unlink(fifo)
     os.unlink(sock)
     assert not os.path.exists(fifo)
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="mknod of devices needs CAP_MKNOD")
+def test_char_and_block_device_nodes(m):
+    """mknod of a character and a block device: the type and st_rdev come
+    back from stat, also after a restart (stored, not only
+    in the kernel's cache)."""
+    chr_, blk = m.p("null"), m.p("sda")
+    os.mknod(chr_, stat.S_IFCHR | 0o644, os.makedev(1, 3))
+    os.mknod(blk, stat.S_IFBLK | 0o640, os.makedev(8, 0))
+
+    def check():
+        c, b = os.lstat(chr_), os.lstat(blk)
+        assert stat.S_ISCHR(c.st_mode) and stat.S_IMODE(c.st_mode) == 0o644
+        assert (os.major(c.st_rdev), os.minor(c.st_rdev)) == (1, 3)
+        assert stat.S_ISBLK(b.st_mode) and stat.S_IMODE(b.st_mode) == 0o640
+        assert (os.major(b.st_rdev), os.minor(b.st_rdev)) == (8, 0)
+        assert c.st_size == 0 and b.st_size == 0
+        assert {"null", "sda"} <= set(os.listdir(str(m.mnt)))
+
+    check()
+    assert m.stop() == 0
+    m.start()
+    check()
+    os.unlink(chr_)
+    os.unlink(blk)
+    assert not os.path.lexists(chr_) and not os.path.lexists(blk)
 
 
 def test_sigint_unmounts_cleanly(tmp_path):
