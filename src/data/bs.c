@@ -110,14 +110,6 @@ int data_bs_get(data_bs *bs, data_key k, uint64_t off, size_t len, void *buf, si
     return count_get(bs, rc, *got);
 }
 
-int data__bs_get_verified(data_bs *bs, data_key k, uint8_t *buf, size_t cap, size_t *got,
-                          uint64_t *epoch, bool later)
-{
-    *got = 0;
-    int rc = bs->ops->get_verified(bs, k, buf, cap, got, epoch, later);
-    return count_get(bs, rc, *got);
-}
-
 int data_bs_get_all(data_bs *bs, data_key k, uint8_t **out, size_t *len)
 {
     *out = NULL;

@@ -15,8 +15,7 @@
  * Entry states:
  *
  *   acquire (miss) ──> LOADING ──fill(0)──> READY ──evict/drop──> (out of table)
- *                         ├──fill(err)──> FAILED (out of table at once)
- *                         └──fill_settling──> SETTLING ──settled──> (out of table)
+ *                         └──fill(err)──> FAILED (out of table at once)
  */
 #include <stdlib.h>
 #include <string.h>
@@ -161,10 +160,8 @@ data_block *data__cache_acquire(data_cache *c, data_key k, bool wait, bool *owne
             b->ra_hit = true;
             c->ra_hits++;
         }
-        if (b->state == DATA_BLK_READY) { /* SETTLING is in no LRU */
-            lru_unlink(c, b);
-            lru_push_front(c, b);
-        }
+        lru_unlink(c, b);
+        lru_push_front(c, b);
         pthread_mutex_unlock(&c->mu);
         return b;
     }
@@ -223,31 +220,6 @@ void data__cache_fill_buf(data_cache *c, data_block *b, uint8_t *buf, size_t len
     fill(c, b, 0, buf, len, true);
 }
 
-void data__cache_fill_settling(data_cache *c, data_block *b, uint8_t *buf, size_t len, bool pooled)
-{
-    pthread_mutex_lock(&c->mu);
-    NB_ASSERT(b->state == DATA_BLK_LOADING && b->transient);
-    b->data = buf;
-    b->len = len;
-    b->pooled = pooled;
-    b->state = b->in_table ? DATA_BLK_SETTLING : DATA_BLK_READY;
-    c->inserts++;
-    pthread_cond_broadcast(&c->loaded);
-    pthread_mutex_unlock(&c->mu);
-}
-
-void data__cache_settled(data_cache *c, data_block *b)
-{
-    pthread_mutex_lock(&c->mu);
-    bool drop = b->in_table && b->state == DATA_BLK_SETTLING;
-    if (drop)
-        remove_locked(c, b);
-    b->state = DATA_BLK_READY;
-    pthread_mutex_unlock(&c->mu);
-    if (drop)
-        data__block_unref(c, b); /* the table's reference */
-}
-
 static void fill(data_cache *c, data_block *b, int rc, uint8_t *data, size_t len, bool pooled)
 {
     data_block *victims = NULL; /* chained through hnext */
@@ -265,10 +237,6 @@ static void fill(data_cache *c, data_block *b, int rc, uint8_t *data, size_t len
         b->data = data;
         b->len = len;
         b->pooled = pooled;
-        if (b->transient && b->in_table) {
-            remove_locked(c, b); /* still LOADING: not in the LRU, not counted */
-            drop_table_ref = true;
-        }
         b->state = DATA_BLK_READY;
         c->inserts++;
         if (b->in_table) {

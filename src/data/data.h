@@ -101,15 +101,15 @@ int data_bs_delete(data_bs *bs, data_key k) NB_MUST_CHECK;
 
 /* Zero-copy: a descriptor from which the payload bytes [off, off+len) can be
  * sent with sendfile/splice. The bytes are verified before this returns (the
- * dir backend checks the covering 64 KiB segments through mmap, without
- * copying; the disk backend verifies the blob) and stay valid until
- * data_fdref_release, even if the block is deleted meanwhile. The fd is
- * borrowed from the ref: never close it yourself. */
+ * CRCs of the 64 KiB segments they touch: the dir backend checks them
+ * through mmap, the disk backend reads them through a small buffer) and
+ * stay valid until data_fdref_release, even if the block is deleted
+ * meanwhile. The fd is borrowed from the ref: never close it yourself. */
 typedef struct data_fdref {
     int fd;
     uint64_t off;     /* file offset of the first requested byte */
     size_t len;       /* bytes available (clipped at the block's end) */
-    uint64_t priv[4]; /* the block store's; priv[3]: trust epoch (data_int.h) */
+    uint64_t priv[6]; /* the block store's */
 } data_fdref;
 int data_bs_read_fd(data_bs *bs, data_key k, uint64_t off, size_t len,
                     data_fdref *out) NB_MUST_CHECK;
@@ -262,22 +262,33 @@ int data_chunk_plan(const data_slice *slices, size_t n, uint32_t off, size_t len
                     size_t *nout) NB_MUST_CHECK;
 /* Zero-copy reads of [off, off+len) of a chunk: appends to *refs (grown
  * with realloc; *n entries, *cap capacity) one data_fdref per piece, in
- * chunk order: a hole is {fd = -1, len}, any other piece a verified fd
- * range from data_bs_read_fd. The refs outlive the caller's pin (each
+ * chunk order: a hole is {fd = -1, len}, any other piece an fd range of
+ * its block. A piece is either verified when handed out (dir) or handed
+ * out unchecked (disk): then the sender must map it, check the mapping
+ * with data_fdref_check and send from that same mapping (a page cache
+ * page may be replaced by the device's bytes at any time, so only the
+ * bytes checked are known good). The refs outlive the caller's pin (each
  * holds its block) until data_chunk_refs_release. On an error the refs
  * this call added are released and *n is unchanged. */
 int data_chunk_refs(data_store *s, const data_slice *slices, size_t n, uint32_t off, size_t len,
                     data_fdref **refs, size_t *nrefs, size_t *cap) NB_MUST_CHECK;
 /* Releases refs[0..n) (holes are skipped). */
 void data_chunk_refs_release(data_store *s, data_fdref *refs, size_t n);
-/* True when data_chunk_refs of [off, off+len) would have to read a block
- * from the device to verify it before handing out a piece (a store that
- * verifies whole blocks once and then trusts their cached pages: disk),
- * i.e. some block of the range is neither known good and in the page
- * cache nor wholly in the page cache (a check of it would be CPU only).
- * A large answer over such blocks goes out faster as a stream
- * (data_chunk_read with a data_ra): each block is sent as soon as it is
- * verified while the next ones load, instead of after all of them. */
+/* Whether ref r (from data_chunk_refs) must be checked before it is sent:
+ * if so, [*lo, *hi) is the range of r->fd a mapping given to
+ * data_fdref_check must cover (the 64 KiB segments r's bytes touch). */
+bool data_fdref_check_span(data_store *s, const data_fdref *r, uint64_t *lo, uint64_t *hi);
+/* Checks the CRCs of the segments r's bytes touch on map, a mapping of
+ * r->fd's bytes [map_off, map_off + map_len): 0 (also for a ref that needs
+ * no check), NB_ECHECKSUM (logged), NB_EUSAGE if the mapping does not
+ * cover data_fdref_check_span's range. Send from map afterwards. */
+int data_fdref_check(data_store *s, const data_fdref *r, const void *map, uint64_t map_off,
+                     size_t map_len) NB_MUST_CHECK;
+/* True when some block of [off, off+len) is not wholly in the page cache
+ * (stores that read through it: disk), so that data_chunk_refs's pieces
+ * would be read from the device as they are checked. A large answer over
+ * such blocks goes out faster as a stream (data_chunk_read with a
+ * data_ra): its readahead brings the next blocks in while it sends. */
 bool data_chunk_cold(data_store *s, const data_slice *slices, size_t n, uint32_t off, size_t len);
 
 typedef struct data_cache_stats {

@@ -20,10 +20,14 @@
  * only valid calls (len <= DATA_BLOCK_SIZE, off within reason). */
 typedef struct data_bs_ops {
     const char *name;
-    /* A range read costs about the bytes read (dir: per-segment CRCs). When
-     * false (disk: one CRC per blob, a range read reads the whole block),
-     * the reader sends even small random reads through the cache. */
+    /* A range read costs about the bytes read (per-segment CRCs). When
+     * false, the reader sends even small random reads through the cache. */
     bool cheap_ranges;
+    /* Reads go through the page cache and check what they copy (disk):
+     * every read, streams too, copies straight into the caller's buffer
+     * (no block cache), and a stream's readahead is the kernel's on the
+     * store's descriptor (read.c, prefetch). */
+    bool page_cache;
     int (*put)(data_bs *bs, data_key k, const void *buf, size_t len, unsigned flags);
     int (*sync)(data_bs *bs, const data_key *keys, size_t n);
     /* Optional: makes the bytes of DATA_PUT_NO_SYNC blocks durable (then
@@ -34,28 +38,18 @@ typedef struct data_bs_ops {
     int (*stat)(data_bs *bs, data_key k, size_t *len);
     int (*del)(data_bs *bs, data_key k);
     /* flags: DATA__FD_NOVERIFY hands the range out without checking its
-     * CRCs (the caller knows them good, refs.c). */
+     * CRCs (readahead hints, tests); DATA__FD_SENDER_CHECKS lets a store
+     * with check hand it out unchecked for the sender to check. */
     int (*read_fd)(data_bs *bs, data_key k, uint64_t off, size_t len, unsigned flags,
                    data_fdref *out);
     void (*release_fd)(data_bs *bs, data_fdref *ref);
-    /* Optional (disk): the trust epoch of a ref's block, as read_fd put
-     * it in ref->priv[3]. It grows whenever a read that may bring pages
-     * of that block's file range into the page cache without checking
-     * them (kernel readahead) starts or ends, so a block verified at
-     * epoch E is known good while the epoch is still E (refs.c). Without
-     * the op the epoch is always 0. */
-    uint64_t (*epoch)(data_bs *bs, const data_fdref *ref);
-    /* Optional (disk): reads and verifies the whole block into buf
-     * (room for cap bytes) through the page cache, and gives the epoch
-     * its pages were verified at. NULL: data_bs_get. With later, a check
-     * that a neighbour's load overlapped gives DATA__EPOCH_NONE at once
-     * (buf is verified all the same); the caller settles it with settle. */
-    int (*get_verified)(data_bs *bs, data_key k, uint8_t *buf, size_t cap, size_t *got,
-                        uint64_t *epoch, bool later);
-    /* Optional, with get_verified: once the loads in flight over block k
-     * have ended, checks its (now resident) pages again and gives the
-     * epoch they are known good at (DATA__EPOCH_NONE: still not). */
-    int (*settle)(data_bs *bs, data_key k, uint64_t *epoch);
+    /* Optional (disk): data_fdref_check_span and data_fdref_check. */
+    bool (*check_span)(data_bs *bs, const data_fdref *ref, uint64_t *lo, uint64_t *hi);
+    int (*check)(data_bs *bs, const data_fdref *ref, const uint8_t *map, uint64_t map_off,
+                 size_t map_len);
+    /* Optional (page_cache stores): block k's [off, off+len) is in the page
+     * cache now (a hint, trusted for nothing). */
+    bool (*resident)(data_bs *bs, data_key k, uint32_t off, size_t len);
     int (*iterate)(data_bs *bs, data_bs_iter_fn fn, void *arg);
     int (*space)(data_bs *bs, uint64_t *capacity, uint64_t *free_bytes);
     void (*close)(data_bs *bs);
@@ -66,46 +60,11 @@ struct data_bs {
     _Atomic uint64_t puts, gets, deletes, bytes_written, bytes_read, checksum_errors;
 };
 
-#define DATA__FD_NOVERIFY 1u
-/* A trust epoch meaning "never": the block was not verified, or a read
- * that may have brought its pages in unverified overlapped its check. */
-#define DATA__EPOCH_NONE UINT64_MAX
+#define DATA__FD_NOVERIFY      1u
+#define DATA__FD_SENDER_CHECKS 2u
 /* data_bs_read_fd with read_fd flags. */
 int data__bs_read_fd(data_bs *bs, data_key k, uint64_t off, size_t len, unsigned flags,
                      data_fdref *out);
-
-/* The get_verified op with data_bs_get's counting; the op must exist. */
-int data__bs_get_verified(data_bs *bs, data_key k, uint8_t *buf, size_t cap, size_t *got,
-                          uint64_t *epoch, bool later);
-
-/* Ranges of blocks verified by zero-copy reads (refs.c). */
-typedef struct data__vmemo data__vmemo;
-data__vmemo *data__vmemo_new(void);
-void data__vmemo_free(data__vmemo *m);
-/* A small range of block k read into dst on a store without cheap ranges
- * (disk: a range read costs the whole blob and its CRC): the first read
- * verifies the whole blob, later ones read just the range from the page
- * cache while it is there (refs.c). *got < len only at the block's end. */
-int data__range_read(data_store *s, data_key k, uint32_t off, size_t len, uint8_t *dst,
-                     size_t *got);
-/* Notes that the first len bytes of block k were just read through the
- * page cache and verified (a whole-block load on such a store), known good
- * at trust epoch epoch (the get_verified op's; 0 where there is none). */
-void data__vmemo_verified(data_store *s, data_key k, size_t len, uint64_t epoch);
-/* Forgets block k: before a load of it from the device (until it
- * verifies, its pages in the page cache may be bad) and after a failed
- * check. */
-void data__vmemo_bad(data_store *s, data_key k);
-/* Block k's [off, off+len) into dst, only if it is known good and every
- * byte of it is in the page cache now; false (dst undefined) otherwise.
- * No CRC pass, one copy: a warm sequential re-read (read.c). */
-bool data__range_read_cached(data_store *s, data_key k, uint32_t off, size_t len, uint8_t *dst);
-/* Block k's [off, off+len) is known good and (its first and last page at
- * least) in the page cache now: a readahead of it would gain nothing. */
-bool data__range_known_cached(data_store *s, data_key k, uint32_t off, size_t len);
-/* Every page of block k (the whole blob, which a check reads) is in the
- * page cache now: checking it reads nothing from the device. */
-bool data__block_resident(data_store *s, data_key k);
 
 /* The backends: bs_dir.c and bs_disk.c. */
 extern const data_bs_ops data__bs_dir_ops;
@@ -135,21 +94,13 @@ struct data_block {
     size_t len;
     _Atomic int refs;
     bool pooled; /* data is a DATA_BLOCK_SIZE buffer of the cache's pool */
-    int state;   /* DATA_BLK_LOADING, _READY, _FAILED, _SETTLING */
+    int state;   /* DATA_BLK_LOADING, _READY, _FAILED */
     int rc;      /* load error when FAILED */
     bool in_table, readahead, ra_hit;
-    /* Set by the loader before its fill: the block serves the readers
-     * waiting for it and leaves the table at once (a stream's block whose
-     * verified bytes stay in the page cache, read.c). */
-    bool transient;
     data_block *hnext;               /* hash chain */
     data_block *lru_prev, *lru_next; /* LRU list: head = most recent */
 };
-/* SETTLING: a transient block filled with verified bytes whose memo entry
- * waits for a second check (read.c, settle_task): it stays in the table,
- * out of the LRU and the byte count, so the stream's next reads of it copy
- * from it instead of loading it again; data__cache_settled removes it. */
-enum { DATA_BLK_LOADING, DATA_BLK_READY, DATA_BLK_FAILED, DATA_BLK_SETTLING };
+enum { DATA_BLK_LOADING, DATA_BLK_READY, DATA_BLK_FAILED };
 
 typedef struct data_cache data_cache;
 data_cache *data__cache_new(size_t capacity);
@@ -174,12 +125,6 @@ data_block *data__cache_peek(data_cache *c, data_key k);
 void data__cache_fill(data_cache *c, data_block *b, int rc, uint8_t *data, size_t len);
 /* data__cache_fill (rc 0) with a buffer of the cache's pool. */
 void data__cache_fill_buf(data_cache *c, data_block *b, uint8_t *buf, size_t len);
-/* Fills transient b (LOADING) as SETTLING: it serves readers and stays in
- * the table until data__cache_settled(c, b). pooled: buf is the pool's. */
-void data__cache_fill_settling(data_cache *c, data_block *b, uint8_t *buf, size_t len, bool pooled);
-/* Takes SETTLING b out of the table; the caller still holds its own
- * reference. */
-void data__cache_settled(data_cache *c, data_block *b);
 void data__block_unref(data_cache *c, data_block *b);
 /* Drops k from the cache if present (the collector freed it). */
 void data__cache_drop(data_cache *c, data_key k);
@@ -209,7 +154,6 @@ typedef struct data_released {
 
 struct data_store {
     data_bs *bs;
-    data__vmemo *vmemo; /* zero-copy reads: what was verified (refs.c) */
     data_store_options o;
     data_cache *cache;
     data__bufpool *bufs; /* block buffers for writers and the cache */
@@ -257,7 +201,7 @@ uint64_t data__pins_min_locked(data_store *s);
 /* Background task accounting (store.c). */
 void data__bg_begin(data_store *s);
 void data__bg_end(data_store *s);
-/* Waits until no background task (readahead load, settle) is pending. */
+/* Waits until no background task (readahead) is pending. */
 void data__bg_wait(data_store *s);
 
 /* Reads block k whole into a buffer: *pooled tells whether *data is a pool

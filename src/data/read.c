@@ -181,47 +181,13 @@ int data__block_read(data_store *s, data_key k, uint8_t **data, size_t *len, boo
     return block_take(s, buf, rc, got, data, len, pooled);
 }
 
-/* A store whose whole-block reads go through the page cache and verify the
- * blob (disk): verified blocks are remembered, and a warm re-read takes
- * its bytes straight from the page cache (refs.c). */
-static bool memo_store(const data_store *s)
+/* A store whose reads copy from the page cache and check what they copy
+ * (disk): every read goes straight to it, streams too (one copy and one
+ * CRC pass per byte), and its readahead only brings blocks into the page
+ * cache. */
+static bool page_cache_store(const data_store *s)
 {
-    return !s->bs->ops->cheap_ranges && s->bs->ops->read_fd;
-}
-
-/* data__block_read through the store's verified load, which also tells
- * the trust epoch the block's pages were verified at. */
-static int block_read_verified(data_store *s, data_key k, uint8_t **data, size_t *len, bool *pooled,
-                               uint64_t *epoch, bool later)
-{
-    uint8_t *buf = data__buf_get(s->bufs);
-    size_t got = 0;
-    int rc = data__bs_get_verified(s->bs, k, buf, DATA_BLOCK_SIZE, &got, epoch, later);
-    return block_take(s, buf, rc, got, data, len, pooled);
-}
-
-typedef struct settle_task {
-    data_store *s;
-    data_block *b;
-} settle_task;
-
-/* The second check of a transient block whose load a neighbour's load
- * overlapped: until it is done the block stays SETTLING in the table, so
- * its readers copy from it; then it is remembered (or not) and leaves. */
-static void settle_run(void *arg)
-{
-    settle_task *t = arg;
-    data_store *s = t->s;
-    uint64_t epoch = DATA__EPOCH_NONE;
-    int rc = s->bs->ops->settle(s->bs, t->b->key, &epoch);
-    if (rc == 0)
-        data__vmemo_verified(s, t->b->key, t->b->len, epoch);
-    else if (rc == NB_ECHECKSUM || rc == NB_ECORRUPT)
-        data__vmemo_bad(s, t->b->key); /* its pages changed since the load */
-    data__cache_settled(s->cache, t->b);
-    data__block_unref(s->cache, t->b);
-    free(t);
-    data__bg_end(s);
+    return s->bs->ops->page_cache;
 }
 
 /* Fills a LOADING cache entry b with block k; returns the load's result. */
@@ -230,30 +196,7 @@ static int block_fill(data_store *s, data_block *b, data_key k)
     uint8_t *p;
     size_t n;
     bool pooled;
-    uint64_t epoch = 0;
-    if (memo_store(s))
-        data__vmemo_bad(s, k); /* trusted again only once this load verifies */
-    /* A transient load hands its checked bytes to the readers at once; a
-     * second check a neighbour's load made necessary runs after it
-     * (settle_run), not on the readers' path. */
-    bool later = b->transient && s->bs->ops->settle;
-    int rc = memo_store(s) && s->bs->ops->get_verified
-                 ? block_read_verified(s, k, &p, &n, &pooled, &epoch, later)
-                 : data__block_read(s, k, &p, &n, &pooled);
-    if (rc == 0 && later && epoch == DATA__EPOCH_NONE) {
-        data__cache_fill_settling(s->cache, b, p, n, pooled);
-        settle_task *t = nb_xmalloc(sizeof *t);
-        t->s = s;
-        t->b = b;
-        atomic_fetch_add(&b->refs, 1);
-        data__bg_begin(s);
-        nb_pool_submit(s->read_pool, settle_run, t);
-        return 0;
-    }
-    if (rc == 0 && memo_store(s))
-        data__vmemo_verified(s, k, n, epoch); /* read through the page cache and verified */
-    else if ((rc == NB_ECHECKSUM || rc == NB_ECORRUPT) && memo_store(s))
-        data__vmemo_bad(s, k); /* its bad pages are in the page cache now */
+    int rc = data__block_read(s, k, &p, &n, &pooled);
     if (rc == 0 && pooled)
         data__cache_fill_buf(s->cache, b, p, n);
     else
@@ -261,9 +204,8 @@ static int block_fill(data_store *s, data_block *b, data_key k)
     return rc;
 }
 
-/* Loads block k through the cache: a reference to the ready block. A
- * transient load serves the readers of this moment and is not kept. */
-static int block_load(data_store *s, data_key k, bool transient, data_block **out)
+/* Loads block k through the cache: a reference to the ready block. */
+static int block_load(data_store *s, data_key k, data_block **out)
 {
     bool owner;
     int rc;
@@ -271,7 +213,6 @@ static int block_load(data_store *s, data_key k, bool transient, data_block **ou
     if (!b)
         return rc;
     if (owner) {
-        b->transient = transient;
         rc = block_fill(s, b, k);
         if (rc) {
             data__block_unref(s->cache, b);
@@ -284,7 +225,7 @@ static int block_load(data_store *s, data_key k, bool transient, data_block **ou
 
 int data__block_load(data_store *s, data_key k, data_block **out)
 {
-    return block_load(s, k, false, out);
+    return block_load(s, k, out);
 }
 
 typedef struct fetch {
@@ -294,9 +235,8 @@ typedef struct fetch {
     uint32_t base; /* chunk offset of buf[0] */
     data_piece *p; /* this block's pieces */
     size_t np;
-    bool whole;  /* through the cache */
-    bool ranged; /* not whole, on a store without cheap ranges (refs.c) */
-    bool seq;    /* part of a sequential stream */
+    bool whole; /* through the cache */
+    bool seq;   /* part of a sequential stream */
 } fetch;
 
 static int short_block(data_key k, uint64_t want, uint64_t have)
@@ -311,23 +251,8 @@ static int fetch_run(fetch *f)
     data_store *s = f->s;
     data_key k = f->p[0].key;
     if (f->whole) {
-        if (f->seq && memo_store(s)) {
-            /* A warm re-read: block known good and still in the page
-             * cache. One copy, no CRC pass, and the block cache is left
-             * to what is hot. */
-            size_t i = 0;
-            while (i < f->np && data__range_read_cached(s, k, f->p[i].block_off, f->p[i].len,
-                                                        f->buf + (f->p[i].chunk_off - f->base)))
-                i++;
-            if (i == f->np)
-                return 0;
-        }
-        /* A stream on such a store keeps what it loads in the page cache
-         * only (verified and remembered), so the block cache keeps what
-         * is hot: scan resistance. */
-        bool transient = f->seq && memo_store(s);
         data_block *b = NULL;
-        int rc = block_load(s, k, transient, &b);
+        int rc = block_load(s, k, &b);
         if (rc)
             return rc;
         bool done = false; /* the stream has read the block's last byte */
@@ -342,7 +267,7 @@ static int fetch_run(fetch *f)
         data__block_unref(s->cache, b);
         /* Elsewhere a stream does not come back for a block it has
          * passed, so that block is the first to go, not what is hot. */
-        if (f->seq && done && !transient)
+        if (f->seq && done)
             data__cache_demote(s->cache, k);
         return rc;
     }
@@ -350,8 +275,7 @@ static int fetch_run(fetch *f)
         const data_piece *p = &f->p[i];
         size_t got = 0;
         uint8_t *dst = f->buf + (p->chunk_off - f->base);
-        int rc = f->ranged ? data__range_read(s, k, p->block_off, p->len, dst, &got)
-                           : data_bs_get(s->bs, k, p->block_off, p->len, dst, &got);
+        int rc = data_bs_get(s->bs, k, p->block_off, p->len, dst, &got);
         if (rc)
             return rc;
         if (got != p->len)
@@ -392,7 +316,6 @@ static void ra_run(void *arg)
     data_block *b = data__cache_acquire(s->cache, t->k, false, &owner, &rc);
     if (b && owner) {
         b->readahead = true;
-        b->transient = memo_store(s); /* its bytes wait in the page cache */
         (void)block_fill(s, b, t->k);
     }
     data__block_unref(s->cache, b);
@@ -403,6 +326,13 @@ static void ra_run(void *arg)
 /* Queues background loads of every block holding [off, off+len). */
 static void prefetch(data_store *s, const data_slice *slices, size_t n, uint64_t off, uint64_t len)
 {
+    /* A page cache store's stream reads ahead through the kernel's
+     * readahead on the store's descriptor, in large folios: reading the
+     * blocks ahead here as well cost a copy of each (twice the CPU of a
+     * cold pass, vfs_bench), and readahead(2) brings them in as single
+     * pages, which every later copy pays for (docs/data.md §4.3). */
+    if (page_cache_store(s))
+        return;
     if (off >= DATA_CHUNK_SIZE || len == 0)
         return;
     if (off + len > DATA_CHUNK_SIZE)
@@ -420,9 +350,6 @@ static void prefetch(data_store *s, const data_slice *slices, size_t n, uint64_t
             continue;
         last = k;
         if (data__cache_contains(s->cache, k))
-            continue;
-        /* Known good: the reader takes it from the page cache itself. */
-        if (memo_store(s) && data__range_known_cached(s, k, pc[i].block_off, pc[i].len))
             continue;
         ra_task *t = nb_xmalloc(sizeof *t);
         t->s = s;
@@ -444,7 +371,7 @@ void data_chunk_prefetch(data_store *s, const data_slice *slices, size_t n, uint
 
 bool data_chunk_cold(data_store *s, const data_slice *slices, size_t n, uint32_t off, size_t len)
 {
-    if (!memo_store(s))
+    if (!page_cache_store(s) || !s->bs->ops->resident)
         return false;
     data_piece *pc;
     size_t npc;
@@ -454,8 +381,7 @@ bool data_chunk_cold(data_store *s, const data_slice *slices, size_t n, uint32_t
     for (size_t i = 0; !cold && i < npc; i++) {
         data_key k = pc[i].key;
         if (k.slice_id != 0 && !(k.slice_id & DATA_SLICE_INLINE))
-            cold = !data__range_known_cached(s, k, pc[i].block_off, pc[i].len) &&
-                   !data__block_resident(s, k);
+            cold = !s->bs->ops->resident(s->bs, k, pc[i].block_off, pc[i].len);
     }
     free(pc);
     return cold;
@@ -537,19 +463,15 @@ int data_chunk_read(data_store *s, data_ra *ra, const data_slice *slices, size_t
         f->base = off;
         f->p = &pc[i];
         f->np = j - i;
-        f->whole = true;
-        f->ranged = false;
+        f->whole = !page_cache_store(s);
         f->seq = seq;
-        if (!seq && bytes <= s->o.direct_read_max &&
-            (s->bs->ops->cheap_ranges || s->bs->ops->read_fd)) {
+        if (f->whole && !seq && bytes <= s->o.direct_read_max && s->bs->ops->cheap_ranges) {
             /* A small random read: through the cache only if the block is
-             * there already; otherwise just the bytes asked for (from the
-             * page cache once verified, where ranges are not cheap). */
+             * there already; otherwise just the bytes asked for. */
             data_block *b = data__cache_peek(s->cache, pc[i].key);
             if (b)
                 data__block_unref(s->cache, b);
             f->whole = b != NULL;
-            f->ranged = !f->whole && !s->bs->ops->cheap_ranges;
         }
         i = j;
     }
@@ -587,8 +509,7 @@ int data_chunk_read(data_store *s, data_ra *ra, const data_slice *slices, size_t
         uint64_t reach = ((uint64_t)off + len + ra->window + DATA_BLOCK_SIZE - 1) /
                          DATA_BLOCK_SIZE * DATA_BLOCK_SIZE;
         /* Each block of the stream is considered once, not on every read
-         * its window covers (the check of a known-good block costs a
-         * mincore). */
+         * its window covers. */
         uint64_t from = (uint64_t)off + len;
         if (ra->pf_end > from)
             from = ra->pf_end;

@@ -99,7 +99,6 @@ int data_store_open(data_bs *bs, const data_store_options *opts, data_store **ou
     s->bufs = data__bufpool_new();
     s->cache = data__cache_new(s->o.cache_bytes);
     data__cache_use_pool(s->cache, s->bufs);
-    s->vmemo = data__vmemo_new();
     int rc = nb_pool_new(s->o.read_threads, "data-rd", &s->read_pool);
     if (rc == 0)
         rc = nb_pool_new(s->o.write_threads, "data-wr", &s->write_pool);
@@ -128,7 +127,6 @@ void data_store_close(data_store *s)
     nb_pool_free(s->write_pool);
     data__cache_free(s->cache);
     data__bufpool_free(s->bufs);
-    data__vmemo_free(s->vmemo);
     if (s->nreleased)
         NB_INFO("data: %zu released slice(s) not yet deleted at close; the collector will "
                 "free them",

@@ -138,6 +138,9 @@ static void answer_drop_body(gw_answer *a)
     a->refs = NULL;
     vfs_s3_obj_free(a->obj);
     a->obj = NULL;
+    vfs_s3_obj_free(a->inl_obj);
+    a->inl_obj = NULL;
+    a->inl = NULL;
 }
 
 static void answer_free(gw_answer *a)
@@ -187,8 +190,17 @@ static int send_answer(s3_gw_req *r, gw_answer *a)
 {
     struct MHD_Response *resp;
     unsigned status = a->status ? a->status : 200;
-    if ((a->file || a->raw || a->refs || a->obj) && !r->head) {
+    if ((a->file || a->raw || a->refs || a->obj || a->inl) && !r->head) {
         resp = gw_body_response(r, a);
+        /* A mapped piece failed its check (logged), or no memory: nothing
+         * is sent yet, so the answer is an InternalError. */
+        if (!resp) {
+            gw_answer e = {0};
+            error_body(r, &e, S3_ERR_INTERNAL_ERROR);
+            int ret = send_answer(r, &e);
+            answer_free(&e);
+            return ret;
+        }
     } else if (a->has_length && (r->head || a->file_len == 0)) {
         /* HEAD (and empty objects): a callback response carries the length
          * and MHD sends no body for HEAD. */

@@ -1,15 +1,17 @@
 /*
  * gw_get.c — GET bodies: how the bytes of an object reach the socket.
  *
+ *   inline in metadata ─► sent from the snapshot's bytes (held until MHD
+ *                         is done), header and body in one call
  *   ≤ GW_SMALL_BODY ───► read into one buffer: MHD writes header and body
  *                         with one call
  *   one file range ────► sendfile from the block store's descriptor
- *                         (MHD_create_response_from_fd_at_offset64 on a
+ *   already checked       (MHD_create_response_from_fd_at_offset64 on a
  *                         dup of it; the pieces stay held by the request
  *                         until MHD has finished with them): one block
- *                         piece, or blocks that lie end to end in one of
- *                         the disk engine's data files
- *   other pieces ──────► the pieces mapped and sent as one I/O vector
+ *                         piece of the dir store
+ *   other pieces ──────► the pieces mapped, checked on the mapping (disk
+ *                         store) and sent from it as one I/O vector
  *                         (holes point at a page of zeros)
  *   cold, > one block ──► copied from the snapshot as MHD sends: each
  *                         block goes out once verified while the next
@@ -22,9 +24,12 @@
  * objects over one chunk and files with unpublished writes open the file
  * (gw_get_body).
  *
- * Every piece is verified by the block store when it is handed out (the
- * CRCs of the 64 KiB segments it covers, docs/data.md), so a corrupt block
- * is an InternalError before the status line is sent, never a wrong body;
+ * Every piece is verified when it is handed out (dir: the CRCs of the
+ * 64 KiB segments it covers, docs/data.md) or, for the disk store, on the
+ * mapping it is sent from just before the answer is queued
+ * (vfs_refs_check): a corrupt block is an InternalError before the status
+ * line is sent, or a connection closed without an answer (a mapped
+ * piece), never a wrong body;
  * in a cold answer, a corrupt block after the first ends the body short
  * of its length before any of its bytes (the connection is closed).
  * Each answer counts its path (s3_gw_get_count, /metrics).
@@ -137,6 +142,15 @@ int gw_get_obj_body(gw_answer *a, vfs_s3_obj **op, uint64_t off, uint64_t len)
 {
     vfs_s3_obj *o = *op;
     a->file_len = len;
+    const uint8_t *inl = len <= GW_SMALL_BODY ? vfs_s3_obj_inline(o, off, len) : NULL;
+    if (inl) {
+        /* Inline in metadata (a small PUT): sent from the snapshot's
+         * bytes, which the answer holds until MHD has sent them. */
+        a->inl = inl;
+        a->inl_obj = o;
+        *op = NULL;
+        return 0;
+    }
     if (len <= GW_SMALL_BODY) {
         uint8_t *buf = nb_xmalloc(len ? len : 1);
         int rc = vfs_s3_obj_read(o, off, buf, (size_t)len);
@@ -281,8 +295,10 @@ static uint8_t *win_find(s3_gw *g, uint64_t dev, uint64_t ino, uint64_t start)
 }
 
 /* Where the piece's bytes lie in a lasting window, or NULL (map it for
- * this answer). */
-static const uint8_t *win_piece(s3_gw *g, const vfs_piece *pc)
+ * this answer). *base and *base_off: the window and the file offset it
+ * maps. */
+static const uint8_t *win_piece(s3_gw *g, const vfs_piece *pc, const uint8_t **base,
+                                uint64_t *base_off)
 {
     struct stat st;
     if (pc->len > GW_WIN_SPAN - GW_WIN || fstat(pc->fd, &st) != 0 || !S_ISREG(st.st_mode) ||
@@ -297,8 +313,6 @@ static const uint8_t *win_piece(s3_gw *g, const vfs_piece *pc)
         if (!p && n < GW_WINS_MAX) {
             void *q = mmap(NULL, GW_WIN_SPAN, PROT_READ, MAP_SHARED, pc->fd, (off_t)start);
             if (q != MAP_FAILED) {
-                /* No read-around, as for the per-answer mappings below. */
-                (void)madvise(q, GW_WIN_SPAN, MADV_RANDOM);
                 g->wins[n] = (gw_win){(uint64_t)st.st_dev, (uint64_t)st.st_ino, start, q};
                 atomic_store_explicit(&g->nwins, n + 1, memory_order_release);
                 p = q;
@@ -308,6 +322,8 @@ static const uint8_t *win_piece(s3_gw *g, const vfs_piece *pc)
         if (!p)
             return NULL;
     }
+    *base = p;
+    *base_off = start;
     return p + (pc->off - start);
 }
 
@@ -360,28 +376,43 @@ static struct MHD_Response *mapped_response(s3_gw *g, gw_answer *a)
             }
             continue;
         }
-        const uint8_t *w = win_piece(g, &p[i]);
-        if (w) {
+        /* A piece the block store did not check (disk) is checked here,
+         * on the mapping it is then sent from: the CRCs of the segments
+         * it touches, [lo, hi) of the data file. */
+        uint64_t lo = p[i].off, hi = p[i].off + p[i].len;
+        bool check = vfs_refs_check_span(a->refs, i, &lo, &hi);
+        const uint8_t *base = NULL;
+        uint64_t base_off = 0;
+        const uint8_t *w = win_piece(g, &p[i], &base, &base_off);
+        if (w && (!check || (lo >= base_off && hi <= base_off + GW_WIN_SPAN))) {
+            if (check && vfs_refs_check(a->refs, i, base, base_off, GW_WIN_SPAN) != 0) {
+                ok = false;
+                break;
+            }
             iov[k++] = (struct MHD_IoVec){w, p[i].len};
             continue;
         }
-        uint64_t start = p[i].off & ~(page - 1);
-        size_t mlen = (size_t)(p[i].off - start) + p[i].len;
+        if (lo > p[i].off)
+            lo = p[i].off;
+        if (hi < p[i].off + p[i].len)
+            hi = p[i].off + p[i].len;
+        uint64_t start = lo & ~(page - 1);
+        size_t mlen = (size_t)(hi - start);
         void *q = mmap(NULL, mlen, PROT_READ, MAP_SHARED, p[i].fd, (off_t)start);
         if (q == MAP_FAILED) {
             ok = false;
             break;
         }
-        /* No read-around: a page that left the page cache since its check
-         * is read alone, not with its neighbours' pages (unverified) and a
-         * readahead mark that would read further (docs/data.md §4.3). Then
-         * the pages (in the page cache: the block store just verified
-         * them) are mapped in one go, not fault by fault; where the kernel
-         * lacks MADV_POPULATE_READ the send faults them in. */
-        (void)madvise(q, mlen, MADV_RANDOM);
+        /* The pages are mapped in one go, not fault by fault (where the
+         * kernel lacks MADV_POPULATE_READ the check or the send faults
+         * them in). */
         (void)madvise(q, mlen, MADV_POPULATE_READ);
         m->maps[i].p = q;
         m->maps[i].len = mlen;
+        if (check && vfs_refs_check(a->refs, i, q, start, mlen) != 0) {
+            ok = false;
+            break;
+        }
         iov[k++] = (struct MHD_IoVec){(uint8_t *)q + (p[i].off - start), p[i].len};
     }
     m->n = n;
@@ -434,6 +465,11 @@ static bool one_range(const vfs_piece *p, size_t n, int *fd, uint64_t *off, uint
     return true;
 }
 
+static void inl_free(void *cls)
+{
+    vfs_s3_obj_free(cls);
+}
+
 struct MHD_Response *gw_body_response(s3_gw_req *r, gw_answer *a)
 {
     struct MHD_Response *resp = NULL;
@@ -453,6 +489,16 @@ struct MHD_Response *gw_body_response(s3_gw_req *r, gw_answer *a)
         count_path(r, S3_GET_COLD);
         return resp;
     }
+    if (a->inl) {
+        resp = MHD_create_response_from_buffer_with_free_callback_cls(
+            (size_t)a->file_len, (void *)a->inl, inl_free, a->inl_obj);
+        if (resp) {
+            a->inl = NULL;
+            a->inl_obj = NULL;
+            count_path(r, S3_GET_MEMORY);
+        }
+        return resp;
+    }
     if (a->raw) {
         resp = MHD_create_response_from_buffer((size_t)a->file_len, a->raw, MHD_RESPMEM_MUST_FREE);
         if (resp) {
@@ -466,7 +512,13 @@ struct MHD_Response *gw_body_response(s3_gw_req *r, gw_answer *a)
         const vfs_piece *p = vfs_refs_pieces(a->refs, &n);
         int src;
         uint64_t off, len;
-        if (one_range(p, n, &src, &off, &len)) {
+        uint64_t lo, hi;
+        bool check = false;
+        for (size_t i = 0; !check && i < n; i++)
+            check = vfs_refs_check_span(a->refs, i, &lo, &hi);
+        /* sendfile only for pieces the block store checked: the others
+         * are checked on the mapping they are sent from. */
+        if (!check && one_range(p, n, &src, &off, &len)) {
             /* MHD closes the descriptor it is given; the blocks stay held
              * by the request until MHD has sent them. */
             int fd = fcntl(src, F_DUPFD_CLOEXEC, 0);

@@ -1,7 +1,8 @@
 /*
- * refs.c — reads for the S3 gateway: a file range as verified block-store
- * pieces (docs/vfs.md, docs/data.md §4) that the gateway sends with
- * sendfile or from a mapping instead of copying through vfs_read; and a
+ * refs.c — reads for the S3 gateway: a file range as block-store pieces
+ * (docs/vfs.md, docs/data.md §4) that the gateway sends with sendfile or
+ * from a mapping it checks (vfs_refs_check) instead of copying through
+ * vfs_read; and a
  * GET or HEAD answered from one metadata snapshot without opening the file
  * (vfs_s3_get): what a 4 KiB GET costs is mostly metadata reads.
  */
@@ -88,6 +89,19 @@ const vfs_piece *vfs_refs_pieces(const vfs_refs *r, size_t *n)
 {
     *n = r->n;
     return r->pieces;
+}
+
+bool vfs_refs_check_span(const vfs_refs *r, size_t i, uint64_t *lo, uint64_t *hi)
+{
+    return i < r->n && data_fdref_check_span(r->v->ds, &r->refs[i], lo, hi);
+}
+
+int vfs_refs_check(const vfs_refs *r, size_t i, const void *map, uint64_t map_off, size_t map_len)
+{
+    if (i >= r->n)
+        return -EINVAL;
+    int rc = data_fdref_check(r->v->ds, &r->refs[i], map, map_off, map_len);
+    return rc == NB_EUSAGE ? -EINVAL : vfs__errno(rc);
 }
 
 void vfs_refs_free(vfs_refs *r)
@@ -230,6 +244,19 @@ int vfs_s3_obj_refs(vfs_s3_obj *o, uint64_t off, uint64_t len, vfs_refs **out)
     refs_pieces(r);
     *out = r;
     return 0;
+}
+
+const uint8_t *vfs_s3_obj_inline(const vfs_s3_obj *o, uint64_t off, uint64_t len)
+{
+    if (!o->data_ok || !o->has_inline || o->nds == 0 || off > o->attr.size ||
+        len > o->attr.size - off || len == 0)
+        return NULL;
+    /* The newest slice wins where slices overlap: what it covers is its. */
+    const data_slice *d = &o->ds[o->nds - 1];
+    if (!(d->id & META_SLICE_INLINE) || !d->bytes || off < d->chunk_off ||
+        off + len > (uint64_t)d->chunk_off + d->len)
+        return NULL;
+    return d->bytes + d->slice_off + (off - d->chunk_off);
 }
 
 void vfs_s3_obj_free(vfs_s3_obj *o)

@@ -305,8 +305,10 @@ void vfs_put_abort(vfs_put *p);
 
 /* Zero-copy reads (S3 GET): bytes [off, off+len) of a file opened for
  * reading, as pieces to send with sendfile or to map: each is len bytes
- * at offset off of descriptor fd (borrowed; verified by the block store
- * before it is handed out), or zeros when fd is -1. The pieces stay valid
+ * at offset off of descriptor fd (borrowed), or zeros when fd is -1. A
+ * piece is verified by the block store before it is handed out, or
+ * (vfs_refs_check_span true: the disk store) must be mapped, checked on
+ * the mapping with vfs_refs_check and sent from that mapping. The pieces stay valid
  * until vfs_refs_free, even if the file is changed or deleted meanwhile.
  * Only published bytes are seen (a handle's own buffered writes are
  * not): -EAGAIN for a handle with unpublished writes. The range is
@@ -321,6 +323,15 @@ typedef struct vfs_refs vfs_refs;
 int vfs_read_refs(vfs_file *f, uint64_t off, uint64_t len, vfs_refs **out) NB_MUST_CHECK;
 /* The pieces of r, in file order; *n gets their count. */
 const vfs_piece *vfs_refs_pieces(const vfs_refs *r, size_t *n);
+/* Whether piece i must be checked before it is sent; if so, a mapping
+ * given to vfs_refs_check must cover bytes [*lo, *hi) of its fd. */
+bool vfs_refs_check_span(const vfs_refs *r, size_t i, uint64_t *lo, uint64_t *hi);
+/* Checks piece i on map, a mapping of its fd's bytes [map_off, map_off +
+ * map_len) covering vfs_refs_check_span's range: 0 (also when no check is
+ * needed), -EIO when its bytes fail their CRCs (logged), -EINVAL when the
+ * mapping does not cover the range. */
+int vfs_refs_check(const vfs_refs *r, size_t i, const void *map, uint64_t map_off,
+                   size_t map_len) NB_MUST_CHECK;
 /* Releases the pieces (their blocks may go) and frees r. NULL is a no-op. */
 void vfs_refs_free(vfs_refs *r);
 
@@ -343,6 +354,10 @@ nb_slice vfs_s3_obj_rec(const vfs_s3_obj *o);
  * handle's unpublished writes; refs: inline slices): open the file. */
 int vfs_s3_obj_read(vfs_s3_obj *o, uint64_t off, void *buf, size_t len) NB_MUST_CHECK;
 int vfs_s3_obj_refs(vfs_s3_obj *o, uint64_t off, uint64_t len, vfs_refs **out) NB_MUST_CHECK;
+/* Where bytes [off, off+len) lie in the snapshot, when they are all in
+ * the newest slice of chunk 0 and it is inline (a small PUT): valid until
+ * vfs_s3_obj_free, read-only. NULL otherwise (vfs_s3_obj_read copies). */
+const uint8_t *vfs_s3_obj_inline(const vfs_s3_obj *o, uint64_t off, uint64_t len);
 /* True when zero-copy pieces of [off, off+len) would first read blocks
  * from the device to verify them all (data_chunk_cold): a stream of the
  * snapshot (vfs_s3_obj_stream) then starts sending sooner. */

@@ -162,57 +162,14 @@ static void test_failed_load(void **state)
     data__cache_free(c);
 }
 
-/* A transient block filled as SETTLING serves later acquires (no second
- * load) without entering the LRU or the byte count, is not what peek
- * (small random reads) or eviction see, and leaves the table once
- * settled; its readers keep their references. */
-static void test_settling(void **state)
-{
-    (void)state;
-    data_cache *c = data__cache_new(4000);
-    data_key k = {9, 0};
-    bool owner;
-    int rc;
-    data_block *b = data__cache_acquire(c, k, true, &owner, &rc);
-    assert_true(owner);
-    b->transient = true;
-    data__cache_fill_settling(c, b, block_bytes(3000, 9), 3000, false);
-    assert_int_equal(b->state, DATA_BLK_SETTLING);
-    data_block *r = data__cache_acquire(c, k, true, &owner, &rc);
-    assert_non_null(r);
-    assert_false(owner);
-    assert_ptr_equal(r, b);
-    assert_int_equal(r->data[2999], 9);
-    assert_true(data__cache_contains(c, k));
-    assert_null(data__cache_peek(c, k));
-    data_cache_stats st;
-    data__cache_stats(c, &st);
-    assert_int_equal(st.bytes, 0);
-    /* Filling the cache evicts around it, never it. */
-    data__block_unref(c, insert(c, 1, 3000));
-    data__block_unref(c, insert(c, 2, 3000));
-    assert_true(data__cache_contains(c, k));
-    data__cache_settled(c, b);
-    assert_false(data__cache_contains(c, k));
-    assert_int_equal(b->state, DATA_BLK_READY);
-    assert_int_equal(r->data[0], 9); /* still readable by its holders */
-    data__block_unref(c, r);
-    data__block_unref(c, b);
-    /* Gone: the next acquire loads it again. */
-    b = data__cache_acquire(c, k, true, &owner, &rc);
-    assert_true(owner);
-    data__cache_fill(c, b, 0, block_bytes(10, 9), 10);
-    data__block_unref(c, b);
-    data__cache_free(c);
-}
-
 int main(void)
 {
     nb_log_set_level(NB_LOG_OFF);
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_lru_eviction), cmocka_unit_test(test_refcount_outlives_eviction),
-        cmocka_unit_test(test_single_load),  cmocka_unit_test(test_failed_load),
-        cmocka_unit_test(test_settling),
+        cmocka_unit_test(test_lru_eviction),
+        cmocka_unit_test(test_refcount_outlives_eviction),
+        cmocka_unit_test(test_single_load),
+        cmocka_unit_test(test_failed_load),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

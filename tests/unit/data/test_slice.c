@@ -1,9 +1,12 @@
 /* Slices and chunk reads: the writer's block layout, reads of random
  * overlapping slice lists against a model (newest wins, holes are zeros),
- * planning, readahead, a corrupted block surfacing as an error, small
- * random reads on the disk store, and compaction equivalence. */
+ * planning, readahead, a corrupted block surfacing as an error, the disk
+ * store's checks of every read (small reads, segment edges, streams,
+ * zero-copy refs checked by their sender, damage brought back from the
+ * device), and compaction equivalence. */
 #include <fcntl.h>
 #include <sys/mman.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "data/data_int.h"
@@ -339,10 +342,84 @@ static void test_corrupt_block_is_error(void **state)
     free(got);
 }
 
-/* The disk store verifies a whole blob at once, so small random reads
- * verify it on their first read and then read just their range from the
- * page cache; a flipped byte anywhere in the blob fails the first read,
- * whichever range it asks for. */
+/* Writes byte x at block k's offset at into the data file. With evict the
+ * file's pages then leave the page cache, so the next read of any of it
+ * comes from the device; without, the write lands in the page cache
+ * (where a read must catch it just the same). */
+static void poke_block_evict(data_key k, uint32_t at, uint8_t x, bool evict)
+{
+    data_fdref r;
+    ASSERT_OK(data__bs_read_fd(data_store_bs(st), k, 0, 1, DATA__FD_NOVERIFY, &r));
+    char path[64];
+    snprintf(path, sizeof path, "/proc/self/fd/%d", r.fd);
+    int fd = open(path, O_WRONLY);
+    assert_true(fd >= 0);
+    assert_int_equal(pwrite(fd, &x, 1, (off_t)r.off + at), 1);
+    assert_int_equal(fdatasync(fd), 0);
+    /* No background readahead may read the pages back meanwhile. */
+    data__bg_wait(st);
+    if (evict)
+        assert_int_equal(posix_fadvise(r.fd, 0, 0, POSIX_FADV_DONTNEED), 0);
+    close(fd);
+    data_fdref_release(data_store_bs(st), &r);
+}
+
+static void poke_block(data_key k, uint32_t at, uint8_t x)
+{
+    poke_block_evict(k, at, x, true);
+}
+
+/* Block k's byte at is in the page cache. */
+static bool byte_resident(data_key k, uint32_t at)
+{
+    data_fdref r;
+    ASSERT_OK(data__bs_read_fd(data_store_bs(st), k, 0, 1, DATA__FD_NOVERIFY, &r));
+    long pg = sysconf(_SC_PAGESIZE);
+    off_t o = (off_t)(r.off + at) / pg * pg;
+    void *map = mmap(NULL, (size_t)pg, PROT_READ, MAP_SHARED, r.fd, o);
+    assert_true(map != MAP_FAILED);
+    unsigned char in = 0;
+    assert_int_equal(mincore(map, (size_t)pg, &in), 0);
+    munmap(map, (size_t)pg);
+    data_fdref_release(data_store_bs(st), &r);
+    return in & 1;
+}
+
+/* What a sender does with zero-copy refs: map each piece (the range its
+ * check needs), check it there, and compare what it would send with want
+ * (the chunk's bytes from chunk offset 0). The first error. */
+static int send_refs(const data_fdref *refs, size_t n, uint32_t off, const uint8_t *want)
+{
+    long pg = sysconf(_SC_PAGESIZE);
+    int rc = 0;
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        const data_fdref *r = &refs[i];
+        if (r->fd >= 0) {
+            uint64_t lo = r->off, hi = r->off + r->len;
+            assert_true(data_fdref_check_span(st, r, &lo, &hi)); /* disk: the sender checks */
+            assert_true(lo <= r->off && hi >= r->off + r->len);
+            uint64_t start = lo / (uint64_t)pg * (uint64_t)pg;
+            void *map = mmap(NULL, hi - start, PROT_READ, MAP_SHARED, r->fd, (off_t)start);
+            assert_true(map != MAP_FAILED);
+            /* A mapping that misses the edge segments is refused. */
+            if (lo + 1 < hi)
+                assert_int_equal(
+                    data_fdref_check(st, r, (uint8_t *)map + (lo + 1 - start), lo + 1, hi - lo - 1),
+                    NB_EUSAGE);
+            rc = data_fdref_check(st, r, map, start, hi - start);
+            if (rc == 0)
+                assert_memory_equal((uint8_t *)map + (r->off - start), want + off, r->len);
+            munmap(map, hi - start);
+        }
+        off += (uint32_t)r->len;
+    }
+    return rc;
+}
+
+/* The disk store checks the 64 KiB segments a read touches, on every
+ * read: small random reads anywhere read right, and a byte flipped on the
+ * device fails every read that touches its segment, whichever range it
+ * asks for, while the rest of the block still reads. */
 static void test_disk_small_reads(void **state)
 {
     (void)state;
@@ -361,86 +438,170 @@ static void test_disk_small_reads(void **state)
         ASSERT_OK(data_chunk_read(st, NULL, &sl, 1, off, n, got));
         assert_memory_equal(got, want + off, n);
     }
-    /* Flip a byte of the first block in the data file itself, through
-     * the descriptor the store hands out for zero-copy reads. */
-    data_fdref r;
-    ASSERT_OK(data_bs_read_fd(data_store_bs(st), (data_key){800, 0}, 0, 1, &r));
-    char path[64];
-    snprintf(path, sizeof path, "/proc/self/fd/%d", r.fd);
-    int fd = open(path, O_WRONLY);
-    assert_true(fd >= 0);
-    uint8_t x = (uint8_t)~want[1000000];
-    assert_int_equal(pwrite(fd, &x, 1, (off_t)r.off + 1000000), 1);
-    close(fd);
-    data_fdref_release(data_store_bs(st), &r);
-    data_store_close(st);
-    ASSERT_OK(open_store(64u << 20));
-    ASSERT_RC(data_chunk_read(st, NULL, &sl, 1, 3000000, 4096, got), NB_ECHECKSUM);
-    ASSERT_RC(data_chunk_read(st, NULL, &sl, 1, 5000, 100, got), NB_ECHECKSUM);
+    poke_block((data_key){800, 0}, 1000000, (uint8_t)~want[1000000]);
+    /* 1000000 lies in segment 15, [983040, 1048576). */
+    ASSERT_RC(data_chunk_read(st, NULL, &sl, 1, 1000000 - 10, 100, got), NB_ECHECKSUM);
+    ASSERT_RC(data_chunk_read(st, NULL, &sl, 1, 983040, 1, got), NB_ECHECKSUM);
+    ASSERT_OK(data_chunk_read(st, NULL, &sl, 1, 3000000, 4096, got));
+    assert_memory_equal(got, want + 3000000, 4096);
+    ASSERT_OK(data_chunk_read(st, NULL, &sl, 1, 5000, 100, got));
+    assert_memory_equal(got, want + 5000, 100);
     /* The other block is whole. */
     ASSERT_OK(data_chunk_read(st, NULL, &sl, 1, DATA_BLOCK_SIZE + 1000, 4096, got));
     assert_memory_equal(got, want + DATA_BLOCK_SIZE + 1000, 4096);
     free(want);
 }
 
-/* A zero-copy answer of several blocks on the disk store starts the device
- * reads of all of them before it verifies the first; a block it reads
- * ahead that was known good but left the page cache, and was damaged on
- * the device meanwhile, is checked again and fails: the read ahead must
- * not make its fresh, unverified pages look like the verified ones. */
-static void test_disk_refs_read_ahead(void **state)
+/* Reads that end or start exactly at the edges of a damaged segment, or
+ * touch it by one byte, through every read path (block store, small and
+ * large random reads, a stream, zero-copy refs), with the damage on the
+ * device and in the page cache: a read that touches the segment fails
+ * and leaves no blob bytes in the caller's buffer; one that stops at its
+ * edge reads right. */
+static void test_disk_segment_edges(void **state)
+{
+    (void)state;
+    const uint32_t seg = 64u << 10;
+    const size_t len = 2 * DATA_BLOCK_SIZE + 3 * seg + 777; /* the last block short */
+    uint8_t *want = nb_xmalloc(len), *got = nb_xmalloc(DATA_BLOCK_SIZE);
+    dt_fill(810, 0, want, len);
+    ASSERT_OK(dt_write_slice(st, 810, len));
+    data_slice sl = {810, 0, (uint32_t)len, 0, NULL};
+    data_bs *bs = data_store_bs(st);
+    for (int evict = 0; evict < 2; evict++) {
+        /* Segment 5 of block 1 (payload [5 seg, 6 seg)) damaged at its
+         * second byte; and the short last segment of block 2. */
+        const uint32_t bad = 5 * seg + 1, tail = 3 * seg + 700;
+        poke_block_evict((data_key){810, 1}, bad, (uint8_t)~want[DATA_BLOCK_SIZE + bad],
+                         evict != 0);
+        poke_block_evict((data_key){810, 2}, tail,
+                         (uint8_t)~want[2 * (size_t)DATA_BLOCK_SIZE + tail], evict != 0);
+        struct {
+            uint32_t off, n;
+            bool ok;
+        } cases[] = {
+            {4 * seg, seg, true},            /* ends at the segment's start */
+            {6 * seg, seg, true},            /* starts at its end */
+            {4 * seg + 3, seg - 3, true},    /* unaligned start, ends at its edge */
+            {6 * seg, 1, true},              /* one byte after it */
+            {5 * seg - 1, 1, true},          /* one byte before it */
+            {4 * seg + 3, seg - 2, false},   /* one byte into it */
+            {6 * seg - 1, 5, false},         /* its last byte */
+            {5 * seg + 1, 1, false},         /* the damaged byte alone */
+            {5 * seg + 2, 10, false},        /* near it */
+            {3 * seg + 100, 3 * seg, false}, /* across it, both ends unaligned */
+            {0, DATA_BLOCK_SIZE, false},     /* the whole block */
+        };
+        for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+            uint32_t off = cases[c].off, n = cases[c].n;
+            const uint8_t *w = want + DATA_BLOCK_SIZE + off;
+            size_t g = 0;
+            memset(got, 0xA5, n);
+            int rc = data_bs_get(bs, (data_key){810, 1}, off, n, got, &g);
+            if (cases[c].ok) {
+                ASSERT_OK(rc);
+                assert_int_equal(g, n);
+                assert_memory_equal(got, w, n);
+            } else {
+                assert_int_equal(rc, NB_ECHECKSUM);
+                /* No blob bytes reach the caller. */
+                for (uint32_t i = 0; i < n; i++)
+                    assert_true(got[i] == 0 || got[i] == 0xA5);
+            }
+            /* Through the chunk reader: small or large random reads. */
+            rc = data_chunk_read(st, NULL, &sl, 1, DATA_BLOCK_SIZE + off, n, got);
+            if (cases[c].ok) {
+                ASSERT_OK(rc);
+                assert_memory_equal(got, w, n);
+            } else {
+                assert_int_equal(rc, NB_ECHECKSUM);
+            }
+            /* Zero-copy refs, checked by their sender. */
+            data_fdref *refs = NULL;
+            size_t nrefs = 0, cap = 0;
+            ASSERT_OK(data_chunk_refs(st, &sl, 1, DATA_BLOCK_SIZE + off, n, &refs, &nrefs, &cap));
+            rc = send_refs(refs, nrefs, DATA_BLOCK_SIZE + off, want);
+            assert_int_equal(rc, cases[c].ok ? 0 : NB_ECHECKSUM);
+            data_chunk_refs_release(st, refs, nrefs);
+            free(refs);
+        }
+        /* The short last segment of the last block, at its edges. */
+        size_t g = 0;
+        ASSERT_OK(data_bs_get(bs, (data_key){810, 2}, 2 * seg, seg, got, &g));
+        assert_memory_equal(got, want + 2 * (size_t)DATA_BLOCK_SIZE + 2 * seg, seg);
+        ASSERT_RC(data_bs_get(bs, (data_key){810, 2}, 3 * seg + 776, 10, got, &g), NB_ECHECKSUM);
+        ASSERT_RC(data_bs_get(bs, (data_key){810, 2}, 2 * seg, seg + 1, got, &g), NB_ECHECKSUM);
+        /* A stream over the block: fails inside block 1, never wrong bytes. */
+        data_ra *ra = data_ra_new();
+        int rc = 0;
+        size_t off = 0;
+        for (; off < len && rc == 0; off += 1u << 20) {
+            size_t n = len - off < (1u << 20) ? len - off : (1u << 20);
+            rc = data_chunk_read(st, ra, &sl, 1, (uint32_t)off, n, got);
+            if (rc == 0)
+                assert_memory_equal(got, want + off, n);
+        }
+        assert_int_equal(rc, NB_ECHECKSUM);
+        off -= 1u << 20;
+        assert_true(off <= DATA_BLOCK_SIZE + bad && off + (1u << 20) > DATA_BLOCK_SIZE + bad);
+        data_ra_free(ra);
+        poke_block_evict((data_key){810, 1}, bad, want[DATA_BLOCK_SIZE + bad], evict != 0);
+        poke_block_evict((data_key){810, 2}, tail, want[2 * (size_t)DATA_BLOCK_SIZE + tail],
+                         evict != 0);
+        ASSERT_OK(data_chunk_read(st, NULL, &sl, 1, DATA_BLOCK_SIZE, DATA_BLOCK_SIZE, got));
+        assert_memory_equal(got, want + DATA_BLOCK_SIZE, DATA_BLOCK_SIZE);
+    }
+    free(got);
+    free(want);
+}
+
+/* Zero-copy refs on the disk store are handed out unchecked and checked
+ * by their sender on the mapping it sends from: an answer of three
+ * blocks whose middle one was damaged on the device after it had been
+ * read fails that block's check, and the blocks around it pass. The
+ * verifying data_bs_read_fd fails it too. */
+static void test_disk_refs_check(void **state)
 {
     (void)state;
     const size_t len = 3 * DATA_BLOCK_SIZE;
+    uint8_t *want = nb_xmalloc(len);
+    dt_fill(950, 0, want, len);
     ASSERT_OK(dt_write_slice(st, 950, len));
     data_slice sl = {950, 0, (uint32_t)len, 0, NULL};
     data_fdref *refs = NULL;
     size_t nrefs = 0, cap = 0;
+    for (int pass = 0; pass < 2; pass++) { /* cold, then warm */
+        ASSERT_OK(data_chunk_refs(st, &sl, 1, 0, len, &refs, &nrefs, &cap));
+        assert_int_equal(nrefs, 3);
+        ASSERT_OK(send_refs(refs, nrefs, 0, want));
+        data_chunk_refs_release(st, refs, nrefs);
+        nrefs = 0;
+    }
+    assert_false(data_chunk_cold(st, &sl, 1, 0, (uint32_t)len));
+    poke_block((data_key){950, 1}, 4242, (uint8_t)~want[DATA_BLOCK_SIZE + 4242]);
+    assert_true(data_chunk_cold(st, &sl, 1, 0, (uint32_t)len));
     ASSERT_OK(data_chunk_refs(st, &sl, 1, 0, len, &refs, &nrefs, &cap));
     assert_int_equal(nrefs, 3);
-    data_chunk_refs_release(st, refs, nrefs);
-    nrefs = 0;
-    /* Again: all known good and cached. */
-    ASSERT_OK(data_chunk_refs(st, &sl, 1, 0, len, &refs, &nrefs, &cap));
-    data_chunk_refs_release(st, refs, nrefs);
-    nrefs = 0;
-
-    /* Damage block 1 on the device and push the data file out of the
-     * page cache. */
-    data_fdref r;
-    ASSERT_OK(data_bs_read_fd(data_store_bs(st), (data_key){950, 1}, 0, 1, &r));
-    char path[64];
-    snprintf(path, sizeof path, "/proc/self/fd/%d", r.fd);
-    int fd = open(path, O_WRONLY);
-    assert_true(fd >= 0);
-    uint8_t x = 0;
-    assert_int_equal(pread(r.fd, &x, 1, (off_t)r.off + 4242), 1);
-    x = (uint8_t)~x;
-    assert_int_equal(pwrite(fd, &x, 1, (off_t)r.off + 4242), 1);
-    assert_int_equal(fdatasync(fd), 0);
-    /* No background load or re-check may read the pages back meanwhile. */
-    data__bg_wait(st);
-    assert_int_equal(posix_fadvise(r.fd, 0, 0, POSIX_FADV_DONTNEED), 0);
-    close(fd);
-    data_fdref_release(data_store_bs(st), &r);
-
-    ASSERT_RC(data_chunk_refs(st, &sl, 1, 0, len, &refs, &nrefs, &cap), NB_ECHECKSUM);
-    assert_int_equal(nrefs, 0);
-    /* The blocks around it are whole. */
-    ASSERT_OK(data_chunk_refs(st, &sl, 1, 0, DATA_BLOCK_SIZE, &refs, &nrefs, &cap));
-    data_chunk_refs_release(st, refs, nrefs);
-    nrefs = 0;
-    ASSERT_OK(
-        data_chunk_refs(st, &sl, 1, 2 * DATA_BLOCK_SIZE, DATA_BLOCK_SIZE, &refs, &nrefs, &cap));
+    ASSERT_OK(send_refs(refs, 1, 0, want));
+    ASSERT_RC(send_refs(refs + 1, 1, DATA_BLOCK_SIZE, want), NB_ECHECKSUM);
+    ASSERT_OK(send_refs(refs + 2, 1, 2 * DATA_BLOCK_SIZE, want));
+    /* Again, with the damaged pages in the page cache now. */
+    ASSERT_RC(send_refs(refs + 1, 1, DATA_BLOCK_SIZE, want), NB_ECHECKSUM);
     data_chunk_refs_release(st, refs, nrefs);
     free(refs);
+    data_fdref r;
+    ASSERT_RC(data_bs_read_fd(data_store_bs(st), (data_key){950, 1}, 4000, 1000, &r), NB_ECHECKSUM);
+    ASSERT_OK(data_bs_read_fd(data_store_bs(st), (data_key){950, 1}, 65536, 1000, &r));
+    data_fdref_release(data_store_bs(st), &r);
+    free(want);
 }
 
-/* Sequential streams on the disk store: a stream longer than the cache
- * leaves a hot block in it (scan resistance); a second pass takes known-good
- * blocks from the page cache without loading them into the block cache;
- * and a block damaged on the device after it left the page cache is
- * checked again and fails, never returns wrong bytes. */
+/* Sequential streams on the disk store read straight from the page cache
+ * and check what they copy: they leave the block cache alone (nothing is
+ * inserted or read ahead into it), every pass reads right, and a byte
+ * damaged in a block — on the device after its pages left the page
+ * cache, or in the page cache itself — fails the stream in that block
+ * with NB_ECHECKSUM, never wrong bytes. */
 static void read_stream(data_ra *ra, const data_slice *sl, size_t len, const uint8_t *want,
                         uint8_t *got)
 {
@@ -460,120 +621,46 @@ static void test_disk_stream_warm(void **state)
     uint8_t *want = nb_xmalloc(len), *got = nb_xmalloc(1u << 20);
     dt_fill(900, 0, want, len);
     ASSERT_OK(dt_write_slice(st, 900, len));
-    ASSERT_OK(dt_write_slice(st, 901, DATA_BLOCK_SIZE));
     data_slice sl = {900, 0, (uint32_t)len, 0, NULL};
-    data_slice hot = {901, 0, DATA_BLOCK_SIZE, 0, NULL};
-    uint8_t *hbuf = nb_xmalloc(DATA_BLOCK_SIZE);
-    ASSERT_OK(data_chunk_read(st, NULL, &hot, 1, 0, DATA_BLOCK_SIZE, hbuf));
-
-    data_ra *ra = data_ra_new();
-    read_stream(ra, &sl, len, want, got);
-    data_block *b = data__cache_peek(st->cache, (data_key){901, 0});
-    assert_non_null(b); /* the stream did not evict the hot block */
-    data__block_unref(st->cache, b);
-
-    /* The first pass loads several blocks at once, and a load whose
-     * readahead read from the device leaves the blocks after it to be
-     * checked again (docs/data.md §4.3): a pass that checks them from the
-     * page cache settles that. */
-    data_ra_free(ra);
-    ra = data_ra_new();
-    read_stream(ra, &sl, len, want, got);
     data_cache_stats before, after;
     data_store_cache_stats(st, &before);
-    data_ra_free(ra);
-    ra = data_ra_new();
-    read_stream(ra, &sl, len, want, got);
-    data_store_cache_stats(st, &after);
-    /* All from the page cache but the first read of the pass, which is
-     * not yet known to be sequential. */
-    assert_true(after.misses <= before.misses + 1);
-
-    /* Damage block 2 on the device and push it out of the page cache. */
-    data_fdref r;
-    ASSERT_OK(data_bs_read_fd(data_store_bs(st), (data_key){900, 2}, 0, 1, &r));
-    char path[64];
-    snprintf(path, sizeof path, "/proc/self/fd/%d", r.fd);
-    int fd = open(path, O_WRONLY);
-    assert_true(fd >= 0);
-    uint8_t x = (uint8_t)~want[2 * DATA_BLOCK_SIZE + 777];
-    assert_int_equal(pwrite(fd, &x, 1, (off_t)r.off + 777), 1);
-    assert_int_equal(fdatasync(fd), 0);
-    /* No background load or re-check may read the pages back meanwhile. */
-    data__bg_wait(st);
-    assert_int_equal(posix_fadvise(r.fd, 0, 0, POSIX_FADV_DONTNEED), 0);
-    /* The flipped byte's page is gone from memory: the stream must get
-     * it from the device (else this tests a write into the page cache,
-     * which the memo does not cover). */
-    long pg = sysconf(_SC_PAGESIZE);
-    off_t at = (off_t)(r.off + 777) / pg * pg;
-    void *map = mmap(NULL, (size_t)pg, PROT_READ, MAP_SHARED, r.fd, at);
-    assert_true(map != MAP_FAILED);
-    unsigned char inmem = 1;
-    assert_int_equal(mincore(map, (size_t)pg, &inmem), 0);
-    munmap(map, (size_t)pg);
-    assert_int_equal(inmem & 1, 0);
-    close(fd);
-    data_fdref_release(data_store_bs(st), &r);
-    data_ra_free(ra);
-    ra = data_ra_new();
-    int rc = 0;
-    for (size_t off = 0; off < len && rc == 0; off += 1u << 20) {
-        size_t n = len - off < (1u << 20) ? len - off : (1u << 20);
-        rc = data_chunk_read(st, ra, &sl, 1, (uint32_t)off, n, got);
-        if (rc == 0)
-            assert_memory_equal(got, want + off, n);
-        else
-            assert_true(off >= 2 * DATA_BLOCK_SIZE && off < 3 * DATA_BLOCK_SIZE);
+    for (int pass = 0; pass < 3; pass++) {
+        data_ra *ra = data_ra_new();
+        read_stream(ra, &sl, len, want, got);
+        data_ra_free(ra);
     }
-    assert_int_equal(rc, NB_ECHECKSUM);
-    data_ra_free(ra);
-    free(hbuf);
+    data_store_cache_stats(st, &after);
+    assert_int_equal(after.inserts, before.inserts);
+    assert_int_equal(after.entries, 0);
+    assert_int_equal(after.readahead_issued, before.readahead_issued); /* the kernel's */
+
+    for (int evict = 1; evict >= 0; evict--) {
+        poke_block_evict((data_key){900, 2}, 777, (uint8_t)~want[2 * DATA_BLOCK_SIZE + 777],
+                         evict != 0);
+        if (evict)
+            assert_false(byte_resident((data_key){900, 2}, 777));
+        data_ra *ra = data_ra_new();
+        int rc = 0;
+        for (size_t off = 0; off < len && rc == 0; off += 1u << 20) {
+            size_t n = len - off < (1u << 20) ? len - off : (1u << 20);
+            rc = data_chunk_read(st, ra, &sl, 1, (uint32_t)off, n, got);
+            if (rc == 0)
+                assert_memory_equal(got, want + off, n);
+            else
+                assert_true(off == 2 * DATA_BLOCK_SIZE);
+        }
+        assert_int_equal(rc, NB_ECHECKSUM);
+        data_ra_free(ra);
+        poke_block_evict((data_key){900, 2}, 777, want[2 * DATA_BLOCK_SIZE + 777], true);
+    }
     free(got);
     free(want);
 }
 
-/* Writes byte x at block k's offset at, on the device, and empties the
- * page cache of the whole data file: the next read of any of it comes
- * from the device. */
-static void poke_block(data_key k, uint32_t at, uint8_t x)
-{
-    data_fdref r;
-    ASSERT_OK(data__bs_read_fd(data_store_bs(st), k, 0, 1, DATA__FD_NOVERIFY, &r));
-    char path[64];
-    snprintf(path, sizeof path, "/proc/self/fd/%d", r.fd);
-    int fd = open(path, O_WRONLY);
-    assert_true(fd >= 0);
-    assert_int_equal(pwrite(fd, &x, 1, (off_t)r.off + at), 1);
-    assert_int_equal(fdatasync(fd), 0);
-    /* No background load or re-check may read the pages back meanwhile. */
-    data__bg_wait(st);
-    assert_int_equal(posix_fadvise(r.fd, 0, 0, POSIX_FADV_DONTNEED), 0);
-    close(fd);
-    data_fdref_release(data_store_bs(st), &r);
-}
-
-/* Block k's byte at is in the page cache. */
-static bool byte_resident(data_key k, uint32_t at)
-{
-    data_fdref r;
-    ASSERT_OK(data__bs_read_fd(data_store_bs(st), k, 0, 1, DATA__FD_NOVERIFY, &r));
-    long pg = sysconf(_SC_PAGESIZE);
-    off_t o = (off_t)(r.off + at) / pg * pg;
-    void *map = mmap(NULL, (size_t)pg, PROT_READ, MAP_SHARED, r.fd, o);
-    assert_true(map != MAP_FAILED);
-    unsigned char in = 0;
-    assert_int_equal(mincore(map, (size_t)pg, &in), 0);
-    munmap(map, (size_t)pg);
-    data_fdref_release(data_store_bs(st), &r);
-    return in & 1;
-}
-
-/* The block store's verified loads read through kernel readahead (large
- * folios), which brings the blocks after the one loaded into the page
- * cache unverified. A neighbour verified earlier whose pages left the
- * cache and came back that way must be checked again, by every path
- * that trusts the memo: a small read, a zero-copy ref, a stream. */
+/* Kernel readahead of one block's read may bring the next block of the
+ * data file into the page cache from the device: nothing trusts those
+ * pages, so a block damaged on the device and brought back that way fails
+ * a small read, a zero-copy ref's check and a stream. */
 static void test_disk_readahead_neighbour(void **state)
 {
     (void)state;
@@ -583,8 +670,7 @@ static void test_disk_readahead_neighbour(void **state)
     ASSERT_OK(dt_write_slice(st, 920, len));
     data_slice sl = {920, 0, (uint32_t)len, 0, NULL};
     /* Blocks are put in parallel, so their order in the data file is not
-     * theirs: load one (block a) and damage the one right after it in the
-     * file (block b). */
+     * theirs: block b lies right after block a in the file. */
     uint64_t pos[6];
     for (uint32_t i = 0; i < 6; i++) {
         data_fdref r;
@@ -601,43 +687,25 @@ static void test_disk_readahead_neighbour(void **state)
                 b = j;
             }
     assert_true(b < 6);
-    const data_key k2 = {920, a}, k3 = {920, b};
     const uint32_t at = 5000; /* the damaged byte, in block b */
     const uint8_t good = want[(size_t)b * DATA_BLOCK_SIZE + at];
     for (int path = 0; path < 3; path++) {
-        /* Every block verified and remembered, in file order (a load's
-         * readahead makes the blocks after it untrusted). */
-        uint32_t order[6] = {0, 1, 2, 3, 4, 5};
-        for (uint32_t x = 0; x < 6; x++)
-            for (uint32_t y = x + 1; y < 6; y++)
-                if (pos[order[y]] < pos[order[x]]) {
-                    uint32_t t = order[x];
-                    order[x] = order[y];
-                    order[y] = t;
-                }
-        for (uint32_t n = 0; n < 6; n++) {
-            uint32_t i = order[n];
+        for (uint32_t i = 0; i < 6; i++) {
             ASSERT_OK(data_chunk_read(st, NULL, &sl, 1, i * DATA_BLOCK_SIZE + at, 4096, got));
             assert_memory_equal(got, want + i * DATA_BLOCK_SIZE + at, 4096);
         }
-        assert_true(data__range_known_cached(st, k3, 0, 4096));
-        /* Block 3 damaged on the device, nothing of the file in memory;
-         * then a load of block 2, whose readahead brings block 3 back. */
-        poke_block(k3, at, (uint8_t)~good);
-        assert_false(byte_resident(k3, at));
-        data_fdref r;
-        ASSERT_OK(data_bs_read_fd(data_store_bs(st), k2, 0, 1, &r));
-        data_fdref_release(data_store_bs(st), &r);
-        assert_true(byte_resident(k3, at));
+        poke_block((data_key){920, b}, at, (uint8_t)~good);
+        /* A whole read of block a, sequential in the file. */
+        ASSERT_OK(data_chunk_read(st, NULL, &sl, 1, a * DATA_BLOCK_SIZE, 1u << 20, got));
         if (path == 0) { /* a small read */
             ASSERT_RC(data_chunk_read(st, NULL, &sl, 1, b * DATA_BLOCK_SIZE + at, 4096, got),
                       NB_ECHECKSUM);
         } else if (path == 1) { /* a zero-copy ref */
             data_fdref *refs = NULL;
             size_t nrefs = 0, cap = 0;
-            ASSERT_RC(data_chunk_refs(st, &sl, 1, b * DATA_BLOCK_SIZE, 65536, &refs, &nrefs, &cap),
-                      NB_ECHECKSUM);
-            assert_int_equal(nrefs, 0);
+            ASSERT_OK(data_chunk_refs(st, &sl, 1, b * DATA_BLOCK_SIZE, 65536, &refs, &nrefs, &cap));
+            ASSERT_RC(send_refs(refs, nrefs, b * DATA_BLOCK_SIZE, want), NB_ECHECKSUM);
+            data_chunk_refs_release(st, refs, nrefs);
             free(refs);
         } else { /* a stream through block b */
             data_ra *ra = data_ra_new();
@@ -651,8 +719,77 @@ static void test_disk_readahead_neighbour(void **state)
             assert_int_equal(rc, NB_ECHECKSUM);
             data_ra_free(ra);
         }
-        poke_block(k3, at, good);
+        poke_block((data_key){920, b}, at, good);
     }
+    free(got);
+    free(want);
+}
+
+/* Session 9's hole (commit 8ce2339's test): a block read and checked
+ * once, then pushed out of the page cache and damaged on the device. On
+ * Linux 6.x a RWF_NOWAIT read of pages not in memory fails but starts
+ * reading them, and readahead marks start more: the device's bytes come
+ * back into the page cache unverified, and the verified-block memo then
+ * returned them with status 0. Every read must check what it returns: a
+ * small read, a large one, a stream and a zero-copy ref fail with
+ * NB_ECHECKSUM on every try, and each failure logs a line. */
+static void test_memo_evicted_damage(void **state)
+{
+    (void)state;
+    const size_t len = 2 * DATA_BLOCK_SIZE;
+    uint8_t *want = nb_xmalloc(len), *got = nb_xmalloc(1u << 20);
+    dt_fill(940, 0, want, len);
+    ASSERT_OK(dt_write_slice(st, 940, len));
+    data_slice sl = {940, 0, (uint32_t)len, 0, NULL};
+    const data_key k = {940, 1};
+    const uint32_t at = 70000; /* the damaged byte, in block 1's second segment */
+    const uint8_t good = want[DATA_BLOCK_SIZE + at];
+    for (int i = 0; i < 3; i++) {
+        ASSERT_OK(data_chunk_read(st, NULL, &sl, 1, DATA_BLOCK_SIZE + 65536, 65536, got));
+        assert_memory_equal(got, want + DATA_BLOCK_SIZE + 65536, 65536);
+    }
+    poke_block(k, at, (uint8_t)~good);
+    assert_false(byte_resident(k, at));
+    /* The log lines go to a file. */
+    char *logp = nb_xasprintf("%s/log", dir);
+    int lfd = open(logp, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    assert_true(lfd >= 0);
+    nb_log_set_fd(lfd);
+    nb_log_set_level(NB_LOG_ERROR);
+    for (int i = 0; i < 4; i++) {
+        ASSERT_RC(data_chunk_read(st, NULL, &sl, 1, DATA_BLOCK_SIZE + 65536, 65536, got),
+                  NB_ECHECKSUM);
+        ASSERT_RC(data_chunk_read(st, NULL, &sl, 1, DATA_BLOCK_SIZE + at, 1, got), NB_ECHECKSUM);
+        ASSERT_RC(data_chunk_read(st, NULL, &sl, 1, DATA_BLOCK_SIZE, 1u << 20, got), NB_ECHECKSUM);
+        data_fdref *refs = NULL;
+        size_t nrefs = 0, cap = 0;
+        ASSERT_OK(data_chunk_refs(st, &sl, 1, DATA_BLOCK_SIZE + 65536, 65536, &refs, &nrefs, &cap));
+        ASSERT_RC(send_refs(refs, nrefs, DATA_BLOCK_SIZE + 65536, want), NB_ECHECKSUM);
+        data_chunk_refs_release(st, refs, nrefs);
+        free(refs);
+        struct timespec ts = {0, 20 * 1000 * 1000}; /* a device read's time */
+        nanosleep(&ts, NULL);
+    }
+    data_ra *ra = data_ra_new();
+    int rc = 0;
+    for (size_t off = 0; off < len && rc == 0; off += 1u << 20)
+        rc = data_chunk_read(st, ra, &sl, 1, (uint32_t)off, 1u << 20, got);
+    assert_int_equal(rc, NB_ECHECKSUM);
+    data_ra_free(ra);
+    nb_log_set_level(NB_LOG_OFF);
+    nb_log_set_fd(2);
+    char text[4096];
+    ssize_t tl = pread(lfd, text, sizeof text - 1, 0);
+    assert_true(tl > 0);
+    text[tl] = 0;
+    assert_non_null(strstr(text, "block 00000000000003ac.00000001: segment 1"));
+    assert_non_null(strstr(text, "checksum mismatch"));
+    close(lfd);
+    free(logp);
+    /* Mended, it reads again. */
+    poke_block(k, at, good);
+    ASSERT_OK(data_chunk_read(st, NULL, &sl, 1, DATA_BLOCK_SIZE + 65536, 65536, got));
+    assert_memory_equal(got, want + DATA_BLOCK_SIZE + 65536, 65536);
     free(got);
     free(want);
 }
@@ -748,9 +885,11 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_buffer_reuse, setup, teardown),
         cmocka_unit_test_setup_teardown(test_corrupt_block_is_error, setup, teardown),
         cmocka_unit_test_setup_teardown(test_disk_small_reads, setup_disk, teardown),
+        cmocka_unit_test_setup_teardown(test_disk_segment_edges, setup_disk, teardown),
         cmocka_unit_test_setup_teardown(test_disk_stream_warm, setup_disk, teardown),
-        cmocka_unit_test_setup_teardown(test_disk_refs_read_ahead, setup_disk, teardown),
+        cmocka_unit_test_setup_teardown(test_disk_refs_check, setup_disk, teardown),
         cmocka_unit_test_setup_teardown(test_disk_readahead_neighbour, setup_disk, teardown),
+        cmocka_unit_test_setup_teardown(test_memo_evicted_damage, setup_disk, teardown),
         cmocka_unit_test_setup_teardown(test_compaction_equivalence, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
