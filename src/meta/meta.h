@@ -461,6 +461,10 @@ typedef struct meta_obj {
     meta_slice *map; /* chunk 0's slices (META_OBJ_DATA), newest last */
     size_t nmap;
     nb_buf *inl; /* per slice of map: an inline slice's bytes, else empty */
+    /* Non-NULL when the fields above belong to a kept answer that other
+     * callers share (meta_objcache.c): read them, never change or free
+     * them; meta_obj_free lets go of the share. */
+    void *shared;
 } meta_obj;
 int meta_obj_get(meta *m, const char *bucket, const char *key, unsigned flags,
                  meta_obj *out) NB_MUST_CHECK;

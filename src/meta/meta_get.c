@@ -105,6 +105,11 @@ void meta_obj_free(meta_obj *o)
 {
     if (!o)
         return;
+    if (o->shared) {
+        meta__objcache_unref(o->shared);
+        memset(o, 0, sizeof *o);
+        return;
+    }
     nb_buf_free(&o->rec);
     for (size_t i = 0; o->inl && i < o->nmap; i++)
         nb_buf_free(&o->inl[i]);

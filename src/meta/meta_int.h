@@ -34,15 +34,17 @@ typedef struct meta__ocnt {
 #define META__OBUCKETS 4096
 
 /* meta_obj_get's recent answers, valid while kv_last_seq is unchanged
- * (meta_objcache.c). get copies a kept answer into out (true) or
- * returns false; put keeps a copy of o, read at seq. */
+ * (meta_objcache.c). get makes out share a kept answer (true) or returns
+ * false; put keeps o, read at seq, moving its buffers into the table and
+ * making o share them; unref lets go of a meta_obj's share. */
 typedef struct meta__objcache meta__objcache;
 meta__objcache *meta__objcache_new(void);
 void meta__objcache_free(meta__objcache *c);
 bool meta__objcache_get(meta__objcache *c, uint64_t seq, const char *bucket, const char *key,
                         unsigned flags, meta_obj *out);
 void meta__objcache_put(meta__objcache *c, uint64_t seq, const char *bucket, const char *key,
-                        unsigned flags, const meta_obj *o);
+                        unsigned flags, meta_obj *o);
+void meta__objcache_unref(void *shared);
 
 struct meta {
     kv_db *kv;

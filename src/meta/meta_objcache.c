@@ -15,6 +15,12 @@
  * nothing to invalidate per key. meta_obj_get reads nothing outside kv, so
  * nothing else can change its answer.
  *
+ * Sharing: a kept answer is handed out, not copied (meta_obj.shared; a
+ * 4 KiB object's inline bytes are most of it): entries are counted
+ * references, one held by the table and one by each meta_obj sharing it,
+ * and read-only once kept. A miss's answer moves into the table and its
+ * caller shares it from there.
+ *
  * Bounds: a fixed table of sets of two entries (a new answer takes the
  * entry of the same name, else an empty or stale one, else the older), entries of at most
  * OC_ENTRY_MAX bytes and OC_BYTES_MAX in all. Only found objects are kept.
@@ -33,6 +39,7 @@
 #define OC_BYTES_MAX (16u << 20)
 
 typedef struct oc_entry {
+    _Atomic unsigned refs;
     uint64_t seq;
     uint64_t hash;
     unsigned flags;
@@ -56,13 +63,18 @@ meta__objcache *meta__objcache_new(void)
     return c;
 }
 
-static void entry_free(oc_entry *e)
+static void entry_unref(oc_entry *e)
 {
-    if (!e)
+    if (!e || atomic_fetch_sub_explicit(&e->refs, 1, memory_order_acq_rel) != 1)
         return;
     meta_obj_free(&e->o);
     free(e->name);
     free(e);
+}
+
+void meta__objcache_unref(void *shared)
+{
+    entry_unref(shared);
 }
 
 void meta__objcache_free(meta__objcache *c)
@@ -70,7 +82,7 @@ void meta__objcache_free(meta__objcache *c)
     if (!c)
         return;
     for (unsigned i = 0; i < 2 * OC_SETS; i++)
-        entry_free(c->slot[i]);
+        entry_unref(c->slot[i]);
     for (unsigned i = 0; i < OC_LOCKS; i++)
         pthread_mutex_destroy(&c->mu[i]);
     free(c);
@@ -87,32 +99,19 @@ static uint64_t name_hash(const char *bucket, size_t blen, const char *key, size
     return h ^ (h >> 29);
 }
 
-static void buf_copy(nb_buf *dst, const nb_buf *src)
+/* out shares e's answer (with the map and inline bytes if data). */
+static void share(meta_obj *out, oc_entry *e, bool data)
 {
-    memset(dst, 0, sizeof *dst);
-    if (src->len == 0)
-        return;
-    dst->data = nb_xmalloc(src->len);
-    memcpy(dst->data, src->data, src->len);
-    dst->len = dst->cap = src->len;
-}
-
-/* A deep copy of src into dst, with the map and inline bytes if data. */
-static void obj_copy(meta_obj *dst, const meta_obj *src, bool data)
-{
-    memset(dst, 0, sizeof *dst);
-    dst->a = src->a;
-    buf_copy(&dst->rec, &src->rec);
-    if (!data || src->nmap == 0)
-        return;
-    dst->nmap = src->nmap;
-    dst->map = nb_xmalloc(src->nmap * sizeof *dst->map);
-    memcpy(dst->map, src->map, src->nmap * sizeof *dst->map);
-    if (src->inl) {
-        dst->inl = nb_xcalloc(src->nmap, sizeof *dst->inl);
-        for (size_t i = 0; i < src->nmap; i++)
-            buf_copy(&dst->inl[i], &src->inl[i]);
+    memset(out, 0, sizeof *out);
+    out->a = e->o.a;
+    out->rec = e->o.rec;
+    if (data) {
+        out->map = e->o.map;
+        out->nmap = e->o.nmap;
+        out->inl = e->o.inl;
     }
+    atomic_fetch_add_explicit(&e->refs, 1, memory_order_relaxed);
+    out->shared = e;
 }
 
 static size_t obj_bytes(const meta_obj *o)
@@ -140,10 +139,10 @@ bool meta__objcache_get(meta__objcache *c, uint64_t seq, const char *bucket, con
     bool hit = false;
     pthread_mutex_lock(mu);
     for (unsigned i = 2 * set; i < 2 * set + 2 && !hit; i++) {
-        const oc_entry *e = c->slot[i];
+        oc_entry *e = c->slot[i];
         if (entry_is(e, h, bucket, blen, key, klen) && e->seq == seq &&
             (e->flags & flags) == flags) {
-            obj_copy(out, &e->o, (flags & META_OBJ_DATA) != 0);
+            share(out, e, (flags & META_OBJ_DATA) != 0);
             hit = true;
         }
     }
@@ -152,13 +151,14 @@ bool meta__objcache_get(meta__objcache *c, uint64_t seq, const char *bucket, con
 }
 
 void meta__objcache_put(meta__objcache *c, uint64_t seq, const char *bucket, const char *key,
-                        unsigned flags, const meta_obj *o)
+                        unsigned flags, meta_obj *o)
 {
     size_t bytes = obj_bytes(o);
-    if (bytes > OC_ENTRY_MAX)
+    if (o->shared || bytes > OC_ENTRY_MAX)
         return;
     size_t blen = strlen(bucket), klen = strlen(key);
     oc_entry *e = nb_xmalloc(sizeof *e);
+    atomic_init(&e->refs, 1); /* the table's */
     e->seq = seq;
     e->hash = name_hash(bucket, blen, key, klen);
     e->flags = flags;
@@ -169,7 +169,7 @@ void meta__objcache_put(meta__objcache *c, uint64_t seq, const char *bucket, con
     memcpy(e->name, bucket, blen);
     e->name[blen] = '/';
     memcpy(e->name + blen + 1, key, klen + 1);
-    obj_copy(&e->o, o, (flags & META_OBJ_DATA) != 0);
+    e->o = *o; /* moved: o shares it below, or gets it back */
     unsigned set = (unsigned)(e->hash % OC_SETS);
     pthread_mutex_t *mu = &c->mu[set % OC_LOCKS];
     pthread_mutex_lock(mu);
@@ -191,8 +191,12 @@ void meta__objcache_put(meta__objcache *c, uint64_t seq, const char *bucket, con
         atomic_load_explicit(&c->bytes, memory_order_relaxed) - freed + bytes <= OC_BYTES_MAX;
     *to = fits ? e : NULL;
     atomic_fetch_add_explicit(&c->bytes, (fits ? bytes : 0) - freed, memory_order_relaxed);
+    if (fits)
+        share(o, e, true);
     pthread_mutex_unlock(mu);
-    entry_free(old);
-    if (!fits)
-        entry_free(e);
+    entry_unref(old);
+    if (!fits) {
+        free(e->name);
+        free(e);
+    }
 }

@@ -138,6 +138,9 @@ static void answer_drop_body(gw_answer *a)
     a->refs = NULL;
     vfs_s3_obj_free(a->obj);
     a->obj = NULL;
+    vfs_s3_obj_free(a->inl_obj);
+    a->inl_obj = NULL;
+    a->inl = NULL;
 }
 
 static void answer_free(gw_answer *a)
@@ -187,7 +190,7 @@ static int send_answer(s3_gw_req *r, gw_answer *a)
 {
     struct MHD_Response *resp;
     unsigned status = a->status ? a->status : 200;
-    if ((a->file || a->raw || a->refs || a->obj) && !r->head) {
+    if ((a->file || a->raw || a->refs || a->obj || a->inl) && !r->head) {
         resp = gw_body_response(r, a);
         /* A mapped piece failed its check (logged), or no memory: nothing
          * is sent yet, so the answer is an InternalError. */

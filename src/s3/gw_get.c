@@ -1,6 +1,8 @@
 /*
  * gw_get.c — GET bodies: how the bytes of an object reach the socket.
  *
+ *   inline in metadata ─► sent from the snapshot's bytes (held until MHD
+ *                         is done), header and body in one call
  *   ≤ GW_SMALL_BODY ───► read into one buffer: MHD writes header and body
  *                         with one call
  *   one file range ────► sendfile from the block store's descriptor
@@ -140,6 +142,15 @@ int gw_get_obj_body(gw_answer *a, vfs_s3_obj **op, uint64_t off, uint64_t len)
 {
     vfs_s3_obj *o = *op;
     a->file_len = len;
+    const uint8_t *inl = len <= GW_SMALL_BODY ? vfs_s3_obj_inline(o, off, len) : NULL;
+    if (inl) {
+        /* Inline in metadata (a small PUT): sent from the snapshot's
+         * bytes, which the answer holds until MHD has sent them. */
+        a->inl = inl;
+        a->inl_obj = o;
+        *op = NULL;
+        return 0;
+    }
     if (len <= GW_SMALL_BODY) {
         uint8_t *buf = nb_xmalloc(len ? len : 1);
         int rc = vfs_s3_obj_read(o, off, buf, (size_t)len);
@@ -454,6 +465,11 @@ static bool one_range(const vfs_piece *p, size_t n, int *fd, uint64_t *off, uint
     return true;
 }
 
+static void inl_free(void *cls)
+{
+    vfs_s3_obj_free(cls);
+}
+
 struct MHD_Response *gw_body_response(s3_gw_req *r, gw_answer *a)
 {
     struct MHD_Response *resp = NULL;
@@ -471,6 +487,16 @@ struct MHD_Response *gw_body_response(s3_gw_req *r, gw_answer *a)
         a->obj = NULL;
         a->raw = NULL;
         count_path(r, S3_GET_COLD);
+        return resp;
+    }
+    if (a->inl) {
+        resp = MHD_create_response_from_buffer_with_free_callback_cls(
+            (size_t)a->file_len, (void *)a->inl, inl_free, a->inl_obj);
+        if (resp) {
+            a->inl = NULL;
+            a->inl_obj = NULL;
+            count_path(r, S3_GET_MEMORY);
+        }
         return resp;
     }
     if (a->raw) {

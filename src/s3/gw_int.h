@@ -73,6 +73,10 @@ typedef struct gw_answer {
      * first pre_len bytes (from file_off) already read into raw. */
     vfs_s3_obj *obj;
     size_t pre_len;
+    /* A small object's bytes where they lie in the snapshot inl_obj
+     * (owned; inline in metadata), sent from there without a copy. */
+    vfs_s3_obj *inl_obj;
+    const uint8_t *inl;
     uint64_t length; /* Content-Length of a HEAD answer / of an empty stream */
     bool has_length; /* HEAD: report length without a body */
 } gw_answer;

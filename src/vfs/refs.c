@@ -246,6 +246,19 @@ int vfs_s3_obj_refs(vfs_s3_obj *o, uint64_t off, uint64_t len, vfs_refs **out)
     return 0;
 }
 
+const uint8_t *vfs_s3_obj_inline(const vfs_s3_obj *o, uint64_t off, uint64_t len)
+{
+    if (!o->data_ok || !o->has_inline || o->nds == 0 || off > o->attr.size ||
+        len > o->attr.size - off || len == 0)
+        return NULL;
+    /* The newest slice wins where slices overlap: what it covers is its. */
+    const data_slice *d = &o->ds[o->nds - 1];
+    if (!(d->id & META_SLICE_INLINE) || !d->bytes || off < d->chunk_off ||
+        off + len > (uint64_t)d->chunk_off + d->len)
+        return NULL;
+    return d->bytes + d->slice_off + (off - d->chunk_off);
+}
+
 void vfs_s3_obj_free(vfs_s3_obj *o)
 {
     if (!o)

@@ -354,6 +354,10 @@ nb_slice vfs_s3_obj_rec(const vfs_s3_obj *o);
  * handle's unpublished writes; refs: inline slices): open the file. */
 int vfs_s3_obj_read(vfs_s3_obj *o, uint64_t off, void *buf, size_t len) NB_MUST_CHECK;
 int vfs_s3_obj_refs(vfs_s3_obj *o, uint64_t off, uint64_t len, vfs_refs **out) NB_MUST_CHECK;
+/* Where bytes [off, off+len) lie in the snapshot, when they are all in
+ * the newest slice of chunk 0 and it is inline (a small PUT): valid until
+ * vfs_s3_obj_free, read-only. NULL otherwise (vfs_s3_obj_read copies). */
+const uint8_t *vfs_s3_obj_inline(const vfs_s3_obj *o, uint64_t off, uint64_t len);
 /* True when zero-copy pieces of [off, off+len) would first read blocks
  * from the device to verify them all (data_chunk_cold): a stream of the
  * snapshot (vfs_s3_obj_stream) then starts sending sooner. */
