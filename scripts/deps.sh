@@ -27,7 +27,9 @@ test_pkgs=(
     awscli s3cmd python3-boto3 rclone  # real S3 clients for the gateway tests
     git sqlite3 rsync python3-torch  # real programs on the FUSE mount (test_fuse_programs.py)
 )
-bench_pkgs=(rocksdb-tools nginx-light wrk fio)
+bench_pkgs=(rocksdb-tools nginx-light wrk fio
+    libcurl4-openssl-dev  # ../shared/bench/s3bench is built against libcurl
+)
 
 case "$what" in
 build) want=("${build_pkgs[@]}") ;;

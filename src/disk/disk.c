@@ -789,34 +789,24 @@ static int alloc_extent(disk_env *e, uint64_t n, unsigned *fi, uint64_t *au)
     }
 }
 
-/* A put's checksums: the segment table and the whole blob's CRC32C when
- * crcs is set, else the CRC32C alone. */
+/* A put's checksums, in one pass over the data: the segment table as
+ * stored (into table, whose padding is already zero) and the whole blob's
+ * CRC32C combined from it when table is set, else the CRC32C alone. */
 typedef struct seg_job {
     const void *data;
     uint64_t len;
-    uint32_t *crcs;
+    uint8_t *table;
     uint32_t *crc;
 } seg_job;
 
 static void seg_job_run(void *arg)
 {
     seg_job *j = arg;
-    *j->crc = j->crcs ? disk__seg_crcs(j->data, j->len, j->crcs) : nb_crc32c(0, j->data, j->len);
+    *j->crc = j->table ? disk__seg_table(j->data, j->len, j->table) : nb_crc32c(0, j->data, j->len);
 }
 
-/* Writes a blob's segment table at off: whole AUs, zero-padded (direct
- * writes want them; the data's last AU is not touched). */
-static int write_table(disk_env *e, int fd, uint64_t off, const uint32_t *crcs, uint64_t len)
-{
-    uint64_t tb = disk__table_bytes(len);
-    size_t sz = (size_t)((tb + e->au - 1) / e->au * e->au);
-    uint8_t *b = nb_xaligned_alloc(4096, sz);
-    memset(b, 0, sz);
-    disk__seg_encode(b, crcs, len);
-    int rc = e->io->pwrite(e->ioctx, fd, b, sz, off);
-    free(b);
-    return rc;
-}
+/* Tables of blobs up to 64 MiB fit one 4 KiB AU: on the put's stack. */
+#define TABLE_STACK 4096
 
 int disk_put(disk_env *e, disk_id id, const void *data, size_t len)
 {
@@ -857,37 +847,52 @@ int disk_put_flags(disk_env *e, disk_id id, const void *data, size_t len, unsign
     int inl = len <= e->opt.inline_max && len <= DISK_SEG_SIZE; /* a PUTD has no table */
     /* Over DISK_SEG_SIZE: a CRC per segment, stored after the data. */
     uint64_t tbytes = inl ? 0 : disk__table_bytes(len);
-    uint32_t *segs = tbytes ? nb_xmalloc((size_t)tbytes) : NULL;
+    uint64_t dsz = n_aus(e, len) * e->au; /* the data's AUs; the table's follow */
+    size_t tsz = tbytes ? (size_t)((n * e->au) - dsz) : 0;
     __atomic_fetch_add(&e->w_started, 1, __ATOMIC_RELAXED); /* commit() counts it queued */
     size_t wlen = len;
     const void *src = data;
     void *bounce = NULL;
+    _Alignas(4096) uint8_t tstack[TABLE_STACK];
+    uint8_t *table = NULL, *theap = NULL;
     int fd = f->fd;
     /* O_DIRECT wants aligned memory and whole blocks: bounce through an
-     * aligned, zero-padded copy unless the caller's buffer already is. */
+     * aligned, zero-padded copy unless the caller's buffer already is. The
+     * copy holds the table's AUs too, so data and table are one buffer. */
     if (!inl && f->direct && (((uintptr_t)data & 4095) || len % e->au || len == 0)) {
-        wlen = n_aus(e, len) * e->au; /* the data's AUs: the table is written apart */
-        bounce = nb_xaligned_alloc(4096, wlen);
+        wlen = (size_t)dsz;
+        bounce = nb_xaligned_alloc(4096, wlen + tsz);
         memcpy(bounce, data, len);
-        memset((uint8_t *)bounce + len, 0, wlen - len);
+        memset((uint8_t *)bounce + len, 0, wlen - len + tsz);
         src = bounce;
+        table = tbytes ? (uint8_t *)bounce + wlen : NULL;
+    } else if (tbytes) {
+        table = tsz <= TABLE_STACK ? tstack : (theap = nb_xaligned_alloc(4096, tsz));
+        memset(table, 0, tsz);
     }
-    /* A direct write is checksummed while the device works on it. */
-    int crc_later = wlen && !inl && (tbytes ? e->io->pwrite_fn != NULL : e->io->pwrite_crc != NULL);
-    seg_job sj = {data, len, segs, &crc};
-    if (!crc_later)
+    seg_job sj = {data, len, table, &crc};
+    /* A direct write is checksummed while the device works on it; the
+     * table then goes out beside the data, both in flight at once. */
+    if (inl) {
         seg_job_run(&sj);
-    if (inl)
         rc = 0; /* the batch's leader copies it (write_batch) */
-    else if (crc_later && tbytes)
-        rc = e->io->pwrite_fn(e->ioctx, fd, src, wlen, local, seg_job_run, &sj);
-    else if (crc_later)
+    } else if (tbytes && e->io->pwrite_fn2) {
+        rc = e->io->pwrite_fn2(e->ioctx, fd, src, wlen, local, seg_job_run, &sj, table, tsz,
+                               local + dsz);
+    } else if (tbytes) {
+        seg_job_run(&sj);
+        if (bounce) /* data and table in one write */
+            rc = e->io->pwrite(e->ioctx, fd, src, wlen + tsz, local);
+        else if (!(rc = e->io->pwrite(e->ioctx, fd, src, wlen, local)))
+            rc = e->io->pwrite(e->ioctx, fd, table, tsz, local + dsz);
+    } else if (wlen && e->io->pwrite_crc) {
         rc = e->io->pwrite_crc(e->ioctx, fd, src, wlen, local, data, len, &crc);
-    else if (wlen)
-        rc = e->io->pwrite(e->ioctx, fd, src, wlen, local);
-    if (!rc && tbytes)
-        rc = write_table(e, fd, local + disk__table_at(len, e->au), segs, len);
-    free(segs);
+    } else {
+        seg_job_run(&sj);
+        if (wlen)
+            rc = e->io->pwrite(e->ioctx, fd, src, wlen, local);
+    }
+    free(theap);
     free(bounce);
     if (!rc) {
         disk__rec r = {.type = inl ? DISK_REC_PUTD : DISK_REC_PUT,

@@ -164,6 +164,9 @@ static inline uint64_t disk__ext_aus(uint64_t len, uint32_t au)
 uint32_t disk__seg_whole(const uint32_t *crcs, uint64_t len);
 /* Fills crcs[] with the CRC32C of each segment; returns the whole blob's. */
 uint32_t disk__seg_crcs(const void *data, uint64_t len, uint32_t *crcs);
+/* One pass over the data: writes the table as stored (disk__table_bytes
+ * bytes at out) and returns the whole blob's CRC32C, combined from it. */
+uint32_t disk__seg_table(const void *data, uint64_t len, uint8_t *out);
 /* The table as stored: disk__table_bytes(len) bytes, little-endian. */
 void disk__seg_encode(uint8_t *out, const uint32_t *crcs, uint64_t len);
 /* Decodes a stored table into crcs[]; 0 when its CRCs combine into crc

@@ -40,6 +40,12 @@ typedef struct disk_io_ops {
      * pwrite and calls fn(arg) while the write is in flight. */
     int (*pwrite_fn)(void *ctx, int fd, const void *buf, size_t n, uint64_t off, void (*fn)(void *),
                      void *arg);
+    /* Optional (NULL: the engine calls fn, then writes both): pwrite_fn,
+     * and once fn has run (it may fill buf2), writes n2 bytes of buf2 at
+     * off2 beside the first write, so that both are in flight together (a
+     * blob's segment table after its data); returns when both are done. */
+    int (*pwrite_fn2)(void *ctx, int fd, const void *buf, size_t n, uint64_t off,
+                      void (*fn)(void *), void *arg, const void *buf2, size_t n2, uint64_t off2);
     /* Makes the file's written data (and its size) durable: fdatasync. */
     int (*sync)(void *ctx, int fd);
     /* Syncs two files, at once when it can (a group commit's data file and

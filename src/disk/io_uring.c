@@ -63,15 +63,32 @@ static int wait_cqe(struct io_uring *r, struct io_uring_cqe **cqe)
     return rc;
 }
 
+/* Waits until n completions are there, in one system call rather than
+ * one per completion; the caller then reaps them without waiting. */
+static void wait_all(struct io_uring *r, unsigned n)
+{
+    struct io_uring_cqe *cqe;
+    if (n > 1)
+        while (io_uring_wait_cqe_nr(r, &cqe, n) == -EINTR)
+            ;
+}
+
 /* What a write does while it is in flight: checksum crc_len bytes at
- * crc_buf into *crc, or call fn(arg). Each runs once. */
+ * crc_buf into *crc, or call fn(arg). Each runs once. Then, when tail_n is
+ * set, a second write (tail_n bytes at tail_off), submitted beside the
+ * first's chunks once fn has filled it. */
 typedef struct crc_job {
     const void *buf;
     size_t len;
     uint32_t *crc;
     void (*fn)(void *);
     void *arg;
+    const void *tail;
+    size_t tail_n;
+    uint64_t tail_off;
 } crc_job;
+
+#define TAIL_TAG UINT64_MAX /* user_data of the tail write */
 
 static void crc_run(crc_job *c)
 {
@@ -86,13 +103,24 @@ static void crc_run(crc_job *c)
     }
 }
 
+/* The tail write the plain way, when it was not submitted (no ring free,
+ * no SQE, a failed submission) or came back short. */
+static int tail_plain(int fd, crc_job *cj, size_t done)
+{
+    if (!cj || done >= cj->tail_n)
+        return 0;
+    return nb_pwrite_full(fd, (const uint8_t *)cj->tail + done, cj->tail_n - done,
+                          (off_t)(cj->tail_off + done));
+}
+
 static int rw(disk__uring *u, int write, int fd, uint8_t *buf, size_t n, uint64_t off, size_t *got,
               crc_job *cj)
 {
     struct ring *g = take_ring(u);
     if (!g && write) {
         crc_run(cj);
-        return nb_pwrite_full(fd, buf, n, (off_t)off);
+        int rc = nb_pwrite_full(fd, buf, n, (off_t)off);
+        return rc ? rc : tail_plain(fd, cj, 0);
     }
     if (!g) {
         size_t g2 = 0;
@@ -104,6 +132,8 @@ static int rw(disk__uring *u, int write, int fd, uint8_t *buf, size_t n, uint64_
     size_t done = 0;
     int err = 0;
     size_t short_at = SIZE_MAX;
+    /* The tail: not yet submitted (SIZE_MAX), or the bytes it wrote. */
+    size_t tail_done = SIZE_MAX;
     while (done < n && !err && short_at == SIZE_MAX) {
         unsigned k = 0;
         size_t pos = done;
@@ -129,12 +159,41 @@ static int rw(disk__uring *u, int write, int fd, uint8_t *buf, size_t n, uint64_
             break;
         }
         crc_run(cj); /* the device is busy with the write meanwhile */
-        for (unsigned i = 0; i < (unsigned)rc; i++) {
+        unsigned expect = (unsigned)rc;
+        if (cj && cj->tail_n && tail_done == SIZE_MAX) {
+            struct io_uring_sqe *sqe = io_uring_get_sqe(&g->r);
+            int trc = -EBUSY;
+            if (sqe) {
+                io_uring_prep_write(sqe, fd, cj->tail, (unsigned)cj->tail_n, cj->tail_off);
+                sqe->user_data = TAIL_TAG;
+                do {
+                    trc = io_uring_submit(&g->r);
+                } while (trc == -EINTR);
+            }
+            if (trc == 1) {
+                expect++;
+                tail_done = 0;
+            } else if (sqe) {
+                /* Left in the queue: make it harmless, fail the write. */
+                io_uring_prep_nop(sqe);
+                err = trc < 0 ? trc : -EIO;
+            }
+        }
+        wait_all(&g->r, expect);
+        for (unsigned i = 0; i < expect; i++) {
             struct io_uring_cqe *cqe;
             int wrc = wait_cqe(&g->r, &cqe);
             if (wrc < 0) {
                 err = wrc;
                 break;
+            }
+            if (cqe->user_data == TAIL_TAG) {
+                if (cqe->res < 0)
+                    err = err ? err : cqe->res;
+                else
+                    tail_done = (size_t)cqe->res;
+                io_uring_cqe_seen(&g->r, cqe);
+                continue;
             }
             size_t at = (size_t)cqe->user_data;
             size_t want = n - at < CHUNK ? n - at : CHUNK;
@@ -152,6 +211,12 @@ static int rw(disk__uring *u, int write, int fd, uint8_t *buf, size_t n, uint64_
     crc_run(cj); /* not yet when the first submission failed */
     if (err)
         return err;
+    if (write && cj && cj->tail_n) {
+        /* Submitted or not, the tail is written before we return. */
+        int trc = tail_plain(fd, cj, tail_done == SIZE_MAX ? 0 : tail_done);
+        if (trc)
+            return trc;
+    }
     if (short_at != SIZE_MAX) {
         /* Finish (or find the end of file) the plain way. */
         if (write)
@@ -188,6 +253,13 @@ static int ur_pwrite_fn(void *ctx, int fd, const void *buf, size_t n, uint64_t o
                         void (*fn)(void *), void *arg)
 {
     crc_job cj = {.fn = fn, .arg = arg};
+    return rw(ctx, 1, fd, (uint8_t *)buf, n, off, NULL, &cj);
+}
+
+static int ur_pwrite_fn2(void *ctx, int fd, const void *buf, size_t n, uint64_t off,
+                         void (*fn)(void *), void *arg, const void *buf2, size_t n2, uint64_t off2)
+{
+    crc_job cj = {.fn = fn, .arg = arg, .tail = buf2, .tail_n = n2, .tail_off = off2};
     return rw(ctx, 1, fd, (uint8_t *)buf, n, off, NULL, &cj);
 }
 
@@ -231,6 +303,8 @@ static int ur_sync2(void *ctx, int fd1, int fd2)
     } while (rc == -EINTR);
     if (rc < 0)
         err = rc;
+    if (rc > 0)
+        wait_all(&g->r, (unsigned)rc);
     for (int i = 0; i < (rc > 0 ? rc : 0); i++) {
         struct io_uring_cqe *cqe;
         int wrc = wait_cqe(&g->r, &cqe);
@@ -281,6 +355,7 @@ static const disk_io_ops uring_ops = {
     .pwrite = ur_pwrite,
     .pwrite_crc = ur_pwrite_crc,
     .pwrite_fn = ur_pwrite_fn,
+    .pwrite_fn2 = ur_pwrite_fn2,
     .sync = ur_sync,
     .sync2 = ur_sync2,
     .size = ur_size,

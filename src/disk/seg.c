@@ -65,6 +65,27 @@ uint32_t disk__seg_crcs(const void *data, uint64_t len, uint32_t *crcs)
     return disk__seg_whole(crcs, len);
 }
 
+uint32_t disk__seg_table(const void *data, uint64_t len, uint8_t *out)
+{
+    pthread_once(&tables_once, build_tables);
+    const uint8_t *p = data;
+    uint64_t n = disk__seg_count(len);
+    uint32_t c = 0;
+    for (uint64_t i = 0; i < n; i++) {
+        uint64_t at = i * DISK_SEG_SIZE;
+        size_t sl = (size_t)(len - at < DISK_SEG_SIZE ? len - at : DISK_SEG_SIZE);
+        uint32_t s = nb_crc32c(0, p + at, sl);
+        nb_put_u32le(out + 4 * i, s);
+        if (i == 0)
+            c = s;
+        else if (sl == DISK_SEG_SIZE)
+            c = shift_seg(c) ^ s;
+        else
+            c = nb_crc32c_combine(c, s, sl);
+    }
+    return c;
+}
+
 void disk__seg_encode(uint8_t *out, const uint32_t *crcs, uint64_t len)
 {
     uint64_t n = disk__seg_count(len);

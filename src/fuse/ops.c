@@ -547,14 +547,16 @@ static void preload(nbfuse *f, nbfuse_handle *h, uint64_t ino)
     nbfuse_open *o = h->o;
     pthread_mutex_lock(&o->vf_mu);
     uint64_t gen = atomic_load(&f->change_gen);
-    vfs_attr a;
-    if (atomic_load(&o->vf) || atomic_load(&f->changing) || vfs_getattr(f->v, ino, &a) != 0 ||
-        a.size == 0 || a.size > PRELOAD_MAX)
-        goto unlock;
-    char *buf = nb_xmalloc((size_t)a.size);
-    size_t got = 0;
+    /* The size the reader's open read (no second inode read): only a bound,
+     * since vfs_read stops at the current end and reads current bytes; a
+     * file grown since is stored in part. */
     vfs_file *rd = atomic_load(&h->rd);
-    if (vfs_read(rd, 0, buf, (size_t)a.size, &got) == 0 && got > 0) {
+    uint64_t size = vfs_file_open_attr(rd)->size;
+    if (atomic_load(&o->vf) || atomic_load(&f->changing) || size == 0 || size > PRELOAD_MAX)
+        goto unlock;
+    char *buf = nb_xmalloc((size_t)size);
+    size_t got = 0;
+    if (vfs_read(rd, 0, buf, (size_t)size, &got) == 0 && got > 0) {
         struct fuse_bufvec bv = FUSE_BUFVEC_INIT(got);
         bv.buf[0].mem = buf;
         if (fuse_lowlevel_notify_store(f->se, ino, 0, &bv, 0) == 0 &&
@@ -623,9 +625,25 @@ static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_
     const vfs_cred *c = cred_of(req, &rc, true);
     vfs_attr a;
     nbfuse_open *o = NULL;
+    /* Exclusive at vfs, so a name made since the kernel's lookup (by S3)
+     * comes back -EEXIST and is opened below; the usual case, a new name,
+     * costs no lookup of its own. A name that is gone again by the lookup
+     * is created after all. */
     int r;
-    if (!(fi->flags & O_EXCL) && vfs_lookup(f->v, c, parent, name, &a) == 0) {
-        /* An existing file (made by S3 since the kernel's lookup): an open. */
+    for (int tries = 0;; tries++) {
+        vfs_file *vf = NULL;
+        r = vfs_create(f->v, c, parent, name, mode, O_RDWR | O_EXCL | (fi->flags & O_TRUNC), &a,
+                       &vf);
+        if (r == 0)
+            o = nbfuse__open_adopt(f, a.ino, vf);
+        if (r != -EEXIST || (fi->flags & O_EXCL))
+            break;
+        r = vfs_lookup(f->v, c, parent, name, &a);
+        if (r == -ENOENT && tries < 3)
+            continue;
+        if (r != 0)
+            break;
+        /* An existing file: an open. */
         bool kill = nbfuse__req_kill() && (fi->flags & O_TRUNC);
         r = vfs_access(f->v, c, a.ino, access_mask(fi->flags));
         if (r == 0)
@@ -634,12 +652,7 @@ static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_
             r = vfs_getattr(f->v, a.ino, &a);
         if (r == 0 && kill)
             kill_suidgid(f, a.ino, &a);
-    } else {
-        vfs_file *vf = NULL;
-        r = vfs_create(f->v, c, parent, name, mode, O_RDWR | (fi->flags & (O_EXCL | O_TRUNC)), &a,
-                       &vf);
-        if (r == 0)
-            o = nbfuse__open_adopt(f, a.ino, vf);
+        break;
     }
     if (r) {
         if (o)

@@ -138,6 +138,31 @@ void meta__txn_unlock(meta__txn *t)
     }
 }
 
+void meta__gens_note(meta *m, meta__gens *g, uint64_t ino)
+{
+    NB_ASSERT(g->n < 4);
+    uint32_t s = meta__stripe(ino);
+    g->s[g->n] = s;
+    g->g[g->n++] = atomic_load_explicit(&m->gens[s], memory_order_acquire);
+}
+
+bool meta__gens_same(meta *m, const meta__gens *g)
+{
+    /* The unlocked reads happen before these loads (seqlock read side). */
+    atomic_thread_fence(memory_order_acquire);
+    for (int i = 0; i < g->n; i++)
+        if (atomic_load_explicit(&m->gens[g->s[i]], memory_order_relaxed) != g->g[i])
+            return false;
+    return true;
+}
+
+/* Seqlock write side: odd before the write can be seen, even after. */
+static void gens_raise(meta__txn *t)
+{
+    for (int i = 0; i < t->nstripes; i++)
+        atomic_fetch_add_explicit(&t->m->gens[t->stripes[i]], 1, memory_order_seq_cst);
+}
+
 static void usage_put(kv_batch *b, uint32_t stripe, int64_t inodes, int64_t bytes)
 {
     uint8_t k[3] = {META_K_USAGE, (uint8_t)(stripe >> 8), (uint8_t)stripe};
@@ -159,8 +184,10 @@ static int txn_commit(meta__txn *t, int sync, uint64_t *seq)
         usage_put(t->b, s, atomic_load(&m->use_inodes[s]) + t->d_inodes,
                   atomic_load(&m->use_bytes[s]) + t->d_bytes);
     }
+    gens_raise(t);
     int rc = seq ? kv_write_seq(m->kv, t->b, seq)
                  : kv_write(m->kv, t->b, (sync || m->opts.sync) ? KV_SYNC : 0);
+    gens_raise(t);
     if (rc == 0 && usage) {
         atomic_fetch_add(&m->use_inodes[s], t->d_inodes);
         atomic_fetch_add(&m->use_bytes[s], t->d_bytes);
@@ -413,8 +440,11 @@ uint32_t meta__open_count(meta *m, uint64_t ino)
     return n;
 }
 
-static void open_add(meta *m, uint64_t ino, int delta)
+/* Adds delta to ino's open count. Returns 1 if that dropped the last open
+ * of an inode marked orphan, else 0. */
+static int open_add(meta *m, uint64_t ino, int delta)
 {
+    int last_orphan = 0;
     pthread_mutex_lock(&m->open_mu);
     meta__ocnt **pp = ocnt_slot(m, ino);
     if (!*pp) {
@@ -423,12 +453,23 @@ static void open_add(meta *m, uint64_t ino, int delta)
         (*pp)->ino = ino;
     }
     meta__ocnt *o = *pp;
-    NB_ASSERT(delta > 0 || o->n > 0);
+    NB_ASSERT(delta > 0 || o->n >= (uint32_t)-delta);
     o->n = (uint32_t)((int64_t)o->n + delta);
     if (o->n == 0) {
+        last_orphan = o->orphan;
         *pp = o->next;
         free(o);
     }
+    pthread_mutex_unlock(&m->open_mu);
+    return last_orphan;
+}
+
+void meta__open_mark_orphan(meta *m, uint64_t ino)
+{
+    pthread_mutex_lock(&m->open_mu);
+    meta__ocnt *o = *ocnt_slot(m, ino);
+    if (o)
+        o->orphan = true;
     pthread_mutex_unlock(&m->open_mu);
 }
 
@@ -437,17 +478,32 @@ void meta__open_add(meta *m, uint64_t ino)
     open_add(m, ino, 1);
 }
 
-int meta_open_inode(meta *m, uint64_t ino)
+int meta_open_attr(meta *m, uint64_t ino, meta_attr *out)
 {
+    /* Read before locking; under the lock (which orders the count against
+     * unlink's and release's decisions) again only if the inode's stripe
+     * saw a commit in between (meta__gens). */
+    meta__gens g = {0};
+    meta__gens_note(m, &g, ino);
+    meta__inode in;
+    int rc = meta__inode_get(m, NULL, ino, &in);
     meta__txn t;
     meta__txn_init(&t, m);
     meta__txn_lock(&t, &ino, 1);
-    meta__inode in;
-    int rc = meta__inode_get(m, NULL, ino, &in);
-    if (rc == 0)
-        open_add(m, ino, 1);
+    if (!meta__gens_same(m, &g))
+        rc = meta__inode_get(m, NULL, ino, &in);
+    if (rc == 0) {
+        (void)open_add(m, ino, 1);
+        if (out)
+            *out = in.a;
+    }
     meta__txn_end(&t);
     return rc;
+}
+
+int meta_open_inode(meta *m, uint64_t ino)
+{
+    return meta_open_attr(m, ino, NULL);
 }
 
 int meta_release(meta *m, uint64_t ino)
@@ -458,11 +514,11 @@ int meta_release(meta *m, uint64_t ino)
     int rc = 0;
     if (meta__open_count(m, ino) == 0) {
         rc = -EBADF;
-    } else {
-        open_add(m, ino, -1);
+    } else if (open_add(m, ino, -1)) {
+        /* The last open of an inode orphaned while open: it goes unless it
+         * was linked again. An inode never orphaned has links: no read. */
         meta__inode in;
-        if (meta__open_count(m, ino) == 0 && meta__inode_get(m, NULL, ino, &in) == 0 &&
-            in.a.nlink == 0) {
+        if (meta__inode_get(m, NULL, ino, &in) == 0 && in.a.nlink == 0) {
             rc = meta__destroy(&t, &in, true);
             if (rc == 0)
                 rc = meta__txn_commit(&t, 0);
@@ -558,6 +614,7 @@ static void orphan_put(meta__txn *t, uint64_t ino, int64_t now)
 void meta__orphan_put(meta__txn *t, uint64_t ino, int64_t now)
 {
     orphan_put(t, ino, now);
+    meta__open_mark_orphan(t->m, ino);
 }
 
 int meta__drop_link(meta__txn *t, meta__inode *in, int64_t now)
@@ -572,7 +629,7 @@ int meta__drop_link(meta__txn *t, meta__inode *in, int64_t now)
         return 0;
     }
     if (!S_ISDIR(in->a.mode) && meta__open_count(t->m, in->a.ino) > 0) {
-        orphan_put(t, in->a.ino, now);
+        meta__orphan_put(t, in->a.ino, now);
         meta__inode_put(t, in);
         return 0;
     }

@@ -120,6 +120,8 @@ int meta_lookup(meta *m, const meta_cred *c, uint64_t parent, const char *name,
 
 /* access(2)-style check: mask of R_OK|W_OK|X_OK (0 = existence). -EACCES. */
 int meta_access(meta *m, const meta_cred *c, uint64_t ino, int mask) NB_MUST_CHECK;
+/* The same check on attributes the caller already holds (no read). */
+int meta_perm(const meta_cred *c, const meta_attr *a, int mask) NB_MUST_CHECK;
 
 enum {
     META_SET_MODE = 1u << 0,
@@ -236,6 +238,10 @@ int meta_list(meta *m, uint64_t dir, const char *after, unsigned flags, meta_dir
  * last name keeps it (in the orphan set) until meta_release() drops the
  * last open. -ENOENT if ino does not exist. */
 int meta_open_inode(meta *m, uint64_t ino) NB_MUST_CHECK;
+/* meta_open_inode that also gives the inode's attributes, as of the open
+ * (one inode read for both; checks nothing: pair a refused open with
+ * meta_release()). */
+int meta_open_attr(meta *m, uint64_t ino, meta_attr *out) NB_MUST_CHECK;
 /* Drops one open; reclaims the inode if that was the last open of an
  * unlinked inode. */
 int meta_release(meta *m, uint64_t ino) NB_MUST_CHECK;

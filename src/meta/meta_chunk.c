@@ -399,7 +399,9 @@ int meta_publish_inline(meta *m, uint64_t ino, const meta_write *w, size_t n, ui
     for (size_t i = 0; i < n && rc == 0;) {
         uint32_t idx = order[i]->chunk;
         smap sm = {0};
-        rc = read_map(m, NULL, ino, idx, &sm);
+        /* A file that never had a map (a new file's first publish) has
+         * nothing to read. */
+        rc = (in.flags & META_INO_F_NOCHUNK) ? 0 : read_map(m, NULL, ino, idx, &sm);
         for (; i < n && order[i]->chunk == idx; i++)
             smap_push(&sm, order[i]->slice);
         if (rc == 0) {

@@ -28,6 +28,10 @@ typedef struct meta__inode {
 typedef struct meta__ocnt {
     uint64_t ino;
     uint32_t n;
+    /* An orphan record was written for it while open (maybe since linked
+     * again): the last release reads the inode to see whether it goes.
+     * Without it the inode has links and the last release reads nothing. */
+    bool orphan;
     struct meta__ocnt *next;
 } meta__ocnt;
 
@@ -55,6 +59,9 @@ struct meta {
      * statfs without it (hence atomics). */
     _Atomic int64_t use_inodes[META_NSTRIPES];
     _Atomic int64_t use_bytes[META_NSTRIPES];
+    /* Per stripe, raised by every commit under it before and after its
+     * kv write (odd while one is in flight): see meta__gens. */
+    _Atomic uint64_t gens[META_NSTRIPES];
     pthread_mutex_t id_mu;
     uint64_t id_next[2];
     uint64_t id_limit[2];
@@ -90,6 +97,22 @@ int meta__txn_commit_seq(meta__txn *t, uint64_t *seq) NB_MUST_CHECK;
 void meta__txn_end(meta__txn *t);
 
 uint32_t meta__stripe(uint64_t ino);
+
+/* Optimistic reads (a seqlock per stripe): note the generations of the
+ * stripes guarding what you read (a dentry and a directory inode: the
+ * directory's stripe; an inode: its own), read without locks, lock, and
+ * if meta__gens_same() nothing was committed under those stripes since
+ * the notes, so the reads are what the store holds now and need not be
+ * repeated under the locks. Load each generation before the reads it
+ * guards. Keeps the reads out of the critical section: writers in one
+ * directory overlap their reads with each other's commits. */
+typedef struct meta__gens {
+    uint32_t s[4];
+    uint64_t g[4];
+    int n;
+} meta__gens;
+void meta__gens_note(meta *m, meta__gens *g, uint64_t ino);
+bool meta__gens_same(meta *m, const meta__gens *g);
 
 /* Keys. */
 void meta__key_ino(uint8_t k[9], uint8_t tag, uint64_t ino);
@@ -132,7 +155,10 @@ void meta__garbage_add(meta__txn *t, uint64_t id, uint32_t size);
 
 uint32_t meta__open_count(meta *m, uint64_t ino);
 void meta__open_add(meta *m, uint64_t ino);
+/* Writes ino's orphan record into t and marks ino's open count (if it is
+ * open; call it again after counting the open of a new orphan). */
 void meta__orphan_put(meta__txn *t, uint64_t ino, int64_t now);
+void meta__open_mark_orphan(meta *m, uint64_t ino);
 
 /* Looks up parent/name (*ino 0 when there is no such entry; parent 0:
  * none) and locks the stripes of that inode and of locks[0..n) (n <= 5),

@@ -110,6 +110,23 @@ static int check_space(meta *m, int64_t inodes)
     return st.inodes_used + (uint64_t)inodes > m->opts.max_inodes ? -ENOSPC : 0;
 }
 
+/* What creation reads: the directory, and that name is free in it. */
+static int make_reads(meta *m, const meta_cred *c, uint64_t parent, const char *name, size_t len,
+                      int tmpfile, meta__inode *dir)
+{
+    int rc = get_dir(m, c, parent, dir);
+    if (rc == 0 && !tmpfile) {
+        uint64_t x;
+        uint32_t xt;
+        if (meta__is_dot(name, len))
+            rc = -EEXIST;
+        else
+            rc = meta__dentry_get(m, NULL, parent, name, len, &x, &xt, NULL);
+        rc = rc == -ENOENT ? 0 : rc == 0 ? -EEXIST : rc;
+    }
+    return rc;
+}
+
 static int do_make(meta *m, const meta_cred *c, uint64_t parent, const char *name,
                    const mk_args *ma, meta_attr *out)
 {
@@ -145,20 +162,17 @@ static int do_make(meta *m, const meta_cred *c, uint64_t parent, const char *nam
         if (tlen > META_SYMLINK_MAX)
             return -ENAMETOOLONG;
     }
+    /* Read before locking; again under the lock only if a commit in this
+     * directory's stripe came between (meta__gens). */
+    meta__gens g = {0};
+    meta__gens_note(m, &g, parent);
+    meta__inode dir, in;
+    rc = make_reads(m, c, parent, name, len, ma->tmpfile, &dir);
     meta__txn t;
     meta__txn_init(&t, m);
     meta__txn_lock(&t, &parent, 1);
-    meta__inode dir, in;
-    rc = get_dir(m, c, parent, &dir);
-    if (rc == 0 && !ma->tmpfile) {
-        uint64_t x;
-        uint32_t xt;
-        if (meta__is_dot(name, len))
-            rc = -EEXIST;
-        else
-            rc = meta__dentry_get(m, NULL, parent, name, len, &x, &xt, NULL);
-        rc = rc == -ENOENT ? 0 : rc == 0 ? -EEXIST : rc;
-    }
+    if (!meta__gens_same(m, &g))
+        rc = make_reads(m, c, parent, name, len, ma->tmpfile, &dir);
     if (rc == 0)
         rc = meta__perm(c, &dir.a, W_OK | X_OK);
     if (rc == 0 && dir.a.nlink == 0)
@@ -221,6 +235,8 @@ static int do_make(meta *m, const meta_cred *c, uint64_t parent, const char *nam
     rc = meta__txn_commit(&t, 0);
     if (rc == 0 && ma->open)
         meta__open_add(m, ino);
+    if (rc == 0 && ma->open && ma->tmpfile)
+        meta__open_mark_orphan(m, ino); /* counted only now */
     if (rc == 0 && out)
         *out = in.a;
 out:
@@ -346,24 +362,35 @@ static int do_remove(meta *m, const meta_cred *c, uint64_t parent, const char *n
         }
         uint64_t ino, cookie;
         uint32_t type;
+        meta__gens g = {0};
+        meta__gens_note(m, &g, parent);
         rc = name_get(m, c, parent, name, len, &ino, &cookie);
         if (rc != 0)
             return rc;
+        /* The reads the checks need, before locking (meta__gens). */
+        meta__gens_note(m, &g, ino);
+        int pre = get_dir(m, c, parent, &dir);
+        if (pre == 0)
+            pre = meta__inode_get(m, NULL, ino, &in);
 
         meta__txn t;
         meta__txn_init(&t, m);
         uint64_t lk[2] = {parent, ino};
         meta__txn_lock(&t, lk, 2);
-        uint64_t ino2 = 0;
-        rc = get_dir(m, c, parent, &dir);
-        if (rc == 0)
-            rc = meta__dentry_get(m, NULL, parent, name, len, &ino2, &type, &cookie);
-        if (rc == 0 && ino2 != ino) {
-            meta__txn_end(&t);
-            continue; /* the name changed before we locked: start over */
+        if (meta__gens_same(m, &g)) {
+            rc = pre;
+        } else {
+            uint64_t ino2 = 0;
+            rc = get_dir(m, c, parent, &dir);
+            if (rc == 0)
+                rc = meta__dentry_get(m, NULL, parent, name, len, &ino2, &type, &cookie);
+            if (rc == 0 && ino2 != ino) {
+                meta__txn_end(&t);
+                continue; /* the name changed before we locked: start over */
+            }
+            if (rc == 0)
+                rc = meta__inode_get(m, NULL, ino, &in);
         }
-        if (rc == 0)
-            rc = meta__inode_get(m, NULL, ino, &in);
         if (rc == 0)
             rc = meta__perm(c, &dir.a, W_OK | X_OK);
         if (rc == 0)
@@ -564,6 +591,11 @@ int meta_rename(meta *m, const meta_cred *c, uint64_t parent, const char *name, 
     for (;;) {
         rn_state s;
         memset(&s, 0, sizeof(s));
+        /* Everything read before locking, again under the locks only if a
+         * commit under one of their stripes came between (meta__gens). */
+        meta__gens g = {0};
+        meta__gens_note(m, &g, parent);
+        meta__gens_note(m, &g, newparent);
         rc = get_dir(m, c, parent, &s.op);
         if (rc == 0)
             rc = get_dir(m, c, newparent, &s.np);
@@ -573,16 +605,22 @@ int meta_rename(meta *m, const meta_cred *c, uint64_t parent, const char *name, 
             return -EBUSY;
         if (meta__is_dot(newname, newlen))
             return (flags & META_RENAME_NOREPLACE) ? -EEXIST : -EBUSY;
-        uint64_t sino, dino = 0, cookie;
+        uint64_t sino, dino = 0;
         uint32_t stype, dtype = 0;
-        rc = meta__dentry_get(m, NULL, parent, name, len, &sino, &stype, &cookie);
+        rc = meta__dentry_get(m, NULL, parent, name, len, &sino, &stype, &s.src_cookie);
         if (rc != 0)
             return rc;
-        rc = meta__dentry_get(m, NULL, newparent, newname, newlen, &dino, &dtype, &cookie);
+        rc = meta__dentry_get(m, NULL, newparent, newname, newlen, &dino, &dtype, &s.dst_cookie);
         if (rc == -ENOENT)
             dino = 0;
         else if (rc != 0)
             return rc;
+        meta__gens_note(m, &g, sino);
+        if (dino)
+            meta__gens_note(m, &g, dino);
+        int pre = meta__inode_get(m, NULL, sino, &s.src);
+        if (pre == 0 && dino)
+            pre = meta__inode_get(m, NULL, dino, &s.dst);
 
         meta__txn t;
         meta__txn_init(&t, m);
@@ -592,29 +630,34 @@ int meta_rename(meta *m, const meta_cred *c, uint64_t parent, const char *name, 
         }
         uint64_t lk[4] = {parent, newparent, sino, dino};
         meta__txn_lock(&t, lk, 4);
-        uint64_t s2 = 0, d2 = 0;
-        rc = get_dir(m, c, parent, &s.op);
-        if (rc == 0)
-            rc = get_dir(m, c, newparent, &s.np);
-        if (rc == 0)
-            rc = meta__dentry_get(m, NULL, parent, name, len, &s2, &stype, &s.src_cookie);
-        if (rc == 0) {
-            rc = meta__dentry_get(m, NULL, newparent, newname, newlen, &d2, &dtype, &s.dst_cookie);
-            if (rc == -ENOENT) {
-                d2 = 0;
-                rc = 0;
+        if (meta__gens_same(m, &g)) {
+            rc = pre;
+        } else {
+            uint64_t s2 = 0, d2 = 0;
+            rc = get_dir(m, c, parent, &s.op);
+            if (rc == 0)
+                rc = get_dir(m, c, newparent, &s.np);
+            if (rc == 0)
+                rc = meta__dentry_get(m, NULL, parent, name, len, &s2, &stype, &s.src_cookie);
+            if (rc == 0) {
+                rc = meta__dentry_get(m, NULL, newparent, newname, newlen, &d2, &dtype,
+                                      &s.dst_cookie);
+                if (rc == -ENOENT) {
+                    d2 = 0;
+                    rc = 0;
+                }
             }
-        }
-        if (rc == 0 && (s2 != sino || d2 != dino)) {
-            meta__txn_end(&t);
-            continue;
+            if (rc == 0 && (s2 != sino || d2 != dino)) {
+                meta__txn_end(&t);
+                continue;
+            }
+            if (rc == 0)
+                rc = meta__inode_get(m, NULL, sino, &s.src);
+            if (rc == 0 && dino)
+                rc = meta__inode_get(m, NULL, dino, &s.dst);
         }
         s.npp = parent == newparent ? &s.op : &s.np;
         s.have_dst = dino != 0;
-        if (rc == 0)
-            rc = meta__inode_get(m, NULL, sino, &s.src);
-        if (rc == 0 && s.have_dst)
-            rc = meta__inode_get(m, NULL, dino, &s.dst);
         if (rc == 0)
             rc = rename_locked(m, c, &t, &s, name, len, newname, newlen, flags);
         meta__txn_end(&t);

@@ -59,6 +59,11 @@ int meta__sticky_ok(const meta_cred *c, const meta_attr *dir, const meta_attr *v
     return -EPERM;
 }
 
+int meta_perm(const meta_cred *c, const meta_attr *a, int mask)
+{
+    return meta__perm(c, a, mask);
+}
+
 int meta_access(meta *m, const meta_cred *c, uint64_t ino, int mask)
 {
     meta_attr a;

@@ -273,11 +273,13 @@ int vfs__file_publish(vfs_file *f, bool sync)
 
 /* ---- Open and close -------------------------------------------------------------------------- */
 
-static int file_new(vfs *v, uint64_t ino, int flags, vfs_file **out)
+static int file_new(vfs *v, const meta_attr *a, int flags, vfs_file **out)
 {
     vfs_file *f = nb_xcalloc(1, sizeof(*f));
     f->v = v;
-    f->ino = ino;
+    f->ino = a->ino;
+    f->open_attr = *a;
+    uint64_t ino = a->ino;
     f->flags = flags;
     int acc = flags & O_ACCMODE;
     f->rd = acc == O_RDONLY || acc == O_RDWR;
@@ -351,7 +353,7 @@ static int check_open(vfs *v, const vfs_cred *c, const meta_attr *a, int flags)
         mask |= R_OK;
     if (wr)
         mask |= W_OK;
-    return vfs__errno(meta_access(v->m, c, a->ino, mask));
+    return vfs__errno(meta_perm(c, a, mask));
 }
 
 static int truncate_on_open(vfs *v, const vfs_cred *c, uint64_t ino)
@@ -374,25 +376,23 @@ int vfs_file_open(vfs *v, const vfs_cred *c, uint64_t ino, int flags, vfs_file *
 {
     *out = NULL;
     meta_attr a;
-    int rc = meta_getattr(v->m, ino, &a);
-    if (rc != 0)
-        return vfs__errno(rc);
-    rc = check_open(v, c, &a, flags);
+    /* One inode read: the open is counted together with the attributes it
+     * is checked against; a refused open drops its count again. */
+    int rc = vfs__errno(meta_open_attr(v->m, ino, &a));
     if (rc != 0)
         return rc;
-    if (S_ISDIR(a.mode))
-        return -EISDIR; /* directories are read through vfs_readdir */
-    rc = meta_open_inode(v->m, ino);
-    if (rc != 0)
-        return vfs__errno(rc);
-    if ((flags & O_TRUNC) && (flags & O_ACCMODE) != O_RDONLY && a.size > 0) {
+    rc = check_open(v, c, &a, flags);
+    if (rc == 0 && S_ISDIR(a.mode))
+        rc = -EISDIR; /* directories are read through vfs_readdir */
+    if (rc == 0 && (flags & O_TRUNC) && (flags & O_ACCMODE) != O_RDONLY && a.size > 0) {
         rc = truncate_on_open(v, c, ino);
-        if (rc != 0) {
-            VFS__IGNORE(meta_release(v->m, ino));
-            return rc;
-        }
+        a.size = 0;
     }
-    return file_new(v, ino, flags, out);
+    if (rc != 0) {
+        VFS__IGNORE(meta_release(v->m, ino));
+        return rc;
+    }
+    return file_new(v, &a, flags, out);
 }
 
 int vfs_create(vfs *v, const vfs_cred *c, uint64_t parent, const char *name, uint32_t mode,
@@ -418,7 +418,7 @@ int vfs_create(vfs *v, const vfs_cred *c, uint64_t parent, const char *name, uin
     }
     if (rc != 0)
         return rc;
-    rc = file_new(v, a.ino, flags, out);
+    rc = file_new(v, &a, flags, out);
     if (rc != 0) {
         VFS__IGNORE(meta_release(v->m, a.ino));
         return rc;
@@ -448,6 +448,11 @@ int vfs_release(vfs_file *f)
 uint64_t vfs_file_ino(const vfs_file *f)
 {
     return f->ino;
+}
+
+const vfs_attr *vfs_file_open_attr(const vfs_file *f)
+{
+    return &f->open_attr;
 }
 
 int vfs_flush(vfs_file *f)

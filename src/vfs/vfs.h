@@ -222,6 +222,9 @@ int vfs_fsync(vfs_file *f, bool datasync) NB_MUST_CHECK;
  * is a no-op. */
 int vfs_release(vfs_file *f);
 uint64_t vfs_file_ino(const vfs_file *f);
+/* The attributes the open was checked against, as read then (no read
+ * now): for a caller that wants the size at open without another read. */
+const vfs_attr *vfs_file_open_attr(const vfs_file *f);
 
 /* fallocate(2): mode 0 and FALLOC_FL_KEEP_SIZE (the store is sparse, so
  * nothing is reserved: only the size grows for mode 0),

@@ -61,6 +61,7 @@ struct vfs_file {
     vfs__inode *in;
     uint64_t ino;
     int flags;
+    meta_attr open_attr; /* as read by the open (vfs_file_open_attr) */
     bool rd, wr, append;
     pthread_mutex_t mu;
     data_ra *ra;

@@ -480,6 +480,138 @@ def test_locks_between_processes(m):
     os.close(fd)
 
 
+def _child_tries(fn):
+    """Runs fn() in a forked child: b"L" if it returned, b"B" if it failed
+    with EWOULDBLOCK/EAGAIN/EACCES (lock held elsewhere), b"?" otherwise."""
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        try:
+            fn()
+            os.write(w, b"L")
+        except OSError as e:
+            os.write(w, b"B" if e.errno in (errno.EAGAIN, errno.EACCES) else b"?")
+        os._exit(0)
+    got = os.read(r, 1)
+    os.waitpid(pid, 0)
+    os.close(r)
+    os.close(w)
+    return got
+
+
+def test_flock_and_posix_ranges_between_processes(m):
+    """BSD flock(2) and byte-range POSIX locks, each held in one process and
+    refused to another until released: the kernel keeps both for the mount
+    (no getlk/setlk/flock handlers), so this is what programs rely on."""
+    p = m.p("flock")
+    with open(p, "wb") as f:
+        f.write(b"x" * 100)
+    fd = os.open(p, os.O_RDWR)
+    fcntl.flock(fd, fcntl.LOCK_EX)
+
+    def try_flock():
+        fd2 = os.open(p, os.O_RDWR)
+        fcntl.flock(fd2, fcntl.LOCK_EX | fcntl.LOCK_NB)
+
+    assert _child_tries(try_flock) == b"B"
+    fcntl.flock(fd, fcntl.LOCK_UN)
+    assert _child_tries(try_flock) == b"L"
+    # A POSIX lock of bytes 0..9: another process may lock 10..19, not 5..14.
+    fcntl.lockf(fd, fcntl.LOCK_EX, 10, 0)
+
+    def try_range(start):
+        def f():
+            fd2 = os.open(p, os.O_RDWR)
+            fcntl.lockf(fd2, fcntl.LOCK_EX | fcntl.LOCK_NB, 10, start)
+        return f
+
+    assert _child_tries(try_range(10)) == b"L"
+    assert _child_tries(try_range(5)) == b"B"
+    fcntl.lockf(fd, fcntl.LOCK_UN, 10, 0)
+    assert _child_tries(try_range(5)) == b"L"
+    os.close(fd)
+
+
+def test_splice_in_and_out(m):
+    """splice(2) between a pipe and files on the mount, both directions."""
+    data = os.urandom(300000)
+    src = m.p("splice_src")
+    with open(src, "wb") as f:
+        f.write(data)
+    r, w = os.pipe()
+    fcntl.fcntl(w, 1031, 1 << 20)  # F_SETPIPE_SZ: the whole file fits
+    fin = os.open(src, os.O_RDONLY)
+    fout = os.open(m.p("splice_dst"), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    moved = 0
+    while moved < len(data):
+        n = os.splice(fin, w, len(data) - moved)
+        assert n > 0
+        left = n
+        while left:
+            k = os.splice(r, fout, left)
+            assert k > 0
+            left -= k
+        moved += n
+    os.close(fin)
+    os.close(fout)
+    os.close(r)
+    os.close(w)
+    with open(m.p("splice_dst"), "rb") as f:
+        assert f.read() == data
+
+
+def test_fifo_and_socket_nodes(m):
+    """mknod of a FIFO and a socket under the mount; the FIFO carries bytes
+    (the kernel serves it locally, the node is ours)."""
+    fifo = m.p("fifo")
+    os.mkfifo(fifo, 0o644)
+    assert stat.S_ISFIFO(os.stat(fifo).st_mode)
+    fd = os.open(fifo, os.O_RDWR | os.O_NONBLOCK)
+    os.write(fd, b"through the fifo")
+    assert os.read(fd, 100) == b"through the fifo"
+    os.close(fd)
+    sock = m.p("sock")
+    os.mknod(sock, stat.S_IFSOCK | 0o600)
+    assert stat.S_ISSOCK(os.stat(sock).st_mode)
+    assert sorted(n for n in os.listdir(m.mnt) if n in ("fifo", "sock")) == ["fifo", "sock"]
+    os.unlink(fifo)
+    os.unlink(sock)
+    assert not os.path.exists(fifo)
+
+
+def test_sigint_unmounts_cleanly(tmp_path):
+    mt = Mounted(tmp_path).start()
+    with open(mt.p("f"), "wb") as f:
+        f.write(b"kept")
+    assert mt.stop(signal.SIGINT) == 0
+    assert not is_mounted(mt.mnt)
+    mt.start()
+    with open(mt.p("f"), "rb") as f:
+        assert f.read() == b"kept"
+    assert mt.stop() == 0
+
+
+def test_read_only_mount(tmp_path):
+    mt = Mounted(tmp_path).start()
+    with open(mt.p("f"), "wb") as f:
+        f.write(b"before")
+    os.mkdir(mt.p("d"))
+    assert mt.stop() == 0
+    mt = Mounted(tmp_path, "--mount-read-only").start()
+    try:
+        with open(mt.p("f"), "rb") as f:
+            assert f.read() == b"before"
+        assert os.listdir(mt.p("d")) == []
+        for fn, args in ((os.open, (mt.p("f"), os.O_WRONLY)),
+                         (os.open, (mt.p("new"), os.O_WRONLY | os.O_CREAT, 0o644)),
+                         (os.unlink, (mt.p("f"),)), (os.mkdir, (mt.p("e"),)),
+                         (os.rename, (mt.p("f"), mt.p("g"))), (os.chmod, (mt.p("f"), 0o600))):
+            expect_errno(errno.EROFS, fn, *args)
+        assert os.statvfs(str(mt.mnt)).f_flag & os.ST_RDONLY
+    finally:
+        assert mt.stop() == 0
+
+
 def test_shared_mmap_writes_reach_storage(tmp_path):
     mt = Mounted(tmp_path).start()
     p = mt.p("mm")

@@ -853,6 +853,76 @@ static void test_segments(void **state)
 
 typedef struct {
     disk_env *e;
+    int t, errors;
+} sw_arg;
+
+/* Large puts from an aligned buffer of whole AUs (the table from the
+ * put's stack) and from an odd length (data and table in one bounce
+ * buffer), by more writers than io_uring has transfer rings, so that some
+ * find every ring busy and write data and table the plain way. */
+static void *sw_thread(void *arg)
+{
+    sw_arg *a = arg;
+    const size_t cap = (256u << 10) + 4096;
+    uint8_t *b = nb_xaligned_alloc(4096, cap);
+    for (int i = 0; i < 6; i++) {
+        uint64_t id = (uint64_t)(a->t * 100 + i);
+        size_t len = i % 2 ? (256u << 10) + 123 + (size_t)a->t : (256u << 10);
+        dt_fill(b, len, dt_id(id), 1);
+        if (disk_put(a->e, dt_id(id), b, len) != 0)
+            a->errors++;
+    }
+    free(b);
+    return NULL;
+}
+
+static void test_segments_writers(void **state)
+{
+    const mode *m = *state;
+    char *dir = nb_test_dir("segwriters");
+    disk_env *e = open_mode(m, dir);
+    enum { W = 12 };
+    pthread_t th[W];
+    sw_arg a[W];
+    for (int t = 0; t < W; t++) {
+        a[t] = (sw_arg){e, t, 0};
+        pthread_create(&th[t], NULL, sw_thread, &a[t]);
+    }
+    for (int t = 0; t < W; t++) {
+        pthread_join(th[t], NULL);
+        assert_int_equal(a[t].errors, 0);
+    }
+    for (int pass = 0; pass < 2; pass++) {
+        uint8_t *want = malloc((256u << 10) + 200), *b = malloc(3 * DISK_SEG_SIZE);
+        for (int t = 0; t < W; t++)
+            for (int i = 0; i < 6; i++) {
+                uint64_t id = (uint64_t)(t * 100 + i);
+                size_t len = i % 2 ? (256u << 10) + 123 + (size_t)t : (256u << 10), got;
+                dt_fill(want, len, dt_id(id), 1);
+                /* Ranges check the table, then the segments they touch. */
+                uint64_t off = (uint64_t)(t * 7 + i) * 9973 % len;
+                ASSERT_OK(disk_read(e, dt_id(id), off, 2 * DISK_SEG_SIZE, b, &got));
+                assert_int_equal(got,
+                                 len - off < 2 * DISK_SEG_SIZE ? len - off : 2 * DISK_SEG_SIZE);
+                assert_memory_equal(b, want + off, got);
+                ASSERT_OK(disk_read(e, dt_id(id), len - 5, 100, b, &got));
+                assert_int_equal(got, 5);
+                assert_memory_equal(b, want + len - 5, 5);
+            }
+        free(want);
+        free(b);
+        ASSERT_OK(disk_close(e));
+        char *argv[] = {"disk", "check", dir, NULL};
+        assert_int_equal(disk_tool_main(3, argv), 0); /* every table against its bytes */
+        if (pass == 0)
+            e = open_mode(m, dir);
+    }
+    nb_test_rmdir(dir);
+    free(dir);
+}
+
+typedef struct {
+    disk_env *e;
     int t;
 } zw_arg;
 
@@ -1470,6 +1540,8 @@ int main(void)
         cmocka_unit_test_prestate(test_checksum, &uring_direct),
         cmocka_unit_test_prestate(test_segments, &posix_buffered),
         cmocka_unit_test_prestate(test_segments, &uring_direct),
+        cmocka_unit_test_prestate(test_segments_writers, &posix_buffered),
+        cmocka_unit_test_prestate(test_segments_writers, &uring_direct),
         cmocka_unit_test(test_older_format),
         cmocka_unit_test(test_checkpoints),
         cmocka_unit_test(test_wal_zeros_ahead),

@@ -381,6 +381,30 @@ static void test_orphans(void **state)
     ASSERT_OK(meta_release(m, t));
     m = reopen(m);
     assert_int_equal(attr(m, t).size, 100);
+
+    /* The last release reads the inode only for an inode orphaned while
+     * open: each way of orphaning one must still end it at that release
+     * (without a reopen, which would reclaim it anyway). */
+    ASSERT_OK(meta_tmpfile(m, &root_cred, ROOT, 0644, &a)); /* never named */
+    uint64_t tf = a.ino;
+    ASSERT_OK(meta_release(m, tf));
+    ASSERT_RC(meta_getattr(m, tf, &a), -ENOENT);
+    uint64_t victim = mk(m, ROOT, "victim", S_IFREG | 0644);
+    mk(m, ROOT, "over", S_IFREG | 0644);
+    ASSERT_OK(meta_open_attr(m, victim, &a)); /* replaced by a rename while open */
+    assert_int_equal(a.ino, victim);
+    assert_int_equal(a.nlink, 1);
+    ASSERT_OK(meta_rename(m, &root_cred, ROOT, "over", ROOT, "victim", 0));
+    ASSERT_OK(meta_getattr(m, victim, &a));
+    assert_int_equal(a.nlink, 0);
+    ASSERT_OK(meta_release(m, victim));
+    ASSERT_RC(meta_getattr(m, victim, &a), -ENOENT);
+    uint64_t kept = ino_of(m, ROOT, "victim"); /* opened, released: stays */
+    ASSERT_OK(meta_open_inode(m, kept));
+    ASSERT_OK(meta_release(m, kept));
+    assert_int_equal(attr(m, kept).nlink, 1);
+    meta_statfs_get(m, &st);
+    assert_int_equal(st.inodes_used, 3); /* root, obj, victim */
     meta_close(m);
 }
 
