@@ -261,7 +261,10 @@ nkv_cache_handle *nkv__cache_publish(nkv_cache *c, nkv_cache_handle *e, void *va
     *slot = e;
     s->count++;
     s->usage += charge;
-    if (s->count > s->tsize)
+    /* At most one entry per two buckets: a lookup's chain walk touches each
+     * entry's header, a cache miss apiece (the entries are the blocks), and
+     * a full table of 8 MiB of 4 KiB blocks sat at ~1 entry per bucket. */
+    if (s->count > s->tsize / 2)
         grow(s);
     while (s->usage > s->capacity && s->lru.next != &s->lru && ndead < 64) {
         nkv_cache_handle *old = s->lru.next;
