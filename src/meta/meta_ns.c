@@ -301,16 +301,7 @@ int meta_link(meta *m, const meta_cred *c, uint64_t ino, uint64_t parent, const 
     uint64_t lk[2] = {ino, parent};
     meta__txn_lock(&t, lk, 2);
     meta__inode dir, in;
-    rc = get_dir(m, c, parent, &dir);
-    if (rc == 0) {
-        uint64_t x;
-        uint32_t xt;
-        if (meta__is_dot(name, len))
-            rc = -EEXIST;
-        else
-            rc = meta__dentry_get(m, NULL, parent, name, len, &x, &xt, NULL);
-        rc = rc == -ENOENT ? 0 : rc == 0 ? -EEXIST : rc;
-    }
+    rc = make_reads(m, c, parent, name, len, 0, &dir);
     if (rc == 0)
         rc = meta__inode_get(m, NULL, ino, &in);
     if (rc == 0 && m->opts.protected_hardlinks && !meta__is_owner(c, &in.a)) {
