@@ -123,6 +123,31 @@ static void test_roundtrip_and_tails(void **state)
     free(dir);
 }
 
+/* The log at path holds exactly n records, record i being fill(i) of
+ * WAL_FILL_LEN bytes, and ends cleanly after them. */
+#define WAL_FILL_LEN 3000
+static void expect_filled_records(const nkv_env *env, const char *path, int n)
+{
+    uint8_t buf[WAL_FILL_LEN];
+    uint8_t *data;
+    size_t len;
+    ASSERT_OK(nkv__env_read_all(env, path, &data, &len));
+    nkv_wal_reader r;
+    nkv__wal_reader_init(&r, data, len, path);
+    nb_slice rec;
+    int i = 0, got;
+    while ((got = nkv__wal_read(&r, &rec)) != 0) {
+        ASSERT_OK(got < 0 ? got : 0);
+        fill(buf, sizeof buf, (size_t)i);
+        assert_int_equal(rec.len, sizeof buf);
+        assert_memory_equal(rec.ptr, buf, sizeof buf);
+        i++;
+    }
+    assert_int_equal(i, n);
+    nkv__wal_reader_free(&r);
+    free(data);
+}
+
 /* The default env writes zeros ahead of a file it has synced (its later
  * syncs then need no journal commit) and cuts them off at close; a log
  * read before the close, as after a crash, ends cleanly at the zeros. */
@@ -136,7 +161,7 @@ static void test_env_zeros_ahead(void **state)
     ASSERT_OK(env->open_write(env->ctx, path, &f));
     nkv_wal_writer w;
     nkv__wal_writer_init(&w, env, f, 0);
-    uint8_t buf[3000];
+    uint8_t buf[WAL_FILL_LEN];
     for (int i = 0; i < 200; i++) {
         fill(buf, sizeof buf, (size_t)i);
         ASSERT_OK(nkv__wal_add(&w, buf, sizeof buf));
@@ -145,23 +170,7 @@ static void test_env_zeros_ahead(void **state)
     uint64_t size;
     ASSERT_OK(env->file_size(env->ctx, path, &size));
     assert_true(size > w.size); /* zeros past the records */
-    uint8_t *data;
-    size_t len;
-    ASSERT_OK(nkv__env_read_all(env, path, &data, &len));
-    nkv_wal_reader r;
-    nkv__wal_reader_init(&r, data, len, path);
-    nb_slice rec;
-    int n = 0, got;
-    while ((got = nkv__wal_read(&r, &rec)) != 0) {
-        ASSERT_OK(got < 0 ? got : 0);
-        fill(buf, sizeof buf, (size_t)n);
-        assert_int_equal(rec.len, sizeof buf);
-        assert_memory_equal(rec.ptr, buf, sizeof buf);
-        n++;
-    }
-    assert_int_equal(n, 200);
-    nkv__wal_reader_free(&r);
-    free(data);
+    expect_filled_records(env, path, 200);
     uint64_t logical = w.size;
     ASSERT_OK(nkv__wal_close(&w));
     ASSERT_OK(env->file_size(env->ctx, path, &size));
@@ -184,7 +193,7 @@ static void test_env_zeros_fail(void **state)
     ASSERT_OK(env->open_write(env->ctx, path, &f));
     nkv_wal_writer w;
     nkv__wal_writer_init(&w, env, f, 0);
-    uint8_t buf[3000];
+    uint8_t buf[WAL_FILL_LEN];
     fill(buf, sizeof buf, 0);
     ASSERT_OK(nkv__wal_add(&w, buf, sizeof buf));
     ASSERT_OK(nkv__wal_sync(&w));
@@ -204,22 +213,7 @@ static void test_env_zeros_fail(void **state)
     uint64_t size;
     ASSERT_OK(env->file_size(env->ctx, path, &size));
     assert_int_equal(size, w.size);
-    uint8_t *data;
-    size_t len;
-    ASSERT_OK(nkv__env_read_all(env, path, &data, &len));
-    nkv_wal_reader r;
-    nkv__wal_reader_init(&r, data, len, path);
-    nb_slice rec;
-    int n = 0, got;
-    while ((got = nkv__wal_read(&r, &rec)) != 0) {
-        ASSERT_OK(got < 0 ? got : 0);
-        fill(buf, sizeof buf, (size_t)n);
-        assert_memory_equal(rec.ptr, buf, sizeof buf);
-        n++;
-    }
-    assert_int_equal(n, 8);
-    nkv__wal_reader_free(&r);
-    free(data);
+    expect_filled_records(env, path, 8);
     ASSERT_OK(nkv__wal_close(&w));
     free(path);
     nb_test_rmdir(dir);
