@@ -15,23 +15,8 @@ ROUNDS=${AB_ROUNDS:-4}
 SECS=${AB_SECONDS:-0.7}
 CELLS=${AB_CELLS:-"4096:1 65536:1 4096:2 65536:2"}
 DIR=${AB_DIR:-/tmp/disk-ab}
-mkdir -p "$DIR"
-build() { # $1 source tree, $2 build dir
-    cmake -S "$1" -B "$2" -DCMAKE_BUILD_TYPE=Release >/dev/null
-    cmake --build "$2" -j2 --target nb_disk nb_common >/dev/null
-}
-rm -rf "$DIR/base-src"
-mkdir -p "$DIR/base-src"
-git archive "$BASE" | tar -x -m -C "$DIR/base-src"
-build "$DIR/base-src" "$DIR/base-build"
-build . "$DIR/new-build"
-for v in base new; do
-    # Each build's own headers: disk_stats must match its library.
-    src=$([ $v = base ] && echo "$DIR/base-src" || echo .)
-    cc -O2 -std=gnu17 -I "$src/src" -o "$DIR/drv-$v" bench/disk_bench/disk_drv.c \
-        "$DIR/$v-build/src/disk/libnb_disk.a" "$DIR/$v-build/src/common/libnb_common.a" \
-        $(pkg-config --libs liburing libxxhash) -lpthread
-done
+. bench/disk_bench/ab_build.sh
+ab_build "$DIR" "$BASE" bench/disk_bench/disk_drv.c drv
 out="$DIR/ab.txt"
 : >"$out"
 for ((r = 0; r < ROUNDS; r++)); do
